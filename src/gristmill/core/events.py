@@ -1,0 +1,70 @@
+"""The event envelope every stage publishes and consumes, and its byte codec.
+
+The envelope is versioned (``schema_version``); a consumer that meets a newer major version
+than it knows refuses the event instead of guessing (see docs/adr/0002-event-envelope.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gristmill.core.ids import new_id
+
+ENVELOPE_VERSION = 1
+
+# Event types are past-tense facts. These are the ones the stages built so far announce or
+# consume; stages may define more.
+SOURCE_AVAILABLE = "source.available"
+RAW_INGESTED = "raw.ingested"
+RECORDS_APPENDED = "records.appended"
+FEATURES_GENERATED = "features.generated"
+DATA_ANOMALOUS = "data.anomalous"
+MODEL_TRAINED = "model.trained"
+MODEL_EVALUATED = "model.evaluated"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """One fact, in the envelope every bus backend carries unchanged.
+
+    ``id`` is a ULID (sortable by creation time). ``key`` groups events about one thing (a
+    source name, a model name). ``correlation_id`` ties together all events of one pipeline
+    run; ``causation_id`` is the id of the event that caused this one (``None`` for a root).
+    ``payload`` holds JSON values only, so the envelope round-trips exactly through bytes.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(default_factory=new_id)
+    type: str
+    key: str = ""
+    payload: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime = Field(default_factory=_utcnow)
+    correlation_id: str = Field(default_factory=new_id)
+    causation_id: str | None = None
+    schema_version: int = ENVELOPE_VERSION
+
+    def caused(self, type: str, payload: dict[str, Any], *, key: str | None = None) -> Event:
+        """A new event caused by this one: same correlation, causation set to this id."""
+        return Event(
+            type=type,
+            key=self.key if key is None else key,
+            payload=payload,
+            correlation_id=self.correlation_id,
+            causation_id=self.id,
+        )
+
+    def to_bytes(self) -> bytes:
+        """Encode as UTF-8 JSON; ``Event.from_bytes`` inverts it exactly."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | str) -> Event:
+        """Decode bytes written by ``to_bytes``; raises ``pydantic.ValidationError`` if bad."""
+        return cls.model_validate_json(data)

@@ -1,0 +1,91 @@
+"""The one error tree of gristmill; every error a user can see is one of these.
+
+::
+
+    GristmillError
+    ├── ConfigError                 settings or pipeline spec are invalid
+    │   └── SpecError               the pipeline spec (names the key path)
+    ├── BackendError                a backend failed or is unknown
+    │   ├── UnknownBackendError     no backend of that name (lists the known ones)
+    │   ├── MissingExtraError       the backend's driver is not installed (install hint)
+    │   └── BackendUnavailableError the service cannot be reached
+    ├── NotFoundError               a `get_*` found nothing (names the id)
+    ├── ConflictError               the object exists and differs (immutable stores)
+    ├── DataError                   input data is bad (names file, row, column)
+    │   ├── EmptyInputError         a source produced no rows
+    │   └── SchemaChangedError      a source's schema differs from its previous batch
+    └── StageError                  a stage handler failed on an event
+
+Driver exceptions are translated at the adapter boundary and chained with ``raise … from``.
+"""
+
+from __future__ import annotations
+
+
+class GristmillError(Exception):
+    """Base of every error gristmill raises on purpose."""
+
+
+class ConfigError(GristmillError):
+    """Settings or a pipeline spec are invalid; the message says which key and how to fix it."""
+
+
+class SpecError(ConfigError):
+    """The pipeline spec is invalid; ``problems`` lists ``(key path, message)`` pairs."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class BackendError(GristmillError):
+    """A backend failed; the cause is chained."""
+
+
+class UnknownBackendError(BackendError, ConfigError):
+    """No backend of the requested name exists for a role."""
+
+
+class MissingExtraError(BackendError):
+    """A backend's optional driver is not installed; the message gives the pip command."""
+
+
+class BackendUnavailableError(BackendError):
+    """The service behind a backend cannot be reached."""
+
+
+class NotFoundError(GristmillError, LookupError):
+    """A ``get_*`` call found nothing for the id it was given."""
+
+
+class ConflictError(GristmillError):
+    """An object with that id exists already and differs from the one being written."""
+
+
+class DataError(GristmillError):
+    """Input data is bad. ``location`` names file, row and column where they are known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.row = row
+        self.column = column
+
+
+class EmptyInputError(DataError):
+    """A source produced no rows."""
+
+
+class SchemaChangedError(DataError):
+    """A source's schema differs from the schema of its previous batch."""
+
+
+class StageError(GristmillError):
+    """A stage handler failed on an event; the cause is chained."""

@@ -1,0 +1,141 @@
+"""Metadata store ports: runs, stage executions, lineage edges and the audit log.
+
+All ports here are synchronous (stores are called from stage handlers, which run in worker
+threads). Every method returns domain objects, never driver rows. ``get_*`` raises
+``NotFoundError``; ``find_*`` returns ``None``. One SQL adapter (SQLite, PostgreSQL)
+implements them all; ``gristmill.testing.metadata_contract`` is the suite each backend passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from gristmill.stores.raw import BatchCatalog
+
+RunStatus = Literal["running", "succeeded", "failed", "partial"]
+ExecutionStatus = Literal["running", "succeeded", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pipeline run; its id is the ``correlation_id`` of every event it caused."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    spec_digest: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StageExecution:
+    """One stage handling one input; ``idempotency_key`` is derived from inputs + config.
+
+    A stage that finds a succeeded execution with its key skips the work and re-announces
+    the recorded ``outputs`` (the payloads it published), so redelivery is harmless.
+    """
+
+    execution_id: str
+    stage: str
+    idempotency_key: str
+    status: ExecutionStatus
+    started_at: datetime
+    run_id: str | None = None
+    input_event_id: str | None = None
+    finished_at: datetime | None = None
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LineageEdge:
+    """``child`` was made from ``parent`` (e.g. a raw batch from a source file)."""
+
+    parent_id: str
+    parent_kind: str
+    child_id: str
+    child_kind: str
+    relation: str = "derived_from"
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to which object, and when."""
+
+    entry_id: str
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class RunStore(Protocol):
+    def start_run(self, run: Run) -> None:
+        """Record a new run; ``ConflictError`` if the id exists."""
+        ...
+
+    def finish_run(self, run_id: str, status: RunStatus, summary: dict[str, Any]) -> Run: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def find_run(self, run_id: str) -> Run | None: ...
+
+    def list_runs(self, *, limit: int = 50) -> list[Run]:
+        """Newest first."""
+        ...
+
+
+class ExecutionStore(Protocol):
+    def record_execution(self, execution: StageExecution) -> None:
+        """Insert or replace the execution with this ``execution_id``."""
+        ...
+
+    def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
+        """The newest execution of ``stage`` with that key, if any."""
+        ...
+
+    def list_executions(self, run_id: str) -> list[StageExecution]:
+        """A run's executions, oldest first."""
+        ...
+
+
+class LineageStore(Protocol):
+    def add_edges(self, edges: Sequence[LineageEdge]) -> None:
+        """Record edges; an edge already recorded is ignored (idempotent)."""
+        ...
+
+    def parents(self, node_id: str) -> list[LineageEdge]: ...
+
+    def children(self, node_id: str) -> list[LineageEdge]: ...
+
+
+class AuditLog(Protocol):
+    def append(self, entry: AuditEntry) -> None: ...
+
+    def list_entries(self, *, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+
+class MetadataStore(Protocol):
+    """The metadata store: one object exposing each role port as an attribute.
+
+    ``open`` connects and applies migrations; ``close`` releases connections.
+    """
+
+    runs: RunStore
+    executions: ExecutionStore
+    lineage: LineageStore
+    audit: AuditLog
+    batches: BatchCatalog
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
