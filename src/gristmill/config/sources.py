@@ -1,0 +1,48 @@
+"""The `sources:` section of the pipeline spec: where raw data comes from and how to read it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SourceFormat = Literal["csv", "parquet", "jsonl", "sql", "folder"]
+FileFormat = Literal["csv", "parquet", "jsonl"]
+ColumnType = Literal[
+    "string", "int64", "int32", "float64", "float32", "bool", "date", "timestamp"
+]
+
+
+class SourceSpec(BaseModel):
+    """One data source. ``name`` is filled from its key under ``sources:``.
+
+    ``columns`` declares expected column types; values that do not parse as declared are bad
+    rows, handled by ``on_bad_rows``. Without it, types are inferred from the data.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    format: SourceFormat
+    path: str | None = Field(None, description="File or folder path / fsspec URL (not for sql).")
+    url: str | None = Field(None, description="SQLAlchemy URL (sql only).")
+    query: str | None = Field(None, description="SELECT statement (sql only).")
+    pattern: str = Field("*", description="Glob of files inside a folder source.")
+    file_format: FileFormat | None = Field(
+        None, description="Format of the files in a folder source; default: by file extension."
+    )
+    columns: dict[str, ColumnType] | None = None
+    delimiter: str = ","
+    on_bad_rows: Literal["fail", "quarantine"] = "fail"
+    on_schema_change: Literal["fail", "allow"] = "fail"
+    partition_rows: int = Field(500_000, gt=0, description="Rows per Parquet part file.")
+    schedule: str | None = Field(None, description="Cron expression (used by the scheduler).")
+
+    @model_validator(mode="after")
+    def _check_fields_for_format(self) -> SourceSpec:
+        if self.format == "sql":
+            if not self.url or not self.query:
+                raise ValueError("a sql source needs both 'url' (SQLAlchemy URL) and 'query'")
+        elif not self.path:
+            raise ValueError(f"a {self.format} source needs 'path'")
+        return self

@@ -1,0 +1,50 @@
+"""What a stage is to the runtime: a synchronous handler of one event type.
+
+The runtime (``gristmill.runtime.worker``) consumes ``consumes`` events for the stage's group,
+derives the idempotency key, skips work already done (re-announcing its recorded outputs),
+runs ``handle`` in a worker thread, publishes the returned announcements as events caused by
+the input, records the execution, and only then acks. A ``DataError`` or ``ConfigError`` is
+permanent: it is recorded and announced as ``stage.failed`` instead of being retried. Any
+other exception is retried with back-off and dead-lettered after the bus's budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gristmill.core.events import Event
+
+STAGE_FAILED = "stage.failed"
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An event a handler wants published: its type, key and payload (JSON values only)."""
+
+    type: str
+    payload: dict[str, Any]
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What a handler did: its announcements and a short human summary line."""
+
+    announcements: list[Announcement] = field(default_factory=list)
+    summary: str = ""
+
+
+class Stage(Protocol):
+    """A stage: ``name`` (its consumer group), the event type it ``consumes``, its handler."""
+
+    name: str
+    consumes: str
+
+    def idempotency_key(self, event: Event) -> str:
+        """Same key ⇒ same work; derived from the event's inputs and the stage's config."""
+        ...
+
+    def handle(self, event: Event) -> StageOutcome:
+        """Do the work for ``event``; must be safe to call again with the same event."""
+        ...
