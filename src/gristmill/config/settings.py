@@ -1,0 +1,161 @@
+"""The one typed settings tree: defaults < ``gristmill.toml`` < ``GRISTMILL_…`` env < CLI flags.
+
+Each backend is chosen by a short lowercase name with its URL. Environment variables use
+``__`` between levels: ``GRISTMILL_BUS__BACKEND=redis``, ``GRISTMILL_BUS__URL=redis://…``.
+Settings are loaded once at the edge (CLI, server) and passed down; nothing reads them
+globally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gristmill.errors import ConfigError
+
+BUS_BACKENDS = ("sqlite", "redis", "nats")
+METADATA_BACKENDS = ("sqlite", "postgres")
+EXECUTOR_BACKENDS = ("inline", "local", "dask")
+DEFAULT_CONFIG_FILE = "gristmill.toml"
+
+
+def _known(kind: str, value: str, known: tuple[str, ...]) -> str:
+    if value not in known:
+        raise ValueError(f"no {kind} backend named {value!r}; known: {', '.join(known)}")
+    return value
+
+
+class BusSettings(BaseModel):
+    """The event bus. ``url`` defaults to a SQLite file under ``home``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = "sqlite"
+    url: str | None = None
+    namespace: str = Field("gristmill", pattern=r"^[A-Za-z0-9_-]+$")
+    max_attempts: int = Field(5, ge=1, description="Deliveries before an event is dead-lettered.")
+    ack_wait: float = Field(30.0, gt=0, description="Seconds a delivery is leased before redelivery.")
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        return _known("bus", value, BUS_BACKENDS)
+
+
+class MetadataSettings(BaseModel):
+    """The metadata store (runs, lineage, audit, raw batch manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = "sqlite"
+    url: str | None = None
+    db_schema: str | None = Field(None, description="PostgreSQL schema for all tables.")
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        return _known("metadata", value, METADATA_BACKENDS)
+
+
+class RawSettings(BaseModel):
+    """The raw data store: a local path or any fsspec URL (``s3://bucket/raw``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    max_workers: int | None = Field(None, ge=1, description="Parallel part writers.")
+
+
+class ExecutorSettings(BaseModel):
+    """Where compute runs: ``inline``, ``local`` (process pool) or ``dask``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = "local"
+    address: str | None = Field(None, description="dask scheduler address")
+    workers: int | None = Field(None, ge=1)
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        return _known("executor", value, EXECUTOR_BACKENDS)
+
+
+class Settings(BaseSettings):
+    """Everything that says *where* gristmill keeps and moves things (not *what* it does)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRISTMILL_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(Path(".gristmill"), description="Folder for the embedded stores.")
+    bus: BusSettings = BusSettings()
+    metadata: MetadataSettings = MetadataSettings()
+    raw: RawSettings = RawSettings()
+    executor: ExecutorSettings = ExecutorSettings()
+
+    def bus_url(self) -> str:
+        if self.bus.url:
+            return self.bus.url
+        if self.bus.backend == "sqlite":
+            return str(self.home / "bus.db")
+        return {"redis": "redis://127.0.0.1:6379/0", "nats": "nats://127.0.0.1:4222"}[
+            self.bus.backend
+        ]
+
+    def metadata_url(self) -> str:
+        if self.metadata.url:
+            return self.metadata.url
+        if self.metadata.backend == "sqlite":
+            return f"sqlite:///{self.home / 'metadata.db'}"
+        return "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+    def raw_url(self) -> str:
+        return self.raw.url or str(self.home / "raw")
+
+
+def _settings_class(toml_file: Path | None) -> type[Settings]:
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    return FileSettings
+
+
+def load_settings(
+    config_file: Path | str | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Load settings: defaults, then the TOML file, then ``GRISTMILL_*`` env, then ``overrides``.
+
+    ``config_file`` defaults to ``./gristmill.toml`` when it exists; a file named explicitly
+    must exist. Invalid values raise ``ConfigError`` naming the key and the file.
+    """
+    path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
+    if config_file and not path.is_file():
+        raise ConfigError(f"settings file {str(path)!r} does not exist; pass an existing file")
+    toml_file = path if path.is_file() else None
+    try:
+        loaded = _settings_class(toml_file)(**(overrides or {}))
+    except ValidationError as exc:
+        where = f" (from {toml_file}, GRISTMILL_* environment or flags)" if toml_file else ""
+        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("invalid settings" + where + ":\n" + "\n".join(lines)) from exc
+    return Settings.model_validate(loaded.model_dump())

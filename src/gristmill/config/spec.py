@@ -1,0 +1,163 @@
+"""The pipeline spec: one YAML file describing a pipeline, validated up front.
+
+Every stage reads its own section. Sections of stages not built yet are checked for form and
+reported as skipped by ``gristmill run``. Errors name the key path and what was expected.
+The documented schema is docs/spec.md; ``PipelineSpec.model_json_schema()`` is its source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gristmill.config.sources import SourceSpec
+from gristmill.errors import SpecError
+
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FeatureSetSpec(_Section):
+    from_: list[str] = Field(alias="from", min_length=1)
+    entity: str | None = None
+    timestamp: str | None = None
+    label: str | None = None
+    steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
+    select: dict[str, Any] | None = None
+    online: dict[str, Any] | None = None
+
+
+class SplitSpec(_Section):
+    strategy: Literal["sequential", "random", "shuffled", "stratified", "time", "group", "custom"]
+    test_size: float = Field(0.25, gt=0, lt=1)
+    validation_size: float | None = Field(None, gt=0, lt=1)
+    seed: int | None = None
+    column: str | None = None
+
+
+class CandidateSpec(_Section):
+    name: str = Field(pattern=NAME_PATTERN)
+    algorithm: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    tune: dict[str, Any] | None = None
+
+
+class TrainSpec(_Section):
+    candidates: list[CandidateSpec] = Field(min_length=1)
+
+
+class EvaluateSpec(_Section):
+    metric: str
+    evaluators: list[str] = Field(default_factory=list)
+
+
+class DeploySpec(_Section):
+    policy: Literal["manual", "gated", "always"] = "gated"
+    min_improvement: float = 0.0
+    canary: float | None = Field(None, ge=0, le=1)
+
+
+class ServeSpec(_Section):
+    latency_budget_ms: float | None = Field(None, gt=0)
+
+
+class MonitorSpec(_Section):
+    drift: dict[str, Any] | None = None
+    rollback: dict[str, Any] | None = None
+
+
+class PipelineSpec(_Section):
+    """A whole pipeline. Only ``name`` and ``sources`` are required."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    sources: dict[str, SourceSpec] = Field(min_length=1)
+    features: dict[str, FeatureSetSpec] | None = None
+    split: SplitSpec | None = None
+    train: TrainSpec | None = None
+    evaluate: EvaluateSpec | None = None
+    deploy: DeploySpec | None = None
+    serve: ServeSpec | None = None
+    monitor: MonitorSpec | None = None
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _name_sources(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                name: ({**body, "name": name} if isinstance(body, dict) else body)
+                for name, body in value.items()
+            }
+        return value
+
+    def built_stages(self) -> list[str]:
+        """Sections present in this spec whose stage gristmill runs today."""
+        return ["ingestion"]
+
+    def skipped_sections(self) -> list[str]:
+        """Sections present in this spec whose stages are not built yet."""
+        later = ("features", "split", "train", "evaluate", "deploy", "serve", "monitor")
+        return [name for name in later if getattr(self, name) is not None]
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        return f"{error['input']!r} is not one of {expected}"
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling, or see docs/spec.md for the keys allowed here)"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if part not in ("function-after",)) or "(top)"
+
+
+def parse_spec(data: Any, *, origin: str = "<spec>", base_dir: Path | None = None) -> PipelineSpec:
+    """Validate already-parsed YAML data; relative source paths resolve against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: a pipeline spec must be a mapping with 'name' and 'sources'")
+    try:
+        spec = PipelineSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = [(_key_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        text = "\n".join(f"  {path}: {message}" for path, message in problems)
+        raise SpecError(f"{origin} is not a valid pipeline spec:\n{text}", problems) from exc
+    return _resolve_paths(spec, base_dir) if base_dir else spec
+
+
+def _resolve_paths(spec: PipelineSpec, base_dir: Path) -> PipelineSpec:
+    sources = {}
+    for name, source in spec.sources.items():
+        path = source.path
+        if path and "://" not in path and not Path(path).is_absolute():
+            source = source.model_copy(update={"path": str((base_dir / path).resolve())})
+        sources[name] = source
+    return spec.model_copy(update={"sources": sources})
+
+
+def load_spec(path: Path | str) -> PipelineSpec:
+    """Read and validate a spec file; ``SpecError`` names the file, line or key path."""
+    file = Path(path)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read pipeline spec {str(file)!r}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{file}:{where} is not valid YAML: {exc}") from exc
+    return parse_spec(data, origin=str(file), base_dir=file.parent)
