@@ -1,0 +1,130 @@
+"""The ``gristmill`` command: global options, error display, and the verb groups."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from gristmill import __version__
+from gristmill.cli.console import console, err_console
+from gristmill.errors import ConfigError, GristmillError
+
+HELP = """\
+gristmill takes data from its sources to a model serving predictions, and keeps watching it.
+
+Every stage reads and writes stores and announces its work on an event bus. By default
+everything is embedded (SQLite bus and metadata, Parquet files under .gristmill/); point
+it at Redis, NATS or PostgreSQL with a gristmill.toml, GRISTMILL_* variables or the flags
+below — the same pipeline runs unchanged.
+
+Start here:
+
+  gristmill run examples/penguins/pipeline.yaml   run a whole pipeline, print a summary
+  gristmill ls batches                            what has been ingested
+  gristmill show ID                               one run, batch or execution in detail
+  gristmill doctor                                settings in force, backends reachable?
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"gristmill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Settings file (default: ./gristmill.toml if any)."),
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option(help="Folder of the embedded stores (default .gristmill).")
+    ] = None,
+    bus: Annotated[
+        str | None, typer.Option(help="Bus backend: sqlite, redis or nats.")
+    ] = None,
+    bus_url: Annotated[str | None, typer.Option(help="URL of the bus backend.")] = None,
+    namespace: Annotated[
+        str | None, typer.Option(help="Bus namespace (stream / subject / table prefix).")
+    ] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="Metadata backend: sqlite or postgres.")
+    ] = None,
+    metadata_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the metadata store.")
+    ] = None,
+    raw_url: Annotated[
+        str | None, typer.Option(help="Raw store root: a path or fsspec URL.")
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Settings precedence: defaults < gristmill.toml < GRISTMILL_* environment < these flags."""
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    for section, key, value in (
+        ("bus", "backend", bus),
+        ("bus", "url", bus_url),
+        ("bus", "namespace", namespace),
+        ("metadata", "backend", metadata),
+        ("metadata", "url", metadata_url),
+        ("raw", "url", raw_url),
+    ):
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx.obj = {"config": config, "overrides": overrides}
+
+
+def _register() -> None:
+    from gristmill.cli import doctor, inspect, running, worker
+
+    running.register(app)
+    worker.register(app)
+    inspect.register(app)
+    doctor.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point: run the app, turning gristmill errors into a clear message and exit code."""
+    try:
+        app(standalone_mode=False)
+    except GristmillError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,149 @@
+"""Verbs that make things happen: ``run`` a pipeline, ``ingest`` one source."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.cli.summary import print_run_summary
+from gristmill.config.settings import Settings
+from gristmill.config.sources import SourceSpec
+from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
+from gristmill.core.events import RAW_INGESTED, Event
+from gristmill.errors import ConfigError
+from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events
+from gristmill.runtime.wiring import open_services
+from gristmill.stages.base import STAGE_FAILED
+
+DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
+EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
+
+
+def _execute(settings: Settings, spec: PipelineSpec, queue: bool) -> RunReport | None:
+    async def go() -> RunReport | None:
+        async with open_services(settings) as services:
+            if queue:
+                events = source_events(spec, run_id=_queued_run_id())
+                await services.bus.publish(events)
+                for event in events:
+                    console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
+                console.print("a worker runs it: gristmill worker --stage ingestion")
+                return None
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as progress:
+                tasks = {
+                    name: progress.add_task(f"ingesting {name}", total=1) for name in spec.sources
+                }
+
+                def on_event(event: Event) -> None:
+                    if event.type in (RAW_INGESTED, STAGE_FAILED) and event.key in tasks:
+                        progress.update(tasks[event.key], completed=1)
+
+                return await run_pipeline(spec, services, on_event=on_event)
+
+    return asyncio.run(go())
+
+
+def _queued_run_id() -> str:
+    from gristmill.core.ids import new_id
+
+    return new_id()
+
+
+def run(
+    ctx: typer.Context,
+    spec_file: Annotated[Path, typer.Argument(help="The pipeline spec (YAML).", metavar="SPEC")],
+) -> None:
+    """Run a whole pipeline on the configured backends and print a summary.
+
+    Every source is ingested (concurrently) through the bus; stages not built yet are
+    reported as skipped. Example:
+
+        gristmill run examples/penguins/pipeline.yaml
+    """
+    spec = load_spec(spec_file)
+    report = _execute(settings_from(ctx), spec, queue=False)
+    if report is not None:
+        print_run_summary(report)
+        if report.run.status != "succeeded":
+            raise typer.Exit(1)
+
+
+def _adhoc_source(target: Path, name: str | None, fmt: str | None, on_bad_rows: str) -> SourceSpec:
+    if fmt is None:
+        fmt = "folder" if target.is_dir() else EXTENSIONS.get(target.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"cannot tell the format of {str(target)!r} from its extension; "
+            "pass --format csv|parquet|jsonl|folder"
+        )
+    return SourceSpec.model_validate(
+        {"name": name or target.stem, "format": fmt, "path": str(target.resolve()),
+         "on_bad_rows": on_bad_rows}
+    )
+
+
+def ingest(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="A source name from the spec, or a file/folder path.")
+    ],
+    spec_file: Annotated[
+        Path | None, typer.Option("--spec", "-s", help="Spec naming the source (default: ./pipeline.yaml).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Source name for a path (default: file stem).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Format for a path: csv, parquet, jsonl, folder.")
+    ] = None,
+    on_bad_rows: Annotated[
+        str, typer.Option(help="For a path: fail, or quarantine bad rows beside the batch.")
+    ] = "fail",
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Only announce source.available for workers.")
+    ] = False,
+) -> None:
+    """Ingest one source into the raw store and announce raw.ingested.
+
+    SOURCE is a name from the spec, or a path ingested ad hoc:
+
+        gristmill ingest customers --spec pipeline.yaml
+        gristmill ingest data/penguins.csv --name penguins
+        gristmill ingest landing/ --format folder --on-bad-rows quarantine
+    """
+    target = Path(source)
+    if target.exists():
+        src = _adhoc_source(target, name, fmt, on_bad_rows)
+        spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
+    else:
+        spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
+        if spec_path is None:
+            raise ConfigError(
+                f"{source!r} is neither an existing path nor a source of a spec; "
+                "pass --spec FILE, or a path to a file"
+            )
+        full = load_spec(spec_path)
+        if source not in full.sources:
+            known = ", ".join(full.sources)
+            raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
+        spec = full.model_copy(update={"sources": {source: full.sources[source]}})
+    report = _execute(settings_from(ctx), spec, queue=queue)
+    if report is not None:
+        print_run_summary(report)
+        if report.run.status != "succeeded":
+            raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Run")(run)
+    app.command(rich_help_panel="Run")(ingest)

@@ -1,0 +1,67 @@
+"""``gristmill worker``: stages as long-lived consumers, stopped gracefully by SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.config.settings import Settings
+from gristmill.core.urls import mask_url
+from gristmill.errors import ConfigError
+from gristmill.runtime.stages import STAGE_NAMES, build_stages
+from gristmill.runtime.wiring import open_services
+from gristmill.runtime.worker import StageWorker
+
+
+async def serve_stages(settings: Settings, names: tuple[str, ...]) -> int:
+    """Run the named stages until a stop signal; returns how many events they handled."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_services(settings) as services:
+        workers = [
+            StageWorker(stage, services.bus, services.metadata.executions)
+            for stage in build_stages(services, names)
+        ]
+        for w in workers:
+            console.print(
+                f"worker [bold]{w.consumer}[/] consumes [cyan]{w.stage.consumes}[/] "
+                f"on {settings.bus.backend} bus {mask_url(settings.bus_url())}"
+            )
+        console.print("ready; SIGTERM or Ctrl-C stops after the event in hand", style="dim")
+        await asyncio.gather(*(w.run(stop) for w in workers))
+        return sum(w.handled for w in workers)
+
+
+def worker(
+    ctx: typer.Context,
+    stage: Annotated[
+        list[str] | None,
+        typer.Option("--stage", help=f"Stage to run (repeatable): {', '.join(STAGE_NAMES)}."),
+    ] = None,
+    all_stages: Annotated[bool, typer.Option("--all", help="Run every stage.")] = False,
+) -> None:
+    """Run stages as long-lived consumers of their events.
+
+    Start as many workers as you like, on one machine or several sharing a Redis/NATS bus
+    and a PostgreSQL metadata store: workers of one stage share its events, and a
+    redelivered event never does its work twice.
+
+        gristmill worker --stage ingestion
+        gristmill --bus redis --metadata postgres worker --all
+    """
+    if all_stages == bool(stage):
+        raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
+    names = STAGE_NAMES if all_stages else tuple(stage or ())
+    handled = asyncio.run(serve_stages(settings_from(ctx), names))
+    console.print(f"stopped after handling {handled} event(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Run")(worker)

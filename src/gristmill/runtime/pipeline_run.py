@@ -1,0 +1,142 @@
+"""``gristmill run``: one pipeline run, through the bus and the stores, in one process tree.
+
+The run publishes one ``source.available`` per source (its ``correlation_id`` is the run id),
+runs the built stages as in-process workers, and follows the run through the execution
+records: an event is settled once an execution for it is terminal, and the events that
+execution recorded become pending in turn. The run ends when nothing is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gristmill.config.spec import PipelineSpec
+from gristmill.core.events import SOURCE_AVAILABLE, Event
+from gristmill.core.ids import digest_json, new_id
+from gristmill.runtime.stages import build_stages
+from gristmill.runtime.wiring import Services
+from gristmill.runtime.worker import StageWorker
+from gristmill.stages.base import STAGE_FAILED
+from gristmill.stores.metadata import Run, RunStatus, StageExecution
+
+TERMINAL = ("succeeded", "failed", "skipped")
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the end-of-run summary."""
+
+    run: Run
+    events: list[Event] = field(default_factory=list)
+    skipped_sections: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def of_type(self, event_type: str) -> list[Event]:
+        return [e for e in self.events if e.type == event_type]
+
+
+def source_events(spec: PipelineSpec, run_id: str) -> list[Event]:
+    """One ``source.available`` per source, all correlated to ``run_id``."""
+    return [
+        Event(
+            type=SOURCE_AVAILABLE,
+            key=name,
+            payload={"source": source.model_dump(mode="json")},
+            correlation_id=run_id,
+        )
+        for name, source in spec.sources.items()
+    ]
+
+
+def _status(events: list[Event]) -> RunStatus:
+    failed = sum(1 for e in events if e.type == STAGE_FAILED)
+    if failed == 0:
+        return "succeeded"
+    return "failed" if failed == len(events) else "partial"
+
+
+async def run_pipeline(
+    spec: PipelineSpec,
+    services: Services,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+    timeout: float | None = None,
+) -> RunReport:
+    """Run ``spec`` to quiescence; ``on_event`` sees each event the run produces."""
+    started = time.perf_counter()
+    run_id = new_id()
+    services.metadata.runs.start_run(
+        Run(
+            run_id=run_id,
+            pipeline=spec.name,
+            status="running",
+            started_at=datetime.now(UTC),
+            spec_digest=digest_json(spec.model_dump(mode="json")),
+        )
+    )
+    stages = build_stages(services)
+    consumed = {stage.consumes for stage in stages}
+    roots = source_events(spec, run_id)
+    await services.bus.publish(roots)
+    stop = asyncio.Event()
+    workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
+    tasks = [asyncio.create_task(w.run(stop, poll=0.05)) for w in workers]
+    report = RunReport(run=services.metadata.runs.get_run(run_id))
+    try:
+        await asyncio.wait_for(
+            _follow(services, run_id, {e.id for e in roots}, consumed, report, on_event),
+            timeout,
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    report.skipped_sections = spec.skipped_sections()
+    report.seconds = time.perf_counter() - started
+    report.run = services.metadata.runs.finish_run(
+        run_id, _status(report.events), _summary(report)
+    )
+    return report
+
+
+async def _follow(
+    services: Services,
+    run_id: str,
+    pending: set[str],
+    consumed: set[str],
+    report: RunReport,
+    on_event: Callable[[Event], None] | None,
+) -> None:
+    while pending:
+        await asyncio.sleep(0.02)
+        settled = _settled(services.metadata.executions.list_executions(run_id))
+        for event_id in list(pending & settled.keys()):
+            pending.discard(event_id)
+            for item in settled[event_id].outputs:
+                event = Event.model_validate(item)
+                report.events.append(event)
+                if on_event is not None:
+                    on_event(event)
+                if event.type in consumed:
+                    pending.add(event.id)
+
+
+def _settled(executions: list[StageExecution]) -> dict[str, StageExecution]:
+    return {
+        e.input_event_id: e
+        for e in executions
+        if e.input_event_id is not None and e.status in TERMINAL
+    }
+
+
+def _summary(report: RunReport) -> dict[str, Any]:
+    return {
+        "events": {t: len(report.of_type(t)) for t in sorted({e.type for e in report.events})},
+        "outputs": [{"type": e.type, "key": e.key, **e.payload} for e in report.events],
+        "skipped_sections": report.skipped_sections,
+        "seconds": round(report.seconds, 3),
+    }

@@ -1,0 +1,129 @@
+"""Runs a stage as a long-lived, idempotent consumer of its event type.
+
+Per delivery: derive the idempotency key; if a succeeded execution has that key, re-publish
+the events it recorded (same ids) instead of working again; otherwise run the handler in a
+thread, record the execution *with* its output events, publish them, then ack. A crash at any
+point before the ack means redelivery, and redelivery means at most a re-publication of the
+same events — never the work twice once it succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from gristmill.bus.port import Delivery, EventBus
+from gristmill.core.events import Event
+from gristmill.core.ids import new_id
+from gristmill.errors import ConfigError, DataError
+from gristmill.stages.base import STAGE_FAILED, Stage
+from gristmill.stores.metadata import ExecutionStore, StageExecution
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERRORS = (DataError, ConfigError)
+
+
+def consumer_name(stage: str) -> str:
+    """A consumer name unique to this process: ``<stage>@<host>:<pid>``."""
+    return f"{stage}@{socket.gethostname()}:{os.getpid()}"
+
+
+def retry_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential back-off before delivery ``attempt + 1``."""
+    return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+class StageWorker:
+    """Consumes ``stage.consumes`` for the group ``stage.name`` until ``stop`` is set."""
+
+    def __init__(self, stage: Stage, bus: EventBus, executions: ExecutionStore) -> None:
+        self.stage = stage
+        self.bus = bus
+        self.executions = executions
+        self.consumer = consumer_name(stage.name)
+        self.handled = 0
+
+    async def run(self, stop: asyncio.Event, *, poll: float = 0.5) -> None:
+        """Handle deliveries until ``stop`` is set; the delivery in hand is finished first."""
+        while not stop.is_set():
+            deliveries = await self.bus.consume(
+                self.stage.name, self.stage.consumes, self.consumer, max_events=1, wait=poll
+            )
+            for delivery in deliveries:
+                await self.process(delivery)
+
+    async def process(self, delivery: Delivery) -> None:
+        event = delivery.event
+        key = self.stage.idempotency_key(event)
+        done = self.executions.find_execution(self.stage.name, key)
+        if done is not None and done.status == "succeeded":
+            log.info(
+                "skipping work already done",
+                extra={"stage": self.stage.name, "event_id": event.id, "key": key},
+            )
+            outputs = [Event.model_validate(item) for item in done.outputs]
+        else:
+            outputs_or_none = await self._execute(delivery, key)
+            if outputs_or_none is None:
+                return
+            outputs = outputs_or_none
+        if outputs:
+            await self.bus.publish(outputs)
+        await self.bus.ack(delivery)
+        self.handled += 1
+
+    async def _execute(self, delivery: Delivery, key: str) -> list[Event] | None:
+        event = delivery.event
+        execution = StageExecution(
+            execution_id=new_id(),
+            stage=self.stage.name,
+            idempotency_key=key,
+            status="running",
+            started_at=datetime.now(UTC),
+            run_id=event.correlation_id,
+            input_event_id=event.id,
+        )
+        self.executions.record_execution(execution)
+        try:
+            outcome = await asyncio.to_thread(self.stage.handle, event)
+        except PERMANENT_ERRORS as exc:
+            failed = event.caused(
+                STAGE_FAILED,
+                {"stage": self.stage.name, "error": str(exc), "error_type": type(exc).__name__},
+            )
+            self._finish(execution, "failed", [failed], error=str(exc))
+            log.warning("stage failed permanently: %s", exc, extra={"stage": self.stage.name})
+            return [failed]
+        except Exception as exc:
+            final = delivery.attempt >= self.bus.max_attempts
+            self._finish(execution, "failed" if final else "running", [], error=repr(exc))
+            log.exception("stage handler raised; attempt %d", delivery.attempt)
+            await self.bus.nack(delivery, error=repr(exc), delay=retry_delay(delivery.attempt))
+            return None
+        outputs = [
+            event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements
+        ]
+        self._finish(execution, "succeeded", outputs)
+        return outputs
+
+    def _finish(
+        self,
+        execution: StageExecution,
+        status: str,
+        outputs: list[Event],
+        *,
+        error: str | None = None,
+    ) -> None:
+        finished = replace(
+            execution,
+            status=status,  # type: ignore[arg-type]
+            finished_at=datetime.now(UTC),
+            outputs=[e.model_dump(mode="json") for e in outputs],
+            error=error,
+        )
+        self.executions.record_execution(finished)
