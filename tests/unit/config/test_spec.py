@@ -1,0 +1,69 @@
+"""The pipeline spec: typed sections, and errors that name the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gristmill.config.spec import load_spec, parse_spec
+from gristmill.errors import SpecError
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "penguins" / "pipeline.yaml"
+
+
+def _spec(**sections: object) -> dict[str, object]:
+    return {"name": "p", "sources": {"s": {"format": "csv", "path": "a.csv"}}, **sections}
+
+
+def test_example_spec_is_valid_and_reports_later_stages_as_skipped() -> None:
+    spec = load_spec(EXAMPLE)
+    assert set(spec.sources) == {"penguins", "wine", "field_notes"}
+    assert spec.sources["penguins"].name == "penguins"
+    assert Path(spec.sources["wine"].path or "").is_absolute()
+    assert spec.skipped_sections() == ["features", "split", "train", "evaluate"]
+
+
+def test_wrong_format_names_key_path_and_choices() -> None:
+    data = {"name": "p", "sources": {"customers": {"format": "xlsx", "path": "c.xlsx"}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    assert (
+        "sources.customers.format",
+        "'xlsx' is not one of csv, parquet, jsonl, sql, folder",
+    ) in info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("sections", "path", "fragment"),
+    [
+        ({"split": {"strategy": "rand"}}, "split.strategy", "'rand' is not one of"),
+        ({"train": {"candidates": []}}, "train.candidates", "at least 1"),
+        ({"train": {"candidates": [{"name": "a"}]}}, "train.candidates.0.algorithm", "missing"),
+        ({"evaluate": {"metric": "f1", "extra": 1}}, "evaluate.extra", "unknown key"),
+        ({"deploy": {"canary": 2}}, "deploy.canary", "less than or equal to 1"),
+    ],
+)
+def test_sections_of_later_stages_must_be_well_formed(
+    sections: dict[str, object], path: str, fragment: str
+) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(_spec(**sections))
+    assert any(p == path and fragment in m for p, m in info.value.problems), info.value.problems
+
+
+def test_sql_source_needs_url_and_query() -> None:
+    with pytest.raises(SpecError, match="sources.s: a sql source needs both"):
+        parse_spec({"name": "p", "sources": {"s": {"format": "sql", "url": "sqlite://"}}})
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: p\nsources:\n  s: {format: csv, path: [\n")
+    with pytest.raises(SpecError, match=r"p\.yaml: line \d+"):
+        load_spec(bad)
+
+
+def test_missing_spec_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read pipeline spec"):
+        load_spec(tmp_path / "absent.yaml")
