@@ -18,7 +18,7 @@ from gristmill.runtime.wiring import open_services
 from gristmill.runtime.worker import StageWorker
 
 
-async def serve_stages(settings: Settings, names: tuple[str, ...]) -> int:
+async def serve_stages(settings: Settings, names: tuple[str, ...], concurrency: int = 1) -> int:
     """Run the named stages until a stop signal; returns how many events they handled."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -35,7 +35,7 @@ async def serve_stages(settings: Settings, names: tuple[str, ...]) -> int:
                 f"on {settings.bus.backend} bus {mask_url(settings.bus_url())}"
             )
         console.print("ready; SIGTERM or Ctrl-C stops after the event in hand", style="dim")
-        await asyncio.gather(*(w.run(stop) for w in workers))
+        await asyncio.gather(*(w.run(stop, concurrency=concurrency) for w in workers))
         return sum(w.handled for w in workers)
 
 
@@ -46,6 +46,9 @@ def worker(
         typer.Option("--stage", help=f"Stage to run (repeatable): {', '.join(STAGE_NAMES)}."),
     ] = None,
     all_stages: Annotated[bool, typer.Option("--all", help="Run every stage.")] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Events each stage handles at once (threads).")
+    ] = 1,
 ) -> None:
     """Run stages as long-lived consumers of their events.
 
@@ -59,7 +62,7 @@ def worker(
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
     names = STAGE_NAMES if all_stages else tuple(stage or ())
-    handled = asyncio.run(serve_stages(settings_from(ctx), names))
+    handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency))
     console.print(f"stopped after handling {handled} event(s)")
 
 

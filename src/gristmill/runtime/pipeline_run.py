@@ -85,7 +85,8 @@ async def run_pipeline(
     await services.bus.publish(roots)
     stop = asyncio.Event()
     workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
-    tasks = [asyncio.create_task(w.run(stop, poll=0.05)) for w in workers]
+    concurrency = min(4, max(1, len(roots)))
+    tasks = [asyncio.create_task(w.run(stop, poll=0.05, concurrency=concurrency)) for w in workers]
     report = RunReport(run=services.metadata.runs.get_run(run_id))
     try:
         await asyncio.wait_for(

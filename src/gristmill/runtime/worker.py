@@ -48,8 +48,15 @@ class StageWorker:
         self.consumer = consumer_name(stage.name)
         self.handled = 0
 
-    async def run(self, stop: asyncio.Event, *, poll: float = 0.5) -> None:
-        """Handle deliveries until ``stop`` is set; the delivery in hand is finished first."""
+    async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
+        """Handle deliveries until ``stop`` is set; deliveries in hand are finished first.
+
+        ``concurrency`` loops consume side by side, so that many events (several sources,
+        say) are handled at once, each in its own thread.
+        """
+        await asyncio.gather(*(self._loop(stop, poll) for _ in range(max(1, concurrency))))
+
+    async def _loop(self, stop: asyncio.Event, poll: float) -> None:
         while not stop.is_set():
             deliveries = await self.bus.consume(
                 self.stage.name, self.stage.consumes, self.consumer, max_events=1, wait=poll

@@ -1,0 +1,143 @@
+"""The CLI as a user meets it: real processes, the example pipeline, wrong inputs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "penguins"
+
+
+def gm(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"gristmill {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the example pipeline with its data generated."""
+    where = tmp_path_factory.mktemp("example")
+    shutil.copy(EXAMPLE / "pipeline.yaml", where / "pipeline.yaml")
+    subprocess.run([sys.executable, str(EXAMPLE / "make_data.py")], check=True)
+    shutil.copytree(EXAMPLE / "data", where / "data")
+    return where
+
+
+def test_help_teaches_the_verbs(tmp_path: Path) -> None:
+    out = gm("--help", cwd=tmp_path, check=True).stdout
+    for verb in ("run", "ingest", "worker", "ls", "show", "lineage", "doctor"):
+        assert verb in out
+    assert "gristmill run examples/penguins/pipeline.yaml" in out
+
+
+def test_run_example_then_inspect(example: Path) -> None:
+    result = gm("run", "pipeline.yaml", cwd=example, check=True)
+    assert "succeeded" in result.stdout
+    assert "skipped (stages not built yet): features, split, train, evaluate" in result.stdout
+    for source in ("penguins", "wine", "field_notes"):
+        assert source in result.stdout
+    listing = gm("ls", "batches", cwd=example, check=True).stdout
+    assert listing.count("field_notes") == 3  # one batch per file in the folder
+    batch_id = next(
+        line.split()[1] for line in listing.splitlines() if "wine" in line and "│" in line
+    )
+    shown = gm("show", batch_id, cwd=example, check=True).stdout
+    assert "proline" in shown and "178" in shown  # a wine column; 178 rows
+    assert "penguins" in gm("ls", "runs", cwd=example, check=True).stdout
+    assert batch_id in gm("lineage", batch_id, cwd=example, check=True).stdout
+
+
+def test_second_run_recognises_the_same_bytes(example: Path) -> None:
+    gm("run", "pipeline.yaml", cwd=example, check=True)
+    again = gm("run", "pipeline.yaml", cwd=example, check=True).stdout
+    assert "same bytes as an earlier batch" in again
+    assert "new" not in [cell.strip() for cell in again.split("│")]
+
+
+def test_invalid_spec_names_the_key_path(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("name: p\nsources:\n  c: {format: xlsx, path: c.xlsx}\n")
+    result = gm("run", "p.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sources.c.format: 'xlsx' is not one of csv, parquet, jsonl, sql, folder" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_csv_fails_naming_row_then_quarantines(tmp_path: Path) -> None:
+    (tmp_path / "people.csv").write_text("name,age\nann,31\nbob,40,extra\ncid,29\n")
+    failed = gm("ingest", "people.csv", cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "people.csv" in failed.stdout + failed.stderr
+    assert "row 3" in (failed.stdout + failed.stderr).lower().replace("line", "row")
+    assert "no batches yet" in gm("ls", "batches", cwd=tmp_path).stdout
+    ok = gm("ingest", "people.csv", "--on-bad-rows", "quarantine", cwd=tmp_path, check=True)
+    assert "1 (quarantined)" in ok.stdout
+
+
+def test_unknown_path_or_source_is_explained(tmp_path: Path) -> None:
+    result = gm("ingest", "nothing-here", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "neither an existing path nor a source" in result.stderr
+
+
+def test_doctor_reports_each_backend(tmp_path: Path) -> None:
+    ok = gm("doctor", cwd=tmp_path, check=True).stdout
+    assert ok.count("✓") >= 3
+    down = gm("--bus", "redis", "--bus-url", "redis://127.0.0.1:1/0", "doctor", "--timeout", "2",
+              cwd=tmp_path)
+    assert down.returncode == 1
+    assert "✗" in down.stdout
+
+
+def test_doctor_masks_passwords(tmp_path: Path) -> None:
+    result = gm("--metadata", "postgres", "--metadata-url",
+                "postgresql+psycopg://me:hunter2@127.0.0.1:1/db", "doctor", "--timeout", "1",
+                cwd=tmp_path)
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "***" in result.stdout
+
+
+def test_worker_rejects_unknown_stage(tmp_path: Path) -> None:
+    result = gm("worker", "--stage", "trainin", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no stage named 'trainin'" in result.stderr
+
+
+def test_worker_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", "worker", "--all"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        assert proc.stdout is not None
+        line = ""
+        while "ready" not in line and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped after handling 0 event(s)" in out
