@@ -130,11 +130,20 @@ class MetadataStore(Protocol):
     ``open`` connects and applies migrations; ``close`` releases connections.
     """
 
-    runs: RunStore
-    executions: ExecutionStore
-    lineage: LineageStore
-    audit: AuditLog
-    batches: BatchCatalog
+    @property
+    def runs(self) -> RunStore: ...
+
+    @property
+    def executions(self) -> ExecutionStore: ...
+
+    @property
+    def lineage(self) -> LineageStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def batches(self) -> BatchCatalog: ...
 
     def open(self) -> None: ...
 

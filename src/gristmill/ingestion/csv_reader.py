@@ -1,0 +1,190 @@
+"""CSV files → Arrow: parsed in parallel by pyarrow, bad rows located by line number."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from pyarrow import csv
+
+from gristmill.config.sources import SourceSpec
+from gristmill.errors import DataError, EmptyInputError
+from gristmill.ingestion.bad_rows import BadRow
+from gristmill.ingestion.column_types import arrow_types, cast_declared, check_declared_present
+from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
+from gristmill.ingestion.files import InputFile, translate_errors
+
+_BLOCK_BYTES = 16 << 20
+_COLUMN_NUMBER = re.compile(r"column #(\d+)")
+_HEADER_LINES = 1
+
+
+def read_csv(
+    file: InputFile,
+    spec: SourceSpec,
+    *,
+    content_digest: str,
+    stream_above: int = STREAM_ABOVE_BYTES,
+) -> Extract:
+    """Read a CSV file with a header line; see ``BadRow`` for how rows are numbered.
+
+    Files above ``stream_above`` bytes are streamed block by block when bad rows fail the
+    ingestion (quarantine needs every bad row before the batch is written, so it reads whole).
+    """
+    if file.size == 0:
+        raise EmptyInputError(f"{file.url} is empty; give it a header line and rows", file=file.url)
+    if file.size > stream_above and spec.on_bad_rows == "fail":
+        return _streamed(file, spec, content_digest)
+    table, bad_rows = _read_whole(file, spec)
+    if table.num_rows == 0 and not bad_rows:
+        raise EmptyInputError(f"{file.url} has a header but no data rows", file=file.url)
+    return whole_table(
+        table,
+        origin=file.url,
+        content_digest=content_digest,
+        partition_rows=spec.partition_rows,
+        bad_rows=bad_rows,
+        size_bytes=file.size,
+    )
+
+
+def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRow]]:
+    declared = arrow_types(spec.columns)
+    as_text = False
+    try:
+        table, invalid = _parse(file, spec, declared)
+    except pa.ArrowInvalid as exc:
+        if not declared or "conversion error" not in str(exc):
+            raise _parse_error(exc, file) from exc
+        # A declared type does not fit some value: read those columns as text, then find
+        # exactly which rows fail the cast.
+        as_text = True
+        declared = {name: pa.string() for name in declared}
+        table, invalid = _parse(file, spec, declared)
+    bad_rows: list[BadRow] = []
+    if invalid:
+        _, numbered = _parse(file, spec, declared, threads=False)
+        bad_rows = [_malformed(row) for row in numbered]
+    check_declared_present(table.column_names, spec.columns or {}, file=file.url)
+    skipped = sorted(bad.row for bad in bad_rows if bad.row is not None)
+    if as_text and spec.columns:
+        table, wrong = cast_declared(
+            table,
+            spec.columns,
+            file=file.url,
+            row_number=lambda index: _line_number(index, skipped),
+            text_nulls=True,
+        )
+        bad_rows.extend(wrong)
+    return table, bad_rows
+
+
+def _parse(
+    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType], *, threads: bool = True
+) -> tuple[pa.Table, list[Any]]:
+    invalid: list[Any] = []
+
+    def skip(row: Any) -> str:
+        invalid.append(row)
+        return "skip"
+
+    table = translate_errors(
+        file.url,
+        lambda: csv.read_csv(
+            file.source(),
+            read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
+            parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=skip),
+            convert_options=csv.ConvertOptions(column_types=types),
+        ),
+    )
+    return table, invalid
+
+
+def _malformed(row: Any) -> BadRow:
+    reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
+    return BadRow(row=row.number, column=None, reason=reason, text=row.text)
+
+
+def _line_number(index: int, skipped: list[int]) -> int:
+    """The line of the ``index``-th parsed row, counting the header and skipped lines."""
+    line = index + _HEADER_LINES + 1
+    while True:
+        shifted = index + _HEADER_LINES + 1 + bisect_right(skipped, line)
+        if shifted == line:
+            return line
+        line = shifted
+
+
+def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract:
+    invalid: list[Any] = []
+
+    def fail(row: Any) -> str:
+        invalid.append(row)
+        return "error"
+
+    try:
+        reader = translate_errors(
+            file.url,
+            lambda: csv.open_csv(
+                file.source(),
+                read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
+                parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=fail),
+                convert_options=csv.ConvertOptions(column_types=arrow_types(spec.columns)),
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise _stream_error(exc, file, invalid, None) from exc
+    check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
+    return Extract(
+        origin=file.url,
+        content_digest=content_digest,
+        schema=reader.schema,
+        parts=_stream_parts(reader, file, spec, invalid),
+        size_bytes=file.size,
+    )
+
+
+def _stream_parts(
+    reader: Any, file: InputFile, spec: SourceSpec, invalid: list[Any]
+) -> Iterator[pa.Table]:
+    try:
+        yield from repartition(reader, spec.partition_rows)
+    except pa.ArrowInvalid as exc:
+        raise _stream_error(exc, file, invalid, reader.schema) from exc
+
+
+def _stream_error(
+    exc: pa.ArrowInvalid, file: InputFile, invalid: list[Any], schema: pa.Schema | None
+) -> DataError:
+    if not invalid:
+        return _parse_error(exc, file, schema)
+    bad = _malformed(invalid[0])
+    return DataError(
+        f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads {bad.text!r}; fix the "
+        "input, or set `on_bad_rows: quarantine` (a large file is then read whole)",
+        file=file.url,
+        row=bad.row,
+    )
+
+
+def _parse_error(
+    exc: pa.ArrowInvalid, file: InputFile, schema: pa.Schema | None = None
+) -> DataError:
+    message = str(exc)
+    if "Empty CSV file" in message:
+        return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
+    column = None
+    found = _COLUMN_NUMBER.search(message)
+    if found and schema is not None and int(found.group(1)) < len(schema):
+        column = schema.names[int(found.group(1))]
+    hint = (
+        f"; declare column {column!r} under `columns` with a type that fits all its values"
+        if column
+        else "; check the `delimiter` and the quoting of the file"
+    )
+    return DataError(
+        f"cannot parse {file.url} as CSV: {message}{hint}", file=file.url, column=column
+    )

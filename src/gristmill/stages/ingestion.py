@@ -1,0 +1,108 @@
+"""The ingestion stage: on ``source.available``, ingest the source and announce each batch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from gristmill.config.sources import SourceSpec
+from gristmill.core.events import RAW_INGESTED, SOURCE_AVAILABLE, Event
+from gristmill.core.ids import digest_json
+from gristmill.errors import ConfigError, DataError
+from gristmill.ingestion import ingest
+from gristmill.ingestion.readers import input_files
+from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.raw import RawStore, WrittenBatch
+
+logger = logging.getLogger(__name__)
+
+
+class IngestionStage:
+    """Reads the source named in a ``source.available`` event into the raw store.
+
+    Payload: ``{"source": SourceSpec as JSON, "file": optional path of one file}``. A file
+    or SQL source gives one ``raw.ingested`` announcement (``created: false`` when the
+    content was a batch already); a folder source one per new file, none when nothing is new.
+    """
+
+    name = "ingestion"
+    consumes = SOURCE_AVAILABLE
+
+    def __init__(self, raw: RawStore, metadata: MetadataStore) -> None:
+        self.raw = raw
+        self.metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"IngestionStage(raw={self.raw!r}, metadata={self.metadata!r})"
+
+    def idempotency_key(self, event: Event) -> str:
+        """The source spec plus the identity of its input now.
+
+        Files: path, size and mtime of each (cheap; the content digest decides in ``handle``).
+        SQL: the event id, since a query's result is only known by running it.
+        """
+        source, file = _payload(event)
+        inputs: Any = event.id
+        if source.format != "sql":
+            try:
+                inputs = [item.identity() for item in input_files(source, file)]
+            except DataError:
+                inputs = event.id  # ``handle`` reports the unreadable input
+        return digest_json({"source": source.model_dump(mode="json"), "inputs": inputs})
+
+    def handle(self, event: Event) -> StageOutcome:
+        source, file = _payload(event)
+        written = ingest(source, self.raw, self.metadata, run_id=event.correlation_id, file=file)
+        announcements = [_announcement(item) for item in written]
+        return StageOutcome(announcements=announcements, summary=_summary(source, written))
+
+
+def _payload(event: Event) -> tuple[SourceSpec, str | None]:
+    try:
+        source = SourceSpec.model_validate(event.payload.get("source"))
+    except ValidationError as exc:
+        raise ConfigError(
+            f"event {event.id} ({event.type}) carries no valid source spec under 'source': "
+            f"{exc.errors()[0]['msg']}; publish the source's spec as JSON"
+        ) from exc
+    file = event.payload.get("file")
+    if file is not None and not isinstance(file, str):
+        raise ConfigError(f"event {event.id}: 'file' must be a path, not {file!r}")
+    return source, file
+
+
+def _announcement(written: WrittenBatch) -> Announcement:
+    batch = written.batch
+    return Announcement(
+        type=RAW_INGESTED,
+        key=batch.source,
+        payload={
+            "batch_id": batch.batch_id,
+            "source": batch.source,
+            "rows": batch.row_count,
+            "schema": batch.schema,
+            "location": batch.location,
+            "content_digest": batch.content_digest,
+            "created": written.created,
+            "bad_rows": batch.bad_rows,
+            "quarantine": batch.quarantine,
+        },
+    )
+
+
+def _summary(source: SourceSpec, written: list[WrittenBatch]) -> str:
+    if not written:
+        return f"{source.name}: nothing new"
+    new = [item.batch for item in written if item.created]
+    rows = sum(batch.row_count for batch in new)
+    bad = sum(batch.bad_rows for batch in new)
+    known = len(written) - len(new)
+    parts = [f"{source.name}: {len(new)} new batch(es), {rows} rows"]
+    if bad:
+        parts.append(f"{bad} bad rows quarantined")
+    if known:
+        parts.append(f"{known} already ingested")
+    return ", ".join(parts)
