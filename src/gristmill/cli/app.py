@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from gristmill import __version__
 from gristmill.cli.console import console, err_console
 from gristmill.errors import ConfigError, GristmillError
@@ -53,9 +54,7 @@ def main_options(
     home: Annotated[
         Path | None, typer.Option(help="Folder of the embedded stores (default .gristmill).")
     ] = None,
-    bus: Annotated[
-        str | None, typer.Option(help="Bus backend: sqlite, redis or nats.")
-    ] = None,
+    bus: Annotated[str | None, typer.Option(help="Bus backend: sqlite, redis or nats.")] = None,
     bus_url: Annotated[str | None, typer.Option(help="URL of the bus backend.")] = None,
     namespace: Annotated[
         str | None, typer.Option(help="Bus namespace (stream / subject / table prefix).")

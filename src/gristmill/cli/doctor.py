@@ -17,8 +17,13 @@ from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
 from gristmill.runtime.wiring import build_bus, build_metadata
 
-EXTRAS = {"redis": "redis", "nats": "nats", "postgres": "psycopg", "dask": "distributed",
-          "serve": "fastapi"}
+EXTRAS = {
+    "redis": "redis",
+    "nats": "nats",
+    "postgres": "psycopg",
+    "dask": "distributed",
+    "serve": "fastapi",
+}
 
 
 async def _check_bus(settings: Settings, timeout: float) -> str:
@@ -61,18 +66,27 @@ def doctor(
     settings.home.mkdir(parents=True, exist_ok=True)
     table = Table("role", "backend", "where", "status")
     checks = [
-        ("bus", settings.bus.backend, settings.bus_url(),
-         lambda: asyncio.run(_check_bus(settings, timeout))),
-        ("metadata", settings.metadata.backend, settings.metadata_url(),
-         lambda: _check_metadata(settings)),
+        (
+            "bus",
+            settings.bus.backend,
+            settings.bus_url(),
+            lambda: asyncio.run(_check_bus(settings, timeout)),
+        ),
+        (
+            "metadata",
+            settings.metadata.backend,
+            settings.metadata_url(),
+            lambda: _check_metadata(settings),
+        ),
         ("raw", "parquet", settings.raw_url(), lambda: _check_raw(settings)),
     ]
     healthy = True
     for role, backend, url, check in checks:
         ok, message = _attempt(check)
         healthy &= ok
-        table.add_row(role, backend, mask_url(url),
-                      f"[green]✓ {message}[/]" if ok else f"[red]✗ {message}[/]")
+        table.add_row(
+            role, backend, mask_url(url), f"[green]✓ {message}[/]" if ok else f"[red]✗ {message}[/]"
+        )
     console.print(table)
     console.print(
         f"home: {settings.home} · bus namespace: {settings.bus.namespace} · "
@@ -80,8 +94,10 @@ def doctor(
         f"executor: {settings.executor.backend}",
         highlight=False,
     )
-    extras = [f"{name} {'✓' if importlib.util.find_spec(module) else '✗'}"
-              for name, module in EXTRAS.items()]
+    extras = [
+        f"{name} {'✓' if importlib.util.find_spec(module) else '✗'}"
+        for name, module in EXTRAS.items()
+    ]
     console.print("extras installed: " + " · ".join(extras), highlight=False)
     if not healthy:
         raise typer.Exit(1)

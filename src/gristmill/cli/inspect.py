@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +21,7 @@ from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     runs = "runs"
     batches = "batches"
 
@@ -50,21 +50,27 @@ def ls(
 ) -> None:
     """List runs or raw batches, newest first.
 
-        gristmill ls runs
-        gristmill ls batches --source penguins
+    gristmill ls runs
+    gristmill ls batches --source penguins
     """
     with _metadata(ctx) as store:
         if kind is Kind.runs:
             table = Table("run", "pipeline", "status", "started", "seconds")
             for run in store.runs.list_runs(limit=limit):
                 secs = run.summary.get("seconds", "")
-                table.add_row(run.run_id, run.pipeline, run.status, _when(run.started_at), str(secs))
+                table.add_row(
+                    run.run_id, run.pipeline, run.status, _when(run.started_at), str(secs)
+                )
         else:
             table = Table("batch", "source", "rows", "columns", "bad rows", "created")
             for b in store.batches.list_batches(source=source, limit=limit):
                 table.add_row(
-                    b.batch_id, b.source, f"{b.row_count:,}", str(len(b.schema)),
-                    str(b.bad_rows), _when(b.created_at),
+                    b.batch_id,
+                    b.source,
+                    f"{b.row_count:,}",
+                    str(len(b.schema)),
+                    str(b.bad_rows),
+                    _when(b.created_at),
                 )
     if table.row_count == 0:
         console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
@@ -109,17 +115,31 @@ def show(
             table.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
         console.print(table)
     else:
-        table = Table("stage", "status", "input event", "outputs", "error", title="executions",
-                      title_justify="left")
+        table = Table(
+            "stage",
+            "status",
+            "input event",
+            "outputs",
+            "error",
+            title="executions",
+            title_justify="left",
+        )
         for e in record["executions"]:
-            table.add_row(e["stage"], e["status"], str(e["input_event_id"]),
-                          str(len(e["outputs"])), str(e["error"] or ""))
+            table.add_row(
+                e["stage"],
+                e["status"],
+                str(e["input_event_id"]),
+                str(len(e["outputs"])),
+                str(e["error"] or ""),
+            )
         console.print(table)
 
 
 def lineage(
     ctx: typer.Context,
-    object_id: Annotated[str, typer.Argument(help="Any id: a batch, a source, a file.", metavar="ID")],
+    object_id: Annotated[
+        str, typer.Argument(help="Any id: a batch, a source, a file.", metavar="ID")
+    ],
     depth: Annotated[int, typer.Option(help="How many hops to follow each way.")] = 10,
 ) -> None:
     """Show where an object came from (upstream) and what was made from it (downstream)."""

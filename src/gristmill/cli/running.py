@@ -89,8 +89,12 @@ def _adhoc_source(target: Path, name: str | None, fmt: str | None, on_bad_rows: 
             "pass --format csv|parquet|jsonl|folder"
         )
     return SourceSpec.model_validate(
-        {"name": name or target.stem, "format": fmt, "path": str(target.resolve()),
-         "on_bad_rows": on_bad_rows}
+        {
+            "name": name or target.stem,
+            "format": fmt,
+            "path": str(target.resolve()),
+            "on_bad_rows": on_bad_rows,
+        }
     )
 
 
@@ -100,9 +104,12 @@ def ingest(
         str, typer.Argument(help="A source name from the spec, or a file/folder path.")
     ],
     spec_file: Annotated[
-        Path | None, typer.Option("--spec", "-s", help="Spec naming the source (default: ./pipeline.yaml).")
+        Path | None,
+        typer.Option("--spec", "-s", help="Spec naming the source (default: ./pipeline.yaml)."),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="Source name for a path (default: file stem).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Source name for a path (default: file stem).")
+    ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="Format for a path: csv, parquet, jsonl, folder.")
     ] = None,

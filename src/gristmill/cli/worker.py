@@ -13,9 +13,8 @@ from gristmill.cli.settings import settings_from
 from gristmill.config.settings import Settings
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
-from gristmill.runtime.stages import STAGE_NAMES, build_stages
+from gristmill.runtime.stages import STAGE_NAMES, build_workers
 from gristmill.runtime.wiring import open_services
-from gristmill.runtime.worker import StageWorker
 
 
 async def serve_stages(settings: Settings, names: tuple[str, ...], concurrency: int = 1) -> int:
@@ -25,13 +24,10 @@ async def serve_stages(settings: Settings, names: tuple[str, ...], concurrency: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
-        workers = [
-            StageWorker(stage, services.bus, services.metadata.executions)
-            for stage in build_stages(services, names)
-        ]
+        workers = build_workers(services, names)
         for w in workers:
             console.print(
-                f"worker [bold]{w.consumer}[/] consumes [cyan]{w.stage.consumes}[/] "
+                f"worker [bold]{w.consumer}[/] consumes [cyan]{w.consumes}[/] "
                 f"on {settings.bus.backend} bus {mask_url(settings.bus_url())}"
             )
         console.print("ready; SIGTERM or Ctrl-C stops after the event in hand", style="dim")

@@ -42,7 +42,9 @@ class BusSettings(BaseModel):
     url: str | None = None
     namespace: str = Field("gristmill", pattern=r"^[A-Za-z0-9_-]+$")
     max_attempts: int = Field(5, ge=1, description="Deliveries before an event is dead-lettered.")
-    ack_wait: float = Field(30.0, gt=0, description="Seconds a delivery is leased before redelivery.")
+    ack_wait: float = Field(
+        30.0, gt=0, description="Seconds a delivery is leased before redelivery."
+    )
 
     @field_validator("backend")
     @classmethod

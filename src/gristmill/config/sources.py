@@ -8,9 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SourceFormat = Literal["csv", "parquet", "jsonl", "sql", "folder"]
 FileFormat = Literal["csv", "parquet", "jsonl"]
-ColumnType = Literal[
-    "string", "int64", "int32", "float64", "float32", "bool", "date", "timestamp"
-]
+ColumnType = Literal["string", "int64", "int32", "float64", "float32", "bool", "date", "timestamp"]
 
 
 class SourceSpec(BaseModel):

@@ -142,8 +142,8 @@ def _resolve_paths(spec: PipelineSpec, base_dir: Path) -> PipelineSpec:
     for name, source in spec.sources.items():
         path = source.path
         if path and "://" not in path and not Path(path).is_absolute():
-            source = source.model_copy(update={"path": str((base_dir / path).resolve())})
-        sources[name] = source
+            path = str((base_dir / path).resolve())
+        sources[name] = source.model_copy(update={"path": path})
     return spec.model_copy(update={"sources": sources})
 
 

@@ -18,10 +18,10 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
-from gristmill.runtime.stages import build_stages
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stages.ingestion import IngestionStage
 from gristmill.stores.metadata import Run, RunStatus, StageExecution
 
 TERMINAL = ("succeeded", "failed", "skipped")
@@ -79,7 +79,7 @@ async def run_pipeline(
             spec_digest=digest_json(spec.model_dump(mode="json")),
         )
     )
-    stages = build_stages(services)
+    stages = [IngestionStage(services.raw, services.metadata)]
     consumed = {stage.consumes for stage in stages}
     roots = source_events(spec, run_id)
     await services.bus.publish(roots)
@@ -98,9 +98,7 @@ async def run_pipeline(
         await asyncio.gather(*tasks, return_exceptions=True)
     report.skipped_sections = spec.skipped_sections()
     report.seconds = time.perf_counter() - started
-    report.run = services.metadata.runs.finish_run(
-        run_id, _status(report.events), _summary(report)
-    )
+    report.run = services.metadata.runs.finish_run(run_id, _status(report.events), _summary(report))
     return report
 
 

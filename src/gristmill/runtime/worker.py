@@ -46,6 +46,7 @@ class StageWorker:
         self.bus = bus
         self.executions = executions
         self.consumer = consumer_name(stage.name)
+        self.consumes = stage.consumes
         self.handled = 0
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
@@ -112,9 +113,7 @@ class StageWorker:
             log.exception("stage handler raised; attempt %d", delivery.attempt)
             await self.bus.nack(delivery, error=repr(exc), delay=retry_delay(delivery.attempt))
             return None
-        outputs = [
-            event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements
-        ]
+        outputs = [event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements]
         self._finish(execution, "succeeded", outputs)
         return outputs
 

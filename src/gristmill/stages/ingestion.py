@@ -12,6 +12,7 @@ from gristmill.core.events import RAW_INGESTED, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion import ingest
+from gristmill.ingestion.announce import ingested_payload
 from gristmill.ingestion.readers import input_files
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
@@ -75,21 +76,8 @@ def _payload(event: Event) -> tuple[SourceSpec, str | None]:
 
 
 def _announcement(written: WrittenBatch) -> Announcement:
-    batch = written.batch
     return Announcement(
-        type=RAW_INGESTED,
-        key=batch.source,
-        payload={
-            "batch_id": batch.batch_id,
-            "source": batch.source,
-            "rows": batch.row_count,
-            "schema": batch.schema,
-            "location": batch.location,
-            "content_digest": batch.content_digest,
-            "created": written.created,
-            "bad_rows": batch.bad_rows,
-            "quarantine": batch.quarantine,
-        },
+        type=RAW_INGESTED, key=written.batch.source, payload=ingested_payload(written)
     )
 
 

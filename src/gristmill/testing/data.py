@@ -32,7 +32,7 @@ def numbers_table(rows: int, *, seed: int = 0) -> pa.Table:
 
 def wine_table() -> pa.Table:
     """scikit-learn's bundled wine dataset (178 rows, 13 features and ``target``)."""
-    from sklearn.datasets import load_wine  # noqa: PLC0415 - scikit-learn is an extra (ml)
+    from sklearn.datasets import load_wine
 
     frame = load_wine(as_frame=True).frame
     return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)

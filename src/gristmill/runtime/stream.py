@@ -1,0 +1,143 @@
+"""Streaming ingestion: a bus consumer that appends ``records.appended`` to the raw store.
+
+Producers publish ``records.appended`` events (key = source, payload
+``{"source": name, "records": [{...}, ...]}``). The worker buffers them per source in a
+``MicroBatcher`` and writes a micro-batch when ``max_rows`` records are buffered or the oldest
+has waited ``max_seconds``; it acks the events a micro-batch covers only after the batch is
+written, then announces ``raw.ingested``. A crash loses nothing acked; unacked events are
+redelivered (so ``max_seconds`` must stay well below the bus's ``ack_wait``). A message whose
+records cannot form a table is nacked on its own and ends dead-lettered, without holding up
+the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from gristmill.bus.port import Delivery, EventBus
+from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
+from gristmill.errors import ConfigError
+from gristmill.ingestion.announce import ingested_payload
+from gristmill.ingestion.records import records_table
+from gristmill.ingestion.stream import MicroBatcher
+from gristmill.runtime.worker import consumer_name
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.raw import RawStore, WrittenBatch
+
+log = logging.getLogger(__name__)
+
+STREAM_STAGE = "stream-ingestion"
+
+
+def records_event(source: str, records: Sequence[dict[str, Any]], **envelope: Any) -> Event:
+    """The event a producer publishes to append ``records`` to stream ``source``."""
+    return Event(
+        type=RECORDS_APPENDED,
+        key=source,
+        payload={"source": source, "records": list(records)},
+        **envelope,
+    )
+
+
+def _bad_message(event: Event) -> str | None:
+    source = event.payload.get("source")
+    records = event.payload.get("records")
+    if not isinstance(source, str) or not source:
+        return "payload.source must be the stream's name (a non-empty string)"
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return "payload.records must be a list of JSON objects"
+    try:
+        records_table(records)
+    except Exception as exc:  # any Arrow conversion failure makes the message unusable
+        return f"payload.records cannot form a table: {exc}"
+    return None
+
+
+class StreamIngestionWorker:
+    """Consumes ``records.appended`` and writes raw micro-batches, one batcher per source."""
+
+    consumes = RECORDS_APPENDED
+
+    def __init__(
+        self,
+        bus: EventBus,
+        raw: RawStore,
+        metadata: MetadataStore,
+        *,
+        max_rows: int = 10_000,
+        max_seconds: float = 2.0,
+    ) -> None:
+        if max_seconds >= bus.ack_wait:
+            raise ConfigError(
+                f"stream max_seconds ({max_seconds}) must be below the bus ack_wait "
+                f"({bus.ack_wait}), or buffered events would be redelivered"
+            )
+        self.bus = bus
+        self.raw = raw
+        self.metadata = metadata
+        self.max_rows = max_rows
+        self.max_seconds = max_seconds
+        self.consumer = consumer_name(STREAM_STAGE)
+        self.handled = 0
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._held: dict[str, list[Delivery]] = defaultdict(list)
+
+    def _batcher(self, source: str) -> MicroBatcher:
+        if source not in self._batchers:
+            self._batchers[source] = MicroBatcher(
+                source,
+                self.raw,
+                self.metadata,
+                max_rows=self.max_rows,
+                max_seconds=self.max_seconds,
+            )
+        return self._batchers[source]
+
+    async def run(self, stop: asyncio.Event, *, poll: float = 0.2, concurrency: int = 1) -> None:
+        """Consume until ``stop``; then flush what is buffered and ack it."""
+        wait = min(poll, self.max_seconds / 2)
+        while not stop.is_set():
+            deliveries = await self.bus.consume(
+                STREAM_STAGE, RECORDS_APPENDED, self.consumer, max_events=500, wait=wait
+            )
+            for delivery in deliveries:
+                await self._add(delivery)
+            for source, batcher in self._batchers.items():
+                if batcher.pending and batcher.due():
+                    await self._flush(source)
+        for source in list(self._batchers):
+            if self._batchers[source].pending:
+                await self._flush(source)
+
+    async def _add(self, delivery: Delivery) -> None:
+        problem = _bad_message(delivery.event)
+        if problem is not None:
+            log.warning("bad records.appended message %s: %s", delivery.event.id, problem)
+            await self.bus.nack(delivery, error=problem)
+            return
+        source = delivery.event.payload["source"]
+        self._held[source].append(delivery)
+        written = await asyncio.to_thread(
+            self._batcher(source).add, delivery.event.payload["records"]
+        )
+        if written:
+            await self._settle(source, written)
+
+    async def _flush(self, source: str) -> None:
+        written = await asyncio.to_thread(self._batchers[source].flush)
+        await self._settle(source, written)
+
+    async def _settle(self, source: str, written: list[WrittenBatch]) -> None:
+        held, self._held[source] = self._held[source], []
+        last = held[-1].event
+        announcements = [
+            last.caused(RAW_INGESTED, ingested_payload(w), key=source) for w in written
+        ]
+        await self.bus.publish(announcements)
+        for delivery in held:
+            await self.bus.ack(delivery)
+        self.handled += len(held)
