@@ -21,6 +21,7 @@ def gm(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProces
     env["COLUMNS"] = "200"
     result = subprocess.run(
         [sys.executable, "-m", "gristmill", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -28,7 +29,8 @@ def gm(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProces
         timeout=120,
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"gristmill {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        command = " ".join(args)
+        raise AssertionError(f"gristmill {command} failed:\n{result.stdout}\n{result.stderr}")
     return result
 
 
@@ -103,16 +105,31 @@ def test_unknown_path_or_source_is_explained(tmp_path: Path) -> None:
 def test_doctor_reports_each_backend(tmp_path: Path) -> None:
     ok = gm("doctor", cwd=tmp_path, check=True).stdout
     assert ok.count("✓") >= 3
-    down = gm("--bus", "redis", "--bus-url", "redis://127.0.0.1:1/0", "doctor", "--timeout", "2",
-              cwd=tmp_path)
+    down = gm(
+        "--bus",
+        "redis",
+        "--bus-url",
+        "redis://127.0.0.1:1/0",
+        "doctor",
+        "--timeout",
+        "2",
+        cwd=tmp_path,
+    )
     assert down.returncode == 1
     assert "✗" in down.stdout
 
 
 def test_doctor_masks_passwords(tmp_path: Path) -> None:
-    result = gm("--metadata", "postgres", "--metadata-url",
-                "postgresql+psycopg://me:hunter2@127.0.0.1:1/db", "doctor", "--timeout", "1",
-                cwd=tmp_path)
+    result = gm(
+        "--metadata",
+        "postgres",
+        "--metadata-url",
+        "postgresql+psycopg://me:hunter2@127.0.0.1:1/db",
+        "doctor",
+        "--timeout",
+        "1",
+        cwd=tmp_path,
+    )
     assert "hunter2" not in result.stdout + result.stderr
     assert "***" in result.stdout
 
@@ -127,7 +144,11 @@ def test_worker_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gristmill", "worker", "--all"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30

@@ -109,7 +109,7 @@ _register()
 def main() -> None:
     """Entry point: run the app, turning gristmill errors into a clear message and exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except GristmillError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
@@ -127,3 +127,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

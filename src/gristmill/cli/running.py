@@ -18,6 +18,7 @@ from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.errors import ConfigError
 from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events
+from gristmill.runtime.stream import read_records, records_event
 from gristmill.runtime.wiring import open_services
 from gristmill.stages.base import STAGE_FAILED
 
@@ -151,6 +152,36 @@ def ingest(
             raise typer.Exit(1)
 
 
+def send(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="The stream's name (its raw batches' source).")],
+    records_file: Annotated[
+        Path, typer.Argument(help="JSON Lines file of records to append.", metavar="FILE")
+    ],
+    per_message: Annotated[int, typer.Option(min=1, help="Records per bus message.")] = 100,
+) -> None:
+    """Append records to a stream: publish them as records.appended events on the bus.
+
+    A `gristmill worker --stage stream-ingestion` writes them to the raw store in
+    micro-batches (by size or time) and announces raw.ingested for each.
+
+        gristmill send clicks events.jsonl
+    """
+    records = read_records(records_file)
+    events = [
+        records_event(source, records[i : i + per_message])
+        for i in range(0, len(records), per_message)
+    ]
+
+    async def go() -> None:
+        async with open_services(settings_from(ctx)) as services:
+            await services.bus.publish(events)
+
+    asyncio.run(go())
+    console.print(f"published {len(records)} record(s) in {len(events)} message(s) to {source!r}")
+
+
 def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Run")(send)
     app.command(rich_help_panel="Run")(run)
     app.command(rich_help_panel="Run")(ingest)

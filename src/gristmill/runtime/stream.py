@@ -13,14 +13,16 @@ the others.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion.announce import ingested_payload
 from gristmill.ingestion.records import records_table
 from gristmill.ingestion.stream import MicroBatcher
@@ -41,6 +43,34 @@ def records_event(source: str, records: Sequence[dict[str, Any]], **envelope: An
         payload={"source": source, "records": list(records)},
         **envelope,
     )
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON Lines file; ``DataError`` names the file and line of a bad one."""
+    records: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}: row {number} is not valid JSON ({exc.msg}); fix or remove that line",
+                file=str(path),
+                row=number,
+            ) from exc
+        if not isinstance(record, dict):
+            raise DataError(
+                f"{path}: row {number} is not a JSON object", file=str(path), row=number
+            )
+        records.append(record)
+    if not records:
+        raise DataError(f"{path} holds no records", file=str(path))
+    return records
 
 
 def _bad_message(event: Event) -> str | None:

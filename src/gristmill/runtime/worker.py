@@ -70,11 +70,7 @@ class StageWorker:
         key = self.stage.idempotency_key(event)
         done = self.executions.find_execution(self.stage.name, key)
         if done is not None and done.status == "succeeded":
-            log.info(
-                "skipping work already done",
-                extra={"stage": self.stage.name, "event_id": event.id, "key": key},
-            )
-            outputs = [Event.model_validate(item) for item in done.outputs]
+            outputs = self._replay(done, event)
         else:
             outputs_or_none = await self._execute(delivery, key)
             if outputs_or_none is None:
@@ -84,6 +80,32 @@ class StageWorker:
             await self.bus.publish(outputs)
         await self.bus.ack(delivery)
         self.handled += 1
+
+    def _replay(self, done: StageExecution, event: Event) -> list[Event]:
+        """The events a succeeded execution recorded, to publish again (same ids).
+
+        When another event with the same key meets the work done, its own execution is
+        recorded as ``skipped`` with those outputs, so its run sees it settled.
+        """
+        log.info(
+            "work already done; re-announcing its events",
+            extra={"stage": self.stage.name, "event_id": event.id, "key": done.idempotency_key},
+        )
+        outputs = [Event.model_validate(item) for item in done.outputs]
+        if done.input_event_id != event.id:
+            now = datetime.now(UTC)
+            self.executions.record_execution(
+                replace(
+                    done,
+                    execution_id=new_id(),
+                    status="skipped",
+                    started_at=now,
+                    finished_at=now,
+                    run_id=event.correlation_id,
+                    input_event_id=event.id,
+                )
+            )
+        return outputs
 
     async def _execute(self, delivery: Delivery, key: str) -> list[Event] | None:
         event = delivery.event

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from pydantic import ValidationError
 
 from gristmill.config.sources import SourceSpec
 from gristmill.core.events import RAW_INGESTED, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, DataError
+from gristmill.errors import ConfigError
 from gristmill.ingestion import ingest
 from gristmill.ingestion.announce import ingested_payload
-from gristmill.ingestion.readers import input_files
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
@@ -40,19 +38,13 @@ class IngestionStage:
         return f"IngestionStage(raw={self.raw!r}, metadata={self.metadata!r})"
 
     def idempotency_key(self, event: Event) -> str:
-        """The source spec plus the identity of its input now.
+        """The event itself (its id) and the source spec it carries.
 
-        Files: path, size and mtime of each (cheap; the content digest decides in ``handle``).
-        SQL: the event id, since a query's result is only known by running it.
+        A redelivered event does no work twice. A *new* event for unchanged files is
+        handled again, cheaply: the content digest finds the existing batch, and the
+        announcement says ``created: false``.
         """
-        source, file = _payload(event)
-        inputs: Any = event.id
-        if source.format != "sql":
-            try:
-                inputs = [item.identity() for item in input_files(source, file)]
-            except DataError:
-                inputs = event.id  # ``handle`` reports the unreadable input
-        return digest_json({"source": source.model_dump(mode="json"), "inputs": inputs})
+        return digest_json({"event": event.id, "source": event.payload.get("source")})
 
     def handle(self, event: Event) -> StageOutcome:
         source, file = _payload(event)

@@ -53,7 +53,7 @@ def test_sections_of_later_stages_must_be_well_formed(
 
 
 def test_sql_source_needs_url_and_query() -> None:
-    with pytest.raises(SpecError, match="sources.s: a sql source needs both"):
+    with pytest.raises(SpecError, match=r"sources\.s: a sql source needs both"):
         parse_spec({"name": "p", "sources": {"s": {"format": "sql", "url": "sqlite://"}}})
 
 
