@@ -1,0 +1,67 @@
+"""``SqlMetadataStore``: the metadata store on SQLite or PostgreSQL, one role port per attribute."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from gristmill.backends.sql.audit import SqlAuditLog
+from gristmill.backends.sql.batches import SqlBatchCatalog
+from gristmill.backends.sql.database import SqlDatabase
+from gristmill.backends.sql.executions import SqlExecutionStore
+from gristmill.backends.sql.lineage import SqlLineageStore
+from gristmill.backends.sql.migrations import upgrade_to_head
+from gristmill.backends.sql.runs import SqlRunStore
+
+
+class SqlMetadataStore:
+    """Runs, executions, lineage, audit and the raw batch catalog in one SQL database.
+
+    ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
+    share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
+    means psycopg too). ``schema`` (PostgreSQL only; ignored for SQLite) keeps every table,
+    and the migration version table, in that schema, created if missing.
+
+    The constructor only stores its arguments; ``open`` connects and applies migrations
+    (safe when several processes open at once), ``close`` releases connections. Both are
+    idempotent, and the store is a context manager doing the two.
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self.url = url
+        self.schema = schema
+        self._db = SqlDatabase(url, schema=schema, role="metadata")
+        self.runs = SqlRunStore(self._db)
+        self.executions = SqlExecutionStore(self._db)
+        self.lineage = SqlLineageStore(self._db)
+        self.audit = SqlAuditLog(self._db)
+        self.batches = SqlBatchCatalog(self._db)
+
+    def __repr__(self) -> str:
+        schema = "" if self.schema is None else f", schema={self.schema!r}"
+        return f"SqlMetadataStore({self._db.masked_url!r}{schema})"
+
+    def open(self) -> None:
+        if self._db.is_open:
+            return
+        self._db.open()
+        try:
+            with self._db.write() as connection:
+                upgrade_to_head(connection, None if self._db.dialect == "sqlite" else self.schema)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SqlMetadataStore:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,138 @@
+"""The metadata store's tables (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Column names equal the domain dataclasses' field names, so a row maps to its object by
+name. Tables carry no schema: a PostgreSQL schema is applied per connection with
+``schema_translate_map``. This is the *current* shape the adapters query; the migrations in
+``migrations/versions`` build it step by step (a test checks that the two agree).
+
+No foreign keys: runs, executions, batches and lineage refer to one another by ids that may
+come from elsewhere (an event's ``correlation_id``, a node of any kind).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+# Unbounded strings: PostgreSQL ``varchar`` without a length is ``text``; lengths would make
+# the two backends disagree on what they accept.
+Text = sa.String()
+
+# JSONB on PostgreSQL (indexable, compact); JSON text elsewhere.
+JsonType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored as UTC and always returned aware in UTC.
+
+    SQLite keeps no offset, so values are written as naive UTC and the zone is restored on
+    the way out. Naive datetimes are refused: their meaning depends on the writer's clock.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()} given to the metadata store; "
+                "use a timezone-aware one, e.g. datetime.now(UTC)"
+            )
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime from the database, got {value!r}")
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", Text, primary_key=True),
+    sa.Column("pipeline", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("spec_digest", Text, nullable=False),
+    sa.Column("summary", JsonType, nullable=False),
+    sa.Index("ix_runs_started_at", "started_at"),
+)
+
+stage_executions = sa.Table(
+    "stage_executions",
+    metadata,
+    sa.Column("execution_id", Text, primary_key=True),
+    sa.Column("stage", Text, nullable=False),
+    sa.Column("idempotency_key", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Column("input_event_id", Text, nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("outputs", JsonType, nullable=False),
+    sa.Column("error", Text, nullable=True),
+    sa.Index("ix_stage_executions_key", "stage", "idempotency_key", "started_at"),
+    sa.Index("ix_stage_executions_run", "run_id", "started_at"),
+)
+
+lineage_edges = sa.Table(
+    "lineage_edges",
+    metadata,
+    sa.Column("parent_id", Text, primary_key=True),
+    sa.Column("child_id", Text, primary_key=True),
+    sa.Column("relation", Text, primary_key=True),
+    sa.Column("parent_kind", Text, nullable=False),
+    sa.Column("child_kind", Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_lineage_edges_child", "child_id"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("entry_id", Text, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor", Text, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    sa.Column("details", JsonType, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_subject", "subject", "at"),
+)
+
+raw_batches = sa.Table(
+    "raw_batches",
+    metadata,
+    sa.Column("batch_id", Text, primary_key=True),
+    sa.Column("source", Text, nullable=False),
+    sa.Column("location", Text, nullable=False),
+    sa.Column("files", JsonType, nullable=False),
+    sa.Column("schema", JsonType, nullable=False),
+    sa.Column("schema_fingerprint", Text, nullable=False),
+    sa.Column("row_count", sa.BigInteger(), nullable=False),
+    sa.Column("content_digest", Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("origin", Text, nullable=False),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Column("quarantine", Text, nullable=True),
+    sa.Column("bad_rows", sa.BigInteger(), nullable=False),
+    sa.Column("extra", JsonType, nullable=False),
+    sa.UniqueConstraint("source", "content_digest", name="uq_raw_batches_source_digest"),
+    sa.Index("ix_raw_batches_created", "created_at"),
+    sa.Index("ix_raw_batches_source", "source", "created_at"),
+)

@@ -1,0 +1,222 @@
+"""The metadata store contract on SQLite and PostgreSQL, plus the SQL adapter's own promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.migrations import VERSION_TABLE
+from gristmill.backends.sql.tables import metadata
+from gristmill.core.urls import mask_url
+from gristmill.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigError,
+    MissingExtraError,
+    UnknownBackendError,
+)
+from gristmill.testing.metadata_contract import MetadataStoreContract, make_run
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/nested/folder/meta.db"
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str, namespace: str) -> Iterator[str]:
+    yield namespace
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.schema.DropSchema(namespace, cascade=True, if_exists=True))
+    finally:
+        engine.dispose()
+
+
+class TestSqliteMetadataStore(MetadataStoreContract):
+    __test__ = True
+
+    @pytest.fixture
+    def store_factory(self, sqlite_url: str) -> Callable[[], SqlMetadataStore]:
+        return lambda: SqlMetadataStore(sqlite_url)
+
+
+@pytest.mark.postgres
+class TestPostgresMetadataStore(MetadataStoreContract):
+    __test__ = True
+
+    @pytest.fixture
+    def store_factory(self, postgres_url: str, pg_schema: str) -> Callable[[], SqlMetadataStore]:
+        return lambda: SqlMetadataStore(postgres_url, schema=pg_schema)
+
+
+# -- the SQL adapter beyond the port -------------------------------------------------------
+
+
+def _schema_drift(store: SqlMetadataStore, url: str, schema: str | None) -> list[object]:
+    """What differs between the migrated database and ``tables.metadata`` (nothing, we hope)."""
+    target = sa.MetaData()
+    for table in metadata.tables.values():
+        if schema is None:
+            table.to_metadata(target)
+        else:
+            table.to_metadata(target, schema=schema)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "compare_type": True,
+                    "include_schemas": schema is not None,
+                    "include_name": lambda name, kind, _parent: kind != "schema" or name == schema,
+                    "include_object": lambda _obj, name, kind, _reflected, _other: (
+                        kind != "table" or name != VERSION_TABLE
+                    ),
+                },
+            )
+            return list(compare_metadata(context, target))
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_migrations_build_the_tables_the_adapter_queries(sqlite_url: str) -> None:
+    with SqlMetadataStore(sqlite_url) as store:
+        assert _schema_drift(store, sqlite_url, None) == []
+
+
+@pytest.mark.postgres
+def test_postgres_migrations_build_the_tables_the_adapter_queries(
+    postgres_url: str, pg_schema: str
+) -> None:
+    with SqlMetadataStore(postgres_url, schema=pg_schema) as store:
+        assert _schema_drift(store, postgres_url, pg_schema) == []
+
+
+@pytest.mark.postgres
+def test_postgres_schema_holds_every_table(postgres_url: str, pg_schema: str) -> None:
+    with SqlMetadataStore(postgres_url, schema=pg_schema):
+        engine = sa.create_engine(postgres_url)
+        try:
+            names = set(sa.inspect(engine).get_table_names(schema=pg_schema))
+        finally:
+            engine.dispose()
+    assert names == {*metadata.tables, VERSION_TABLE}
+
+
+def test_sqlite_is_shared_safely_by_processes(sqlite_url: str) -> None:
+    # Workers are processes: each opens the (fresh) file, migrates, and writes at once.
+    start = time.time() + 2
+    script = (
+        "import sys, time\n"
+        "from gristmill.backends.sql import SqlMetadataStore\n"
+        "from gristmill.testing.metadata_contract import make_batch, make_run\n"
+        "url, start, me = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "with SqlMetadataStore(url) as store:\n"
+        "    for i in range(20):\n"
+        "        store.runs.start_run(make_run(f'{me}-{i}', i))\n"
+        "    batch = make_batch(me, content_digest='sha256:same')\n"
+        "    print(store.batches.add_batch(batch).batch_id)\n"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, sqlite_url, str(start), f"w{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outcomes = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0] * 4, [err for _, err in outcomes]
+    assert len({out.strip() for out, _ in outcomes}) == 1
+    with SqlMetadataStore(sqlite_url) as store:
+        assert len(store.runs.list_runs(limit=1000)) == 80
+        assert len(store.batches.list_batches()) == 1
+    engine = sa.create_engine(sqlite_url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_tables_from_a_newer_gristmill_are_explained(sqlite_url: str) -> None:
+    with SqlMetadataStore(sqlite_url):
+        pass
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as connection:
+        version = sa.table(VERSION_TABLE, sa.column("version_num"))
+        connection.execute(sa.update(version).values(version_num="f00d"))
+    engine.dispose()
+    with pytest.raises(BackendError, match="newer gristmill") as raised:
+        SqlMetadataStore(sqlite_url).open()
+    assert raised.value.__cause__ is not None
+
+
+def test_values_the_columns_cannot_hold_are_refused(sqlite_url: str) -> None:
+    with SqlMetadataStore(sqlite_url) as store:
+        with pytest.raises(ValueError, match="naive datetime"):
+            store.runs.start_run(make_run("run-1", started_at=datetime(2024, 1, 1)))
+        with pytest.raises(TypeError, match="JSON serializable"):
+            store.runs.start_run(make_run("run-1", summary={"model": object()}))
+        assert store.runs.find_run("run-1") is None
+
+
+def test_constructor_does_no_io_and_use_before_open_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/not/yet/meta.db"
+    store = SqlMetadataStore(url)
+    assert not (tmp_path / "not").exists()
+    with pytest.raises(Exception, match=r"not open; call open\(\)"):
+        store.batches.get_batch("b-1")
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "match"),
+    [
+        ("mysql://u:secret@db/x", UnknownBackendError, "known: sqlite"),
+        ("sqlite://", ConfigError, "SQLite file"),
+        ("not a url", ConfigError, "not a database URL"),
+        ("postgresql+psycopg2://u:secret@db/x", MissingExtraError, r"gristmill\[postgres\]"),
+    ],
+)
+def test_bad_urls_are_explained(url: str, error: type[Exception], match: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(error, match=match) as raised:
+        SqlMetadataStore(url).open()
+    assert "secret" not in str(raised.value)
+
+
+def test_unreachable_postgres_is_unavailable_with_the_password_masked() -> None:
+    pytest.importorskip("psycopg")
+    # Port 9 (discard) is closed on test machines: connecting fails at once.
+    store = SqlMetadataStore("postgresql://ann:s3cret@127.0.0.1:9/meta")
+    with pytest.raises(BackendUnavailableError, match=r"ann:\*\*\*@127\.0\.0\.1:9") as raised:
+        store.open()
+    assert "s3cret" not in str(raised.value)
+    assert raised.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+psycopg://ann:s3cret@db:5432/x", "postgresql+psycopg://ann:***@db:5432/x"),
+        ("redis://:p%40ss@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("nats://token@nats:4222", "nats://token@nats:4222"),
+        ("postgresql://db/x?user=ann&password=s3cret", "postgresql://db/x?user=ann&password=***"),
+        ("sqlite:///var/lib/meta.db", "sqlite:///var/lib/meta.db"),
+        ("not a url at all", "not a url at all"),
+    ],
+)
+def test_mask_url_hides_passwords(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
