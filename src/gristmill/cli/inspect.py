@@ -82,7 +82,12 @@ def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
     run = store.runs.find_run(object_id)
     if run is not None:
         executions = store.executions.list_executions(object_id)
-        return "run", {**asdict(run), "executions": [asdict(e) for e in executions]}
+        audit = store.audit.list_entries(subject=object_id)
+        return "run", {
+            **asdict(run),
+            "executions": [asdict(e) for e in executions],
+            "audit": [asdict(a) for a in audit],
+        }
     try:
         return "batch", asdict(store.batches.get_batch(object_id))
     except NotFoundError:
@@ -106,7 +111,7 @@ def show(
         return
     console.print(f"[bold]{kind} {object_id}[/]")
     for key, value in record.items():
-        if key in ("schema", "executions", "summary", "files"):
+        if key in ("schema", "executions", "summary", "files", "audit"):
             continue
         console.print(f"  {key}: {value}", highlight=False)
     if kind == "batch":
@@ -133,6 +138,8 @@ def show(
                 str(e["error"] or ""),
             )
         console.print(table)
+        for entry in record["audit"]:
+            console.print(f"  {_when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
 
 
 def lineage(

@@ -51,7 +51,15 @@ def _execute(settings: Settings, spec: PipelineSpec, queue: bool) -> RunReport |
                     if event.type in (RAW_INGESTED, STAGE_FAILED) and event.key in tasks:
                         progress.update(tasks[event.key], completed=1)
 
-                return await run_pipeline(spec, services, on_event=on_event)
+                def on_progress(source: str, rows: int, size: int | None) -> None:
+                    if source in tasks:
+                        progress.update(
+                            tasks[source], description=f"ingesting {source}: {rows:,} rows"
+                        )
+
+                return await run_pipeline(
+                    spec, services, on_event=on_event, on_progress=on_progress
+                )
 
     return asyncio.run(go())
 

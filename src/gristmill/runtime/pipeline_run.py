@@ -9,6 +9,8 @@ execution recorded become pending in turn. The run ends when nothing is pending.
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +23,8 @@ from gristmill.core.ids import digest_json, new_id
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import STAGE_FAILED
-from gristmill.stages.ingestion import IngestionStage
-from gristmill.stores.metadata import Run, RunStatus, StageExecution
+from gristmill.stages.ingestion import IngestionStage, SourceProgress
+from gristmill.stores.metadata import AuditEntry, Run, RunStatus, StageExecution
 
 TERMINAL = ("succeeded", "failed", "skipped")
 
@@ -38,6 +40,11 @@ class RunReport:
 
     def of_type(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.type == event_type]
+
+
+def current_actor() -> str:
+    """Who is acting: ``$GRISTMILL_ACTOR``, else the operating-system user."""
+    return os.environ.get("GRISTMILL_ACTOR") or getpass.getuser()
 
 
 def source_events(spec: PipelineSpec, run_id: str) -> list[Event]:
@@ -65,21 +72,36 @@ async def run_pipeline(
     services: Services,
     *,
     on_event: Callable[[Event], None] | None = None,
+    on_progress: SourceProgress | None = None,
     timeout: float | None = None,
+    actor: str | None = None,
 ) -> RunReport:
-    """Run ``spec`` to quiescence; ``on_event`` sees each event the run produces."""
+    """Run ``spec`` to quiescence.
+
+    ``on_event`` sees each event the run produces; ``on_progress(source, rows, bytes)``
+    follows the rows read while a source is being ingested (from a worker thread).
+    """
     started = time.perf_counter()
     run_id = new_id()
-    services.metadata.runs.start_run(
-        Run(
-            run_id=run_id,
-            pipeline=spec.name,
-            status="running",
-            started_at=datetime.now(UTC),
-            spec_digest=digest_json(spec.model_dump(mode="json")),
+    run = Run(
+        run_id=run_id,
+        pipeline=spec.name,
+        status="running",
+        started_at=datetime.now(UTC),
+        spec_digest=digest_json(spec.model_dump(mode="json")),
+    )
+    services.metadata.runs.start_run(run)
+    services.metadata.audit.append(
+        AuditEntry(
+            entry_id=new_id(),
+            at=run.started_at,
+            actor=actor or current_actor(),
+            action="run.started",
+            subject=run_id,
+            details={"pipeline": spec.name, "sources": list(spec.sources)},
         )
     )
-    stages = [IngestionStage(services.raw, services.metadata)]
+    stages = [IngestionStage(services.raw, services.metadata, progress=on_progress)]
     consumed = {stage.consumes for stage in stages}
     roots = source_events(spec, run_id)
     await services.bus.publish(roots)

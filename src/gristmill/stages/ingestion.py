@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -18,6 +19,9 @@ from gristmill.stores.raw import RawStore, WrittenBatch
 
 logger = logging.getLogger(__name__)
 
+SourceProgress = Callable[[str, int, int | None], None]
+"""``progress(source, rows_done, input_bytes)``, called from the handler's thread."""
+
 
 class IngestionStage:
     """Reads the source named in a ``source.available`` event into the raw store.
@@ -30,9 +34,12 @@ class IngestionStage:
     name = "ingestion"
     consumes = SOURCE_AVAILABLE
 
-    def __init__(self, raw: RawStore, metadata: MetadataStore) -> None:
+    def __init__(
+        self, raw: RawStore, metadata: MetadataStore, *, progress: SourceProgress | None = None
+    ) -> None:
         self.raw = raw
         self.metadata = metadata
+        self.progress = progress
 
     def __repr__(self) -> str:
         return f"IngestionStage(raw={self.raw!r}, metadata={self.metadata!r})"
@@ -48,7 +55,15 @@ class IngestionStage:
 
     def handle(self, event: Event) -> StageOutcome:
         source, file = _payload(event)
-        written = ingest(source, self.raw, self.metadata, run_id=event.correlation_id, file=file)
+        report = self.progress
+        written = ingest(
+            source,
+            self.raw,
+            self.metadata,
+            run_id=event.correlation_id,
+            file=file,
+            progress=(lambda rows, size: report(source.name, rows, size)) if report else None,
+        )
         announcements = [_announcement(item) for item in written]
         return StageOutcome(announcements=announcements, summary=_summary(source, written))
 
