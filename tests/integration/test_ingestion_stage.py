@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +20,6 @@ from gristmill.ingestion import ingest
 from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage
 from gristmill.testing.data import numbers_table, wine_table, write_csv, write_lines
-
-
-@pytest.fixture
-def metadata(tmp_path: Path) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as store:
-        yield store
-
-
-@pytest.fixture
-def raw(tmp_path: Path, metadata: SqlMetadataStore) -> ParquetRawStore:
-    return ParquetRawStore(str(tmp_path / "raw"), metadata.batches)
 
 
 def event(source: SourceSpec, **payload: Any) -> Event:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,17 +19,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def metadata(tmp_path: Path) -> Iterator[SqlMetadataStore]:
-    with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as store:
-        yield store
-
-
-@pytest.fixture
-def raw(tmp_path: Path, metadata: SqlMetadataStore) -> ParquetRawStore:
-    return ParquetRawStore(str(tmp_path / "raw"), metadata.batches)
 
 
 def records(start: int, count: int) -> list[dict[str, Any]]:

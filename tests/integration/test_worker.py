@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -46,14 +46,6 @@ async def bus(tmp_path: Path) -> AsyncIterator[SqliteBus]:
     await bus.open()
     yield bus
     await bus.close()
-
-
-@pytest.fixture
-def metadata(tmp_path: Path) -> Iterator[SqlMetadataStore]:
-    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}")
-    store.open()
-    yield store
-    store.close()
 
 
 async def events_of(bus: SqliteBus, event_type: str) -> list[Event]:
