@@ -9,6 +9,7 @@
     │   ├── UnknownBackendError     no backend of that name (lists the known ones)
     │   ├── MissingExtraError       the backend's driver is not installed (install hint)
     │   └── BackendUnavailableError the service cannot be reached
+    ├── EnvelopeVersionError        an event envelope is newer than this gristmill knows
     ├── NotFoundError               a `get_*` found nothing (names the id)
     ├── ConflictError               the object exists and differs (immutable stores)
     ├── DataError                   input data is bad (names file, row, column)
@@ -52,6 +53,22 @@ class MissingExtraError(BackendError):
 
 class BackendUnavailableError(BackendError):
     """The service behind a backend cannot be reached."""
+
+
+class EnvelopeVersionError(GristmillError, ValueError):
+    """An envelope's ``schema_version`` is newer than this gristmill knows; it is refused.
+
+    ``Event.from_bytes`` raises it as is; ``Event.model_validate`` raises a pydantic
+    ``ValidationError`` whose error on ``schema_version`` carries it (``ctx["error"]``).
+    """
+
+    def __init__(self, seen: int, known: int) -> None:
+        super().__init__(
+            f"event envelope schema_version {seen} is newer than {known}, the newest "
+            "this gristmill knows; upgrade gristmill to consume it"
+        )
+        self.seen = seen
+        self.known = known
 
 
 class NotFoundError(GristmillError, LookupError):

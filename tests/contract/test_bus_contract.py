@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+import redis.asyncio as aioredis
 
-from gristmill.backends.nats.bus import NatsJetStreamBus
+from gristmill.backends.nats.bus import NatsJetStreamBus, token
 from gristmill.backends.redis.bus import RedisStreamsBus
 from gristmill.backends.sqlite.bus import SqliteBus
 from gristmill.bus.port import EventBus
@@ -44,6 +48,13 @@ class TestSqliteBus(_BuiltFromRecipe):
     def _place(self, tmp_path: Path, namespace: str) -> None:
         self.target = {"path": str(tmp_path / "bus.db")}
         self.namespace = namespace
+
+    async def inject_raw(self, event_type: str, body: bytes) -> None:
+        with closing(sqlite3.connect(self.target["path"])) as db, db:
+            db.execute(
+                "INSERT INTO gm_events (namespace, type, body) VALUES (?, ?, ?)",
+                (self.namespace, event_type, body),
+            )
 
     async def test_namespaces_sharing_a_file_are_isolated(self) -> None:
         neighbour = SqliteBus(self.target["path"], namespace=self.namespace + "-other")
@@ -82,6 +93,13 @@ class TestRedisStreamsBus(_OnServer):
     factory = "gristmill.backends.redis.bus:RedisStreamsBus"
     unreachable = {"url": "redis://127.0.0.1:1/0"}
 
+    async def inject_raw(self, event_type: str, body: bytes) -> None:
+        client = aioredis.Redis.from_url(self.target["url"])
+        try:
+            await client.xadd(f"gristmill:{{{self.namespace}}}:events:{event_type}", {"e": body})
+        finally:
+            await client.aclose()
+
 
 @pytest.mark.nats
 class TestNatsJetStreamBus(_OnServer):
@@ -89,3 +107,11 @@ class TestNatsJetStreamBus(_OnServer):
     service = "nats"
     factory = "gristmill.backends.nats.bus:NatsJetStreamBus"
     unreachable = {"url": "nats://127.0.0.1:1"}
+
+    async def inject_raw(self, event_type: str, body: bytes) -> None:
+        nc = await nats.connect(self.target["url"])
+        try:
+            subject = f"{token(self.namespace)}.{token(event_type)}"
+            await nc.jetstream().publish(subject, body, stream=f"gristmill-{token(self.namespace)}")
+        finally:
+            await nc.close()

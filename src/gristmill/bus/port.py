@@ -16,6 +16,11 @@ Semantics every backend guarantees (proved by ``gristmill.testing.bus_contract``
   again: the bus publishes an ``event.dead_lettered`` event (key = the original type) whose
   payload holds ``group``, ``attempts``, ``error`` and the original ``event`` envelope (as
   JSON), and never hands the original to that group again.
+* A body that is no event this gristmill can decode (not JSON, not an envelope, or an
+  envelope ``schema_version`` newer than it knows) is never returned by ``consume``: on the
+  delivery that meets it, it is dead-lettered at once for that group (key ``undecodable``,
+  payload ``group``, ``attempts``, ``error``, ``body`` and ``body_encoding``) and not
+  delivered to that group again. The other events fetched with it are delivered as usual.
 * The envelope round-trips exactly: what ``consume`` returns equals what was published.
 
 Ordering across consumers is not guaranteed; within a single consumer events of one type

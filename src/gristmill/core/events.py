@@ -1,7 +1,8 @@
 """The event envelope every stage publishes and consumes, and its byte codec.
 
 The envelope is versioned (``schema_version``); a consumer that meets a newer major version
-than it knows refuses the event instead of guessing (see docs/adr/0002-event-envelope.md).
+than it knows refuses the event instead of guessing: validation raises
+``EnvelopeVersionError`` (see docs/adr/0002-event-envelope-and-delivery.md).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gristmill.core.ids import new_id
+from gristmill.errors import EnvelopeVersionError
 
 ENVELOPE_VERSION = 1
 
@@ -50,6 +52,15 @@ class Event(BaseModel):
     causation_id: str | None = None
     schema_version: int = ENVELOPE_VERSION
 
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, version: int) -> int:
+        # Checked on the field alone, so a newer envelope is refused even if its other fields
+        # changed shape too; ``from_bytes`` then reports the version, not the shapes.
+        if version > ENVELOPE_VERSION:
+            raise EnvelopeVersionError(version, ENVELOPE_VERSION)
+        return version
+
     def caused(self, type: str, payload: dict[str, Any], *, key: str | None = None) -> Event:
         """A new event caused by this one: same correlation, causation set to this id."""
         return Event(
@@ -66,5 +77,17 @@ class Event(BaseModel):
 
     @classmethod
     def from_bytes(cls, data: bytes | str) -> Event:
-        """Decode bytes written by ``to_bytes``; raises ``pydantic.ValidationError`` if bad."""
-        return cls.model_validate_json(data)
+        """Decode bytes written by ``to_bytes``.
+
+        Raises ``EnvelopeVersionError`` for an envelope newer than ``ENVELOPE_VERSION``, and
+        ``pydantic.ValidationError`` for anything else that is not an envelope (both are
+        ``ValueError`` subclasses).
+        """
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                refused = error.get("ctx", {}).get("error")
+                if isinstance(refused, EnvelopeVersionError):
+                    raise EnvelopeVersionError(refused.seen, refused.known) from exc
+            raise

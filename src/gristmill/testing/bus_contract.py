@@ -4,7 +4,9 @@ Subclass ``EventBusContract``, set ``__test__ = True``, and implement ``make_bus
 unopened bus on the test's namespace; every call must reach the same events). A backend whose
 ``capabilities.cross_process`` is true also implements ``recipe`` so the suite can build the
 same bus in a child process and SIGKILL it; ``unreachable_bus`` (optional) lets the suite check
-that an unreachable service raises ``BackendUnavailableError``. Timing-based tests use
+that an unreachable service raises ``BackendUnavailableError``; ``inject_raw`` (optional, but
+every backend that stores bytes should give it) lets it check that poison messages are
+dead-lettered. Timing-based tests use
 ``ack_wait`` of 0.5-1 s, so the suite takes ~15 s per backend.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import base64
 import json
 import signal
 import sys
@@ -23,8 +26,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gristmill.bus.port import DEAD_LETTERED, Delivery, EventBus
-from gristmill.core.events import Event
-from gristmill.errors import BackendError, BackendUnavailableError
+from gristmill.core.events import ENVELOPE_VERSION, Event
+from gristmill.errors import BackendError, BackendUnavailableError, EnvelopeVersionError
 from gristmill.testing.bus_child import BusRecipe
 
 TYPE = "contract.happened"
@@ -84,6 +87,21 @@ class EventBusContract(abc.ABC):
     def unreachable_bus(self) -> EventBus | None:
         """A bus whose service cannot be reached; ``None`` skips the error-translation test."""
         return None
+
+    async def inject_raw(self, event_type: str, body: bytes) -> None:
+        """Store ``body`` as an event of ``event_type`` the way a foreign producer would.
+
+        Raw bytes, written with the driver where ``publish`` would write an envelope; the
+        suite calls it while a bus of this test is open. Not implemented (the default), the
+        poison-message tests are skipped.
+        """
+        raise NotImplementedError
+
+    async def injected(self, event_type: str, body: bytes) -> None:
+        try:
+            await self.inject_raw(event_type, body)
+        except NotImplementedError:
+            pytest.skip("the backend gives no inject_raw() to write a foreign body")
 
     @asynccontextmanager
     async def opened(
@@ -334,6 +352,57 @@ class EventBusContract(abc.ABC):
             await self.assert_dead_lettered(bus, event, None)
             assert await bus.consume(GROUP, TYPE, "c1", wait=0.7) == []
             assert await bus.consume("audit", DEAD_LETTERED, "c1", wait=0.1) == [], "buried twice"
+
+    # -- poison messages ---------------------------------------------------------------------
+
+    async def assert_undecodable(self, bus: EventBus, body: bytes, encoding: str) -> str:
+        """The one dead letter for ``body`` met by ``GROUP``; returns its ``error``."""
+        [letter] = await collect(bus, 1, group="audit", type=DEAD_LETTERED, timeout=3.0)
+        payload = dict(letter.event.payload)
+        error = payload.pop("error")
+        shown = body.decode() if encoding == "utf-8" else base64.b64encode(body).decode()
+        assert payload == {"group": GROUP, "attempts": 1, "body": shown, "body_encoding": encoding}
+        assert (letter.event.type, letter.event.key) == (DEAD_LETTERED, "undecodable")
+        assert isinstance(error, str)
+        assert TYPE in error, "the error must say what failed to decode"
+        await bus.ack(letter)
+        return error
+
+    async def assert_poison_buried(self, bus: EventBus, body: bytes, encoding: str) -> str:
+        """Consume ``GROUP`` past the poison ``body``; it is buried once, never handed out."""
+        error = await self.assert_undecodable(bus, body, encoding)
+        await asyncio.sleep(bus.ack_wait)  # a poison message left leased would come back now
+        assert await bus.consume(GROUP, TYPE, "c2", max_events=5, wait=0.5) == []
+        assert await bus.consume("audit", DEAD_LETTERED, "c1", wait=0.1) == [], "buried twice"
+        return error
+
+    async def test_undecodable_body_is_dead_lettered_at_once(self) -> None:
+        before, after = make_event(1), make_event(2)
+        body = b"\xff\xfe not JSON, not UTF-8 \x00"
+        async with self.opened(max_attempts=3, ack_wait=0.5) as bus:
+            await bus.publish([before])
+            await self.injected(TYPE, body)
+            await bus.publish([after])
+            got = await bus.consume(GROUP, TYPE, "c1", max_events=5, wait=3.0)
+            got += await collect(bus, 2 - len(got), batch=5)
+            assert [(d.event, d.attempt) for d in got] == [(before, 1), (after, 1)]
+            for delivery in got:
+                await bus.ack(delivery)
+            await self.assert_poison_buried(bus, body, "base64")
+
+    async def test_newer_envelope_version_is_dead_lettered_at_once(self) -> None:
+        newer = ENVELOPE_VERSION + 1
+        body = json.dumps(make_event(1).model_dump(mode="json") | {"schema_version": newer})
+        after = make_event(2)
+        async with self.opened(max_attempts=3, ack_wait=0.5) as bus:
+            await self.injected(TYPE, body.encode())
+            await bus.publish([after])
+            got = await collect(bus, 1, batch=5)
+            got += await bus.consume(GROUP, TYPE, "c1", max_events=5, wait=0.1)
+            assert [(d.event, d.attempt) for d in got] == [(after, 1)]
+            await bus.ack(got[0])
+            error = await self.assert_poison_buried(bus, body.encode(), "utf-8")
+        assert str(EnvelopeVersionError(newer, ENVELOPE_VERSION)) in error
 
     # -- lifecycle ---------------------------------------------------------------------------
 

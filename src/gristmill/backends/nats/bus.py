@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from gristmill.backends.deadletter import dead_letter, lease_expired
+from gristmill.backends.deadletter import dead_letter, lease_expired, over_budget, undecodable
 from gristmill.bus.port import BusCapabilities, Delivery
 from gristmill.core.events import Event
 from gristmill.core.urls import mask_url
@@ -153,7 +153,7 @@ class NatsJetStreamBus:
             puller = await self._puller(group, event_type, consumer)
             while True:
                 messages = await puller.pull(max_events, deadline - time.monotonic())
-                got = await self._deliveries(group, messages)
+                got = await self._deliveries(group, event_type, messages)
                 if got or time.monotonic() >= deadline:
                     return got
 
@@ -166,7 +166,10 @@ class NatsJetStreamBus:
         message: Msg = delivery.receipt
         with self._translated():
             if delivery.attempt >= self.max_attempts:
-                await self._bury(message, delivery.event, delivery.group, delivery.attempt, error)
+                letter = dead_letter(
+                    delivery.event, group=delivery.group, attempts=delivery.attempt, error=error
+                )
+                await self._bury(message, letter)
             else:
                 await message.nak(delay=delay or None)
 
@@ -219,22 +222,35 @@ class NatsJetStreamBus:
             )
         return self._pullers[key]
 
-    async def _deliveries(self, group: str, messages: list[Msg]) -> list[Delivery]:
+    async def _deliveries(self, group: str, event_type: str, messages: list[Msg]) -> list[Delivery]:
+        """Deliveries of ``messages``; dead-letter those over budget or with no event in them."""
         got, burials = [], []
         for message in messages:
-            attempt, event = message.metadata.num_delivered, Event.from_bytes(message.data)
-            if attempt is not None and attempt > self.max_attempts:
-                error = lease_expired(self.ack_wait)
-                burials.append(self._bury(message, event, group, attempt - 1, error))
+            attempt = message.metadata.num_delivered or 1
+            if attempt > self.max_attempts:
+                letter = over_budget(
+                    message.data,
+                    event_type=event_type,
+                    group=group,
+                    attempts=attempt - 1,
+                    error=lease_expired(self.ack_wait),
+                )
+                burials.append(self._bury(message, letter))
+                continue
+            try:
+                event = Event.from_bytes(message.data)
+            except ValueError as exc:
+                letter = undecodable(
+                    message.data, exc, event_type=event_type, group=group, attempts=attempt
+                )
+                burials.append(self._bury(message, letter))
             else:
-                got.append(Delivery(event, group, attempt or 1, message))
+                got.append(Delivery(event, group, attempt, message))
         await asyncio.gather(*burials)
         return got
 
-    async def _bury(
-        self, message: Msg, event: Event, group: str, attempts: int, error: str
-    ) -> None:
-        letter = dead_letter(event, group=group, attempts=attempts, error=error)
+    async def _bury(self, message: Msg, letter: Event) -> None:
+        """Publish the dead letter, then end the message's delivery for good (TERM)."""
         await self._jetstream.publish(
             self._subject(letter.type), letter.to_bytes(), stream=self.stream
         )

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from gristmill.backends.deadletter import dead_letter, lease_expired
+from gristmill.backends.deadletter import dead_letter, lease_expired, over_budget, undecodable
 from gristmill.bus.port import DEAD_LETTERED, BusCapabilities, Delivery
 from gristmill.core.events import Event
 from gristmill.core.urls import mask_url
@@ -23,6 +23,7 @@ from gristmill.errors import (
 try:
     import redis.asyncio as aioredis
     from redis import exceptions as redis_errors
+    from redis.asyncio.client import Pipeline
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise MissingExtraError(
         "the Redis bus needs the redis driver: pip install 'gristmill[redis]'"
@@ -201,8 +202,11 @@ class RedisStreamsBus:
     def _stream(self, event_type: str) -> str:
         return f"{self._prefix}events:{event_type}"
 
+    def _event_type(self, stream: str) -> str:
+        return stream.removeprefix(self._prefix + "events:")
+
     def _delays(self, stream: str) -> str:
-        return self._prefix + "delays:" + stream.removeprefix(self._prefix + "events:")
+        return self._prefix + "delays:" + self._event_type(stream)
 
     async def _ensure_group(self, stream: str, group: str) -> None:
         if (stream, group) in self._groups:
@@ -224,10 +228,13 @@ class RedisStreamsBus:
         if not reply:
             return []
         [[_, entries]] = reply
-        return [
-            Delivery(Event.from_bytes(fields[_FIELD]), group, 1, (stream, entry_id))
-            for entry_id, fields in entries
-        ]
+        got: list[Delivery] = []
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for entry_id, values in entries:
+                if (event := self._decode(pipe, stream, group, entry_id, values, 1)) is not None:
+                    got.append(Delivery(event, group, 1, (stream, entry_id)))
+            await pipe.execute()  # no round trip unless a burial was queued
+        return got
 
     async def _reclaim(self, stream: str, group: str, consumer: str, count: int) -> list[Delivery]:
         """Take over entries whose lease expired; dead-letter those over budget."""
@@ -250,7 +257,7 @@ class RedisStreamsBus:
             *pending, not_before = await pipe.execute()
         got: list[Delivery] = []
         async with self._redis.pipeline(transaction=True) as pipe:
-            for (entry_id, body), info, due, field in zip(
+            for (entry_id, values), info, due, field in zip(
                 entries, pending, not_before, fields, strict=True
             ):
                 if not info:  # acked meanwhile
@@ -272,17 +279,39 @@ class RedisStreamsBus:
                     continue
                 if due is not None:
                     pipe.hdel(self._delays(stream), field)
-                event = Event.from_bytes(body[_FIELD])
-                if attempt > self.max_attempts:
-                    letter = dead_letter(
-                        event, group=group, attempts=attempt - 1, error=lease_expired(self.ack_wait)
-                    )
-                    pipe.xadd(self._stream(DEAD_LETTERED), {_FIELD: letter.to_bytes()})
-                    pipe.xack(stream, group, entry_id)
-                else:
-                    got.append(Delivery(event, group, attempt, (stream, entry_id)))
+                if attempt <= self.max_attempts:
+                    event = self._decode(pipe, stream, group, entry_id, values, attempt)
+                    if event is not None:
+                        got.append(Delivery(event, group, attempt, (stream, entry_id)))
+                    continue
+                letter = over_budget(
+                    _body(values),
+                    event_type=self._event_type(stream),
+                    group=group,
+                    attempts=attempt - 1,
+                    error=lease_expired(self.ack_wait),
+                )
+                self._bury(pipe, stream, group, entry_id, letter)
             await pipe.execute()
         return got
+
+    def _decode(
+        self, pipe: Pipeline, stream: str, group: str, entry_id: Any, values: Any, attempt: int
+    ) -> Event | None:
+        """The entry's event; if it holds none, queue its burial as undecodable on ``pipe``."""
+        body = _body(values)
+        try:
+            return Event.from_bytes(body)
+        except ValueError as exc:
+            event_type = self._event_type(stream)
+            letter = undecodable(body, exc, event_type=event_type, group=group, attempts=attempt)
+        self._bury(pipe, stream, group, entry_id, letter)
+        return None
+
+    def _bury(self, pipe: Pipeline, stream: str, group: str, entry_id: Any, letter: Event) -> None:
+        """Queue on ``pipe``: publish the dead letter, and end the entry's delivery to ``group``."""
+        pipe.xadd(self._stream(DEAD_LETTERED), {_FIELD: letter.to_bytes()})
+        pipe.xack(stream, group, entry_id)
 
     async def _flush_acks(self) -> None:
         await asyncio.sleep(0)  # let acks issued in the same loop turn join this round trip
@@ -307,6 +336,12 @@ class RedisStreamsBus:
 
 def _ms(seconds: float) -> int:
     return int(seconds * 1000)
+
+
+def _body(values: dict[bytes, bytes] | None) -> bytes:
+    # An entry another producer wrote without our field (or a deleted one, which Redis 6.2
+    # still lists) has no envelope: it reads as empty, so it is dead-lettered as undecodable.
+    return (values or {}).get(_FIELD, b"")
 
 
 def _delay_field(group: str, entry_id: Any) -> bytes:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import TypeVar
 
-from gristmill.backends.deadletter import dead_letter, lease_expired
+from gristmill.backends.deadletter import dead_letter, lease_expired, over_budget, undecodable
 from gristmill.bus.port import BusCapabilities, Delivery
 from gristmill.core.events import Event
 from gristmill.errors import BackendError, BackendUnavailableError
@@ -77,7 +77,8 @@ _OWNED = """SELECT 1 FROM gm_deliveries
 _FIRST_PAUSE = 0.001
 _LAST_PAUSE = 0.025
 
-_Row = tuple[int, int, bytes]  # seq, attempt, body
+_Row = tuple[int, int, bytes | str]  # seq, attempt, body (str if a foreign writer stored TEXT)
+_Letter = tuple[int, int, Event]  # seq, attempt, the dead letter replacing it
 
 
 class SqliteBus:
@@ -153,15 +154,13 @@ class SqliteBus:
         pause = _FIRST_PAUSE
         while True:
             rows = await self._run(self._claim, key, consumer, max_events)
+            got = await self._deliveries(key, rows)
             remaining = deadline - time.monotonic()
-            if rows or remaining <= 0:
-                break
-            await self._sleep(min(pause, remaining))
-            pause = min(pause * 1.5, _LAST_PAUSE)
-        return [
-            Delivery(Event.from_bytes(body), group, attempt, (event_type, seq))
-            for seq, attempt, body in rows
-        ]
+            if got or remaining <= 0:
+                return got
+            if not rows:
+                await self._sleep(min(pause, remaining))
+                pause = min(pause * 1.5, _LAST_PAUSE)
 
     async def ack(self, delivery: Delivery) -> None:
         event_type, seq = delivery.receipt
@@ -175,7 +174,7 @@ class SqliteBus:
             letter = dead_letter(
                 delivery.event, group=delivery.group, attempts=delivery.attempt, error=error
             )
-            await self._run(self._bury, key, seq, delivery.attempt, letter)
+            await self._run(self._bury, key, [(seq, delivery.attempt, letter)])
         else:
             await self._run(self._delay, key, seq, delivery.attempt, time.time() + delay)
         await self._notify()
@@ -191,6 +190,26 @@ class SqliteBus:
             raise BackendUnavailableError(f"SQLite bus at {self.path!r}: {exc}") from exc
         except sqlite3.Error as exc:
             raise BackendError(f"SQLite bus at {self.path!r}: {exc}") from exc
+
+    async def _deliveries(self, key: tuple[str, str, str], rows: list[_Row]) -> list[Delivery]:
+        """Decode claimed rows; a body that is no event is dead-lettered at once, not returned."""
+        _, group, event_type = key
+        got: list[Delivery] = []
+        letters: list[_Letter] = []
+        for seq, attempt, body in rows:
+            try:
+                event = Event.from_bytes(body)
+            except ValueError as exc:
+                letter = undecodable(
+                    body, exc, event_type=event_type, group=group, attempts=attempt
+                )
+                letters.append((seq, attempt, letter))
+            else:
+                got.append(Delivery(event, group, attempt, (event_type, seq)))
+        if letters:
+            await self._run(self._bury, key, letters)
+            await self._notify()
+        return got
 
     async def _notify(self) -> None:
         if self._published is not None:
@@ -246,9 +265,12 @@ class SqliteBus:
         db, rows = self._db, []
         for seq, attempts, body in db.execute(_DUE, (*key, now, limit)).fetchall():
             if attempts >= self.max_attempts:
-                original = Event.from_bytes(body)
-                letter = dead_letter(
-                    original, group=key[1], attempts=attempts, error=lease_expired(self.ack_wait)
+                letter = over_budget(
+                    body,
+                    event_type=key[2],
+                    group=key[1],
+                    attempts=attempts,
+                    error=lease_expired(self.ack_wait),
                 )
                 db.execute(_INSERT_EVENT, (self.namespace, letter.type, letter.to_bytes()))
                 db.execute(_DELETE_DELIVERY, (*key, seq))
@@ -297,12 +319,13 @@ class SqliteBus:
         with _transaction(self._db, durable=False):
             self._db.execute(_DELAY, (visible_at, *key, seq, attempt))
 
-    def _bury(self, key: tuple[str, str, str], seq: int, attempt: int, letter: Event) -> None:
+    def _bury(self, key: tuple[str, str, str], letters: list[_Letter]) -> None:
         db = self._db
         with _transaction(db, durable=True):
-            if db.execute(_OWNED, (*key, seq, attempt)).fetchone() is not None:
-                db.execute(_INSERT_EVENT, (self.namespace, letter.type, letter.to_bytes()))
-                db.execute(_DELETE_DELIVERY, (*key, seq))
+            for seq, attempt, letter in letters:
+                if db.execute(_OWNED, (*key, seq, attempt)).fetchone() is not None:
+                    db.execute(_INSERT_EVENT, (self.namespace, letter.type, letter.to_bytes()))
+                    db.execute(_DELETE_DELIVERY, (*key, seq))
 
 
 @contextmanager
