@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gristmill.config.features import FeatureSetSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.errors import SpecError
 
@@ -21,16 +22,6 @@ NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class FeatureSetSpec(_Section):
-    from_: list[str] = Field(alias="from", min_length=1)
-    entity: str | None = None
-    timestamp: str | None = None
-    label: str | None = None
-    steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
-    select: dict[str, Any] | None = None
-    online: dict[str, Any] | None = None
 
 
 class SplitSpec(_Section):

@@ -1,0 +1,142 @@
+"""The `features:` section of the pipeline spec: validation, feature steps, selection, online."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``90s``, ``15m``, ``12h``, ``1d``, ``2w``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 12h, 1d or 2w")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("a duration must be more than 0")
+    return seconds
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ColumnExpectation(_Section):
+    """What a column must hold; values outside are anomalies."""
+
+    min: float | None = None
+    max: float | None = None
+    values: list[Any] | None = Field(None, description="The allowed categories.")
+    type: str | None = Field(None, description="Expected Arrow type name, e.g. double, string.")
+    max_missing: float | None = Field(None, ge=0, le=1)
+
+
+class DriftSpec(_Section):
+    """Drift of each column against the previous batch of the source or a stored reference."""
+
+    method: Literal["auto", "psi", "ks", "chi2"] = "auto"
+    threshold: float | None = Field(
+        None, gt=0, description="PSI above it, or a p-value below it (ks, chi2), is drift."
+    )
+    against: Literal["previous", "reference", "none"] = "previous"
+    reference: str | None = Field(None, description="Raw batch id of the reference.")
+
+
+class ValidationSpec(_Section):
+    """Thresholds of the validation run on every input batch before features are computed."""
+
+    on_anomaly: Literal["warn", "stop"] = "warn"
+    max_missing: float = Field(0.2, ge=0, le=1, description="Share of missing values allowed.")
+    outliers: Literal["iqr", "zscore", "none"] = "iqr"
+    outlier_threshold: float = Field(3.0, gt=0, description="IQR multiple or z-score.")
+    max_outliers: float = Field(0.05, ge=0, le=1, description="Share of outliers allowed.")
+    drift: DriftSpec = DriftSpec()
+    expect: dict[str, ColumnExpectation] = Field(default_factory=dict)
+
+
+class SelectSpec(_Section):
+    """Feature selection; scores of every candidate column are recorded."""
+
+    method: Literal["chi2", "mutual_info", "variance", "model", "list"]
+    k: int | None = Field(None, ge=1)
+    threshold: float | None = None
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SelectSpec:
+        if self.method == "list" and not self.columns:
+            raise ValueError("select method 'list' needs 'columns'")
+        if (
+            self.method in ("chi2", "mutual_info", "model")
+            and self.k is None
+            and (self.threshold is None)
+        ):
+            raise ValueError(f"select method {self.method!r} needs 'k' or 'threshold'")
+        return self
+
+
+class OnlineSpec(_Section):
+    """Materialization of the newest vector per entity into the online store."""
+
+    enabled: bool = True
+    ttl: float | None = Field(None, description="Seconds, or a duration: 90s, 15m, 12h, 1d.")
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+
+class JoinSpec(_Section):
+    """How several inputs combine: as of ``timestamp`` on key ``on`` (the first is the spine)."""
+
+    on: str
+    timestamp: str | None = None
+    how: Literal["asof", "exact"] = "asof"
+
+
+class FeatureSetSpec(_Section):
+    """One feature set, computed from one or more sources by a pipeline of steps."""
+
+    from_: list[str] = Field(alias="from", min_length=1)
+    entity: str | None = Field(None, description="Entity key column (for the online store).")
+    timestamp: str | None = Field(None, description="Event-time column.")
+    label: str | None = None
+    validation: ValidationSpec = ValidationSpec()
+    steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
+    select: SelectSpec | None = None
+    online: OnlineSpec | None = None
+    join: JoinSpec | None = None
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _one_key_per_step(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for index, step in enumerate(value):
+                if isinstance(step, str):
+                    value[index] = {step: {}}
+                elif not isinstance(step, dict) or len(step) != 1:
+                    raise ValueError(
+                        f"step {index} must be one name with its options, e.g. "
+                        "{impute: {columns: [age], strategy: median}}"
+                    )
+                else:
+                    name, options = next(iter(step.items()))
+                    value[index] = {name: options or {}}
+        return value
+
+    @model_validator(mode="after")
+    def _join_needed(self) -> FeatureSetSpec:
+        if len(self.from_) > 1 and self.join is None:
+            raise ValueError(
+                "a feature set from several sources needs 'join: {on: <key>, timestamp: <col>}'"
+            )
+        return self

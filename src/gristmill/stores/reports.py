@@ -1,0 +1,38 @@
+"""The report store port: validation reports (and later drift and evaluation reports).
+
+A report is immutable JSON about one subject (a raw batch, a feature set, a model), kept in
+the metadata store. ``get_report`` raises ``NotFoundError``; ``list_reports`` is newest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+ReportStatus = Literal["passed", "warned", "failed"]
+
+
+@dataclass(frozen=True)
+class Report:
+    """``kind`` (e.g. ``validation``), the ``subject`` id it is about, a ``status``, a body."""
+
+    report_id: str
+    kind: str
+    subject: str
+    status: ReportStatus
+    created_at: datetime
+    body: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+class ReportStore(Protocol):
+    def add_report(self, report: Report) -> None:
+        """Record it; the same id again with the same content is a no-op."""
+        ...
+
+    def get_report(self, report_id: str) -> Report: ...
+
+    def list_reports(
+        self, *, subject: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[Report]: ...
