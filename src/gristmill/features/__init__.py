@@ -1,0 +1,1 @@
+"""Feature engineering: validation, feature steps and pipelines, selection."""
