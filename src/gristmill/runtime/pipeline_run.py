@@ -89,6 +89,7 @@ async def run_pipeline(
         status="running",
         started_at=datetime.now(UTC),
         spec_digest=digest_json(spec.model_dump(mode="json")),
+        summary={"spec": spec.model_dump(mode="json", by_alias=True)},
     )
     services.metadata.runs.start_run(run)
     services.metadata.audit.append(
@@ -120,7 +121,8 @@ async def run_pipeline(
         await asyncio.gather(*tasks, return_exceptions=True)
     report.skipped_sections = spec.skipped_sections()
     report.seconds = time.perf_counter() - started
-    report.run = services.metadata.runs.finish_run(run_id, _status(report.events), _summary(report))
+    summary = {**run.summary, **_summary(report)}
+    report.run = services.metadata.runs.finish_run(run_id, _status(report.events), summary)
     return report
 
 
