@@ -99,3 +99,22 @@ async def test_flush_window_must_fit_in_the_lease(services: Services) -> None:
         StreamIngestionWorker(
             services.bus, services.raw, services.metadata, max_rows=10, max_seconds=5.0
         )
+
+
+async def test_records_that_change_the_streams_schema_are_refused(services: Services) -> None:
+    await services.bus.publish([records_event("clicks", clicks(0, 5))])
+    worker = StreamIngestionWorker(
+        services.bus, services.raw, services.metadata, max_rows=5, max_seconds=0.3
+    )
+    await run_for(worker, 0.6)
+    changed = records_event("clicks", [{"user": 7, "page": "/x", "ms": "slow"}])
+    widened = records_event("clicks", [{"user": "u9", "page": "/y", "ms": 3}])  # int fits float
+    await services.bus.publish([changed, widened])
+    await run_for(worker, 1.2)
+
+    batches = services.raw.list(source="clicks")
+    assert sum(b.row_count for b in batches) == 6
+    assert {tuple(map(str, b.schema)) for b in batches} == {tuple(map(str, batches[0].schema))}
+    dead = await drain(services, DEAD_LETTERED)
+    assert [d.payload["event"]["id"] for d in dead] == [changed.id]
+    assert "do not fit its schema" in dead[0].payload["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +12,7 @@ import typer
 
 from gristmill import __version__
 from gristmill.cli.console import console, err_console
+from gristmill.config.settings import unknown_environment
 from gristmill.errors import ConfigError, GristmillError
 
 HELP = """\
@@ -91,6 +93,10 @@ def main_options(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if verbose < 2:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    for name in unknown_environment(dict(os.environ)):
+        err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
     ctx.obj = {"config": config, "overrides": overrides}
 
 
@@ -107,24 +113,9 @@ _register()
 
 
 def main() -> None:
-    """Entry point: run the app, turning gristmill errors into a clear message and exit code."""
+    """Entry point: usage errors are click's; gristmill errors become one clear line."""
     try:
-        code = app(standalone_mode=False)
+        app()  # standalone: click prints usage errors and exits 2, Ctrl-C exits 1
     except GristmillError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(code if isinstance(code, int) else 0)

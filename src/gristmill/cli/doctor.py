@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from pathlib import Path
 from typing import Annotated
 
 import fsspec
@@ -12,7 +13,7 @@ from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import Settings
+from gristmill.config.settings import DEFAULT_CONFIG_FILE, Settings
 from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
 from gristmill.runtime.wiring import build_bus, build_metadata
@@ -50,8 +51,29 @@ def _attempt(check: object) -> tuple[bool, str]:
     try:
         result = check() if callable(check) else check
         return True, str(result)
-    except (GristmillError, OSError, TimeoutError) as exc:
-        return False, str(exc) or type(exc).__name__
+    except TimeoutError:
+        return False, "no answer in time (is the URL right, and the service up?)"
+    except ImportError as exc:
+        return False, f"a driver is missing: {exc} (pip install the package named)"
+    except Exception as exc:  # doctor reports every failure instead of raising it
+        return False, mask_text(f"{type(exc).__name__}: {exc}") if not isinstance(
+            exc, GristmillError
+        ) else mask_text(str(exc))
+
+
+def _flatten(tree: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def mask_text(text: str) -> str:
+    """``text`` with any URL password in it masked."""
+    return " ".join(mask_url(word) if "://" in word else word for word in text.split(" "))
 
 
 def doctor(
@@ -88,12 +110,14 @@ def doctor(
             role, backend, mask_url(url), f"[green]✓ {message}[/]" if ok else f"[red]✗ {message}[/]"
         )
     console.print(table)
-    console.print(
-        f"home: {settings.home} · bus namespace: {settings.bus.namespace} · "
-        f"max attempts: {settings.bus.max_attempts} · ack wait: {settings.bus.ack_wait}s · "
-        f"executor: {settings.executor.backend}",
-        highlight=False,
+    source = ctx.find_root().obj["config"] or (
+        DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else "none (defaults)"
     )
+    console.print(f"settings file: {source}; then GRISTMILL_* environment, then flags")
+    resolved = Table("setting", "value", title="resolved settings", title_justify="left")
+    for key, value in _flatten(settings.model_dump(mode="json")):
+        resolved.add_row(key, mask_text(str(value)) if "url" in key else str(value))
+    console.print(resolved)
     extras = [
         f"{name} {'✓' if importlib.util.find_spec(module) else '✗'}"
         for name, module in EXTRAS.items()

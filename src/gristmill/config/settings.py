@@ -8,6 +8,7 @@ globally.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,17 @@ class ExecutorSettings(BaseModel):
         return _known("executor", value, EXECUTOR_BACKENDS)
 
 
+class StreamSettings(BaseModel):
+    """Streaming ingestion: when a micro-batch is cut (whichever bound comes first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_rows: int = Field(10_000, ge=1, description="Records per micro-batch at most.")
+    max_seconds: float = Field(
+        2.0, gt=0, description="Seconds the oldest buffered record may wait (< bus.ack_wait)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything that says *where* gristmill keeps and moves things (not *what* it does)."""
 
@@ -103,6 +115,7 @@ class Settings(BaseSettings):
     metadata: MetadataSettings = MetadataSettings()
     raw: RawSettings = RawSettings()
     executor: ExecutorSettings = ExecutorSettings()
+    stream: StreamSettings = StreamSettings()
 
     def bus_url(self) -> str:
         if self.bus.url:
@@ -142,6 +155,27 @@ def _settings_class(toml_file: Path | None) -> type[Settings]:
     return FileSettings
 
 
+def _problem(error: Any) -> str:
+    where = ".".join(map(str, error["loc"]))
+    if error["type"] == "extra_forbidden":
+        return f"  {where}: unknown key (check its spelling; see the README's settings example)"
+    return f"  {where}: {str(error['msg']).removeprefix('Value error, ')}"
+
+
+def unknown_environment(environ: dict[str, str]) -> list[str]:
+    """``GRISTMILL_*`` variables that name no setting (a typo would otherwise pass silently)."""
+    sections = {name.upper() for name in Settings.model_fields}
+    known_other = ("GRISTMILL_ACTOR", "GRISTMILL_TEST_")
+    unknown = []
+    for name in environ:
+        if not name.startswith("GRISTMILL_") or name.startswith(known_other):
+            continue
+        head = name.removeprefix("GRISTMILL_").split("__")[0]
+        if head not in sections:
+            unknown.append(name)
+    return sorted(unknown)
+
+
 def load_settings(
     config_file: Path | str | None = None, overrides: dict[str, Any] | None = None
 ) -> Settings:
@@ -156,8 +190,10 @@ def load_settings(
     toml_file = path if path.is_file() else None
     try:
         loaded = _settings_class(toml_file)(**(overrides or {}))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{toml_file} is not valid TOML: {exc}") from exc
     except ValidationError as exc:
         where = f" (from {toml_file}, GRISTMILL_* environment or flags)" if toml_file else ""
-        lines = [f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = [_problem(e) for e in exc.errors()]
         raise ConfigError("invalid settings" + where + ":\n" + "\n".join(lines)) from exc
     return Settings.model_validate(loaded.model_dump())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 SourceFormat = Literal["csv", "parquet", "jsonl", "sql", "folder"]
 FileFormat = Literal["csv", "parquet", "jsonl"]
@@ -41,6 +43,13 @@ class SourceSpec(BaseModel):
         if self.format == "sql":
             if not self.url or not self.query:
                 raise ValueError("a sql source needs both 'url' (SQLAlchemy URL) and 'query'")
+            try:
+                make_url(self.url)
+            except ArgumentError:
+                raise ValueError(
+                    f"url {self.url!r} is not a SQLAlchemy URL; write e.g. "
+                    "postgresql+psycopg://user@host:5432/db or sqlite:///path/to/file.db"
+                ) from None
         elif not self.path:
             raise ValueError(f"a {self.format} source needs 'path'")
         return self

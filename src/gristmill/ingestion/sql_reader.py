@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from gristmill.config.sources import SourceSpec
 from gristmill.core.urls import mask_url
-from gristmill.errors import DataError, EmptyInputError
+from gristmill.errors import BackendUnavailableError, ConfigError, DataError, EmptyInputError
 from gristmill.ingestion.bad_rows import BadRow
 from gristmill.ingestion.column_types import cast_declared
 from gristmill.ingestion.extract import Extract, whole_table
@@ -48,16 +48,28 @@ def read_sql(spec: SourceSpec) -> Extract:
 
 
 def _fetch(spec: SourceSpec, url: str) -> pa.Table:
-    engine = sa.create_engine(str(spec.url))
     try:
-        with engine.connect() as connection:
-            result = connection.execution_options(stream_results=True).exec_driver_sql(
-                str(spec.query)
-            )
-            names = list(result.keys())
-            chunks = []
-            while rows := result.fetchmany(_FETCH_ROWS):
-                chunks.append(_to_arrow(rows, names, url))
+        engine = sa.create_engine(str(spec.url))
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"source {spec.name!r}: cannot use the SQL url {url}: {exc}; check the url's "
+            "dialect+driver (e.g. postgresql+psycopg://user@host/db) and that its driver "
+            "package is installed"
+        ) from exc
+    try:
+        connection = engine.connect()
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise BackendUnavailableError(
+            f"source {spec.name!r}: cannot connect to the database at {url}: "
+            f"{getattr(exc, 'orig', None) or exc}"
+        ) from exc
+    try:
+        result = connection.execution_options(stream_results=True).exec_driver_sql(str(spec.query))
+        names = list(result.keys())
+        chunks = []
+        while rows := result.fetchmany(_FETCH_ROWS):
+            chunks.append(_to_arrow(rows, names, url))
     except sa.exc.SQLAlchemyError as exc:
         cause = getattr(exc, "orig", None) or exc
         raise DataError(
@@ -66,6 +78,7 @@ def _fetch(spec: SourceSpec, url: str) -> pa.Table:
             file=f"sql:{url}",
         ) from exc
     finally:
+        connection.close()
         engine.dispose()
     if not chunks:
         return pa.table({name: pa.array([], pa.null()) for name in names})

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
 from gristmill.core.ids import digest_json
-from gristmill.errors import DataError
+from gristmill.errors import DataError, SchemaChangedError
 from gristmill.ingestion.ingest import RAW_BATCH_KIND
 from gristmill.ingestion.records import records_table
+from gristmill.ingestion.schema import schema_change, schema_fields
 from gristmill.stores.metadata import LineageEdge, MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 
@@ -48,6 +49,7 @@ class MicroBatcher:
         max_rows: int,
         max_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        on_schema_change: Literal["fail", "allow"] = "fail",
     ) -> None:
         if max_rows < 1 or max_seconds <= 0:
             raise ValueError("max_rows must be at least 1 and max_seconds more than 0")
@@ -57,6 +59,8 @@ class MicroBatcher:
         self.max_rows = max_rows
         self.max_seconds = max_seconds
         self.clock = clock
+        self.on_schema_change = on_schema_change
+        self._schema: pa.Schema | None = None
         self._buffer: list[dict[str, Any]] = []
         self._oldest_at: float | None = None
 
@@ -92,7 +96,20 @@ class MicroBatcher:
         self._oldest_at = None
         return written
 
-    def _write(self, records: list[dict[str, Any]]) -> WrittenBatch:
+    def discard(self) -> int:
+        """Drop every buffered record (after a failed flush whose messages go back)."""
+        dropped = len(self._buffer)
+        self._buffer.clear()
+        self._oldest_at = None
+        return dropped
+
+    def conform(self, records: Sequence[dict[str, Any]]) -> pa.Table:
+        """``records`` as a table with the stream's schema (that of its latest batch).
+
+        Columns are put in the schema's order and cast safely (an int where a float is
+        expected is fine); a missing or extra column, or a value that does not fit, raises
+        ``SchemaChangedError`` unless ``on_schema_change == "allow"``.
+        """
         origin = f"stream:{self.source}"
         try:
             table = records_table(records)
@@ -102,9 +119,36 @@ class MicroBatcher:
                 "field with one JSON type",
                 file=origin,
             ) from exc
+        schema = self._known_schema()
+        if schema is None or self.on_schema_change == "allow":
+            return table
+        if set(table.column_names) == set(schema.names):
+            try:
+                return table.select(schema.names).cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                pass
+        change = schema_change(schema_fields(schema), schema_fields(table.schema))
+        raise SchemaChangedError(
+            f"records of stream {self.source!r} do not fit its schema: "
+            f"{change.describe() or 'a value does not fit its column type'}; send records "
+            f"with the columns {', '.join(schema.names)}",
+            file=origin,
+        )
+
+    def _known_schema(self) -> pa.Schema | None:
+        if self._schema is None:
+            latest = self.metadata.batches.latest_batch(self.source)
+            if latest is not None:
+                self._schema = self.raw.read(latest.batch_id).schema
+        return self._schema
+
+    def _write(self, records: list[dict[str, Any]]) -> WrittenBatch:
+        origin = f"stream:{self.source}"
+        table = self.conform(records)
         written = self.raw.write_batch(
             self.source, [table], content_digest=digest_json(records), origin=origin
         )
+        self._schema = table.schema
         self.metadata.lineage.add_edges(
             [
                 LineageEdge(

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,8 @@ from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
 from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion.announce import ingested_payload
-from gristmill.ingestion.records import records_table
 from gristmill.ingestion.stream import MicroBatcher
-from gristmill.runtime.worker import consumer_name
+from gristmill.runtime.worker import consumer_name, serve_until
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 
@@ -73,17 +72,13 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def _bad_message(event: Event) -> str | None:
+def _bad_shape(event: Event) -> str | None:
     source = event.payload.get("source")
     records = event.payload.get("records")
     if not isinstance(source, str) or not source:
         return "payload.source must be the stream's name (a non-empty string)"
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         return "payload.records must be a list of JSON objects"
-    try:
-        records_table(records)
-    except Exception as exc:  # any Arrow conversion failure makes the message unusable
-        return f"payload.records cannot form a table: {exc}"
     return None
 
 
@@ -130,7 +125,8 @@ class StreamIngestionWorker:
     async def run(self, stop: asyncio.Event, *, poll: float = 0.2, concurrency: int = 1) -> None:
         """Consume until ``stop``; then flush what is buffered and ack it."""
         wait = min(poll, self.max_seconds / 2)
-        while not stop.is_set():
+
+        async def step() -> None:
             deliveries = await self.bus.consume(
                 STREAM_STAGE, RECORDS_APPENDED, self.consumer, max_events=500, wait=wait
             )
@@ -139,27 +135,44 @@ class StreamIngestionWorker:
             for source, batcher in self._batchers.items():
                 if batcher.pending and batcher.due():
                     await self._flush(source)
+
+        await serve_until(stop, step, STREAM_STAGE)
         for source in list(self._batchers):
             if self._batchers[source].pending:
                 await self._flush(source)
 
     async def _add(self, delivery: Delivery) -> None:
-        problem = _bad_message(delivery.event)
+        event = delivery.event
+        problem = _bad_shape(event)
+        source = str(event.payload.get("source"))
+        if problem is None:
+            try:
+                await asyncio.to_thread(self._batcher(source).conform, event.payload["records"])
+            except DataError as exc:
+                problem = str(exc)
         if problem is not None:
-            log.warning("bad records.appended message %s: %s", delivery.event.id, problem)
+            log.warning("bad records.appended message %s: %s", event.id, problem)
             await self.bus.nack(delivery, error=problem)
             return
-        source = delivery.event.payload["source"]
         self._held[source].append(delivery)
-        written = await asyncio.to_thread(
-            self._batcher(source).add, delivery.event.payload["records"]
-        )
+        batcher = self._batcher(source)
+        await self._flush(source, lambda: batcher.add(event.payload["records"]))
+
+    async def _flush(
+        self, source: str, write: Callable[[], list[WrittenBatch]] | None = None
+    ) -> None:
+        try:
+            written = await asyncio.to_thread(write or self._batchers[source].flush)
+        except DataError as exc:
+            # Each message was checked on arrival, so this is rare (messages that fit alone
+            # but not together): send them all back; each comes back and is checked again.
+            self._batchers[source].discard()
+            held, self._held[source] = self._held[source], []
+            for delivery in held:
+                await self.bus.nack(delivery, error=str(exc))
+            return
         if written:
             await self._settle(source, written)
-
-    async def _flush(self, source: str) -> None:
-        written = await asyncio.to_thread(self._batchers[source].flush)
-        await self._settle(source, written)
 
     async def _settle(self, source: str, written: list[WrittenBatch]) -> None:
         held, self._held[source] = self._held[source], []

@@ -10,22 +10,25 @@ same events — never the work twice once it succeeded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
-from gristmill.errors import ConfigError, DataError
+from gristmill.errors import BackendError, ConfigError, DataError, MissingExtraError
 from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
 
-PERMANENT_ERRORS = (DataError, ConfigError)
+# Errors that retrying cannot heal: bad data, bad configuration, a driver not installed.
+PERMANENT_ERRORS = (DataError, ConfigError, MissingExtraError, ImportError)
 
 
 def consumer_name(stage: str) -> str:
@@ -36,6 +39,25 @@ def consumer_name(stage: str) -> str:
 def retry_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     """Exponential back-off before delivery ``attempt + 1``."""
     return float(min(cap, base * 2 ** (attempt - 1)))
+
+
+async def serve_until(stop: asyncio.Event, step: Callable[[], Awaitable[None]], name: str) -> None:
+    """Call ``step`` until ``stop`` is set, riding out backend outages with back-off.
+
+    A broker or store that goes away (a restart, a network blip) raises ``BackendError``;
+    the worker keeps serving and retries. An event in hand is redelivered after its lease.
+    """
+    outage = 0
+    while not stop.is_set():
+        try:
+            await step()
+            outage = 0
+        except BackendError as exc:
+            outage += 1
+            delay = retry_delay(outage, cap=10.0)
+            log.warning("%s; retrying in %.1fs", exc, delay, extra={"stage": name})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
 
 
 class StageWorker:
@@ -58,12 +80,14 @@ class StageWorker:
         await asyncio.gather(*(self._loop(stop, poll) for _ in range(max(1, concurrency))))
 
     async def _loop(self, stop: asyncio.Event, poll: float) -> None:
-        while not stop.is_set():
+        async def step() -> None:
             deliveries = await self.bus.consume(
                 self.stage.name, self.stage.consumes, self.consumer, max_events=1, wait=poll
             )
             for delivery in deliveries:
                 await self.process(delivery)
+
+        await serve_until(stop, step, self.stage.name)
 
     async def process(self, delivery: Delivery) -> None:
         event = delivery.event
@@ -127,12 +151,19 @@ class StageWorker:
                 {"stage": self.stage.name, "error": str(exc), "error_type": type(exc).__name__},
             )
             self._finish(execution, "failed", [failed], error=str(exc))
-            log.warning("stage failed permanently: %s", exc, extra={"stage": self.stage.name})
+            log.info("stage failed permanently: %s", exc, extra={"stage": self.stage.name})
             return [failed]
         except Exception as exc:
             final = delivery.attempt >= self.bus.max_attempts
             self._finish(execution, "failed" if final else "running", [], error=repr(exc))
-            log.exception("stage handler raised; attempt %d", delivery.attempt)
+            log.warning(
+                "%s failed on attempt %d of %d: %r",
+                self.stage.name,
+                delivery.attempt,
+                self.bus.max_attempts,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
             await self.bus.nack(delivery, error=repr(exc), delay=retry_delay(delivery.attempt))
             return None
         outputs = [event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements]
