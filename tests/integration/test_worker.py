@@ -123,6 +123,8 @@ async def test_a_failure_that_persists_is_dead_lettered(
     assert "flaky dependency" in dead.payload["error"]
     statuses = [e.status for e in metadata.executions.list_executions(event.correlation_id)]
     assert statuses[-1] == "failed"
+    (gave_up,) = await events_of(bus, STAGE_FAILED)
+    assert "gave up after 3 attempts" in gave_up.payload["error"]
 
 
 def test_back_off_doubles_up_to_a_cap() -> None:

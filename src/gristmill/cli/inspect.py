@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,8 @@ from gristmill.errors import NotFoundError
 from gristmill.runtime.wiring import build_metadata
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore
+
+PREFIX_SCAN = 1000  # how many recent runs/batches an id prefix is matched against
 
 
 class Kind(StrEnum):
@@ -42,28 +45,53 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
+def _table(*columns: str, ids: tuple[str, ...] = (), **options: Any) -> Table:
+    """A table whose id columns never wrap or get cut (ids must be copyable)."""
+    table = Table(**options)
+    for column in columns:
+        right = column in ("rows", "columns", "bad rows", "seconds")
+        table.add_column(column, no_wrap=column in ids, justify="right" if right else "left")
+    return table
+
+
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    console.print_json(json.dumps(rows, default=str))
+
+
 def ls(
     ctx: typer.Context,
     kind: Annotated[Kind, typer.Argument(help="What to list: runs or batches.")],
     source: Annotated[str | None, typer.Option(help="Only batches of this source.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """List runs or raw batches, newest first.
 
-    gristmill ls runs
-    gristmill ls batches --source penguins
+    \b
+        gristmill ls runs
+        gristmill ls batches --source penguins --limit 5
+        gristmill ls batches --json
     """
     with _metadata(ctx) as store:
         if kind is Kind.runs:
-            table = Table("run", "pipeline", "status", "started", "seconds")
-            for run in store.runs.list_runs(limit=limit):
-                secs = run.summary.get("seconds", "")
+            runs = store.runs.list_runs(limit=limit)
+            rows = [{k: v for k, v in asdict(r).items() if k != "summary"} for r in runs]
+            table = _table("run", "pipeline", "status", "started", "seconds", ids=("run",))
+            for run in runs:
                 table.add_row(
-                    run.run_id, run.pipeline, run.status, _when(run.started_at), str(secs)
+                    run.run_id,
+                    run.pipeline,
+                    run.status,
+                    _when(run.started_at),
+                    str(run.summary.get("seconds", "")),
                 )
         else:
-            table = Table("batch", "source", "rows", "columns", "bad rows", "created")
-            for b in store.batches.list_batches(source=source, limit=limit):
+            batches = store.batches.list_batches(source=source, limit=limit)
+            rows = [asdict(b) for b in batches]
+            table = _table(
+                "batch", "source", "rows", "columns", "bad rows", "created", ids=("batch",)
+            )
+            for b in batches:
                 table.add_row(
                     b.batch_id,
                     b.source,
@@ -72,96 +100,151 @@ def ls(
                     str(b.bad_rows),
                     _when(b.created_at),
                 )
-    if table.row_count == 0:
-        console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
-    else:
+    if as_json:
+        _print_json(rows)
+    elif rows:
         console.print(table)
+    elif source:
+        console.print(f"no batches of source {source!r}; `gristmill ls batches` lists them all")
+    else:
+        console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
 
 
-def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
-    run = store.runs.find_run(object_id)
-    if run is not None:
-        executions = store.executions.list_executions(object_id)
-        audit = store.audit.list_entries(subject=object_id)
-        return "run", {
-            **asdict(run),
-            "executions": [asdict(e) for e in executions],
-            "audit": [asdict(a) for a in audit],
-        }
+def _resolve(store: MetadataStore, object_id: str) -> str:
+    """The full run or batch id that ``object_id`` is, or is the unique prefix of."""
+    if store.runs.find_run(object_id) is not None:
+        return object_id
     try:
-        return "batch", asdict(store.batches.get_batch(object_id))
+        return store.batches.get_batch(object_id).batch_id
     except NotFoundError:
         pass
+    ids = [r.run_id for r in store.runs.list_runs(limit=PREFIX_SCAN)]
+    ids += [b.batch_id for b in store.batches.list_batches(limit=PREFIX_SCAN)]
+    matches = sorted({i for i in ids if i.startswith(object_id.upper())})
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise NotFoundError(
+            f"{object_id!r} is the start of several ids ({', '.join(matches[:5])}); give more of it"
+        )
     raise NotFoundError(
         f"no run or batch with id {object_id!r}; list them with `gristmill ls runs` "
         "or `gristmill ls batches`"
     )
 
 
+def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
+    full = _resolve(store, object_id)
+    run = store.runs.find_run(full)
+    if run is None:
+        return "batch", asdict(store.batches.get_batch(full))
+    return "run", {
+        **asdict(run),
+        "executions": [asdict(e) for e in store.executions.list_executions(full)],
+        "audit": [asdict(a) for a in store.audit.list_entries(subject=full)],
+    }
+
+
+def _print_run(record: dict[str, Any]) -> None:
+    table = _table(
+        "stage",
+        "input",
+        "status",
+        "outputs",
+        "error",
+        ids=("outputs",),
+        title="executions",
+        title_justify="left",
+    )
+    for e in record["executions"]:
+        outputs = [o["payload"].get("batch_id") or o["type"] for o in e["outputs"]]
+        table.add_row(
+            e["stage"],
+            str(e["input_event_id"]),
+            e["status"],
+            "\n".join(map(str, outputs)),
+            str(e["error"] or ""),
+        )
+    console.print(table)
+    for entry in record["audit"]:
+        console.print(f"  {_when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
+
+
 def show(
     ctx: typer.Context,
-    object_id: Annotated[str, typer.Argument(help="A run id or a batch id.", metavar="ID")],
+    object_id: Annotated[
+        str, typer.Argument(help="A run or batch id, or the start of one.", metavar="ID")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Show one run (with its stage executions) or one raw batch (with its schema)."""
+    """Show one run (its stage executions and outputs) or one raw batch (its schema).
+
+    \b
+        gristmill show 01M8F62MRZACAVEHTA8B9TG6W0
+        gristmill show 01M8F62M          # a unique prefix is enough
+    """
     with _metadata(ctx) as store:
         kind, record = _find(store, object_id)
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return
-    console.print(f"[bold]{kind} {object_id}[/]")
+    console.print(f"[bold]{kind} {record.get('run_id') or record.get('batch_id')}[/]")
+    hidden = ("schema", "executions", "summary", "files", "audit", "extra")
     for key, value in record.items():
-        if key in ("schema", "executions", "summary", "files", "audit"):
-            continue
-        console.print(f"  {key}: {value}", highlight=False)
+        if key not in hidden:
+            console.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
     if kind == "batch":
-        table = Table("column", "type", "nullable", title="schema", title_justify="left")
+        table = _table("column", "type", "nullable", title="schema", title_justify="left")
         for col in record["schema"]:
             table.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
         console.print(table)
     else:
-        table = Table(
-            "stage",
-            "status",
-            "input event",
-            "outputs",
-            "error",
-            title="executions",
-            title_justify="left",
-        )
-        for e in record["executions"]:
-            table.add_row(
-                e["stage"],
-                e["status"],
-                str(e["input_event_id"]),
-                str(len(e["outputs"])),
-                str(e["error"] or ""),
-            )
-        console.print(table)
-        for entry in record["audit"]:
-            console.print(f"  {_when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
+        _print_run(record)
+
+
+def _lineage_node(store: MetadataStore, object_id: str) -> str:
+    candidates = [object_id, f"source:{object_id}"]
+    if Path(object_id).exists():
+        candidates.append(str(Path(object_id).resolve()))
+    for candidate in candidates:
+        if store.lineage.parents(candidate) or store.lineage.children(candidate):
+            return candidate
+    try:
+        return _resolve(store, object_id)
+    except NotFoundError:
+        raise NotFoundError(
+            f"no lineage recorded for {object_id!r}; give a batch id (or its start), a "
+            "source name or a file path"
+        ) from None
 
 
 def lineage(
     ctx: typer.Context,
     object_id: Annotated[
-        str, typer.Argument(help="Any id: a batch, a source, a file.", metavar="ID")
+        str,
+        typer.Argument(
+            help="A batch id (or its start), a source name or a file path.", metavar="ID"
+        ),
     ],
-    depth: Annotated[int, typer.Option(help="How many hops to follow each way.")] = 10,
+    depth: Annotated[int, typer.Option(min=1, help="How many hops to follow each way.")] = 10,
 ) -> None:
-    """Show where an object came from (upstream) and what was made from it (downstream)."""
+    """Show where an object came from (upstream) and what was made from it (downstream).
+
+    \b
+        gristmill lineage 01M8F62MRZ      # a batch: its file and source
+        gristmill lineage penguins         # a source: its files and batches
+    """
     with _metadata(ctx) as store:
-        ancestors, descendants = lineage_graph(store.lineage, object_id, depth=depth)
-    if not ancestors and not descendants:
-        raise NotFoundError(f"no lineage recorded for {object_id!r}; is the id right?")
-    tree = Tree(f"[bold]{object_id}[/]")
+        node = _lineage_node(store, object_id)
+        ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)
+    tree = Tree(f"[bold]{node}[/]")
     up = tree.add("upstream")
     for edge in ancestors:
         up.add(f"{edge.parent_kind} {edge.parent_id} → {edge.child_kind} {edge.child_id}")
     down = tree.add("downstream")
     for edge in descendants:
         down.add(f"{edge.child_kind} {edge.child_id} ← {edge.parent_kind} {edge.parent_id}")
-    console.print(tree)
+    console.print(tree, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,7 @@ def print_run_summary(report: RunReport) -> None:
             f"[red]✗ {event.payload.get('stage')} failed for {event.key}:[/] "
             f"{event.payload.get('error')}",
             highlight=False,
+            soft_wrap=True,
         )
     if report.skipped_sections:
         console.print(
@@ -52,4 +53,5 @@ def print_run_summary(report: RunReport) -> None:
             f"next: gristmill ls batches · gristmill show {ingested[0].payload.get('batch_id')}"
             f" · gristmill lineage {ingested[0].payload.get('batch_id')}",
             style="dim",
+            soft_wrap=True,
         )

@@ -109,18 +109,27 @@ def _write(
             row=extract.bad_rows[0].row,
             column=extract.bad_rows[0].column,
         ) from exc
-    sql = source.format == "sql"
-    metadata.lineage.add_edges(
-        [
+    source_node = f"source:{source.name}"
+    edges = [
+        LineageEdge(
+            parent_id=source_node if source.format == "sql" else extract.origin,
+            parent_kind="source" if source.format == "sql" else "file",
+            child_id=written.batch.batch_id,
+            child_kind=RAW_BATCH_KIND,
+            relation="ingested_from",
+        )
+    ]
+    if source.format != "sql":  # source -> file -> batch, so `lineage <source>` works too
+        edges.append(
             LineageEdge(
-                parent_id=f"source:{source.name}" if sql else extract.origin,
-                parent_kind="source" if sql else "file",
-                child_id=written.batch.batch_id,
-                child_kind=RAW_BATCH_KIND,
-                relation="ingested_from",
+                parent_id=source_node,
+                parent_kind="source",
+                child_id=extract.origin,
+                child_kind="file",
+                relation="provided",
             )
-        ]
-    )
+        )
+    metadata.lineage.add_edges(edges)
     return written
 
 

@@ -155,7 +155,20 @@ class StageWorker:
             return [failed]
         except Exception as exc:
             final = delivery.attempt >= self.bus.max_attempts
-            self._finish(execution, "failed" if final else "running", [], error=repr(exc))
+            gave_up = []
+            if final:  # announce the give-up, so the run (and anyone watching) learns of it
+                gave_up = [
+                    event.caused(
+                        STAGE_FAILED,
+                        {
+                            "stage": self.stage.name,
+                            "error": f"gave up after {delivery.attempt} attempts: {exc!r}",
+                            "error_type": type(exc).__name__,
+                        },
+                    )
+                ]
+                await self.bus.publish(gave_up)
+            self._finish(execution, "failed" if final else "running", gave_up, error=repr(exc))
             log.warning(
                 "%s failed on attempt %d of %d: %r",
                 self.stage.name,
