@@ -15,7 +15,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from gristmill.backends.sql import SqlMetadataStore
-from gristmill.backends.sql.migrations import VERSION_TABLE
+from gristmill.backends.sql.audit import SqlAuditLog
+from gristmill.backends.sql.batches import SqlBatchCatalog
+from gristmill.backends.sql.database import SqlDatabase
+from gristmill.backends.sql.migrations import VERSION_TABLE, upgrade_to_head
+from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.tables import metadata
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
@@ -25,7 +29,14 @@ from gristmill.errors import (
     MissingExtraError,
     UnknownBackendError,
 )
-from gristmill.testing.metadata_contract import MetadataStoreContract, make_run
+from gristmill.testing.metadata_contract import (
+    MetadataStoreContract,
+    make_batch,
+    make_entry,
+    make_feature_set,
+    make_report,
+    make_run,
+)
 
 
 @pytest.fixture
@@ -113,6 +124,51 @@ def test_postgres_schema_holds_every_table(postgres_url: str, pg_schema: str) ->
         finally:
             engine.dispose()
     assert names == {*metadata.tables, VERSION_TABLE}
+
+
+def _version(url: str, schema: str | None) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            version = sa.table(VERSION_TABLE, sa.column("version_num"), schema=schema)
+            return str(connection.execute(sa.select(version.c.version_num)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_v0001_database_migrates_to_head_keeping_its_rows(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    if backend == "sqlite":
+        url, schema = request.getfixturevalue("sqlite_url"), None
+    else:
+        url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema")
+    old = SqlDatabase(url, schema=schema)
+    old.open()
+    try:
+        with old.write() as connection:
+            upgrade_to_head(connection, schema, revision="0001")
+        SqlRunStore(old).start_run(make_run("run-1"))
+        SqlBatchCatalog(old).add_batch(make_batch("b-1"))
+        SqlAuditLog(old).append(make_entry("e-1"))
+    finally:
+        old.close()
+    assert _version(url, schema) == "0001"
+
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == "0002"
+        assert store.runs.get_run("run-1") == make_run("run-1")
+        assert store.batches.get_batch("b-1") == make_batch("b-1")
+        assert store.audit.list_entries() == [make_entry("e-1")]
+        store.reports.add_report(make_report("r-1", subject="b-1"))
+        assert store.reports.list_reports(subject="b-1") == [make_report("r-1", subject="b-1")]
+        assert store.feature_sets.add_feature_set(make_feature_set("fs-1")) == make_feature_set(
+            "fs-1"
+        )
+        assert _schema_drift(store, url, schema) == []
 
 
 def test_sqlite_is_shared_safely_by_processes(sqlite_url: str) -> None:

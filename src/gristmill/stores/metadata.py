@@ -1,5 +1,9 @@
 """Metadata store ports: runs, stage executions, lineage edges and the audit log.
 
+The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the report store
+(``stores.reports``) and the feature-set catalog (``stores.features``), kept in the same
+database.
+
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
 ``NotFoundError``; ``find_*`` returns ``None``. One SQL adapter (SQLite, PostgreSQL)
@@ -13,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from gristmill.stores.features import FeatureSetCatalog
 from gristmill.stores.raw import BatchCatalog
+from gristmill.stores.reports import ReportStore
 
 RunStatus = Literal["running", "succeeded", "failed", "partial"]
 ExecutionStatus = Literal["running", "succeeded", "failed", "skipped"]
@@ -144,6 +150,12 @@ class MetadataStore(Protocol):
 
     @property
     def batches(self) -> BatchCatalog: ...
+
+    @property
+    def reports(self) -> ReportStore: ...
+
+    @property
+    def feature_sets(self) -> FeatureSetCatalog: ...
 
     def open(self) -> None: ...
 

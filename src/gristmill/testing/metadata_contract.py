@@ -25,9 +25,11 @@ from typing import Any
 import pytest
 
 from gristmill.errors import ConflictError, NotFoundError
+from gristmill.stores.features import FeatureSet
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import AuditEntry, LineageEdge, MetadataStore, Run, StageExecution
 from gristmill.stores.raw import RawBatch
+from gristmill.stores.reports import Report
 
 StoreFactory = Callable[[], MetadataStore]
 
@@ -93,6 +95,25 @@ def make_entry(entry_id: str, seconds: float = 0, **changes: Any) -> AuditEntry:
     return replace(entry, **changes)
 
 
+def make_report(report_id: str, seconds: float = 0, **changes: Any) -> Report:
+    report = Report(report_id, "validation", "b-1", "passed", at(seconds), {"anomalies": []})
+    return replace(report, **changes)
+
+
+def make_feature_set(feature_set_id: str, seconds: float = 0, **changes: Any) -> FeatureSet:
+    feature_set = FeatureSet(
+        feature_set_id=feature_set_id,
+        name="customers_v1",
+        definition_digest="sha256:def",
+        inputs=["b-1", "b-2"],
+        location=f"file:///data/features/customers_v1/{feature_set_id}",
+        columns=[{"name": "age", "type": "double", "role": "feature"}],
+        row_count=1000,
+        created_at=at(seconds),
+    )
+    return replace(feature_set, **changes)
+
+
 def assert_utc(value: datetime | None) -> None:
     assert value is not None
     assert value.tzinfo is not None
@@ -123,7 +144,8 @@ def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
 
 
 class MetadataStoreContract:
-    """The semantics of ``gristmill.stores.metadata`` and ``BatchCatalog``, for any backend."""
+    """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
+    ``ReportStore`` and ``FeatureSetCatalog`` it exposes, for any backend."""
 
     __test__ = False
 
@@ -388,6 +410,118 @@ class MetadataStoreContract:
         assert len(store.executions.list_executions("run-1")) == 12
         assert len(store.lineage.children("shared")) == 12
         assert len(store.audit.list_entries()) == 12
+
+    # -- reports -------------------------------------------------------------------------
+
+    def test_report_round_trips_exactly_in_utc(self, store: MetadataStore) -> None:
+        paris = timezone(timedelta(hours=2))
+        report = make_report("r-1", created_at=at(0).astimezone(paris), body=PAYLOAD)
+        report = replace(report, status="warned", run_id="run-1")
+        store.reports.add_report(report)
+        got = store.reports.get_report("r-1")
+        assert got == report
+        assert_utc(got.created_at)
+        assert store.reports.list_reports() == [report]
+
+    def test_add_report_is_idempotent_per_id(self, store: MetadataStore) -> None:
+        report = make_report("r-1", body={"columns": [["age", 0.5]]})
+        store.reports.add_report(report)
+        store.reports.add_report(report)
+        store.reports.add_report(replace(report, body={"columns": [("age", 0.5)]}))
+        assert store.reports.list_reports() == [report]
+        with pytest.raises(ConflictError, match="r-1"):
+            store.reports.add_report(replace(report, status="failed"))
+        assert store.reports.get_report("r-1") == report
+
+    def test_missing_report_is_not_found(self, store: MetadataStore) -> None:
+        with pytest.raises(NotFoundError, match=r"no report with id 'nope'.*gristmill ls"):
+            store.reports.get_report("nope")
+        assert store.reports.list_reports(subject="nope") == []
+
+    def test_list_reports_newest_first_filtered_and_limited(self, store: MetadataStore) -> None:
+        for report_id, seconds, subject, kind in [
+            ("r-1", 1, "b-1", "validation"),
+            ("r-2", 3, "b-2", "validation"),
+            ("r-3", 2, "b-1", "drift"),
+            ("r-4", 2, "b-1", "validation"),
+        ]:
+            store.reports.add_report(make_report(report_id, seconds, subject=subject, kind=kind))
+
+        def ids(**filters: Any) -> list[str]:
+            return [r.report_id for r in store.reports.list_reports(**filters)]
+
+        assert ids() == ["r-2", "r-4", "r-3", "r-1"]  # a tie in time: the larger id first
+        assert ids(subject="b-1") == ["r-4", "r-3", "r-1"]
+        assert ids(kind="validation") == ["r-2", "r-4", "r-1"]
+        assert ids(subject="b-1", kind="validation") == ["r-4", "r-1"]
+        assert ids(subject="b-1", limit=1) == ["r-4"]
+
+    # -- feature-set catalog -------------------------------------------------------------
+
+    def test_feature_set_round_trips_exactly_in_utc(self, store: MetadataStore) -> None:
+        paris = timezone(timedelta(hours=2))
+        feature_set = make_feature_set(
+            "fs-1",
+            created_at=at(0).astimezone(paris),
+            columns=[{"name": "age", "type": "double", "stats": PAYLOAD}],
+            row_count=2**40,
+            entity="customer_id",
+            timestamp="signup_at",
+            label="churned",
+            pipeline_artifact="file:///artifacts/fs-1",
+            selection=PAYLOAD,
+            validation_report="r-1",
+            run_id="run-1",
+        )
+        assert store.feature_sets.add_feature_set(feature_set) == feature_set
+        got = store.feature_sets.get_feature_set("fs-1")
+        assert got == feature_set
+        assert_utc(got.created_at)
+        assert store.feature_sets.find_feature_set("fs-1") == feature_set
+        bare = make_feature_set("fs-2", inputs=[], columns=[])
+        assert store.feature_sets.add_feature_set(bare) == bare
+        assert store.feature_sets.get_feature_set("fs-2") == bare
+
+    def test_add_feature_set_returns_the_recorded_one(self, store: MetadataStore) -> None:
+        first = make_feature_set("fs-1")
+        again = make_feature_set("fs-1", 5, location="file:///elsewhere", row_count=7)
+        assert store.feature_sets.add_feature_set(first) == first
+        assert store.feature_sets.add_feature_set(again) == first
+        assert store.feature_sets.list_feature_sets() == [first]
+
+    def test_missing_feature_set_is_not_found(self, store: MetadataStore) -> None:
+        with pytest.raises(NotFoundError, match=r"no feature set with id 'nope'.*gristmill ls"):
+            store.feature_sets.get_feature_set("nope")
+        assert store.feature_sets.find_feature_set("nope") is None
+        assert store.feature_sets.latest_feature_set("customers_v1") is None
+
+    def test_feature_sets_newest_first_and_latest_by_name(self, store: MetadataStore) -> None:
+        for feature_set_id, seconds, name in [
+            ("fs-1", 1, "a"),
+            ("fs-2", 3, "b"),
+            ("fs-3", 2, "a"),
+            ("fs-4", 0, "a"),
+        ]:
+            store.feature_sets.add_feature_set(make_feature_set(feature_set_id, seconds, name=name))
+
+        def ids(**filters: Any) -> list[str]:
+            return [f.feature_set_id for f in store.feature_sets.list_feature_sets(**filters)]
+
+        assert ids() == ["fs-2", "fs-3", "fs-1", "fs-4"]
+        assert ids(name="a") == ["fs-3", "fs-1", "fs-4"]
+        assert ids(name="a", limit=2) == ["fs-3", "fs-1"]
+        latest = store.feature_sets.latest_feature_set("a")
+        assert latest is not None
+        assert latest.feature_set_id == "fs-3"
+        assert store.feature_sets.latest_feature_set("c") is None
+
+    def test_racing_writers_of_one_feature_set_get_one(self, store: MetadataStore) -> None:
+        writers = 6
+        candidates = [make_feature_set("fs-1", i, row_count=i) for i in range(writers)]
+        added = run_together(writers, lambda i: store.feature_sets.add_feature_set(candidates[i]))
+        assert all(feature_set == added[0] for feature_set in added)
+        assert added[0] in candidates
+        assert store.feature_sets.list_feature_sets() == [added[0]]
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -8,13 +8,15 @@ from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.executions import SqlExecutionStore
+from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.lineage import SqlLineageStore
 from gristmill.backends.sql.migrations import upgrade_to_head
+from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 
 
 class SqlMetadataStore:
-    """Runs, executions, lineage, audit and the raw batch catalog in one SQL database.
+    """Runs, executions, lineage, audit, raw batches, reports and feature sets in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -35,6 +37,8 @@ class SqlMetadataStore:
         self.lineage = SqlLineageStore(self._db)
         self.audit = SqlAuditLog(self._db)
         self.batches = SqlBatchCatalog(self._db)
+        self.reports = SqlReportStore(self._db)
+        self.feature_sets = SqlFeatureSetCatalog(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

@@ -5,8 +5,8 @@ name. Tables carry no schema: a PostgreSQL schema is applied per connection with
 ``schema_translate_map``. This is the *current* shape the adapters query; the migrations in
 ``migrations/versions`` build it step by step (a test checks that the two agree).
 
-No foreign keys: runs, executions, batches and lineage refer to one another by ids that may
-come from elsewhere (an event's ``correlation_id``, a node of any kind).
+No foreign keys: runs, executions, batches, reports, feature sets and lineage refer to one
+another by ids that may come from elsewhere (an event's ``correlation_id``, a node of any kind).
 """
 
 from __future__ import annotations
@@ -135,4 +135,41 @@ raw_batches = sa.Table(
     sa.UniqueConstraint("source", "content_digest", name="uq_raw_batches_source_digest"),
     sa.Index("ix_raw_batches_created", "created_at"),
     sa.Index("ix_raw_batches_source", "source", "created_at"),
+)
+
+reports = sa.Table(
+    "reports",
+    metadata,
+    sa.Column("report_id", Text, primary_key=True),
+    sa.Column("kind", Text, nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Column("body", JsonType, nullable=False),
+    sa.Index("ix_reports_created", "created_at"),
+    sa.Index("ix_reports_subject", "subject", "created_at"),
+    sa.Index("ix_reports_kind", "kind", "created_at"),
+)
+
+feature_sets = sa.Table(
+    "feature_sets",
+    metadata,
+    sa.Column("feature_set_id", Text, primary_key=True),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("definition_digest", Text, nullable=False),
+    sa.Column("inputs", JsonType, nullable=False),
+    sa.Column("location", Text, nullable=False),
+    sa.Column("columns", JsonType, nullable=False),
+    sa.Column("row_count", sa.BigInteger(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("entity", Text, nullable=True),
+    sa.Column("timestamp", Text, nullable=True),
+    sa.Column("label", Text, nullable=True),
+    sa.Column("pipeline_artifact", Text, nullable=True),
+    sa.Column("selection", JsonType, nullable=False),
+    sa.Column("validation_report", Text, nullable=True),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Index("ix_feature_sets_created", "created_at"),
+    sa.Index("ix_feature_sets_name", "name", "created_at"),
 )

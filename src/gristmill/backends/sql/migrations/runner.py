@@ -21,11 +21,14 @@ VERSION_TABLE = "gristmill_metadata_version"
 SCRIPT_LOCATION = "gristmill.backends.sql:migrations"
 
 
-def upgrade_to_head(connection: sa.Connection, schema: str | None) -> None:
+def upgrade_to_head(
+    connection: sa.Connection, schema: str | None, *, revision: str = "head"
+) -> None:
     """Bring the tables reached through ``connection`` to the newest revision.
 
     ``connection`` must be inside a write transaction; ``schema`` (PostgreSQL) is created if
-    missing and receives every table, the version table included.
+    missing and receives every table, the version table included. ``revision`` stops at an
+    older revision instead (tests build an old database to migrate it).
     """
     if connection.dialect.name == "postgresql":
         key = zlib.crc32(f"gristmill.metadata:{schema or ''}".encode())
@@ -38,7 +41,7 @@ def upgrade_to_head(connection: sa.Connection, schema: str | None) -> None:
     config.attributes["connection"] = connection
     config.attributes["schema"] = schema
     try:
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
     except CommandError as error:
         raise BackendError(
             f"cannot migrate the metadata tables: {error}; if a newer gristmill made them, "
