@@ -55,7 +55,8 @@ def test_the_stage_ingests_a_csv_and_announces_the_batch(
         "quarantine": None,
     }
     assert outcome.summary == "wine: 1 new batch(es), 178 rows"
-    assert len(batch.files) == 3 and batch.run_id == incoming.correlation_id
+    assert len(batch.files) == 3
+    assert batch.run_id is None  # the event's correlation id names no recorded run
     assert raw.read(batch.batch_id).num_rows == 178
     (edge,) = metadata.lineage.parents(batch.batch_id)
     assert (edge.parent_id, edge.parent_kind) == (batch.origin, "file")
@@ -224,3 +225,15 @@ def test_a_folder_of_mixed_formats_on_an_fsspec_filesystem(
         f"memory://{folder}/{name}" for name in ("a.csv", "b.parquet", "c.jsonl")
     ]
     assert raw.read(written[1].batch.batch_id).equals(table.slice(0, 5))
+
+
+def test_an_empty_file_in_a_folder_does_not_block_the_next_ones(
+    tmp_path: Path, raw: ParquetRawStore, metadata: SqlMetadataStore
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "1.csv").write_text("a,b\n")  # header only: nothing to keep
+    write_csv(landing / "2.csv", numbers_table(5))
+    spec = SourceSpec(name="landing", format="folder", path=str(landing), pattern="*.csv")
+    (written,) = ingest(spec, raw, metadata)
+    assert written.batch.row_count == 5 and written.batch.origin.endswith("2.csv")

@@ -25,9 +25,11 @@ below — the same pipeline runs unchanged.
 
 Start here:
 
+\b
   gristmill run examples/penguins/pipeline.yaml   run a whole pipeline, print a summary
   gristmill ls batches                            what has been ingested
-  gristmill show ID                               one run, batch or execution in detail
+  gristmill show ID                               one run or batch in detail
+  gristmill lineage penguins                      where data came from, what it became
   gristmill doctor                                settings in force, backends reachable?
 """
 

@@ -172,9 +172,7 @@ def _print_run(record: dict[str, Any]) -> None:
 
 def show(
     ctx: typer.Context,
-    object_id: Annotated[
-        str, typer.Argument(help="A run or batch id, or the start of one.", metavar="ID")
-    ],
+    id: Annotated[str, typer.Argument(help="A run or batch id, or the start of one.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """Show one run (its stage executions and outputs) or one raw batch (its schema).
@@ -184,7 +182,7 @@ def show(
         gristmill show 01M8F62M          # a unique prefix is enough
     """
     with _metadata(ctx) as store:
-        kind, record = _find(store, object_id)
+        kind, record = _find(store, id)
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return
@@ -220,11 +218,8 @@ def _lineage_node(store: MetadataStore, object_id: str) -> str:
 
 def lineage(
     ctx: typer.Context,
-    object_id: Annotated[
-        str,
-        typer.Argument(
-            help="A batch id (or its start), a source name or a file path.", metavar="ID"
-        ),
+    id: Annotated[
+        str, typer.Argument(help="A batch id (or its start), a source name or a file path.")
     ],
     depth: Annotated[int, typer.Option(min=1, help="How many hops to follow each way.")] = 10,
 ) -> None:
@@ -235,7 +230,7 @@ def lineage(
         gristmill lineage penguins         # a source: its files and batches
     """
     with _metadata(ctx) as store:
-        node = _lineage_node(store, object_id)
+        node = _lineage_node(store, id)
         ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)
     tree = Tree(f"[bold]{node}[/]")
     up = tree.add("upstream")

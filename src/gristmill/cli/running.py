@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -72,39 +74,60 @@ def _queued_run_id() -> str:
 
 def run(
     ctx: typer.Context,
-    spec_file: Annotated[Path, typer.Argument(help="The pipeline spec (YAML).", metavar="SPEC")],
+    spec: Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")],
 ) -> None:
     """Run a whole pipeline on the configured backends and print a summary.
 
     Every source is ingested (concurrently) through the bus; stages not built yet are
     reported as skipped. Example:
 
+    \b
         gristmill run examples/penguins/pipeline.yaml
     """
-    spec = load_spec(spec_file)
-    report = _execute(settings_from(ctx), spec, queue=False)
+    report = _execute(settings_from(ctx), load_spec(spec), queue=False)
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
 
 
-def _adhoc_source(target: Path, name: str | None, fmt: str | None, on_bad_rows: str) -> SourceSpec:
-    if fmt is None:
-        fmt = "folder" if target.is_dir() else EXTENSIONS.get(target.suffix.lower())
-    if fmt is None:
+class Format(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+    folder = "folder"
+
+
+class BadRows(StrEnum):
+    fail = "fail"
+    quarantine = "quarantine"
+
+
+class SchemaChange(StrEnum):
+    fail = "fail"
+    allow = "allow"
+
+
+def _name_of(path: Path) -> str:
+    """A valid source name from a file name: ``2024 sales.csv`` -> ``s_2024_sales``."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_") or "source"
+    return name if name[0].isalpha() else f"s_{name}"
+
+
+def _adhoc_source(target: Path, name: str | None, fmt: Format | None, **options: Any) -> SourceSpec:
+    kind = (
+        fmt.value
+        if fmt
+        else ("folder" if target.is_dir() else EXTENSIONS.get(target.suffix.lower()))
+    )
+    if kind is None:
         raise ConfigError(
             f"cannot tell the format of {str(target)!r} from its extension; "
             "pass --format csv|parquet|jsonl|folder"
         )
-    return SourceSpec.model_validate(
-        {
-            "name": name or target.stem,
-            "format": fmt,
-            "path": str(target.resolve()),
-            "on_bad_rows": on_bad_rows,
-        }
-    )
+    body = {"name": name or _name_of(target), "format": kind, "path": str(target.resolve())}
+    body.update({key: value for key, value in options.items() if value is not None})
+    return parse_spec({"name": "adhoc", "sources": {body["name"]: body}}).sources[body["name"]]
 
 
 def ingest(
@@ -120,11 +143,17 @@ def ingest(
         str | None, typer.Option(help="Source name for a path (default: file stem).")
     ] = None,
     fmt: Annotated[
-        str | None, typer.Option("--format", help="Format for a path: csv, parquet, jsonl, folder.")
+        Format | None, typer.Option("--format", help="Format of a path (default: by extension).")
     ] = None,
     on_bad_rows: Annotated[
-        str, typer.Option(help="For a path: fail, or quarantine bad rows beside the batch.")
-    ] = "fail",
+        BadRows, typer.Option(help="For a path: fail, or quarantine bad rows beside the batch.")
+    ] = BadRows.fail,
+    on_schema_change: Annotated[
+        SchemaChange, typer.Option(help="For a path: fail, or allow a schema that changed.")
+    ] = SchemaChange.fail,
+    pattern: Annotated[
+        str | None, typer.Option(help="For a folder: glob of the files to take, e.g. '*.csv'.")
+    ] = None,
     queue: Annotated[
         bool, typer.Option("--queue", help="Only announce source.available for workers.")
     ] = False,
@@ -133,13 +162,21 @@ def ingest(
 
     SOURCE is a name from the spec, or a path ingested ad hoc:
 
+    \b
         gristmill ingest customers --spec pipeline.yaml
         gristmill ingest data/penguins.csv --name penguins
         gristmill ingest landing/ --format folder --on-bad-rows quarantine
     """
     target = Path(source)
     if target.exists():
-        src = _adhoc_source(target, name, fmt, on_bad_rows)
+        src = _adhoc_source(
+            target,
+            name,
+            fmt,
+            on_bad_rows=on_bad_rows.value,
+            on_schema_change=on_schema_change.value,
+            pattern=pattern,
+        )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
@@ -163,9 +200,7 @@ def ingest(
 def send(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(help="The stream's name (its raw batches' source).")],
-    records_file: Annotated[
-        Path, typer.Argument(help="JSON Lines file of records to append.", metavar="FILE")
-    ],
+    file: Annotated[Path, typer.Argument(help="JSON Lines file of records to append.")],
     per_message: Annotated[int, typer.Option(min=1, help="Records per bus message.")] = 100,
 ) -> None:
     """Append records to a stream: publish them as records.appended events on the bus.
@@ -173,9 +208,10 @@ def send(
     A `gristmill worker --stage stream-ingestion` writes them to the raw store in
     micro-batches (by size or time) and announces raw.ingested for each.
 
+    \b
         gristmill send clicks events.jsonl
     """
-    records = read_records(records_file)
+    records = read_records(file)
     events = [
         records_event(source, records[i : i + per_message])
         for i in range(0, len(records), per_message)

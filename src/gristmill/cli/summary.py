@@ -36,6 +36,10 @@ def print_run_summary(report: RunReport) -> None:
                 note,
             )
         console.print(table)
+    heard = {e.key for e in report.events}
+    quiet = [name for name in report.sources if name not in heard]
+    if quiet:
+        console.print("nothing new from: " + ", ".join(quiet), style="dim")
     for event in report.of_type(STAGE_FAILED):
         console.print(
             f"[red]✗ {event.payload.get('stage')} failed for {event.key}:[/] "

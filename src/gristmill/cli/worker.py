@@ -52,6 +52,7 @@ def worker(
     and a PostgreSQL metadata store: workers of one stage share its events, and a
     redelivered event never does its work twice.
 
+    \b
         gristmill worker --stage ingestion
         gristmill --bus redis --metadata postgres worker --all
     """

@@ -7,17 +7,33 @@ The documented schema is docs/spec.md; ``PipelineSpec.model_json_schema()`` is i
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.errors import SpecError
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise ValueError(
+            f"{kind} name {name!r} must start with a letter and hold only letters, digits, "
+            "'_' and '-' (it names folders and keys)"
+        )
 
 
 class _Section(BaseModel):
@@ -81,11 +97,32 @@ class PipelineSpec(_Section):
     @classmethod
     def _name_sources(cls, value: Any) -> Any:
         if isinstance(value, dict):
+            for name in value:
+                _check_name("source", name)
             return {
                 name: ({**body, "name": name} if isinstance(body, dict) else body)
                 for name, body in value.items()
             }
         return value
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _check_feature_set_names(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name in value:
+                _check_name("feature set", name)
+        return value
+
+    @model_validator(mode="after")
+    def _inputs_exist(self) -> PipelineSpec:
+        for name, feature_set in (self.features or {}).items():
+            for source in feature_set.from_:
+                if source not in self.sources:
+                    raise ValueError(
+                        f"features.{name}.from names {source!r}, which is not a source; "
+                        f"sources: {', '.join(self.sources)}"
+                    )
+        return self
 
     def built_stages(self) -> list[str]:
         """Sections present in this spec whose stage gristmill runs today."""

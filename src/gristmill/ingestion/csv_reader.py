@@ -68,6 +68,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     if invalid:
         _, numbered = _parse(file, spec, declared, threads=False)
         bad_rows = [_malformed(row) for row in numbered]
+    check_header(table.schema, file.url)
     check_declared_present(table.column_names, spec.columns or {}, file=file.url)
     skipped = sorted(bad.row for bad in bad_rows if bad.row is not None)
     if as_text and spec.columns:
@@ -80,6 +81,34 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
         )
         bad_rows.extend(wrong)
     return table, bad_rows
+
+
+def check_header(schema: pa.Schema, url: str) -> None:
+    """Column names must be unique and non-empty, and text must be UTF-8."""
+    seen: set[str] = set()
+    for position, field in enumerate(schema, start=1):
+        if not field.name.strip():
+            raise DataError(
+                f"{url}: row 1 (the header), column {position} has no name; name every column",
+                file=url,
+                row=1,
+            )
+        if field.name in seen:
+            raise DataError(
+                f"{url}: row 1 (the header) names column {field.name!r} twice; give each "
+                "column its own name",
+                file=url,
+                row=1,
+                column=field.name,
+            )
+        seen.add(field.name)
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise DataError(
+                f"{url}: column {field.name!r} holds text that is not valid UTF-8 (perhaps "
+                "Latin-1 or Windows-1252); re-save the file as UTF-8",
+                file=url,
+                column=field.name,
+            )
 
 
 def _parse(
@@ -137,6 +166,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
         )
     except pa.ArrowInvalid as exc:
         raise _stream_error(exc, file, invalid, None) from exc
+    check_header(reader.schema, file.url)
     check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
     return Extract(
         origin=file.url,

@@ -6,6 +6,7 @@ bytes (files) or result (SQL) are already a batch of the source is not written a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
@@ -26,6 +27,8 @@ Progress = Callable[[int, int | None], None]
 input, and that input's size in bytes when known (``None`` for SQL)."""
 
 RAW_BATCH_KIND = "raw_batch"
+
+logger = logging.getLogger(__name__)
 
 
 def ingest(
@@ -64,8 +67,15 @@ def ingest(
             if source.format != "folder" or file is not None:
                 written.append(WrittenBatch(known, created=False))
             continue
-        extract = read_file(item, source, content_digest=digest, stream_above=stream_above)
-        written.append(_write(source, extract, raw, metadata, run_id=run_id, progress=progress))
+        try:
+            extract = read_file(item, source, content_digest=digest, stream_above=stream_above)
+            written.append(_write(source, extract, raw, metadata, run_id=run_id, progress=progress))
+        except EmptyInputError:
+            if source.format != "folder":
+                raise
+            # An empty file in a landing folder holds nothing to keep; it must not block
+            # the files that come after it.
+            logger.warning("skipping %s: it holds no rows", item.url)
     return written
 
 

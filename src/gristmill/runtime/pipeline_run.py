@@ -36,6 +36,7 @@ class RunReport:
     run: Run
     events: list[Event] = field(default_factory=list)
     skipped_sections: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def of_type(self, event_type: str) -> list[Event]:
@@ -120,6 +121,7 @@ async def run_pipeline(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     report.skipped_sections = spec.skipped_sections()
+    report.sources = list(spec.sources)
     report.seconds = time.perf_counter() - started
     summary = {**run.summary, **_summary(report)}
     report.run = services.metadata.runs.finish_run(run_id, _status(report.events), summary)

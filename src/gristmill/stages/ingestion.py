@@ -56,11 +56,14 @@ class IngestionStage:
     def handle(self, event: Event) -> StageOutcome:
         source, file = _payload(event)
         report = self.progress
+        # A batch points at its run only when the event belongs to a recorded run (a
+        # queued or streamed event's correlation id names no run).
+        run = self.metadata.runs.find_run(event.correlation_id)
         written = ingest(
             source,
             self.raw,
             self.metadata,
-            run_id=event.correlation_id,
+            run_id=run.run_id if run is not None else None,
             file=file,
             progress=(lambda rows, size: report(source.name, rows, size)) if report else None,
         )

@@ -136,3 +136,20 @@ def test_streamed_malformed_row_fails_with_its_text(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="expected 2 fields, found 1; the row reads '3'"):
         extract = read_csv(stat_file(str(path)), spec(path), content_digest="d", stream_above=0)
         list(extract.parts)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a,a\n1,2\n", "names column 'a' twice"),
+        (b"a,\n1,2\n", "column 2 has no name"),
+        (b"name,city\nbob,caf\xe9\n", "column 'city' holds text that is not valid UTF-8"),
+    ],
+)
+def test_a_header_or_encoding_that_cannot_make_a_batch_is_refused(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read(path)
