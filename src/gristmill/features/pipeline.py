@@ -1,0 +1,239 @@
+"""The feature pipeline: the spec's steps fitted once, then applied to a batch or to one row.
+
+``FeaturePipeline`` is the definition (immutable step templates); ``fit`` clones and fits
+them into a ``FittedFeaturePipeline``, which computes features offline (``transform``, a
+batch) and online (``transform_one``, one request) through the very same fitted objects, so
+the two agree on every row.
+
+The roles of columns:
+
+* ``label`` — kept out of the steps; it is the ``y`` of selection and is passed through.
+* ``entity`` and ``timestamp`` — steps may read them (``date_parts`` on the timestamp), but
+  they are never features: the output carries their original values, untouched.
+* every other column is input to the steps; what the last step leaves, selection narrows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.base import clone
+
+from gristmill.config.features import FeatureSetSpec, SelectSpec
+from gristmill.errors import ConfigError, DataError, EmptyInputError
+from gristmill.features.selection import (
+    LABEL_METHODS,
+    FeatureSelection,
+    keep_all,
+    select_features,
+)
+from gristmill.features.steps import FeatureStep, make_step
+from gristmill.features.steps.base import jsonable
+
+
+@dataclass(frozen=True)
+class FeaturePipeline:
+    """The unfitted pipeline: step templates and the roles of the label, entity and time."""
+
+    steps: tuple[FeatureStep, ...] = ()
+    label: str | None = None
+    entity: str | None = None
+    timestamp: str | None = None
+    select: SelectSpec | None = None
+
+    @classmethod
+    def from_spec(cls, spec: FeatureSetSpec) -> FeaturePipeline:
+        """The pipeline a ``features.<name>`` section describes; ``ConfigError`` names the step."""
+        steps = []
+        for index, entry in enumerate(spec.steps):
+            ((name, options),) = entry.items()
+            try:
+                steps.append(make_step(name, options))
+            except ConfigError as exc:
+                raise ConfigError(f"steps[{index}] ({name}): {exc}") from exc
+        if spec.select is not None and spec.select.method in LABEL_METHODS and not spec.label:
+            raise ConfigError(
+                f"select method {spec.select.method!r} scores features against the label; "
+                "set 'label' or choose method variance or list"
+            )
+        return cls(tuple(steps), spec.label, spec.entity, spec.timestamp, spec.select)
+
+    def fit(self, frame: pd.DataFrame) -> FittedFeaturePipeline:
+        """Fit every step in order on ``frame`` (each on what the previous one left), then select.
+
+        ``EmptyInputError`` for no rows; ``DataError`` for a missing role column, a step
+        failing on the data, or a filter that leaves no row.
+        """
+        _check_frame(frame, "fit")
+        roles = [r for r in (self.label, self.entity, self.timestamp) if r]
+        _require(frame, roles, "its label, entity and timestamp columns")
+        frame = frame.reset_index(drop=True)
+        label = frame[self.label] if self.label else None
+        data = frame.drop(columns=[self.label]) if self.label else frame
+        inputs = {str(c): str(dtype) for c, dtype in data.dtypes.items()}
+        fitted: list[FeatureStep] = []
+        for index, template in enumerate(self.steps):
+            step = clone(template)
+            target = None if label is None else label.loc[data.index]
+            data = step.fit(data, target).transform(data)
+            fitted.append(step)
+            if len(data) == 0:
+                raise DataError(f"steps[{index}] ({step.display_name}) left no row to fit on")
+        features = data.drop(columns=[r for r in roles if r in data.columns])
+        if self.label in features.columns:
+            raise DataError(f"a step made a column named like the label {self.label!r}")
+        selection = (
+            keep_all(features)
+            if self.select is None
+            else select_features(
+                features, None if label is None else label.loc[features.index], self.select
+            )
+        )
+        return FittedFeaturePipeline(
+            steps=tuple(fitted),
+            inputs=inputs,
+            selection=selection,
+            label=self.label,
+            entity=self.entity,
+            timestamp=self.timestamp,
+            rows=(len(frame), len(data)),
+        )
+
+    def fit_table(self, table: pa.Table) -> FittedFeaturePipeline:
+        """``fit`` on an Arrow table."""
+        return self.fit(table.to_pandas())
+
+
+@dataclass(frozen=True)
+class FittedFeaturePipeline:
+    """Fitted steps and selection; computes the same features for a batch and for one row.
+
+    ``inputs`` maps each input column (label excluded) to its dtype at fit: ``transform``
+    needs them all and casts values to those dtypes first, so a JSON request computes as
+    a typed batch does. ``rows`` is (rows fitted on, rows left after filters).
+    """
+
+    steps: tuple[FeatureStep, ...]
+    inputs: Mapping[str, str]
+    selection: FeatureSelection
+    label: str | None = None
+    entity: str | None = None
+    timestamp: str | None = None
+    rows: tuple[int, int] = (0, 0)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The feature columns of the output, in order (entity, timestamp, label aside)."""
+        return list(self.selection.kept)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of every row ``frame`` has (a filtered-out row is absent), on its index.
+
+        Columns: entity, timestamp (their values as given, in their dtype at fit), the
+        features, and the label when ``frame`` has it. Numeric features are float64, so a
+        batch whose integer column has gaps and a request without them agree. ``DataError``
+        for a missing input column or a value of the wrong type.
+        """
+        _check_frame(frame, "transform")
+        original = frame.index
+        frame = frame.reset_index(drop=True)
+        conformed = data = self._conform(frame)
+        for step in self.steps:
+            data = step.transform(data)
+            if len(data) == 0:
+                break
+        rows = data.index
+        parts: dict[str, Any] = {}
+        for role in (self.entity, self.timestamp):
+            if role:
+                parts[role] = conformed[role].loc[rows]
+        for name in self.feature_names:
+            parts[name] = _feature(data[name]) if len(data) else pd.Series([], dtype=np.float64)
+        if self.label and self.label in frame.columns:
+            parts[self.label] = frame[self.label].loc[rows]
+        result = pd.DataFrame(parts, index=rows)
+        result.index = original[rows]
+        return result
+
+    def transform_one(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The features of one request, as ``transform`` gives them for that row.
+
+        ``None`` when a ``filter`` step rejects the row (the batch result has no such row).
+        Missing values may be given as ``None``.
+        """
+        result = self.transform(pd.DataFrame([dict(record)]))
+        if len(result) == 0:
+            return None
+        row: dict[str, Any] = result.to_dict(orient="records")[0]
+        return row
+
+    def transform_table(self, table: pa.Table) -> pa.Table:
+        """``transform`` on an Arrow table, to an Arrow table."""
+        result = self.transform(table.to_pandas())
+        return pa.Table.from_pandas(result, preserve_index=False)
+
+    def describe(self) -> dict[str, Any]:
+        """What was learned, as JSON-able data: per step, the selection, the features."""
+        return {
+            "label": self.label,
+            "entity": self.entity,
+            "timestamp": self.timestamp,
+            "inputs": dict(self.inputs),
+            "rows": {"fitted": self.rows[0], "after_steps": self.rows[1]},
+            "steps": [{"index": index, **step.describe()} for index, step in enumerate(self.steps)],
+            "features": self.feature_names,
+            "selection": jsonable(self.selection.to_dict()),
+        }
+
+    def _conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        _require(frame, self.inputs, "the columns it was fitted on")
+        data = frame[list(self.inputs)]
+        changed = {
+            column: _cast(data[column], dtype, column)
+            for column, dtype in self.inputs.items()
+            if str(data[column].dtype) != dtype
+        }
+        return data.assign(**changed) if changed else data
+
+
+def _check_frame(frame: object, action: str) -> None:
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(f"the feature pipeline can {action} a pandas DataFrame only")
+    if len(frame) == 0:
+        raise EmptyInputError(f"no rows to {action} the feature pipeline on")
+    named = [c for c in frame.columns if not isinstance(c, str)]
+    if named:
+        raise DataError(f"column names must be text; got {named[0]!r}")
+
+
+def _require(frame: pd.DataFrame, columns: Any, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"the feature pipeline needs column {missing[0]!r} ({what}); the data has: "
+            f"{', '.join(map(str, frame.columns))}",
+            column=missing[0],
+        )
+
+
+def _feature(values: pd.Series) -> pd.Series:
+    numeric = pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
+    return values.astype(np.float64) if numeric and values.dtype != np.float64 else values
+
+
+def _cast(values: pd.Series, dtype: str, column: str) -> pd.Series:
+    """``values`` as ``dtype``; an integer or boolean column with gaps becomes float/object."""
+    target: Any = pd.api.types.pandas_dtype(dtype)
+    if getattr(target, "kind", "") in ("b", "i", "u") and values.isna().any():
+        target = np.float64 if target.kind != "b" else object
+    try:
+        return values.astype(target)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"column {column!r} holds a value that is not {dtype}: {exc}", column=column
+        ) from exc

@@ -1,0 +1,205 @@
+"""``prepare``: validate input batches, compute a feature set, store it offline and online.
+
+The CLI, notebooks and ``PreparationStage`` call it. It is idempotent: a feature set whose
+id (definition + input batches) is known is returned as recorded, and validation reports are
+keyed by batch and thresholds, so a redelivered event writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from gristmill.config.features import FeatureSetSpec
+from gristmill.core.ids import digest_json
+from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError
+from gristmill.features.identity import definition_digest, feature_set_id
+from gristmill.features.join import join_inputs
+from gristmill.features.materialize import materialize
+from gristmill.features.pipeline import FeaturePipeline
+from gristmill.features.serialization import dumps
+from gristmill.features.validation import REPORT_KIND, validate
+from gristmill.stores.artifacts import ArtifactStore
+from gristmill.stores.features import FeatureSet, OfflineFeatureStore, OnlineFeatureStore
+from gristmill.stores.metadata import LineageEdge, MetadataStore
+from gristmill.stores.raw import RawBatch, RawStore
+from gristmill.stores.reports import Report
+
+logger = logging.getLogger(__name__)
+
+FEATURE_SET_KIND = "feature_set"
+PIPELINE_KIND = "feature_pipeline"
+
+
+@dataclass(frozen=True)
+class FeatureStores:
+    """The stores preparation reads and writes (``online`` is optional)."""
+
+    raw: RawStore
+    metadata: MetadataStore
+    offline: OfflineFeatureStore
+    artifacts: ArtifactStore
+    online: OnlineFeatureStore | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What ``prepare`` did. ``stopped`` when validation said stop (no feature set then)."""
+
+    name: str
+    reports: list[Report]
+    feature_set: FeatureSet | None = None
+    created: bool = False
+    materialized: int = 0
+    stopped: bool = False
+    anomalies: list[dict[str, object]] = field(default_factory=list)
+
+
+def previous_batch(metadata: MetadataStore, batch: RawBatch) -> RawBatch | None:
+    """The batch of the same source that arrived just before ``batch`` (ids sort by time)."""
+    earlier = [
+        b
+        for b in metadata.batches.list_batches(source=batch.source, limit=1000)
+        if b.batch_id < batch.batch_id
+    ]
+    return max(earlier, key=lambda b: b.batch_id, default=None)
+
+
+def validate_batch(
+    spec: FeatureSetSpec, batch: RawBatch, stores: FeatureStores, *, run_id: str | None = None
+) -> Report:
+    """Validate one raw batch against ``spec.validation`` and store (or find) its report."""
+    thresholds = spec.validation
+    report_id = (
+        "rep_"
+        + digest_json(
+            {"batch": batch.batch_id, "validation": thresholds.model_dump(mode="json")}
+        ).removeprefix("sha256:")[:24]
+    )
+    table = stores.raw.read(batch.batch_id)
+    before = previous_batch(stores.metadata, batch)
+    reference = thresholds.drift.reference
+    result = validate(
+        table,
+        thresholds,
+        previous=stores.raw.read(before.batch_id) if before is not None else None,
+        reference=stores.raw.read(reference) if reference else None,
+        subject=batch.batch_id,
+    )
+    report = Report(
+        report_id=report_id,
+        kind=REPORT_KIND,
+        subject=batch.batch_id,
+        status=result.status,
+        created_at=datetime.now(UTC),
+        body=result.to_body(),
+        run_id=run_id,
+    )
+    try:
+        stores.metadata.reports.add_report(report)
+    except ConflictError:  # recorded earlier with other numbers: the first one stands
+        report = stores.metadata.reports.get_report(report_id)
+    stores.metadata.lineage.add_edges(
+        [LineageEdge(batch.batch_id, "raw_batch", report_id, "validation_report", "validated_by")]
+    )
+    return report
+
+
+def combine(spec: FeatureSetSpec, tables: Mapping[str, pa.Table]) -> pa.Table:
+    """The one input table: the single input, or the point-in-time join of several."""
+    if len(tables) == 1:
+        return next(iter(tables.values()))
+    if spec.join is None:
+        raise ConfigError("a feature set from several sources needs 'join'")
+    return join_inputs(tables, on=spec.join.on, timestamp=spec.join.timestamp, how=spec.join.how)
+
+
+def prepare(
+    name: str,
+    spec: FeatureSetSpec,
+    inputs: Mapping[str, RawBatch],
+    stores: FeatureStores,
+    *,
+    run_id: str | None = None,
+) -> Prepared:
+    """Validate ``inputs`` (source → batch), then compute, store and materialize the set.
+
+    Raises ``ConfigError`` for a bad step configuration (the step named), ``DataError`` for
+    data the steps cannot handle (step and column named), ``EmptyInputError`` for no rows.
+    """
+    missing = [source for source in spec.from_ if source not in inputs]
+    if missing:
+        raise ConfigError(f"feature set {name!r} needs a batch of {', '.join(missing)}")
+    reports = [validate_batch(spec, inputs[s], stores, run_id=run_id) for s in spec.from_]
+    if any(report.status == "failed" for report in reports):
+        findings = [a for r in reports for a in r.body.get("anomalies", [])]
+        return Prepared(name, reports, stopped=True, anomalies=findings)
+    batch_ids = [inputs[s].batch_id for s in spec.from_]
+    set_id = feature_set_id(name, spec, batch_ids)
+    known = stores.metadata.feature_sets.find_feature_set(set_id)
+    if known is not None:
+        return Prepared(name, reports, feature_set=known, created=False)
+    table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
+    if table.num_rows == 0:
+        raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
+    fitted = FeaturePipeline.from_spec(spec).fit_table(table)
+    features = fitted.transform_table(table)
+    if features.num_rows == 0:
+        raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
+    artifact = stores.artifacts.put(dumps(fitted), kind=PIPELINE_KIND)
+    stored = stores.offline.write(
+        FeatureSet(
+            feature_set_id=set_id,
+            name=name,
+            definition_digest=definition_digest(spec),
+            inputs=batch_ids,
+            location="",
+            columns=[],
+            row_count=features.num_rows,
+            created_at=datetime.now(UTC),
+            entity=spec.entity,
+            timestamp=spec.timestamp,
+            label=spec.label,
+            pipeline_artifact=artifact.uri,
+            selection={**fitted.selection.to_dict(), "learned": fitted.describe()},
+            validation_report=reports[0].report_id,
+            run_id=run_id,
+        ),
+        features,
+    )
+    stores.metadata.lineage.add_edges(
+        [LineageEdge(b, "raw_batch", set_id, FEATURE_SET_KIND, "computed_from") for b in batch_ids]
+        + [LineageEdge(set_id, FEATURE_SET_KIND, artifact.uri, PIPELINE_KIND, "fitted")]
+    )
+    materialized = _materialize(spec, stored, features, stores)
+    return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
+
+
+def _materialize(
+    spec: FeatureSetSpec, stored: FeatureSet, features: pa.Table, stores: FeatureStores
+) -> int:
+    online = spec.online
+    if stores.online is None or online is None or not online.enabled:
+        return 0
+    if spec.entity is None:
+        raise ConfigError(
+            f"feature set {stored.name!r} has `online:` but no `entity`; name the entity key "
+            "column so vectors can be looked up"
+        )
+    names = [c for c in features.column_names if c not in (spec.entity, spec.timestamp, spec.label)]
+    count = materialize(
+        stores.online,
+        stored.name,
+        features,
+        entity=spec.entity,
+        timestamp=spec.timestamp,
+        features=names,
+        ttl=online.ttl,
+        created_at=stored.created_at,
+    )
+    logger.info("materialized %d vectors of %s", count, stored.name)
+    return count

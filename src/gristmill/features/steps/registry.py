@@ -1,0 +1,147 @@
+"""The feature step registry: a step is made from its name and its options in the spec.
+
+Built-in steps are known by name (``impute``, ``one_hot`` …). Any other step is named by the
+import path of its class, ``mypkg.module:MyTransformer`` or ``mypkg.module.MyTransformer``:
+a ``FeatureStep`` subclass takes the options itself; any other scikit-learn-style
+transformer (``fit``/``transform``) is applied to the ``columns`` option, its other options
+going to its constructor. Importing a path runs that module's code, so a spec naming one is
+trusted like code. A fitted pipeline holding a custom step is refused on load unless its
+module is trusted explicitly (see ``features.serialization``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.base import clone
+
+from gristmill.errors import ConfigError
+from gristmill.features.steps.base import FeatureStep
+from gristmill.features.steps.estimators import EstimatorStep
+from gristmill.features.steps.extracts import DateParts, Derive, TextStats, Tfidf
+from gristmill.features.steps.selectors import Drop, Filter
+from gristmill.features.steps.transforms import (
+    Bucketize,
+    Impute,
+    Log,
+    OneHot,
+    Ordinal,
+    Power,
+    Scale,
+    Standardize,
+)
+
+STEPS: Mapping[str, type[FeatureStep]] = {
+    step.step_name: step
+    for step in (
+        Bucketize, DateParts, Derive, Drop, Filter, Impute, Log, OneHot, Ordinal, Power,
+        Scale, Standardize, TextStats, Tfidf,
+    )
+}  # fmt: skip
+
+
+class CustomStep(EstimatorStep):
+    """A third-party scikit-learn transformer applied to ``columns``; ``path`` names it."""
+
+    def __init__(self, *, path: str, estimator: Any, columns: list[str]) -> None:
+        self.path = path
+        self.estimator = estimator
+        self.columns = columns
+
+    @property
+    def display_name(self) -> str:
+        return self.path
+
+    def _estimator(self) -> Any:
+        return clone(self.estimator)
+
+
+def step_names() -> list[str]:
+    """The names of the built-in steps, sorted."""
+    return sorted(STEPS)
+
+
+def make_step(name: str, options: Mapping[str, Any] | None = None) -> FeatureStep:
+    """The step called ``name`` configured with ``options``; ``ConfigError`` if it cannot be.
+
+    The error names the step and the option at fault; an unknown name lists the known ones.
+    """
+    options = dict(options or {})
+    if isinstance(options.get("columns"), str):
+        options["columns"] = [options["columns"]]
+    step: FeatureStep
+    if name in STEPS:
+        step = _construct(name, STEPS[name], options)
+    elif ":" in name or "." in name:
+        step = _custom(name, options)
+    else:
+        close = difflib.get_close_matches(name, list(STEPS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"no feature step named {name!r}{hint}; known: {', '.join(step_names())}, "
+            "or a transformer's import path (mypkg.module:MyTransformer)"
+        )
+    step.check_options()
+    return step
+
+
+def _construct(name: str, factory: type[Any], options: dict[str, Any]) -> Any:
+    parameters = inspect.signature(factory).parameters
+    accepted = {p for p, spec in parameters.items() if spec.kind is spec.KEYWORD_ONLY}
+    takes_any = any(spec.kind is spec.VAR_KEYWORD for spec in parameters.values())
+    for option in options:
+        if option not in accepted and not takes_any:
+            raise ConfigError(
+                f"step {name!r} has no option {option!r}; its options: "
+                f"{', '.join(sorted(accepted)) or '(none)'}"
+            )
+    for option, spec in parameters.items():
+        if spec.default is spec.empty and spec.kind is spec.KEYWORD_ONLY and option not in options:
+            raise ConfigError(f"step {name!r} needs option {option!r}")
+    try:
+        step = factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"step {name!r} cannot be made from its options: {exc}") from exc
+    return step
+
+
+def _custom(path: str, options: dict[str, Any]) -> FeatureStep:
+    factory = _import(path)
+    if isinstance(factory, type) and issubclass(factory, FeatureStep):
+        step: FeatureStep = _construct(path, factory, options)
+        return step
+    if not (
+        callable(getattr(factory, "fit", None)) and callable(getattr(factory, "transform", None))
+    ):
+        raise ConfigError(
+            f"feature step {path!r} is not a transformer: it needs fit and transform methods"
+        )
+    columns = options.pop("columns", None)
+    if columns is None:
+        raise ConfigError(f"step {path!r} needs option 'columns' (the columns it transforms)")
+    try:
+        estimator = factory(**options)
+    except TypeError as exc:
+        raise ConfigError(f"step {path!r} cannot be made from its options: {exc}") from exc
+    return CustomStep(path=path, estimator=estimator, columns=columns)
+
+
+def _import(path: str) -> Any:
+    if ":" in path:
+        module_name, _, attribute = path.partition(":")
+    else:
+        module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import feature step {path!r}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError as exc:
+        raise ConfigError(
+            f"cannot import feature step {path!r}: module {module_name!r} has no {attribute!r}"
+        ) from exc
