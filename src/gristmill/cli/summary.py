@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.core.events import RAW_INGESTED
+from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED
 from gristmill.runtime.pipeline_run import RunReport
 from gristmill.stages.base import STAGE_FAILED
 
@@ -36,7 +36,38 @@ def print_run_summary(report: RunReport) -> None:
                 note,
             )
         console.print(table)
-    heard = {e.key for e in report.events}
+    generated = report.of_type(FEATURES_GENERATED)
+    if generated:
+        table = Table(title="feature sets", title_justify="left")
+        for column in ("feature set", "id", "rows", "features", "online", "validation", "note"):
+            table.add_column(
+                column,
+                no_wrap=column == "id",
+                justify="right" if column in ("rows", "features", "online") else "left",
+            )
+        for event in generated:
+            p = event.payload
+            warnings = p.get("warnings", 0)
+            table.add_row(
+                str(p.get("name")),
+                str(p.get("feature_set_id")),
+                f"{p.get('rows', 0):,}",
+                str(len(p.get("columns", []))),
+                f"{p.get('materialized', 0):,}",
+                f"{warnings} warning(s)" if warnings else "passed",
+                "new" if p.get("created") else "already computed",
+            )
+        console.print(table)
+    for event in report.of_type(DATA_ANOMALOUS):
+        p = event.payload
+        report_id = (p.get("reports") or ["?"])[0]
+        console.print(
+            f"[red]✗ validation stopped feature set {p.get('feature_set')}:[/] "
+            f"{len(p.get('anomalies', []))} anomalies; see gristmill show {report_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    heard = {e.key for e in report.events if e.type in (RAW_INGESTED, STAGE_FAILED)}
     quiet = [name for name in report.sources if name not in heard]
     if quiet:
         console.print("nothing new from: " + ", ".join(quiet), style="dim")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,20 +12,26 @@ import typer
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.config.settings import Settings
+from gristmill.config.spec import PipelineSpec, load_spec
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
 from gristmill.runtime.stages import STAGE_NAMES, build_workers
 from gristmill.runtime.wiring import open_services
 
 
-async def serve_stages(settings: Settings, names: tuple[str, ...], concurrency: int = 1) -> int:
+async def serve_stages(
+    settings: Settings,
+    names: tuple[str, ...],
+    concurrency: int = 1,
+    spec: PipelineSpec | None = None,
+) -> int:
     """Run the named stages until a stop signal; returns how many events they handled."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
-        workers = build_workers(services, names)
+        workers = build_workers(services, names, spec=spec)
         for w in workers:
             console.print(
                 f"worker [bold]{w.consumer}[/] consumes [cyan]{w.consumes}[/] "
@@ -45,6 +52,10 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Events each stage handles at once (threads).")
     ] = 1,
+    spec: Annotated[
+        Path | None,
+        typer.Option(help="Pipeline spec for events outside any run (e.g. streamed batches)."),
+    ] = None,
 ) -> None:
     """Run stages as long-lived consumers of their events.
 
@@ -59,7 +70,8 @@ def worker(
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
     names = STAGE_NAMES if all_stages else tuple(stage or ())
-    handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency))
+    pipeline = load_spec(spec) if spec else None
+    handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency, pipeline))
     console.print(f"stopped after handling {handled} event(s)")
 
 

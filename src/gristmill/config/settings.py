@@ -25,6 +25,7 @@ from gristmill.errors import ConfigError
 BUS_BACKENDS = ("sqlite", "redis", "nats")
 METADATA_BACKENDS = ("sqlite", "postgres")
 EXECUTOR_BACKENDS = ("inline", "local", "dask")
+ONLINE_BACKENDS = ("sqlite", "redis")
 DEFAULT_CONFIG_FILE = "gristmill.toml"
 
 
@@ -92,6 +93,29 @@ class ExecutorSettings(BaseModel):
         return _known("executor", value, EXECUTOR_BACKENDS)
 
 
+class StoreSettings(BaseModel):
+    """A store kept as files: a local path or any fsspec URL (default: under ``home``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+
+
+class OnlineSettings(BaseModel):
+    """The online feature store: latest vector per entity, for lookups in milliseconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = "sqlite"
+    url: str | None = None
+    namespace: str = Field("gristmill", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        return _known("online", value, ONLINE_BACKENDS)
+
+
 class StreamSettings(BaseModel):
     """Streaming ingestion: when a micro-batch is cut (whichever bound comes first)."""
 
@@ -116,6 +140,9 @@ class Settings(BaseSettings):
     raw: RawSettings = RawSettings()
     executor: ExecutorSettings = ExecutorSettings()
     stream: StreamSettings = StreamSettings()
+    features: StoreSettings = StoreSettings()
+    artifacts: StoreSettings = StoreSettings()
+    online: OnlineSettings = OnlineSettings()
 
     def bus_url(self) -> str:
         if self.bus.url:
@@ -135,6 +162,19 @@ class Settings(BaseSettings):
 
     def raw_url(self) -> str:
         return self.raw.url or str(self.home / "raw")
+
+    def features_url(self) -> str:
+        return self.features.url or str(self.home / "features")
+
+    def artifacts_url(self) -> str:
+        return self.artifacts.url or str(self.home / "artifacts")
+
+    def online_url(self) -> str:
+        if self.online.url:
+            return self.online.url
+        if self.online.backend == "sqlite":
+            return str(self.home / "online.db")
+        return "redis://127.0.0.1:6379/0"
 
 
 def _settings_class(toml_file: Path | None) -> type[Settings]:

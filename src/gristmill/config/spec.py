@@ -124,13 +124,9 @@ class PipelineSpec(_Section):
                     )
         return self
 
-    def built_stages(self) -> list[str]:
-        """Sections present in this spec whose stage gristmill runs today."""
-        return ["ingestion"]
-
     def skipped_sections(self) -> list[str]:
         """Sections present in this spec whose stages are not built yet."""
-        later = ("features", "split", "train", "evaluate", "deploy", "serve", "monitor")
+        later = ("split", "train", "evaluate", "deploy", "serve", "monitor")
         return [name for name in later if getattr(self, name) is not None]
 
 

@@ -22,8 +22,9 @@ from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
-from gristmill.stages.base import STAGE_FAILED
+from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
+from gristmill.stages.preparation import PreparationStage, run_spec_resolver
 from gristmill.stores.metadata import AuditEntry, Run, RunStatus, StageExecution
 
 TERMINAL = ("succeeded", "failed", "skipped")
@@ -103,7 +104,10 @@ async def run_pipeline(
             details={"pipeline": spec.name, "sources": list(spec.sources)},
         )
     )
-    stages = [IngestionStage(services.raw, services.metadata, progress=on_progress)]
+    stages: list[Stage] = [
+        IngestionStage(services.raw, services.metadata, progress=on_progress),
+        PreparationStage(services.feature_stores(), run_spec_resolver(services.metadata, spec)),
+    ]
     consumed = {stage.consumes for stage in stages}
     roots = source_events(spec, run_id)
     await services.bus.publish(roots)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from gristmill.config.spec import PipelineSpec
 from gristmill.errors import ConfigError
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.ingestion import IngestionStage
+from gristmill.stages.preparation import PreparationStage, run_spec_resolver
 
-STAGE_NAMES = ("ingestion", STREAM_STAGE)
+STAGE_NAMES = ("ingestion", "preparation", STREAM_STAGE)
 
 
 class Worker(Protocol):
@@ -26,8 +28,16 @@ class Worker(Protocol):
     ) -> None: ...
 
 
-def build_workers(services: Services, names: tuple[str, ...] = STAGE_NAMES) -> list[Worker]:
-    """Workers for the named stages; an unknown name raises ``ConfigError``."""
+def build_workers(
+    services: Services,
+    names: tuple[str, ...] = STAGE_NAMES,
+    *,
+    spec: PipelineSpec | None = None,
+) -> list[Worker]:
+    """Workers for the named stages; an unknown name raises ``ConfigError``.
+
+    ``spec`` is the pipeline spec preparation uses for events that belong to no run.
+    """
     unknown = [n for n in names if n not in STAGE_NAMES]
     if unknown:
         raise ConfigError(
@@ -38,6 +48,10 @@ def build_workers(services: Services, names: tuple[str, ...] = STAGE_NAMES) -> l
         if name == "ingestion":
             stage = IngestionStage(services.raw, services.metadata)
             workers.append(StageWorker(stage, services.bus, services.metadata.executions))
+        elif name == "preparation":
+            resolver = run_spec_resolver(services.metadata, spec)
+            prep = PreparationStage(services.feature_stores(), resolver)
+            workers.append(StageWorker(prep, services.bus, services.metadata.executions))
         else:
             workers.append(
                 StreamIngestionWorker(

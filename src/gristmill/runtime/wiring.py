@@ -11,6 +11,9 @@ from typing import Any
 from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.errors import MissingExtraError, UnknownBackendError
+from gristmill.features.prepare import FeatureStores
+from gristmill.stores.artifacts import ArtifactStore
+from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore
 
@@ -61,6 +64,19 @@ def build_metadata(settings: Settings) -> MetadataStore:
     return store
 
 
+ONLINE_BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "sqlite": ("gristmill.backends.sqlite.online", "SqliteOnlineStore", None),
+    "redis": ("gristmill.backends.redis.online", "RedisOnlineStore", "redis"),
+}
+
+
+def build_online(settings: Settings) -> OnlineFeatureStore:
+    """An unopened online feature store of the configured backend."""
+    cls = _load("online store", settings.online.backend, ONLINE_BACKENDS)
+    store: OnlineFeatureStore = cls(settings.online_url(), namespace=settings.online.namespace)
+    return store
+
+
 def build_raw(settings: Settings, metadata: MetadataStore) -> RawStore:
     """The raw store (Parquet through fsspec) whose manifest lives in ``metadata``."""
     from gristmill.backends.parquet.raw import ParquetRawStore
@@ -78,20 +94,40 @@ class Services:
     bus: EventBus
     metadata: MetadataStore
     raw: RawStore
+    offline: OfflineFeatureStore
+    online: OnlineFeatureStore
+    artifacts: ArtifactStore
+
+    def feature_stores(self) -> FeatureStores:
+        return FeatureStores(self.raw, self.metadata, self.offline, self.artifacts, self.online)
 
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open bus and stores for the duration of the block, closing them in reverse order."""
+    from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
+    from gristmill.backends.parquet.features import ParquetOfflineStore
+
     settings.home.mkdir(parents=True, exist_ok=True)
     metadata = build_metadata(settings)
     metadata.open()
+    online = build_online(settings)
     try:
         bus = build_bus(settings)
         await bus.open()
+        online.open()
         try:
-            yield Services(settings, bus, metadata, build_raw(settings, metadata))
+            yield Services(
+                settings,
+                bus,
+                metadata,
+                build_raw(settings, metadata),
+                ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
+                online,
+                FsspecArtifactStore(settings.artifacts_url()),
+            )
         finally:
+            online.close()
             await bus.close()
     finally:
         metadata.close()

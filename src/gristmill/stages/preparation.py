@@ -1,0 +1,154 @@
+"""The preparation stage: on ``raw.ingested``, compute each feature set that uses the source.
+
+The pipeline spec comes from the run the event belongs to (a run keeps its spec), or else
+from the spec the worker was started with. A feature set from several sources *waits*: it
+is computed once every source has a batch — within a run, a batch ingested by that run; outside
+a run, the source's latest batch. Validation that says stop announces ``data.anomalous``;
+otherwise ``features.generated`` announces the set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gristmill.config.spec import PipelineSpec, parse_spec
+from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
+from gristmill.core.ids import digest_json
+from gristmill.errors import ConfigError
+from gristmill.features.prepare import FeatureStores, Prepared, prepare
+from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.raw import RawBatch
+
+SpecResolver = Callable[[Event], PipelineSpec | None]
+
+
+def run_spec_resolver(metadata: MetadataStore, fallback: PipelineSpec | None) -> SpecResolver:
+    """Resolve an event's spec from its run (``correlation_id``), else ``fallback``."""
+
+    def resolve(event: Event) -> PipelineSpec | None:
+        run = metadata.runs.find_run(event.correlation_id)
+        if run is not None and "spec" in run.summary:
+            return parse_spec(run.summary["spec"], origin=f"the spec of run {run.run_id}")
+        return fallback
+
+    return resolve
+
+
+class PreparationStage:
+    """Computes the feature sets of the spec that read the source of each raw batch."""
+
+    name = "preparation"
+    consumes = RAW_INGESTED
+
+    def __init__(self, stores: FeatureStores, specs: SpecResolver) -> None:
+        self.stores = stores
+        self.specs = specs
+
+    def __repr__(self) -> str:
+        return f"PreparationStage({self.stores!r})"
+
+    def idempotency_key(self, event: Event) -> str:
+        return digest_json({"event": event.id})
+
+    def handle(self, event: Event) -> StageOutcome:
+        spec = self.specs(event)
+        source = str(event.payload.get("source", event.key))
+        sets = {
+            name: fs
+            for name, fs in ((spec.features or {}) if spec else {}).items()
+            if source in fs.from_
+        }
+        if not sets:
+            return StageOutcome(summary=f"{source}: no feature set reads this source")
+        batch = self.stores.metadata.batches.get_batch(str(event.payload.get("batch_id")))
+        announcements: list[Announcement] = []
+        notes: list[str] = []
+        for name, feature_set in sets.items():
+            inputs = self._inputs(event, feature_set.from_, batch)
+            waiting = [s for s in feature_set.from_ if s not in inputs]
+            if waiting:
+                notes.append(f"{name}: waiting for {', '.join(waiting)}")
+                continue
+            run = self.stores.metadata.runs.find_run(event.correlation_id)
+            prepared = prepare(
+                name, feature_set, inputs, self.stores, run_id=run.run_id if run else None
+            )
+            announcements.append(_announcement(prepared))
+            notes.append(_note(prepared))
+        return StageOutcome(announcements=announcements, summary="; ".join(notes))
+
+    def _inputs(self, event: Event, sources: list[str], batch: RawBatch) -> dict[str, RawBatch]:
+        """A batch per source: this one, and the others' from this run (or their latest)."""
+        batches = self.stores.metadata.batches
+        found = {batch.source: batch}
+        in_run = self._ingested_in_run(event.correlation_id)
+        for source in sources:
+            if source in found:
+                continue
+            if in_run is not None:
+                if source in in_run:
+                    found[source] = batches.get_batch(in_run[source])
+            else:
+                latest = batches.latest_batch(source)
+                if latest is not None:
+                    found[source] = latest
+        return found
+
+    def _ingested_in_run(self, run_id: str) -> dict[str, str] | None:
+        """Source → batch id of what run ``run_id`` ingested; ``None`` if it is no run."""
+        metadata = self.stores.metadata
+        if metadata.runs.find_run(run_id) is None:
+            return None
+        ingested: dict[str, str] = {}
+        for execution in metadata.executions.list_executions(run_id):
+            if execution.status not in ("succeeded", "skipped"):
+                continue
+            for output in execution.outputs:
+                if output.get("type") == RAW_INGESTED:
+                    payload: dict[str, Any] = output.get("payload", {})
+                    ingested[str(payload.get("source"))] = str(payload.get("batch_id"))
+        return ingested
+
+
+def _announcement(prepared: Prepared) -> Announcement:
+    reports = [r.report_id for r in prepared.reports]
+    if prepared.stopped:
+        return Announcement(
+            DATA_ANOMALOUS,
+            {
+                "feature_set": prepared.name,
+                "batches": [r.subject for r in prepared.reports],
+                "reports": reports,
+                "anomalies": prepared.anomalies,
+            },
+            key=prepared.name,
+        )
+    fs = prepared.feature_set
+    if fs is None:
+        raise ConfigError(f"feature set {prepared.name!r} was neither computed nor stopped")
+    return Announcement(
+        FEATURES_GENERATED,
+        {
+            "feature_set_id": fs.feature_set_id,
+            "name": fs.name,
+            "rows": fs.row_count,
+            "columns": [c["name"] for c in fs.columns],
+            "location": fs.location,
+            "inputs": fs.inputs,
+            "created": prepared.created,
+            "materialized": prepared.materialized,
+            "reports": reports,
+            "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
+        },
+        key=fs.name,
+    )
+
+
+def _note(prepared: Prepared) -> str:
+    if prepared.stopped:
+        return f"{prepared.name}: stopped by validation ({len(prepared.anomalies)} anomalies)"
+    fs = prepared.feature_set
+    state = "new" if prepared.created else "already computed"
+    return f"{prepared.name}: {fs.row_count if fs else 0} rows ({state})"
