@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -163,3 +164,24 @@ def test_worker_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert "stopped after handling 0 event(s)" in out
+
+
+def test_feature_sets_reports_and_online_lookup(example: Path) -> None:
+    gm("run", "pipeline.yaml", cwd=example, check=True)
+    sets = json.loads(gm("ls", "feature-sets", "--json", cwd=example, check=True).stdout)
+    penguins = next(s for s in sets if s["name"] == "penguins_v1")
+    shown = gm("show", penguins["feature_set_id"], cwd=example, check=True).stdout
+    assert "selection: mutual_info kept 6" in shown
+    report = gm("show", penguins["validation_report"], cwd=example, check=True).stdout
+    assert "bill_length_mm" in report and "numeric" in report
+    again = gm("prepare", "pipeline.yaml", "-f", "penguins_v1", cwd=example, check=True).stdout
+    assert penguins["feature_set_id"] in again and "already computed" in again
+    found = json.loads(
+        gm("lookup", "penguins_v1", "p0001", "nobody", cwd=example, check=True).stdout.split(
+            "\nnull:"
+        )[0]
+    )
+    assert found["nobody"] is None
+    assert set(found["p0001"]) >= {"event_time", "bill_length_mm", "island_Biscoe"}
+    wrong = gm("prepare", "pipeline.yaml", "-f", "nope", cwd=example)
+    assert wrong.returncode == 2 and "known: penguins_v1, wine_v1" in wrong.stderr

@@ -103,9 +103,10 @@ def main_options(
 
 
 def _register() -> None:
-    from gristmill.cli import doctor, inspect, running, worker
+    from gristmill.cli import doctor, features, inspect, running, worker
 
     running.register(app)
+    features.register(app)
     worker.register(app)
     inspect.register(app)
     doctor.register(app)

@@ -27,6 +27,8 @@ PREFIX_SCAN = 1000  # how many recent runs/batches an id prefix is matched again
 class Kind(StrEnum):
     runs = "runs"
     batches = "batches"
+    feature_sets = "feature-sets"
+    reports = "reports"
 
 
 @contextmanager
@@ -42,7 +44,7 @@ def _metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
 
 
 def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 def _table(*columns: str, ids: tuple[str, ...] = (), **options: Any) -> Table:
@@ -60,20 +62,61 @@ def _print_json(rows: list[dict[str, Any]]) -> None:
 
 def ls(
     ctx: typer.Context,
-    kind: Annotated[Kind, typer.Argument(help="What to list: runs or batches.")],
-    source: Annotated[str | None, typer.Option(help="Only batches of this source.")] = None,
+    kind: Annotated[
+        Kind, typer.Argument(help="What to list: runs, batches, feature-sets or reports.")
+    ],
+    source: Annotated[
+        str | None, typer.Option(help="Only batches of this source / sets of this name.")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """List runs or raw batches, newest first.
+    """List runs, raw batches, feature sets or validation reports, newest first.
 
     \b
         gristmill ls runs
         gristmill ls batches --source penguins --limit 5
-        gristmill ls batches --json
+        gristmill ls feature-sets
+        gristmill ls reports --json
     """
     with _metadata(ctx) as store:
-        if kind is Kind.runs:
+        if kind is Kind.feature_sets:
+            sets = store.feature_sets.list_feature_sets(name=source, limit=limit)
+            rows = [asdict(f) for f in sets]
+            table = _table(
+                "feature set", "name", "rows", "columns", "inputs", "created", ids=("feature set",)
+            )
+            for f in sets:
+                table.add_row(
+                    f.feature_set_id,
+                    f.name,
+                    f"{f.row_count:,}",
+                    str(len(f.columns)),
+                    str(len(f.inputs)),
+                    _when(f.created_at),
+                )
+        elif kind is Kind.reports:
+            reports = store.reports.list_reports(limit=limit)
+            rows = [{k: v for k, v in asdict(r).items() if k != "body"} for r in reports]
+            table = _table(
+                "report",
+                "kind",
+                "subject",
+                "status",
+                "anomalies",
+                "created",
+                ids=("report", "subject"),
+            )
+            for r in reports:
+                table.add_row(
+                    r.report_id,
+                    r.kind,
+                    r.subject,
+                    r.status,
+                    str(len(r.body.get("anomalies", []))),
+                    _when(r.created_at),
+                )
+        elif kind is Kind.runs:
             runs = store.runs.list_runs(limit=limit)
             rows = [{k: v for k, v in asdict(r).items() if k != "summary"} for r in runs]
             table = _table("run", "pipeline", "status", "started", "seconds", ids=("run",))
@@ -134,6 +177,10 @@ def _resolve(store: MetadataStore, object_id: str) -> str:
 
 
 def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
+    if object_id.startswith("fs_"):
+        return "feature set", asdict(store.feature_sets.get_feature_set(object_id))
+    if object_id.startswith("rep_"):
+        return "report", asdict(store.reports.get_report(object_id))
     full = _resolve(store, object_id)
     run = store.runs.find_run(full)
     if run is None:
@@ -143,6 +190,66 @@ def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
         "executions": [asdict(e) for e in store.executions.list_executions(full)],
         "audit": [asdict(a) for a in store.audit.list_entries(subject=full)],
     }
+
+
+def _print_feature_set(record: dict[str, Any]) -> None:
+    selection = record.get("selection") or {}
+    scores = selection.get("scores") or {}
+    table = _table("column", "type", "selection score", title="columns", title_justify="left")
+    for column in record["columns"]:
+        score = scores.get(column["name"])
+        table.add_row(column["name"], column["type"], "" if score is None else f"{score:.4g}")
+    console.print(table)
+    console.print(
+        f"  selection: {selection.get('method', 'all')} kept {len(selection.get('kept', []))} "
+        f"of {len(scores) or len(selection.get('kept', []))} candidate features"
+        + (f" ({selection['note']})" if selection.get("note") else ""),
+        highlight=False,
+    )
+
+
+def _print_report(record: dict[str, Any]) -> None:
+    body = record["body"]
+    anomalies = body.get("anomalies", [])
+    console.print(
+        f"  {body.get('row_count', 0):,} rows x {body.get('column_count', 0)} columns · "
+        f"baseline: {body.get('baseline') or 'none'} · {len(anomalies)} anomalies",
+        highlight=False,
+    )
+    if anomalies:
+        table = _table("column", "kind", "message", title="anomalies", title_justify="left")
+        for a in anomalies:
+            table.add_row(str(a.get("column")), str(a.get("kind")), str(a.get("message")))
+        console.print(table)
+    stats = body.get("statistics", {}).get("columns", [])
+    table = _table(
+        "column",
+        "kind",
+        "missing",
+        "min",
+        "mean",
+        "max",
+        "distinct",
+        title="statistics",
+        title_justify="left",
+    )
+    for col in stats:
+        table.add_row(
+            str(col.get("name")),
+            str(col.get("kind", "")),
+            _fmt(col.get("missing_share")),
+            _fmt(col.get("min")),
+            _fmt(col.get("mean")),
+            _fmt(col.get("max")),
+            str(col.get("distinct", "")),
+        )
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 def _print_run(record: dict[str, Any]) -> None:
@@ -186,12 +293,26 @@ def show(
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return
-    console.print(f"[bold]{kind} {record.get('run_id') or record.get('batch_id')}[/]")
-    hidden = ("schema", "executions", "summary", "files", "audit", "extra")
+    console.print(f"[bold]{kind} {id}[/]")
+    hidden = (
+        "schema",
+        "executions",
+        "summary",
+        "files",
+        "audit",
+        "extra",
+        "body",
+        "columns",
+        "selection",
+    )
     for key, value in record.items():
         if key not in hidden:
             console.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
-    if kind == "batch":
+    if kind == "feature set":
+        _print_feature_set(record)
+    elif kind == "report":
+        _print_report(record)
+    elif kind == "batch":
         table = _table("column", "type", "nullable", title="schema", title_justify="left")
         for col in record["schema"]:
             table.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))

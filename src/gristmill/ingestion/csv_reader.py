@@ -83,6 +83,12 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     return table, bad_rows
 
 
+def _convert_options(types: dict[str, pa.DataType]) -> csv.ConvertOptions:
+    # An empty field is a missing value, for text columns too (as pandas and most tools
+    # read CSV), so "" never becomes a category of its own.
+    return csv.ConvertOptions(column_types=types, strings_can_be_null=True)
+
+
 def check_header(schema: pa.Schema, url: str) -> None:
     """Column names must be unique and non-empty, and text must be UTF-8."""
     seen: set[str] = set()
@@ -126,7 +132,7 @@ def _parse(
             file.source(),
             read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
             parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=skip),
-            convert_options=csv.ConvertOptions(column_types=types),
+            convert_options=_convert_options(types),
         ),
     )
     return table, invalid
@@ -161,7 +167,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
                 file.source(),
                 read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
                 parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=fail),
-                convert_options=csv.ConvertOptions(column_types=arrow_types(spec.columns)),
+                convert_options=_convert_options(arrow_types(spec.columns)),
             ),
         )
     except pa.ArrowInvalid as exc:

@@ -1,0 +1,128 @@
+"""Feature verbs: ``prepare`` feature sets from the latest batches, ``lookup`` online vectors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.config.spec import load_spec
+from gristmill.errors import ConfigError
+from gristmill.features.prepare import Prepared, prepare
+from gristmill.runtime.wiring import build_online, open_services
+
+
+def _prepared_table(results: list[Prepared]) -> Table:
+    table = Table(title="feature sets", title_justify="left")
+    for column in ("feature set", "id", "rows", "features", "online", "validation"):
+        table.add_column(column, no_wrap=column == "id")
+    for item in results:
+        fs = item.feature_set
+        warnings = sum(len(r.body.get("anomalies", [])) for r in item.reports)
+        verdict = (
+            "stopped" if item.stopped else (f"{warnings} warning(s)" if warnings else "passed")
+        )
+        table.add_row(
+            item.name,
+            fs.feature_set_id if fs else "-",
+            f"{fs.row_count:,}" if fs else "-",
+            str(len(fs.columns)) if fs else "-",
+            f"{item.materialized:,}",
+            verdict + ("" if item.created or fs is None else " (already computed)"),
+        )
+    return table
+
+
+def prepare_command(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")],
+    feature_set: Annotated[
+        list[str] | None,
+        typer.Option("--feature-set", "-f", help="Only this feature set (repeatable)."),
+    ] = None,
+) -> None:
+    """Compute feature sets from the latest raw batch of each of their sources.
+
+    Validates each input batch, fits the feature pipeline, stores the set offline and
+    materializes the newest vectors online. Already computed? It is found, not redone.
+
+    \b
+        gristmill prepare examples/penguins/pipeline.yaml
+        gristmill prepare pipeline.yaml -f penguins_v1
+    """
+    pipeline = load_spec(spec)
+    sets = pipeline.features or {}
+    chosen = feature_set or list(sets)
+    unknown = [name for name in chosen if name not in sets]
+    if unknown or not sets:
+        known = ", ".join(sets) or "none"
+        raise ConfigError(
+            f"{spec} has no feature set {unknown[0] if unknown else ''!r}; known: {known}"
+        )
+
+    async def go() -> list[Prepared]:
+        async with open_services(settings_from(ctx)) as services:
+            stores = services.feature_stores()
+            results = []
+            for name in chosen:
+                fs = sets[name]
+                inputs = {s: services.metadata.batches.latest_batch(s) for s in fs.from_}
+                missing = [s for s, b in inputs.items() if b is None]
+                if missing:
+                    raise ConfigError(
+                        f"feature set {name!r} needs batches of {', '.join(missing)}; ingest "
+                        f"them first: gristmill ingest {missing[0]} --spec {spec}"
+                    )
+                with console.status(f"preparing {name}"):
+                    results.append(
+                        await asyncio.to_thread(
+                            prepare, name, fs, {s: b for s, b in inputs.items() if b}, stores
+                        )
+                    )
+            return results
+
+    results = asyncio.run(go())
+    console.print(_prepared_table(results))
+    if any(item.stopped for item in results):
+        raise typer.Exit(1)
+
+
+def lookup(
+    ctx: typer.Context,
+    view: Annotated[str, typer.Argument(help="The feature set's name (its online view).")],
+    entities: Annotated[list[str], typer.Argument(help="Entity keys to look up.")],
+    feature: Annotated[
+        list[str] | None, typer.Option("--feature", help="Only these features (repeatable).")
+    ] = None,
+) -> None:
+    """Look up the newest feature vectors of entities in the online store.
+
+    \b
+        gristmill lookup penguins_v1 p0001 p0002
+    """
+    store = build_online(settings_from(ctx))
+    store.open()
+    try:
+        found = store.get(view, entities, features=feature)
+    finally:
+        store.close()
+    rows = {
+        key: None
+        if vector is None
+        else {"event_time": vector.event_time.isoformat(), **vector.values}
+        for key, vector in zip(entities, found, strict=True)
+    }
+    console.print_json(json.dumps(rows, default=str))
+    if any(vector is None for vector in found):
+        console.print("null: unknown entity, or its vector is older than the TTL", style="dim")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepare", rich_help_panel="Run")(prepare_command)
+    app.command(rich_help_panel="Inspect")(lookup)
