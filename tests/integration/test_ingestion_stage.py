@@ -53,6 +53,7 @@ def test_the_stage_ingests_a_csv_and_announces_the_batch(
         "created": True,
         "bad_rows": 0,
         "quarantine": None,
+        "origin": batch.origin,
     }
     assert outcome.summary == "wine: 1 new batch(es), 178 rows"
     assert len(batch.files) == 3

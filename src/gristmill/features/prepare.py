@@ -16,12 +16,12 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError
+from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_inputs
 from gristmill.features.materialize import materialize
-from gristmill.features.pipeline import FeaturePipeline
-from gristmill.features.serialization import dumps
+from gristmill.features.pipeline import FeaturePipeline, FittedFeaturePipeline
+from gristmill.features.serialization import dumps, loads
 from gristmill.features.validation import REPORT_KIND, validate
 from gristmill.stores.artifacts import ArtifactStore
 from gristmill.stores.features import FeatureSet, OfflineFeatureStore, OnlineFeatureStore
@@ -164,7 +164,7 @@ def prepare(
             entity=spec.entity,
             timestamp=spec.timestamp,
             label=spec.label,
-            pipeline_artifact=artifact.uri,
+            pipeline_artifact=artifact.digest,
             selection={**fitted.selection.to_dict(), "learned": fitted.describe()},
             validation_report=reports[0].report_id,
             run_id=run_id,
@@ -173,10 +173,36 @@ def prepare(
     )
     stores.metadata.lineage.add_edges(
         [LineageEdge(b, "raw_batch", set_id, FEATURE_SET_KIND, "computed_from") for b in batch_ids]
-        + [LineageEdge(set_id, FEATURE_SET_KIND, artifact.uri, PIPELINE_KIND, "fitted")]
+        + [LineageEdge(set_id, FEATURE_SET_KIND, artifact.digest, PIPELINE_KIND, "fitted")]
     )
     materialized = _materialize(spec, stored, features, stores)
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
+
+
+def load_pipeline(stores: FeatureStores, feature_set: FeatureSet) -> FittedFeaturePipeline:
+    """The fitted pipeline that computed ``feature_set``, verified against its digest."""
+    digest = feature_set.pipeline_artifact or ""
+    ref = stores.artifacts.find(digest)
+    if ref is None:
+        raise NotFoundError(
+            f"the fitted pipeline {digest or '(none)'} of feature set "
+            f"{feature_set.feature_set_id} is not in the artifact store; prepare it again"
+        )
+    return loads(stores.artifacts.get(ref))
+
+
+def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: FeatureStores) -> int:
+    """Compute features for fresh ``records`` with the newest fitted pipeline of ``name`` and
+    put them in the online store (the stream layer: no refit, no new feature set).
+
+    Returns how many vectors were newer than what the store held; 0 when the set has no
+    online view or was never prepared yet.
+    """
+    latest = stores.metadata.feature_sets.latest_feature_set(name)
+    if latest is None or spec.online is None or not spec.online.enabled or spec.entity is None:
+        return 0
+    features = load_pipeline(stores, latest).transform_table(records)
+    return _materialize(spec, latest, features, stores)
 
 
 def _materialize(

@@ -9,7 +9,8 @@ from gristmill.stores.raw import WrittenBatch
 
 def ingested_payload(written: WrittenBatch) -> dict[str, Any]:
     """``batch_id``, ``source``, ``rows``, ``schema``, ``location``, ``content_digest``,
-    ``created`` (false when the bytes were a batch already), ``bad_rows``, ``quarantine``."""
+    ``created`` (false when the bytes were a batch already), ``bad_rows``, ``quarantine``,
+    ``origin`` (the file, or ``stream:<name>`` for a streamed micro-batch)."""
     batch = written.batch
     return {
         "batch_id": batch.batch_id,
@@ -21,4 +22,5 @@ def ingested_payload(written: WrittenBatch) -> dict[str, Any]:
         "created": written.created,
         "bad_rows": batch.bad_rows,
         "quarantine": batch.quarantine,
+        "origin": batch.origin,
     }

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import ConfigError
-from gristmill.features.prepare import FeatureStores, Prepared, prepare
+from gristmill.features.prepare import FeatureStores, Prepared, prepare, push_online
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawBatch
@@ -63,6 +64,8 @@ class PreparationStage:
         if not sets:
             return StageOutcome(summary=f"{source}: no feature set reads this source")
         batch = self.stores.metadata.batches.get_batch(str(event.payload.get("batch_id")))
+        if batch.origin.startswith("stream:"):
+            return self._push(sets, batch)
         announcements: list[Announcement] = []
         notes: list[str] = []
         for name, feature_set in sets.items():
@@ -78,6 +81,17 @@ class PreparationStage:
             announcements.append(_announcement(prepared))
             notes.append(_note(prepared))
         return StageOutcome(announcements=announcements, summary="; ".join(notes))
+
+    def _push(self, sets: dict[str, FeatureSetSpec], batch: RawBatch) -> StageOutcome:
+        """A streamed micro-batch refits nothing: its rows go through the newest fitted
+        pipeline of each single-source feature set straight to the online store."""
+        records = self.stores.raw.read(batch.batch_id)
+        notes = [
+            f"{name}: {push_online(name, spec, records, self.stores)} vectors pushed online"
+            for name, spec in sets.items()
+            if len(spec.from_) == 1
+        ]
+        return StageOutcome(summary="; ".join(notes) or "no single-source feature set to push")
 
     def _inputs(self, event: Event, sources: list[str], batch: RawBatch) -> dict[str, RawBatch]:
         """A batch per source: this one, and the others' from this run (or their latest)."""
