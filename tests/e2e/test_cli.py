@@ -185,3 +185,25 @@ def test_feature_sets_reports_and_online_lookup(example: Path) -> None:
     assert set(found["p0001"]) >= {"event_time", "bill_length_mm", "island_Biscoe"}
     wrong = gm("prepare", "pipeline.yaml", "-f", "nope", cwd=example)
     assert wrong.returncode == 2 and "known: penguins_v1, wine_v1" in wrong.stderr
+
+
+def test_gc_clears_crash_leftovers_and_abandoned_runs(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gristmill.backends.sql.metadata import SqlMetadataStore
+    from gristmill.stores.metadata import Run
+
+    leftover = tmp_path / ".gristmill" / "raw" / "c" / ".tmp-01ABC"
+    leftover.mkdir(parents=True)
+    os.utime(leftover, (time.time() - 7200, time.time() - 7200))
+    with SqlMetadataStore(f"sqlite:///{tmp_path / '.gristmill' / 'metadata.db'}") as store:
+        old = datetime.now(UTC) - timedelta(hours=3)
+        store.runs.start_run(Run("01OLDRUN", "p", "running", old))
+        store.runs.start_run(Run("01NEWRUN", "p", "running", datetime.now(UTC)))
+    dry = gm("gc", "--dry-run", cwd=tmp_path, check=True).stdout
+    assert "would close abandoned run 01OLDRUN" in dry and leftover.exists()
+    done = gm("gc", cwd=tmp_path, check=True).stdout
+    assert "1 leftover(s) removed; 1 abandoned run(s)" in done
+    assert not leftover.exists()
+    runs = json.loads(gm("ls", "runs", "--json", cwd=tmp_path, check=True).stdout)
+    assert {r["run_id"]: r["status"] for r in runs} == {"01OLDRUN": "failed", "01NEWRUN": "running"}

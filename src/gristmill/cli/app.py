@@ -103,13 +103,14 @@ def main_options(
 
 
 def _register() -> None:
-    from gristmill.cli import doctor, features, inspect, running, worker
+    from gristmill.cli import doctor, features, inspect, maintenance, running, worker
 
     running.register(app)
     features.register(app)
     worker.register(app)
     inspect.register(app)
     doctor.register(app)
+    maintenance.register(app)
 
 
 _register()
