@@ -24,6 +24,8 @@ try:
     import redis.asyncio as aioredis
     from redis import exceptions as redis_errors
     from redis.asyncio.client import Pipeline
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise MissingExtraError(
         "the Redis bus needs the redis driver: pip install 'gristmill[redis]'"
@@ -94,7 +96,14 @@ class RedisStreamsBus:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = aioredis.Redis.from_url(self.url)
+        # A restarted server leaves pooled connections stale: retry a command a few times
+        # on a fresh connection before calling the server unreachable. (A retried XADD can
+        # duplicate an event; delivery is at-least-once and handlers idempotent anyway.)
+        client = aioredis.Redis.from_url(
+            self.url,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
+        )
         with self._translated():
             try:
                 await client.ping()
