@@ -15,7 +15,8 @@
     ├── DataError                   input data is bad (names file, row, column)
     │   ├── EmptyInputError         a source produced no rows
     │   └── SchemaChangedError      a source's schema differs from its previous batch
-    └── StageError                  a stage handler failed on an event
+    ├── StageError                  a stage handler failed on an event
+    └── ExecutorError               a task's worker died (killed, crashed) before it finished
 
 Driver exceptions are translated at the adapter boundary and chained with ``raise … from``.
 """
@@ -106,3 +107,7 @@ class SchemaChangedError(DataError):
 
 class StageError(GristmillError):
     """A stage handler failed on an event; the cause is chained."""
+
+
+class ExecutorError(GristmillError):
+    """A task could not finish because its worker died; the executor stays usable."""
