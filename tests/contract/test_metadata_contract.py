@@ -18,7 +18,9 @@ from gristmill.backends.sql import SqlMetadataStore
 from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.database import SqlDatabase
+from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.migrations import VERSION_TABLE, upgrade_to_head
+from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.tables import metadata
 from gristmill.core.urls import mask_url
@@ -29,13 +31,15 @@ from gristmill.errors import (
     MissingExtraError,
     UnknownBackendError,
 )
-from gristmill.testing.metadata_contract import (
-    MetadataStoreContract,
+from gristmill.testing.metadata_contract import MetadataStoreContract
+from gristmill.testing.metadata_records import (
     make_batch,
+    make_candidate,
     make_entry,
     make_feature_set,
     make_report,
     make_run,
+    make_split,
 )
 
 
@@ -136,12 +140,14 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_a_v0001_database_migrates_to_head_keeping_its_rows(
-    backend: str, request: pytest.FixtureRequest
-) -> None:
+HEAD = "0003"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _database_at(
+    request: pytest.FixtureRequest, backend: str, revision: str, fill: Callable[[SqlDatabase], None]
+) -> tuple[str, str | None]:
+    """A database of ``backend`` migrated to ``revision`` only, filled by ``fill``."""
     if backend == "sqlite":
         url, schema = request.getfixturevalue("sqlite_url"), None
     else:
@@ -150,16 +156,26 @@ def test_a_v0001_database_migrates_to_head_keeping_its_rows(
     old.open()
     try:
         with old.write() as connection:
-            upgrade_to_head(connection, schema, revision="0001")
+            upgrade_to_head(connection, schema, revision=revision)
+        fill(old)
+    finally:
+        old.close()
+    assert _version(url, schema) == revision
+    return url, schema
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0001_database_migrates_to_head_keeping_its_rows(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    def fill(old: SqlDatabase) -> None:
         SqlRunStore(old).start_run(make_run("run-1"))
         SqlBatchCatalog(old).add_batch(make_batch("b-1"))
         SqlAuditLog(old).append(make_entry("e-1"))
-    finally:
-        old.close()
-    assert _version(url, schema) == "0001"
 
+    url, schema = _database_at(request, backend, "0001", fill)
     with SqlMetadataStore(url, schema=schema) as store:
-        assert _version(url, schema) == "0002"
+        assert _version(url, schema) == HEAD
         assert store.runs.get_run("run-1") == make_run("run-1")
         assert store.batches.get_batch("b-1") == make_batch("b-1")
         assert store.audit.list_entries() == [make_entry("e-1")]
@@ -171,13 +187,36 @@ def test_a_v0001_database_migrates_to_head_keeping_its_rows(
         assert _schema_drift(store, url, schema) == []
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0002_database_migrates_to_head_keeping_its_rows(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    def fill(old: SqlDatabase) -> None:
+        SqlRunStore(old).start_run(make_run("run-1"))
+        SqlReportStore(old).add_report(make_report("r-1"))
+        SqlFeatureSetCatalog(old).add_feature_set(make_feature_set("fs-1"))
+
+    url, schema = _database_at(request, backend, "0002", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        assert store.runs.get_run("run-1") == make_run("run-1")
+        assert store.reports.get_report("r-1") == make_report("r-1")
+        assert store.feature_sets.get_feature_set("fs-1") == make_feature_set("fs-1")
+        assert store.splits.add_split(make_split("sp-1")) == make_split("sp-1")
+        store.candidates.save_candidate(make_candidate("c-1", split_id="sp-1"))
+        assert store.candidates.list_candidates(feature_set_id="fs-1") == [
+            make_candidate("c-1", split_id="sp-1")
+        ]
+        assert _schema_drift(store, url, schema) == []
+
+
 def test_sqlite_is_shared_safely_by_processes(sqlite_url: str) -> None:
     # Workers are processes: each opens the (fresh) file, migrates, and writes at once.
     start = time.time() + 2
     script = (
         "import sys, time\n"
         "from gristmill.backends.sql import SqlMetadataStore\n"
-        "from gristmill.testing.metadata_contract import make_batch, make_run\n"
+        "from gristmill.testing.metadata_records import make_batch, make_run\n"
         "url, start, me = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"
         "time.sleep(max(0.0, start - time.time()))\n"
         "with SqlMetadataStore(url) as store:\n"

@@ -6,6 +6,7 @@ from types import TracebackType
 
 from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
+from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.executions import SqlExecutionStore
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
@@ -13,10 +14,12 @@ from gristmill.backends.sql.lineage import SqlLineageStore
 from gristmill.backends.sql.migrations import upgrade_to_head
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
+from gristmill.backends.sql.splits import SqlSplitStore
 
 
 class SqlMetadataStore:
-    """Runs, executions, lineage, audit, raw batches, reports and feature sets in one database.
+    """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits and model
+    candidates in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -39,6 +42,8 @@ class SqlMetadataStore:
         self.batches = SqlBatchCatalog(self._db)
         self.reports = SqlReportStore(self._db)
         self.feature_sets = SqlFeatureSetCatalog(self._db)
+        self.splits = SqlSplitStore(self._db)
+        self.candidates = SqlCandidateStore(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

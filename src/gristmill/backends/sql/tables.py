@@ -5,8 +5,9 @@ name. Tables carry no schema: a PostgreSQL schema is applied per connection with
 ``schema_translate_map``. This is the *current* shape the adapters query; the migrations in
 ``migrations/versions`` build it step by step (a test checks that the two agree).
 
-No foreign keys: runs, executions, batches, reports, feature sets and lineage refer to one
-another by ids that may come from elsewhere (an event's ``correlation_id``, a node of any kind).
+No foreign keys: runs, executions, batches, reports, feature sets, splits, candidates and
+lineage refer to one another by ids that may come from elsewhere (an event's
+``correlation_id``, a node of any kind).
 """
 
 from __future__ import annotations
@@ -172,4 +173,45 @@ feature_sets = sa.Table(
     sa.Column("run_id", Text, nullable=True),
     sa.Index("ix_feature_sets_created", "created_at"),
     sa.Index("ix_feature_sets_name", "name", "created_at"),
+)
+
+splits = sa.Table(
+    "splits",
+    metadata,
+    sa.Column("split_id", Text, primary_key=True),
+    sa.Column("feature_set_id", Text, nullable=False),
+    sa.Column("strategy", Text, nullable=False),
+    sa.Column("params", JsonType, nullable=False),
+    sa.Column("sizes", JsonType, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("membership", Text, nullable=True),
+    sa.Column("warnings", JsonType, nullable=False),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Index("ix_splits_feature_set", "feature_set_id", "created_at"),
+)
+
+candidates = sa.Table(
+    "candidates",
+    metadata,
+    sa.Column("candidate_id", Text, primary_key=True),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("algorithm", Text, nullable=False),
+    sa.Column("task", Text, nullable=False),
+    sa.Column("params", JsonType, nullable=False),
+    sa.Column("feature_set_id", Text, nullable=False),
+    sa.Column("split_id", Text, nullable=False),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("artifact", Text, nullable=True),
+    sa.Column("learned", JsonType, nullable=False),
+    sa.Column("metrics", JsonType, nullable=False),
+    sa.Column("tuning", JsonType, nullable=False),
+    sa.Column("versions", JsonType, nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("error", Text, nullable=True),
+    sa.Column("run_id", Text, nullable=True),
+    sa.Index("ix_candidates_started", "started_at"),
+    sa.Index("ix_candidates_run", "run_id", "started_at"),
+    sa.Index("ix_candidates_feature_set", "feature_set_id", "started_at"),
 )
