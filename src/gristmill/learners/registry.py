@@ -1,0 +1,240 @@
+"""The algorithm registry: a learner is made from its name, hyper-parameters and task.
+
+Built-in algorithms are known by name (``random_forest``, ``arima`` …); ``lightgbm`` and
+``xgboost`` are known too but imported only when used, and raise ``MissingExtraError`` with
+the pip command when their package is absent. Any other scikit-learn-compatible estimator
+is named by import path (``sklearn.svm:SVC`` or ``mypkg.module.MyEstimator``); its task is
+read from the estimator (classifier, regressor, clusterer) or given. Importing a path runs
+that module's code, so a spec naming one is trusted like code, and loading a model holding
+one needs its package trusted explicitly (see ``learners.serialization``).
+
+A few names carry defaults other than their library's (``logistic_regression``
+``max_iter=1000``, ``lightgbm`` ``verbosity=-1``); the spec's params override them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sklearn.base import ClusterMixin, is_classifier, is_regressor
+
+from gristmill.errors import ConfigError, MissingExtraError
+from gristmill.learners.base import TASKS, Learner, Task
+from gristmill.learners.estimators import EstimatorLearner
+from gristmill.learners.forecasting import ArimaLearner, SarimaxLearner
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A named algorithm: the estimator class (``module:Class``) for each task it does."""
+
+    name: str
+    estimators: Mapping[Task, str]
+    install: str | None = None
+    """The pip command for an optional package; ``None`` for scikit-learn."""
+    categories: bool = False
+    encode_labels: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _both(classifier: str, regressor: str) -> dict[Task, str]:
+    return {"classification": classifier, "regression": regressor}
+
+
+ALGORITHMS: Mapping[str, Algorithm] = {
+    algorithm.name: algorithm
+    for algorithm in (
+        Algorithm("linear_regression", {"regression": "sklearn.linear_model:LinearRegression"}),
+        Algorithm(
+            "logistic_regression",
+            {"classification": "sklearn.linear_model:LogisticRegression"},
+            defaults={"max_iter": 1000},
+        ),
+        Algorithm(
+            "decision_tree",
+            _both("sklearn.tree:DecisionTreeClassifier", "sklearn.tree:DecisionTreeRegressor"),
+        ),
+        Algorithm(
+            "random_forest",
+            _both(
+                "sklearn.ensemble:RandomForestClassifier", "sklearn.ensemble:RandomForestRegressor"
+            ),
+        ),
+        Algorithm(
+            "gradient_boosting",
+            _both(
+                "sklearn.ensemble:HistGradientBoostingClassifier",
+                "sklearn.ensemble:HistGradientBoostingRegressor",
+            ),
+            categories=True,
+        ),
+        Algorithm(
+            "lightgbm",
+            _both("lightgbm:LGBMClassifier", "lightgbm:LGBMRegressor"),
+            install="pip install lightgbm",
+            categories=True,
+            defaults={"verbosity": -1},
+        ),
+        Algorithm(
+            "xgboost",
+            _both("xgboost:XGBClassifier", "xgboost:XGBRegressor"),
+            install="pip install xgboost",
+            encode_labels=True,
+        ),
+        Algorithm("kmeans", {"clustering": "sklearn.cluster:KMeans"}),
+    )
+}
+FORECASTERS: Mapping[str, type[SarimaxLearner]] = {"arima": ArimaLearner, "sarimax": SarimaxLearner}
+
+
+def learner_names() -> list[str]:
+    """The names of the known algorithms, sorted (optional ones included)."""
+    return sorted([*ALGORITHMS, *FORECASTERS])
+
+
+def algorithms_for(task: Task) -> list[str]:
+    """The known algorithms that do ``task``, sorted."""
+    named = [name for name, algorithm in ALGORITHMS.items() if task in algorithm.estimators]
+    return sorted([*named, *(FORECASTERS if task == "forecasting" else ())])
+
+
+def make_learner(
+    algorithm: str, params: Mapping[str, Any] | None = None, *, task: str | None = None
+) -> Learner:
+    """The learner ``algorithm`` with hyper-parameters ``params``; ``ConfigError`` if it cannot be.
+
+    ``task`` is needed where the algorithm does more than one (``random_forest``: the
+    training stage infers it from the label); given for the others, it must match.
+    Parameters are checked (names and values) before any data is seen.
+    """
+    params = dict(params or {})
+    chosen = _task(task)
+    learner: Learner
+    if algorithm in FORECASTERS:
+        _same_task(algorithm, ["forecasting"], chosen)
+        learner = _construct(algorithm, FORECASTERS[algorithm], params)
+    elif algorithm in ALGORITHMS:
+        entry = ALGORITHMS[algorithm]
+        resolved = _resolve_task(entry, chosen)
+        factory = _import(algorithm, entry.estimators[resolved], entry.install)
+        estimator = _construct(algorithm, factory, {**entry.defaults, **params})
+        learner = EstimatorLearner(
+            algorithm,
+            estimator,
+            resolved,
+            categories=entry.categories,
+            encode_labels=entry.encode_labels,
+        )
+    elif ":" in algorithm or "." in algorithm:
+        estimator = _construct(algorithm, _import(algorithm, algorithm, None), params)
+        task_done = _estimator_task(algorithm, estimator, chosen)
+        # An imported estimator may take text or other columns itself (a Pipeline).
+        learner = EstimatorLearner(algorithm, estimator, task_done, needs_numbers=False)
+    else:
+        close = difflib.get_close_matches(algorithm, learner_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"no algorithm named {algorithm!r}{hint}; known: {', '.join(learner_names())}, "
+            "or a scikit-learn-compatible estimator's import path (sklearn.svm:SVC)"
+        )
+    learner.check_params()
+    return learner
+
+
+def _task(task: str | None) -> Task | None:
+    if task is None:
+        return None
+    for known in TASKS:
+        if task == known:
+            return known
+    raise ConfigError(f"no task named {task!r}; known: {', '.join(TASKS)}")
+
+
+def _same_task(algorithm: str, does: list[Task], task: Task | None) -> None:
+    if task is not None and task not in does:
+        others = algorithms_for(task)
+        raise ConfigError(
+            f"algorithm {algorithm!r} is for {' and '.join(does)}, not {task}; "
+            f"for {task} use one of: {', '.join(others) or '(none built in)'}, "
+            "or an estimator's import path"
+        )
+
+
+def _resolve_task(entry: Algorithm, task: Task | None) -> Task:
+    if task is None:
+        if len(entry.estimators) == 1:
+            return next(iter(entry.estimators))
+        raise ConfigError(
+            f"algorithm {entry.name!r} does {' and '.join(entry.estimators)}; say which "
+            "with task=... (the training stage infers it from the label)"
+        )
+    _same_task(entry.name, list(entry.estimators), task)
+    return task
+
+
+def _estimator_task(path: str, estimator: Any, task: Task | None) -> Task:
+    found: Task | None = None
+    if is_classifier(estimator):
+        found = "classification"
+    elif is_regressor(estimator):
+        found = "regression"
+    elif isinstance(estimator, ClusterMixin):
+        found = "clustering"
+    if found is None:
+        if task is None:
+            raise ConfigError(
+                f"cannot tell what {path!r} does (not a classifier, regressor or clusterer); "
+                f"say which with task=... ({', '.join(TASKS)})"
+            )
+        return task
+    _same_task(path, [found], task)
+    return found
+
+
+def _construct(algorithm: str, factory: Any, params: dict[str, Any]) -> Any:
+    signature = inspect.signature(factory)
+    open_ended = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    if not open_ended:
+        # Keyword-only or positional: scikit-learn's get_params reads the same signature.
+        valid = sorted(name for name in signature.parameters if name != "self")
+        unknown = [name for name in params if name not in valid]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"algorithm {algorithm!r} has no parameter {unknown[0]!r}{hint}; "
+                f"its parameters: {', '.join(valid) or '(none)'}"
+            )
+    try:
+        return factory(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"algorithm {algorithm!r} cannot be made from its params: {exc}") from exc
+
+
+def _import(algorithm: str, path: str, install: str | None) -> Any:
+    if ":" in path:
+        module_name, _, attribute = path.partition(":")
+    else:
+        module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if install:
+            raise MissingExtraError(
+                f"algorithm {algorithm!r} needs the {module_name} package, which is not "
+                f"installed; install it with: {install}"
+            ) from exc
+        raise ConfigError(f"cannot import algorithm {path!r}: {exc}") from exc
+    factory = getattr(module, attribute, None)
+    if not isinstance(factory, type):
+        raise ConfigError(
+            f"cannot import algorithm {path!r}: module {module_name!r} has no class {attribute!r}"
+        )
+    if not callable(getattr(factory, "fit", None)):
+        raise ConfigError(f"{path!r} is not an estimator: it has no fit method")
+    return factory
