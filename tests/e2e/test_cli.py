@@ -55,7 +55,8 @@ def test_help_teaches_the_verbs(tmp_path: Path) -> None:
 def test_run_example_then_inspect(example: Path) -> None:
     result = gm("run", "pipeline.yaml", cwd=example, check=True)
     assert "succeeded" in result.stdout
-    assert "skipped (stages not built yet): split, train, evaluate" in result.stdout
+    assert "skipped (stages not built yet): deploy" in result.stdout
+    assert "leaderboard (f1, test subset)" in result.stdout and "gate: passed" in result.stdout
     assert "penguins_v1" in result.stdout and "wine_v1" in result.stdout
     for source in ("penguins", "wine", "field_notes"):
         assert source in result.stdout

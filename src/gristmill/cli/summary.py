@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED
+from gristmill.core.events import (
+    DATA_ANOMALOUS,
+    FEATURES_GENERATED,
+    MODEL_EVALUATED,
+    MODEL_TRAINED,
+    RAW_INGESTED,
+)
 from gristmill.runtime.pipeline_run import RunReport
 from gristmill.stages.base import STAGE_FAILED
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
+
+
+def _print_leaderboard(payload: dict[str, Any]) -> None:
+    metric = payload.get("metric")
+    table = Table(title=f"leaderboard ({metric}, test subset)", title_justify="left")
+    for column in ("rank", "candidate", str(metric), "id"):
+        table.add_column(column, no_wrap=column == "id")
+    for row in payload.get("leaderboard", []):
+        value = row.get("value")
+        mark = " ★" if row.get("best") else ""
+        table.add_row(
+            str(row.get("rank") or "-"),
+            f"{row.get('candidate')}{mark}",
+            "-" if value is None else f"{value:.4f}",
+            str(row.get("candidate_id")),
+        )
+    console.print(table)
+    gate = payload.get("gate", {})
+    verdict = "[green]passed[/]" if gate.get("passed") else "[red]failed[/]"
+    console.print(f"gate: {verdict} — {gate.get('reason')}", soft_wrap=True)
+    images = payload.get("images", {})
+    best = next((r["candidate"] for r in payload.get("leaderboard", []) if r.get("best")), None)
+    if best and images.get(best):
+        folder = Path(next(iter(images[best].values()))).parent
+        console.print(f"curves (ROC, PR, …) of {best}: {folder}", style="dim", soft_wrap=True)
 
 
 def print_run_summary(report: RunReport) -> None:
@@ -39,11 +73,11 @@ def print_run_summary(report: RunReport) -> None:
     generated = report.of_type(FEATURES_GENERATED)
     if generated:
         table = Table(title="feature sets", title_justify="left")
-        for column in ("feature set", "id", "rows", "features", "online", "validation", "note"):
+        for column in ("set", "id", "rows", "cols", "online", "checks"):
             table.add_column(
                 column,
                 no_wrap=column == "id",
-                justify="right" if column in ("rows", "features", "online") else "left",
+                justify="right" if column in ("rows", "cols", "online") else "left",
             )
         for event in generated:
             p = event.payload
@@ -54,8 +88,8 @@ def print_run_summary(report: RunReport) -> None:
                 f"{p.get('rows', 0):,}",
                 str(len(p.get("columns", []))),
                 f"{p.get('materialized', 0):,}",
-                f"{warnings} warning(s)" if warnings else "passed",
-                "new" if p.get("created") else "already computed",
+                (f"{warnings} warning(s)" if warnings else "passed")
+                + ("" if p.get("created") else " (known)"),
             )
         console.print(table)
     for event in report.of_type(DATA_ANOMALOUS):
@@ -67,6 +101,18 @@ def print_run_summary(report: RunReport) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for event in report.of_type(MODEL_TRAINED):
+        for c in event.payload.get("candidates", []):
+            if c.get("status") != "trained":
+                console.print(
+                    f"[red]✗ candidate {c.get('name')} failed:[/] {c.get('error')}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        for warning in event.payload.get("warnings", []):
+            console.print(f"[yellow]split warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for event in report.of_type(MODEL_EVALUATED):
+        _print_leaderboard(event.payload)
     heard = {e.key for e in report.events if e.type in (RAW_INGESTED, STAGE_FAILED)}
     quiet = [name for name in report.sources if name not in heard]
     if quiet:

@@ -48,15 +48,40 @@ class SplitSpec(_Section):
     column: str | None = None
 
 
+class TuneSpec(_Section):
+    """Hyper-parameter search with Optuna; trials run on the executor.
+
+    ``space`` maps a parameter to ``[low, high]`` (ints or floats: a range; add ``log`` as a
+    third item for a log scale) or to a list of choices (strings, or more than two values).
+    """
+
+    trials: int = Field(20, ge=1)
+    space: dict[str, list[Any]] = Field(min_length=1)
+    seed: int = 0
+
+
 class CandidateSpec(_Section):
     name: str = Field(pattern=NAME_PATTERN)
     algorithm: str
     params: dict[str, Any] = Field(default_factory=dict)
-    tune: dict[str, Any] | None = None
+    tune: TuneSpec | None = None
 
 
 class TrainSpec(_Section):
+    feature_set: str | None = Field(
+        None, description="Which feature set to train on (default: the first with a label)."
+    )
+    task: Literal["classification", "regression", "clustering", "forecasting"] | None = None
+    retries: int = Field(2, ge=0, description="Retries of a failing candidate (with back-off).")
     candidates: list[CandidateSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TrainSpec:
+        names = [c.name for c in self.candidates]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"candidate names must be unique; repeated: {', '.join(duplicated)}")
+        return self
 
 
 class EvaluateSpec(_Section):
@@ -114,6 +139,16 @@ class PipelineSpec(_Section):
         return value
 
     @model_validator(mode="after")
+    def _training_target_exists(self) -> PipelineSpec:
+        target = self.train.feature_set if self.train else None
+        if target is not None and target not in (self.features or {}):
+            raise ValueError(
+                f"train.feature_set names {target!r}, which is not a feature set; feature "
+                f"sets: {', '.join(self.features or {}) or 'none'}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _inputs_exist(self) -> PipelineSpec:
         for name, feature_set in (self.features or {}).items():
             for source in feature_set.from_:
@@ -126,7 +161,7 @@ class PipelineSpec(_Section):
 
     def skipped_sections(self) -> list[str]:
         """Sections present in this spec whose stages are not built yet."""
-        later = ("split", "train", "evaluate", "deploy", "serve", "monitor")
+        later = ("deploy", "serve", "monitor")
         return [name for name in later if getattr(self, name) is not None]
 
 

@@ -20,14 +20,16 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
+from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
-from gristmill.stages.preparation import PreparationStage, run_spec_resolver
+from gristmill.stages.preparation import run_spec_resolver
 from gristmill.stores.metadata import AuditEntry, Run, RunStatus, StageExecution
 
 TERMINAL = ("succeeded", "failed", "skipped")
+OFFLINE_STAGES = ("preparation", "training", "evaluation")
 
 
 @dataclass
@@ -104,9 +106,10 @@ async def run_pipeline(
             details={"pipeline": spec.name, "sources": list(spec.sources)},
         )
     )
+    resolver = run_spec_resolver(services.metadata, spec)
     stages: list[Stage] = [
         IngestionStage(services.raw, services.metadata, progress=on_progress),
-        PreparationStage(services.feature_stores(), run_spec_resolver(services.metadata, spec)),
+        *(offline_stage(name, services, resolver) for name in OFFLINE_STAGES),
     ]
     consumed = {stage.consumes for stage in stages}
     roots = source_events(spec, run_id)

@@ -10,10 +10,12 @@ from gristmill.errors import ConfigError
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
+from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage
-from gristmill.stages.preparation import PreparationStage, run_spec_resolver
+from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
+from gristmill.stages.training import EvaluationStage, TrainingStage
 
-STAGE_NAMES = ("ingestion", "preparation", STREAM_STAGE)
+STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", STREAM_STAGE)
 
 
 class Worker(Protocol):
@@ -26,6 +28,16 @@ class Worker(Protocol):
     async def run(
         self, stop: asyncio.Event, *, poll: float = ..., concurrency: int = ...
     ) -> None: ...
+
+
+def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stage:
+    """One of the offline learning stages, wired to ``services``."""
+    stores = services.feature_stores()
+    if name == "preparation":
+        return PreparationStage(stores, resolver)
+    if name == "training":
+        return TrainingStage(stores, resolver, services.executor)
+    return EvaluationStage(stores, resolver, services.settings.home / "reports")
 
 
 def build_workers(
@@ -45,13 +57,13 @@ def build_workers(
         )
     workers: list[Worker] = []
     for name in names:
+        stage: Stage
         if name == "ingestion":
             stage = IngestionStage(services.raw, services.metadata)
             workers.append(StageWorker(stage, services.bus, services.metadata.executions))
-        elif name == "preparation":
-            resolver = run_spec_resolver(services.metadata, spec)
-            prep = PreparationStage(services.feature_stores(), resolver)
-            workers.append(StageWorker(prep, services.bus, services.metadata.executions))
+        elif name in ("preparation", "training", "evaluation"):
+            stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
+            workers.append(StageWorker(stage, services.bus, services.metadata.executions))
         else:
             workers.append(
                 StreamIngestionWorker(

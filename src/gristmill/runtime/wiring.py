@@ -11,6 +11,7 @@ from typing import Any
 from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.errors import MissingExtraError, UnknownBackendError
+from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stores.artifacts import ArtifactStore
 from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
@@ -77,6 +78,25 @@ def build_online(settings: Settings) -> OnlineFeatureStore:
     return store
 
 
+def build_executor(settings: Settings) -> Executor:
+    """An unopened executor of the configured backend (``inline``, ``local``, ``dask``)."""
+    backend = settings.executor.backend
+    if backend == "inline":
+        from gristmill.execution.inline import InlineExecutor
+
+        return InlineExecutor()
+    if backend == "local":
+        from gristmill.execution.local import LocalExecutor
+
+        return LocalExecutor(settings.executor.workers)
+    cls = _load(
+        "executor", backend, {"dask": ("gristmill.backends.dask.executor", "DaskExecutor", "dask")}
+    )
+    address = settings.executor.address
+    executor: Executor = cls(address, workers=None if address else settings.executor.workers)
+    return executor
+
+
 def build_raw(settings: Settings, metadata: MetadataStore) -> RawStore:
     """The raw store (Parquet through fsspec) whose manifest lives in ``metadata``."""
     from gristmill.backends.parquet.raw import ParquetRawStore
@@ -98,8 +118,23 @@ class Services:
     online: OnlineFeatureStore
     artifacts: ArtifactStore
 
+    _executor: Executor | None = None
+
     def feature_stores(self) -> FeatureStores:
         return FeatureStores(self.raw, self.metadata, self.offline, self.artifacts, self.online)
+
+    def executor(self) -> Executor:
+        """The configured executor, started on first use (a process pool costs seconds)."""
+        if self._executor is None:
+            executor = build_executor(self.settings)
+            executor.open()
+            self._executor = executor
+        return self._executor
+
+    def close_executor(self) -> None:
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
 
 
 @asynccontextmanager
@@ -116,17 +151,19 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         bus = build_bus(settings)
         await bus.open()
         online.open()
+        services = Services(
+            settings,
+            bus,
+            metadata,
+            build_raw(settings, metadata),
+            ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
+            online,
+            FsspecArtifactStore(settings.artifacts_url()),
+        )
         try:
-            yield Services(
-                settings,
-                bus,
-                metadata,
-                build_raw(settings, metadata),
-                ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
-                online,
-                FsspecArtifactStore(settings.artifacts_url()),
-            )
+            yield services
         finally:
+            services.close_executor()
             online.close()
             await bus.close()
     finally:

@@ -21,7 +21,7 @@ def test_example_spec_is_valid_and_reports_later_stages_as_skipped() -> None:
     assert set(spec.sources) == {"penguins", "wine", "field_notes"}
     assert spec.sources["penguins"].name == "penguins"
     assert Path(spec.sources["wine"].path or "").is_absolute()
-    assert spec.skipped_sections() == ["split", "train", "evaluate"]
+    assert spec.skipped_sections() == ["deploy"]
     assert set(spec.features or {}) == {"penguins_v1", "wine_v1"}
 
 

@@ -1,0 +1,203 @@
+"""The local executor: a pool of worker processes on this machine, the default engine.
+
+Tasks go through a dispatcher thread that hands at most ``workers`` of them to a
+``concurrent.futures.ProcessPoolExecutor`` at a time; the rest wait in this process. When
+a worker dies, the standard pool turns *broken* and fails everything it holds, so holding
+back the queue keeps a death to the tasks that were running: those fail with
+``ExecutorError`` (the pool cannot tell which one died, and it stops the others), and the
+dispatcher starts a fresh pool for the tasks still waiting and those submitted later.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from gristmill.errors import BackendError, ConfigError, ExecutorError
+from gristmill.execution.port import ExecutorCapabilities, Task
+
+T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """The CPUs this process may use (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def checked_workers(owner: str, workers: int | None) -> int:
+    """``workers`` or one per CPU; a count below one is a ``ConfigError``."""
+    if workers is None:
+        return default_workers()
+    if workers < 1:
+        raise ConfigError(
+            f"{owner} workers must be at least 1, got {workers}; leave it unset for one per CPU"
+        )
+    return workers
+
+
+def start_method() -> str:
+    """``forkserver`` where the platform has it, else ``spawn``; never ``fork``.
+
+    ``fork`` copies the parent's memory with whatever locks its other threads held at that
+    instant (the stage runtime runs handlers in threads, logging and database drivers lock),
+    so a child can deadlock on a lock no thread will ever release.
+    """
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def task_name(fn: Callable[..., Any]) -> str:
+    """The name of the function a task runs (through ``functools.partial``), for messages."""
+    while isinstance(fn, partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
+
+
+class PoolTask(Generic[T]):
+    """A task of the local executor, over the ``concurrent.futures.Future`` it completes."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: Future[T]) -> None:
+        self._future = future
+
+    def result(self, timeout: float | None = None) -> T:
+        try:
+            return self._future.result(timeout)
+        except TimeoutError:
+            if self._future.done():  # the task itself raised it
+                raise
+            raise TimeoutError(f"the task is not done after {timeout} s") from None
+
+    def done(self) -> bool:
+        return self._future.done()
+
+
+@dataclass(frozen=True)
+class _Job:
+    future: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+class LocalExecutor:
+    """Runs tasks in ``workers`` processes (default: one per CPU) started with forkserver.
+
+    Workers start with the first tasks and are reused. Functions and arguments must be
+    picklable by reference (module-level functions, plain data); a task whose exception
+    cannot be unpickled here breaks the pool like a dead worker and fails the same way.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers
+        self.capabilities = ExecutorCapabilities(
+            workers=checked_workers("LocalExecutor", workers), separate_processes=True
+        )
+        self._lock = threading.Lock()
+        self._dispatcher: threading.Thread | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(self.capabilities.workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(workers={self.workers!r})"
+
+    def __enter__(self) -> LocalExecutor:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        with self._lock:
+            if self._dispatcher is not None:
+                return
+            self._pool = self._new_pool()
+            self._dispatcher = threading.Thread(
+                target=self._dispatch, name="gristmill-local-executor", daemon=True
+            )
+            self._dispatcher.start()
+
+    def close(self) -> None:
+        """Runs every task submitted so far, waits for them, then stops the workers."""
+        with self._lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+            if dispatcher is None:
+                return
+            self._jobs.put(None)  # after every job already queued
+        dispatcher.join()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> PoolTask[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._dispatcher is None:
+                raise BackendError(f"{self!r} is not open; call open() first")
+            self._jobs.put(_Job(future, fn, args, kwargs))
+        return PoolTask(future)
+
+    def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[Task[T]]:
+        return [self.submit(fn, item) for item in items]
+
+    # -- the dispatcher thread ----------------------------------------------------------------
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context(start_method())
+        return ProcessPoolExecutor(self.capabilities.workers, mp_context=context)
+
+    def _dispatch(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            self._slots.acquire()  # released when the pool finishes the job
+            try:
+                running = self._hand_over(job)
+            except Exception as exc:  # the interpreter is shutting down, or a pool would not start
+                self._slots.release()
+                error = ExecutorError(f"{self!r} could not start task {task_name(job.fn)}: {exc}")
+                error.__cause__ = exc
+                job.future.set_exception(error)
+                continue
+            running.add_done_callback(partial(self._finish, job))
+
+    def _hand_over(self, job: _Job) -> Future[Any]:
+        if self._pool is None:  # pragma: no cover - only close() clears it, after this thread
+            raise BackendError(f"{self!r} is closed")
+        try:
+            return self._pool.submit(job.fn, *job.args, **job.kwargs)
+        except BrokenProcessPool:
+            _log.warning("%r: a worker process died; starting a fresh pool", self)
+            self._pool.shutdown(wait=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(job.fn, *job.args, **job.kwargs)
+
+    def _finish(self, job: _Job, running: Future[Any]) -> None:
+        """Pass the pool's outcome on; runs in the pool's thread when the job ends."""
+        self._slots.release()
+        exc = running.exception()
+        if exc is None:
+            job.future.set_result(running.result())
+        elif isinstance(exc, BrokenProcessPool):
+            error = ExecutorError(
+                f"task {task_name(job.fn)} failed: a worker process of {self!r} died (killed, "
+                "crashed, or its result could not be unpickled) while the task ran; "
+                "later tasks run on a fresh pool"
+            )
+            error.__cause__ = exc
+            job.future.set_exception(error)
+        else:
+            job.future.set_exception(exc)

@@ -1,0 +1,127 @@
+"""Training and evaluation stages: ``features.generated`` → ``model.trained`` → ``model.evaluated``.
+
+Training takes the feature set the spec's ``train.feature_set`` names (by default the first
+feature set with a label), splits it, trains every candidate on the executor and announces
+them. Evaluation scores the trained candidates on the test subset, ranks them, applies the
+gate and announces the leaderboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from gristmill.config.spec import PipelineSpec
+from gristmill.core.events import FEATURES_GENERATED, MODEL_EVALUATED, MODEL_TRAINED, Event
+from gristmill.core.ids import digest_json
+from gristmill.execution.port import Executor
+from gristmill.features.prepare import FeatureStores
+from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stages.preparation import SpecResolver
+from gristmill.training.assess import assess
+from gristmill.training.train import TrainingResult, train
+
+
+def training_target(spec: PipelineSpec) -> str | None:
+    """The feature set training uses: ``train.feature_set``, else the first with a label."""
+    if spec.train is None:
+        return None
+    if spec.train.feature_set:
+        return spec.train.feature_set
+    labelled = [name for name, fs in (spec.features or {}).items() if fs.label]
+    return labelled[0] if labelled else next(iter(spec.features or {}), None)
+
+
+class TrainingStage:
+    name = "training"
+    consumes = FEATURES_GENERATED
+
+    def __init__(
+        self, stores: FeatureStores, specs: SpecResolver, executor: Callable[[], Executor]
+    ) -> None:
+        self.stores = stores
+        self.specs = specs
+        self.executor = executor
+
+    def idempotency_key(self, event: Event) -> str:
+        return digest_json({"event": event.id})
+
+    def handle(self, event: Event) -> StageOutcome:
+        spec = self.specs(event)
+        name = str(event.payload.get("name"))
+        if spec is None or training_target(spec) != name:
+            return StageOutcome(summary=f"{name}: not the feature set this pipeline trains on")
+        feature_set = self.stores.metadata.feature_sets.get_feature_set(
+            str(event.payload.get("feature_set_id"))
+        )
+        run = self.stores.metadata.runs.find_run(event.correlation_id)
+        result = train(
+            spec, feature_set, self.stores, self.executor(), run_id=run.run_id if run else None
+        )
+        return StageOutcome(
+            [Announcement(MODEL_TRAINED, _trained_payload(result), key=feature_set.name)],
+            summary=f"{len(result.trained)} of {len(result.candidates)} candidates trained",
+        )
+
+
+def _trained_payload(result: TrainingResult) -> dict[str, object]:
+    return {
+        "feature_set_id": result.feature_set.feature_set_id,
+        "split_id": result.split.split_id,
+        "task": result.task,
+        "warnings": [w.message for w in result.split.warnings],
+        "candidates": [
+            {"candidate_id": c.candidate_id, "name": c.name, "status": c.status, "error": c.error}
+            for c in result.candidates
+        ],
+    }
+
+
+class EvaluationStage:
+    name = "evaluation"
+    consumes = MODEL_TRAINED
+
+    def __init__(self, stores: FeatureStores, specs: SpecResolver, images: Path) -> None:
+        self.stores = stores
+        self.specs = specs
+        self.images = images
+
+    def idempotency_key(self, event: Event) -> str:
+        return digest_json({"event": event.id})
+
+    def handle(self, event: Event) -> StageOutcome:
+        spec = self.specs(event)
+        if spec is None:
+            return StageOutcome(summary="no pipeline spec for this event; nothing evaluated")
+        metadata = self.stores.metadata
+        candidates = [
+            metadata.candidates.get_candidate(str(c["candidate_id"]))
+            for c in event.payload.get("candidates", [])
+        ]
+        feature_set = metadata.feature_sets.get_feature_set(str(event.payload["feature_set_id"]))
+        split = metadata.splits.get_split(str(event.payload["split_id"]))
+        result = TrainingResult.restore(
+            feature_set, split, str(event.payload["task"]), candidates, self.stores
+        )
+        run = metadata.runs.find_run(event.correlation_id)
+        run_id = run.run_id if run else None
+        folder = self.images / (run_id or event.correlation_id)
+        assessment = assess(spec, result, self.stores, images=folder, run_id=run_id)
+        payload = {
+            "feature_set_id": feature_set.feature_set_id,
+            "split_id": split.split_id,
+            "metric": assessment.metric,
+            "leaderboard": [
+                {k: s[k] for k in ("candidate", "candidate_id", "value", "rank", "best")}
+                for s in assessment.standings
+            ],
+            "best": assessment.best.candidate_id if assessment.best else None,
+            "gate": assessment.gate,
+            "report": assessment.report_id,
+            "images": assessment.images,
+        }
+        best = assessment.best.name if assessment.best else "none"
+        return StageOutcome(
+            [Announcement(MODEL_EVALUATED, payload, key=feature_set.name)],
+            summary=f"best: {best} ({assessment.metric})",
+        )

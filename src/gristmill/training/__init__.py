@@ -1,0 +1,1 @@
+"""Training: split a feature set, fit candidates on an executor, tune them, record them."""

@@ -1,0 +1,252 @@
+"""``train``: split a feature set, train every candidate in parallel, record each one.
+
+Candidates run on the executor side by side. A failing candidate is retried with back-off,
+then recorded as failed without sinking the others. A candidate's id is derived from what
+it saw and how it was configured, so a run interrupted midway resumes: candidates already
+trained are found and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from gristmill.config.spec import CandidateSpec, PipelineSpec, SplitSpec
+from gristmill.core.ids import digest_json
+from gristmill.errors import ConfigError, DataError, GristmillError, NotFoundError
+from gristmill.execution.port import Executor, Task
+from gristmill.features.prepare import FeatureStores
+from gristmill.segregation import SplitResult, membership_table, split
+from gristmill.stores.features import FeatureSet
+from gristmill.stores.metadata import LineageEdge
+from gristmill.stores.models import Candidate, Split
+from gristmill.training.frames import training_frames
+from gristmill.training.jobs import fit_candidate
+from gristmill.training.tuning import tune
+
+logger = logging.getLogger(__name__)
+
+MODEL_KIND = "model"
+FORECASTERS = ("arima", "sarimax")
+PERMANENT = (ConfigError, DataError)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    feature_set: FeatureSet
+    split: SplitResult
+    task: str
+    candidates: list[Candidate]
+
+    @property
+    def trained(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.status == "trained"]
+
+    @classmethod
+    def restore(
+        cls,
+        feature_set: FeatureSet,
+        manifest: Split,
+        task: str,
+        candidates: list[Candidate],
+        stores: FeatureStores,
+    ) -> TrainingResult:
+        """Rebuild a result from the records (another process may have trained): the
+        subsets come from the split's stored membership, verified by digest."""
+        ref = stores.artifacts.find(manifest.membership or "")
+        if ref is None:
+            raise NotFoundError(f"split {manifest.split_id} has no stored membership")
+        membership = pa.ipc.open_stream(stores.artifacts.get(ref)).read_all()
+        table = stores.offline.read(feature_set.feature_set_id)
+        rows = membership.column("row").to_numpy()
+        subset = membership.column("subset").cast(pa.string()).to_numpy(zero_copy_only=False)
+        parts = {name: rows[subset == name] for name in ("train", "validation", "test")}
+        result = SplitResult(
+            train=table.take(parts["train"]),
+            test=table.take(parts["test"]),
+            manifest=manifest,
+            validation=table.take(parts["validation"]) if len(parts["validation"]) else None,
+            label=feature_set.label,
+            rows={k: v for k, v in parts.items() if len(v)},  # type: ignore[misc]
+        )
+        return cls(feature_set, result, task, candidates)
+
+
+def infer_task(table: pa.Table, label: str | None, algorithms: list[str]) -> str:
+    """forecasting for ARIMA-like algorithms, clustering without a label, else by the label:
+    a float label with many values is regression, anything else classification."""
+    if any(a in FORECASTERS for a in algorithms):
+        return "forecasting"
+    if label is None:
+        return "clustering"
+    column = table.column(label)
+    if pa.types.is_floating(column.type) and len(column.unique()) > 20:
+        return "regression"
+    return "classification"
+
+
+def candidate_id(feature_set_id: str, split_id: str, spec: CandidateSpec, task: str) -> str:
+    body = {"fs": feature_set_id, "split": split_id, "task": task, **spec.model_dump(mode="json")}
+    return "mc_" + digest_json(body).removeprefix("sha256:")[:24]
+
+
+def _split(
+    spec: PipelineSpec, table: pa.Table, fs: FeatureSet, stores: FeatureStores, run_id: str | None
+) -> SplitResult:
+    chosen = spec.split or SplitSpec(strategy="shuffled", test_size=0.25, seed=0)
+    result = split(table, chosen, label=fs.label, feature_set_id=fs.feature_set_id)
+    membership = stores.artifacts.put(
+        _ipc(membership_table(result)), kind="split", media_type="application/vnd.apache.arrow"
+    )
+    manifest = replace(result.manifest, membership=membership.digest, run_id=run_id)
+    stores.metadata.splits.add_split(manifest)
+    stores.metadata.lineage.add_edges(
+        [LineageEdge(fs.feature_set_id, "feature_set", manifest.split_id, "split", "split_into")]
+    )
+    return result
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def train(
+    spec: PipelineSpec,
+    feature_set: FeatureSet,
+    stores: FeatureStores,
+    executor: Executor,
+    *,
+    run_id: str | None = None,
+    on_candidate: Callable[[Candidate], None] | None = None,
+) -> TrainingResult:
+    """Train the spec's candidates on ``feature_set``; see the module docstring."""
+    if spec.train is None:
+        raise ConfigError("the spec has no `train:` section; add candidates to train")
+    table = stores.offline.read(feature_set.feature_set_id)
+    algorithms = [c.algorithm for c in spec.train.candidates]
+    task = spec.train.task or infer_task(table, feature_set.label, algorithms)
+    result = _split(spec, table, feature_set, stores, run_id)
+    features, label = training_frames(result.train, feature_set)
+    pending: dict[str, tuple[CandidateSpec, Candidate]] = {}
+    done: list[Candidate] = []
+    for candidate_spec in spec.train.candidates:
+        cid = candidate_id(feature_set.feature_set_id, result.split_id, candidate_spec, task)
+        known = stores.metadata.candidates.find_candidate(cid)
+        if known is not None and known.status == "trained":
+            logger.info("candidate %s already trained; skipped", candidate_spec.name)
+            done.append(known)
+            continue
+        started = Candidate(
+            candidate_id=cid,
+            name=candidate_spec.name,
+            algorithm=candidate_spec.algorithm,
+            task=task,
+            params=dict(candidate_spec.params),
+            feature_set_id=feature_set.feature_set_id,
+            split_id=result.split_id,
+            status="failed",
+            started_at=datetime.now(UTC),
+            run_id=run_id,
+        )
+        pending[cid] = (candidate_spec, started)
+    metric = spec.evaluate.metric if spec.evaluate else None
+    for cid, (candidate_spec, started) in pending.items():
+        params, tuning = dict(candidate_spec.params), {}
+        if candidate_spec.tune is not None:
+            tuning = tune(candidate_spec, task, metric, result, feature_set, executor)
+            params.update(tuning["best_params"])
+        pending[cid] = (candidate_spec, replace(started, params=params, tuning=tuning))
+    retries = spec.train.retries
+    tasks = {cid: _submit(executor, c, features, label) for cid, (_, c) in pending.items()}
+    for cid, (_, candidate) in pending.items():
+        finished = _finish(candidate, tasks[cid], executor, features, label, retries, stores)
+        stores.metadata.candidates.save_candidate(finished)
+        if on_candidate is not None:
+            on_candidate(finished)
+        done.append(finished)
+    order = {c.name: i for i, c in enumerate(spec.train.candidates)}
+    done.sort(key=lambda c: order.get(c.name, 0))
+    return TrainingResult(feature_set, result, task, done)
+
+
+def _submit(
+    executor: Executor, c: Candidate, features: pd.DataFrame, label: pd.Series | None
+) -> Task[dict[str, Any]]:
+    return executor.submit(fit_candidate, c.algorithm, c.params, c.task, features, label)
+
+
+def _finish(
+    candidate: Candidate,
+    task: Task[dict[str, Any]],
+    executor: Executor,
+    features: pd.DataFrame,
+    label: pd.Series | None,
+    retries: int,
+    stores: FeatureStores,
+) -> Candidate:
+    attempt = 1
+    while True:
+        try:
+            outcome = task.result()
+            break
+        except PERMANENT as exc:
+            return _failed(candidate, attempt, exc)
+        except Exception as exc:  # a crash or a flaky dependency: retry with back-off
+            if attempt > retries:
+                return _failed(candidate, attempt, exc)
+            logger.warning("candidate %s failed (attempt %d): %r", candidate.name, attempt, exc)
+            time.sleep(min(10.0, 0.5 * 2 ** (attempt - 1)))
+            attempt += 1
+            task = _submit(executor, candidate, features, label)
+    manifest = {
+        "format": "gristmill.model/1",
+        "learner": stores.artifacts.put(outcome["model"], kind=MODEL_KIND).digest,
+        "feature_pipeline": _feature_pipeline(stores, candidate.feature_set_id),
+        "features": list(features.columns),
+        "task": candidate.task,
+        "algorithm": candidate.algorithm,
+    }
+    bundle = stores.artifacts.put(
+        json.dumps(manifest, sort_keys=True).encode(),
+        kind=MODEL_KIND,
+        media_type="application/json",
+    )
+    stores.metadata.lineage.add_edges(
+        [LineageEdge(candidate.split_id, "split", candidate.candidate_id, "candidate", "trained")]
+    )
+    return replace(
+        candidate,
+        status="trained",
+        finished_at=datetime.now(UTC),
+        artifact=bundle.digest,
+        learned=outcome["learned"],
+        versions=outcome["versions"],
+        attempts=attempt,
+    )
+
+
+def _feature_pipeline(stores: FeatureStores, feature_set_id: str) -> str | None:
+    return stores.metadata.feature_sets.get_feature_set(feature_set_id).pipeline_artifact
+
+
+def _failed(candidate: Candidate, attempts: int, exc: Exception) -> Candidate:
+    kind = "" if isinstance(exc, GristmillError) else f"{type(exc).__name__}: "
+    logger.warning("candidate %s failed for good: %s%s", candidate.name, kind, exc)
+    return replace(
+        candidate,
+        status="failed",
+        finished_at=datetime.now(UTC),
+        attempts=attempts,
+        error=f"{kind}{exc}",
+    )
