@@ -151,6 +151,7 @@ def prepare(
     if features.num_rows == 0:
         raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
     artifact = stores.artifacts.put(dumps(fitted), kind=PIPELINE_KIND)
+    made_at = datetime.now(UTC)
     stored = stores.offline.write(
         FeatureSet(
             feature_set_id=set_id,
@@ -160,7 +161,7 @@ def prepare(
             location="",
             columns=[],
             row_count=features.num_rows,
-            created_at=datetime.now(UTC),
+            created_at=made_at,
             entity=spec.entity,
             timestamp=spec.timestamp,
             label=spec.label,
@@ -175,6 +176,8 @@ def prepare(
         [LineageEdge(b, "raw_batch", set_id, FEATURE_SET_KIND, "computed_from") for b in batch_ids]
         + [LineageEdge(set_id, FEATURE_SET_KIND, artifact.digest, PIPELINE_KIND, "fitted")]
     )
+    if stored.created_at != made_at:  # another worker recorded the very same set first
+        return Prepared(name, reports, feature_set=stored, created=False)
     materialized = _materialize(spec, stored, features, stores)
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
 

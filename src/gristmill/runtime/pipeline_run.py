@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gristmill.config.spec import PipelineSpec
-from gristmill.core.events import SOURCE_AVAILABLE, Event
+from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
@@ -65,7 +65,7 @@ def source_events(spec: PipelineSpec, run_id: str) -> list[Event]:
 
 
 def _status(events: list[Event]) -> RunStatus:
-    failed = sum(1 for e in events if e.type == STAGE_FAILED)
+    failed = sum(1 for e in events if e.type in (STAGE_FAILED, DATA_ANOMALOUS))
     if failed == 0:
         return "succeeded"
     return "failed" if failed == len(events) else "partial"

@@ -16,9 +16,9 @@ from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, DataError
 from gristmill.features.prepare import FeatureStores, Prepared, prepare, push_online
-from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawBatch
 
@@ -68,6 +68,7 @@ class PreparationStage:
             return self._push(sets, batch)
         announcements: list[Announcement] = []
         notes: list[str] = []
+        failures: list[tuple[str, Exception]] = []
         for name, feature_set in sets.items():
             inputs = self._inputs(event, feature_set.from_, batch)
             waiting = [s for s in feature_set.from_ if s not in inputs]
@@ -75,11 +76,26 @@ class PreparationStage:
                 notes.append(f"{name}: waiting for {', '.join(waiting)}")
                 continue
             run = self.stores.metadata.runs.find_run(event.correlation_id)
-            prepared = prepare(
-                name, feature_set, inputs, self.stores, run_id=run.run_id if run else None
-            )
+            run_id = run.run_id if run else None
+            try:
+                prepared = prepare(name, feature_set, inputs, self.stores, run_id=run_id)
+            except PERMANENT as error:
+                failures.append((name, error))
+                continue
+            known = prepared.feature_set
+            if not prepared.created and known is not None and run_id and known.run_id == run_id:
+                # another event of this run (the other input of a join) made it: it is
+                # announced once, by whoever made it
+                notes.append(f"{name}: made by another event of this run")
+                continue
             announcements.append(_announcement(prepared))
             notes.append(_note(prepared))
+        if failures and not announcements:
+            first_name, first = failures[0]
+            raise type(first)(f"feature set {first_name!r}: {first}") from first
+        for failed_name, failure in failures:  # the others went on: each is announced
+            announcements.append(_failure(failed_name, failure))
+            notes.append(f"{failed_name}: failed")
         return StageOutcome(announcements=announcements, summary="; ".join(notes))
 
     def _push(self, sets: dict[str, FeatureSetSpec], batch: RawBatch) -> StageOutcome:
@@ -124,6 +140,22 @@ class PreparationStage:
                     payload: dict[str, Any] = output.get("payload", {})
                     ingested[str(payload.get("source"))] = str(payload.get("batch_id"))
         return ingested
+
+
+PERMANENT = (DataError, ConfigError)
+
+
+def _failure(name: str, exc: Exception) -> Announcement:
+    return Announcement(
+        STAGE_FAILED,
+        {
+            "stage": PreparationStage.name,
+            "feature_set": name,
+            "error": f"feature set {name!r}: {exc}",
+            "error_type": type(exc).__name__,
+        },
+        key=name,
+    )
 
 
 def _announcement(prepared: Prepared) -> Announcement:
