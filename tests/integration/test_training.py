@@ -1,0 +1,153 @@
+"""Training and evaluation through a run: candidates in parallel, retries, resume, the gate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from gristmill.config.settings import load_settings
+from gristmill.config.spec import parse_spec
+from gristmill.core.events import MODEL_EVALUATED, MODEL_TRAINED
+from gristmill.errors import SpecError
+from gristmill.execution.inline import InlineExecutor
+from gristmill.runtime.pipeline_run import run_pipeline
+from gristmill.runtime.wiring import Services, open_services
+from gristmill.training.assess import load_model
+from gristmill.training.train import train
+
+
+@pytest.fixture(params=["inline", "local"])
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Services]:
+    settings = load_settings(
+        overrides={
+            "home": str(tmp_path / "home"),
+            "executor": {"backend": request.param, "workers": 2},
+        }
+    )
+    async with open_services(settings) as opened:
+        yield opened
+
+
+def cancer_spec(folder: Path, **train: Any) -> dict[str, Any]:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame.to_parquet(folder / "cancer.parquet", index=False)
+    candidates = train.pop(
+        "candidates",
+        [
+            {"name": "logreg", "algorithm": "logistic_regression", "params": {"C": 0.5}},
+            {"name": "tree", "algorithm": "decision_tree", "params": {"max_depth": 3}},
+        ],
+    )
+    return {
+        "name": "cancer",
+        "sources": {"cancer": {"format": "parquet", "path": str(folder / "cancer.parquet")}},
+        "features": {
+            "cancer_v1": {
+                "from": ["cancer"],
+                "label": "target",
+                "steps": [{"standardize": {"columns": ["mean_radius"]}}],
+            }
+        },
+        "split": {"strategy": "stratified", "test_size": 0.3, "seed": 7},
+        "train": {"candidates": candidates, **train},
+        "evaluate": {"metric": "roc_auc", "evaluators": ["accuracy", "f1"]},
+    }
+
+
+async def test_a_run_trains_evaluates_and_ranks_the_candidates(
+    services: Services, tmp_path: Path
+) -> None:
+    spec = parse_spec(cancer_spec(tmp_path))
+    report = await run_pipeline(spec, services, timeout=240)
+    assert report.run.status == "succeeded"
+    (trained,) = report.of_type(MODEL_TRAINED)
+    assert [c["status"] for c in trained.payload["candidates"]] == ["trained", "trained"]
+    (evaluated,) = report.of_type(MODEL_EVALUATED)
+    board = evaluated.payload["leaderboard"]
+    assert [row["rank"] for row in board] == [1, 2]
+    assert board[0]["best"] and board[0]["value"] >= board[1]["value"] > 0.8
+    assert evaluated.payload["gate"]["passed"]
+    best = services.metadata.candidates.get_candidate(board[0]["candidate_id"])
+    assert {"roc_auc", "accuracy", "f1"} <= set(best.metrics)
+    assert best.versions["scikit-learn"] and best.finished_at and best.split_id
+    images = evaluated.payload["images"][best.name]
+    assert Path(images["roc"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest, fitted = load_model(services.feature_stores(), best)
+    assert manifest["feature_pipeline"] and manifest["features"]
+    assert set(fitted.classes) == {0, 1}
+
+
+async def test_a_failing_candidate_does_not_sink_the_others_and_a_rerun_resumes(
+    services: Services, tmp_path: Path
+) -> None:
+    candidates = [
+        {"name": "good", "algorithm": "logistic_regression"},
+        {
+            "name": "bad",
+            "algorithm": "logistic_regression",
+            "params": {"solver": "lbfgs", "l1_ratio": 0.5},
+        },
+    ]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates, retries=1))
+    first = await run_pipeline(spec, services, timeout=240)
+    (trained,) = first.of_type(MODEL_TRAINED)
+    status = {c["name"]: c for c in trained.payload["candidates"]}
+    assert status["good"]["status"] == "trained"
+    assert status["bad"]["status"] == "failed" and "solver" in status["bad"]["error"]
+    good = services.metadata.candidates.get_candidate(status["good"]["candidate_id"])
+
+    # resume: the same feature set and split; the trained candidate is found, not retrained
+    fs = services.metadata.feature_sets.get_feature_set(trained.payload["feature_set_id"])
+    with InlineExecutor() as executor:
+        again = train(spec, fs, services.feature_stores(), executor)
+    assert {c.name: c.started_at for c in again.trained} == {"good": good.started_at}
+
+
+async def test_tuning_runs_trials_and_keeps_the_best(services: Services, tmp_path: Path) -> None:
+    candidates = [
+        {
+            "name": "tuned",
+            "algorithm": "logistic_regression",
+            "tune": {"trials": 4, "space": {"C": [0.01, 10.0, "log"]}},
+        }
+    ]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    report = await run_pipeline(spec, services, timeout=240)
+    (trained,) = report.of_type(MODEL_TRAINED)
+    candidate = services.metadata.candidates.get_candidate(
+        trained.payload["candidates"][0]["candidate_id"]
+    )
+    assert len(candidate.tuning["trials"]) == 4
+    assert candidate.params["C"] == candidate.tuning["best_params"]["C"]
+
+
+@pytest.mark.parametrize(
+    ("candidates", "message"),
+    [
+        ([{"name": "x", "algorithm": "random_forrest"}], "no algorithm named 'random_forrest'"),
+        ([{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}], "CC"),
+    ],
+)
+async def test_bad_candidates_are_named(
+    services: Services, tmp_path: Path, candidates: list[dict[str, Any]], message: str
+) -> None:
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    report = await run_pipeline(spec, services, timeout=240)
+    (trained,) = report.of_type(MODEL_TRAINED)
+    (candidate,) = trained.payload["candidates"]
+    assert candidate["status"] == "failed" and message in candidate["error"]
+
+
+def test_duplicate_candidate_names_and_unknown_training_set_are_spec_errors(
+    tmp_path: Path,
+) -> None:
+    twice = [{"name": "a", "algorithm": "logistic_regression"}] * 2
+    with pytest.raises(SpecError, match="repeated: a"):
+        parse_spec(cancer_spec(tmp_path, candidates=twice))
+    with pytest.raises(SpecError, match=r"train\.feature_set names 'nope'"):
+        parse_spec(cancer_spec(tmp_path, feature_set="nope"))
