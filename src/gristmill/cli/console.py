@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (a log, CI, `| less`) is not cut at 80 columns: ids and tables stay whole.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)

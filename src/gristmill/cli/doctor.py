@@ -16,7 +16,7 @@ from gristmill.cli.settings import settings_from
 from gristmill.config.settings import DEFAULT_CONFIG_FILE, Settings
 from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
-from gristmill.runtime.wiring import build_bus, build_metadata
+from gristmill.runtime.wiring import build_bus, build_metadata, build_online
 
 EXTRAS = {
     "redis": "redis",
@@ -42,9 +42,20 @@ def _check_metadata(settings: Settings) -> str:
 
 
 def _check_raw(settings: Settings) -> str:
-    fs, path = fsspec.core.url_to_fs(settings.raw_url())
+    return _check_folder(settings.raw_url())
+
+
+def _check_folder(url: str) -> str:
+    fs, path = fsspec.core.url_to_fs(url)
     fs.makedirs(path, exist_ok=True)
     return "writable"
+
+
+def _check_online(settings: Settings) -> str:
+    store = build_online(settings)
+    store.open()
+    store.close()
+    return "reachable"
 
 
 def _attempt(check: object) -> tuple[bool, str]:
@@ -101,6 +112,19 @@ def doctor(
             lambda: _check_metadata(settings),
         ),
         ("raw", "parquet", settings.raw_url(), lambda: _check_raw(settings)),
+        ("online", settings.online.backend, settings.online_url(), lambda: _check_online(settings)),
+        (
+            "features",
+            "parquet",
+            settings.features_url(),
+            lambda: _check_folder(settings.features_url()),
+        ),
+        (
+            "artifacts",
+            "files",
+            settings.artifacts_url(),
+            lambda: _check_folder(settings.artifacts_url()),
+        ),
     ]
     healthy = True
     for role, backend, url, check in checks:

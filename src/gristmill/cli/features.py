@@ -13,9 +13,10 @@ from rich.table import Table
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.config.spec import load_spec
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.prepare import Prepared, prepare
-from gristmill.runtime.wiring import build_online, open_services
+from gristmill.runtime.wiring import Services, build_metadata, build_online, open_services
+from gristmill.stores.raw import RawBatch
 
 
 def _prepared_table(results: list[Prepared]) -> Table:
@@ -37,6 +38,13 @@ def _prepared_table(results: list[Prepared]) -> Table:
             verdict + ("" if item.created or fs is None else " (already computed)"),
         )
     return table
+
+
+def _latest_file_batch(services: Services, source: str) -> RawBatch | None:
+    """The newest batch of ``source`` that is not a streamed micro-batch (streams only
+    feed the online store; a feature set is fitted on whole arrivals)."""
+    batches = services.metadata.batches.list_batches(source=source, limit=1000)
+    return next((b for b in batches if not b.origin.startswith("stream:")), None)
 
 
 def prepare_command(
@@ -72,7 +80,7 @@ def prepare_command(
             results = []
             for name in chosen:
                 fs = sets[name]
-                inputs = {s: services.metadata.batches.latest_batch(s) for s in fs.from_}
+                inputs = {s: _latest_file_batch(services, s) for s in fs.from_}
                 missing = [s for s, b in inputs.items() if b is None]
                 if missing:
                     raise ConfigError(
@@ -89,6 +97,15 @@ def prepare_command(
 
     results = asyncio.run(go())
     console.print(_prepared_table(results))
+    for item in results:
+        if item.stopped:
+            failed = [r.report_id for r in item.reports if r.status == "failed"]
+            console.print(
+                f"[red]✗ validation stopped {item.name}:[/] {len(item.anomalies)} anomalies; "
+                f"see gristmill show {failed[0] if failed else item.reports[0].report_id}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if any(item.stopped for item in results):
         raise typer.Exit(1)
 
@@ -106,7 +123,18 @@ def lookup(
     \b
         gristmill lookup penguins_v1 p0001 p0002
     """
-    store = build_online(settings_from(ctx))
+    settings = settings_from(ctx)
+    metadata = build_metadata(settings)
+    metadata.open()
+    try:
+        known = metadata.feature_sets.latest_feature_set(view)
+    finally:
+        metadata.close()
+    if known is None:
+        raise NotFoundError(
+            f"no feature set named {view!r}; list them with `gristmill ls feature-sets`"
+        )
+    store = build_online(settings)
     store.open()
     try:
         found = store.get(view, entities, features=feature)

@@ -282,7 +282,8 @@ def show(
     id: Annotated[str, typer.Argument(help="A run or batch id, or the start of one.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Show one run (its stage executions and outputs) or one raw batch (its schema).
+    """Show a run (its stage executions), a raw batch (its schema), a feature set (fs_…,
+    its columns and selection scores) or a validation report (rep_…, its statistics).
 
     \b
         gristmill show 01M8F62MRZACAVEHTA8B9TG6W0

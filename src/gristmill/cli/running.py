@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -28,11 +29,16 @@ DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 
 
-def _execute(settings: Settings, spec: PipelineSpec, queue: bool) -> RunReport | None:
+def _execute(
+    settings: Settings, spec: PipelineSpec, queue: bool, only: list[str] | None = None
+) -> RunReport | None:
     async def go() -> RunReport | None:
+        if not logging.getLogger().isEnabledFor(logging.INFO):
+            # the summary shows each failure; the worker's own warning would repeat it
+            logging.getLogger("gristmill.runtime.worker").setLevel(logging.ERROR)
         async with open_services(settings) as services:
             if queue:
-                events = source_events(spec, run_id=_queued_run_id())
+                events = source_events(spec, _queued_run_id(), only)
                 await services.bus.publish(events)
                 for event in events:
                     console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
@@ -46,7 +52,9 @@ def _execute(settings: Settings, spec: PipelineSpec, queue: bool) -> RunReport |
                 transient=True,
             ) as progress:
                 tasks = {
-                    name: progress.add_task(f"ingesting {name}", total=1) for name in spec.sources
+                    name: progress.add_task(f"ingesting {name}", total=1)
+                    for name in spec.sources
+                    if only is None or name in only
                 }
 
                 def on_event(event: Event) -> None:
@@ -60,7 +68,7 @@ def _execute(settings: Settings, spec: PipelineSpec, queue: bool) -> RunReport |
                         )
 
                 return await run_pipeline(
-                    spec, services, on_event=on_event, on_progress=on_progress
+                    spec, services, on_event=on_event, on_progress=on_progress, only=only
                 )
 
     return asyncio.run(go())
@@ -178,6 +186,7 @@ def ingest(
             pattern=pattern,
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
+        only = None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         if spec_path is None:
@@ -189,8 +198,8 @@ def ingest(
         if source not in full.sources:
             known = ", ".join(full.sources)
             raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
-        spec = full.model_copy(update={"sources": {source: full.sources[source]}})
-    report = _execute(settings_from(ctx), spec, queue=queue)
+        spec, only = full, [source]
+    report = _execute(settings_from(ctx), spec, queue=queue, only=only)
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":

@@ -96,9 +96,23 @@ class OnlineSpec(_Section):
 
 
 class JoinSpec(_Section):
-    """How several inputs combine: as of ``timestamp`` on key ``on`` (the first is the spine)."""
+    """How several inputs combine: as of ``timestamp`` on key ``on`` (the first is the spine).
+
+    ``key`` is accepted for ``on`` (YAML 1.1 reads a bare ``on:`` as the boolean true, which
+    is fixed here too)."""
 
     on: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = dict(value)
+            for alias in (True, "key"):
+                if alias in value and "on" not in value:
+                    value["on"] = value.pop(alias)
+        return value
+
     timestamp: str | None = None
     how: Literal["asof", "exact"] = "asof"
 
@@ -132,6 +146,14 @@ class FeatureSetSpec(_Section):
                     name, options = next(iter(step.items()))
                     value[index] = {name: options or {}}
         return value
+
+    @model_validator(mode="after")
+    def _online_needs_entity(self) -> FeatureSetSpec:
+        if self.online is not None and self.online.enabled and self.entity is None:
+            raise ValueError(
+                "'online' needs 'entity': name the entity key column so vectors can be looked up"
+            )
+        return self
 
     @model_validator(mode="after")
     def _join_needed(self) -> FeatureSetSpec:

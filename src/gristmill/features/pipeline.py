@@ -156,7 +156,7 @@ class FittedFeaturePipeline:
             parts[name] = _feature(data[name]) if len(data) else pd.Series([], dtype=np.float64)
         if self.label and self.label in frame.columns:
             parts[self.label] = frame[self.label].loc[rows]
-        result = pd.DataFrame(parts, index=rows)
+        result = pd.DataFrame(parts, index=rows, copy=False)  # no 2-D block copy of every column
         result.index = original[rows]
         return result
 

@@ -142,11 +142,22 @@ def prepare(
     set_id = feature_set_id(name, spec, batch_ids)
     known = stores.metadata.feature_sets.find_feature_set(set_id)
     if known is not None:
-        return Prepared(name, reports, feature_set=known, created=False)
+        # Known offline; make sure it is online too (a new namespace, a flushed store):
+        # only vectors newer than what the store holds are written.
+        materialized = 0
+        if spec.online is not None and spec.online.enabled and stores.online is not None:
+            features = stores.offline.read(known.feature_set_id)
+            materialized = _materialize(spec, known, features, stores)
+        return Prepared(name, reports, feature_set=known, created=False, materialized=materialized)
     table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
-    fitted = FeaturePipeline.from_spec(spec).fit_table(table)
+    try:
+        fitted = FeaturePipeline.from_spec(spec).fit_table(table)
+    except ValueError as exc:  # e.g. selection on too few rows: the data, not a glitch
+        raise DataError(
+            f"feature set {name!r} cannot be fitted on {table.num_rows} row(s): {exc}"
+        ) from exc
     features = fitted.transform_table(table)
     if features.num_rows == 0:
         raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
@@ -182,8 +193,25 @@ def prepare(
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
 
 
-def load_pipeline(stores: FeatureStores, feature_set: FeatureSet) -> FittedFeaturePipeline:
-    """The fitted pipeline that computed ``feature_set``, verified against its digest."""
+def trusted_packages(spec: FeatureSetSpec | None) -> list[str]:
+    """The packages of the custom steps the spec names: the spec is trusted configuration,
+    so the fitted objects of those steps may be loaded."""
+    if spec is None:
+        return []
+    packages = []
+    for step in spec.steps:
+        name = next(iter(step))
+        if ":" in name or "." in name:
+            packages.append(name.replace(":", ".").split(".")[0])
+    return sorted(set(packages))
+
+
+def load_pipeline(
+    stores: FeatureStores, feature_set: FeatureSet, spec: FeatureSetSpec | None = None
+) -> FittedFeaturePipeline:
+    """The fitted pipeline that computed ``feature_set``, verified against its digest.
+
+    Custom steps named by ``spec`` are trusted on load; no other foreign type is."""
     digest = feature_set.pipeline_artifact or ""
     ref = stores.artifacts.find(digest)
     if ref is None:
@@ -191,7 +219,7 @@ def load_pipeline(stores: FeatureStores, feature_set: FeatureSet) -> FittedFeatu
             f"the fitted pipeline {digest or '(none)'} of feature set "
             f"{feature_set.feature_set_id} is not in the artifact store; prepare it again"
         )
-    return loads(stores.artifacts.get(ref))
+    return loads(stores.artifacts.get(ref), also_trust=trusted_packages(spec))
 
 
 def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: FeatureStores) -> int:
@@ -204,12 +232,18 @@ def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: Feat
     latest = stores.metadata.feature_sets.latest_feature_set(name)
     if latest is None or spec.online is None or not spec.online.enabled or spec.entity is None:
         return 0
-    features = load_pipeline(stores, latest).transform_table(records)
-    return _materialize(spec, latest, features, stores)
+    features = load_pipeline(stores, latest, spec).transform_table(records)
+    # a streamed record is new now: stamp it with its arrival unless it has its own time
+    return _materialize(spec, latest, features, stores, stamped=datetime.now(UTC))
 
 
 def _materialize(
-    spec: FeatureSetSpec, stored: FeatureSet, features: pa.Table, stores: FeatureStores
+    spec: FeatureSetSpec,
+    stored: FeatureSet,
+    features: pa.Table,
+    stores: FeatureStores,
+    *,
+    stamped: datetime | None = None,
 ) -> int:
     online = spec.online
     if stores.online is None or online is None or not online.enabled:
@@ -228,7 +262,7 @@ def _materialize(
         timestamp=spec.timestamp,
         features=names,
         ttl=online.ttl,
-        created_at=stored.created_at,
+        created_at=stamped or stored.created_at,
     )
     logger.info("materialized %d vectors of %s", count, stored.name)
     return count

@@ -12,7 +12,7 @@ import asyncio
 import getpass
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,9 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
+from gristmill.errors import ConfigError
+from gristmill.features.pipeline import FeaturePipeline
+from gristmill.learners import learner_names
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
@@ -51,8 +54,28 @@ def current_actor() -> str:
     return os.environ.get("GRISTMILL_ACTOR") or getpass.getuser()
 
 
-def source_events(spec: PipelineSpec, run_id: str) -> list[Event]:
-    """One ``source.available`` per source, all correlated to ``run_id``."""
+def preflight(spec: PipelineSpec) -> None:
+    """Check what can be checked before any data moves: feature steps and their options,
+    algorithm names. Raises ``ConfigError`` naming the feature set or candidate."""
+    for name, feature_set in (spec.features or {}).items():
+        try:
+            FeaturePipeline.from_spec(feature_set)
+        except ConfigError as exc:
+            raise ConfigError(f"features.{name}: {exc}") from exc
+    known = set(learner_names())
+    for candidate in spec.train.candidates if spec.train else []:
+        path = ":" in candidate.algorithm or "." in candidate.algorithm
+        if not path and candidate.algorithm not in known:
+            raise ConfigError(
+                f"train.candidates.{candidate.name}: no algorithm named "
+                f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
+            )
+
+
+def source_events(
+    spec: PipelineSpec, run_id: str, only: Sequence[str] | None = None
+) -> list[Event]:
+    """One ``source.available`` per source (or per source in ``only``), for ``run_id``."""
     return [
         Event(
             type=SOURCE_AVAILABLE,
@@ -61,6 +84,7 @@ def source_events(spec: PipelineSpec, run_id: str) -> list[Event]:
             correlation_id=run_id,
         )
         for name, source in spec.sources.items()
+        if only is None or name in only
     ]
 
 
@@ -79,12 +103,14 @@ async def run_pipeline(
     on_progress: SourceProgress | None = None,
     timeout: float | None = None,
     actor: str | None = None,
+    only: Sequence[str] | None = None,
 ) -> RunReport:
     """Run ``spec`` to quiescence.
 
     ``on_event`` sees each event the run produces; ``on_progress(source, rows, bytes)``
     follows the rows read while a source is being ingested (from a worker thread).
     """
+    preflight(spec)
     started = time.perf_counter()
     run_id = new_id()
     run = Run(
@@ -112,7 +138,7 @@ async def run_pipeline(
         *(offline_stage(name, services, resolver) for name in OFFLINE_STAGES),
     ]
     consumed = {stage.consumes for stage in stages}
-    roots = source_events(spec, run_id)
+    roots = source_events(spec, run_id, only)
     await services.bus.publish(roots)
     stop = asyncio.Event()
     workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
@@ -128,7 +154,7 @@ async def run_pipeline(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     report.skipped_sections = spec.skipped_sections()
-    report.sources = list(spec.sources)
+    report.sources = [name for name in spec.sources if only is None or name in only]
     report.seconds = time.perf_counter() - started
     summary = {**run.summary, **_summary(report)}
     report.run = services.metadata.runs.finish_run(run_id, _status(report.events), summary)

@@ -151,7 +151,7 @@ class StageWorker:
                 {"stage": self.stage.name, "error": str(exc), "error_type": type(exc).__name__},
             )
             self._finish(execution, "failed", [failed], error=str(exc))
-            log.info("stage failed permanently: %s", exc, extra={"stage": self.stage.name})
+            log.warning("%s failed: %s", self.stage.name, exc, extra={"stage": self.stage.name})
             return [failed]
         except Exception as exc:
             final = delivery.attempt >= self.bus.max_attempts

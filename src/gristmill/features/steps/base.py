@@ -184,7 +184,8 @@ def merge_columns(
             parts[column] = frame[column]
     for column in produced.columns:
         parts.setdefault(column, produced[column])
-    result = pd.DataFrame(parts, index=frame.index)
+    # No copy: consolidating the columns into 2-D blocks would copy every column per step.
+    result = pd.DataFrame(parts, index=frame.index, copy=False)
     result.columns = list(parts)
     return result
 
