@@ -7,7 +7,8 @@ Data: ``--entities`` entities x 10 float64 features, each entity stamped within 
 * Lookups of 1 and of 100 entities (p50/p99): gristmill's ``RedisOnlineStore.get`` against
   the floor — bare redis-py on the same server, one msgpack blob per entity, a GET for one
   entity and one MGET for 100 (the reply not decoded) — timed alternately in the same loop
-  on the same random entities; and against Feast's ``get_online_features`` (Redis online
+  on the same random entities, each reading its own keys (so none reads keys another has
+  just brought into the CPU caches); and against Feast's ``get_online_features`` (Redis online
   store, ``.to_dict()``) on the same entity lists, run by bench/feast/bench_feast.py in
   Feast's own venv (bench/.venv-feast; see bench/feast/requirements.txt).
 * Materializing every entity into Redis: gristmill reads the Parquet file and calls
@@ -30,9 +31,10 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -102,6 +104,10 @@ def run_gristmill(url: str, data: Path, cases: dict[str, list[list[str]]]) -> di
     namespace = f"bench_online_{os.getpid()}"
     client = redis.Redis.from_url(url)
     floor_prefix = f"bench:{{{namespace}}}:floor:"
+    # The reference reads its own copy of the floor's keys: reading the floor's would bring
+    # them into the CPU caches just before the floor reads them (the calls alternate), and
+    # Redis reads 100 cached keys several times faster than 100 cold ones.
+    decoded_prefix = f"bench:{{{namespace}}}:decoded:"
     results: dict[str, object] = {}
     with RedisOnlineStore(url, namespace=namespace) as store:
         try:
@@ -114,6 +120,7 @@ def run_gristmill(url: str, data: Path, cases: dict[str, list[list[str]]]) -> di
             results["materialize_s"] = time.perf_counter() - start
             assert written == table.num_rows, (written, table.num_rows)
             load_floor(client, floor_prefix, table)
+            load_floor(client, decoded_prefix, table)
             for _ in range(200):  # warm both paths (connections, scripts, caches)
                 store.get(VIEW, cases["many"][0])
                 client.mget([floor_prefix + e for e in cases["many"][0]])
@@ -128,15 +135,16 @@ def run_gristmill(url: str, data: Path, cases: dict[str, list[list[str]]]) -> di
                 lambda e: store.get(VIEW, e),
                 lambda e: [
                     None if blob is None else msgpack.unpackb(blob)
-                    for blob in client.mget([floor_prefix + x for x in e])
+                    for blob in client.mget([decoded_prefix + x for x in e])
                 ],
             )
             checked = store.get(VIEW, cases["many"][0])
             assert all(v is not None and len(v.values) == len(FEATURES) for v in checked)
         finally:
             store.delete_view(VIEW)
-            for keys in batched(client.scan_iter(match=floor_prefix + "*", count=5000)):
-                client.unlink(*keys)
+            for prefix in (floor_prefix, decoded_prefix):
+                for keys in batched(client.scan_iter(match=prefix + "*", count=5000)):
+                    client.unlink(*keys)
             client.close()
     return results
 
@@ -209,7 +217,14 @@ def feast_version() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def report(ours: dict, feast: dict | None, entities: int, cases: dict, url: str) -> str:  # type: ignore[type-arg]
+def report(
+    ours: dict[str, Any],
+    feast: dict[str, Any] | None,
+    entities: int,
+    cases: dict[str, list[list[str]]],
+    url: str,
+    load: float,
+) -> str:
     def row(label: str, key: str, floor_key: str, floor_target: float) -> list[str]:
         mine, floor = ours[key], ours[floor_key]
         ratio = mine["p50_us"] / floor["p50_us"]
@@ -237,7 +252,8 @@ def report(ours: dict, feast: dict | None, entities: int, cases: dict, url: str)
         "# Online feature store benchmark",
         "",
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}",
+        f"- machine: {os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}; "
+        f"load average {load:.1f} when the run began (the machine is shared)",
         f"- python {platform.python_version()}, redis-py {redis.__version__} (no hiredis), "
         f"Redis {server} on the same machine; Feast {feast_version()} in its own venv "
         "(with hiredis, as `feast[redis]` installs it)",
@@ -257,10 +273,11 @@ def report(ours: dict, feast: dict | None, entities: int, cases: dict, url: str)
         f"hand-written client does): {ours['decoded_many']['p50_us']:.0f} / "
         f"{ours['decoded_many']['p99_us']:.0f} µs; gristmill / that: "
         f"**{ours['many']['p50_us'] / ours['decoded_many']['p50_us']:.2f}**. gristmill's "
-        "`get` of many entities is one Lua call (the keys are built server-side, the blobs "
-        "return as one string, decoded in one msgpack call), which costs Redis and redis-py "
-        "less than an MGET; what it adds over the floor is building 100 `EntityVector`s "
-        "(a dict of 10 floats and a datetime each) in Python.",
+        "`get` of many entities is one Lua call (the keys go in one argument, the blobs "
+        "return as a few strings, decoded in one msgpack call), which costs redis-py far "
+        "less than an MGET's reply of 100 values; what it adds over the floor is the Lua call "
+        "in Redis and building 100 `EntityVector`s (a dict of 10 floats and a datetime each) "
+        "in Python.",
         "",
         "## Materializing every entity into Redis",
         "",
@@ -283,26 +300,47 @@ def report(ours: dict, feast: dict | None, entities: int, cases: dict, url: str)
 
 NOTES = """## Notes
 
+- Every system reads its own keys. The reference line used to read the floor's keys, so
+  in two turns out of three the floor read keys the reference had just brought into the
+  CPU caches (the calls take turns); Redis reads 100 cached keys several times faster
+  than 100 cold ones (MGET inside Redis: ~17 vs ~130 µs here), so the floor was timed
+  warm (p50 ~200-260 µs) and gristmill cold. Read cold like gristmill, the floor's
+  p50 is ~280-330 µs. The earlier 2.15 was mostly that: with the old method, gristmill /
+  floor is now ~1.83 (median of 3 runs; ~1.96 before the changes below, median of 8); with
+  the fair one ~1.29 (median of 8 runs; ~1.39 before, median of 5).
+- What the changes below bought, alike under both methods: gristmill's `get` of 100 went
+  from ~443 to ~398 µs p50 (medians of the runs above, load average 2-6), about 10%.
+  Each was kept only if it measured faster in this loop (A/B against the earlier code):
+  - blob layout `[event time, expiry, names, values]`: the event time is a msgpack
+    timestamp, turned into a UTC datetime by msgpack's C code (~5 µs per 100 instead of
+    ~20 in Python); the feature names are one packed bin, decoded once per call, and the
+    values a list, so msgpack decodes 100 blobs in ~25 µs instead of ~75 (ten key strings
+    per blob were most of it);
+  - `EntityVector`s built by filling their `__dict__` (~15 µs per 100 instead of ~30 for
+    the frozen dataclass's `__init__`; only while it has no `__post_init__` or slots, which
+    the store checks);
+  - the client builds the keys and sends them as one msgpack argument (every Lua string
+    costs Redis an allocation, a hash and later a collection: ~25 µs less), and the script
+    joins the blobs in pieces under Lua's 8 KiB concat buffer (~20 µs less).
+  Python decodes 100 blobs into vectors in ~90 µs (it was ~140; microbenchmark).
+- Where the 100-entity time goes now (profiled in this loop): the Lua call ~270 µs, of
+  which Redis spends ~200 — ~140 reading 100 cold keys that carry an expiry (a second
+  lookup per key; the floor's keys carry none) and ~60 in Lua; decoding ~25 µs; building
+  100 vectors ~70 µs. Tried and not kept: returning the blobs as a table (redis-py then
+  parses 100 replies: +60 µs), other piece sizes (1-8 KB: no difference), a GET per key in
+  Lua (slower than one MGET). Not tried: names stored once per view in Redis (a registry)
+  would save ~30 bytes per blob, worth a few µs by the per-byte costs above; a columnar
+  `get` (Arrow arrays) remains the way to a large step.
 - Both gristmill and Feast run with a TTL (2 days); gristmill's keys carry a Redis expiry
-  as a backstop, which alone makes an MGET of them ~25 µs (~8%) slower than the floor's
-  keys without one (measured apart).
-- Where the 100-entity time goes (profiled on this machine): the read itself — one Lua
-  call that builds the keys server-side and returns the blobs as one string — costs
-  *less* than the floor's MGET (~185 vs ~225 µs: redis-py parses one reply, not 100).
-  Decoding costs ~150 µs: one msgpack call for all blobs (~80 µs: 100 dicts of 10 keys)
-  and building 100 `EntityVector`s with their UTC `datetime` (~70 µs). The floor decodes
-  nothing; a bare MGET that also decodes each blob to a dict (the reference line) still
-  builds no vectors and no datetimes, which is the gap to it. Tried and not kept: a
-  names-once blob layout (values as a list, names cached), building the frozen dataclass
-  without `__init__`, msgpack's C timestamps, and a writer thread for `materialize` —
-  together under 10%.
-- So the 1.5x-floor target for 100 entities is out of reach while `get` returns Python
-  objects; a columnar read (Arrow arrays for many entities) would be the way to it. The
-  run-to-run spread on this shared 2-CPU machine is wide (1.4-2.1 over six runs, as the
-  floor moved between 205 and 315 µs while gristmill stayed at 430-450 µs).
+  as a backstop, which makes its reads dearer than the floor's (above).
+- The machine is shared and the spread is wide: Feast's lookups slow down more than
+  gristmill's under load (p50 4.3-5.7 ms at load 1.8-2.6, 6-10 ms at 4-6), so its ratio
+  ranged 10.8-13.2x at the lower loads and 15-21x at the higher.
 - Materialization: Arrow finds the newest row per entity (stable sort + run ends);
-  Python builds the vectors (~0.2 s), msgpack packs them (~0.15 s), and one Lua script per
-  500 vectors, pipelined, writes them newest-wins (~0.45 s, ~0.3 s of it inside Redis).
+  Python builds the vectors, msgpack packs them, and one Lua script per 500 vectors,
+  pipelined, writes them newest-wins. The new layout costs ~0.3 µs more per vector to
+  encode (names and values apart; ~20% of encoding), lost in the run-to-run spread
+  (1.2-2.1 s for 100,000 entities across these runs).
 """
 
 
@@ -315,11 +353,12 @@ def main() -> None:
     parser.add_argument("--no-feast", action="store_true")
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]
     data = make_data(args.entities)
     cases = lookups(args.entities, args.one, args.many)
     ours = run_gristmill(args.redis, data, cases)
     feast = None if args.no_feast else run_feast(args.redis, data, cases)
-    text = report(ours, feast, args.entities, cases, args.redis)
+    text = report(ours, feast, args.entities, cases, args.redis, load)
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)

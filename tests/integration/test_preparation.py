@@ -19,6 +19,7 @@ from gristmill.cli.app import app
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED
+from gristmill.errors import ConfigError
 from gristmill.features.steps.registry import step_names
 from gristmill.runtime.pipeline_run import RunReport, run_pipeline
 from gristmill.runtime.wiring import Services, open_services
@@ -118,17 +119,36 @@ async def test_a_run_whose_feature_set_validation_stopped_is_partial(
     assert report.run.status == "partial"
 
 
+UNKNOWN_STEP = [
+    "steps[0] (standardise)",
+    "no feature step named 'standardise'",
+    "did you mean 'standardize'?",
+    "known: " + ", ".join(step_names()),
+]
+
+
+async def test_an_unknown_step_is_refused_before_a_run_and_fails_the_stage(
+    services: Services, tmp_path: Path
+) -> None:
+    bad = readings_spec(tmp_path, readings_v1=feature_set(steps=[{"standardise": {}}]))
+    with pytest.raises(ConfigError) as refused:
+        await run(bad, services)
+    assert str(refused.value).startswith("features.readings_v1: ")
+    assert all(phrase in str(refused.value) for phrase in UNKNOWN_STEP)
+    assert services.metadata.runs.list_runs() == []
+    assert services.metadata.batches.list_batches() == []
+
+    # A worker started with such a spec meets it in the stage: a permanent error (which the
+    # worker announces as stage.failed), naming the feature set.
+    report = await run({**bad, "features": None}, services)
+    stage = PreparationStage(services.feature_stores(), lambda event: parse_spec(bad))
+    with pytest.raises(ConfigError) as failed:
+        stage.handle(report.of_type(RAW_INGESTED)[0])
+    assert str(failed.value).startswith("feature set 'readings_v1': ")
+    assert all(phrase in str(failed.value) for phrase in UNKNOWN_STEP)
+
+
 BAD_SETS = {
-    "an unknown step": (
-        {"steps": [{"standardise": {"columns": ["amount"]}}]},
-        "ConfigError",
-        [
-            "steps[0] (standardise)",
-            "no feature step named 'standardise'",
-            "did you mean 'standardize'?",
-            "known: " + ", ".join(step_names()),
-        ],
-    ),
     "a step on a missing column": (
         {"steps": [{"standardize": {"columns": ["amount", "amuont"]}}]},
         "DataError",
@@ -153,6 +173,7 @@ async def test_a_bad_feature_set_fails_the_stage_with_a_message_naming_the_fault
     assert report.run.status == "partial"
     (failed,) = report.of_type(STAGE_FAILED)
     assert failed.payload["stage"] == "preparation" and failed.payload["error_type"] == error_type
+    assert failed.payload["error"].startswith("feature set 'readings_v1': ")
     for phrase in phrases:
         assert phrase in failed.payload["error"]
     assert report.of_type(FEATURES_GENERATED) == []
@@ -174,7 +195,11 @@ async def test_one_bad_feature_set_does_not_hold_back_the_others(
 
     assert [e.payload["name"] for e in report.of_type(FEATURES_GENERATED)] == ["good"]
     (failed,) = report.of_type(STAGE_FAILED)
-    assert "'bad'" in failed.payload["error"] and "'amuont'" in failed.payload["error"]
+    assert failed.key == failed.payload["feature_set"] == "bad"
+    assert failed.payload["error"].startswith("feature set 'bad': ")
+    assert "'amuont'" in failed.payload["error"]
+    assert report.run.status == "partial"
+    assert [fs.name for fs in services.metadata.feature_sets.list_feature_sets()] == ["good"]
 
 
 async def test_a_join_is_announced_once_per_run(services: Services, tmp_path: Path) -> None:
