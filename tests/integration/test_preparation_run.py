@@ -253,11 +253,6 @@ async def test_a_known_set_is_put_online_again_when_the_online_store_lost_it(
     assert services.online.get("customers_v1", CUSTOMERS) == online
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="materialize writes, and counts, vectors already older than the TTL (they read as "
-    "missing at once): the stale customers count on every run, and each run writes them again",
-)
 async def test_vectors_older_than_the_ttl_are_not_materialized(
     services: Services, tmp_path: Path
 ) -> None:

@@ -60,7 +60,10 @@ def materialize(
         raise ConfigError(f"batch_size must be at least 1, not {batch_size}")
     latest = latest_rows(table, entity=entity, timestamp=timestamp, features=features)
     batches = _vectors(latest, entity, timestamp, features, created_at, batch_size)
-    return sum(store.put(view, batch, ttl=ttl) for batch in batches)
+    if ttl is not None:  # a vector already past its TTL would read as missing at once
+        oldest = datetime.now(UTC) - timedelta(seconds=ttl)
+        batches = ([v for v in batch if v.event_time >= oldest] for batch in batches)
+    return sum(store.put(view, batch, ttl=ttl) for batch in batches if batch)
 
 
 def latest_rows(
