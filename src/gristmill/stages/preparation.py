@@ -17,7 +17,13 @@ from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import ConfigError, DataError
-from gristmill.features.prepare import FeatureStores, Prepared, prepare, push_online
+from gristmill.features.prepare import (
+    FeatureStores,
+    Prepared,
+    prepare,
+    push_online,
+    validate_batch,
+)
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawBatch
@@ -99,15 +105,28 @@ class PreparationStage:
         return StageOutcome(announcements=announcements, summary="; ".join(notes))
 
     def _push(self, sets: dict[str, FeatureSetSpec], batch: RawBatch) -> StageOutcome:
-        """A streamed micro-batch refits nothing: its rows go through the newest fitted
-        pipeline of each single-source feature set straight to the online store."""
+        """A streamed micro-batch refits nothing: it is validated like any batch, then its
+        rows go through the newest fitted pipeline of each single-source feature set
+        straight to the online store (unless validation says stop)."""
         records = self.stores.raw.read(batch.batch_id)
-        notes = [
-            f"{name}: {push_online(name, spec, records, self.stores)} vectors pushed online"
-            for name, spec in sets.items()
-            if len(spec.from_) == 1
-        ]
-        return StageOutcome(summary="; ".join(notes) or "no single-source feature set to push")
+        notes: list[str] = []
+        announcements: list[Announcement] = []
+        for name, spec in sets.items():
+            if len(spec.from_) != 1:
+                continue
+            report = validate_batch(spec, batch, self.stores)
+            if report.status == "failed":
+                stopped = Prepared(
+                    name, [report], stopped=True, anomalies=list(report.body.get("anomalies", []))
+                )
+                announcements.append(_announcement(stopped))
+                notes.append(f"{name}: stopped by validation")
+                continue
+            pushed = push_online(name, spec, records, self.stores)
+            notes.append(f"{name}: {pushed} vectors pushed online")
+        return StageOutcome(
+            announcements, summary="; ".join(notes) or "no single-source feature set to push"
+        )
 
     def _inputs(self, event: Event, sources: list[str], batch: RawBatch) -> dict[str, RawBatch]:
         """A batch per source: this one, and the others' from this run (or their latest)."""
