@@ -34,6 +34,10 @@ test: lint ## lint, then the whole test suite (real services; in CI an absent on
 bench: $(STAMP) ## the benchmarks; figures go to bench/RESULTS.md
 	$(BIN)/python bench/bench_ingestion.py
 	$(BIN)/python bench/bench_bus.py
+	$(BIN)/python bench/bench_metadata.py
+	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_preparation.py
+	$(BIN)/python bench/bench_online.py   # Feast peer: python3 -m venv bench/.venv-feast && bench/.venv-feast/bin/pip install -r bench/feast/requirements.txt
 
 clean:
 	rm -rf $(VENV) .gristmill examples/*/.gristmill examples/*/data .pytest_cache .mypy_cache .ruff_cache
