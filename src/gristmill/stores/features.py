@@ -28,7 +28,8 @@ class FeatureSet:
     ``name`` is the spec's key (``features.<name>``); ``definition_digest`` the digest of its
     spec section; ``inputs`` the raw batch ids (or feature set ids) it was computed from.
     ``pipeline_artifact`` is the content digest of the fitted pipeline in the artifact store
-    (it computes the same features for one online request). ``selection`` records what selection kept and why (scores).
+    (it computes the same features for one online request). ``selection`` records what
+    selection kept and why (scores).
     """
 
     feature_set_id: str
