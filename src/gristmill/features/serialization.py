@@ -10,11 +10,11 @@ built. Bytes that are not a skops file are a ``DataError`` too.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import skops.io as sio
 
-from gristmill.errors import DataError
+from gristmill.core.trusted import trusted_loads
+from gristmill.core.trusted import untrusted_types as core_untrusted_types
 from gristmill.features.pipeline import FittedFeaturePipeline
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "pandas", "gristmill")
@@ -29,34 +29,16 @@ def dumps(pipeline: FittedFeaturePipeline) -> bytes:
 
 def loads(data: bytes, *, also_trust: Iterable[str] = ()) -> FittedFeaturePipeline:
     """The fitted pipeline in ``data``, built only if every type in it is trusted."""
-    modules = (*TRUSTED_MODULES, *also_trust)
-    types = untrusted_types(data)
-    refused = sorted(name for name in types if not _trusted(name, modules))
-    if refused:
-        raise DataError(
-            f"refusing to load a feature pipeline holding untrusted types: {', '.join(refused)}; "
-            f"only types from {', '.join(modules)} are loaded (pass also_trust=[...] to trust "
-            "a custom step's package)"
-        )
-    try:
-        loaded: Any = sio.loads(data, trusted=types)
-    except Exception as exc:
-        # skops raises many kinds of errors for damaged content; the cause is chained.
-        raise DataError(f"the feature pipeline could not be loaded: {exc}") from exc
-    if not isinstance(loaded, FittedFeaturePipeline):
-        raise DataError(f"the bytes hold a {type(loaded).__name__}, not a fitted feature pipeline")
+    loaded: FittedFeaturePipeline = trusted_loads(
+        data,
+        FittedFeaturePipeline,
+        what="feature pipeline",
+        modules=(*TRUSTED_MODULES, *also_trust),
+        hint="pass also_trust=[...] to trust a custom step's package",
+    )
     return loaded
 
 
 def untrusted_types(data: bytes) -> list[str]:
     """The types in ``data`` that skops does not trust by default (full names)."""
-    try:
-        names: list[str] = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        # Not a zip, or no skops schema inside: skops raises several kinds of errors.
-        raise DataError(f"the bytes are not a stored feature pipeline: {exc}") from exc
-    return names
-
-
-def _trusted(name: str, modules: Iterable[str]) -> bool:
-    return any(name == module or name.startswith(module + ".") for module in modules)
+    return core_untrusted_types(data, what="feature pipeline")

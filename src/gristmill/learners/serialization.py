@@ -14,11 +14,10 @@ training series as plain arrays and rebuilds its statsmodels results on load (se
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import skops.io as sio
 
-from gristmill.errors import DataError
+from gristmill.core.trusted import trusted_loads
 from gristmill.learners.base import FittedLearner
 
 TRUSTED_MODULES = ("sklearn", "numpy", "scipy", "gristmill", "lightgbm", "xgboost")
@@ -33,28 +32,11 @@ def dumps(fitted: FittedLearner) -> bytes:
 
 def loads(data: bytes, *, also_trust: Iterable[str] = ()) -> FittedLearner:
     """The fitted learner in ``data``, built only if every type in it is trusted."""
-    modules = (*TRUSTED_MODULES, *also_trust)
-    try:
-        types: list[str] = sio.get_untrusted_types(data=data)
-    except Exception as exc:
-        # Not a zip, or no skops schema inside: skops raises several kinds of errors.
-        raise DataError(f"the bytes are not a stored learner: {exc}") from exc
-    refused = sorted(name for name in types if not _trusted(name, modules))
-    if refused:
-        raise DataError(
-            f"refusing to load a learner holding untrusted types: {', '.join(refused)}; "
-            f"only types from {', '.join(modules)} are loaded (pass also_trust=[...] to "
-            "trust the package of an estimator named by import path)"
-        )
-    try:
-        loaded: Any = sio.loads(data, trusted=types)
-    except Exception as exc:
-        # skops raises many kinds of errors for damaged content; the cause is chained.
-        raise DataError(f"the learner could not be loaded: {exc}") from exc
-    if not isinstance(loaded, FittedLearner):
-        raise DataError(f"the bytes hold a {type(loaded).__name__}, not a fitted learner")
+    loaded: FittedLearner = trusted_loads(
+        data,
+        FittedLearner,
+        what="learner",
+        modules=(*TRUSTED_MODULES, *also_trust),
+        hint="pass also_trust=[...] to trust the package of an estimator named by import path",
+    )
     return loaded
-
-
-def _trusted(name: str, modules: Iterable[str]) -> bool:
-    return any(name == module or name.startswith(module + ".") for module in modules)
