@@ -12,7 +12,7 @@ from sklearn.datasets import load_breast_cancer
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED, MODEL_TRAINED
-from gristmill.errors import SpecError
+from gristmill.errors import ConfigError, SpecError
 from gristmill.execution.inline import InlineExecutor
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
@@ -126,12 +126,21 @@ async def test_tuning_runs_trials_and_keeps_the_best(services: Services, tmp_pat
     assert candidate.params["C"] == candidate.tuning["best_params"]["C"]
 
 
+async def test_an_unknown_algorithm_is_refused_before_the_run(
+    services: Services, tmp_path: Path
+) -> None:
+    candidates = [{"name": "x", "algorithm": "random_forrest"}]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    with pytest.raises(
+        ConfigError, match=r"train\.candidates\.x: no algorithm named 'random_forrest'"
+    ):
+        await run_pipeline(spec, services, timeout=240)
+    assert services.metadata.runs.list_runs() == []
+
+
 @pytest.mark.parametrize(
     ("candidates", "message"),
-    [
-        ([{"name": "x", "algorithm": "random_forrest"}], "no algorithm named 'random_forrest'"),
-        ([{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}], "CC"),
-    ],
+    [([{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}], "CC")],
 )
 async def test_bad_candidates_are_named(
     services: Services, tmp_path: Path, candidates: list[dict[str, Any]], message: str
