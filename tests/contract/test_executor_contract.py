@@ -18,6 +18,37 @@ from gristmill.testing.executor_contract import TIMEOUT, ExecutorContract
 from gristmill.testing.tasks import kill_own_process, sleep_then_return
 
 
+@pytest.fixture(scope="module")
+def local_executor() -> Iterator[LocalExecutor]:
+    with LocalExecutor(workers=2) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def dask_executor() -> Iterator[DaskExecutor]:
+    """One LocalCluster for the module: starting one takes seconds."""
+    with DaskExecutor(workers=2) as executor:
+        yield executor
+
+
+@pytest.fixture(scope="module")
+def dask_client(dask_executor: DaskExecutor) -> Iterator[DaskExecutor]:
+    """An executor connected by address to the module's LocalCluster."""
+    with DaskExecutor(dask_executor.scheduler_address) as executor:
+        yield executor
+
+
+class _Shared(ExecutorContract):
+    """The class's tests share the opened executor of a module fixture: workers start slowly."""
+
+    shared: str
+
+    @pytest.fixture
+    def executor(self, request: pytest.FixtureRequest) -> Executor:
+        executor: Executor = request.getfixturevalue(self.shared)
+        return executor
+
+
 class TestInlineExecutor(ExecutorContract):
     __test__ = True
 
@@ -31,18 +62,9 @@ class TestInlineExecutor(ExecutorContract):
         return InlineExecutor
 
 
-@pytest.fixture(scope="module")
-def local_executor() -> Iterator[LocalExecutor]:
-    with LocalExecutor(workers=2) as executor:
-        yield executor
-
-
-class TestLocalExecutor(ExecutorContract):
+class TestLocalExecutor(_Shared):
     __test__ = True
-
-    @pytest.fixture
-    def executor(self, local_executor: LocalExecutor) -> Executor:
-        return local_executor
+    shared = "local_executor"
 
     @pytest.fixture
     def make_executor(self) -> Callable[[], Executor]:
@@ -61,21 +83,11 @@ class TestLocalExecutor(ExecutorContract):
         assert LocalExecutor().capabilities.workers >= 1
 
 
-@pytest.fixture(scope="module")
-def dask_executor() -> Iterator[DaskExecutor]:
-    """One LocalCluster for the module: starting one takes seconds."""
-    with DaskExecutor(workers=2) as executor:
-        yield executor
-
-
-class TestDaskExecutor(ExecutorContract):
+class TestDaskExecutor(_Shared):
     """The LocalCluster the executor starts and stops itself."""
 
     __test__ = True
-
-    @pytest.fixture
-    def executor(self, dask_executor: DaskExecutor) -> Executor:
-        return dask_executor
+    shared = "dask_executor"
 
     @pytest.fixture
     def make_executor(self) -> Callable[[], Executor]:
@@ -100,21 +112,11 @@ class TestDaskExecutor(ExecutorContract):
             importlib.import_module("gristmill.backends.dask.executor")
 
 
-@pytest.fixture(scope="module")
-def dask_client(dask_executor: DaskExecutor) -> Iterator[DaskExecutor]:
-    """An executor connected by address to the module's LocalCluster."""
-    with DaskExecutor(dask_executor.scheduler_address) as executor:
-        yield executor
-
-
-class TestDaskExecutorOnScheduler(ExecutorContract):
+class TestDaskExecutorOnScheduler(_Shared):
     """Connected by address to a running scheduler (the module's LocalCluster)."""
 
     __test__ = True
-
-    @pytest.fixture
-    def executor(self, dask_client: DaskExecutor) -> Executor:
-        return dask_client
+    shared = "dask_client"
 
     @pytest.fixture
     def make_executor(self, dask_executor: DaskExecutor) -> Callable[[], Executor]:

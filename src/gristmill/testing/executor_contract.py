@@ -2,21 +2,21 @@
 
 ::
 
+    @pytest.fixture(scope="module")
+    def local_executor():
+        with LocalExecutor(workers=2) as executor:
+            yield executor
+
     class TestLocalExecutor(ExecutorContract):
         __test__ = True
 
-        @pytest.fixture(scope="class")
-        def shared(self):
-            with LocalExecutor(workers=2) as executor:
-                yield executor
-
         @pytest.fixture
-        def executor(self, shared):
-            return shared
+        def executor(self, local_executor):
+            return local_executor
 
         @pytest.fixture
         def make_executor(self):
-            return lambda: LocalExecutor(workers=1)
+            return lambda: LocalExecutor(workers=2)
 
 ``executor`` gives an opened executor; it may be shared by a class's tests (each test leaves
 it usable), because starting workers is slow. ``make_executor`` gives a factory of new,
@@ -57,7 +57,7 @@ SLEEP = 1.0
 
 
 def _wait_for_workers(executor: Executor, n: int) -> None:
-    """Returns once ``n`` tasks ran at once in ``n`` processes (workers start, or restart)."""
+    """Returns once ``n`` tasks ran at once in ``n`` processes: workers started or restarted."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         tasks = executor.map(process_id, [0.2] * n)
@@ -166,6 +166,7 @@ class ExecutorContract:
         assert executor.submit(add, 1, 2).result(TIMEOUT) == 3
         tasks = executor.map(echo, range(4))
         assert [t.result(TIMEOUT) for t in tasks] == list(range(4))
+        _wait_for_workers(executor, min(executor.capabilities.workers, 4))  # back to strength
 
     def test_a_worker_death_fails_at_most_the_tasks_running_beside_it(
         self, executor: Executor
@@ -184,6 +185,7 @@ class ExecutorContract:
             survived.append(n)
         # The queued tasks run on; only those sharing the worker (or the pool) may be lost.
         assert len(survived) >= len(others) - executor.capabilities.workers, survived
+        _wait_for_workers(executor, min(executor.capabilities.workers, 4))
 
     # -- opening and closing -------------------------------------------------------------------
 
