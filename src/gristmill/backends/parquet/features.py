@@ -11,7 +11,9 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import logging
+import os
 import uuid
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -74,10 +76,7 @@ class ParquetOfflineStore:
         fs.makedirs(temporary, exist_ok=True)
         try:
             pq.write_table(table, f"{temporary}/{PART}", filesystem=arrow)
-            if fs.exists(final):  # another writer finished first; its files are the same
-                _remove(fs, temporary)
-            else:
-                fs.mv(temporary, final, recursive=True)
+            _publish(fs, temporary, final)
         except BaseException:
             _remove(fs, temporary)
             raise
@@ -177,6 +176,25 @@ class ParquetOfflineStore:
             except duckdb.Error as exc:
                 raise DataError(f"the as-of join on {on!r} failed: {exc}") from exc
         return found["feature_row"].combine_chunks()
+
+
+def _publish(fs: Any, temporary: str, final: str) -> None:
+    """Rename ``temporary`` to ``final`` unless another writer of the same set got there
+    first (its files are the same); then ``temporary`` is removed. Never nests one in the
+    other: on a local disk the rename is one atomic ``os.rename``, which refuses an existing
+    target."""
+    if fs.exists(final):
+        _remove(fs, temporary)
+        return
+    try:
+        if "file" in fs.protocol:
+            os.rename(temporary, final)
+        else:
+            fs.mv(temporary, final, recursive=True)
+    except OSError:
+        if not fs.exists(f"{final}/{PART}"):
+            raise
+        _remove(fs, temporary)
 
 
 def _keys(key: pa.ChunkedArray, at: pa.ChunkedArray | pa.Array) -> pa.Table:
