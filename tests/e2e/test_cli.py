@@ -57,6 +57,10 @@ def test_run_example_then_inspect(example: Path) -> None:
     assert "succeeded" in result.stdout
     assert "skipped (stages not built yet): deploy" in result.stdout
     assert "leaderboard (f1, test subset)" in result.stdout and "gate: passed" in result.stdout
+    candidates = json.loads(gm("ls", "candidates", "--json", cwd=example, check=True).stdout)
+    assert {c["name"] for c in candidates} >= {"logreg", "forest", "boosting"}
+    shown = gm("show", candidates[0]["candidate_id"], cwd=example, check=True).stdout
+    assert "split_id: sp_" in shown and "metrics:" in shown
     assert "penguins_v1" in result.stdout and "wine_v1" in result.stdout
     for source in ("penguins", "wine", "field_notes"):
         assert source in result.stdout

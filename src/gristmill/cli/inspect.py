@@ -29,6 +29,7 @@ class Kind(StrEnum):
     batches = "batches"
     feature_sets = "feature-sets"
     reports = "reports"
+    candidates = "candidates"
 
 
 @contextmanager
@@ -63,7 +64,8 @@ def _print_json(rows: list[dict[str, Any]]) -> None:
 def ls(
     ctx: typer.Context,
     kind: Annotated[
-        Kind, typer.Argument(help="What to list: runs, batches, feature-sets or reports.")
+        Kind,
+        typer.Argument(help="What to list: runs, batches, feature-sets, reports, candidates."),
     ],
     source: Annotated[
         str | None, typer.Option(help="Only batches of this source / sets of this name.")
@@ -71,7 +73,7 @@ def ls(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """List runs, raw batches, feature sets or validation reports, newest first.
+    """List runs, raw batches, feature sets, reports or model candidates, newest first.
 
     \b
         gristmill ls runs
@@ -95,6 +97,17 @@ def ls(
                     str(len(f.inputs)),
                     _when(f.created_at),
                 )
+        elif kind is Kind.candidates:
+            found = store.candidates.list_candidates(limit=limit)
+            rows = [asdict(c) for c in found]
+            table = _table(
+                "candidate", "name", "algorithm", "status", "metrics", ids=("candidate",)
+            )
+            for c in found:
+                metrics = ", ".join(
+                    f"{k}={v:.4g}" for k, v in c.metrics.items() if isinstance(v, int | float)
+                )
+                table.add_row(c.candidate_id, c.name, c.algorithm, c.status, metrics or "-")
         elif kind is Kind.reports:
             reports = store.reports.list_reports(limit=limit)
             rows = [{k: v for k, v in asdict(r).items() if k != "body"} for r in reports]
@@ -179,8 +192,12 @@ def _resolve(store: MetadataStore, object_id: str) -> str:
 def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
     if object_id.startswith("fs_"):
         return "feature set", asdict(store.feature_sets.get_feature_set(object_id))
-    if object_id.startswith("rep_"):
+    if object_id.startswith(("rep_", "lb_")):
         return "report", asdict(store.reports.get_report(object_id))
+    if object_id.startswith("mc_"):
+        return "candidate", asdict(store.candidates.get_candidate(object_id))
+    if object_id.startswith("sp_"):
+        return "split", asdict(store.splits.get_split(object_id))
     full = _resolve(store, object_id)
     run = store.runs.find_run(full)
     if run is None:
@@ -283,7 +300,8 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """Show a run (its stage executions), a raw batch (its schema), a feature set (fs_…,
-    its columns and selection scores) or a validation report (rep_…, its statistics).
+    its columns and selection scores), a report (rep_… validation, lb_… leaderboard), a
+    model candidate (mc_…) or a split (sp_…).
 
     \b
         gristmill show 01M8F62MRZACAVEHTA8B9TG6W0
@@ -311,14 +329,16 @@ def show(
             console.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
     if kind == "feature set":
         _print_feature_set(record)
-    elif kind == "report":
+    elif kind == "report" and record.get("kind") == "validation":
         _print_report(record)
+    elif kind == "report":
+        console.print_json(json.dumps(record.get("body", {}), default=str))
     elif kind == "batch":
         table = _table("column", "type", "nullable", title="schema", title_justify="left")
         for col in record["schema"]:
             table.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
         console.print(table)
-    else:
+    elif kind == "run":
         _print_run(record)
 
 
