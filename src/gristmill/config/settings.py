@@ -9,10 +9,11 @@ globally.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -35,12 +36,22 @@ def _known(kind: str, value: str, known: tuple[str, ...]) -> str:
     return value
 
 
+def _one_of(kind: str, known: tuple[str, ...]) -> Callable[[str], str]:
+    return lambda value: _known(kind, value, known)
+
+
+BusBackend = Annotated[str, AfterValidator(_one_of("bus", BUS_BACKENDS))]
+MetadataBackend = Annotated[str, AfterValidator(_one_of("metadata", METADATA_BACKENDS))]
+ExecutorBackend = Annotated[str, AfterValidator(_one_of("executor", EXECUTOR_BACKENDS))]
+OnlineBackend = Annotated[str, AfterValidator(_one_of("online", ONLINE_BACKENDS))]
+
+
 class BusSettings(BaseModel):
     """The event bus. ``url`` defaults to a SQLite file under ``home``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = "sqlite"
+    backend: BusBackend = "sqlite"
     url: str | None = None
     namespace: str = Field("gristmill", pattern=r"^[A-Za-z0-9_-]+$")
     max_attempts: int = Field(5, ge=1, description="Deliveries before an event is dead-lettered.")
@@ -48,25 +59,15 @@ class BusSettings(BaseModel):
         30.0, gt=0, description="Seconds a delivery is leased before redelivery."
     )
 
-    @field_validator("backend")
-    @classmethod
-    def _check_backend(cls, value: str) -> str:
-        return _known("bus", value, BUS_BACKENDS)
-
 
 class MetadataSettings(BaseModel):
     """The metadata store (runs, lineage, audit, raw batch manifest)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = "sqlite"
+    backend: MetadataBackend = "sqlite"
     url: str | None = None
     db_schema: str | None = Field(None, description="PostgreSQL schema for all tables.")
-
-    @field_validator("backend")
-    @classmethod
-    def _check_backend(cls, value: str) -> str:
-        return _known("metadata", value, METADATA_BACKENDS)
 
 
 class RawSettings(BaseModel):
@@ -83,14 +84,9 @@ class ExecutorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = "local"
+    backend: ExecutorBackend = "local"
     address: str | None = Field(None, description="dask scheduler address")
     workers: int | None = Field(None, ge=1)
-
-    @field_validator("backend")
-    @classmethod
-    def _check_backend(cls, value: str) -> str:
-        return _known("executor", value, EXECUTOR_BACKENDS)
 
 
 class StoreSettings(BaseModel):
@@ -106,14 +102,9 @@ class OnlineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: str = "sqlite"
+    backend: OnlineBackend = "sqlite"
     url: str | None = None
     namespace: str = Field("gristmill", pattern=r"^[A-Za-z0-9_.-]+$")
-
-    @field_validator("backend")
-    @classmethod
-    def _check_backend(cls, value: str) -> str:
-        return _known("online", value, ONLINE_BACKENDS)
 
 
 class StreamSettings(BaseModel):
