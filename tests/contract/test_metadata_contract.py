@@ -17,11 +17,13 @@ from alembic.migration import MigrationContext
 from gristmill.backends.sql import SqlMetadataStore
 from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
+from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.migrations import VERSION_TABLE, upgrade_to_head
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
+from gristmill.backends.sql.splits import SqlSplitStore
 from gristmill.backends.sql.tables import metadata
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
@@ -140,7 +142,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0003"
+HEAD = "0004"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -207,6 +209,26 @@ def test_a_v0002_database_migrates_to_head_keeping_its_rows(
         assert store.candidates.list_candidates(feature_set_id="fs-1") == [
             make_candidate("c-1", split_id="sp-1")
         ]
+        assert _schema_drift(store, url, schema) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0003_database_migrates_to_head_keeping_its_rows(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    def fill(old: SqlDatabase) -> None:
+        SqlSplitStore(old).add_split(make_split("sp-1"))
+        SqlCandidateStore(old).save_candidate(make_candidate("c-1"))
+
+    url, schema = _database_at(request, backend, "0003", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        assert store.splits.get_split("sp-1") == make_split("sp-1")
+        candidate = store.candidates.get_candidate("c-1")
+        assert candidate == make_candidate("c-1")
+        version = store.registry.register_version("churn", candidate)
+        assert store.registry.set_alias("churn", "champion", version.version) is None
+        assert store.registry.find_alias("churn", "champion") == version
         assert _schema_drift(store, url, schema) == []
 
 

@@ -90,8 +90,19 @@ class EvaluateSpec(_Section):
 
 
 class DeploySpec(_Section):
+    """How a model reaches production. The evaluation gate reads ``model`` and the margins:
+    the best candidate must beat the champion by at least both of them."""
+
     policy: Literal["manual", "gated", "always"] = "gated"
-    min_improvement: float = 0.0
+    model: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Registry name of the model (default: `name`)."
+    )
+    min_improvement: float = Field(
+        0.0, ge=0, description="Least gain over the champion, in the metric's own units."
+    )
+    min_relative_improvement: float = Field(
+        0.0, ge=0, description="Least gain over the champion as a fraction of its value."
+    )
     canary: float | None = Field(None, ge=0, le=1)
 
 

@@ -1,8 +1,8 @@
 """Metadata store ports: runs, stage executions, lineage edges and the audit log.
 
 The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the report store
-(``stores.reports``), the feature-set catalog (``stores.features``) and the split and
-candidate stores (``stores.models``), kept in the same database.
+(``stores.reports``), the feature-set catalog (``stores.features``), and the split and
+candidate stores and the model registry (``stores.models``), kept in the same database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from gristmill.stores.features import FeatureSetCatalog
-from gristmill.stores.models import CandidateStore, SplitStore
+from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
 from gristmill.stores.raw import BatchCatalog
 from gristmill.stores.reports import ReportStore
 
@@ -163,6 +163,9 @@ class MetadataStore(Protocol):
 
     @property
     def candidates(self) -> CandidateStore: ...
+
+    @property
+    def registry(self) -> ModelRegistry: ...
 
     def open(self) -> None: ...
 

@@ -1,4 +1,4 @@
-"""Model stores: split manifests and model candidates (the offline learning loop's records).
+"""Model stores: split manifests, model candidates and the model registry.
 
 * A **split** (``split_id``) says which rows of a feature set are train / validation / test:
   a reproducible rule (strategy + parameters + seed) and, when the rule cannot be replayed
@@ -8,17 +8,27 @@
   the feature set and split it saw, timings, library versions, metrics once evaluated.
   ``candidate_id`` is derived from (feature set, split, name, algorithm, params), so a
   resumed run finds the candidates already trained and skips them.
+* The **registry** names the models that may serve: a candidate registered under a model
+  name becomes a numbered **version** (1, 2, 3 … per name, never reused), and **aliases**
+  (``champion``, ``challenger``, ``previous`` …) point at versions and move between them.
 
 ``get_*`` raise ``NotFoundError``; ``find_*`` return ``None``; lists are newest first.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from gristmill.config.spec import NAME_PATTERN
+from gristmill.errors import ConfigError
+
 CandidateStatus = Literal["trained", "failed"]
+ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+RESERVED_ALIASES = frozenset({"latest"})
+"""Aliases no one may set: ``latest`` stands for the newest version wherever one is asked for."""
 
 
 @dataclass(frozen=True)
@@ -84,3 +94,122 @@ class CandidateStore(Protocol):
         feature_set_id: str | None = None,
         limit: int = 100,
     ) -> list[Candidate]: ...
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One numbered version of a named model: the candidate it was made from, frozen.
+
+    ``artifact`` (the model bundle's digest), ``task`` and ``metrics`` are copied from the
+    candidate when it is registered, so the version keeps what it was promoted with even if
+    the candidate is evaluated again later.
+    """
+
+    model: str
+    version: int
+    candidate_id: str
+    created_at: datetime
+    artifact: str | None = None
+    task: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """``<model>/<version>`` (``churn/3``): the version's node id in lineage."""
+        return f"{self.model}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """``model@alias`` points at ``version`` since ``updated_at``."""
+
+    model: str
+    alias: str
+    version: int
+    updated_at: datetime
+
+
+class ModelRegistry(Protocol):
+    """Named models, their monotonic versions and movable aliases.
+
+    * Versions of a model are numbered 1, 2, 3 … in the order they are registered, without
+      gaps or reuse, even when several processes register at once. A candidate is
+      registered at most once per model: registering it again returns its version.
+    * An alias names one version of one model; setting it moves it. Each change is atomic.
+    * Registering records a lineage edge ``candidate → <model>/<version>`` (relation
+      ``registered_as``) and an audit entry; every alias change records an audit entry
+      (subject ``model:<model>``, action ``model.registered`` / ``model.alias_set`` /
+      ``model.alias_removed``, details naming the version and, for a move, the one before).
+    * Model names follow the spec's name pattern; aliases start with a letter and hold up
+      to 64 letters, digits, ``_`` and ``-``; ``latest`` is reserved. Others: ``ConfigError``.
+    """
+
+    def register_version(
+        self, model: str, candidate: Candidate, *, actor: str = "gristmill"
+    ) -> ModelVersion:
+        """Register ``candidate`` as the next version of ``model`` (created on first use);
+        if it is registered under ``model`` already, return that version unchanged."""
+        ...
+
+    def get_version(self, model: str, version: int) -> ModelVersion:
+        """``NotFoundError`` naming the model and version when there is none."""
+        ...
+
+    def list_versions(
+        self, model: str | None = None, *, candidate_id: str | None = None, limit: int = 100
+    ) -> list[ModelVersion]:
+        """Versions of ``model`` (every model when ``None``), newest first; ``candidate_id``
+        keeps only the versions made from that candidate."""
+        ...
+
+    def set_alias(
+        self,
+        model: str,
+        alias: str,
+        version: int,
+        *,
+        previous: str | None = None,
+        actor: str = "gristmill",
+    ) -> ModelVersion | None:
+        """Point ``model@alias`` at ``version``; return the version it pointed at before.
+
+        With ``previous`` (e.g. ``"previous"``), the version ``alias`` leaves gets that
+        alias in the same transaction, so a promotion keeps its fallback. Setting an alias
+        to the version it points at already changes nothing. ``NotFoundError`` if the
+        version does not exist.
+        """
+        ...
+
+    def find_alias(self, model: str, alias: str) -> ModelVersion | None:
+        """The version ``model@alias`` points at, or ``None``."""
+        ...
+
+    def remove_alias(
+        self, model: str, alias: str, *, actor: str = "gristmill"
+    ) -> ModelVersion | None:
+        """Remove ``model@alias``; return the version it pointed at (``None``: it was not set)."""
+        ...
+
+    def list_aliases(self, model: str) -> list[ModelAlias]:
+        """The aliases of ``model``, by name."""
+        ...
+
+
+def check_model_name(model: str) -> None:
+    """``ConfigError`` unless ``model`` is a valid model name."""
+    if not re.fullmatch(NAME_PATTERN, model):
+        raise ConfigError(
+            f"model name {model!r} must start with a letter and hold only letters, digits, "
+            "'_' and '-'"
+        )
+
+
+def check_alias(alias: str) -> None:
+    """``ConfigError`` unless ``alias`` is a valid, unreserved alias."""
+    if not re.fullmatch(ALIAS_PATTERN, alias):
+        raise ConfigError(
+            f"alias {alias!r} must start with a letter and hold at most 64 letters, digits, "
+            "'_' and '-' (e.g. champion, challenger, previous)"
+        )
+    if alias in RESERVED_ALIASES:
+        raise ConfigError(f"alias {alias!r} is reserved; choose another name")

@@ -1,7 +1,8 @@
-"""The split and candidate stores' part of the metadata contract (``gristmill.stores.models``).
+"""The model stores' part of the metadata contract (``gristmill.stores.models``).
 
 ``MetadataStoreContract`` inherits it, so a backend passes it by passing that suite; it
-reaches the two stores as ``store.splits`` and ``store.candidates``.
+reaches the stores as ``store.splits``, ``store.candidates`` and (through
+``RegistryContract``) ``store.registry``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from gristmill.testing.metadata_records import (
     make_split,
     run_together,
 )
+from gristmill.testing.registry_contract import RegistryContract
 
 
-class ModelStoreContract:
-    """The semantics of ``SplitStore`` and ``CandidateStore`` on a ``MetadataStore``."""
+class ModelStoreContract(RegistryContract):
+    """The semantics of ``SplitStore``, ``CandidateStore`` and (inherited) ``ModelRegistry``
+    on a ``MetadataStore``."""
 
     __test__ = False
 

@@ -30,6 +30,7 @@ from gristmill.learners.serialization import loads
 from gristmill.stores.models import Candidate
 from gristmill.stores.reports import Report
 from gristmill.training.frames import training_frames
+from gristmill.training.gate import gate
 from gristmill.training.train import TrainingResult
 from gristmill.training.tuning import DEFAULT_METRIC
 
@@ -102,23 +103,6 @@ def _metrics(
     return outcome.metrics, outcome.curves, pictures
 
 
-def gate(spec: PipelineSpec, metric: str, best: Candidate | None) -> dict[str, Any]:
-    """Whether the best candidate may deploy: better than production by the margins."""
-    margin = spec.deploy.min_improvement if spec.deploy else 0.0
-    if best is None:
-        return {"passed": False, "reason": "no candidate trained; nothing can deploy"}
-    # The model registry (deployment stage) is not built yet: nothing is in production,
-    # so the best candidate has nothing to beat.
-    return {
-        "passed": True,
-        "candidate": best.name,
-        "value": best.metrics.get(metric),
-        "production": None,
-        "min_improvement": margin,
-        "reason": "no model in production yet; the best candidate may deploy",
-    }
-
-
 def assess(
     spec: PipelineSpec,
     result: TrainingResult,
@@ -160,7 +144,7 @@ def assess(
     failed = [
         {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
     ]
-    decision = gate(spec, metric, best)
+    decision = gate(spec, result, stores, metric, best, load=load_model)
     report_id = (
         "lb_"
         + digest_json(

@@ -12,14 +12,15 @@ from gristmill.backends.sql.executions import SqlExecutionStore
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.lineage import SqlLineageStore
 from gristmill.backends.sql.migrations import upgrade_to_head
+from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.splits import SqlSplitStore
 
 
 class SqlMetadataStore:
-    """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits and model
-    candidates in one database.
+    """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits, model
+    candidates and the model registry in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -44,6 +45,7 @@ class SqlMetadataStore:
         self.feature_sets = SqlFeatureSetCatalog(self._db)
         self.splits = SqlSplitStore(self._db)
         self.candidates = SqlCandidateStore(self._db)
+        self.registry = SqlModelRegistry(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

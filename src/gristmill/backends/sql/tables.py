@@ -5,8 +5,8 @@ name. Tables carry no schema: a PostgreSQL schema is applied per connection with
 ``schema_translate_map``. This is the *current* shape the adapters query; the migrations in
 ``migrations/versions`` build it step by step (a test checks that the two agree).
 
-No foreign keys: runs, executions, batches, reports, feature sets, splits, candidates and
-lineage refer to one another by ids that may come from elsewhere (an event's
+No foreign keys: runs, executions, batches, reports, feature sets, splits, candidates,
+model versions and lineage refer to one another by ids that may come from elsewhere (an event's
 ``correlation_id``, a node of any kind).
 """
 
@@ -214,4 +214,28 @@ candidates = sa.Table(
     sa.Index("ix_candidates_started", "started_at"),
     sa.Index("ix_candidates_run", "run_id", "started_at"),
     sa.Index("ix_candidates_feature_set", "feature_set_id", "started_at"),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("candidate_id", Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("artifact", Text, nullable=True),
+    sa.Column("task", Text, nullable=False),
+    sa.Column("metrics", JsonType, nullable=False),
+    # A candidate is one version of a model at most; racing registrations of it collide here.
+    sa.UniqueConstraint("model", "candidate_id", name="uq_model_versions_candidate"),
+    sa.Index("ix_model_versions_created", "created_at"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("alias", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

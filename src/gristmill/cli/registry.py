@@ -1,0 +1,194 @@
+"""Verbs of the model registry: ``promote`` a candidate, list the ``models`` and their versions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.errors import ConfigError
+from gristmill.runtime.pipeline_run import current_actor
+from gristmill.runtime.wiring import build_metadata
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.models import Candidate, ModelVersion
+from gristmill.training.gate import CHAMPION, PREVIOUS, promote
+
+FIND_CANDIDATES = "`gristmill ls candidates`"
+
+
+@contextmanager
+def _metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
+    settings = settings_from(ctx)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = build_metadata(settings)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _model_of(store: MetadataStore, candidate: Candidate) -> str:
+    """The model a candidate belongs to: the ``deploy.model`` or ``name`` of its run's spec."""
+    run = store.runs.find_run(candidate.run_id) if candidate.run_id else None
+    if run is None:
+        raise ConfigError(
+            f"candidate {candidate.candidate_id} was trained outside a pipeline run, so the "
+            "model it belongs to is unknown; name it: gristmill promote "
+            f"{candidate.candidate_id} --model NAME"
+        )
+    spec = run.summary.get("spec")
+    deploy = spec.get("deploy") if isinstance(spec, dict) else None
+    model = deploy.get("model") if isinstance(deploy, dict) else None
+    return str(model or run.pipeline)
+
+
+def promote_command(
+    ctx: typer.Context,
+    candidate_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="MC_ID",
+            help=f"A trained candidate's id (mc_…); list them with {FIND_CANDIDATES}.",
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry name of the model (default: deploy.model, else the name, of the "
+            "spec whose run trained the candidate)."
+        ),
+    ] = None,
+    alias: Annotated[
+        str, typer.Option(help="The alias to point at the version: champion, challenger, …")
+    ] = CHAMPION,
+) -> None:
+    """Make a trained candidate a version of a model and point an alias at it.
+
+    The candidate becomes the model's next version (a candidate promoted before keeps the
+    version it has). The alias moves to that version; when it is `champion`, the version it
+    leaves becomes `previous`. The evaluation gate compares every new best candidate with
+    the champion.
+
+    \b
+        gristmill ls candidates                        find the id of the one to promote
+        gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f
+        gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f --model churn --alias challenger
+        gristmill models churn                         its versions and aliases
+    """
+    with _metadata(ctx) as store:
+        candidate = store.candidates.get_candidate(candidate_id)
+        name = model or _model_of(store, candidate)
+        done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
+    version = done.version
+    if done.registered:
+        console.print(
+            f"registered {candidate.name} ({candidate_id}) as {name} version {version.version}",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{candidate.name} ({candidate_id}) is {name} version {version.version} already",
+            highlight=False,
+        )
+    target = f"{name}@{alias}"
+    if done.replaced is None:
+        console.print(f"{target} → version {version.version}", highlight=False)
+    elif done.replaced.version == version.version:
+        console.print(f"{target} is version {version.version} already; nothing moved")
+    else:
+        kept = f", which is now {name}@{PREVIOUS}" if alias == CHAMPION else ""
+        console.print(
+            f"{target} → version {version.version} (was version {done.replaced.version}{kept})",
+            highlight=False,
+        )
+
+
+def models(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="Only this model (default: every model).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="At most this many versions, newest first.")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """List registered model versions, newest first, with their aliases.
+
+    \b
+        gristmill models                   every model's versions
+        gristmill models churn             the versions of churn, with @champion, @previous …
+        gristmill models churn --json
+    """
+    with _metadata(ctx) as store:
+        versions = store.registry.list_versions(name, limit=limit)
+        aliases: dict[tuple[str, int], list[str]] = {}
+        for model in sorted({v.model for v in versions}):
+            for a in store.registry.list_aliases(model):
+                aliases.setdefault((a.model, a.version), []).append(a.alias)
+        names = {v.candidate_id: _candidate_name(store, v) for v in versions}
+    if as_json:
+        rows = [{**asdict(v), "aliases": aliases.get((v.model, v.version), [])} for v in versions]
+        console.print_json(json.dumps(rows, default=str))
+    elif versions:
+        console.print(_versions_table(versions, aliases, names))
+    elif name:
+        console.print(
+            f"no versions of model {name!r}; promote a candidate with `gristmill promote "
+            f"MC_ID --model {name}` (find ids with {FIND_CANDIDATES})",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "no models registered yet; promote a trained candidate with `gristmill promote "
+            f"MC_ID` (find ids with {FIND_CANDIDATES})",
+            highlight=False,
+        )
+
+
+def _candidate_name(store: MetadataStore, version: ModelVersion) -> str:
+    candidate = store.candidates.find_candidate(version.candidate_id)
+    return candidate.name if candidate else "?"
+
+
+def _versions_table(
+    versions: list[ModelVersion],
+    aliases: dict[tuple[str, int], list[str]],
+    names: dict[str, str],
+) -> Table:
+    table = Table()
+    for column in ("model", "version", "aliases", "candidate", "id", "metrics", "registered"):
+        table.add_column(column, no_wrap=column in ("id", "aliases"), justify="left")
+    for v in versions:
+        table.add_row(
+            v.model,
+            str(v.version),
+            " ".join(f"@{a}" for a in aliases.get((v.model, v.version), [])) or "-",
+            names.get(v.candidate_id, "?"),
+            v.candidate_id,
+            _metrics(v.metrics),
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+def _metrics(metrics: dict[str, Any]) -> str:
+    numbers = [
+        f"{k}={v:.4g}"
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return ", ".join(numbers) or "-"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("promote", rich_help_panel="Models")(promote_command)
+    app.command(rich_help_panel="Models")(models)

@@ -1,0 +1,335 @@
+"""The evaluation gate (may the best candidate replace the champion?) and ``promote``.
+
+The model in production is ``<model>@champion`` in the registry, where ``<model>`` is
+``deploy.model`` or else the spec's ``name``. With no champion, the best candidate passes.
+Otherwise both are measured by the spec's metric, on the same rows when that is possible:
+the champion's model is scored again on this split's test subset if it was trained for the
+same task and label on the same feature columns (a forecaster only on its own split, as it
+forecasts from the end of its own training series); else its recorded value stands in, and
+the decision says so. The candidate passes when it is better than the champion, in the
+metric's direction, by at least ``deploy.min_improvement`` (absolute, in the metric's units)
+and at least ``deploy.min_relative_improvement`` (a fraction of the champion's value). The
+best candidate that *is* the champion does not pass: there is nothing to deploy.
+
+``promote`` registers a candidate as a version of a model and points an alias at it (for
+``champion``, the version it replaces becomes ``previous``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from gristmill.config.spec import PipelineSpec
+from gristmill.errors import ConfigError, GristmillError
+from gristmill.evaluation import evaluate, higher_is_better
+from gristmill.features.prepare import FeatureStores
+from gristmill.learners import FittedLearner
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.models import Candidate, ModelVersion
+from gristmill.training.frames import training_frames
+from gristmill.training.train import TrainingResult
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+TOLERANCE = 1e-12
+"""Float noise allowed when a gain is held against a margin (0.3 - 0.2 meets 0.1)."""
+
+Loader = Callable[[FeatureStores, Candidate], tuple[dict[str, Any], FittedLearner]]
+"""Loads a candidate's bundle manifest and fitted learner (``assess.load_model``)."""
+
+
+@dataclass(frozen=True)
+class Margins:
+    """How much better than the champion a candidate must be (both apply)."""
+
+    absolute: float = 0.0
+    relative: float = 0.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate's value against the champion's. ``gain`` is positive when the candidate
+    is better, whatever the metric's direction; ``relative_gain`` is ``gain / |champion|``
+    (``None`` when the champion's value is 0). ``shortfall`` says why it did not pass."""
+
+    gain: float
+    relative_gain: float | None
+    passed: bool
+    shortfall: str = ""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The champion's value of the metric and how it was obtained."""
+
+    value: float | None
+    comparison: Literal["rescored", "recorded"]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What ``promote`` did: the version (``registered``: made now, not found), the alias
+    moved, and the version the alias pointed at before (``None``: it was not set)."""
+
+    version: ModelVersion
+    alias: str
+    registered: bool
+    replaced: ModelVersion | None
+
+
+def model_name(spec: PipelineSpec) -> str:
+    """The registry name of the spec's model: ``deploy.model``, else the spec's ``name``."""
+    return (spec.deploy.model if spec.deploy else None) or spec.name
+
+
+def compare(candidate: float, champion: float, *, higher: bool, margins: Margins) -> Comparison:
+    """Hold ``candidate`` against ``champion`` (``higher``: larger values are better)."""
+    gain = candidate - champion if higher else champion - candidate
+    relative = gain / abs(champion) if champion != 0 else None
+    if gain <= TOLERANCE:
+        return Comparison(gain, relative, False, "it is not better than the champion")
+    problems = []
+    if gain < margins.absolute - TOLERANCE:
+        problems.append(f"its gain {gain:.4g} is below min_improvement {margins.absolute:g}")
+    # A gain over a champion at exactly 0 is infinitely large relative to it: it passes.
+    if relative is not None and relative < margins.relative - TOLERANCE:
+        problems.append(
+            f"its relative gain {relative:.2%} is below min_relative_improvement "
+            f"{margins.relative:.2%}"
+        )
+    return Comparison(gain, relative, not problems, "; ".join(problems))
+
+
+def decide(
+    model: str,
+    metric: str,
+    best: Candidate | None,
+    champion: ModelVersion | None,
+    measured: Measured | None,
+    margins: Margins,
+) -> dict[str, Any]:
+    """The gate's decision, as recorded in the leaderboard report's ``gate``."""
+    decision: dict[str, Any] = {
+        "model": model,
+        "metric": metric,
+        "min_improvement": margins.absolute,
+        "min_relative_improvement": margins.relative,
+        "production": None,
+        "improvement": None,
+        "relative_improvement": None,
+    }
+    if best is None:
+        return {**decision, "passed": False, "reason": "no candidate trained; nothing can deploy"}
+    value = _number(best.metrics.get(metric))
+    decision |= {"candidate": best.name, "candidate_id": best.candidate_id, "value": value}
+    if champion is None:
+        reason = f"no model {model!r} in production yet (no {model}@{CHAMPION}); "
+        return {**decision, "passed": True, "reason": reason + f"{best.name} may deploy"}
+    where = f"{model} version {champion.version} ({CHAMPION})"
+    decision["production"] = {
+        "version": champion.version,
+        "alias": CHAMPION,
+        "candidate_id": champion.candidate_id,
+        "value": measured.value if measured else None,
+        "comparison": measured.comparison if measured else None,
+        "note": measured.note if measured else "",
+    }
+    if champion.candidate_id == best.candidate_id:
+        reason = f"{best.name} is {where} already; nothing new to deploy"
+        return {**decision, "passed": False, "reason": reason}
+    if value is None:
+        reason = f"{best.name} has no {metric} value; it cannot be compared with {where}"
+        return {**decision, "passed": False, "reason": reason}
+    if measured is None or measured.value is None:
+        why = f" ({measured.note})" if measured and measured.note else ""
+        reason = (
+            f"{where} has no {metric} value to compare with{why}; promote by hand if "
+            f"{best.name} should replace it: gristmill promote {best.candidate_id}"
+        )
+        return {**decision, "passed": False, "reason": reason}
+    higher = higher_is_better(metric)
+    outcome = compare(value, measured.value, higher=higher, margins=margins)
+    decision |= {
+        "passed": outcome.passed,
+        "higher_is_better": higher,
+        "improvement": outcome.gain,
+        "relative_improvement": outcome.relative_gain,
+        "reason": _reason(best.name, where, metric, value, measured, outcome),
+    }
+    return decision
+
+
+def _reason(
+    name: str, where: str, metric: str, value: float, measured: Measured, outcome: Comparison
+) -> str:
+    relative = "" if outcome.relative_gain is None else f", {outcome.relative_gain:+.2%}"
+    numbers = f"{value:.4g} vs {measured.value:.4g} ({outcome.gain:+.4g}{relative})"
+    if measured.comparison == "rescored":
+        basis = "both scored on this split's test subset"
+    else:
+        basis = f"the champion's value is the one recorded on its own test subset ({measured.note})"
+    if measured.comparison == "rescored" and measured.note:
+        basis += f"; {measured.note}"
+    if outcome.passed:
+        return f"{name} beats {where} on {metric}: {numbers}; {basis}"
+    return f"{name} does not replace {where} on {metric}: {numbers}; {outcome.shortfall}; {basis}"
+
+
+def gate(
+    spec: PipelineSpec,
+    result: TrainingResult,
+    stores: FeatureStores,
+    metric: str,
+    best: Candidate | None,
+    *,
+    load: Loader,
+) -> dict[str, Any]:
+    """Whether ``best`` may deploy (see the module docstring); the decision is a dict."""
+    deploy = spec.deploy
+    margins = Margins(
+        deploy.min_improvement if deploy else 0.0,
+        deploy.min_relative_improvement if deploy else 0.0,
+    )
+    model = model_name(spec)
+    champion = stores.metadata.registry.find_alias(model, CHAMPION)
+    measured = None
+    if champion is not None and best is not None and champion.candidate_id != best.candidate_id:
+        measured = measure_champion(champion, result, stores, metric, load)
+    return decide(model, metric, best, champion, measured, margins)
+
+
+def measure_champion(
+    champion: ModelVersion,
+    result: TrainingResult,
+    stores: FeatureStores,
+    metric: str,
+    load: Loader,
+) -> Measured:
+    """The champion's ``metric`` on this split's test subset, else as recorded."""
+    recorded = _number(champion.metrics.get(metric))
+    candidate = stores.metadata.candidates.find_candidate(champion.candidate_id)
+    if candidate is None:
+        return Measured(recorded, "recorded", "its candidate record is gone")
+    features, truth = training_frames(result.split.test, result.feature_set)
+    try:
+        _, fitted = load(stores, candidate)
+    except GristmillError as exc:
+        return Measured(recorded, "recorded", f"its model cannot be loaded: {exc}")
+    obstacle = _obstacle(candidate, fitted, list(features.columns), result, stores)
+    if obstacle:
+        return Measured(recorded, "recorded", obstacle)
+    try:
+        value = _score(fitted, features, truth, result, metric)
+    except (GristmillError, ValueError, TypeError) as exc:  # a broken champion must not stop us
+        logger.warning("could not re-score %s: %s", champion.ref, exc)
+        return Measured(recorded, "recorded", f"re-scoring it failed: {exc}")
+    same = candidate.feature_set_id == result.feature_set.feature_set_id or _same_pipeline(
+        candidate, result, stores
+    )
+    note = "" if same else "its features were prepared by a pipeline fitted on other data"
+    return Measured(value, "rescored", note)
+
+
+def _obstacle(
+    candidate: Candidate,
+    fitted: FittedLearner,
+    columns: list[str],
+    result: TrainingResult,
+    stores: FeatureStores,
+) -> str:
+    """Why the champion cannot be scored on this test subset ('' when it can)."""
+    if candidate.task != result.task:
+        return f"it is a {candidate.task} model, this is a {result.task} task"
+    if set(fitted.feature_names) != set(columns):
+        return "it was trained on other feature columns"
+    if result.task == "forecasting" and candidate.split_id != result.split.split_id:
+        return "a forecaster forecasts from the end of its own training series"
+    trained_on = stores.metadata.feature_sets.find_feature_set(candidate.feature_set_id)
+    if trained_on is None:
+        return f"its feature set {candidate.feature_set_id} is not recorded"
+    if trained_on.label != result.feature_set.label:
+        return f"it predicts {trained_on.label!r}, not {result.feature_set.label!r}"
+    return ""
+
+
+def _same_pipeline(candidate: Candidate, result: TrainingResult, stores: FeatureStores) -> bool:
+    trained_on = stores.metadata.feature_sets.find_feature_set(candidate.feature_set_id)
+    return trained_on is not None and (
+        trained_on.pipeline_artifact == result.feature_set.pipeline_artifact
+    )
+
+
+def _score(
+    fitted: FittedLearner,
+    features: pd.DataFrame,
+    truth: pd.Series | None,
+    result: TrainingResult,
+    metric: str,
+) -> float | None:
+    task = result.task
+    features = features[list(fitted.feature_names)]
+    proba = None
+    if task == "forecasting":
+        predicted = fitted.forecast(len(features), features if len(features.columns) else None)
+    else:
+        predicted = fitted.predict(features)
+        if task == "classification" and "proba" in fitted.capabilities:
+            proba = fitted.predict_proba(features)
+    train_y = None
+    if task == "forecasting":
+        _, train_y = training_frames(result.split.train, result.feature_set)
+    outcome = evaluate(
+        task,
+        [metric],
+        truth,
+        predicted,
+        proba,
+        classes=fitted.classes if task == "classification" else None,
+        train_y=train_y,
+        features=features,
+    )
+    return _number(outcome.metrics.get(metric))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def promote(
+    metadata: MetadataStore,
+    candidate_id: str,
+    model: str,
+    *,
+    alias: str = CHAMPION,
+    actor: str = "gristmill",
+) -> Promotion:
+    """Make a trained candidate ``model@alias``: register it as a version (or find the version
+    it has already) and move the alias; the champion it replaces becomes ``previous``."""
+    candidate = metadata.candidates.get_candidate(candidate_id)
+    if candidate.status != "trained" or candidate.artifact is None:
+        raise ConfigError(
+            f"candidate {candidate_id} ({candidate.name}) failed in training and has no model "
+            "to promote; pick a trained one from `gristmill ls candidates`"
+        )
+    registry = metadata.registry
+    known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
+    version = known[0] if known else registry.register_version(model, candidate, actor=actor)
+    replaced = registry.set_alias(
+        model,
+        alias,
+        version.version,
+        previous=PREVIOUS if alias == CHAMPION else None,
+        actor=actor,
+    )
+    return Promotion(version, alias, not known, replaced)
