@@ -16,7 +16,7 @@ from gristmill.errors import ConfigError, SpecError
 from gristmill.execution.inline import InlineExecutor
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
-from gristmill.training.assess import load_model
+from gristmill.training.bundle import load_model
 from gristmill.training.train import train
 
 
@@ -124,6 +124,29 @@ async def test_tuning_runs_trials_and_keeps_the_best(services: Services, tmp_pat
     )
     assert len(candidate.tuning["trials"]) == 4
     assert candidate.params["C"] == candidate.tuning["best_params"]["C"]
+
+
+async def test_a_custom_split_named_in_the_spec_decides_the_subsets(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_splits.py").write_text(
+        "import numpy as np\n"
+        "def every_fourth(table):\n"
+        "    return np.where(np.arange(table.num_rows) % 4 == 0, 'test', 'train')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = parse_spec(
+        {
+            **cancer_spec(tmp_path),
+            "split": {"strategy": "custom", "custom": "my_splits:every_fourth"},
+        }
+    )
+    report = await run_pipeline(spec, services, timeout=240)
+    assert report.run.status == "succeeded"
+    (trained,) = report.of_type(MODEL_TRAINED)
+    split = services.metadata.splits.get_split(trained.payload["split_id"])
+    assert split.strategy == "custom"
+    assert split.sizes == {"train": 426, "test": 143}  # 569 rows, every fourth one for test
 
 
 async def test_an_unknown_algorithm_is_refused_before_the_run(

@@ -103,14 +103,25 @@ def main_options(
 
 
 def _register() -> None:
-    from gristmill.cli import doctor, features, inspect, maintenance, running, worker
+    from gristmill.cli import (
+        doctor,
+        features,
+        inspect,
+        maintenance,
+        registry,
+        running,
+        training,
+        worker,
+    )
 
     running.register(app)
     features.register(app)
+    training.register(app)
     worker.register(app)
     inspect.register(app)
     doctor.register(app)
     maintenance.register(app)
+    registry.register(app)
 
 
 _register()

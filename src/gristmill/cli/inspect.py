@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,9 +19,9 @@ from gristmill.cli.settings import settings_from
 from gristmill.errors import NotFoundError
 from gristmill.runtime.wiring import build_metadata
 from gristmill.stores.lineage import lineage_graph
-from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.metadata import MetadataStore, Run
 
-PREFIX_SCAN = 1000  # how many recent runs/batches an id prefix is matched against
+PREFIX_SCAN = 1000  # how many of the newest ids of each listing a prefix is matched against
 
 
 class Kind(StrEnum):
@@ -166,47 +166,102 @@ def ls(
         console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
 
 
-def _resolve(store: MetadataStore, object_id: str) -> str:
-    """The full run or batch id that ``object_id`` is, or is the unique prefix of."""
-    if store.runs.find_run(object_id) is not None:
-        return object_id
+@dataclass(frozen=True)
+class _IdKind:
+    """A kind of object ``show`` finds by its id, or by the unique start of one."""
+
+    name: str
+    get: Callable[[str], Any]
+    recent: Callable[[], Iterable[str]]
+    """The newest ids (``PREFIX_SCAN`` of each listing) a start is matched against."""
+    listing: str
+
+
+def _id_kinds(store: MetadataStore) -> dict[str, _IdKind]:
+    """The kinds by id prefix; ``""`` (runs and batches, whose ids are ULIDs) comes last."""
+
+    def splits() -> set[str]:  # no listing: the splits of candidates and of feature sets
+        ids = {c.split_id for c in store.candidates.list_candidates(limit=PREFIX_SCAN)}
+        for f in store.feature_sets.list_feature_sets(limit=PREFIX_SCAN):
+            ids.update(e.child_id for e in store.lineage.children(f.feature_set_id))
+        return ids
+
+    sets = store.feature_sets
+    reports = _IdKind(
+        "report",
+        store.reports.get_report,
+        lambda: [r.report_id for r in store.reports.list_reports(limit=PREFIX_SCAN)],
+        "`gristmill ls reports`",
+    )
+    return {
+        "fs_": _IdKind(
+            "feature set",
+            sets.get_feature_set,
+            lambda: [f.feature_set_id for f in sets.list_feature_sets(limit=PREFIX_SCAN)],
+            "`gristmill ls feature-sets`",
+        ),
+        "rep_": reports,
+        "lb_": reports,
+        "mc_": _IdKind(
+            "candidate",
+            store.candidates.get_candidate,
+            lambda: [c.candidate_id for c in store.candidates.list_candidates(limit=PREFIX_SCAN)],
+            "`gristmill ls candidates`",
+        ),
+        "sp_": _IdKind(
+            "split",
+            store.splits.get_split,
+            splits,
+            "`gristmill ls candidates --json` (split_id) or `gristmill lineage <feature set>`",
+        ),
+        "": _IdKind(
+            "run or batch",
+            lambda full: store.runs.find_run(full) or store.batches.get_batch(full),
+            lambda: [
+                *(r.run_id for r in store.runs.list_runs(limit=PREFIX_SCAN)),
+                *(b.batch_id for b in store.batches.list_batches(limit=PREFIX_SCAN)),
+            ],
+            "`gristmill ls runs` or `gristmill ls batches`",
+        ),
+    }
+
+
+def _resolve(store: MetadataStore, object_id: str) -> tuple[str, str, Any]:
+    """``(kind, full id, record)`` of the object ``object_id`` names or uniquely starts."""
+    prefix, kind = next((p, k) for p, k in _id_kinds(store).items() if object_id.startswith(p))
     try:
-        return store.batches.get_batch(object_id).batch_id
+        full, found = object_id, kind.get(object_id)
     except NotFoundError:
-        pass
-    ids = [r.run_id for r in store.runs.list_runs(limit=PREFIX_SCAN)]
-    ids += [b.batch_id for b in store.batches.list_batches(limit=PREFIX_SCAN)]
-    matches = sorted({i for i in ids if i.startswith(object_id.upper())})
+        full = _complete(object_id.lower() if prefix else object_id.upper(), kind)
+        found = kind.get(full)
+    name = kind.name if prefix else "run" if isinstance(found, Run) else "batch"
+    return name, full, found
+
+
+def _complete(start: str, kind: _IdKind) -> str:
+    """The one recent id of ``kind`` beginning with ``start``; ``NotFoundError`` listing the
+    matches when several do, or saying where the ids are listed when none does."""
+    matches = sorted({i for i in kind.recent() if i.startswith(start)})
     if len(matches) == 1:
         return matches[0]
-    if len(matches) > 1:
+    if matches:
+        more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
         raise NotFoundError(
-            f"{object_id!r} is the start of several ids ({', '.join(matches[:5])}); give more of it"
+            f"{start!r} is the start of {len(matches)} {kind.name} ids: "
+            f"{', '.join(matches[:10])}{more}; give more of it"
         )
     raise NotFoundError(
-        f"no run or batch with id {object_id!r}; list them with `gristmill ls runs` "
-        "or `gristmill ls batches`"
+        f"no {kind.name} id is or starts with {start!r}; find the ids with {kind.listing}"
     )
 
 
-def _find(store: MetadataStore, object_id: str) -> tuple[str, dict[str, Any]]:
-    if object_id.startswith("fs_"):
-        return "feature set", asdict(store.feature_sets.get_feature_set(object_id))
-    if object_id.startswith(("rep_", "lb_")):
-        return "report", asdict(store.reports.get_report(object_id))
-    if object_id.startswith("mc_"):
-        return "candidate", asdict(store.candidates.get_candidate(object_id))
-    if object_id.startswith("sp_"):
-        return "split", asdict(store.splits.get_split(object_id))
-    full = _resolve(store, object_id)
-    run = store.runs.find_run(full)
-    if run is None:
-        return "batch", asdict(store.batches.get_batch(full))
-    return "run", {
-        **asdict(run),
-        "executions": [asdict(e) for e in store.executions.list_executions(full)],
-        "audit": [asdict(a) for a in store.audit.list_entries(subject=full)],
-    }
+def _find(store: MetadataStore, object_id: str) -> tuple[str, str, dict[str, Any]]:
+    kind, full, found = _resolve(store, object_id)
+    record = asdict(found)
+    if kind == "run":
+        record["executions"] = [asdict(e) for e in store.executions.list_executions(full)]
+        record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=full)]
+    return kind, full, record
 
 
 def _print_feature_set(record: dict[str, Any]) -> None:
@@ -296,7 +351,9 @@ def _print_run(record: dict[str, Any]) -> None:
 
 def show(
     ctx: typer.Context,
-    id: Annotated[str, typer.Argument(help="A run or batch id, or the start of one.")],
+    id: Annotated[
+        str, typer.Argument(help="An id (run, batch, fs_, rep_, lb_, mc_, sp_), or its start.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """Show a run (its stage executions), a raw batch (its schema), a feature set (fs_…,
@@ -306,13 +363,14 @@ def show(
     \b
         gristmill show 01M8F62MRZACAVEHTA8B9TG6W0
         gristmill show 01M8F62M          # a unique prefix is enough
+        gristmill show fs_3fa9           # for every kind of id
     """
     with _metadata(ctx) as store:
-        kind, record = _find(store, id)
+        kind, full_id, record = _find(store, id)
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return
-    console.print(f"[bold]{kind} {id}[/]")
+    console.print(f"[bold]{kind} {full_id}[/]")
     hidden = (
         "schema",
         "executions",
@@ -350,7 +408,7 @@ def _lineage_node(store: MetadataStore, object_id: str) -> str:
         if store.lineage.parents(candidate) or store.lineage.children(candidate):
             return candidate
     try:
-        return _resolve(store, object_id)
+        return _resolve(store, object_id)[1]
     except NotFoundError:
         raise NotFoundError(
             f"no lineage recorded for {object_id!r}; give a batch id (or its start), a "

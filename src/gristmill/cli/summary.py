@@ -21,7 +21,7 @@ from gristmill.stages.base import STAGE_FAILED
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
 
-def _print_leaderboard(payload: dict[str, Any]) -> None:
+def print_leaderboard(payload: dict[str, Any]) -> None:
     metric = payload.get("metric")
     table = Table(title=f"leaderboard ({metric}, test subset)", title_justify="left")
     for column in ("rank", "candidate", str(metric), "id"):
@@ -112,7 +112,7 @@ def print_run_summary(report: RunReport) -> None:
         for warning in event.payload.get("warnings", []):
             console.print(f"[yellow]split warning:[/] {warning}", highlight=False, soft_wrap=True)
     for event in report.of_type(MODEL_EVALUATED):
-        _print_leaderboard(event.payload)
+        print_leaderboard(event.payload)
     heard = {e.key for e in report.events if e.type in (RAW_INGESTED, STAGE_FAILED)}
     quiet = [name for name in report.sources if name not in heard]
     if quiet:

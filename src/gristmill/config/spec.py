@@ -46,6 +46,9 @@ class SplitSpec(_Section):
     validation_size: float | None = Field(None, gt=0, lt=1)
     seed: int | None = None
     column: str | None = None
+    custom: str | None = Field(
+        None, description="the custom strategy's function, as an import path (pkg.mod:split)"
+    )
 
 
 class TuneSpec(_Section):

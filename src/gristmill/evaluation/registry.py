@@ -15,12 +15,12 @@ when the data cannot be measured (a class missing from the test set, zeros for M
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gristmill.core.imports import import_object
 from gristmill.errors import ConfigError, DataError
 from gristmill.evaluation import classification as cls
 from gristmill.evaluation import clustering, forecasting, regression
@@ -219,18 +219,15 @@ def _custom(path: str) -> Evaluator:
 
 
 def _import(path: str) -> Callable[..., Any]:
-    if ":" in path:
-        module_name, _, attribute = path.partition(":")
-    else:
-        module_name, _, attribute = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import evaluator {path!r}: {exc}") from exc
-    function = getattr(module, attribute, None)
+    function = import_object(
+        path,
+        what="evaluator",
+        kind="function",
+        hint="name a function (y_true, y_pred, y_proba) -> float | dict",
+    )
     if not callable(function):
         raise ConfigError(
-            f"cannot import evaluator {path!r}: module {module_name!r} has no function "
-            f"{attribute!r}"
+            f"evaluator {path!r} is not a function but {type(function).__name__}; name a "
+            "function (y_true, y_pred, y_proba) -> float | dict"
         )
     return function  # type: ignore[no-any-return]

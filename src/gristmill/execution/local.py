@@ -6,10 +6,17 @@ a worker dies, the standard pool turns *broken* and fails everything it holds, s
 back the queue keeps a death to the tasks that were running: those fail with
 ``ExecutorError`` (the pool cannot tell which one died, and it stops the others), and the
 dispatcher starts a fresh pool for the tasks still waiting and those submitted later.
+
+Workers start when the executor opens (their imports overlap the caller's own work) and
+each caps the native thread pools it loads (OpenMP, BLAS) at its share of the CPUs, so
+``workers`` processes never run more threads than there are cores — oversubscribed OpenMP
+spins and can run many times slower. Modules named in ``preload`` are imported once, in the
+forkserver, and every worker forked from it starts with them loaded.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -46,6 +53,42 @@ def checked_workers(owner: str, workers: int | None) -> int:
             f"{owner} workers must be at least 1, got {workers}; leave it unset for one per CPU"
         )
     return workers
+
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def thread_share(workers: int) -> int:
+    """The native threads one of ``workers`` processes may run: its share of the CPUs."""
+    return max(1, default_workers() // workers)
+
+
+def prepare_worker(threads: int, preload: tuple[str, ...]) -> None:
+    """Runs first in each worker process: cap native thread pools, import ``preload``.
+
+    A limit the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is.
+    """
+    if any(name in os.environ for name in THREAD_VARIABLES):
+        threads = 0
+    else:
+        for name in THREAD_VARIABLES:  # read by libraries loaded from now on
+            os.environ[name] = str(threads)
+    for module in preload:
+        importlib.import_module(module)
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # the libraries already loaded (preloaded in the forkserver)
+
+
+def _started() -> None:
+    """A no-op task that makes the pool start a worker now, not at the first real task."""
 
 
 def start_method() -> str:
@@ -101,8 +144,9 @@ class LocalExecutor:
     cannot be unpickled here breaks the pool like a dead worker and fails the same way.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, preload: tuple[str, ...] = ()) -> None:
         self.workers = workers
+        self.preload = preload
         self.capabilities = ExecutorCapabilities(
             workers=checked_workers("LocalExecutor", workers), separate_processes=True
         )
@@ -159,9 +203,20 @@ class LocalExecutor:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         context = multiprocessing.get_context(start_method())
-        return ProcessPoolExecutor(self.capabilities.workers, mp_context=context)
+        if self.preload and context.get_start_method() == "forkserver":
+            context.set_forkserver_preload(list(self.preload))
+        workers = self.capabilities.workers
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=prepare_worker,
+            initargs=(thread_share(workers), self.preload),
+        )
 
     def _dispatch(self) -> None:
+        if self._pool is not None:  # start the workers now, while the caller gets ready
+            for _ in range(self.capabilities.workers):
+                self._pool.submit(_started)
         while (job := self._jobs.get()) is not None:
             self._slots.acquire()  # released when the pool finishes the job
             try:

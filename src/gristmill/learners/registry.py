@@ -9,13 +9,13 @@ that module's code, so a spec naming one is trusted like code, and loading a mod
 one needs its package trusted explicitly (see ``learners.serialization``).
 
 A few names carry defaults other than their library's (``logistic_regression``
-``max_iter=1000``, ``lightgbm`` ``verbosity=-1``); the spec's params override them.
+``max_iter=1000``, ``random_forest`` ``n_jobs=-1``, ``lightgbm`` ``verbosity=-1``); the
+spec's params override them.
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,7 +23,8 @@ from typing import Any
 
 from sklearn.base import ClusterMixin, is_classifier, is_regressor
 
-from gristmill.errors import ConfigError, MissingExtraError
+from gristmill.core.imports import import_object
+from gristmill.errors import ConfigError
 from gristmill.learners.base import TASKS, Learner, Task
 from gristmill.learners.estimators import EstimatorLearner
 from gristmill.learners.forecasting import ArimaLearner, SarimaxLearner
@@ -64,6 +65,9 @@ ALGORITHMS: Mapping[str, Algorithm] = {
             _both(
                 "sklearn.ensemble:RandomForestClassifier", "sklearn.ensemble:RandomForestRegressor"
             ),
+            # Trees grow on threads that yield the CPU: a forest fills the cores the other
+            # candidates leave idle (an executor worker caps only OpenMP and BLAS pools).
+            defaults={"n_jobs": -1},
         ),
         Algorithm(
             "gradient_boosting",
@@ -217,23 +221,18 @@ def _construct(algorithm: str, factory: Any, params: dict[str, Any]) -> Any:
 
 
 def _import(algorithm: str, path: str, install: str | None) -> Any:
-    if ":" in path:
-        module_name, _, attribute = path.partition(":")
-    else:
-        module_name, _, attribute = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        if install:
-            raise MissingExtraError(
-                f"algorithm {algorithm!r} needs the {module_name} package, which is not "
-                f"installed; install it with: {install}"
-            ) from exc
-        raise ConfigError(f"cannot import algorithm {path!r}: {exc}") from exc
-    factory = getattr(module, attribute, None)
+    what = "algorithm" if algorithm == path else f"algorithm {algorithm!r}: estimator"
+    factory = import_object(
+        path,
+        what=what,
+        kind="class",
+        hint="name a scikit-learn-compatible estimator class (sklearn.svm:SVC)",
+        install=install,
+    )
     if not isinstance(factory, type):
         raise ConfigError(
-            f"cannot import algorithm {path!r}: module {module_name!r} has no class {attribute!r}"
+            f"cannot use algorithm {path!r}: it is a {type(factory).__name__}, not a class; "
+            "name a scikit-learn-compatible estimator class (sklearn.svm:SVC)"
         )
     if not callable(getattr(factory, "fit", None)):
         raise ConfigError(f"{path!r} is not an estimator: it has no fit method")

@@ -29,7 +29,7 @@ from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
-from gristmill.stores.metadata import AuditEntry, Run, RunStatus, StageExecution
+from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, RunStatus, StageExecution
 
 TERMINAL = ("succeeded", "failed", "skipped")
 OFFLINE_STAGES = ("preparation", "training", "evaluation")
@@ -72,6 +72,45 @@ def preflight(spec: PipelineSpec) -> None:
             )
 
 
+def start_run(
+    metadata: MetadataStore,
+    spec: PipelineSpec,
+    *,
+    actor: str | None = None,
+    command: str | None = None,
+    **details: Any,
+) -> Run:
+    """Record a new run holding ``spec`` and audit its start.
+
+    Workers find the spec of an event through the run its ``correlation_id`` names, so
+    whatever announces events for a pipeline (``run``, ``train``, ``evaluate``) starts one.
+    """
+    summary: dict[str, Any] = {"spec": spec.model_dump(mode="json", by_alias=True)}
+    if command is not None:
+        summary["command"] = command
+        details["command"] = command
+    run = Run(
+        run_id=new_id(),
+        pipeline=spec.name,
+        status="running",
+        started_at=datetime.now(UTC),
+        spec_digest=digest_json(spec.model_dump(mode="json")),
+        summary=summary,
+    )
+    metadata.runs.start_run(run)
+    metadata.audit.append(
+        AuditEntry(
+            entry_id=new_id(),
+            at=run.started_at,
+            actor=actor or current_actor(),
+            action="run.started",
+            subject=run.run_id,
+            details={"pipeline": spec.name, **details},
+        )
+    )
+    return run
+
+
 def source_events(
     spec: PipelineSpec, run_id: str, only: Sequence[str] | None = None
 ) -> list[Event]:
@@ -112,26 +151,10 @@ async def run_pipeline(
     """
     preflight(spec)
     started = time.perf_counter()
-    run_id = new_id()
-    run = Run(
-        run_id=run_id,
-        pipeline=spec.name,
-        status="running",
-        started_at=datetime.now(UTC),
-        spec_digest=digest_json(spec.model_dump(mode="json")),
-        summary={"spec": spec.model_dump(mode="json", by_alias=True)},
-    )
-    services.metadata.runs.start_run(run)
-    services.metadata.audit.append(
-        AuditEntry(
-            entry_id=new_id(),
-            at=run.started_at,
-            actor=actor or current_actor(),
-            action="run.started",
-            subject=run_id,
-            details={"pipeline": spec.name, "sources": list(spec.sources)},
-        )
-    )
+    run = start_run(services.metadata, spec, actor=actor, sources=list(spec.sources))
+    run_id = run.run_id
+    if spec.train is not None:
+        services.executor()  # its workers start now, while the data is ingested and prepared
     resolver = run_spec_resolver(services.metadata, spec)
     stages: list[Stage] = [
         IngestionStage(services.raw, services.metadata, progress=on_progress),

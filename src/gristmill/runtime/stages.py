@@ -37,7 +37,7 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
         return PreparationStage(stores, resolver)
     if name == "training":
         return TrainingStage(stores, resolver, services.executor)
-    return EvaluationStage(stores, resolver, services.settings.home / "reports")
+    return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
 
 
 def build_workers(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,7 +9,8 @@ from typing import Any
 
 from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
-from gristmill.errors import MissingExtraError, UnknownBackendError
+from gristmill.core.imports import import_object
+from gristmill.errors import UnknownBackendError
 from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stores.artifacts import ArtifactStore
@@ -29,6 +29,9 @@ METADATA_BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "postgres": ("gristmill.backends.sql.metadata", "SqlMetadataStore", "postgres"),
 }
 
+# What executor workers import before their first task (the training jobs: scikit-learn …).
+WORKER_PRELOAD = ("gristmill.training.jobs",)
+
 
 def _load(role: str, name: str, table: dict[str, tuple[str, str, str | None]]) -> Any:
     try:
@@ -36,14 +39,12 @@ def _load(role: str, name: str, table: dict[str, tuple[str, str, str | None]]) -
     except KeyError:
         known = ", ".join(sorted(table))
         raise UnknownBackendError(f"no {role} backend named {name!r}; known: {known}") from None
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        hint = f"pip install 'gristmill[{extra}]'" if extra else "reinstall gristmill"
-        raise MissingExtraError(
-            f"the {name} {role} backend needs {exc.name!r}, which is not installed; run: {hint}"
-        ) from exc
-    return getattr(module, class_name)
+    install = (
+        f"pip install 'gristmill[{extra}]'" if extra else "pip install --force-reinstall gristmill"
+    )
+    return import_object(
+        f"{module_name}:{class_name}", what=f"{name} {role} backend", kind="class", install=install
+    )
 
 
 def build_bus(settings: Settings) -> EventBus:
@@ -88,7 +89,8 @@ def build_executor(settings: Settings) -> Executor:
     if backend == "local":
         from gristmill.execution.local import LocalExecutor
 
-        return LocalExecutor(settings.executor.workers)
+        # Workers fork from a server that has the training code (scikit-learn …) loaded.
+        return LocalExecutor(settings.executor.workers, preload=WORKER_PRELOAD)
     cls = _load(
         "executor", backend, {"dask": ("gristmill.backends.dask.executor", "DaskExecutor", "dask")}
     )

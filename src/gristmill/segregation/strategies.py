@@ -18,7 +18,6 @@ or scikit-learn with the same seed, so one seed always gives one assignment.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.model_selection import train_test_split
 
+from gristmill.core.imports import import_object, split_import_path
 from gristmill.errors import ConfigError, DataError
 from gristmill.segregation.result import SUBSETS, Rows, Subset
 
@@ -93,24 +93,17 @@ def resolve_custom(custom: CustomSplit | str) -> tuple[CustomSplit, str]:
         module = getattr(custom, "__module__", None) or "?"
         name = getattr(custom, "__qualname__", None) or type(custom).__qualname__
         return custom, f"{module}:{name}"
-    module_name, _, attribute = custom.partition(":")
-    if not module_name or not attribute:
-        raise ConfigError(
-            f"custom split {custom!r} is not an import path; write it as 'package.module:function'"
-        )
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(
-            f"custom split {custom!r}: cannot import {module_name!r} ({error})"
-        ) from error
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise ConfigError(f"custom split {custom!r}: {module_name!r} has no {attribute!r}")
-        found = getattr(found, part)
+    found = import_object(
+        custom,
+        what="custom split",
+        kind="function",
+        hint="name a function of the table returning each row's subset name",
+    )
     if not callable(found):
         raise ConfigError(f"custom split {custom!r} is not a function but {type(found).__name__}")
-    return found, custom
+    # One spelling per function (module:qualname), so the dotted form names the same split.
+    parsed = split_import_path(custom)
+    return found, custom if parsed is None else f"{parsed[0]}:{'.'.join(parsed[1])}"
 
 
 def _sequential(table: pa.Table, plan: Plan) -> Assignment:

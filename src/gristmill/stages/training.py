@@ -18,6 +18,7 @@ from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.preparation import SpecResolver
+from gristmill.stores.models import Candidate
 from gristmill.training.assess import assess
 from gristmill.training.train import TrainingResult, train
 
@@ -59,20 +60,39 @@ class TrainingStage:
             spec, feature_set, self.stores, self.executor(), run_id=run.run_id if run else None
         )
         return StageOutcome(
-            [Announcement(MODEL_TRAINED, _trained_payload(result), key=feature_set.name)],
+            [Announcement(MODEL_TRAINED, payload_of(result), key=feature_set.name)],
             summary=f"{len(result.trained)} of {len(result.candidates)} candidates trained",
         )
 
 
-def _trained_payload(result: TrainingResult) -> dict[str, object]:
+def payload_of(result: TrainingResult) -> dict[str, object]:
+    """The ``model.trained`` payload announcing ``result``."""
+    warnings = [w.message for w in result.split.warnings]
+    return trained_payload(
+        result.feature_set.feature_set_id,
+        result.split.split_id,
+        result.task,
+        warnings,
+        result.candidates,
+    )
+
+
+def trained_payload(
+    feature_set_id: str,
+    split_id: str,
+    task: str,
+    warnings: list[str],
+    candidates: list[Candidate],
+) -> dict[str, object]:
+    """The payload of ``model.trained``: what the evaluation stage needs to find the rest."""
     return {
-        "feature_set_id": result.feature_set.feature_set_id,
-        "split_id": result.split.split_id,
-        "task": result.task,
-        "warnings": [w.message for w in result.split.warnings],
+        "feature_set_id": feature_set_id,
+        "split_id": split_id,
+        "task": task,
+        "warnings": warnings,
         "candidates": [
             {"candidate_id": c.candidate_id, "name": c.name, "status": c.status, "error": c.error}
-            for c in result.candidates
+            for c in candidates
         ],
     }
 
@@ -81,10 +101,17 @@ class EvaluationStage:
     name = "evaluation"
     consumes = MODEL_TRAINED
 
-    def __init__(self, stores: FeatureStores, specs: SpecResolver, images: Path) -> None:
+    def __init__(
+        self,
+        stores: FeatureStores,
+        specs: SpecResolver,
+        images: Path,
+        executor: Callable[[], Executor] | None = None,
+    ) -> None:
         self.stores = stores
         self.specs = specs
         self.images = images
+        self.executor = executor
 
     def idempotency_key(self, event: Event) -> str:
         return digest_json({"event": event.id})
@@ -106,7 +133,10 @@ class EvaluationStage:
         run = metadata.runs.find_run(event.correlation_id)
         run_id = run.run_id if run else None
         folder = self.images / (run_id or event.correlation_id)
-        assessment = assess(spec, result, self.stores, images=folder, run_id=run_id)
+        executor = self.executor() if self.executor else None
+        assessment = assess(
+            spec, result, self.stores, images=folder, run_id=run_id, executor=executor
+        )
         payload = {
             "feature_set_id": feature_set.feature_set_id,
             "split_id": split.split_id,

@@ -1,14 +1,14 @@
 """``assess``: evaluate trained candidates on the test subset, rank them, apply the gate.
 
 Metrics go into each candidate's record; curves are kept as data (in the leaderboard
-report) and drawn as PNG files a person opens (also stored as artifacts). The best
+report) and drawn as PNG files a person opens (also stored as artifacts). Candidates are
+scored side by side on the executor, each task loading its model from bytes. The best
 candidate by the spec's metric is marked; the gate compares it with the model in production
 (minimum absolute / relative improvement) and records its decision.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,21 +16,16 @@ from typing import Any
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import NotFoundError
-from gristmill.evaluation import (
-    check_evaluators,
-    evaluate,
-    higher_is_better,
-    leaderboard,
-    render_curves,
-)
+from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
+from gristmill.execution.inline import InlineExecutor
+from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
-from gristmill.learners import FittedLearner
-from gristmill.learners.serialization import loads
 from gristmill.stores.models import Candidate
 from gristmill.stores.reports import Report
+from gristmill.training.bundle import model_bytes
 from gristmill.training.frames import training_frames
 from gristmill.training.gate import gate
+from gristmill.training.jobs import evaluate_candidate
 from gristmill.training.train import TrainingResult
 from gristmill.training.tuning import DEFAULT_METRIC
 
@@ -53,54 +48,31 @@ class Assessment:
     images: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def load_model(stores: FeatureStores, candidate: Candidate) -> tuple[dict[str, Any], FittedLearner]:
-    """A candidate's bundle manifest and its fitted learner, both verified by digest."""
-    ref = stores.artifacts.find(candidate.artifact or "")
-    if ref is None:
-        raise NotFoundError(f"candidate {candidate.name!r} has no stored model; train it again")
-    manifest: dict[str, Any] = json.loads(stores.artifacts.get(ref))
-    learner = stores.artifacts.find(manifest["learner"])
-    if learner is None:
-        raise NotFoundError(f"the learner of candidate {candidate.name!r} is missing")
-    return manifest, loads(stores.artifacts.get(learner))
-
-
-def _metrics(
-    spec: PipelineSpec,
+def _submit_evaluation(
+    executor: Executor,
     result: TrainingResult,
     candidate: Candidate,
     stores: FeatureStores,
     names: list[str],
-    images: Path,
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    _, fitted = load_model(stores, candidate)
+) -> Task[dict[str, Any]]:
+    _, model = model_bytes(stores, candidate)
     features, truth = training_frames(result.split.test, result.feature_set)
-    _, train_y = training_frames(result.split.train, result.feature_set)
-    task = result.task
-    proba = None
-    if task == "forecasting":
-        exog = features if len(features.columns) else None
-        predicted = fitted.forecast(len(features), exog)
-    else:
-        predicted = fitted.predict(features)
-        if task == "classification" and "proba" in fitted.capabilities:
-            proba = fitted.predict_proba(features)
-    outcome = evaluate(
-        task,
-        names,
-        truth,
-        predicted,
-        proba,
-        classes=fitted.classes if task == "classification" else None,
-        train_y=train_y if task == "forecasting" else None,
-        features=features,
-    )
-    drawn = render_curves(outcome, images / candidate.name)
-    pictures = {}
-    for name, path in drawn.items():
-        stores.artifacts.put(path.read_bytes(), kind="image", media_type="image/png")
-        pictures[name] = str(path)
-    return outcome.metrics, outcome.curves, pictures
+    train_y = None
+    if result.task == "forecasting":
+        _, train_y = training_frames(result.split.train, result.feature_set)
+    return executor.submit(evaluate_candidate, model, result.task, names, features, truth, train_y)
+
+
+def _keep_pictures(stores: FeatureStores, drawn: dict[str, bytes], folder: Path) -> dict[str, str]:
+    """Write the PNGs a person opens into ``folder`` and keep them as artifacts too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, png in drawn.items():
+        path = folder / f"{name}.png"
+        path.write_bytes(png)
+        stores.artifacts.put(png, kind="image", media_type="image/png")
+        files[name] = str(path)
+    return files
 
 
 def assess(
@@ -110,8 +82,10 @@ def assess(
     *,
     images: Path,
     run_id: str | None = None,
+    executor: Executor | None = None,
 ) -> Assessment:
-    """Evaluate, rank, gate; see the module docstring."""
+    """Evaluate, rank, gate; see the module docstring. Candidates are scored side by side
+    on ``executor`` (default: inline, one after another)."""
     task = result.task
     metric = spec.evaluate.metric if spec.evaluate else DEFAULT_METRIC.get(task, "smape")
     extra = spec.evaluate.evaluators if spec.evaluate else []
@@ -120,11 +94,17 @@ def assess(
     curves: dict[str, Any] = {}
     pictures: dict[str, dict[str, str]] = {}
     evaluated: dict[str, Candidate] = {}
+    if executor is None:
+        executor = InlineExecutor()
+        executor.open()
+    tasks = {c.name: _submit_evaluation(executor, result, c, stores, names) for c in result.trained}
     for candidate in result.trained:
-        metrics, curves[candidate.name], pictures[candidate.name] = _metrics(
-            spec, result, candidate, stores, names, images
+        outcome = tasks[candidate.name].result()
+        curves[candidate.name] = outcome["curves"]
+        pictures[candidate.name] = _keep_pictures(
+            stores, outcome["pictures"], images / candidate.name
         )
-        evaluated[candidate.name] = replace(candidate, metrics=metrics)
+        evaluated[candidate.name] = replace(candidate, metrics=outcome["metrics"])
         stores.metadata.candidates.save_candidate(evaluated[candidate.name])
     board = leaderboard(
         {name: c.metrics for name, c in evaluated.items()}, metric, higher_is_better(metric)
@@ -144,7 +124,7 @@ def assess(
     failed = [
         {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
     ]
-    decision = gate(spec, result, stores, metric, best, load=load_model)
+    decision = gate(spec, result, stores, metric, best)
     report_id = (
         "lb_"
         + digest_json(

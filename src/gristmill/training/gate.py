@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,12 +26,14 @@ import pandas as pd
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.evaluation import evaluate, higher_is_better
+from gristmill.evaluation import higher_is_better
 from gristmill.features.prepare import FeatureStores
 from gristmill.learners import FittedLearner
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
+from gristmill.training.bundle import load_model
 from gristmill.training.frames import training_frames
+from gristmill.training.jobs import predictions_scored
 from gristmill.training.train import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ CHAMPION = "champion"
 PREVIOUS = "previous"
 TOLERANCE = 1e-12
 """Float noise allowed when a gain is held against a margin (0.3 - 0.2 meets 0.1)."""
-
-Loader = Callable[[FeatureStores, Candidate], tuple[dict[str, Any], FittedLearner]]
-"""Loads a candidate's bundle manifest and fitted learner (``assess.load_model``)."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +188,6 @@ def gate(
     stores: FeatureStores,
     metric: str,
     best: Candidate | None,
-    *,
-    load: Loader,
 ) -> dict[str, Any]:
     """Whether ``best`` may deploy (see the module docstring); the decision is a dict."""
     deploy = spec.deploy
@@ -203,7 +199,7 @@ def gate(
     champion = stores.metadata.registry.find_alias(model, CHAMPION)
     measured = None
     if champion is not None and best is not None and champion.candidate_id != best.candidate_id:
-        measured = measure_champion(champion, result, stores, metric, load)
+        measured = measure_champion(champion, result, stores, metric)
     return decide(model, metric, best, champion, measured, margins)
 
 
@@ -212,7 +208,6 @@ def measure_champion(
     result: TrainingResult,
     stores: FeatureStores,
     metric: str,
-    load: Loader,
 ) -> Measured:
     """The champion's ``metric`` on this split's test subset, else as recorded."""
     recorded = _number(champion.metrics.get(metric))
@@ -221,7 +216,7 @@ def measure_champion(
         return Measured(recorded, "recorded", "its candidate record is gone")
     features, truth = training_frames(result.split.test, result.feature_set)
     try:
-        _, fitted = load(stores, candidate)
+        _, fitted = load_model(stores, candidate)
     except GristmillError as exc:
         return Measured(recorded, "recorded", f"its model cannot be loaded: {exc}")
     obstacle = _obstacle(candidate, fitted, list(features.columns), result, stores)
@@ -275,28 +270,11 @@ def _score(
     result: TrainingResult,
     metric: str,
 ) -> float | None:
-    task = result.task
-    features = features[list(fitted.feature_names)]
-    proba = None
-    if task == "forecasting":
-        predicted = fitted.forecast(len(features), features if len(features.columns) else None)
-    else:
-        predicted = fitted.predict(features)
-        if task == "classification" and "proba" in fitted.capabilities:
-            proba = fitted.predict_proba(features)
     train_y = None
-    if task == "forecasting":
+    if result.task == "forecasting":
         _, train_y = training_frames(result.split.train, result.feature_set)
-    outcome = evaluate(
-        task,
-        [metric],
-        truth,
-        predicted,
-        proba,
-        classes=fitted.classes if task == "classification" else None,
-        train_y=train_y,
-        features=features,
-    )
+    features = features[list(fitted.feature_names)]
+    outcome = predictions_scored(fitted, result.task, [metric], features, truth, train_y)
     return _number(outcome.metrics.get(metric))
 
 

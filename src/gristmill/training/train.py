@@ -98,11 +98,15 @@ def candidate_id(feature_set_id: str, split_id: str, spec: CandidateSpec, task: 
     return "mc_" + digest_json(body).removeprefix("sha256:")[:24]
 
 
-def _split(
+def record_split(
     spec: PipelineSpec, table: pa.Table, fs: FeatureSet, stores: FeatureStores, run_id: str | None
 ) -> SplitResult:
+    """Split ``table`` (feature set ``fs``) by the spec and record the split: its manifest,
+    its row membership (an Arrow artifact) and the lineage edge from the feature set."""
     chosen = spec.split or SplitSpec(strategy="shuffled", test_size=0.25, seed=0)
-    result = split(table, chosen, label=fs.label, feature_set_id=fs.feature_set_id)
+    result = split(
+        table, chosen, label=fs.label, feature_set_id=fs.feature_set_id, custom=chosen.custom
+    )
     membership = stores.artifacts.put(
         _ipc(membership_table(result)), kind="split", media_type="application/vnd.apache.arrow"
     )
@@ -136,7 +140,7 @@ def train(
     table = stores.offline.read(feature_set.feature_set_id)
     algorithms = [c.algorithm for c in spec.train.candidates]
     task = spec.train.task or infer_task(table, feature_set.label, algorithms)
-    result = _split(spec, table, feature_set, stores, run_id)
+    result = record_split(spec, table, feature_set, stores, run_id)
     features, label = training_frames(result.train, feature_set)
     pending: dict[str, tuple[CandidateSpec, Candidate]] = {}
     done: list[Candidate] = []
@@ -228,6 +232,7 @@ def _finish(
     return replace(
         candidate,
         status="trained",
+        started_at=datetime.fromtimestamp(outcome["started"], UTC),
         finished_at=datetime.now(UTC),
         artifact=bundle.digest,
         learned=outcome["learned"],

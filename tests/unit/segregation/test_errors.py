@@ -54,8 +54,12 @@ def test_stratified_explains_a_subset_too_small_for_every_class(wine: pa.Table) 
 @pytest.mark.parametrize(
     ("path", "match"),
     [
-        ("no_such_module_xyz:split", r"cannot import 'no_such_module_xyz'"),
-        ("json:no_such_function", r"'json' has no 'no_such_function'"),
+        (
+            "no_such_module_xyz:split",
+            r"cannot import custom split 'no_such_module_xyz:split': "
+            r"no module named 'no_such_module_xyz'",
+        ),
+        ("json:no_such_function", r"module 'json' has no function 'no_such_function'"),
         ("json", r"not an import path; write it as 'package.module:function'"),
         ("json:__name__", r"is not a function but str"),
     ],

@@ -215,6 +215,9 @@ def test_custom_split_by_function_and_by_import_path(
     assert by_path.validation is None
     assert by_path.manifest.params["custom"] == "my_splits:by_alcohol"
     assert by_path.split_id != result.split_id
+    dotted = split(table, spec, custom="my_splits.by_alcohol", feature_set_id="fs-1")
+    assert dotted.manifest.params["custom"] == "my_splits:by_alcohol"
+    assert dotted.split_id == by_path.split_id
 
 
 def test_a_custom_split_with_another_outcome_gets_another_id(wine: pa.Table) -> None:

@@ -12,13 +12,13 @@ module is trusted explicitly (see ``features.serialization``).
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import clone
 
+from gristmill.core.imports import import_object
 from gristmill.errors import ConfigError
 from gristmill.features.steps.base import FeatureStep
 from gristmill.features.steps.estimators import EstimatorStep
@@ -110,7 +110,11 @@ def _construct(name: str, factory: type[Any], options: dict[str, Any]) -> Any:
 
 
 def _custom(path: str, options: dict[str, Any]) -> FeatureStep:
-    factory = _import(path)
+    factory = import_object(
+        path,
+        what="feature step",
+        hint="name a FeatureStep subclass or a transformer class with fit and transform",
+    )
     if isinstance(factory, type) and issubclass(factory, FeatureStep):
         step: FeatureStep = _construct(path, factory, options)
         return step
@@ -128,20 +132,3 @@ def _custom(path: str, options: dict[str, Any]) -> FeatureStep:
     except TypeError as exc:
         raise ConfigError(f"step {path!r} cannot be made from its options: {exc}") from exc
     return CustomStep(path=path, estimator=estimator, columns=columns)
-
-
-def _import(path: str) -> Any:
-    if ":" in path:
-        module_name, _, attribute = path.partition(":")
-    else:
-        module_name, _, attribute = path.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import feature step {path!r}: {exc}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError as exc:
-        raise ConfigError(
-            f"cannot import feature step {path!r}: module {module_name!r} has no {attribute!r}"
-        ) from exc

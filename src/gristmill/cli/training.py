@@ -1,0 +1,457 @@
+"""Learning verbs: ``split`` a feature set, ``train`` its candidates, ``evaluate`` them.
+
+Each verb does by hand what the training and evaluation stages do on ``features.generated``
+and ``model.trained``, with the same functions. ``train`` and ``evaluate`` record a run that
+holds the spec and announce ``model.trained`` / ``model.evaluated`` as events of that run, so
+workers downstream react (and find the spec) as they do in ``gristmill run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.cli.summary import print_leaderboard
+from gristmill.config.settings import Settings
+from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec
+from gristmill.core.events import MODEL_TRAINED, Event
+from gristmill.errors import ConfigError, NotFoundError
+from gristmill.runtime.pipeline_run import preflight, start_run
+from gristmill.runtime.stages import offline_stage
+from gristmill.runtime.wiring import Services, open_services
+from gristmill.segregation import SUBSETS, SplitResult
+from gristmill.stages.training import payload_of, trained_payload, training_target
+from gristmill.stores.features import FeatureSet
+from gristmill.stores.metadata import Run, RunStatus
+from gristmill.stores.models import Candidate
+from gristmill.training.train import TrainingResult, candidate_id, record_split, train
+
+SpecArgument = Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")]
+FeatureSetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--feature-set",
+        "-f",
+        help="A feature set id (fs_…, from `gristmill ls feature-sets`) instead of the "
+        "newest set named by the spec's train.feature_set.",
+    ),
+]
+
+
+class ExecutorChoice(StrEnum):
+    inline = "inline"
+    local = "local"
+    dask = "dask"
+
+
+def _spec(path: Path, *, needs_train: bool = True) -> PipelineSpec:
+    spec = load_spec(path)
+    if needs_train and spec.train is None:
+        raise ConfigError(
+            f"{path} has no `train:` section, so there is nothing to train on; add one, e.g. "
+            "train: {candidates: [{name: logreg, algorithm: logistic_regression}]}"
+        )
+    return spec
+
+
+def _candidate_specs(spec: PipelineSpec) -> list[CandidateSpec]:
+    return spec.train.candidates if spec.train else []
+
+
+def _feature_set(
+    services: Services, spec: PipelineSpec, path: Path, wanted: str | None
+) -> FeatureSet:
+    """The feature set given by id, else the newest of the one the spec trains on."""
+    catalog = services.metadata.feature_sets
+    if wanted is not None:
+        found = catalog.find_feature_set(wanted)
+        if found is None:
+            raise NotFoundError(
+                f"no feature set with id {wanted!r}; list them with `gristmill ls feature-sets`"
+            )
+        return found
+    name = training_target(spec)
+    if name is None:
+        raise ConfigError(
+            f"{path} has no feature set to train on; add one under `features:` "
+            "(with a label), or pass --feature-set FS_ID"
+        )
+    latest = catalog.latest_feature_set(name)
+    if latest is None:
+        raise NotFoundError(
+            f"no feature set {name!r} prepared yet; run `gristmill prepare {path}` "
+            f"or `gristmill run {path}` first"
+        )
+    return latest
+
+
+@dataclass
+class _Record:
+    """The run a command records, and the events it announced (for the run's summary)."""
+
+    run: Run
+    status: RunStatus = "succeeded"
+    events: list[Event] = field(default_factory=list)
+
+    def event(self, type: str, payload: dict[str, Any], key: str) -> Event:
+        made = Event(type=type, key=key, payload=payload, correlation_id=self.run.run_id)
+        self.events.append(made)
+        return made
+
+
+@contextmanager
+def _recorded_run(services: Services, spec: PipelineSpec, command: str) -> Iterator[_Record]:
+    """A run holding the spec, as ``gristmill run`` records one: a worker that receives the
+    command's events finds the spec through their ``correlation_id``."""
+    run = start_run(services.metadata, spec, command=command)
+    record, started = _Record(run), time.perf_counter()
+    try:
+        yield record
+    except BaseException:
+        record.status = "failed"
+        raise
+    finally:
+        summary = {
+            **run.summary,
+            "outputs": [{"type": e.type, "key": e.key, **e.payload} for e in record.events],
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        services.metadata.runs.finish_run(run.run_id, record.status, summary)
+
+
+def _print_split(result: SplitResult, feature_set: FeatureSet) -> None:
+    manifest = result.manifest
+    console.print(
+        f"[bold]split {manifest.split_id}[/] of {feature_set.name} ({feature_set.feature_set_id})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    params = " · ".join(f"{k} {v}" for k, v in manifest.params.items() if v is not None)
+    console.print(f"strategy: {manifest.strategy}" + (f" · {params}" if params else ""))
+    total = sum(manifest.sizes.values()) or 1
+    table = Table(title="subsets", title_justify="left")
+    for column in ("subset", "rows", "share"):
+        table.add_column(column, justify="left" if column == "subset" else "right")
+    for subset in SUBSETS:
+        if subset in manifest.sizes:
+            rows = manifest.sizes[subset]
+            table.add_row(subset, f"{rows:,}", f"{rows / total:.0%}")
+    console.print(table)
+    for warning in result.warnings:
+        console.print(
+            f"[yellow]warning ({warning.kind}, {warning.subset}):[/] {warning.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not result.warnings:
+        console.print("no warnings: subsets balanced, large enough, no train/test shift")
+
+
+def split_command(
+    ctx: typer.Context, spec: SpecArgument, feature_set: FeatureSetOption = None
+) -> None:
+    """Split a feature set into train / test (and validation) subsets and record the split.
+
+    Takes the newest feature set named by the spec's train.feature_set (or the one given by
+    --feature-set), splits it as the spec's split: section says (default: shuffled, 25 %
+    test, seed 0), stores the split (gristmill show sp_…) and prints the rows of each
+    subset and the warnings that travel with it: class imbalance, subsets too small, a
+    shift between train and test. The same feature set, strategy and seed always give the
+    same split, the one `gristmill train` uses.
+
+    \b
+        gristmill split examples/penguins/pipeline.yaml
+        gristmill split pipeline.yaml --feature-set fs_3f2a…
+    """
+    pipeline = _spec(spec, needs_train=feature_set is None)
+
+    async def go() -> tuple[SplitResult, FeatureSet]:
+        async with open_services(settings_from(ctx)) as services:
+            chosen = _feature_set(services, pipeline, spec, feature_set)
+            stores = services.feature_stores()
+            with console.status(f"splitting {chosen.name}"):
+                table = await asyncio.to_thread(stores.offline.read, chosen.feature_set_id)
+                result = await asyncio.to_thread(
+                    record_split, pipeline, table, chosen, stores, None
+                )
+            return result, chosen
+
+    result, chosen = asyncio.run(go())
+    _print_split(result, chosen)
+    if (
+        pipeline.split is not None
+        and pipeline.split.seed is None
+        and "seed" in result.manifest.params
+    ):
+        seed = result.manifest.params["seed"]
+        console.print(
+            f"split.seed is not set, so seed {seed} was drawn; `gristmill train` draws its own. "
+            f"Set split.seed: {seed} in {spec} to train on this split.",
+            style="yellow",
+            soft_wrap=True,
+        )
+    console.print(f"next: gristmill train {spec}", style="dim", soft_wrap=True)
+
+
+def _seconds(candidate: Candidate) -> str:
+    if candidate.finished_at is None:
+        return "-"
+    return f"{(candidate.finished_at - candidate.started_at).total_seconds():.2f}"
+
+
+def _candidates_table(candidates: list[Candidate], fresh: set[str]) -> Table:
+    table = Table(title="candidates", title_justify="left")
+    for column in ("candidate", "algorithm", "status", "attempts", "seconds", "error", "id"):
+        table.add_column(
+            column,
+            no_wrap=column == "id",
+            justify="right" if column in ("attempts", "seconds") else "left",
+        )
+    for c in candidates:
+        status = "[green]trained[/]" if c.status == "trained" else "[red]failed[/]"
+        if c.candidate_id not in fresh:
+            status += " (earlier)"
+        table.add_row(
+            c.name,
+            c.algorithm,
+            status,
+            str(c.attempts),
+            _seconds(c),
+            c.error or "",
+            c.candidate_id,
+        )
+    return table
+
+
+def _executor_settings(ctx: typer.Context, executor: ExecutorChoice | None) -> Settings:
+    settings = settings_from(ctx)
+    if executor is None:
+        return settings
+    chosen = settings.executor.model_copy(update={"backend": executor.value})
+    return settings.model_copy(update={"executor": chosen})
+
+
+@contextmanager
+def _quiet_training_logs() -> Iterator[None]:
+    """Without -v, the table shows each failure and its attempts; the retry warnings logged
+    meanwhile would repeat them (and cut through the progress display)."""
+    logger = logging.getLogger("gristmill.training")
+    level = logger.level
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def _train(
+    settings: Settings, spec: PipelineSpec, path: Path, wanted: str | None
+) -> tuple[TrainingResult, set[str], str]:
+    async with open_services(settings) as services:
+        chosen = _feature_set(services, spec, path, wanted)
+        total = len(_candidate_specs(spec))
+        fresh: set[str] = set()
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        with _recorded_run(services, spec, "train") as record, progress:
+            bar = progress.add_task(f"training on {chosen.name}", total=total)
+
+            def on_candidate(c: Candidate) -> None:  # called from the training thread
+                fresh.add(c.candidate_id)
+                mark = "[green]✓[/]" if c.status == "trained" else "[red]✗[/]"
+                tries = f", {c.attempts} attempts" if c.attempts > 1 else ""
+                progress.console.print(
+                    f"{mark} {c.name} ({c.algorithm}) {c.status} in {_seconds(c)} s{tries}",
+                    highlight=False,
+                )
+                progress.advance(bar)
+
+            def work() -> TrainingResult:
+                stores, executor = services.feature_stores(), services.executor()
+                run_id = record.run.run_id
+                return train(
+                    spec, chosen, stores, executor, run_id=run_id, on_candidate=on_candidate
+                )
+
+            result = await asyncio.to_thread(work)
+            if not result.trained:
+                record.status = "failed"
+            elif len(result.trained) < len(result.candidates):
+                record.status = "partial"
+            announced = record.event(MODEL_TRAINED, payload_of(result), chosen.name)
+            await services.bus.publish([announced])
+        return result, fresh, record.run.run_id
+
+
+def train_command(
+    ctx: typer.Context,
+    spec: SpecArgument,
+    feature_set: FeatureSetOption = None,
+    executor: Annotated[
+        ExecutorChoice | None,
+        typer.Option(
+            help="Where candidates train: inline (this process), local (a process pool) or "
+            "dask (executor.address, else a LocalCluster). Default: the settings' executor."
+        ),
+    ] = None,
+) -> None:
+    """Train the spec's candidates on a feature set, side by side on the executor.
+
+    Splits the newest feature set named by train.feature_set (or the one given by
+    --feature-set) as `gristmill split` does, trains every candidate (tuning those with
+    tune:), retries a failing one with back-off and records each, trained or failed, with
+    its artifact. Candidates already trained on the same feature set and split are found,
+    not retrained. Announces model.trained, so a running evaluation worker ranks them; or
+    run `gristmill evaluate`. Exits with 1 when every candidate failed.
+
+    \b
+        gristmill train examples/penguins/pipeline.yaml
+        gristmill train pipeline.yaml --executor dask
+        gristmill train pipeline.yaml --feature-set fs_3f2a… --executor inline
+    """
+    pipeline = _spec(spec)
+    preflight(pipeline)
+    settings = _executor_settings(ctx, executor)
+    with _quiet_training_logs():
+        result, fresh, run_id = asyncio.run(_train(settings, pipeline, spec, feature_set))
+    console.print(_candidates_table(result.candidates, fresh))
+    sizes = " · ".join(f"{k} {v:,}" for k, v in result.split.manifest.sizes.items())
+    console.print(
+        f"{len(result.trained)} of {len(result.candidates)} trained ({result.task}) on "
+        f"{result.feature_set.feature_set_id}, split {result.split.split_id} ({sizes}); "
+        f"run {run_id}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for warning in result.split.warnings:
+        console.print(f"[yellow]split warning:[/] {warning.message}", highlight=False)
+    if not result.trained:
+        console.print("[red]✗ every candidate failed[/]; see the errors above")
+        raise typer.Exit(1)
+    console.print(f"next: gristmill evaluate {spec}", style="dim", soft_wrap=True)
+
+
+def _trained_candidates(
+    services: Services, spec: PipelineSpec, feature_set: FeatureSet, path: Path
+) -> list[Candidate]:
+    """The spec's candidates (as configured now) of the newest split they were trained on."""
+    wanted = {c.name: c for c in _candidate_specs(spec)}
+    fs_id = feature_set.feature_set_id
+    known = services.metadata.candidates.list_candidates(feature_set_id=fs_id, limit=1000)
+    mine = [
+        c
+        for c in known
+        if c.name in wanted
+        and c.candidate_id == candidate_id(fs_id, c.split_id, wanted[c.name], c.task)
+    ]
+    if not mine:
+        raise NotFoundError(
+            f"no candidate of {path} has been trained on feature set {fs_id} "
+            f"({feature_set.name}) yet; run `gristmill train {path}` first"
+        )
+    newest = {c.name: c for c in reversed(mine) if c.split_id == mine[0].split_id}
+    chosen = [newest[name] for name in wanted if name in newest]
+    if not any(c.status == "trained" for c in chosen):
+        raise NotFoundError(
+            f"every candidate of {path} failed to train on {fs_id}, so there is nothing to "
+            f"evaluate; see `gristmill ls candidates`, fix the spec and train again"
+        )
+    return chosen
+
+
+def _trained_event(
+    services: Services, feature_set: FeatureSet, candidates: list[Candidate], run_id: str
+) -> Event:
+    """The ``model.trained`` the training stage would have announced for these candidates."""
+    split = services.metadata.splits.get_split(candidates[0].split_id)
+    warnings = [str(w.get("message")) for w in split.warnings]
+    payload = trained_payload(
+        feature_set.feature_set_id, split.split_id, candidates[0].task, warnings, candidates
+    )
+    return Event(type=MODEL_TRAINED, key=feature_set.name, payload=payload, correlation_id=run_id)
+
+
+async def _evaluate(
+    settings: Settings, spec: PipelineSpec, path: Path, wanted: str | None
+) -> tuple[dict[str, Any], list[Candidate]]:
+    async with open_services(settings) as services:
+        chosen = _feature_set(services, spec, path, wanted)
+        candidates = _trained_candidates(services, spec, chosen, path)
+        with _recorded_run(services, spec, "evaluate") as record:
+            trained = _trained_event(services, chosen, candidates, record.run.run_id)
+            stage = offline_stage("evaluation", services, lambda _event: spec)
+            with console.status(f"evaluating {len(candidates)} candidate(s) of {chosen.name}"):
+                outcome = await asyncio.to_thread(stage.handle, trained)
+            events = [
+                record.event(a.type, a.payload, a.key or chosen.name) for a in outcome.announcements
+            ]
+            await services.bus.publish(events)
+        return events[0].payload, candidates
+
+
+def evaluate_command(
+    ctx: typer.Context, spec: SpecArgument, feature_set: FeatureSetOption = None
+) -> None:
+    """Evaluate the trained candidates on the test subset and print the leaderboard.
+
+    Takes the spec's candidates trained on the newest feature set named by
+    train.feature_set (or the one given by --feature-set), from the newest split they were
+    trained on; scores each with evaluate.metric and evaluate.evaluators, draws ROC, PR,
+    calibration and confusion-matrix pictures (PNG files), ranks the candidates, marks the
+    best and records the gate's decision (gristmill show lb_…). Announces model.evaluated.
+
+    \b
+        gristmill evaluate examples/penguins/pipeline.yaml
+        gristmill evaluate pipeline.yaml --feature-set fs_3f2a…
+    """
+    pipeline = _spec(spec)
+    settings = settings_from(ctx)
+    payload, candidates = asyncio.run(_evaluate(settings, pipeline, spec, feature_set))
+    console.print(
+        f"evaluated {len(payload.get('leaderboard', []))} candidate(s) on the test subset of "
+        f"split {payload.get('split_id')}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print_leaderboard(payload)
+    for c in candidates:
+        if c.status != "trained":
+            console.print(
+                f"[red]✗ {c.name} is not ranked:[/] it failed to train ({c.error})",
+                highlight=False,
+                soft_wrap=True,
+            )
+    images = [Path(p) for drawn in payload.get("images", {}).values() for p in drawn.values()]
+    if images:
+        console.print(
+            f"pictures (PNG), a folder per candidate: {images[0].parent.parent}", soft_wrap=True
+        )
+    console.print(
+        f"leaderboard recorded: gristmill show {payload.get('report')}", style="dim", soft_wrap=True
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("split", rich_help_panel="Learn")(split_command)
+    app.command("train", rich_help_panel="Learn")(train_command)
+    app.command("evaluate", rich_help_panel="Learn")(evaluate_command)
