@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,9 +14,8 @@ from rich.table import Table
 from rich.tree import Tree
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import opened_metadata
 from gristmill.errors import NotFoundError
-from gristmill.runtime.wiring import build_metadata
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore, Run
 
@@ -30,18 +28,6 @@ class Kind(StrEnum):
     feature_sets = "feature-sets"
     reports = "reports"
     candidates = "candidates"
-
-
-@contextmanager
-def _metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
-    settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    store = build_metadata(settings)
-    store.open()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _when(value: Any) -> str:
@@ -81,7 +67,7 @@ def ls(
         gristmill ls feature-sets
         gristmill ls reports --json
     """
-    with _metadata(ctx) as store:
+    with opened_metadata(ctx) as store:
         if kind is Kind.feature_sets:
             sets = store.feature_sets.list_feature_sets(name=source, limit=limit)
             rows = [asdict(f) for f in sets]
@@ -365,7 +351,7 @@ def show(
         gristmill show 01M8F62M          # a unique prefix is enough
         gristmill show fs_3fa9           # for every kind of id
     """
-    with _metadata(ctx) as store:
+    with opened_metadata(ctx) as store:
         kind, full_id, record = _find(store, id)
     if as_json:
         console.print_json(json.dumps(record, default=str))
@@ -429,7 +415,7 @@ def lineage(
         gristmill lineage 01M8F62MRZ      # a batch: its file and source
         gristmill lineage penguins         # a source: its files and batches
     """
-    with _metadata(ctx) as store:
+    with opened_metadata(ctx) as store:
         node = _lineage_node(store, id)
         ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)
     tree = Tree(f"[bold]{node}[/]")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -12,27 +10,14 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import opened_metadata
 from gristmill.errors import ConfigError
 from gristmill.runtime.pipeline_run import current_actor
-from gristmill.runtime.wiring import build_metadata
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
 from gristmill.training.gate import CHAMPION, PREVIOUS, promote
 
 FIND_CANDIDATES = "`gristmill ls candidates`"
-
-
-@contextmanager
-def _metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
-    settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    store = build_metadata(settings)
-    store.open()
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _model_of(store: MetadataStore, candidate: Candidate) -> str:
@@ -83,7 +68,7 @@ def promote_command(
         gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f --model churn --alias challenger
         gristmill models churn                         its versions and aliases
     """
-    with _metadata(ctx) as store:
+    with opened_metadata(ctx) as store:
         candidate = store.candidates.get_candidate(candidate_id)
         name = model or _model_of(store, candidate)
         done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
@@ -128,7 +113,7 @@ def models(
         gristmill models churn             the versions of churn, with @champion, @previous …
         gristmill models churn --json
     """
-    with _metadata(ctx) as store:
+    with opened_metadata(ctx) as store:
         versions = store.registry.list_versions(name, limit=limit)
         aliases: dict[tuple[str, int], list[str]] = {}
         for model in sorted({v.model for v in versions}):

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import typer
 
 from gristmill.config.settings import Settings, load_settings
+from gristmill.runtime.wiring import build_metadata
+from gristmill.stores.metadata import MetadataStore
 
 
 def settings_from(ctx: typer.Context) -> Settings:
     """The settings of this invocation, loaded lazily so ``--help`` never fails on them."""
     obj = ctx.find_root().obj
     return load_settings(obj["config"], obj["overrides"])
+
+
+@contextmanager
+def opened_metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
+    """The metadata store of this invocation's settings, open for the block."""
+    settings = settings_from(ctx)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = build_metadata(settings)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()

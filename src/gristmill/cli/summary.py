@@ -1,4 +1,4 @@
-"""The readable end-of-run summary printed by ``run`` and ``ingest``."""
+"""Readable summaries: the end of a run (``run``, ``ingest``), a split, candidates."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from gristmill.core.events import (
     RAW_INGESTED,
 )
 from gristmill.runtime.pipeline_run import RunReport
+from gristmill.segregation import SUBSETS, SplitResult
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stores.features import FeatureSet
+from gristmill.stores.models import Candidate
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
@@ -136,3 +139,63 @@ def print_run_summary(report: RunReport) -> None:
             style="dim",
             soft_wrap=True,
         )
+
+
+def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
+    """A split's id, strategy, rows per subset and warnings."""
+    manifest = result.manifest
+    console.print(
+        f"[bold]split {manifest.split_id}[/] of {feature_set.name} ({feature_set.feature_set_id})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    params = " · ".join(f"{k} {v}" for k, v in manifest.params.items() if v is not None)
+    console.print(f"strategy: {manifest.strategy}" + (f" · {params}" if params else ""))
+    total = sum(manifest.sizes.values()) or 1
+    table = Table(title="subsets", title_justify="left")
+    for column in ("subset", "rows", "share"):
+        table.add_column(column, justify="left" if column == "subset" else "right")
+    for subset in SUBSETS:
+        if subset in manifest.sizes:
+            rows = manifest.sizes[subset]
+            table.add_row(subset, f"{rows:,}", f"{rows / total:.0%}")
+    console.print(table)
+    for warning in result.warnings:
+        console.print(
+            f"[yellow]warning ({warning.kind}, {warning.subset}):[/] {warning.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not result.warnings:
+        console.print("no warnings: subsets balanced, large enough, no train/test shift")
+
+
+def candidate_seconds(candidate: Candidate) -> str:
+    if candidate.finished_at is None:
+        return "-"
+    return f"{(candidate.finished_at - candidate.started_at).total_seconds():.2f}"
+
+
+def candidates_table(candidates: list[Candidate], fresh: set[str]) -> Table:
+    """Trained and failed candidates; those not in ``fresh`` were found from earlier."""
+    table = Table(title="candidates", title_justify="left")
+    for column in ("candidate", "algorithm", "status", "attempts", "seconds", "error", "id"):
+        table.add_column(
+            column,
+            no_wrap=column == "id",
+            justify="right" if column in ("attempts", "seconds") else "left",
+        )
+    for c in candidates:
+        status = "[green]trained[/]" if c.status == "trained" else "[red]failed[/]"
+        if c.candidate_id not in fresh:
+            status += " (earlier)"
+        table.add_row(
+            c.name,
+            c.algorithm,
+            status,
+            str(c.attempts),
+            candidate_seconds(c),
+            c.error or "",
+            c.candidate_id,
+        )
+    return table

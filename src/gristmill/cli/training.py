@@ -20,11 +20,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.cli.summary import print_leaderboard
+from gristmill.cli.summary import (
+    candidate_seconds,
+    candidates_table,
+    print_leaderboard,
+    print_split,
+)
 from gristmill.config.settings import Settings
 from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec
 from gristmill.core.events import MODEL_TRAINED, Event
@@ -32,7 +36,7 @@ from gristmill.errors import ConfigError, NotFoundError
 from gristmill.runtime.pipeline_run import preflight, start_run
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services, open_services
-from gristmill.segregation import SUBSETS, SplitResult
+from gristmill.segregation import SplitResult
 from gristmill.stages.training import payload_of, trained_payload, training_target
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import Run, RunStatus
@@ -132,34 +136,6 @@ def _recorded_run(services: Services, spec: PipelineSpec, command: str) -> Itera
         services.metadata.runs.finish_run(run.run_id, record.status, summary)
 
 
-def _print_split(result: SplitResult, feature_set: FeatureSet) -> None:
-    manifest = result.manifest
-    console.print(
-        f"[bold]split {manifest.split_id}[/] of {feature_set.name} ({feature_set.feature_set_id})",
-        highlight=False,
-        soft_wrap=True,
-    )
-    params = " · ".join(f"{k} {v}" for k, v in manifest.params.items() if v is not None)
-    console.print(f"strategy: {manifest.strategy}" + (f" · {params}" if params else ""))
-    total = sum(manifest.sizes.values()) or 1
-    table = Table(title="subsets", title_justify="left")
-    for column in ("subset", "rows", "share"):
-        table.add_column(column, justify="left" if column == "subset" else "right")
-    for subset in SUBSETS:
-        if subset in manifest.sizes:
-            rows = manifest.sizes[subset]
-            table.add_row(subset, f"{rows:,}", f"{rows / total:.0%}")
-    console.print(table)
-    for warning in result.warnings:
-        console.print(
-            f"[yellow]warning ({warning.kind}, {warning.subset}):[/] {warning.message}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    if not result.warnings:
-        console.print("no warnings: subsets balanced, large enough, no train/test shift")
-
-
 def split_command(
     ctx: typer.Context, spec: SpecArgument, feature_set: FeatureSetOption = None
 ) -> None:
@@ -190,7 +166,7 @@ def split_command(
             return result, chosen
 
     result, chosen = asyncio.run(go())
-    _print_split(result, chosen)
+    print_split(result, chosen)
     if (
         pipeline.split is not None
         and pipeline.split.seed is None
@@ -204,36 +180,6 @@ def split_command(
             soft_wrap=True,
         )
     console.print(f"next: gristmill train {spec}", style="dim", soft_wrap=True)
-
-
-def _seconds(candidate: Candidate) -> str:
-    if candidate.finished_at is None:
-        return "-"
-    return f"{(candidate.finished_at - candidate.started_at).total_seconds():.2f}"
-
-
-def _candidates_table(candidates: list[Candidate], fresh: set[str]) -> Table:
-    table = Table(title="candidates", title_justify="left")
-    for column in ("candidate", "algorithm", "status", "attempts", "seconds", "error", "id"):
-        table.add_column(
-            column,
-            no_wrap=column == "id",
-            justify="right" if column in ("attempts", "seconds") else "left",
-        )
-    for c in candidates:
-        status = "[green]trained[/]" if c.status == "trained" else "[red]failed[/]"
-        if c.candidate_id not in fresh:
-            status += " (earlier)"
-        table.add_row(
-            c.name,
-            c.algorithm,
-            status,
-            str(c.attempts),
-            _seconds(c),
-            c.error or "",
-            c.candidate_id,
-        )
-    return table
 
 
 def _executor_settings(ctx: typer.Context, executor: ExecutorChoice | None) -> Settings:
@@ -280,8 +226,9 @@ async def _train(
                 fresh.add(c.candidate_id)
                 mark = "[green]✓[/]" if c.status == "trained" else "[red]✗[/]"
                 tries = f", {c.attempts} attempts" if c.attempts > 1 else ""
+                took = candidate_seconds(c)
                 progress.console.print(
-                    f"{mark} {c.name} ({c.algorithm}) {c.status} in {_seconds(c)} s{tries}",
+                    f"{mark} {c.name} ({c.algorithm}) {c.status} in {took} s{tries}",
                     highlight=False,
                 )
                 progress.advance(bar)
@@ -334,7 +281,7 @@ def train_command(
     settings = _executor_settings(ctx, executor)
     with _quiet_training_logs():
         result, fresh, run_id = asyncio.run(_train(settings, pipeline, spec, feature_set))
-    console.print(_candidates_table(result.candidates, fresh))
+    console.print(candidates_table(result.candidates, fresh))
     sizes = " · ".join(f"{k} {v:,}" for k, v in result.split.manifest.sizes.items())
     console.print(
         f"{len(result.trained)} of {len(result.candidates)} trained ({result.task}) on "
