@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_wine
 
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
@@ -16,6 +17,7 @@ from gristmill.errors import ConfigError, SpecError
 from gristmill.execution.inline import InlineExecutor
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
+from gristmill.stages.base import STAGE_FAILED
 from gristmill.training.bundle import load_model
 from gristmill.training.train import train
 
@@ -161,18 +163,107 @@ async def test_an_unknown_algorithm_is_refused_before_the_run(
     assert services.metadata.runs.list_runs() == []
 
 
-@pytest.mark.parametrize(
-    ("candidates", "message"),
-    [([{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}], "CC")],
-)
-async def test_bad_candidates_are_named(
-    services: Services, tmp_path: Path, candidates: list[dict[str, Any]], message: str
+async def test_a_run_where_every_candidate_fails_is_not_a_success(
+    services: Services, tmp_path: Path
 ) -> None:
+    candidates = [{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    report = await run_pipeline(spec, services, timeout=240)
+    assert report.run.status == "partial"
+    assert report.of_type(MODEL_TRAINED) == []
+    (failure,) = report.of_type(STAGE_FAILED)
+    assert failure.payload["stage"] == "training"
+    assert "every candidate failed" in failure.payload["error"] and "CC" in failure.payload["error"]
+    (candidate,) = services.metadata.candidates.list_candidates()
+    assert candidate.status == "failed" and "CC" in (candidate.error or "")
+
+
+async def test_a_search_space_typo_fails_its_candidate_only(
+    services: Services, tmp_path: Path
+) -> None:
+    candidates = [
+        {"name": "good", "algorithm": "logistic_regression"},
+        {
+            "name": "typo",
+            "algorithm": "decision_tree",
+            "tune": {"trials": 3, "space": {"max_dept": [2, 5]}},
+        },
+    ]
     spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
     report = await run_pipeline(spec, services, timeout=240)
     (trained,) = report.of_type(MODEL_TRAINED)
-    (candidate,) = trained.payload["candidates"]
-    assert candidate["status"] == "failed" and message in candidate["error"]
+    status = {c["name"]: c for c in trained.payload["candidates"]}
+    assert status["good"]["status"] == "trained"
+    assert status["typo"]["status"] == "failed"
+    assert "tune.space" in status["typo"]["error"] and "max_dept" in status["typo"]["error"]
+    assert "max_depth" in status["typo"]["error"]  # the suggestion
+    (evaluated,) = report.of_type(MODEL_EVALUATED)
+    assert [row["candidate"] for row in evaluated.payload["leaderboard"]] == ["good"]
+
+
+async def test_metrics_are_checked_before_training(services: Services, tmp_path: Path) -> None:
+    spec = parse_spec({**cancer_spec(tmp_path), "evaluate": {"metric": "rmsee"}})
+    with pytest.raises(ConfigError, match=r"no metric named 'rmsee' \(did you mean 'rmse'\?\)"):
+        await run_pipeline(spec, services, timeout=240)
+    # a known metric of another task: refused once the task is known, before any candidate
+    spec = parse_spec({**cancer_spec(tmp_path), "evaluate": {"metric": "rmse"}})
+    report = await run_pipeline(spec, services, timeout=240)
+    (failure,) = report.of_type(STAGE_FAILED)
+    assert "rmse" in failure.payload["error"] and "classification" in failure.payload["error"]
+    assert services.metadata.candidates.list_candidates() == []
+
+
+async def test_candidates_are_recorded_as_they_finish(services: Services, tmp_path: Path) -> None:
+    if services.settings.executor.backend == "inline":
+        pytest.skip("inline runs candidates one after another, in spec order")
+    candidates = [
+        {"name": "slow", "algorithm": "random_forest", "params": {"n_estimators": 400}},
+        {"name": "fast", "algorithm": "logistic_regression"},
+    ]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    await run_pipeline(spec.model_copy(update={"train": None}), services, timeout=240)
+    (fs,) = services.metadata.feature_sets.list_feature_sets()
+    order: list[str] = []
+    result = train(
+        spec,
+        fs,
+        services.feature_stores(),
+        services.executor(),
+        on_candidate=lambda c: order.append(c.name),
+    )
+    assert order == ["fast", "slow"]
+    assert [c.name for c in result.candidates] == ["slow", "fast"]  # results keep spec order
+    fast = next(c for c in result.candidates if c.name == "fast")
+    assert fast.finished_at is not None and fast.finished_at - fast.started_at < timedelta(
+        seconds=5
+    )
+
+
+async def test_a_model_that_cannot_be_scored_does_not_hide_the_others(
+    services: Services, tmp_path: Path
+) -> None:
+    frame = load_wine(as_frame=True).data
+    frame.to_parquet(tmp_path / "wine.parquet", index=False)
+    spec = parse_spec(
+        {
+            "name": "wine",
+            "sources": {"wine": {"format": "parquet", "path": str(tmp_path / "wine.parquet")}},
+            "features": {"wine_v1": {"from": ["wine"]}},
+            "train": {
+                "candidates": [
+                    {"name": "kmeans", "algorithm": "kmeans", "params": {"n_clusters": 3}},
+                    {"name": "agglo", "algorithm": "sklearn.cluster:AgglomerativeClustering"},
+                ]
+            },
+            "evaluate": {"metric": "silhouette"},
+        }
+    )
+    report = await run_pipeline(spec, services, timeout=240)
+    (evaluated,) = report.of_type(MODEL_EVALUATED)
+    assert [row["candidate"] for row in evaluated.payload["leaderboard"]] == ["kmeans"]
+    board = services.metadata.reports.get_report(evaluated.payload["report"])
+    (failed,) = board.body["failed"]
+    assert failed["candidate"] == "agglo" and failed["error"].startswith("evaluation: ")
 
 
 def test_duplicate_candidate_names_and_unknown_training_set_are_spec_errors(

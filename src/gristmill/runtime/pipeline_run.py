@@ -9,6 +9,7 @@ execution recorded become pending in turn. The run ends when nothing is pending.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import getpass
 import os
 import time
@@ -21,6 +22,7 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
 from gristmill.errors import ConfigError
+from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names
 from gristmill.runtime.stages import offline_stage
@@ -62,6 +64,7 @@ def preflight(spec: PipelineSpec) -> None:
             FeaturePipeline.from_spec(feature_set)
         except ConfigError as exc:
             raise ConfigError(f"features.{name}: {exc}") from exc
+    _check_metric_names(spec)
     known = set(learner_names())
     for candidate in spec.train.candidates if spec.train else []:
         path = ":" in candidate.algorithm or "." in candidate.algorithm
@@ -69,6 +72,30 @@ def preflight(spec: PipelineSpec) -> None:
             raise ConfigError(
                 f"train.candidates.{candidate.name}: no algorithm named "
                 f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
+            )
+
+
+def _check_metric_names(spec: PipelineSpec) -> None:
+    """Unknown metric names fail before any data moves (and a known one that does not fit
+    ``train.task``, when the spec gives the task; otherwise training checks it)."""
+    if spec.evaluate is None:
+        return
+    names = [spec.evaluate.metric, *spec.evaluate.evaluators]
+    task = spec.train.task if spec.train else None
+    if task is not None:
+        try:
+            check_evaluators(task, names)
+        except ConfigError as exc:
+            raise ConfigError(f"evaluate: {exc}") from exc
+        return
+    known = set(evaluator_names())
+    for name in names:
+        if name not in known and ":" not in name and "." not in name:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"evaluate: no metric named {name!r}{hint}; known: {', '.join(sorted(known))}, "
+                "or a custom evaluator's import path (mypkg.metrics:my_score)"
             )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import FEATURES_GENERATED, MODEL_EVALUATED, MODEL_TRAINED, Event
 from gristmill.core.ids import digest_json
+from gristmill.errors import DataError
 from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stages.base import Announcement, StageOutcome
@@ -59,6 +60,9 @@ class TrainingStage:
         result = train(
             spec, feature_set, self.stores, self.executor(), run_id=run.run_id if run else None
         )
+        if not result.trained:  # recorded as failed; nothing to evaluate, the run did not work
+            reasons = "; ".join(f"{c.name}: {c.error}" for c in result.candidates)
+            raise DataError(f"every candidate failed to train ({reasons})")
         return StageOutcome(
             [Announcement(MODEL_TRAINED, payload_of(result), key=feature_set.name)],
             summary=f"{len(result.trained)} of {len(result.candidates)} candidates trained",

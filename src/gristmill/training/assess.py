@@ -16,6 +16,7 @@ from typing import Any
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
+from gristmill.errors import GristmillError
 from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
@@ -65,7 +66,8 @@ def _submit_evaluation(
 
 def _keep_pictures(stores: FeatureStores, drawn: dict[str, bytes], folder: Path) -> dict[str, str]:
     """Write the PNGs a person opens into ``folder`` and keep them as artifacts too."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if drawn:
+        folder.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, png in drawn.items():
         path = folder / f"{name}.png"
@@ -98,8 +100,14 @@ def assess(
         executor = InlineExecutor()
         executor.open()
     tasks = {c.name: _submit_evaluation(executor, result, c, stores, names) for c in result.trained}
+    unscored: list[dict[str, Any]] = []
     for candidate in result.trained:
-        outcome = tasks[candidate.name].result()
+        try:
+            outcome = tasks[candidate.name].result()
+        except Exception as exc:  # one model that cannot be scored must not hide the others
+            kind = "" if isinstance(exc, GristmillError) else f"{type(exc).__name__}: "
+            unscored.append({"candidate": candidate.name, "error": f"evaluation: {kind}{exc}"})
+            continue
         curves[candidate.name] = outcome["curves"]
         pictures[candidate.name] = _keep_pictures(
             stores, outcome["pictures"], images / candidate.name
@@ -123,7 +131,7 @@ def assess(
     ]
     failed = [
         {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
-    ]
+    ] + unscored
     decision = gate(spec, result, stores, metric, best)
     report_id = (
         "lb_"

@@ -21,7 +21,14 @@ import pyarrow as pa
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec, SplitSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, DataError, GristmillError, NotFoundError
+from gristmill.errors import (
+    ConfigError,
+    DataError,
+    GristmillError,
+    MissingExtraError,
+    NotFoundError,
+)
+from gristmill.evaluation import check_evaluators
 from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
 from gristmill.segregation import SplitResult, membership_table, split
@@ -36,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_KIND = "model"
 FORECASTERS = ("arima", "sarimax")
-PERMANENT = (ConfigError, DataError)
+PERMANENT = (ConfigError, DataError, MissingExtraError)
 
 
 @dataclass(frozen=True)
@@ -164,24 +171,90 @@ def train(
             run_id=run_id,
         )
         pending[cid] = (candidate_spec, started)
+    check_metrics(spec, task)
     metric = spec.evaluate.metric if spec.evaluate else None
-    for cid, (candidate_spec, started) in pending.items():
-        params, tuning = dict(candidate_spec.params), {}
-        if candidate_spec.tune is not None:
-            tuning = tune(candidate_spec, task, metric, result, feature_set, executor)
-            params.update(tuning["best_params"])
-        pending[cid] = (candidate_spec, replace(started, params=params, tuning=tuning))
-    retries = spec.train.retries
-    tasks = {cid: _submit(executor, c, features, label) for cid, (_, c) in pending.items()}
-    for cid, (_, candidate) in pending.items():
-        finished = _finish(candidate, tasks[cid], executor, features, label, retries, stores)
-        stores.metadata.candidates.save_candidate(finished)
+
+    def record(candidate: Candidate) -> None:
+        stores.metadata.candidates.save_candidate(candidate)
         if on_candidate is not None:
-            on_candidate(finished)
-        done.append(finished)
+            on_candidate(candidate)
+        done.append(candidate)
+
+    ready: dict[str, Candidate] = {}
+    for cid, (candidate_spec, started) in pending.items():
+        try:
+            ready[cid] = _tuned(candidate_spec, started, metric, result, feature_set, executor)
+        except Exception as exc:  # a failed search fails its candidate, not the others
+            record(_failed(started, 1, exc))
+    _train_all(ready, executor, features, label, spec.train.retries, stores, record)
     order = {c.name: i for i, c in enumerate(spec.train.candidates)}
     done.sort(key=lambda c: order.get(c.name, 0))
     return TrainingResult(feature_set, result, task, done)
+
+
+def check_metrics(spec: PipelineSpec, task: str) -> None:
+    """``ConfigError`` before any training when the spec's metric or evaluators are unknown
+    or do not fit ``task`` (``roc_auc`` for a regression)."""
+    if spec.evaluate is not None:
+        try:
+            check_evaluators(task, [spec.evaluate.metric, *spec.evaluate.evaluators])
+        except ConfigError as exc:
+            raise ConfigError(f"evaluate: {exc} (this is a {task} task)") from exc
+
+
+def _tuned(
+    candidate_spec: CandidateSpec,
+    started: Candidate,
+    metric: str | None,
+    result: SplitResult,
+    feature_set: FeatureSet,
+    executor: Executor,
+) -> Candidate:
+    if candidate_spec.tune is None:
+        return started
+    tuning = tune(candidate_spec, started.task, metric, result, feature_set, executor)
+    params = {**candidate_spec.params, **tuning["best_params"]}
+    return replace(started, params=params, tuning=tuning)
+
+
+def _train_all(
+    ready: dict[str, Candidate],
+    executor: Executor,
+    features: pd.DataFrame,
+    label: pd.Series | None,
+    retries: int,
+    stores: FeatureStores,
+    record: Callable[[Candidate], None],
+) -> None:
+    """Fit every candidate side by side; each is recorded the moment it is done (so an
+    interrupted run keeps what finished), a crash is retried with back-off."""
+    attempts = dict.fromkeys(ready, 1)
+    running = {cid: _submit(executor, c, features, label) for cid, c in ready.items()}
+    retry_at: dict[str, float] = {}
+    while running or retry_at:
+        for cid, at in list(retry_at.items()):
+            if at <= time.monotonic():
+                del retry_at[cid]
+                running[cid] = _submit(executor, ready[cid], features, label)
+        finished = [cid for cid, task in running.items() if task.done()]
+        for cid in finished:
+            candidate, attempt = ready[cid], attempts[cid]
+            try:
+                outcome = running.pop(cid).result()
+            except PERMANENT as exc:
+                record(_failed(candidate, attempt, exc))
+                continue
+            except Exception as exc:  # a crash or a flaky dependency: retry with back-off
+                if attempt > retries:
+                    record(_failed(candidate, attempt, exc))
+                    continue
+                logger.warning("candidate %s failed (attempt %d): %r", candidate.name, attempt, exc)
+                attempts[cid] = attempt + 1
+                retry_at[cid] = time.monotonic() + min(10.0, 0.5 * 2 ** (attempt - 1))
+                continue
+            record(_trained(candidate, outcome, attempt, list(features.columns), stores))
+        if not finished:
+            time.sleep(0.05)
 
 
 def _submit(
@@ -190,34 +263,18 @@ def _submit(
     return executor.submit(fit_candidate, c.algorithm, c.params, c.task, features, label)
 
 
-def _finish(
+def _trained(
     candidate: Candidate,
-    task: Task[dict[str, Any]],
-    executor: Executor,
-    features: pd.DataFrame,
-    label: pd.Series | None,
-    retries: int,
+    outcome: dict[str, Any],
+    attempt: int,
+    columns: list[str],
     stores: FeatureStores,
 ) -> Candidate:
-    attempt = 1
-    while True:
-        try:
-            outcome = task.result()
-            break
-        except PERMANENT as exc:
-            return _failed(candidate, attempt, exc)
-        except Exception as exc:  # a crash or a flaky dependency: retry with back-off
-            if attempt > retries:
-                return _failed(candidate, attempt, exc)
-            logger.warning("candidate %s failed (attempt %d): %r", candidate.name, attempt, exc)
-            time.sleep(min(10.0, 0.5 * 2 ** (attempt - 1)))
-            attempt += 1
-            task = _submit(executor, candidate, features, label)
     manifest = {
         "format": "gristmill.model/1",
         "learner": stores.artifacts.put(outcome["model"], kind=MODEL_KIND).digest,
         "feature_pipeline": _feature_pipeline(stores, candidate.feature_set_id),
-        "features": list(features.columns),
+        "features": columns,
         "task": candidate.task,
         "algorithm": candidate.algorithm,
     }

@@ -18,6 +18,7 @@ from gristmill.config.spec import CandidateSpec, TuneSpec
 from gristmill.errors import ConfigError
 from gristmill.evaluation import higher_is_better
 from gristmill.execution.port import Executor
+from gristmill.learners import make_learner
 from gristmill.stores.features import FeatureSet
 from gristmill.training.frames import training_frames
 from gristmill.training.jobs import score_trial
@@ -64,6 +65,7 @@ def tune(
     if task == "forecasting":
         raise ConfigError(f"candidate {spec.name!r}: tuning forecasting models is not built yet")
     metric = metric or DEFAULT_METRIC[task]
+    _check_space(spec, task, settings)
     train, holdout = _subsets(result, feature_set)
     sampler = optuna.samplers.TPESampler(seed=settings.seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -72,6 +74,7 @@ def tune(
     )
     wave = max(1, executor.capabilities.workers)
     remaining = settings.trials
+    errors: list[str] = []
     while remaining > 0:
         trials = [study.ask() for _ in range(min(wave, remaining))]
         tasks = [
@@ -91,13 +94,15 @@ def tune(
                 study.tell(trial, pending.result())
             except Exception as exc:  # one bad trial (e.g. an invalid combination) is data
                 logger.info("trial %d of %s failed: %s", trial.number, spec.name, exc)
+                errors.append(str(exc))
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
         remaining -= len(trials)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
+        first = f"; the first said: {errors[0]}" if errors else ""
         raise ConfigError(
-            f"candidate {spec.name!r}: every one of {settings.trials} tuning trials failed; "
-            "check tune.space"
+            f"candidate {spec.name!r}: every one of {settings.trials} tuning trials failed"
+            f"{first}; check tune.space"
         )
     return {
         "metric": metric,
@@ -105,6 +110,16 @@ def tune(
         "best_value": study.best_value,
         "trials": [{"params": t.params, "value": t.value} for t in completed],
     }
+
+
+def _check_space(spec: CandidateSpec, task: str, settings: TuneSpec) -> None:
+    """``ConfigError`` naming the candidate and parameter when the search space names a
+    parameter the algorithm does not have (checked with each range's first value)."""
+    sample = {name: bounds[0] for name, bounds in settings.space.items() if bounds}
+    try:
+        make_learner(spec.algorithm, {**spec.params, **sample}, task=task)
+    except ConfigError as exc:
+        raise ConfigError(f"candidate {spec.name!r}, tune.space: {exc}") from exc
 
 
 def _subsets(result: SplitResult, feature_set: FeatureSet) -> tuple[Any, Any]:
