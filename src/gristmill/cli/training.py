@@ -108,6 +108,7 @@ class _Record:
 
     run: Run
     status: RunStatus = "succeeded"
+    error: str | None = None
     events: list[Event] = field(default_factory=list)
 
     def event(self, type: str, payload: dict[str, Any], key: str) -> Event:
@@ -124,12 +125,14 @@ def _recorded_run(services: Services, spec: PipelineSpec, command: str) -> Itera
     record, started = _Record(run), time.perf_counter()
     try:
         yield record
-    except BaseException:
+    except BaseException as exc:
         record.status = "failed"
+        record.error = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
         raise
     finally:
         summary = {
             **run.summary,
+            **({"error": record.error} if record.error else {}),
             "outputs": [{"type": e.type, "key": e.key, **e.payload} for e in record.events],
             "seconds": round(time.perf_counter() - started, 3),
         }

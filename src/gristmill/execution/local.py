@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -73,7 +74,10 @@ def prepare_worker(threads: int, preload: tuple[str, ...]) -> None:
     """Runs first in each worker process: cap native thread pools, import ``preload``.
 
     A limit the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is.
+    Ctrl-C is the caller's to handle: a worker ignores SIGINT (the terminal sends it to the
+    whole process group) and is stopped by the pool when the caller shuts it down.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if any(name in os.environ for name in THREAD_VARIABLES):
         threads = 0
     else:
