@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED, MODEL_TRAINED
-from gristmill.errors import ConfigError, SpecError
+from gristmill.errors import ConfigError, MissingExtraError, SpecError
 from gristmill.execution.inline import InlineExecutor
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
@@ -199,6 +200,18 @@ async def test_a_search_space_typo_fails_its_candidate_only(
     assert "max_depth" in status["typo"]["error"]  # the suggestion
     (evaluated,) = report.of_type(MODEL_EVALUATED)
     assert [row["candidate"] for row in evaluated.payload["leaderboard"]] == ["good"]
+
+
+async def test_an_optional_library_not_installed_is_refused_before_the_run(
+    services: Services, tmp_path: Path
+) -> None:
+    if importlib.util.find_spec("lightgbm") is not None:
+        pytest.skip("lightgbm is installed here")
+    candidates = [{"name": "gbm", "algorithm": "lightgbm"}]
+    spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
+    with pytest.raises(MissingExtraError, match=r"train\.candidates\.gbm: .*pip install lightgbm"):
+        await run_pipeline(spec, services, timeout=240)
+    assert services.metadata.runs.list_runs() == []
 
 
 async def test_metrics_are_checked_before_training(services: Services, tmp_path: Path) -> None:

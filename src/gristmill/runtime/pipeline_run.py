@@ -21,10 +21,11 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import digest_json, new_id
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
-from gristmill.learners import learner_names
+from gristmill.learners import learner_names, make_learner
+from gristmill.learners.registry import ALGORITHMS
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
@@ -66,6 +67,7 @@ def preflight(spec: PipelineSpec) -> None:
             raise ConfigError(f"features.{name}: {exc}") from exc
     _check_metric_names(spec)
     known = set(learner_names())
+    task = spec.train.task if spec.train else None
     for candidate in spec.train.candidates if spec.train else []:
         path = ":" in candidate.algorithm or "." in candidate.algorithm
         if not path and candidate.algorithm not in known:
@@ -73,6 +75,14 @@ def preflight(spec: PipelineSpec) -> None:
                 f"train.candidates.{candidate.name}: no algorithm named "
                 f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
             )
+        entry = ALGORITHMS.get(candidate.algorithm)
+        some_task = task or (next(iter(entry.estimators)) if entry else None)
+        try:  # an optional library that is not installed (lightgbm, xgboost) fails now
+            make_learner(candidate.algorithm, candidate.params, task=some_task)
+        except MissingExtraError as exc:
+            raise MissingExtraError(f"train.candidates.{candidate.name}: {exc}") from exc
+        except ConfigError:
+            pass  # the candidate fails alone, recorded with its error, when it trains
 
 
 def _check_metric_names(spec: PipelineSpec) -> None:
