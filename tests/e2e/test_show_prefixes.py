@@ -76,6 +76,8 @@ def show(home: Path, object_id: str) -> Any:
         ("mc_0badf", "candidate_id", "mc_0badf00d"),
         ("sp_ab01", "split_id", SPLIT_OF_CANDIDATE),
         ("01hrunaaab", "run_id", "01HRUNAAAB"),
+        ("MC_C0F", "candidate_id", "mc_c0ffee00"),  # a content id typed in capitals
+        ("LB_A", "report_id", "lb_a11ce0"),
         ("01HBAT", "batch_id", "01HBATCH01"),
     ],
 )
@@ -94,7 +96,7 @@ def test_a_split_is_found_by_its_candidates_or_its_feature_set(home: Path) -> No
     # No candidate and no lineage edge leads to this one: found by its full id only.
     assert show(home, SPLIT_UNLINKED)["split_id"] == SPLIT_UNLINKED
     error = show(home, "sp_f")
-    assert isinstance(error, NotFoundError) and "no split id is or starts with 'sp_f'" in str(error)
+    assert isinstance(error, NotFoundError) and "no split with id 'sp_f';" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +104,6 @@ def test_a_split_is_found_by_its_candidates_or_its_feature_set(home: Path) -> No
     [
         ("fs_3fa90", "2 feature set ids: fs_3fa901aa, fs_3fa902bb"),
         ("rep_5e", "2 report ids: rep_5e1001, rep_5e1002"),
-        ("lb_", "2 report ids: lb_5e1003, lb_a11ce0"),
         ("mc_0bad", "2 candidate ids: mc_0bad1dea, mc_0badf00d"),
         ("01HRUNAAA", "2 run or batch ids: 01HRUNAAAA, 01HRUNAAAB"),
     ],
@@ -129,7 +130,8 @@ def test_a_start_that_matches_nothing_says_where_ids_are_listed(
 ) -> None:
     error = show(home, start)
     assert isinstance(error, NotFoundError)
-    assert f"id is or starts with {start!r}" in str(error) and listing in str(error)
+    assert f"with id {start!r}; list them with " in str(error) and listing in str(error)
+    assert str(error).endswith("(no id starts with it either)")
 
 
 def test_show_prints_the_full_id(home: Path) -> None:
@@ -147,3 +149,52 @@ def test_an_ambiguous_start_exits_1_with_one_line_naming_the_matches(home: Path)
     assert result.returncode == 1
     assert "mc_0bad1dea, mc_0badf00d; give more of it" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind", "listing"),
+    [
+        ("lb", "leaderboard ids (lb_…)", "`gristmill ls reports`"),
+        ("LB", "leaderboard ids (lb_…)", "`gristmill ls reports`"),
+        ("lb_", "leaderboard ids (lb_…)", "`gristmill ls reports`"),
+        ("rep", "validation report ids (rep_…)", "`gristmill ls reports`"),
+        ("mc", "model candidate ids (mc_…)", "`gristmill ls candidates`"),
+        ("mc_", "model candidate ids (mc_…)", "`gristmill ls candidates`"),
+        ("fs", "feature set ids (fs_…)", "`gristmill ls feature-sets`"),
+        ("sp_", "split ids (sp_…)", "`gristmill lineage <feature set>`"),
+    ],
+)
+def test_a_bare_prefix_says_what_ids_of_its_kind_look_like(
+    home: Path, typed: str, kind: str, listing: str
+) -> None:
+    error = show(home, typed)
+    assert isinstance(error, NotFoundError)
+    assert str(error).startswith(f"{typed!r} is only the prefix of {kind}, not an id; give one")
+    assert listing in str(error)
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("mc0bad", "model candidate ids start with mc_ (did you mean mc_0bad?)"),
+        ("lb-a11", "leaderboard ids start with lb_ (did you mean lb_a11?)"),
+        ("penguins", "other ids start with their kind: fs_… (feature set), rep_…"),
+        ("re", "runs and batches have ids such as 01M8F62MRZACAVEHTA8B9TG6W0"),
+    ],
+)
+def test_a_word_that_is_no_id_is_not_uppercased(home: Path, typed: str, says: str) -> None:
+    error = show(home, typed)
+    assert isinstance(error, NotFoundError)
+    assert f"no id is or starts with {typed!r}" in str(error) and says in str(error)
+    assert typed.upper() not in str(error)
+
+
+def test_a_bare_prefix_exits_1_with_one_line(home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    command = [sys.executable, "-m", "gristmill", "--home", str(home), "show", "lb"]
+    result = subprocess.run(
+        command, check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "'lb' is only the prefix of leaderboard ids (lb_…)" in result.stderr
+    assert "'LB'" not in result.stderr and "Traceback" not in result.stderr

@@ -15,9 +15,15 @@ from rich.tree import Tree
 from gristmill.cli.console import console
 from gristmill.cli.ids import resolve_id
 from gristmill.cli.settings import opened_metadata
+from gristmill.cli.summary import leaderboard_payload, print_leaderboard, print_leaderboard_report
+from gristmill.core.events import MODEL_EVALUATED
 from gristmill.errors import NotFoundError
 from gristmill.stores.lineage import lineage_graph
-from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.metadata import MetadataStore, Run
+from gristmill.stores.reports import Report
+from gristmill.training.assess import LEADERBOARD_KIND
+
+LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
 
 
 class Kind(StrEnum):
@@ -156,7 +162,27 @@ def _find(store: MetadataStore, object_id: str) -> tuple[str, str, dict[str, Any
     if kind == "run":
         record["executions"] = [asdict(e) for e in store.executions.list_executions(full)]
         record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=full)]
+        record["leaderboards"] = [asdict(r) for r in _leaderboards(store, found)]
     return kind, full, record
+
+
+def _leaderboards(store: MetadataStore, run: Run) -> list[Report]:
+    """The leaderboard reports of ``run``: those its recorded outputs name (``model.evaluated``
+    of its stage executions, or of the command that recorded it), else those of the newest
+    ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
+    outputs = [o for e in store.executions.list_executions(run.run_id) for o in e.outputs]
+    payloads = [o.get("payload", {}) for o in outputs if o.get("type") == MODEL_EVALUATED]
+    payloads += [o for o in run.summary.get("outputs", []) if o.get("type") == MODEL_EVALUATED]
+    found = []
+    for report_id in dict.fromkeys(str(p["report"]) for p in payloads if p.get("report")):
+        try:
+            found.append(store.reports.get_report(report_id))
+        except NotFoundError:  # named, yet not recorded (the metadata store was reset)
+            continue
+    if found:
+        return found
+    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=LEADERBOARD_SCAN)
+    return [r for r in reversed(recent) if r.run_id == run.run_id]
 
 
 def _print_feature_set(record: dict[str, Any]) -> None:
@@ -220,6 +246,8 @@ def _fmt(value: Any) -> str:
 
 
 def _print_run(record: dict[str, Any]) -> None:
+    """Its stage executions (or what the command that recorded it announced), its
+    leaderboards and its audit entries."""
     table = _table(
         "stage",
         "input",
@@ -239,7 +267,23 @@ def _print_run(record: dict[str, Any]) -> None:
             "\n".join(map(str, outputs)),
             str(e["error"] or ""),
         )
-    console.print(table)
+    if record["executions"]:
+        console.print(table)
+    command = record["summary"].get("command")
+    if command:
+        told = [f"{o.get('type')} ({o.get('key')})" for o in record["summary"].get("outputs", [])]
+        console.print(
+            f"  recorded by `gristmill {command}`, which announced {', '.join(told) or 'nothing'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for board in record["leaderboards"]:
+        print_leaderboard(leaderboard_payload(board))
+        console.print(
+            f"every picture, and the curves: gristmill show {board['report_id']}",
+            style="dim",
+            soft_wrap=True,
+        )
     for entry in record["audit"]:
         console.print(f"  {_when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
 
@@ -251,19 +295,23 @@ def show(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """Show a run (its stage executions), a raw batch (its schema), a feature set (fs_…,
-    its columns and selection scores), a report (rep_… validation, lb_… leaderboard), a
-    model candidate (mc_…) or a split (sp_…).
+    """Show a run (its stage executions, its leaderboard), a raw batch (its schema), a
+    feature set (fs_…, its columns and selection scores), a report (rep_… validation, lb_…
+    leaderboard: ranking, gate, pictures), a model candidate (mc_…) or a split (sp_…).
 
     \b
         gristmill show 01M8F62MRZACAVEHTA8B9TG6W0
         gristmill show 01M8F62M          # a unique prefix is enough
         gristmill show fs_3fa9           # for every kind of id
+        gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
     with opened_metadata(ctx) as store:
         kind, full_id, record = _find(store, id)
     if as_json:
         console.print_json(json.dumps(record, default=str))
+        return
+    if kind == "report" and record.get("kind") == LEADERBOARD_KIND:
+        print_leaderboard_report(record)
         return
     console.print(f"[bold]{kind} {full_id}[/]")
     hidden = (
@@ -276,6 +324,7 @@ def show(
         "body",
         "columns",
         "selection",
+        "leaderboards",
     )
     for key, value in record.items():
         if key not in hidden:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
+from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata
 from gristmill.errors import ConfigError
 from gristmill.runtime.pipeline_run import current_actor
@@ -41,7 +42,8 @@ def promote_command(
         str,
         typer.Argument(
             metavar="MC_ID",
-            help=f"A trained candidate's id (mc_…); list them with {FIND_CANDIDATES}.",
+            help=f"A trained candidate's id (mc_…) or its unique start; list them with "
+            f"{FIND_CANDIDATES}.",
         ),
     ],
     model: Annotated[
@@ -66,10 +68,11 @@ def promote_command(
         gristmill ls candidates                        find the id of the one to promote
         gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f
         gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f --model churn --alias challenger
+        gristmill promote mc_5b1e                      a unique start is enough
         gristmill models churn                         its versions and aliases
     """
     with opened_metadata(ctx) as store:
-        candidate = store.candidates.get_candidate(candidate_id)
+        candidate_id, candidate = resolve_prefixed(store, "mc_", candidate_id)
         name = model or _model_of(store, candidate)
         done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
     version = done.version

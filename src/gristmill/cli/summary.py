@@ -24,29 +24,104 @@ from gristmill.stores.models import Candidate
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
 
-def print_leaderboard(payload: dict[str, Any]) -> None:
-    metric = payload.get("metric")
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _other_metrics(row: dict[str, Any], metric: str) -> str:
+    """The row's other single-number metrics (curves and matrices are left to pictures)."""
+    metrics = row.get("metrics") or {}
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != metric and _number(v))
+
+
+def leaderboard_payload(report: dict[str, Any]) -> dict[str, Any]:
+    """A leaderboard report (``lb_…``, as a dict) in the shape of the ``model.evaluated``
+    payload ``print_leaderboard`` renders; its standings carry every candidate's metrics."""
+    body = report.get("body", {})
+    return {
+        "metric": body.get("metric"),
+        "leaderboard": body.get("standings", []),
+        "failed": body.get("failed", []),
+        "gate": body.get("gate", {}),
+        "images": body.get("images", {}),
+        "report": report.get("report_id"),
+    }
+
+
+def print_leaderboard(payload: dict[str, Any], *, best_pictures: bool = True) -> None:
+    """The ranking (best ★, other metrics when the rows carry them), the candidates that
+    failed to train (when the payload lists them), the gate's decision and (unless not
+    ``best_pictures``) the pictures of the best candidate, named as drawn for its task
+    (ROC, PR… or residuals)."""
+    metric = str(payload.get("metric"))
+    rows = payload.get("leaderboard", [])
+    others = [_other_metrics(row, metric) for row in rows]
     table = Table(title=f"leaderboard ({metric}, test subset)", title_justify="left")
-    for column in ("rank", "candidate", str(metric), "id"):
+    columns = ("rank", "candidate", metric, *(("other metrics",) if any(others) else ()), "id")
+    for column in columns:
         table.add_column(column, no_wrap=column == "id")
-    for row in payload.get("leaderboard", []):
+    for row, other in zip(rows, others, strict=True):
         value = row.get("value")
         mark = " ★" if row.get("best") else ""
+        cells = [str(row.get("rank") or "-"), f"{row.get('candidate')}{mark}"]
+        cells.append("-" if value is None else f"{value:.4f}")
         table.add_row(
-            str(row.get("rank") or "-"),
-            f"{row.get('candidate')}{mark}",
-            "-" if value is None else f"{value:.4f}",
-            str(row.get("candidate_id")),
+            *cells, *((other or "-",) if any(others) else ()), str(row.get("candidate_id"))
         )
     console.print(table)
+    for failed in payload.get("failed", []):
+        console.print(
+            f"[red]✗ {failed.get('candidate')} is not ranked:[/] it failed to train "
+            f"({failed.get('error')})",
+            highlight=False,
+            soft_wrap=True,
+        )
     gate = payload.get("gate", {})
     verdict = "[green]passed[/]" if gate.get("passed") else "[red]failed[/]"
     console.print(f"gate: {verdict} — {gate.get('reason')}", soft_wrap=True)
     images = payload.get("images", {})
-    best = next((r["candidate"] for r in payload.get("leaderboard", []) if r.get("best")), None)
-    if best and images.get(best):
-        folder = Path(next(iter(images[best].values()))).parent
-        console.print(f"curves (ROC, PR, …) of {best}: {folder}", style="dim", soft_wrap=True)
+    best = next((r["candidate"] for r in rows if r.get("best")), None)
+    if best_pictures and best and images.get(best):
+        files = [Path(f) for f in images[best].values()]
+        console.print(
+            f"pictures of {best}: {', '.join(f.name for f in files)} in {files[0].parent}",
+            style="dim",
+            soft_wrap=True,
+        )
+
+
+def print_leaderboard_report(report: dict[str, Any]) -> None:
+    """A leaderboard report (``gristmill show lb_…``): what it ranked, the ranking, the
+    failures, the gate, every picture's file; the curves' points only in ``--json``."""
+    body = report.get("body", {})
+    created = report.get("created_at")
+    when = created.strftime("%Y-%m-%d %H:%M") if created else "-"
+    console.print(f"[bold]leaderboard {report.get('report_id')}[/]", highlight=False)
+    for key, value in (
+        ("split", report.get("subject")),
+        ("metric", body.get("metric")),
+        ("task", body.get("task")),
+        ("created", when),
+        ("run", report.get("run_id") or "-"),
+    ):
+        console.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
+    print_leaderboard(leaderboard_payload(report), best_pictures=False)
+    pictures = Table(title="pictures (PNG)", title_justify="left")
+    for column in ("candidate", "picture", "file"):
+        pictures.add_column(column, no_wrap=column == "file")
+    for candidate, drawn in body.get("images", {}).items():
+        for name, path in drawn.items():
+            pictures.add_row(candidate, name, str(path))
+    if pictures.row_count:
+        console.print(pictures)
+    curves = body.get("curves", {})
+    names = list(dict.fromkeys(name for drawn in curves.values() for name in drawn))
+    if names:
+        console.print(
+            f"curves: {', '.join(names)} for each candidate — see --json",
+            style="dim",
+            highlight=False,
+        )
 
 
 def print_run_summary(report: RunReport) -> None:

@@ -22,6 +22,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gristmill.cli.console import console
+from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import (
     candidate_seconds,
@@ -78,14 +79,11 @@ def _candidate_specs(spec: PipelineSpec) -> list[CandidateSpec]:
 def _feature_set(
     services: Services, spec: PipelineSpec, path: Path, wanted: str | None
 ) -> FeatureSet:
-    """The feature set given by id, else the newest of the one the spec trains on."""
+    """The feature set given by id (or its unique start), else the newest of the one the
+    spec trains on."""
     catalog = services.metadata.feature_sets
     if wanted is not None:
-        found = catalog.find_feature_set(wanted)
-        if found is None:
-            raise NotFoundError(
-                f"no feature set with id {wanted!r}; list them with `gristmill ls feature-sets`"
-            )
+        found: FeatureSet = resolve_prefixed(services.metadata, "fs_", wanted)[1]
         return found
     name = training_target(spec)
     if name is None:

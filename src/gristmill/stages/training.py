@@ -146,7 +146,7 @@ class EvaluationStage:
             "split_id": split.split_id,
             "metric": assessment.metric,
             "leaderboard": [
-                {k: s[k] for k in ("candidate", "candidate_id", "value", "rank", "best")}
+                {k: s[k] for k in ("candidate", "candidate_id", "value", "rank", "best", "metrics")}
                 for s in assessment.standings
             ],
             "best": assessment.best.candidate_id if assessment.best else None,
