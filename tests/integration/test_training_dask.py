@@ -11,6 +11,7 @@ the network), or no address, so the executor starts its own LocalCluster.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,21 @@ async def test_a_run_on_dask_trains_on_the_cluster_and_ranks_the_candidates(
     assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     leaderboard = services.metadata.reports.get_report(evaluated.payload["report"])
     assert leaderboard.kind == "leaderboard" and leaderboard.status == "passed"
+
+
+@pytest.mark.parametrize(("root", "told"), [(logging.WARNING, False), (logging.INFO, True)])
+def test_an_own_cluster_logs_its_info_only_when_asked(
+    root: int, told: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(root)  # the root logger as the CLI sets it: WARNING, or INFO with -v
+    cluster_logger = logging.getLogger("distributed")
+    before = cluster_logger.level
+    with DaskExecutor(workers=1) as executor:
+        assert executor.submit(sum, [1, 2]).result() == 3
+    chatter = [
+        r
+        for r in caplog.records
+        if r.name.startswith("distributed") and r.levelno < logging.WARNING
+    ]
+    assert bool(chatter) is told
+    assert cluster_logger.level == before  # put back on close

@@ -8,6 +8,7 @@ The documented schema is docs/spec.md; ``PipelineSpec.model_json_schema()`` is i
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -221,7 +222,17 @@ def _resolve_paths(spec: PipelineSpec, base_dir: Path) -> PipelineSpec:
 
 
 def load_spec(path: Path | str) -> PipelineSpec:
-    """Read and validate a spec file; ``SpecError`` names the file, line or key path."""
+    """Read and validate a spec file; ``SpecError`` names the file, line or key path.
+
+    Modules next to the spec are importable: once the spec is valid, its folder is put at
+    the front of ``sys.path`` (once; not if it is there already), so the import paths it
+    names (a custom split, evaluator or feature step, an estimator) may point at code kept
+    beside it (``mysplits.py`` → ``custom: mysplits:by_region``) without setting
+    ``PYTHONPATH``. Worker processes started afterwards inherit it (multiprocessing hands
+    the parent's ``sys.path`` to the local executor's workers and to those of the dask
+    executor's own LocalCluster); workers started before the spec was loaded, or those of a
+    remote dask cluster, do not see that folder.
+    """
     file = Path(path)
     try:
         text = file.read_text()
@@ -233,4 +244,13 @@ def load_spec(path: Path | str) -> PipelineSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(f"{file}:{where} is not valid YAML: {exc}") from exc
-    return parse_spec(data, origin=str(file), base_dir=file.parent)
+    spec = parse_spec(data, origin=str(file), base_dir=file.parent)
+    _importable(file.parent)
+    return spec
+
+
+def _importable(folder: Path) -> None:
+    """Put ``folder`` first on ``sys.path`` unless it is on it already."""
+    where = str(folder.resolve())
+    if where not in sys.path:
+        sys.path.insert(0, where)

@@ -31,7 +31,12 @@ TRENDS = ("n", "c", "t", "ct")
 
 
 class SarimaxLearner(Learner):
-    """statsmodels SARIMAX: ``order`` (p, d, q), ``seasonal_order`` (P, D, Q, s), ``trend``."""
+    """statsmodels SARIMAX: ``order`` (p, d, q), ``seasonal_order`` (P, D, Q, s), ``trend``.
+
+    ``trend`` left out (or ``None``) is the default of the statsmodels class the name stands
+    for: none for ``sarimax`` (as ``SARIMAX``); see ``ArimaLearner`` for ``arima``. Give
+    ``'n'`` for no trend, ``'c'`` for a constant, ``'t'``/``'ct'`` for a linear trend.
+    """
 
     algorithm = "sarimax"
     task: Task = "forecasting"
@@ -76,12 +81,16 @@ class SarimaxLearner(Learner):
                 f"algorithm {self.algorithm!r} parameter 'maxiter' must be a positive integer"
             )
 
+    def default_trend(self) -> str | None:
+        """The trend when none is given: statsmodels' ``SARIMAX`` has none."""
+        return None
+
     def spec(self) -> dict[str, Any]:
-        """The keyword arguments of the statsmodels model."""
+        """The keyword arguments of the statsmodels model (the trend resolved)."""
         return {
             "order": tuple(self.order),
             "seasonal_order": tuple(self.seasonal_order),
-            "trend": self.trend,
+            "trend": self.default_trend() if self.trend is None else self.trend,
             "enforce_stationarity": self.enforce_stationarity,
             "enforce_invertibility": self.enforce_invertibility,
         }
@@ -119,9 +128,18 @@ class SarimaxLearner(Learner):
 
 
 class ArimaLearner(SarimaxLearner):
-    """The same model under the name ``arima`` (a seasonal part stays optional)."""
+    """The same model under the name ``arima`` (a seasonal part stays optional).
+
+    Its default trend is statsmodels ``ARIMA``'s: a constant (``'c'``) when nothing is
+    differenced (``d`` and ``D`` are 0), none otherwise — without it a series whose mean is
+    not 0 (sunspots) is pulled towards 0 and forecast badly. A given ``trend`` is kept.
+    """
 
     algorithm = "arima"
+
+    def default_trend(self) -> str | None:
+        integrated = list(self.order)[1] > 0 or list(self.seasonal_order)[1] > 0
+        return "n" if integrated else "c"
 
 
 class FittedSarimax(FittedLearner):

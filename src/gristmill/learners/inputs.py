@@ -6,6 +6,7 @@ import pandas as pd
 
 from gristmill.errors import DataError, EmptyInputError
 from gristmill.learners.base import Task
+from gristmill.learners.learned import plain
 
 
 def check_features(frame: pd.DataFrame, algorithm: str, *, categories: bool = False) -> None:
@@ -46,7 +47,7 @@ def check_label(y: pd.Series | None, task: Task, algorithm: str) -> None:
     if task == "classification":
         classes = y.unique()
         if len(classes) < 2:
-            only = f" ({classes[0]!r})" if len(classes) else ""
+            only = f" ({plain(classes[0])!r})" if len(classes) else ""  # 1, not np.int64(1)
             raise DataError(
                 f"label {name!r} has one class{only}; a classifier needs at least two",
                 column=name,

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 import skops.io as sio
 
+from gristmill.core.imports import split_import_path
 from gristmill.core.trusted import trusted_loads
 from gristmill.learners.base import FittedLearner
 
@@ -28,6 +29,18 @@ def dumps(fitted: FittedLearner) -> bytes:
     """The skops bytes of ``fitted``."""
     data: bytes = sio.dumps(fitted)
     return data
+
+
+def trusted_packages(algorithms: Iterable[str]) -> list[str]:
+    """The packages to trust for models of ``algorithms``: the top-level package of each
+    one named by import path (``mymodels:Shrunk`` → ``mymodels``) that is not trusted
+    already. The spec naming them is trusted like code, so their fitted types may load."""
+    packages = set()
+    for algorithm in algorithms:
+        parsed = split_import_path(algorithm) if ":" in algorithm or "." in algorithm else None
+        if parsed is not None:
+            packages.add(parsed[0].split(".")[0])
+    return sorted(packages - set(TRUSTED_MODULES))
 
 
 def loads(data: bytes, *, also_trust: Iterable[str] = ()) -> FittedLearner:

@@ -10,7 +10,10 @@
   numbers, PSI on the categories for categories, each with a chi-square test on the same
   counts. A column shifts when **both** say so: PSI alone is biased upwards on small
   samples (ten bins of a 45-row subset differ by chance), a test alone flags differences
-  too small to matter on large ones. Free text (ids) and times are not compared.
+  too small to matter on large ones. Free text (ids) and times are not compared, nor the
+  columns that are not features: the split's own column (``time``, ``group``) and the
+  columns ``diagnose`` is told to leave out (a feature set's entity and timestamp — a
+  row id rising with time always "shifts" under a time split, and says nothing).
 
 The label is checked for imbalance when it holds classes (not floating point, and at most
 ``Thresholds.max_classes`` distinct integers); a numeric label is checked for shift instead.
@@ -18,7 +21,7 @@ The label is checked for imbalance when it holds classes (not floating point, an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +60,21 @@ def diagnose(
     subsets: Mapping[Subset, pa.Table],
     plan: Plan,
     thresholds: Thresholds,
+    *,
+    not_features: Iterable[str | None] = (),
 ) -> list[SplitWarning]:
-    """Every warning about one split, in a stable order: per subset, by kind, by column."""
+    """Every warning about one split, in a stable order: per subset, by kind, by column.
+
+    ``not_features`` names columns never tested for shift (the entity and timestamp of the
+    feature set); ``None`` and names the table lacks are ignored.
+    """
     classes = label_classes(table, plan.label, thresholds)
     warnings = [*_sizes(table, assignment, plan, thresholds)]
     if classes is not None:
         warnings += _class_warnings(assignment, classes, str(plan.label), thresholds)
-    skipped = {plan.column} if plan.strategy in ("time", "group") else set()
+    skipped: set[str | None] = set(not_features)
+    if plan.strategy in ("time", "group"):
+        skipped.add(plan.column)
     if classes is not None:
         skipped.add(plan.label)
     warnings += _shifts(subsets, skipped, thresholds)

@@ -11,6 +11,7 @@ different outcomes never share an id), and ``membership_table`` gives the rows t
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,14 +48,16 @@ def split(
     feature_set_id: str = "",
     custom: CustomSplit | str | None = None,
     thresholds: Thresholds | None = None,
+    not_features: Iterable[str | None] = (),
 ) -> SplitResult:
     """Split ``table`` as ``spec`` says (see ``segregation.strategies`` for each strategy).
 
     ``label`` names the label column (needed by ``stratified``; it enables the class
     warnings and ``SplitResult.features/labels``). ``feature_set_id`` goes into the id and
     the manifest. ``custom`` is the function (or its ``module:function`` import path) of the
-    ``custom`` strategy. ``test_size`` and ``validation_size`` are shares of the whole table
-    (of its groups for ``group``).
+    ``custom`` strategy. ``not_features`` names columns not tested for train/test shift
+    (a feature set's entity and timestamp). ``test_size`` and ``validation_size`` are
+    shares of the whole table (of its groups for ``group``).
 
     Raises ``ConfigError`` for a request that cannot work whatever the data (unknown
     strategy, a missing ``column``/``label``/``custom``, sizes adding up to 1 or more, an
@@ -64,7 +67,9 @@ def split(
     plan = _plan(table, spec, label, custom)
     assignment = assign(table, plan)
     subsets = {name: table.take(pa.array(rows, pa.int64())) for name, rows in assignment.items()}
-    warnings = diagnose(table, assignment, subsets, plan, thresholds or Thresholds())
+    warnings = diagnose(
+        table, assignment, subsets, plan, thresholds or Thresholds(), not_features=not_features
+    )
     params = _params(plan, assignment)
     manifest = Split(
         split_id=split_id(feature_set_id, plan.strategy, params),

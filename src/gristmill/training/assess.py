@@ -23,7 +23,7 @@ from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
 from gristmill.stores.models import Candidate
 from gristmill.stores.reports import Report
-from gristmill.training.bundle import model_bytes
+from gristmill.training.bundle import model_bytes, own_packages
 from gristmill.training.frames import training_frames
 from gristmill.training.gate import gate
 from gristmill.training.jobs import evaluate_candidate
@@ -61,7 +61,10 @@ def _submit_evaluation(
     train_y = None
     if result.task == "forecasting":
         _, train_y = training_frames(result.split.train, result.feature_set)
-    return executor.submit(evaluate_candidate, model, result.task, names, features, truth, train_y)
+    trust = own_packages(candidate)
+    return executor.submit(
+        evaluate_candidate, model, result.task, names, features, truth, train_y, trust
+    )
 
 
 def _keep_pictures(stores: FeatureStores, drawn: dict[str, bytes], folder: Path) -> dict[str, str]:

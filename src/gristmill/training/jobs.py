@@ -95,13 +95,16 @@ def evaluate_candidate(
     features: pd.DataFrame,
     truth: pd.Series | None,
     train_y: pd.Series | None,
+    also_trust: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Score a stored model (skops bytes) on the test subset and draw its pictures.
+    """Score a stored model (skops bytes) on the test subset and draw its pictures;
+    ``also_trust`` names the packages of an estimator named by import path.
 
     Returns ``metrics``, ``curves`` (as data) and ``pictures`` (PNG bytes by name), so the
     caller keeps them wherever it runs: this may run on another machine.
     """
-    outcome = predictions_scored(loads(model), task, names, features, truth, train_y)
+    fitted = loads(model, also_trust=also_trust or ())
+    outcome = predictions_scored(fitted, task, names, features, truth, train_y)
     with tempfile.TemporaryDirectory(prefix="gristmill-pictures-") as folder:
         drawn = render_curves(outcome, folder)
         pictures = {name: path.read_bytes() for name, path in drawn.items()}

@@ -112,7 +112,12 @@ def record_split(
     its row membership (an Arrow artifact) and the lineage edge from the feature set."""
     chosen = spec.split or SplitSpec(strategy="shuffled", test_size=0.25, seed=0)
     result = split(
-        table, chosen, label=fs.label, feature_set_id=fs.feature_set_id, custom=chosen.custom
+        table,
+        chosen,
+        label=fs.label,
+        feature_set_id=fs.feature_set_id,
+        custom=chosen.custom,
+        not_features=[fs.entity, fs.timestamp],
     )
     membership = stores.artifacts.put(
         _ipc(membership_table(result)), kind="split", media_type="application/vnd.apache.arrow"

@@ -121,6 +121,14 @@ def test_a_label_with_one_class_is_refused(penguins: pd.DataFrame) -> None:
     assert caught.value.column == "species"
 
 
+def test_a_numeric_class_is_shown_as_a_plain_number(cancer: tuple[pd.DataFrame, pd.Series]) -> None:
+    frame, y = cancer
+    ones = y[y == 1]
+    with pytest.raises(DataError) as caught:
+        make_learner("logistic_regression", {}).fit(frame.loc[ones.index], ones)
+    assert "has one class (1);" in str(caught.value)
+
+
 def test_text_feature_is_named(penguins: pd.DataFrame) -> None:
     frame = penguins[[*PENGUIN_NUMBERS, "island"]]
     with pytest.raises(DataError) as caught:

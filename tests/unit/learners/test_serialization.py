@@ -49,9 +49,15 @@ def test_a_third_party_type_is_refused_until_trusted(
         ser.loads(data)
     assert "untrusted types: gm_ser_models.MyRegression" in str(caught.value)
     assert "also_trust" in str(caught.value)
-    loaded = ser.loads(data, also_trust=["gm_ser_models"])
+    assert ser.trusted_packages(["gm_ser_models:MyRegression", "ridge"]) == ["gm_ser_models"]
+    loaded = ser.loads(data, also_trust=ser.trusted_packages(["gm_ser_models:MyRegression"]))
     assert loaded.predict(frame).tolist() == pytest.approx([2.0, 4.0, 6.0, 8.0])
     sys.modules.pop("gm_ser_models", None)
+
+
+def test_only_packages_named_by_import_path_and_not_trusted_yet_are_added() -> None:
+    names = ["random_forest", "sklearn.svm:SVC", "mypkg.models.Mine", "other:Est", "x:y:z"]
+    assert ser.trusted_packages(names) == ["mypkg", "other"]
 
 
 def test_bytes_that_are_not_a_learner_are_data_errors() -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from gristmill.config.spec import SplitSpec
 from gristmill.segregation import SplitResult, SplitWarning, Subset, Thresholds, split
+from gristmill.segregation.diagnostics import diagnose
+from gristmill.segregation.strategies import Plan
 
 
 def make(table: pa.Table, strategy: str, label: str | None = None, **options: Any) -> SplitResult:
@@ -153,6 +155,22 @@ def test_a_time_split_of_trending_series_shifts(macro: pa.Table) -> None:
     assert gdp.numbers["psi"] > 0.2
     assert gdp.numbers["p_value"] < 0.01
     assert "column 'realgdp' is distributed differently in test than in train" in gdp.message
+
+
+def test_the_entity_and_timestamp_are_not_tested_for_shift(macro: pa.Table) -> None:
+    # An entity id given in time order (row_id) "shifts" under any time split.
+    year, quarter = (pc.cast(macro.column(c), pa.int64()) for c in ("year", "quarter"))
+    table = macro.append_column("row_id", pc.add(pc.multiply(year, 4), quarter))
+    result = make(table, "time", test_size=0.25, column="quarter_start")
+    assert "row_id" in {w.column for w in found(result, "shift")}  # unless told what it is
+    plan = Plan("time", 0.25, None, column="quarter_start")
+    subsets = {"train": result.train, "test": result.test}
+    warnings = diagnose(
+        table, result.rows, subsets, plan, Thresholds(), not_features=["row_id", "gone", None]
+    )
+    shifted = {w.column for w in warnings if w.kind == "shift"}
+    assert "row_id" not in shifted
+    assert {"realgdp", "cpi"} <= shifted and "quarter_start" not in shifted
 
 
 def test_a_random_split_does_not_shift(breast_cancer: pa.Table, macro: pa.Table) -> None:

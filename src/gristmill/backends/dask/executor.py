@@ -8,6 +8,12 @@ killed more than ``distributed.scheduler.allowed-failures`` workers; the LocalCl
 executor starts sets that to 0, so a task that kills its worker fails at once, as on the
 local executor, and the nanny restarts the worker. A remote cluster keeps its own setting
 (dask's default 3 retries the task on other workers first).
+
+A LocalCluster logs its start, every worker and its shutdown at INFO on the
+``distributed`` loggers (about thirty lines a run). While this executor runs its own
+cluster, those loggers are held at WARNING unless the root logger is at INFO or DEBUG (a
+CLI ``-v``): the cluster is then an implementation detail, not news. Their level is put
+back on ``close``.
 """
 
 # distributed annotates only part of its API; its unannotated calls are checked by the tests.
@@ -15,6 +21,7 @@ local executor, and the nanny restarts the worker. A remote cluster keeps its ow
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 import weakref
@@ -48,6 +55,7 @@ T = TypeVar("T")
 # A task's arguments always travel with it (that is the port), so dask's hint to embed big
 # data in the graph differently cannot be acted on here; only absurd sizes still warn.
 _GRAPH_WARNING = {"distributed.admin.large-graph-warning-threshold": "1GiB"}
+_CLUSTER_LOGGER = "distributed"
 
 
 class DaskTask(Generic[T]):
@@ -126,6 +134,7 @@ class DaskExecutor:
         self._cluster: LocalCluster | None = None
         self._running: set[Future[Any]] = set()  # kept until done, so a dropped task still runs
         self._tasks: weakref.WeakSet[DaskTask[Any]] = weakref.WeakSet()
+        self._quieted: int | None = None  # the distributed logger's level before open
 
     def __repr__(self) -> str:
         if self.address is None:
@@ -161,6 +170,7 @@ class DaskExecutor:
     def _connect(self) -> Client:
         if self.address is not None:
             return Client(self.address, set_as_default=False)
+        self._quiet_cluster_logs()
         # A task that kills its worker fails at once instead of killing three more first.
         with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
             self._cluster = LocalCluster(
@@ -176,7 +186,21 @@ class DaskExecutor:
         except BaseException:
             self._cluster.close()
             self._cluster = None
+            self._restore_cluster_logs()
             raise
+
+    def _quiet_cluster_logs(self) -> None:
+        if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+            return  # the user asked for INFO (-v): the cluster's story is part of it
+        cluster_logger = logging.getLogger(_CLUSTER_LOGGER)
+        if self._quieted is None:
+            self._quieted = cluster_logger.level
+        cluster_logger.setLevel(max(cluster_logger.level, logging.WARNING))
+
+    def _restore_cluster_logs(self) -> None:
+        if self._quieted is not None:
+            logging.getLogger(_CLUSTER_LOGGER).setLevel(self._quieted)
+            self._quieted = None
 
     def close(self) -> None:
         """Waits for the running tasks, keeps their outcomes in their tasks, disconnects."""
@@ -198,6 +222,7 @@ class DaskExecutor:
             client.close()
             if cluster is not None:
                 cluster.close()
+                self._restore_cluster_logs()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> DaskTask[T]:
         client = self._connected()
