@@ -190,13 +190,36 @@ class FittedFeaturePipeline:
             "selection": jsonable(self.selection.to_dict()),
         }
 
+    @property
+    def dropped_inputs(self) -> list[str]:
+        """Input columns a ``drop`` step removes before any step could read them: rows to
+        transform may leave them out (a request need not carry an id the model never sees).
+
+        Conservative: the scan stops at the first step that does not name its columns (it
+        may read any of them: a filter, a derived expression, a step over every column).
+        """
+        dropped: list[str] = []
+        read: set[str] = set()
+        for step in self.steps:
+            columns = getattr(step, "columns", None)
+            if columns is None:
+                break
+            if step.step_name == "drop":
+                dropped += [c for c in columns if c in self.inputs and c not in read]
+            else:
+                read.update(columns)
+        return dropped
+
     def _conform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        absent = [c for c in self.dropped_inputs if c not in frame.columns]
+        if absent:  # removed by a drop step before anything reads them: any value will do
+            frame = frame.assign(**dict.fromkeys(absent))
         _require(frame, self.inputs, "the columns it was fitted on")
         data = frame[list(self.inputs)]
         changed = {
             column: _cast(data[column], dtype, column)
             for column, dtype in self.inputs.items()
-            if str(data[column].dtype) != dtype
+            if str(data[column].dtype) != dtype and column not in absent
         }
         return data.assign(**changed) if changed else data
 

@@ -164,6 +164,27 @@ def test_transform_needs_every_fitted_column(
         fitted.transform_one(penguins.iloc[0].to_dict() | {"body_mass_g": "heavy"})
 
 
+def test_a_column_dropped_before_any_step_reads_it_may_be_left_out(
+    penguins: pd.DataFrame,
+) -> None:
+    steps = [
+        {"drop": {"columns": ["year"]}},
+        {"impute": {"columns": NUMBERS, "strategy": "median"}},
+        {"one_hot": {"columns": ["island", "sex"]}},
+    ]
+    fitted = FeaturePipeline.from_spec(make_spec(steps=steps)).fit(penguins)
+    assert fitted.dropped_inputs == ["year"]
+    record = penguins.iloc[0].drop("year").to_dict()
+    one = fitted.transform_one(record)
+    assert one == fitted.transform_one(penguins.iloc[0].to_dict())
+    # a step that may read every column comes first: nothing is optional after it
+    steps = [{"filter": {"expr": "year > 2000"}}, {"drop": {"columns": ["year"]}}]
+    fitted = FeaturePipeline.from_spec(make_spec(steps=steps)).fit(penguins)
+    assert fitted.dropped_inputs == []
+    with pytest.raises(DataError, match="needs column 'year'"):
+        fitted.transform_one(record)
+
+
 def test_empty_input(penguins: pd.DataFrame, fitted: FittedFeaturePipeline) -> None:
     with pytest.raises(EmptyInputError, match="no rows to fit"):
         FeaturePipeline.from_spec(make_spec()).fit(penguins.head(0))
