@@ -13,26 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from gristmill.testing.cli import run_cli as gm
+
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "penguins"
-
-
-def gm(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [sys.executable, "-m", "gristmill", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and result.returncode != 0:
-        command = " ".join(args)
-        raise AssertionError(f"gristmill {command} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

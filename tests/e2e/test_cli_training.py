@@ -21,8 +21,11 @@ from sklearn.datasets import load_breast_cancer
 from typer.testing import CliRunner
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
-from gristmill.cli.app import app, main
+from gristmill.cli.app import app
 from gristmill.stores.reports import Report
+from gristmill.testing.cli import found
+from gristmill.testing.cli import run_cli as gm
+from gristmill.testing.cli import run_cli_here as gm_here
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SPEC = """\
@@ -48,48 +51,8 @@ evaluate: {metric: roc_auc, evaluators: [accuracy, f1]}
 BAD = "    - {name: typo, algorithm: logistic_regression, params: {CC: 1}}\n"
 
 
-def gm(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [sys.executable, "-m", "gristmill", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if check and result.returncode != 0:
-        command = " ".join(args)
-        raise AssertionError(f"gristmill {command} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def gm_here(
-    *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    """``gristmill ARGS`` run in this process: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(cwd)
-    for name in [k for k in os.environ if k.startswith("GRISTMILL_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(sys, "argv", ["gristmill", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main()
-    out = capsys.readouterr()
-    code = exited.value.code
-    return code if isinstance(code, int) else 1, out.out, out.err
-
-
 def metadata(where: Path) -> SqlMetadataStore:
     return SqlMetadataStore(f"sqlite:///{where / '.gristmill' / 'metadata.db'}")
-
-
-def found(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    assert match, f"{pattern!r} not in:\n{text}"
-    return match.group(1)
 
 
 @pytest.fixture(scope="module")

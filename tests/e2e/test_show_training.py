@@ -9,10 +9,7 @@ this process (``gristmill.cli.app.main``), to spare a start-up per case.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +18,9 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
-from gristmill.cli.app import main
+from gristmill.testing.cli import cli_stdout as gm
+from gristmill.testing.cli import found
+from gristmill.testing.cli import run_cli_here as gm_here
 
 CANCER = """\
 name: cancer
@@ -76,25 +75,6 @@ class Trained:
     evaluate_run: str
 
 
-def gm(*args: str, cwd: Path) -> str:
-    """``gristmill ARGS`` as a real process; its stdout, or a failure showing both outputs."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    env["COLUMNS"] = "200"
-    command = [sys.executable, "-m", "gristmill", *args]
-    result = subprocess.run(
-        command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=180
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"gristmill {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def found(pattern: str, text: str) -> str:
-    match = re.search(pattern, text)
-    assert match, f"{pattern!r} not in:\n{text}"
-    return match.group(1)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     where = tmp_path_factory.mktemp("results")
@@ -119,22 +99,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         diabetes_summary,
         evaluate_run,
     )
-
-
-def gm_here(
-    *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> tuple[int, str, str]:
-    """``gristmill ARGS`` run in this process: (exit code, stdout, stderr)."""
-    monkeypatch.chdir(cwd)
-    for name in [k for k in os.environ if k.startswith("GRISTMILL_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(sys, "argv", ["gristmill", *args])
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main()
-    out = capsys.readouterr()
-    code = exited.value.code
-    return code if isinstance(code, int) else 1, out.out, out.err
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ the spec, must work in this process and in the local executor's worker processes
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from gristmill.config.spec import load_spec
+from gristmill.testing.cli import cli_stdout
 
 SPEC = """\
 name: cancer
@@ -87,24 +86,7 @@ def test_an_invalid_spec_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 def gm(*args: str, cwd: Path) -> str:
     """``gristmill ARGS`` as a subprocess in ``cwd``, with no PYTHONPATH; its stdout."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_") and k != "PYTHONPATH"
-    }
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [sys.executable, "-m", "gristmill", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    if result.returncode != 0:
-        raise AssertionError(
-            f"gristmill {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        )
-    return result.stdout
+    return cli_stdout(*args, cwd=cwd, timeout=240, pythonpath=False)
 
 
 @pytest.mark.slow

@@ -1,0 +1,76 @@
+"""Driving the CLI from tests as a user does: a real process, or the entry point in-process.
+
+``run_cli`` starts ``python -m gristmill`` (no ``GRISTMILL_`` variables leak in from the
+test's environment, a wide terminal so tables do not wrap); ``cli_stdout`` is the same that
+fails with both outputs unless the command succeeds. ``run_cli_here`` calls the CLI's
+``main()`` in this process (argument parsing, error display and exit codes included),
+sparing a start-up per case. ``found`` pulls an id out of printed output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_cli(
+    *args: str, cwd: Path, check: bool = False, timeout: float = 180, pythonpath: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``gristmill ARGS`` as a subprocess in ``cwd``; ``pythonpath=False`` drops PYTHONPATH
+    (to prove something is importable without it)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GRISTMILL_") and (pythonpath or k != "PYTHONPATH")
+    }
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [sys.executable, "-m", "gristmill", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        command = " ".join(args)
+        raise AssertionError(f"gristmill {command} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def cli_stdout(*args: str, cwd: Path, timeout: float = 180, pythonpath: bool = True) -> str:
+    """The stdout of ``gristmill ARGS``, which must succeed."""
+    return run_cli(*args, cwd=cwd, check=True, timeout=timeout, pythonpath=pythonpath).stdout
+
+
+def run_cli_here(*args: str, cwd: Path, monkeypatch: Any, capsys: Any) -> tuple[int, str, str]:
+    """``gristmill ARGS`` through ``main()`` in this process: (exit code, stdout, stderr).
+
+    ``monkeypatch`` and ``capsys`` are pytest's fixtures of the calling test.
+    """
+    from gristmill.cli.app import main
+
+    monkeypatch.chdir(cwd)
+    for name in [k for k in os.environ if k.startswith("GRISTMILL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(sys, "argv", ["gristmill", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exited:
+        code = exited.code
+    out = capsys.readouterr()
+    return code if isinstance(code, int) else (0 if code is None else 1), out.out, out.err
+
+
+def found(pattern: str, text: str) -> str:
+    """The first group of ``pattern`` in ``text``; fails showing the text when absent."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in:\n{text}"
+    return match.group(1)
