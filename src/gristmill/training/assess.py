@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
 from gristmill.errors import GristmillError
@@ -51,20 +53,17 @@ class Assessment:
 
 def _submit_evaluation(
     executor: Executor,
-    result: TrainingResult,
     candidate: Candidate,
     stores: FeatureStores,
+    task: str,
     names: list[str],
+    test: tuple[pd.DataFrame, pd.Series | None],
+    train_y: pd.Series | None,
 ) -> Task[dict[str, Any]]:
     _, model = model_bytes(stores, candidate)
-    features, truth = training_frames(result.split.test, result.feature_set)
-    train_y = None
-    if result.task == "forecasting":
-        _, train_y = training_frames(result.split.train, result.feature_set)
+    features, truth = test
     trust = own_packages(candidate)
-    return executor.submit(
-        evaluate_candidate, model, result.task, names, features, truth, train_y, trust
-    )
+    return executor.submit(evaluate_candidate, model, task, names, features, truth, train_y, trust)
 
 
 def _keep_pictures(stores: FeatureStores, drawn: dict[str, bytes], folder: Path) -> dict[str, str]:
@@ -102,7 +101,14 @@ def assess(
     if executor is None:
         executor = InlineExecutor()
         executor.open()
-    tasks = {c.name: _submit_evaluation(executor, result, c, stores, names) for c in result.trained}
+    test = training_frames(result.split.test, result.feature_set)  # once, for every candidate
+    train_y = None
+    if task == "forecasting":
+        _, train_y = training_frames(result.split.train, result.feature_set)
+    tasks = {
+        c.name: _submit_evaluation(executor, c, stores, task, names, test, train_y)
+        for c in result.trained
+    }
     unscored: list[dict[str, Any]] = []
     for candidate in result.trained:
         try:

@@ -152,6 +152,7 @@ def train(
     table = stores.offline.read(feature_set.feature_set_id)
     algorithms = [c.algorithm for c in spec.train.candidates]
     task = spec.train.task or infer_task(table, feature_set.label, algorithms)
+    check_metrics(spec, task)
     result = record_split(spec, table, feature_set, stores, run_id)
     features, label = training_frames(result.train, feature_set)
     pending: dict[str, tuple[CandidateSpec, Candidate]] = {}
@@ -176,7 +177,6 @@ def train(
             run_id=run_id,
         )
         pending[cid] = (candidate_spec, started)
-    check_metrics(spec, task)
     metric = spec.evaluate.metric if spec.evaluate else None
 
     def record(candidate: Candidate) -> None:
