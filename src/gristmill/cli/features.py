@@ -17,6 +17,7 @@ from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.prepare import Prepared, prepare
 from gristmill.runtime.wiring import Services, build_metadata, build_online, open_services
 from gristmill.stores.raw import RawBatch
+from gristmill.training.splits import split_for
 
 
 def _prepared_table(results: list[Prepared]) -> Table:
@@ -58,7 +59,8 @@ def prepare_command(
     """Compute feature sets from the latest raw batch of each of their sources.
 
     Validates each input batch, fits the feature pipeline, stores the set offline and
-    materializes the newest vectors online. Already computed? It is found, not redone.
+    materializes the newest vectors online. The set train: uses is split first (split:)
+    and fitted on its training rows only. Already computed? It is found, not redone.
 
     \b
         gristmill prepare examples/penguins/pipeline.yaml
@@ -87,11 +89,11 @@ def prepare_command(
                         f"feature set {name!r} needs batches of {', '.join(missing)}; ingest "
                         f"them first: gristmill ingest {missing[0]} --spec {spec}"
                     )
+                found = {s: b for s, b in inputs.items() if b}
+                fit_for = split_for(pipeline, name, stores)
                 with console.status(f"preparing {name}"):
                     results.append(
-                        await asyncio.to_thread(
-                            prepare, name, fs, {s: b for s, b in inputs.items() if b}, stores
-                        )
+                        await asyncio.to_thread(prepare, name, fs, found, stores, split=fit_for)
                     )
             return results
 

@@ -31,18 +31,19 @@ from gristmill.cli.summary import (
     print_split,
 )
 from gristmill.config.settings import Settings
-from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec
+from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec, training_target
 from gristmill.core.events import MODEL_TRAINED, Event
 from gristmill.errors import ConfigError, NotFoundError
 from gristmill.runtime.pipeline_run import preflight, start_run
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.segregation import SplitResult
-from gristmill.stages.training import payload_of, trained_payload, training_target
+from gristmill.stages.training import payload_of, trained_payload
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import Run, RunStatus
 from gristmill.stores.models import Candidate
-from gristmill.training.train import TrainingResult, candidate_id, record_split, train
+from gristmill.training.splits import fitted_split
+from gristmill.training.train import TrainingResult, candidate_id, train
 
 SpecArgument = Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")]
 FeatureSetOption = Annotated[
@@ -140,14 +141,15 @@ def _recorded_run(services: Services, spec: PipelineSpec, command: str) -> Itera
 def split_command(
     ctx: typer.Context, spec: SpecArgument, feature_set: FeatureSetOption = None
 ) -> None:
-    """Split a feature set into train / test (and validation) subsets and record the split.
+    """Show how a feature set is split into train / test (and validation) subsets.
 
-    Takes the newest feature set named by the spec's train.feature_set (or the one given by
-    --feature-set), splits it as the spec's split: section says (default: shuffled, 25 %
-    test, seed 0), stores the split (gristmill show sp_…) and prints the rows of each
-    subset and the warnings that travel with it: class imbalance, subsets too small, a
-    shift between train and test. The same feature set, strategy and seed always give the
-    same split, the one `gristmill train` uses.
+    The split is decided when the feature set training uses is prepared, before its
+    pipeline is fitted, so nothing fitted sees the test rows: the spec's split: section
+    (default: shuffled, 25 % test, seed 0) on the input rows, recorded by row key. This
+    prints that split (gristmill show sp_…): the rows of each subset and the warnings that
+    travel with it: class imbalance, subsets too small, a shift between train and test. It
+    is the split `gristmill train` uses; the newest feature set named by the spec's
+    train.feature_set, or the one given by --feature-set.
 
     \b
         gristmill split examples/penguins/pipeline.yaml
@@ -159,11 +161,8 @@ def split_command(
         async with open_services(settings_from(ctx)) as services:
             chosen = _feature_set(services, pipeline, spec, feature_set)
             stores = services.feature_stores()
-            with console.status(f"splitting {chosen.name}"):
-                table = await asyncio.to_thread(stores.offline.read, chosen.feature_set_id)
-                result = await asyncio.to_thread(
-                    record_split, pipeline, table, chosen, stores, None
-                )
+            with console.status(f"reading the split of {chosen.name}"):
+                result = await asyncio.to_thread(fitted_split, pipeline, chosen, stores)
             return result, chosen
 
     result, chosen = asyncio.run(go())
@@ -175,8 +174,8 @@ def split_command(
     ):
         seed = result.manifest.params["seed"]
         console.print(
-            f"split.seed is not set, so seed {seed} was drawn; `gristmill train` draws its own. "
-            f"Set split.seed: {seed} in {spec} to train on this split.",
+            f"split.seed is not set, so seed {seed} was drawn when {chosen.name} was prepared; "
+            f"set split.seed: {seed} in {spec} to get this split again from fresh batches.",
             style="yellow",
             soft_wrap=True,
         )

@@ -180,6 +180,25 @@ class PipelineSpec(_Section):
         return [name for name in later if getattr(self, name) is not None]
 
 
+DEFAULT_SPLIT = SplitSpec(strategy="shuffled", test_size=0.25, seed=0)
+"""The split when the spec has no ``split:`` section."""
+
+
+def training_target(spec: PipelineSpec) -> str | None:
+    """The feature set training uses: ``train.feature_set``, else the first with a label."""
+    if spec.train is None:
+        return None
+    if spec.train.feature_set:
+        return spec.train.feature_set
+    labelled = [name for name, fs in (spec.features or {}).items() if fs.label]
+    return labelled[0] if labelled else next(iter(spec.features or {}), None)
+
+
+def chosen_split(spec: PipelineSpec) -> SplitSpec:
+    """The spec's ``split:``, else ``DEFAULT_SPLIT``."""
+    return spec.split or DEFAULT_SPLIT
+
+
 def _describe(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}

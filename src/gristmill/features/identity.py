@@ -3,12 +3,14 @@
 The same definition over the same inputs always has the same id, so training and scoring
 agree on which features they mean, and computing a feature set twice finds the first one.
 Any change to the section (steps, options, selection, roles, validation) or to the inputs
-gives another id. The order of ``input_ids`` does not matter.
+gives another id, and so does another split for the set training uses (ADR 8). The order
+of ``input_ids`` does not matter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.ids import digest_json
@@ -22,11 +24,21 @@ def definition_digest(spec: FeatureSetSpec) -> str:
     return digest_json(spec.model_dump(mode="json", by_alias=True))
 
 
-def feature_set_id(name: str, spec: FeatureSetSpec, input_ids: Iterable[str]) -> str:
-    """``fs_`` and 24 hex digits of the digest of ``name``, the section and the sorted inputs."""
-    identity = {
+def feature_set_id(
+    name: str,
+    spec: FeatureSetSpec,
+    input_ids: Iterable[str],
+    *,
+    split: Mapping[str, Any] | None = None,
+) -> str:
+    """``fs_`` and 24 hex digits of the digest of ``name``, the section and the sorted inputs,
+    and ``split``, the split the pipeline is fitted for (only the training set has one):
+    another split means other fitted state, so another feature set."""
+    identity: dict[str, Any] = {
         "name": name,
         "definition": spec.model_dump(mode="json", by_alias=True),
         "inputs": sorted(input_ids),
     }
+    if split is not None:
+        identity["split"] = dict(split)
     return PREFIX + digest_json(identity).removeprefix("sha256:")[:DIGEST_CHARS]

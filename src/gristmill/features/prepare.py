@@ -1,5 +1,8 @@
 """``prepare``: validate input batches, compute a feature set, store it offline and online.
 
+Each row gets its key (``features.rows``) as it is read; the pipeline is fitted on the rows
+it may learn from (``features.fitting``), then computes every row.
+
 The CLI, notebooks and ``PreparationStage`` call it. It is idempotent: a feature set whose
 id (definition + input batches) is known is returned as recorded, and validation reports are
 keyed by batch and thresholds, so a redelivered event writes nothing twice.
@@ -16,11 +19,13 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
+from gristmill.errors import ConfigError, ConflictError, EmptyInputError, NotFoundError
+from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_inputs
 from gristmill.features.materialize import materialize
-from gristmill.features.pipeline import FeaturePipeline, FittedFeaturePipeline
+from gristmill.features.pipeline import FittedFeaturePipeline
+from gristmill.features.rows import keyed, without_row_id
 from gristmill.features.serialization import dumps, loads
 from gristmill.features.validation import REPORT_KIND, validate
 from gristmill.stores.artifacts import ArtifactStore
@@ -125,8 +130,13 @@ def prepare(
     stores: FeatureStores,
     *,
     run_id: str | None = None,
+    split: FitSplit | None = None,
 ) -> Prepared:
     """Validate ``inputs`` (source → batch), then compute, store and materialize the set.
+
+    ``split`` (for the feature set training uses) decides the training rows before anything
+    is fitted; the pipeline learns from those rows only (``features.fitting``), and the
+    split is part of the feature set's id. Without it, the pipeline is fitted on all rows.
 
     Raises ``ConfigError`` for a bad step configuration (the step named), ``DataError`` for
     data the steps cannot handle (step and column named), ``EmptyInputError`` for no rows.
@@ -139,28 +149,23 @@ def prepare(
         findings = [a for r in reports for a in r.body.get("anomalies", [])]
         return Prepared(name, reports, stopped=True, anomalies=findings)
     batch_ids = [inputs[s].batch_id for s in spec.from_]
-    set_id = feature_set_id(name, spec, batch_ids)
+    set_id = feature_set_id(name, spec, batch_ids, split=split.identity if split else None)
     known = stores.metadata.feature_sets.find_feature_set(set_id)
     if known is not None:
         # Known offline; make sure it is online too (a new namespace, a flushed store):
         # only vectors newer than what the store holds are written.
         materialized = 0
         if spec.online is not None and spec.online.enabled and stores.online is not None:
-            features = stores.offline.read(known.feature_set_id)
+            features = without_row_id(stores.offline.read(known.feature_set_id))
             materialized = _materialize(spec, known, features, stores)
         return Prepared(name, reports, feature_set=known, created=False, materialized=materialized)
     table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
-    try:
-        fitted = FeaturePipeline.from_spec(spec).fit_table(table)
-    except ValueError as exc:  # e.g. selection on too few rows: the data, not a glitch
-        raise DataError(
-            f"feature set {name!r} cannot be fitted on {table.num_rows} row(s): {exc}"
-        ) from exc
-    features = fitted.transform_table(table)
-    if features.num_rows == 0:
-        raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
+    table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
+    fitted, features, fitted_on = fit_features(
+        name, spec, table, keys, feature_set_id=set_id, split=split
+    )
     artifact = stores.artifacts.put(dumps(fitted), kind=PIPELINE_KIND)
     made_at = datetime.now(UTC)
     stored = stores.offline.write(
@@ -177,7 +182,11 @@ def prepare(
             timestamp=spec.timestamp,
             label=spec.label,
             pipeline_artifact=artifact.digest,
-            selection={**fitted.selection.to_dict(), "learned": fitted.describe()},
+            selection={
+                **fitted.selection.to_dict(),
+                "learned": fitted.describe(),
+                "fitted_on": fitted_on,
+            },
             validation_report=reports[0].report_id,
             run_id=run_id,
         ),
@@ -189,7 +198,7 @@ def prepare(
     )
     if stored.created_at != made_at:  # another worker recorded the very same set first
         return Prepared(name, reports, feature_set=stored, created=False)
-    materialized = _materialize(spec, stored, features, stores)
+    materialized = _materialize(spec, stored, without_row_id(features), stores)
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
 
 

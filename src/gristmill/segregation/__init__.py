@@ -1,6 +1,7 @@
 """Segregation: train / validation / test subsets of a feature set, with manifest and warnings."""
 
 from gristmill.segregation.diagnostics import Thresholds
+from gristmill.segregation.membership import keyed_membership, membership_keys, positions_by_key
 from gristmill.segregation.result import (
     SUBSETS,
     SplitResult,
@@ -20,8 +21,11 @@ __all__ = [
     "Subset",
     "Thresholds",
     "WarningKind",
+    "keyed_membership",
     "known_strategies",
+    "membership_keys",
     "membership_table",
+    "positions_by_key",
     "split",
     "split_id",
 ]

@@ -4,7 +4,8 @@ The pipeline spec comes from the run the event belongs to (a run keeps its spec)
 from the spec the worker was started with. A feature set from several sources *waits*: it
 is computed once every source has a batch — within a run, a batch ingested by that run; outside
 a run, the source's latest batch. Validation that says stop announces ``data.anomalous``;
-otherwise ``features.generated`` announces the set.
+otherwise ``features.generated`` announces the set. The set training uses is fitted on the
+training subset of its split only (``training.splits``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gristmill.features.prepare import (
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawBatch
+from gristmill.training.splits import split_for
 
 SpecResolver = Callable[[Event], PipelineSpec | None]
 
@@ -84,7 +86,10 @@ class PreparationStage:
             run = self.stores.metadata.runs.find_run(event.correlation_id)
             run_id = run.run_id if run else None
             try:
-                prepared = prepare(name, feature_set, inputs, self.stores, run_id=run_id)
+                fit_for = split_for(spec, name, self.stores, run_id) if spec else None
+                prepared = prepare(
+                    name, feature_set, inputs, self.stores, run_id=run_id, split=fit_for
+                )
             except PERMANENT as error:
                 failures.append((name, error))
                 continue

@@ -1,9 +1,9 @@
 """Training and evaluation stages: ``features.generated`` → ``model.trained`` → ``model.evaluated``.
 
 Training takes the feature set the spec's ``train.feature_set`` names (by default the first
-feature set with a label), splits it, trains every candidate on the executor and announces
-them. Evaluation scores the trained candidates on the test subset, ranks them, applies the
-gate and announces the leaderboard.
+feature set with a label), takes the split it was fitted for, trains every candidate on the
+executor and announces them. Evaluation scores the trained candidates on the test subset,
+ranks them, applies the gate and announces the leaderboard.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from gristmill.config.spec import PipelineSpec
+from gristmill.config.spec import training_target
 from gristmill.core.events import FEATURES_GENERATED, MODEL_EVALUATED, MODEL_TRAINED, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import DataError
@@ -22,16 +22,6 @@ from gristmill.stages.preparation import SpecResolver
 from gristmill.stores.models import Candidate
 from gristmill.training.assess import assess
 from gristmill.training.train import TrainingResult, train
-
-
-def training_target(spec: PipelineSpec) -> str | None:
-    """The feature set training uses: ``train.feature_set``, else the first with a label."""
-    if spec.train is None:
-        return None
-    if spec.train.feature_set:
-        return spec.train.feature_set
-    labelled = [name for name, fs in (spec.features or {}).items() if fs.label]
-    return labelled[0] if labelled else next(iter(spec.features or {}), None)
 
 
 class TrainingStage:

@@ -1,4 +1,7 @@
-"""``train``: split a feature set, train every candidate in parallel, record each one.
+"""``train``: train every candidate in parallel on a feature set's split, record each one.
+
+The split is the one the feature set's pipeline was fitted for (decided before fitting,
+``training.splits``): training never splits again, so no fitted state saw its test rows.
 
 Candidates run on the executor side by side. A failing candidate is retried with back-off,
 then recorded as failed without sinking the others. A candidate's id is derived from what
@@ -19,24 +22,19 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from gristmill.config.spec import CandidateSpec, PipelineSpec, SplitSpec
+from gristmill.config.spec import CandidateSpec, PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import (
-    ConfigError,
-    DataError,
-    GristmillError,
-    MissingExtraError,
-    NotFoundError,
-)
+from gristmill.errors import ConfigError, DataError, GristmillError, MissingExtraError
 from gristmill.evaluation import check_evaluators
 from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
-from gristmill.segregation import SplitResult, membership_table, split
+from gristmill.segregation import SplitResult
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import LineageEdge
 from gristmill.stores.models import Candidate, Split
 from gristmill.training.frames import training_frames
 from gristmill.training.jobs import fit_candidate
+from gristmill.training.splits import fitted_split, restore_split
 from gristmill.training.tuning import tune
 
 logger = logging.getLogger(__name__)
@@ -67,24 +65,8 @@ class TrainingResult:
         stores: FeatureStores,
     ) -> TrainingResult:
         """Rebuild a result from the records (another process may have trained): the
-        subsets come from the split's stored membership, verified by digest."""
-        ref = stores.artifacts.find(manifest.membership or "")
-        if ref is None:
-            raise NotFoundError(f"split {manifest.split_id} has no stored membership")
-        membership = pa.ipc.open_stream(stores.artifacts.get(ref)).read_all()
-        table = stores.offline.read(feature_set.feature_set_id)
-        rows = membership.column("row").to_numpy()
-        subset = membership.column("subset").cast(pa.string()).to_numpy(zero_copy_only=False)
-        parts = {name: rows[subset == name] for name in ("train", "validation", "test")}
-        result = SplitResult(
-            train=table.take(parts["train"]),
-            test=table.take(parts["test"]),
-            manifest=manifest,
-            validation=table.take(parts["validation"]) if len(parts["validation"]) else None,
-            label=feature_set.label,
-            rows={k: v for k, v in parts.items() if len(v)},  # type: ignore[misc]
-        )
-        return cls(feature_set, result, task, candidates)
+        subsets come from the split's stored membership (verified by digest), by row key."""
+        return cls(feature_set, restore_split(feature_set, manifest, stores), task, candidates)
 
 
 def infer_task(table: pa.Table, label: str | None, algorithms: list[str]) -> str:
@@ -105,38 +87,6 @@ def candidate_id(feature_set_id: str, split_id: str, spec: CandidateSpec, task: 
     return "mc_" + digest_json(body).removeprefix("sha256:")[:24]
 
 
-def record_split(
-    spec: PipelineSpec, table: pa.Table, fs: FeatureSet, stores: FeatureStores, run_id: str | None
-) -> SplitResult:
-    """Split ``table`` (feature set ``fs``) by the spec and record the split: its manifest,
-    its row membership (an Arrow artifact) and the lineage edge from the feature set."""
-    chosen = spec.split or SplitSpec(strategy="shuffled", test_size=0.25, seed=0)
-    result = split(
-        table,
-        chosen,
-        label=fs.label,
-        feature_set_id=fs.feature_set_id,
-        custom=chosen.custom,
-        not_features=[fs.entity, fs.timestamp],
-    )
-    membership = stores.artifacts.put(
-        _ipc(membership_table(result)), kind="split", media_type="application/vnd.apache.arrow"
-    )
-    manifest = replace(result.manifest, membership=membership.digest, run_id=run_id)
-    stores.metadata.splits.add_split(manifest)
-    stores.metadata.lineage.add_edges(
-        [LineageEdge(fs.feature_set_id, "feature_set", manifest.split_id, "split", "split_into")]
-    )
-    return result
-
-
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue())
-
-
 def train(
     spec: PipelineSpec,
     feature_set: FeatureSet,
@@ -153,7 +103,7 @@ def train(
     algorithms = [c.algorithm for c in spec.train.candidates]
     task = spec.train.task or infer_task(table, feature_set.label, algorithms)
     check_metrics(spec, task)
-    result = record_split(spec, table, feature_set, stores, run_id)
+    result = fitted_split(spec, feature_set, stores)  # the rows its pipeline was fitted for
     features, label = training_frames(result.train, feature_set)
     pending: dict[str, tuple[CandidateSpec, Candidate]] = {}
     done: list[Candidate] = []

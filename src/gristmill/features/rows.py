@@ -1,0 +1,66 @@
+"""Row identity: the key that names one row of a feature set from its raw input to its score.
+
+A split, an evaluation, the gate and (later) a score or a feedback record must name the
+*same* row, across stages and processes, whatever was filtered or reordered on the way.
+Positions cannot do that; a key can. The key of a feature set's rows is
+
+* its ``entity`` and ``timestamp`` columns, when the spec names both and every combined
+  input row has a distinct, non-missing pair of them;
+* otherwise a row id, the column ``_row_id``: ``<first input batch id>:<row number>`` in the
+  combined input (after the join, before any step), given when the rows are read.
+
+Both are computed from the raw batches alone, so the rows a feature set's split names can be
+found again in those batches (``keyed``) — by the gate, which scores a champion through its
+own fitted pipeline on the very raw rows of this test subset. The row id is carried through
+the pipeline as a pass-through column: the steps never see it, it is never a feature.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gristmill.features.pipeline import FittedFeaturePipeline
+
+ROW_ID = "_row_id"
+
+
+def key_columns(table: pa.Table, entity: str | None, timestamp: str | None) -> list[str]:
+    """The columns that name each row of ``table`` (see the module docstring)."""
+    if ROW_ID in table.column_names:
+        return [ROW_ID]
+    if entity and timestamp and {entity, timestamp} <= set(table.column_names):
+        pair = table.select([entity, timestamp])
+        complete = all(pair.column(c).null_count == 0 for c in (entity, timestamp))
+        if complete and pair.group_by([entity, timestamp]).aggregate([]).num_rows == len(pair):
+            return [entity, timestamp]
+    return [ROW_ID]
+
+
+def keyed(
+    table: pa.Table, entity: str | None, timestamp: str | None, first_batch: str
+) -> tuple[pa.Table, list[str]]:
+    """``table`` (the combined raw input) with its key: as it is when entity and timestamp
+    name every row, else with a ``_row_id`` column first. Returns the table and the key."""
+    keys = key_columns(table, entity, timestamp)
+    if keys != [ROW_ID] or ROW_ID in table.column_names:
+        return table, keys
+    numbers = pc.cast(pa.array(range(table.num_rows), pa.int64()), pa.string())
+    ids = pc.binary_join_element_wise(pa.scalar(f"{first_batch}:"), numbers, "")
+    return table.add_column(0, ROW_ID, ids), keys
+
+
+def without_row_id(table: pa.Table) -> pa.Table:
+    """``table`` without its row id column (what the steps and the online store see)."""
+    return table.drop_columns([ROW_ID]) if ROW_ID in table.column_names else table
+
+
+def transform_keyed(fitted: FittedFeaturePipeline, table: pa.Table) -> pa.Table:
+    """``fitted.transform_table`` that keeps each surviving row's ``_row_id`` (first column)."""
+    frame = table.to_pandas()
+    ids = frame.pop(ROW_ID) if ROW_ID in frame.columns else None
+    result = fitted.transform(frame)
+    if ids is None:
+        return pa.Table.from_pandas(result, preserve_index=False)
+    features = pa.Table.from_pandas(result, preserve_index=False)
+    return features.add_column(0, ROW_ID, pa.array(ids.loc[result.index], pa.string()))
