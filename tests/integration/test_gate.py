@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from gristmill.cli.app import app
@@ -15,12 +16,15 @@ from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED
 from gristmill.errors import ConfigError, NotFoundError
+from gristmill.features.rows import ROW_ID
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.models import Candidate
 from gristmill.testing.metadata_records import make_candidate
+from gristmill.training.bundle import load_scorer
 from gristmill.training.gate import promote
+from gristmill.training.splits import read_membership
 
 STUMP = {"name": "stump", "algorithm": "decision_tree", "params": {"max_depth": 1}}
 LOGREG = {"name": "logreg", "algorithm": "logistic_regression", "params": {"C": 0.5}}
@@ -41,6 +45,9 @@ def cancer_spec(
     *,
     deploy: dict[str, Any] | None = None,
     drop: Sequence[str] = (),
+    seed: int = 7,
+    task: str | None = None,
+    metric: str = "roc_auc",
 ) -> dict[str, Any]:
     data = folder / "cancer.parquet"
     if not data.exists():
@@ -54,9 +61,9 @@ def cancer_spec(
         "name": "cancer",
         "sources": {"cancer": {"format": "parquet", "path": str(data)}},
         "features": {"cancer_v1": {"from": ["cancer"], "label": "target", "steps": steps}},
-        "split": {"strategy": "stratified", "test_size": 0.3, "seed": 7},
-        "train": {"candidates": candidates},
-        "evaluate": {"metric": "roc_auc"},
+        "split": {"strategy": "stratified", "test_size": 0.3, "seed": seed},
+        "train": {"candidates": candidates, **({"task": task} if task else {})},
+        "evaluate": {"metric": metric},
         **({"deploy": deploy} if deploy else {}),
     }
 
@@ -121,18 +128,53 @@ async def test_the_gate_holds_new_candidates_against_the_champion(
     assert actions.count("model.registered") == 2
 
 
-async def test_a_champion_trained_on_other_columns_is_compared_by_its_recorded_value(
+async def test_a_champion_made_by_another_pipeline_is_rescored_through_its_own_bundle(
     services: Services, tmp_path: Path
 ) -> None:
     stump, _ = await evaluate(services, tmp_path, [STUMP])
     promote(services.metadata, stump.candidate_id, "cancer")
-    _, decision = await evaluate(services, tmp_path, [LOGREG], drop=["mean_texture"])
+    # other steps (so another fitted pipeline, other feature columns) and another split
+    _, decision = await evaluate(services, tmp_path, [LOGREG], drop=["mean_texture"], seed=8)
+    champion = decision["production"]
+    assert champion["comparison"] == "rescored", champion["note"]
+    assert "the champion through its own fitted pipeline and model" in decision["reason"]
+
+    # by hand: the raw rows of the new split's test subset, scored by the champion's bundle
+    best = services.metadata.candidates.get_candidate(decision["candidate_id"])
+    fs = services.metadata.feature_sets.get_feature_set(best.feature_set_id)
+    split = services.metadata.splits.get_split(best.split_id)
+    assert best.split_id != stump.split_id
+    membership = read_membership(split, services.feature_stores())
+    test_keys = {
+        key
+        for key, subset in zip(
+            membership.column(ROW_ID).to_pylist(), membership.column("subset").to_pylist()
+        )
+        if subset == "test"
+    }
+    (batch,) = fs.inputs
+    raw = services.raw.read(batch).to_pandas()
+    raw = raw[[f"{batch}:{i}" in test_keys for i in range(len(raw))]]
+    assert len(raw) == split.sizes["test"]
+    scorer = load_scorer(services.feature_stores(), stump)
+    by_hand = roc_auc_score(raw["target"], scorer.predict_proba(raw)[1])
+    assert champion["value"] == pytest.approx(by_hand)
+    assert champion["value"] != pytest.approx(stump.metrics["roc_auc"])  # not its own rows
+
+
+async def test_a_champion_that_cannot_be_rescored_is_compared_by_its_recorded_value(
+    services: Services, tmp_path: Path
+) -> None:
+    stump, _ = await evaluate(services, tmp_path, [STUMP])
+    promote(services.metadata, stump.candidate_id, "cancer")
+    linear = {"name": "linear", "algorithm": "linear_regression"}
+    _, decision = await evaluate(services, tmp_path, [linear], task="regression", metric="rmse")
     champion = decision["production"]
     assert champion["comparison"] == "recorded"
-    assert champion["note"] == "it was trained on other feature columns"
-    assert champion["value"] == stump.metrics["roc_auc"]
-    assert decision["passed"]
-    assert "recorded on its own test subset" in decision["reason"]
+    assert champion["note"] == "it is a classification model, this is a regression task"
+    assert champion["value"] is None  # it has no recorded rmse either
+    assert not decision["passed"]
+    assert "has no rmse value to compare with (it is a classification model" in (decision["reason"])
 
 
 async def test_deploy_model_names_the_registry_entry(services: Services, tmp_path: Path) -> None:

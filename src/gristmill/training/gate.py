@@ -3,13 +3,18 @@
 The model in production is ``<model>@champion`` in the registry, where ``<model>`` is
 ``deploy.model`` or else the spec's ``name``. With no champion, the best candidate passes.
 Otherwise both are measured by the spec's metric, on the same rows when that is possible:
-the champion's model is scored again on this split's test subset if it was trained for the
-same task and label on the same feature columns (a forecaster only on its own split, as it
-forecasts from the end of its own training series); else its recorded value stands in, and
-the decision says so. The candidate passes when it is better than the champion, in the
-metric's direction, by at least ``deploy.min_improvement`` (absolute, in the metric's units)
-and at least ``deploy.min_relative_improvement`` (a fraction of the champion's value). The
-best candidate that *is* the champion does not pass: there is nothing to deploy.
+the champion is scored again through its *own* bundle (its fitted feature pipeline and its
+learner, ``load_scorer``) on the very raw rows of this split's test subset, found by row key
+in the raw batches (``training.raw_rows``), with the labels of those rows — so a champion
+made by another feature pipeline is judged on the same rows, through the features it was
+trained on. When that is not possible (another task or label, a forecaster, which forecasts
+from the end of its own training series, raw rows no longer stored or lacking the key, a
+model that cannot be loaded), its recorded value stands in and the decision says so plainly
+(``comparison: recorded`` and the reason). The candidate passes when it is better than the
+champion, in the metric's direction, by at least ``deploy.min_improvement`` (absolute, in
+the metric's units) and at least ``deploy.min_relative_improvement`` (a fraction of the
+champion's value). The best candidate that *is* the champion does not pass: there is
+nothing to deploy.
 
 ``promote`` registers a candidate as a version of a model and points an alias at it (for
 ``champion``, the version it replaces becomes ``previous``).
@@ -22,18 +27,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import pandas as pd
+import pyarrow as pa
 
+from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import PipelineSpec
-from gristmill.errors import ConfigError, GristmillError
+from gristmill.errors import ConfigError, DataError, GristmillError
 from gristmill.evaluation import higher_is_better
-from gristmill.features.prepare import FeatureStores
-from gristmill.learners import FittedLearner
+from gristmill.features.prepare import FeatureStores, trusted_packages
+from gristmill.features.rows import without_row_id
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
-from gristmill.training.bundle import load_model
-from gristmill.training.frames import training_frames
+from gristmill.training.bundle import Scorer, load_scorer
 from gristmill.training.jobs import predictions_scored
+from gristmill.training.raw_rows import raw_rows
 from gristmill.training.train import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -172,11 +178,15 @@ def _reason(
     relative = "" if outcome.relative_gain is None else f", {outcome.relative_gain:+.2%}"
     numbers = f"{value:.4g} vs {measured.value:.4g} ({outcome.gain:+.4g}{relative})"
     if measured.comparison == "rescored":
-        basis = "both scored on this split's test subset"
+        basis = (
+            "both scored on the same test rows of this split, the champion through its own "
+            "fitted pipeline and model"
+        )
     else:
-        basis = f"the champion's value is the one recorded on its own test subset ({measured.note})"
-    if measured.comparison == "rescored" and measured.note:
-        basis += f"; {measured.note}"
+        basis = (
+            f"the champion's value is the recorded one, from its own test subset, not "
+            f"re-scored: {measured.note}"
+        )
     if outcome.passed:
         return f"{name} beats {where} on {metric}: {numbers}; {basis}"
     return f"{name} does not replace {where} on {metric}: {numbers}; {outcome.shortfall}; {basis}"
@@ -199,7 +209,8 @@ def gate(
     champion = stores.metadata.registry.find_alias(model, CHAMPION)
     measured = None
     if champion is not None and best is not None and champion.candidate_id != best.candidate_id:
-        measured = measure_champion(champion, result, stores, metric)
+        section = (spec.features or {}).get(result.feature_set.name)
+        measured = measure_champion(champion, result, stores, metric, section)
     return decide(model, metric, best, champion, measured, margins)
 
 
@@ -208,45 +219,43 @@ def measure_champion(
     result: TrainingResult,
     stores: FeatureStores,
     metric: str,
+    spec: FeatureSetSpec | None = None,
 ) -> Measured:
-    """The champion's ``metric`` on this split's test subset, else as recorded."""
+    """The champion's ``metric`` on this split's test rows, else as recorded.
+
+    The champion is scored through its *own* bundle (``load_scorer``: its fitted feature
+    pipeline, then its learner) on the same raw test rows, found by key in the raw batches
+    of this feature set (``spec`` is its section); the labels come from those rows. When
+    that cannot be done, its recorded value stands in and the note says why.
+    """
     recorded = _number(champion.metrics.get(metric))
     candidate = stores.metadata.candidates.find_candidate(champion.candidate_id)
     if candidate is None:
         return Measured(recorded, "recorded", "its candidate record is gone")
-    features, truth = training_frames(result.split.test, result.feature_set)
-    try:
-        _, fitted = load_model(stores, candidate)
-    except GristmillError as exc:
-        return Measured(recorded, "recorded", f"its model cannot be loaded: {exc}")
-    obstacle = _obstacle(candidate, fitted, list(features.columns), result, stores)
+    obstacle = _obstacle(candidate, result, stores)
     if obstacle:
         return Measured(recorded, "recorded", obstacle)
     try:
-        value = _score(fitted, features, truth, result, metric)
+        scorer = load_scorer(stores, candidate, also_trust=trusted_packages(spec))
+    except GristmillError as exc:
+        return Measured(recorded, "recorded", f"its model cannot be loaded: {exc}")
+    try:
+        rows = raw_rows(result.feature_set, result.split.manifest, "test", spec, stores)
+    except GristmillError as exc:
+        return Measured(recorded, "recorded", f"the raw test rows cannot be found: {exc}")
+    try:
+        value = _score(scorer, rows, result, metric)
     except (GristmillError, ValueError, TypeError) as exc:  # a broken champion must not stop us
         logger.warning("could not re-score %s: %s", champion.ref, exc)
-        return Measured(recorded, "recorded", f"re-scoring it failed: {exc}")
-    same = candidate.feature_set_id == result.feature_set.feature_set_id or _same_pipeline(
-        candidate, result, stores
-    )
-    note = "" if same else "its features were prepared by a pipeline fitted on other data"
-    return Measured(value, "rescored", note)
+        return Measured(recorded, "recorded", f"re-scoring it on the raw test rows failed: {exc}")
+    return Measured(value, "rescored")
 
 
-def _obstacle(
-    candidate: Candidate,
-    fitted: FittedLearner,
-    columns: list[str],
-    result: TrainingResult,
-    stores: FeatureStores,
-) -> str:
-    """Why the champion cannot be scored on this test subset ('' when it can)."""
+def _obstacle(candidate: Candidate, result: TrainingResult, stores: FeatureStores) -> str:
+    """Why the champion cannot be scored on these test rows ('' when it can)."""
     if candidate.task != result.task:
         return f"it is a {candidate.task} model, this is a {result.task} task"
-    if set(fitted.feature_names) != set(columns):
-        return "it was trained on other feature columns"
-    if result.task == "forecasting" and candidate.split_id != result.split.split_id:
+    if result.task == "forecasting":
         return "a forecaster forecasts from the end of its own training series"
     trained_on = stores.metadata.feature_sets.find_feature_set(candidate.feature_set_id)
     if trained_on is None:
@@ -256,25 +265,16 @@ def _obstacle(
     return ""
 
 
-def _same_pipeline(candidate: Candidate, result: TrainingResult, stores: FeatureStores) -> bool:
-    trained_on = stores.metadata.feature_sets.find_feature_set(candidate.feature_set_id)
-    return trained_on is not None and (
-        trained_on.pipeline_artifact == result.feature_set.pipeline_artifact
-    )
-
-
-def _score(
-    fitted: FittedLearner,
-    features: pd.DataFrame,
-    truth: pd.Series | None,
-    result: TrainingResult,
-    metric: str,
-) -> float | None:
-    train_y = None
-    if result.task == "forecasting":
-        _, train_y = training_frames(result.split.train, result.feature_set)
-    features = features[list(fitted.feature_names)]
-    outcome = predictions_scored(fitted, result.task, [metric], features, truth, train_y)
+def _score(scorer: Scorer, rows: pa.Table, result: TrainingResult, metric: str) -> float | None:
+    """``metric`` of the champion's predictions for raw ``rows`` (a row its own filters
+    reject is not scored), against the labels of those rows."""
+    if rows.num_rows == 0:
+        raise DataError("this split's test subset has no rows")
+    frame = without_row_id(rows).to_pandas()
+    features = scorer.features(frame)
+    label = result.feature_set.label
+    truth = frame[label].loc[features.index] if label else None
+    outcome = predictions_scored(scorer.learner, result.task, [metric], features, truth)
     return _number(outcome.metrics.get(metric))
 
 

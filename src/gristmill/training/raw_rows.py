@@ -1,0 +1,53 @@
+"""The raw rows behind a split's subset: found again in the raw batches by row key.
+
+A feature set records the raw batches it was computed from and its split records its rows
+by key (``features.rows``). Combining those batches again (the same join) and keying them
+the same way gives back each row as it was ingested — what a model's *own* fitted pipeline
+needs to compute its features, whatever pipeline made this feature set.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from gristmill.config.features import FeatureSetSpec
+from gristmill.errors import ConfigError
+from gristmill.features.prepare import FeatureStores, combine
+from gristmill.features.rows import keyed
+from gristmill.segregation import Subset, positions_by_key
+from gristmill.stores.features import FeatureSet
+from gristmill.stores.models import Split
+from gristmill.training.splits import read_membership
+
+
+def raw_rows(
+    feature_set: FeatureSet,
+    manifest: Split,
+    subset: Subset,
+    spec: FeatureSetSpec | None,
+    stores: FeatureStores,
+) -> pa.Table:
+    """The raw rows (every ingested column, the key too) of ``subset`` of split ``manifest``
+    of ``feature_set``, in their ingestion order; ``spec`` is the feature set's section
+    (its sources, join and roles).
+
+    ``ConfigError`` without the section; ``NotFoundError`` for a batch no longer stored;
+    ``DataError`` when the raw rows lack the split's key columns.
+    """
+    if spec is None:
+        raise ConfigError(
+            f"the spec has no section for feature set {feature_set.name!r}, so its raw rows "
+            "cannot be combined again"
+        )
+    batches = [stores.metadata.batches.get_batch(b) for b in feature_set.inputs]
+    by_source = {batch.source: batch for batch in batches}
+    missing = [s for s in spec.from_ if s not in by_source]
+    if missing:
+        raise ConfigError(
+            f"feature set {feature_set.feature_set_id} has no input batch of {missing[0]!r}; "
+            "its raw rows cannot be combined again"
+        )
+    combined = combine(spec, {s: stores.raw.read(by_source[s].batch_id) for s in spec.from_})
+    table, _ = keyed(combined, spec.entity, spec.timestamp, by_source[spec.from_[0]].batch_id)
+    parts = positions_by_key(table, read_membership(manifest, stores))
+    return table.take(parts.get(subset, pa.array([], pa.int64())))
