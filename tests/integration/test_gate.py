@@ -145,13 +145,8 @@ async def test_a_champion_made_by_another_pipeline_is_rescored_through_its_own_b
     split = services.metadata.splits.get_split(best.split_id)
     assert best.split_id != stump.split_id
     membership = read_membership(split, services.feature_stores())
-    test_keys = {
-        key
-        for key, subset in zip(
-            membership.column(ROW_ID).to_pylist(), membership.column("subset").to_pylist()
-        )
-        if subset == "test"
-    }
+    listed = membership.to_pandas()
+    test_keys = set(listed.loc[listed["subset"] == "test", ROW_ID])
     (batch,) = fs.inputs
     raw = services.raw.read(batch).to_pandas()
     raw = raw[[f"{batch}:{i}" in test_keys for i in range(len(raw))]]
