@@ -251,7 +251,8 @@ async def test_show_finds_the_run_its_feature_set_and_its_validation_report(
     feature_record = gristmill_show(home, set_id)
     assert feature_record["inputs"] == [batch_id]
     assert feature_record["validation_report"] == report_id
-    assert [c["name"] for c in feature_record["columns"]][:2] == ["id", "amount"]
+    # the row id first (no entity and timestamp name its rows), then the columns
+    assert [c["name"] for c in feature_record["columns"]][:3] == ["_row_id", "id", "amount"]
     report_record = gristmill_show(home, report_id)
     assert (report_record["subject"], report_record["status"]) == (batch_id, "passed")
     assert report_record["body"]["row_count"] == ROWS

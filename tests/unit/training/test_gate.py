@@ -145,7 +145,10 @@ def test_a_better_candidate_passes_and_the_decision_says_why() -> None:
     assert decision["higher_is_better"] is True
     assert decision["reason"].startswith("forest beats churn version 3 (champion) on roc_auc")
     assert "0.9 vs 0.8 (+0.1, +12.50%)" in decision["reason"]
-    assert "both scored on this split's test subset" in decision["reason"]
+    assert (
+        "both scored on the same test rows of this split, the champion through its own"
+        in (decision["reason"])
+    )
 
 
 def test_a_lower_error_is_better() -> None:
@@ -160,11 +163,14 @@ def test_a_lower_error_is_better() -> None:
 
 
 def test_a_recorded_champion_value_is_flagged() -> None:
-    measured = Measured(0.8, "recorded", "it was trained on other feature columns")
+    measured = Measured(0.8, "recorded", "a forecaster forecasts from the end of its own")
     decision = decide("churn", "roc_auc", best(0.85), champion(), measured, Margins(absolute=0.1))
     assert not decision["passed"]
     assert decision["production"]["comparison"] == "recorded"
-    assert "recorded on its own test subset (it was trained on other" in decision["reason"]
+    assert (
+        "the recorded one, from its own test subset, not re-scored: a forecaster"
+        in decision["reason"]
+    )
     assert "below min_improvement 0.1" in decision["reason"]
 
 
