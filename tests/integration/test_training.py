@@ -16,10 +16,12 @@ from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED, MODEL_TRAINED
 from gristmill.errors import ConfigError, MissingExtraError, SpecError
 from gristmill.execution.inline import InlineExecutor
+from gristmill.features.prepare import prepare
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
 from gristmill.training.bundle import load_model
+from gristmill.training.splits import split_for
 from gristmill.training.train import train
 
 
@@ -235,7 +237,14 @@ async def test_candidates_are_recorded_as_they_finish(services: Services, tmp_pa
     ]
     spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
     await run_pipeline(spec.model_copy(update={"train": None}), services, timeout=240)
-    (fs,) = services.metadata.feature_sets.list_feature_sets()
+    # that run trained nothing, so it fitted cancer_v1 on all its rows; prepare the set
+    # training uses, fitted on its training rows only
+    (batch,) = services.metadata.batches.list_batches(source="cancer")
+    stores = services.feature_stores()
+    section = spec.features["cancer_v1"]  # type: ignore[index]
+    fit_for = split_for(spec, "cancer_v1", stores)
+    fs = prepare("cancer_v1", section, {"cancer": batch}, stores, split=fit_for).feature_set
+    assert fs is not None
     order: list[str] = []
     result = train(
         spec,
