@@ -72,6 +72,10 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_split_train_evaluate_then_inspect(prepared: Path) -> None:
     split = gm("split", "pipeline.yaml", cwd=prepared, check=True).stdout
     split_id = found(r"split (sp_\w+) of cancer_v1 \(fs_\w+\)", split)
+    fs_id = found(r"split sp_\w+ of cancer_v1 \((fs_\w+)\)", split)
+    shown = gm("show", fs_id, cwd=prepared, check=True).stdout
+    # `prepare` split the rows first: the pipeline was fitted on the 398 training rows only
+    assert f"fitted on: the train subset of split {split_id}, 398 rows" in shown
     assert "strategy: stratified · test_size 0.3 · seed 7" in split
     assert re.search(r"train\s*│\s*398\s*│\s*70%", split)
     assert re.search(r"test\s*│\s*171\s*│\s*30%", split)

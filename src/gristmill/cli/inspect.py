@@ -199,6 +199,19 @@ def _print_feature_set(record: dict[str, Any]) -> None:
         + (f" ({selection['note']})" if selection.get("note") else ""),
         highlight=False,
     )
+    fitted_on = selection.get("fitted_on") or {}
+    if fitted_on:
+        where = (
+            f"the train subset of split {fitted_on['split_id']}"
+            if fitted_on.get("split_id")
+            else "all its rows (no model trains on it)"
+        )
+        key = " + ".join(fitted_on.get("key") or [])
+        console.print(
+            f"  fitted on: {where}, {fitted_on.get('rows', 0):,} rows · rows keyed by {key}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_report(record: dict[str, Any]) -> None:
