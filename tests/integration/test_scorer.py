@@ -69,13 +69,15 @@ async def trained_best(services: Services, raw_csv: Path) -> Candidate:
 
 
 def held_out_rows(services: Services, candidate: Candidate, raw_csv: Path) -> pd.DataFrame:
-    """The raw CSV rows of the candidate's test subset (one source, no filter: same order)."""
+    """The raw CSV rows of the candidate's test subset, named by their row id
+    (``<batch>:<row number>``: one source, no join, so the row number in the file)."""
     stores = services.feature_stores()
     split = services.metadata.splits.get_split(candidate.split_id or "")
     ref = stores.artifacts.find(split.membership or "")
     assert ref is not None
     membership = pa.ipc.open_stream(stores.artifacts.get(ref)).read_all().to_pandas()
-    rows = membership.loc[membership["subset"] == "test", "row"].to_numpy()
+    keys = membership.loc[membership["subset"] == "test", "_row_id"]
+    rows = [int(key.rsplit(":", 1)[1]) for key in keys]
     return pd.read_csv(raw_csv).iloc[rows]
 
 
