@@ -154,10 +154,14 @@ _KEYS_PER_CALL = 500
 _ENTITIES_PER_CALL = 1000  # Lua's unpack() takes at most ~8,000 values
 _ARRAY32 = struct.Struct(">BI")
 
-# Filling the __dict__ of a new EntityVector skips the three object.__setattr__ calls of a
-# frozen dataclass's __init__ (some 15 µs per 100 vectors); that is only the same thing while
-# its __init__ does nothing else, which is checked here rather than assumed.
-_PLAIN_VECTOR = not hasattr(EntityVector, "__post_init__") and "__slots__" not in vars(EntityVector)
+# Filling the __dict__ of a new EntityVector (and VectorLookup) skips the object.__setattr__
+# calls of a frozen dataclass's __init__ (some 15 µs per 100 vectors, as many for lookups);
+# that is only the same thing while its __init__ does nothing else, which is checked here
+# rather than assumed.
+_PLAIN_VECTOR = all(
+    not hasattr(cls, "__post_init__") and "__slots__" not in vars(cls)
+    for cls in (EntityVector, VectorLookup)
+)
 
 
 class RedisOnlineStore:
@@ -487,7 +491,15 @@ def _lookups(
             state["event_time"] = event_time
             state["feature_set_id"], state["pipeline"] = origin
             state["written_at"] = written
+            result = new(VectorLookup)
+            state = result.__dict__
+            state["entity"] = entity
+            state["status"] = "found"
+            state["vector"] = vector
+            state["event_time"] = event_time
+            state["newer_time"] = None
+            append(result)
         else:
             vector = EntityVector(entity, values, event_time, *origin, written)
-        append(VectorLookup(entity, "found", vector, event_time))
+            append(VectorLookup(entity, "found", vector, event_time))
     return lookups
