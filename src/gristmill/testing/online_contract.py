@@ -297,6 +297,21 @@ class OnlineFeatureStoreContract:
         # One entity alone reads the same as among many.
         assert online_store.get(VIEW, ["both"], pipeline=P1) == mine[:1]
 
+    def test_one_put_may_carry_several_pipelines(self, online_store: OnlineFeatureStore) -> None:
+        later = T0 + timedelta(seconds=1)
+        batch = [vector(f"e{i}", i, at=later if i % 2 else T0, pipeline=P2 if i % 2 else P1)
+                 for i in range(1200)]  # fmt: skip
+        assert online_store.put(VIEW, batch) == 1200
+        assert found(online_store, VIEW, ["e0", "e1"]) == [batch[0], None]
+        assert found(online_store, VIEW, ["e0", "e1"], pipeline=P2) == [None, batch[1]]
+        # the same entities again through the other pipelines: each side sees the newer one
+        again = [vector(f"e{i}", i, at=T0 if i % 2 else later, pipeline=P1 if i % 2 else P2)
+                 for i in range(1200)]  # fmt: skip
+        assert online_store.put(VIEW, again) == 1200
+        statuses = online_store.get(VIEW, ["e0", "e1"], pipeline=P1)
+        assert [r.status for r in statuses] == ["superseded", "superseded"]
+        assert found(online_store, VIEW, ["e0", "e1"], pipeline=P2) == [again[0], batch[1]]
+
     def test_a_late_vector_of_another_pipeline_arrives_superseded(
         self, online_store: OnlineFeatureStore
     ) -> None:
