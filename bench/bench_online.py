@@ -49,6 +49,7 @@ DATA = HERE / ".data"
 FEAST_PYTHON = HERE / ".venv-feast" / "bin" / "python"
 FEATURES = [f"f{i}" for i in range(10)]
 VIEW = "bench"
+PIPELINE = "sha256:" + "0" * 64  # the one pipeline whose part of the view is read
 
 
 def make_data(entities: int, seed: int = 7) -> Path:
@@ -115,31 +116,33 @@ def run_gristmill(url: str, data: Path, cases: dict[str, list[list[str]]]) -> di
             table = pq.read_table(data)
             written = materialize(
                 store, VIEW, table, entity="entity_id", timestamp="at", features=FEATURES,
-                ttl=2 * 86_400,
+                ttl=2 * 86_400, feature_set_id="fs_bench", pipeline=PIPELINE,
             )  # fmt: skip
             results["materialize_s"] = time.perf_counter() - start
             assert written == table.num_rows, (written, table.num_rows)
             load_floor(client, floor_prefix, table)
             load_floor(client, decoded_prefix, table)
             for _ in range(200):  # warm both paths (connections, scripts, caches)
-                store.get(VIEW, cases["many"][0])
+                store.get(VIEW, cases["many"][0], pipeline=PIPELINE)
                 client.mget([floor_prefix + e for e in cases["many"][0]])
             results["floor_one"], results["one"] = alternate(
                 cases["one"],
                 lambda e: client.get(floor_prefix + e[0]),
-                lambda e: store.get(VIEW, e),
+                lambda e: store.get(VIEW, e, pipeline=PIPELINE),
             )
             results["floor_many"], results["many"], results["decoded_many"] = alternate(
                 cases["many"],
                 lambda e: client.mget([floor_prefix + x for x in e]),
-                lambda e: store.get(VIEW, e),
+                lambda e: store.get(VIEW, e, pipeline=PIPELINE),
                 lambda e: [
                     None if blob is None else msgpack.unpackb(blob)
                     for blob in client.mget([decoded_prefix + x for x in e])
                 ],
             )
-            checked = store.get(VIEW, cases["many"][0])
-            assert all(v is not None and len(v.values) == len(FEATURES) for v in checked)
+            checked = store.get(VIEW, cases["many"][0], pipeline=PIPELINE)
+            assert all(
+                v.vector is not None and len(v.vector.values) == len(FEATURES) for v in checked
+            )
         finally:
             store.delete_view(VIEW)
             for prefix in (floor_prefix, decoded_prefix):

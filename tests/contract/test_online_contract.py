@@ -15,7 +15,7 @@ from gristmill.backends.sqlite.online import SqliteOnlineStore
 from gristmill.errors import ConfigError, DataError
 from gristmill.features.materialize import latest_vectors
 from gristmill.stores.features import EntityVector
-from gristmill.testing.online_contract import OnlineFeatureStoreContract, fresh
+from gristmill.testing.online_contract import FS1, P1, OnlineFeatureStoreContract, fresh, vector
 
 
 class TestSqliteOnlineStore(OnlineFeatureStoreContract):
@@ -39,8 +39,8 @@ class TestSqliteOnlineStore(OnlineFeatureStoreContract):
         self, online_store: SqliteOnlineStore, tmp_path: Path
     ) -> None:
         with SqliteOnlineStore(str(tmp_path / "online.db"), namespace="other") as other:
-            other.put("v", [EntityVector("e", {"a": 1}, fresh())])
-        assert online_store.get("v", ["e"]) == [None]
+            other.put("v", [vector("e", 1, at=fresh())])
+        assert online_store.get("v", ["e"], pipeline=P1)[0].status == "missing"
 
 
 @pytest.mark.redis
@@ -70,25 +70,26 @@ class TestRedisOnlineStore(OnlineFeatureStoreContract):
         self, online_store: RedisOnlineStore, redis_url: str, namespace: str
     ) -> None:
         old = datetime(2020, 1, 1, tzinfo=UTC)
-        online_store.put("v", [EntityVector("gone", {"a": 1}, old)], ttl=60)
-        online_store.put("v", [EntityVector("kept", {"a": 1}, fresh())], ttl=3600)
-        online_store.put("v", [EntityVector("forever", {"a": 1}, old)])
+        online_store.put("v", [vector("gone", 1, at=old)], ttl=60)
+        online_store.put("v", [vector("kept", 1, at=fresh())], ttl=3600)
+        online_store.put("v", [vector("day", 1, at=fresh())], ttl=30 * 86400)
+        online_store.put("v", [vector("forever", 1, at=old)])
         client = redis.Redis.from_url(redis_url)
-        prefix = f"gristmill:{{{namespace}}}:online:v:"
+        prefix = f"gristmill:{{{namespace}}}:online:v:{P1.replace(':', '%3A')}:"
         assert client.exists(prefix + "gone") == 0
-        assert 3_500_000 < client.pttl(prefix + "kept") <= 3_601_000  # rounding, clocks
+        # kept one more TTL (to read "expired"), at most one more day
+        assert 7_100_000 < client.pttl(prefix + "kept") <= 7_201_000  # rounding, clocks
+        assert 31 * 86_400_000 - 100_000 < client.pttl(prefix + "day") <= 31 * 86_400_000
         assert client.pttl(prefix + "forever") == -1
         client.close()
 
     def test_a_lost_script_cache_is_reloaded(self, online_store: RedisOnlineStore) -> None:
         # As after a server restart; a shared server's real cache is left alone.
         online_store._put_sha = online_store._get_sha = "0" * 40
-        assert online_store.put("v", [EntityVector("e", {"a": 1}, fresh())]) == 1
+        assert online_store.put("v", [EntityVector("e", {"a": 1}, fresh(), FS1, P1)]) == 1
         online_store._get_sha = "0" * 40
-        assert [v.values if v else None for v in online_store.get("v", ["e", "f"])] == [
-            {"a": 1},
-            None,
-        ]
+        got = online_store.get("v", ["e", "f"], pipeline=P1)
+        assert [r.vector.values if r.vector else r.status for r in got] == [{"a": 1}, "missing"]
 
 
 class TestLatestVectors:
@@ -103,10 +104,15 @@ class TestLatestVectors:
                 "x": [1, 2, 3, 4, 5, 6],
             }
         )
-        got = latest_vectors(table, entity="id", timestamp="at", features=["x"])
+        got = latest_vectors(
+            table, entity="id", timestamp="at", features=["x"], feature_set_id=FS1, pipeline=P1
+        )
         # Sorted by entity; a row without entity or time is skipped; among equal times the
-        # later row wins; a naive timestamp is taken as UTC.
-        assert got == [EntityVector("a", {"x": 3}, t0), EntityVector("b", {"x": 6}, t0)]
+        # later row wins; a naive timestamp is taken as UTC; each records its origin.
+        assert got == [
+            EntityVector("a", {"x": 3}, t0, FS1, P1),
+            EntityVector("b", {"x": 6}, t0, FS1, P1),
+        ]
 
     def test_integer_entities_become_strings(self) -> None:
         table = pa.table({"id": pa.array([7, 8], pa.int32()), "x": [1.5, 2.5]})

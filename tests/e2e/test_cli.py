@@ -165,13 +165,26 @@ def test_feature_sets_reports_and_online_lookup(example: Path) -> None:
     assert "bill_length_mm" in report and "numeric" in report
     again = gm("prepare", "pipeline.yaml", "-f", "penguins_v1", cwd=example, check=True).stdout
     assert penguins["feature_set_id"] in again and "already computed" in again
-    found = json.loads(
-        gm("lookup", "penguins_v1", "p0001", "nobody", cwd=example, check=True).stdout.split(
-            "\nnull:"
-        )[0]
-    )
-    assert found["nobody"] is None
-    assert set(found["p0001"]) >= {"event_time", "bill_length_mm", "island_Biscoe"}
+    looked = gm("lookup", "penguins_v1", "p0001", "nobody", cwd=example, check=True).stdout
+    found = json.loads(looked.split("\nmissing:")[0])
+    assert (found["feature_set_id"], found["used_by"]) == (penguins["feature_set_id"], ["newest"])
+    assert found["pipeline"] == penguins["pipeline_artifact"]
+    assert found["entities"]["nobody"] == {"status": "missing"}
+    p0001 = found["entities"]["p0001"]
+    assert (p0001["status"], p0001["feature_set_id"]) == ("found", penguins["feature_set_id"])
+    assert {"event_time", "written_at"} <= set(p0001)
+    assert set(p0001["values"]) >= {"bill_length_mm", "island_Biscoe"}
+    # A model's own vectors: those of the pipeline its bundle names.
+    candidates = json.loads(gm("ls", "candidates", "--json", cwd=example, check=True).stdout)
+    gm("promote", candidates[0]["candidate_id"][:12], cwd=example, check=True)
+    by_model = gm(
+        "lookup", "penguins_v1", "p0001", "--model", "penguins@champion", cwd=example, check=True
+    ).stdout
+    assert json.loads(by_model)["entities"]["p0001"] == p0001
+    other = gm("lookup", "penguins_v1", "p0001", "--pipeline", "sha256:" + "0" * 64, cwd=example)
+    assert json.loads(other.stdout.split("\nmissing:")[0])["entities"]["p0001"] == {
+        "status": "missing"
+    }
     wrong = gm("prepare", "pipeline.yaml", "-f", "nope", cwd=example)
     assert wrong.returncode == 2 and "known: penguins_v1, wine_v1" in wrong.stderr
 

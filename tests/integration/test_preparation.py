@@ -19,7 +19,8 @@ from gristmill.cli.app import app
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, NotFoundError
+from gristmill.features.online_views import lookup
 from gristmill.features.steps.registry import step_names
 from gristmill.runtime.pipeline_run import RunReport, run_pipeline
 from gristmill.runtime.wiring import Services, open_services
@@ -105,7 +106,8 @@ async def test_validation_that_stops_announces_the_findings_and_writes_no_featur
     home = tmp_path / "home"
     assert not (home / "features").exists() or not any((home / "features").rglob("*"))
     assert not (home / "artifacts").exists() or not any((home / "artifacts").rglob("*"))
-    assert services.online.get("readings_v1", ["0", "1"]) == [None, None]
+    with pytest.raises(NotFoundError, match="no feature set named 'readings_v1'"):
+        lookup(services.feature_stores(), "readings_v1", ["0", "1"])
 
 
 async def test_a_run_whose_feature_set_validation_stopped_is_partial(

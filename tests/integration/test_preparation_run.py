@@ -21,9 +21,11 @@ import pytest
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import FEATURES_GENERATED, RAW_INGESTED
+from gristmill.features.online_views import lookup
 from gristmill.features.serialization import loads
 from gristmill.runtime.pipeline_run import RunReport, run_pipeline
 from gristmill.runtime.wiring import Services, open_services
+from gristmill.stores.features import EntityVector
 from gristmill.testing.data import write_parquet
 
 FRESH, STALE = 40, 10  # customers seen within the TTL, customers seen only before it
@@ -234,7 +236,7 @@ def stored_state(services: Services, folder: Path, set_id: str, batch_id: str) -
         sorted(p.name for p in (home / "features" / "customers_v1").iterdir()),
         sorted(p.name for p in (home / "artifacts").rglob("*") if p.is_file()),
         [b.batch_id for b in metadata.batches.list_batches()],
-        services.online.get("customers_v1", CUSTOMERS),
+        online_vectors(services, CUSTOMERS),
     )
 
 
@@ -243,14 +245,14 @@ async def test_a_known_set_is_put_online_again_when_the_online_store_lost_it(
 ) -> None:
     spec = customers_spec(tmp_path)
     await run(spec, services)
-    online = services.online.get("customers_v1", CUSTOMERS)
+    online = online_vectors(services, CUSTOMERS)
     services.online.delete_view("customers_v1")
-    assert services.online.get("customers_v1", CUSTOMERS[:1]) == [None]
+    assert online_vectors(services, CUSTOMERS[:1]) == [None]
 
     second = one_generated(await run(spec, services))
 
     assert second["created"] is False and second["materialized"] >= FRESH
-    assert services.online.get("customers_v1", CUSTOMERS) == online
+    assert online_vectors(services, CUSTOMERS) == online
 
 
 async def test_vectors_older_than_the_ttl_are_not_materialized(
@@ -275,7 +277,7 @@ async def test_online_vectors_are_the_newest_offline_rows_and_the_stored_pipelin
     fresh, stale = CUSTOMERS[:FRESH], CUSTOMERS[FRESH:]
     assert generated["materialized"] >= FRESH
 
-    vectors = services.online.get("customers_v1", [*fresh, "nobody", *stale])
+    vectors = online_vectors(services, [*fresh, "nobody", *stale])
     assert vectors[FRESH:] == [None] * (STALE + 1)  # unknown, and older than the 2-day TTL
     for entity, vector in zip(fresh, vectors, strict=False):
         assert vector is not None, f"{entity} is missing online"
@@ -293,6 +295,12 @@ async def test_online_vectors_are_the_newest_offline_rows_and_the_stored_pipelin
         assert served is not None and list(served) == list(row)
         differing = {k: (v, served[k]) for k, v in row.items() if not same(v, served[k])}
         assert not differing, f"{record['customer_id']}: {differing}"
+
+
+def online_vectors(services: Services, entities: list[str]) -> list[EntityVector | None]:
+    """The newest feature set's vectors of ``entities`` (``None`` where not found)."""
+    _, found = lookup(services.feature_stores(), "customers_v1", entities)
+    return [item.vector for item in found]
 
 
 def same(a: Any, b: Any) -> bool:

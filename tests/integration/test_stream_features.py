@@ -9,6 +9,7 @@ from palmerpenguins import load_penguins
 
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
+from gristmill.features.online_views import lookup
 from gristmill.features.prepare import load_pipeline
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.stages import build_workers
@@ -55,7 +56,9 @@ async def test_streamed_records_reach_the_online_store_without_a_refit(tmp_path:
         assert report.run.status == "succeeded"
         (feature_set,) = services.metadata.feature_sets.list_feature_sets()
         fresh_ids = list(fresh["penguin_id"])
-        assert services.online.get("penguins_v1", fresh_ids) == [None] * 10
+        stores = services.feature_stores()
+        _, before = lookup(stores, "penguins_v1", fresh_ids)
+        assert [item.status for item in before] == ["missing"] * 10
 
         records = [
             {k: (None if v != v else v) for k, v in row.items()}  # NaN -> null
@@ -67,12 +70,12 @@ async def test_streamed_records_reach_the_online_store_without_a_refit(tmp_path:
         tasks = [asyncio.create_task(w.run(stop, poll=0.05)) for w in workers]
         for _ in range(100):
             await asyncio.sleep(0.1)
-            if None not in services.online.get("penguins_v1", fresh_ids):
+            if all(item.found for item in lookup(stores, "penguins_v1", fresh_ids)[1]):
                 break
         stop.set()
         await asyncio.gather(*tasks)
 
-        vectors = services.online.get("penguins_v1", fresh_ids)
+        vectors = [item.vector for item in lookup(stores, "penguins_v1", fresh_ids)[1]]
         assert None not in vectors
         # no refit: still one feature set, and the vectors are what its pipeline computes
         assert len(services.metadata.feature_sets.list_feature_sets()) == 1

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
+from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
 from gristmill.config.spec import load_spec
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import ConfigError
+from gristmill.features.online_views import OnlineView
+from gristmill.features.online_views import lookup as online_lookup
 from gristmill.features.prepare import Prepared, prepare
-from gristmill.runtime.wiring import Services, build_metadata, build_online, open_services
+from gristmill.runtime.wiring import Services, open_services
+from gristmill.stores.features import VectorLookup
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
 
@@ -116,41 +120,79 @@ def lookup(
     ctx: typer.Context,
     view: Annotated[str, typer.Argument(help="The feature set's name (its online view).")],
     entities: Annotated[list[str], typer.Argument(help="Entity keys to look up.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="The vectors of this model's pipeline: a candidate id (mc_…), "
+            "<model>@<alias> or <model>/<version>.",
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Option("--pipeline", help="The vectors of this fitted pipeline (sha256:…)."),
+    ] = None,
     feature: Annotated[
         list[str] | None, typer.Option("--feature", help="Only these features (repeatable).")
     ] = None,
 ) -> None:
     """Look up the newest feature vectors of entities in the online store.
 
+    Every vector is one fitted pipeline's: the newest feature set's by default, or a
+    model's (--model) or any pipeline's (--pipeline). Each entity reads found, missing
+    (no vector of that pipeline), expired (older than the TTL) or superseded (another
+    pipeline has a newer vector of the entity).
+
     \b
         gristmill lookup penguins_v1 p0001 p0002
+        gristmill lookup penguins_v1 p0001 --model birds@champion
     """
-    settings = settings_from(ctx)
-    metadata = build_metadata(settings)
-    metadata.open()
-    try:
-        known = metadata.feature_sets.latest_feature_set(view)
-    finally:
-        metadata.close()
-    if known is None:
-        raise NotFoundError(
-            f"no feature set named {view!r}; list them with `gristmill ls feature-sets`"
-        )
-    store = build_online(settings)
-    store.open()
-    try:
-        found = store.get(view, entities, features=feature)
-    finally:
-        store.close()
+
+    async def go() -> tuple[OnlineView, list[VectorLookup]]:
+        async with open_services(settings_from(ctx)) as services:
+            chosen = model
+            if chosen and "@" not in chosen and "/" not in chosen:
+                chosen, _ = resolve_prefixed(services.metadata, "mc_", chosen)
+            return online_lookup(
+                services.feature_stores(),
+                view,
+                entities,
+                model=chosen,
+                pipeline=pipeline,
+                features=feature,
+            )
+
+    chosen_view, found = asyncio.run(go())
     rows = {
-        key: None
-        if vector is None
-        else {"event_time": vector.event_time.isoformat(), **vector.values}
-        for key, vector in zip(entities, found, strict=True)
+        "feature_set": chosen_view.name,
+        "pipeline": chosen_view.pipeline,
+        "feature_set_id": chosen_view.feature_set_id,
+        "used_by": list(chosen_view.used_by),
+        "entities": {item.entity: _shown(item) for item in found},
     }
     console.print_json(json.dumps(rows, default=str))
-    if any(vector is None for vector in found):
-        console.print("null: unknown entity, or its vector is older than the TTL", style="dim")
+    if any(not item.found for item in found):
+        console.print(
+            "missing: this pipeline has no vector of the entity; expired: its vector is older "
+            "than the TTL; superseded: another pipeline has a newer vector of the entity "
+            "(look it up with that pipeline, or prepare and promote a model of it)",
+            style="dim",
+        )
+
+
+def _shown(item: VectorLookup) -> dict[str, Any]:
+    """One entity's lookup as JSON: its status, times, origin and values."""
+    shown: dict[str, Any] = {"status": item.status}
+    if item.event_time is not None:
+        shown["event_time"] = item.event_time.isoformat()
+    if item.newer_time is not None:
+        shown["newer_time"] = item.newer_time.isoformat()
+    if item.vector is not None:
+        written = item.vector.written_at
+        shown["written_at"] = written.isoformat() if written else None
+        shown["feature_set_id"] = item.vector.feature_set_id
+        shown["values"] = item.vector.values
+    return shown
 
 
 def register(app: typer.Typer) -> None:

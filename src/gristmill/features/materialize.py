@@ -26,8 +26,10 @@ def latest_vectors(
     timestamp: str | None,
     features: list[str],
     created_at: datetime | None = None,
+    feature_set_id: str = "",
+    pipeline: str = "",
 ) -> list[EntityVector]:
-    """One vector per entity: its row with the newest ``timestamp``.
+    """One vector per entity: its row with the newest ``timestamp``, stamped with its origin.
 
     Ties (and every row when ``timestamp`` is None) go to the row that comes last in the
     table. Without a timestamp column each vector is stamped ``created_at`` (the feature
@@ -35,7 +37,9 @@ def latest_vectors(
     are skipped. Entity keys become strings.
     """
     latest = latest_rows(table, entity=entity, timestamp=timestamp, features=features)
-    batches = _vectors(latest, entity, timestamp, features, created_at, latest.num_rows or 1)
+    origin = (feature_set_id, pipeline)
+    size = latest.num_rows or 1
+    batches = _vectors(latest, entity, timestamp, features, created_at, origin, size)
     return next(batches, [])
 
 
@@ -48,18 +52,23 @@ def materialize(
     timestamp: str | None,
     features: list[str],
     ttl: float | None,
+    feature_set_id: str,
+    pipeline: str,
     created_at: datetime | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
     """Write the newest vector per entity of ``table`` to ``view``, ``batch_size`` at a time.
 
+    Each vector records ``feature_set_id`` and ``pipeline`` (the digest of the fitted
+    pipeline that computed ``table``), and lands in that pipeline's part of the view.
     Returns how many vectors were newer than what the store held (so materializing the same
     table twice returns 0 the second time). See ``latest_vectors`` for which row wins.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, not {batch_size}")
     latest = latest_rows(table, entity=entity, timestamp=timestamp, features=features)
-    batches = _vectors(latest, entity, timestamp, features, created_at, batch_size)
+    origin = (feature_set_id, pipeline)
+    batches = _vectors(latest, entity, timestamp, features, created_at, origin, batch_size)
     if ttl is not None:  # a vector already past its TTL would read as missing at once
         oldest = datetime.now(UTC) - timedelta(seconds=ttl)
         batches = ([v for v in batch if v.event_time >= oldest] for batch in batches)
@@ -102,6 +111,7 @@ def _vectors(
     timestamp: str | None,
     features: list[str],
     created_at: datetime | None,
+    origin: tuple[str, str],
     batch_size: int,
 ) -> Iterator[list[EntityVector]]:
     if timestamp is None:
@@ -122,7 +132,7 @@ def _vectors(
         # Every list has one item per row of the slice (zip's strict check costs 40%).
         rows_values = zip(*values, strict=False) if values else [()] * rows.num_rows
         yield [
-            EntityVector(key, dict(zip(features, row, strict=False)), moment)
+            EntityVector(key, dict(zip(features, row, strict=False)), moment, *origin)
             for key, moment, row in zip(entities, times, rows_values, strict=False)
         ]
 

@@ -24,8 +24,9 @@ from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_inputs
 from gristmill.features.materialize import materialize
+from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
-from gristmill.features.rows import keyed, without_row_id
+from gristmill.features.rows import ROW_ID, keyed, without_row_id
 from gristmill.features.serialization import dumps, loads
 from gristmill.features.validation import REPORT_KIND, validate
 from gristmill.stores.artifacts import ArtifactStore
@@ -199,6 +200,7 @@ def prepare(
     if stored.created_at != made_at:  # another worker recorded the very same set first
         return Prepared(name, reports, feature_set=stored, created=False)
     materialized = _materialize(spec, stored, without_row_id(features), stores)
+    materialized += _refresh_views_in_use(spec, stored, without_row_id(table), stores)
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
 
 
@@ -232,8 +234,9 @@ def load_pipeline(
 
 
 def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: FeatureStores) -> int:
-    """Compute features for fresh ``records`` with the newest fitted pipeline of ``name`` and
-    put them in the online store (the stream layer: no refit, no new feature set).
+    """Compute features for fresh ``records`` and put them in the online store (the stream
+    layer: no refit, no new feature set), through every pipeline in use: the newest fitted
+    pipeline of ``name``, and the pipeline of each model a registry alias points at.
 
     Returns how many vectors were newer than what the store held; 0 when the set has no
     online view or was never prepared yet.
@@ -242,8 +245,47 @@ def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: Feat
     if latest is None or spec.online is None or not spec.online.enabled or spec.entity is None:
         return 0
     features = load_pipeline(stores, latest, spec).transform_table(records)
-    # a streamed record is new now: stamp it with its arrival unless it has its own time
-    return _materialize(spec, latest, features, stores, stamped=datetime.now(UTC))
+    # a streamed record is new now: stamp it with its arrival unless it has its own time;
+    # one stamp for every pipeline, so none of their vectors supersedes another's
+    stamped = datetime.now(UTC)
+    count = _materialize(spec, latest, features, stores, stamped=stamped)
+    return count + _refresh_views_in_use(spec, latest, records, stores, stamped=stamped)
+
+
+def _refresh_views_in_use(
+    spec: FeatureSetSpec,
+    newest: FeatureSet,
+    raw: pa.Table,
+    stores: FeatureStores,
+    *,
+    stamped: datetime | None = None,
+) -> int:
+    """Put ``raw``'s rows through the pipelines of the models in use (registry aliases)
+    whose pipeline is not ``newest``'s, into their own parts of the view: transform only.
+
+    A pipeline that cannot compute these rows (a column it needs is gone) is skipped with a
+    warning; its part then reads ``superseded`` for the entities that moved on.
+    """
+    if stores.online is None or spec.online is None or not spec.online.enabled:
+        return 0
+    count = 0
+    for view in views_in_use(stores, newest.name):
+        if view.pipeline == newest.pipeline_artifact:
+            continue
+        try:
+            ref = stores.artifacts.find(view.pipeline)
+            if ref is None:
+                raise NotFoundError(f"pipeline {view.pipeline} is not in the artifact store")
+            fitted = loads(stores.artifacts.get(ref), also_trust=trusted_packages(spec))
+            features = fitted.transform_table(raw)
+        except (DataError, ConfigError, NotFoundError) as exc:
+            logger.warning(
+                "online view %s of %s (used by %s) not refreshed: %s",
+                view.pipeline, newest.name, ", ".join(view.used_by), exc,
+            )  # fmt: skip
+            continue
+        count += _materialize(spec, newest, features, stores, view=view, stamped=stamped)
+    return count
 
 
 def _materialize(
@@ -252,8 +294,12 @@ def _materialize(
     features: pa.Table,
     stores: FeatureStores,
     *,
+    view: OnlineView | None = None,
     stamped: datetime | None = None,
 ) -> int:
+    """Write ``features`` to the part of ``stored``'s view of the pipeline that computed
+    them: ``stored``'s own, or ``view``'s (a model's). Without a timestamp column vectors
+    are stamped ``stamped``, else ``stored``'s creation time."""
     online = spec.online
     if stores.online is None or online is None or not online.enabled:
         return 0
@@ -262,7 +308,10 @@ def _materialize(
             f"feature set {stored.name!r} has `online:` but no `entity`; name the entity key "
             "column so vectors can be looked up"
         )
-    names = [c for c in features.column_names if c not in (spec.entity, spec.timestamp, spec.label)]
+    if view is None:
+        view = OnlineView(stored.name, stored.feature_set_id, stored.pipeline_artifact or "")
+    skip = (spec.entity, spec.timestamp, spec.label, ROW_ID)
+    names = [c for c in features.column_names if c not in skip]
     count = materialize(
         stores.online,
         stored.name,
@@ -271,7 +320,9 @@ def _materialize(
         timestamp=spec.timestamp,
         features=names,
         ttl=online.ttl,
+        feature_set_id=view.feature_set_id,
+        pipeline=view.pipeline,
         created_at=stamped or stored.created_at,
     )
-    logger.info("materialized %d vectors of %s", count, stored.name)
+    logger.info("materialized %d vectors of %s (pipeline %s)", count, stored.name, view.pipeline)
     return count

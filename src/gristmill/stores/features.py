@@ -6,8 +6,11 @@
 * The **offline store** keeps feature sets as immutable Parquet (queried with DuckDB);
   it returns Arrow tables and joins as of a timestamp (a row never sees a later value).
 * The **online store** keeps the latest feature vector per entity of a *view* (a feature
-  set's name), for lookups in milliseconds. A vector older than the view's TTL is reported
-  missing, never served.
+  set's name) *and pipeline* (the digest of the fitted pipeline that computed it), for
+  lookups in milliseconds. Every vector records the feature set id and pipeline digest that
+  made it; a lookup names the pipeline it wants and is told, per entity, whether that
+  pipeline's vector was found, is missing, expired, or superseded by a newer vector of
+  another pipeline (ADR 0009).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -97,11 +100,50 @@ class OfflineFeatureStore(Protocol):
 
 @dataclass(frozen=True)
 class EntityVector:
-    """One entity's feature values, stamped with the time they describe."""
+    """One entity's feature values, stamped with the time they describe and their origin.
+
+    ``feature_set_id`` and ``pipeline`` (the fitted pipeline's artifact digest) name what
+    computed the values; an online store refuses a vector without them. ``written_at`` is
+    set by the store when it accepts the vector (so it takes no part in equality).
+    """
 
     entity: str
     values: dict[str, Any]
     event_time: datetime
+    feature_set_id: str = ""
+    pipeline: str = ""
+    written_at: datetime | None = field(default=None, compare=False)
+
+
+LookupStatus = Literal["found", "missing", "expired", "superseded"]
+
+
+@dataclass(frozen=True)
+class VectorLookup:
+    """What a lookup of one entity in one pipeline's view found.
+
+    * ``found``: ``vector`` is that pipeline's newest vector of the entity, within its TTL.
+    * ``missing``: the pipeline has no vector of the entity (or the store dropped it).
+    * ``expired``: it has one, older than the TTL (``event_time`` says how old).
+    * ``superseded``: it has one, but another pipeline wrote a newer one for the entity
+      (``newer_time``): the entity's data moved on and this pipeline's view did not.
+
+    ``vector`` is set only when ``found``, so a stale vector is never used by mistake.
+    """
+
+    entity: str
+    status: LookupStatus
+    vector: EntityVector | None = None
+    event_time: datetime | None = None
+    newer_time: datetime | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.status == "found"
+
+    @property
+    def stale(self) -> bool:
+        return self.status in ("expired", "superseded")
 
 
 @dataclass(frozen=True)
@@ -111,12 +153,20 @@ class OnlineCapabilities:
 
 
 class OnlineFeatureStore(Protocol):
-    """The latest feature vector per entity, per view.
+    """The latest feature vector per entity, per view and pipeline.
 
-    * ``put`` keeps, per entity, the vector with the newest ``event_time`` (an older vector
-      arriving late does not overwrite a newer one). ``ttl`` (seconds) applies to the view.
-    * ``get`` returns one result per key, in the order asked: the vector, or ``None`` when
-      the key is unknown or its vector is older than the TTL (measured from ``event_time``).
+    * ``put`` keeps, per (view, pipeline, entity), the vector with the newest
+      ``event_time`` (an older vector arriving late does not overwrite a newer one); vectors
+      of different pipelines never replace each other. Each vector must name its
+      ``feature_set_id`` and ``pipeline`` (``ConfigError`` otherwise); the store stamps
+      ``written_at``. ``ttl`` (seconds) applies to the vectors written.
+    * ``get`` returns one ``VectorLookup`` per key, in the order asked, for exactly the
+      vectors of ``pipeline``: found, missing, expired (older than the TTL, measured from
+      ``event_time``) or superseded (another pipeline holds a strictly newer vector of the
+      entity). A backend that drops expired vectors itself keeps them for one more TTL (at
+      most a day) so they read ``expired``, and ``missing`` after that. Whether deleting the
+      newer pipeline's vectors clears ``superseded`` is left to the backend.
+    * ``delete_view`` deletes a view's vectors: of one ``pipeline``, or of all.
     * ``open``/``close`` are idempotent; errors are ``BackendUnavailableError``/``BackendError``.
     """
 
@@ -131,7 +181,27 @@ class OnlineFeatureStore(Protocol):
         ...
 
     def get(
-        self, view: str, entities: Sequence[str], *, features: Sequence[str] | None = None
-    ) -> list[EntityVector | None]: ...
+        self,
+        view: str,
+        entities: Sequence[str],
+        *,
+        pipeline: str,
+        features: Sequence[str] | None = None,
+    ) -> list[VectorLookup]: ...
 
-    def delete_view(self, view: str) -> None: ...
+    def delete_view(self, view: str, *, pipeline: str | None = None) -> None: ...
+
+
+EXPIRED_KEPT_AT_MOST = 86_400.0
+"""Seconds a backend with native expiry keeps an expired vector (to say ``expired``)."""
+
+
+def unnamed_origin(vector: EntityVector) -> str | None:
+    """The problem with ``vector``'s provenance (a message naming its entity), or ``None``."""
+    if vector.feature_set_id and vector.pipeline:
+        return None
+    return (
+        f"the vector of entity {vector.entity!r} names no "
+        f"{'pipeline' if vector.feature_set_id else 'feature set id'}; every online vector "
+        "records the feature set id and pipeline digest that made it"
+    )

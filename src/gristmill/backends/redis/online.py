@@ -18,7 +18,13 @@ from gristmill.errors import (
     DataError,
     MissingExtraError,
 )
-from gristmill.stores.features import EntityVector, OnlineCapabilities
+from gristmill.stores.features import (
+    EXPIRED_KEPT_AT_MOST,
+    EntityVector,
+    OnlineCapabilities,
+    VectorLookup,
+    unnamed_origin,
+)
 
 try:
     import msgpack
@@ -34,40 +40,81 @@ _GLOB = re.compile(r"([*?\[\]\\])")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
-# The blob of one entity is one msgpack array ``[event_time, expires_us, names, values]``:
-# the event time as a msgpack timestamp (its 96-bit form), which msgpack's C code turns into
-# a UTC datetime in about a quarter of the time Python takes to build one; ``expires_us`` 0
-# when the vector never expires; ``names`` the msgpack-packed feature names as one bin,
-# decoded once per get rather than once per entity (ten short strings cost msgpack more than
-# the rest of a vector); and ``values`` the values in that order. The head is fixed-width so
-# the Lua scripts read the event time at byte 5 without decoding the rest. One blob per
-# entity makes a lookup of one entity a single GET, the cheapest read Redis has.
-_HEAD = struct.Struct(">BBBbIqBq")  # array of 4, ext 8 (12 bytes, type -1: nsec, sec), int64
-_ARRAY4, _EXT8, _INT64 = 0x94, 0xC7, 0xD3
+# The blob of one vector is one msgpack array ``[event_time, expires_us, keep_us, newer_us,
+# written_at, origin, names, values]``: the event time as a msgpack timestamp (its 96-bit
+# form), which msgpack's C code turns into a UTC datetime in about a quarter of the time
+# Python takes to build one; ``expires_us`` 0 when the vector never expires, ``keep_us`` the
+# key's Redis expiry (one more TTL, at most a day, after ``expires_us``, so an expired vector
+# reads "expired" for a while before it reads "missing"); ``newer_us`` the event time of a
+# newer vector another pipeline wrote for the entity (0: none), set by the put script;
+# ``written_at`` a timestamp; ``origin`` the msgpack-packed ``[feature_set_id, pipeline]``
+# and ``names`` the packed feature names, each one bin decoded once per get rather than once
+# per entity (ten short strings cost msgpack more than the rest of a vector); and ``values``
+# the values in that order. The head is fixed-width so the Lua scripts read the event time
+# at byte 5, the expiry at 27 and the newer time at 36 without decoding the rest. One blob
+# per entity makes a lookup of one entity a single GET, the cheapest read Redis has.
+_HEAD = struct.Struct(">BBBbIqBqBqBqBBbIq")
+_ARRAY8, _EXT8, _INT64 = 0x98, 0xC7, 0xD3
 _TIMESTAMP_SIZE, _TIMESTAMP_TYPE = 12, -1
 
-# Store each vector only if it is newer than the stored one (by event time, strictly: an
-# equal one is a replay). ARGV[i] is the blob for KEYS[i]; the expiry (µs, 0 for none) is
-# read from it too, and set as the key's own expiry. Comparison and write happen in one
-# script, so concurrent writers cannot interleave them. A stored blob of another layout
-# (an earlier gristmill's) cannot be read back, so any vector replaces it.
+# Store each vector only if it is newer than the stored one of its pipeline (by event time,
+# strictly: an equal one is a replay). KEYS[i] is a vector key of one pipeline and
+# ARGV[3 + i] its blob; ARGV[1] is the view's set of pipelines, ARGV[2] the view's key prefix
+# and ARGV[3] this pipeline's key segment. When the view has other pipelines, each vector
+# written is compared with theirs for the same entity: the older side records the newer
+# side's event time (``newer_us``), which is how a lookup knows it is superseded. Comparison
+# and writes happen in one script, so concurrent writers cannot interleave them. A stored
+# blob of another layout (an earlier gristmill's) cannot be read back, so any vector
+# replaces it. Every key touched shares the namespace's ``{namespace}`` hash slot.
 _PUT = """
+local set, prefix, mine = ARGV[1], ARGV[2], ARGV[3]
+redis.call('SADD', set, mine)
+local others = {}
+for _, p in ipairs(redis.call('SMEMBERS', set)) do
+  if p ~= mine then others[#others + 1] = p end
+end
+local function micros(blob)
+  local nsec, sec = struct.unpack('>I4i8', blob, 5)
+  return sec * 1000000 + math.floor(nsec / 1000)
+end
+local function marked(blob, newer)
+  return string.sub(blob, 1, 35) .. struct.pack('>i8', newer) .. string.sub(blob, 44)
+end
+local function settle(blob, entity)
+  local event, mark = micros(blob), 0
+  for _, p in ipairs(others) do
+    local key = prefix .. p .. ':' .. entity
+    local other = redis.call('GET', key)
+    if other and string.byte(other, 1) == 0x98 then
+      local at = micros(other)
+      if at > event then
+        mark = math.max(mark, at)
+      elseif at < event and struct.unpack('>i8', other, 36) < event then
+        redis.call('SET', key, marked(other, event), 'KEEPTTL')
+      end
+    end
+  end
+  if mark > 0 then return marked(blob, mark) end
+  return blob
+end
+local skip = #prefix + #mine + 2
 local written = 0
 for i = 1, #KEYS do
-  local blob = ARGV[i]
+  local blob = ARGV[3 + i]
   local old = redis.call('GET', KEYS[i])
-  local newer = not old or string.byte(old, 1) ~= 0x94
+  local newer = not old or string.byte(old, 1) ~= 0x98
   if not newer then
     local nsec, sec = struct.unpack('>I4i8', blob, 5)
     local old_nsec, old_sec = struct.unpack('>I4i8', old, 5)
     newer = sec > old_sec or (sec == old_sec and nsec > old_nsec)
   end
   if newer then
-    local expires = struct.unpack('>i8', blob, 18)
-    if expires == 0 then
+    if #others > 0 then blob = settle(blob, string.sub(KEYS[i], skip)) end
+    local keep = struct.unpack('>i8', blob, 27)
+    if keep == 0 then
       redis.call('SET', KEYS[i], blob)
     else
-      local at = math.max(1, math.ceil(expires / 1000))
+      local at = math.max(1, math.ceil(keep / 1000))
       redis.call('SET', KEYS[i], blob, 'PXAT', string.format('%.0f', at))
     end
     written = written + 1
@@ -107,22 +154,30 @@ _KEYS_PER_CALL = 500
 _ENTITIES_PER_CALL = 1000  # Lua's unpack() takes at most ~8,000 values
 _ARRAY32 = struct.Struct(">BI")
 
-# Filling the __dict__ of a new EntityVector skips the three object.__setattr__ calls of a
-# frozen dataclass's __init__ (some 15 µs per 100 vectors); that is only the same thing while
-# its __init__ does nothing else, which is checked here rather than assumed.
-_PLAIN_VECTOR = not hasattr(EntityVector, "__post_init__") and "__slots__" not in vars(EntityVector)
+# Filling the __dict__ of a new EntityVector (and VectorLookup) skips the object.__setattr__
+# calls of a frozen dataclass's __init__ (some 15 µs per 100 vectors, as many for lookups);
+# that is only the same thing while its __init__ does nothing else, which is checked here
+# rather than assumed.
+_PLAIN_VECTOR = all(
+    not hasattr(cls, "__post_init__") and "__slots__" not in vars(cls)
+    for cls in (EntityVector, VectorLookup)
+)
 
 
 class RedisOnlineStore:
     """The online feature store on Redis (≥ 6.2), with the sync redis-py client.
 
-    An entity's vector is the string key ``gristmill:{<namespace>}:online:<view>:<entity>``
-    holding one msgpack blob (event time, expiry, feature names, values). ``get`` of one
-    entity is one GET; of several, one read script (an MGET whose reply is a few strings,
-    not one per entity); ``put`` is a Lua script per 500 vectors, all in one pipeline, that
-    writes a vector only when its event time is newer than the stored one. A vector with a
-    TTL also gets a Redis expiry at ``event_time + ttl``, so Redis drops expired vectors
-    itself; ``get`` checks the expiry too, so a vector is never served late.
+    An entity's vector of one pipeline is the string key
+    ``gristmill:{<namespace>}:online:<view>:<pipeline>:<entity>`` holding one msgpack blob
+    (event time, expiry, newer time, written time, origin, feature names, values); the set
+    ``gristmill:{<namespace>}:online-pipelines:<view>`` names the view's pipelines. ``get``
+    of one entity is one GET; of several, one read script (an MGET whose reply is a few
+    strings, not one per entity); ``put`` is a Lua script per 500 vectors, all in one
+    pipeline, that writes a vector only when its event time is newer than the stored one
+    of its pipeline, and marks whichever of two pipelines' vectors of an entity is older as
+    superseded. A vector with a TTL also gets a Redis expiry one more TTL (at most a day)
+    after ``event_time + ttl``, so Redis drops expired vectors itself; ``get`` checks the
+    expiry, so a vector is never served late.
 
     Values must be msgpack scalars (None, bool, int, float, str, bytes) or lists of them.
     The ``{namespace}`` hash tag keeps a namespace's keys in one cluster slot.
@@ -178,26 +233,39 @@ class RedisOnlineStore:
         """
         if not vectors:
             return 0
-        prefix = self._view_prefix(view)
-        keys = [prefix + vector.entity for vector in vectors]
-        args = _encode(vectors, ttl)
+        groups: dict[str, list[EntityVector]] = {}
+        for vector in vectors:
+            problem = unnamed_origin(vector)
+            if problem is not None:
+                raise ConfigError(problem)
+            groups.setdefault(vector.pipeline, []).append(vector)
+        calls = []
+        for pipeline, group in groups.items():
+            prefix = self._pipeline_prefix(view, pipeline)
+            header = [self._pipelines_key(view), self._view_prefix(view), _segment(pipeline)]
+            calls.append((header, [prefix + v.entity for v in group], _encode(group, ttl)))
         with self._translated():
             try:
-                return self._run_put(keys, args)
+                return self._run_put(calls)
             except redis_errors.NoScriptError:
                 self._reload_scripts()
-                return self._run_put(keys, args)
+                return self._run_put(calls)
 
     def get(
-        self, view: str, entities: Sequence[str], *, features: Sequence[str] | None = None
-    ) -> list[EntityVector | None]:
-        """One result per entity, in order: its vector, or ``None`` (unknown or expired).
+        self,
+        view: str,
+        entities: Sequence[str],
+        *,
+        pipeline: str,
+        features: Sequence[str] | None = None,
+    ) -> list[VectorLookup]:
+        """One result per entity, in order: found, missing, expired or superseded.
 
         With ``features``, each vector's values hold only those of the features it has.
         """
         if not entities:
             return []
-        prefix = self._view_prefix(view)
+        prefix = self._pipeline_prefix(view, pipeline)
         client = self._redis
         try:
             if len(entities) == 1:
@@ -205,10 +273,10 @@ class RedisOnlineStore:
                 found = [None if blob is None else msgpack.unpackb(blob, timestamp=3)]
             else:
                 found = self._get_many(prefix, entities)
-            return _vectors(entities, found, features)
+            return _lookups(entities, found, features)
         except redis_errors.NoScriptError:
             self._reload_scripts()
-            return self.get(view, entities, features=features)
+            return self.get(view, entities, pipeline=pipeline, features=features)
         except redis_errors.RedisError as exc:
             raise self._translate(exc) from exc
         except (ValueError, TypeError) as exc:
@@ -217,9 +285,13 @@ class RedisOnlineStore:
                 "were its keys written by something else, or by an earlier gristmill?"
             ) from exc
 
-    def delete_view(self, view: str) -> None:
-        """Delete every vector of ``view`` (a SCAN over this namespace's keys of the view)."""
-        pattern = _GLOB.sub(r"\\\1", self._view_prefix(view)) + "*"
+    def delete_view(self, view: str, *, pipeline: str | None = None) -> None:
+        """Delete the vectors of ``view`` (of one ``pipeline``): a SCAN over their keys."""
+        if pipeline is None:
+            prefix = self._view_prefix(view)
+        else:
+            prefix = self._pipeline_prefix(view, pipeline)
+        pattern = _GLOB.sub(r"\\\1", prefix) + "*"
         client = self._redis
         with self._translated():
             batch: list[bytes] = []
@@ -230,6 +302,10 @@ class RedisOnlineStore:
                     batch.clear()
             if batch:
                 client.unlink(*batch)
+            if pipeline is None:
+                client.unlink(self._pipelines_key(view))
+            else:
+                client.srem(self._pipelines_key(view), _segment(pipeline))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -261,14 +337,19 @@ class RedisOnlineStore:
         self._put_sha = self._redis.script_load(_PUT)
         self._get_sha = self._redis.script_load(_GET)
 
-    def _run_put(self, keys: list[str], args: list[bytes]) -> int:
+    def _run_put(self, calls: list[tuple[list[str], list[str], list[bytes]]]) -> int:
         client = self._redis
-        if len(keys) <= _KEYS_PER_CALL:
-            return int(client.evalsha(self._put_sha, len(keys), *keys, *args))
+        sha = self._put_sha
+        if len(calls) == 1 and len(calls[0][1]) <= _KEYS_PER_CALL:
+            header, keys, args = calls[0]
+            return int(client.evalsha(sha, len(keys), *keys, *header, *args))
         with client.pipeline(transaction=False) as pipe:
-            for start in range(0, len(keys), _KEYS_PER_CALL):
-                chunk = keys[start : start + _KEYS_PER_CALL]
-                pipe.evalsha(self._put_sha, len(chunk), *chunk, *args[start : start + len(chunk)])
+            for header, keys, args in calls:
+                for start in range(0, len(keys), _KEYS_PER_CALL):
+                    chunk = keys[start : start + _KEYS_PER_CALL]
+                    pipe.evalsha(
+                        sha, len(chunk), *chunk, *header, *args[start : start + len(chunk)]
+                    )
             return sum(int(written) for written in pipe.execute())
 
     def _view_prefix(self, view: str) -> str:
@@ -276,10 +357,16 @@ class RedisOnlineStore:
         if prefix is None:
             if not view:
                 raise ConfigError("an online feature view needs a non-empty name")
-            # ':' separates view and entity; escaping it keeps views like 'a:b' distinct.
-            escaped = view.replace("%", "%25").replace(":", "%3A")
-            prefix = self._views[view] = f"{self._prefix}{escaped}:"
+            prefix = self._views[view] = f"{self._prefix}{_segment(view)}:"
         return prefix
+
+    def _pipeline_prefix(self, view: str, pipeline: str) -> str:
+        if not pipeline:
+            raise ConfigError(f"a lookup in online view {view!r} needs a pipeline digest")
+        return f"{self._view_prefix(view)}{_segment(pipeline)}:"
+
+    def _pipelines_key(self, view: str) -> str:
+        return f"gristmill:{{{self.namespace}}}:online-pipelines:{_segment(view)}"
 
     def _translate(self, exc: redis_errors.RedisError) -> BackendError:
         if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
@@ -297,70 +384,100 @@ class RedisOnlineStore:
             raise self._translate(exc) from exc
 
 
+def _segment(name: str) -> str:
+    """``name`` as one key segment: ':' separates segments, so escaping it keeps views like
+    'a:b' (and pipelines like 'sha256:…') distinct."""
+    return name.replace("%", "%25").replace(":", "%3A")
+
+
 def _micros(moment: datetime) -> int:
     if moment.tzinfo is None:  # naive times are taken as UTC, as everywhere in gristmill
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MICROSECOND
 
 
+def _stamp(micros: int) -> tuple[int, int]:
+    """A time in µs as msgpack's (nanoseconds, seconds)."""
+    seconds, rest = divmod(micros, 1_000_000)
+    return rest * 1000, seconds
+
+
 def _encode(vectors: Sequence[EntityVector], ttl: float | None) -> list[bytes]:
-    """The vectors' blobs: the put script's ARGV."""
+    """The vectors' blobs: the put script's ARGV after its header."""
     ttl_us = None if ttl is None else round(ttl * 1_000_000)
+    grace = 0 if ttl_us is None else min(ttl_us, round(EXPIRED_KEPT_AT_MOST * 1_000_000))
     head, pack = _HEAD.pack, msgpack.Packer().pack  # one Packer: packb makes one per call
+    written_nanos, written_seconds = _stamp(time.time_ns() // 1000)
     times: dict[datetime, tuple[int, int, int]] = {}  # a batch's vectors often share a time
     names_of: dict[tuple[str, ...], bytes] = {}  # and their feature names, almost always
+    origins: dict[tuple[str, str], bytes] = {}  # and their origin, always
     args: list[bytes] = []
     for vector in vectors:
         stamp = times.get(vector.event_time)
         if stamp is None:
             event = _micros(vector.event_time)
-            seconds, micros = divmod(event, 1_000_000)
-            stamp = times[vector.event_time] = (event, seconds, micros * 1000)
-        event, seconds, nanos = stamp
+            stamp = times[vector.event_time] = (event, *_stamp(event))
+        event, nanos, seconds = stamp
         expires = 0 if ttl_us is None else max(1, event + ttl_us)  # 0 means "never"
+        keep = 0 if ttl_us is None else max(1, expires + grace)
         features = vector.values
         key = tuple(features)
         names = names_of.get(key)
+        origin_key = (vector.feature_set_id, vector.pipeline)
+        origin = origins.get(origin_key)
         try:
             if names is None:
                 names = names_of[key] = pack(pack(key))
+            if origin is None:
+                origin = origins[origin_key] = pack(pack(list(origin_key)))
             values = pack(list(features.values()))
         except (TypeError, ValueError, OverflowError) as exc:
             raise DataError(
                 f"the features of entity {vector.entity!r} cannot be stored online: {exc}; "
                 "use None, bool, int, float, str or bytes values"
             ) from exc
-        args.append(
-            head(_ARRAY4, _EXT8, _TIMESTAMP_SIZE, _TIMESTAMP_TYPE, nanos, seconds, _INT64, expires)
-            + names
-            + values
-        )
+        fixed = head(
+            _ARRAY8, _EXT8, _TIMESTAMP_SIZE, _TIMESTAMP_TYPE, nanos, seconds,
+            _INT64, expires, _INT64, keep, _INT64, 0,
+            _EXT8, _TIMESTAMP_SIZE, _TIMESTAMP_TYPE, written_nanos, written_seconds,
+        )  # fmt: skip
+        args.append(fixed + origin + names + values)
     return args
 
 
-def _vectors(
+def _lookups(
     entities: Sequence[str], found: list[Any], features: Sequence[str] | None
-) -> list[EntityVector | None]:
-    """Decoded blobs (``[event_time, expires_us, names, values]`` or ``None``) as vectors.
+) -> list[VectorLookup]:
+    """Decoded blobs (``[event_time, expires_us, keep_us, newer_us, written_at, origin,
+    names, values]`` or ``None``) as lookups.
 
     Raises ValueError or TypeError for a blob of another layout.
     """
     now = time.time_ns() // 1000
     names_of: dict[bytes, tuple[str, ...]] = {}
+    origins: dict[bytes, tuple[str, str]] = {}
     new, plain = object.__new__, _PLAIN_VECTOR
-    vectors: list[EntityVector | None] = []
-    append = vectors.append
+    lookups: list[VectorLookup] = []
+    append = lookups.append
     for entity, item in zip(entities, found, strict=True):
         if item is None:
-            append(None)
+            append(VectorLookup(entity, "missing"))
             continue
-        event_time, expires, packed, row = item
+        event_time, expires, _, newer, written, packed_origin, packed, row = item
         if expires and expires <= now:
-            append(None)
+            append(VectorLookup(entity, "expired", event_time=event_time))
+            continue
+        if newer:
+            later = _EPOCH + newer * _MICROSECOND
+            append(VectorLookup(entity, "superseded", event_time=event_time, newer_time=later))
             continue
         names = names_of.get(packed)
         if names is None:
             names = names_of[packed] = tuple(msgpack.unpackb(packed))
+        origin = origins.get(packed_origin)
+        if origin is None:
+            feature_set_id, pipeline = msgpack.unpackb(packed_origin)
+            origin = origins[packed_origin] = (feature_set_id, pipeline)
         # The blob was written with as many values as names; zip() given a keyword (even
         # strict=False) costs a third more, some 10 µs per 100 entities.
         values = dict(zip(names, row))  # noqa: B905
@@ -372,7 +489,17 @@ def _vectors(
             state["entity"] = entity
             state["values"] = values
             state["event_time"] = event_time
+            state["feature_set_id"], state["pipeline"] = origin
+            state["written_at"] = written
+            result = new(VectorLookup)
+            state = result.__dict__
+            state["entity"] = entity
+            state["status"] = "found"
+            state["vector"] = vector
+            state["event_time"] = event_time
+            state["newer_time"] = None
+            append(result)
         else:
-            vector = EntityVector(entity, values, event_time)
-        append(vector)
-    return vectors
+            vector = EntityVector(entity, values, event_time, *origin, written)
+            append(VectorLookup(entity, "found", vector, event_time))
+    return lookups

@@ -10,35 +10,61 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from gristmill.errors import BackendError, BackendUnavailableError, DataError
-from gristmill.stores.features import EntityVector, OnlineCapabilities
+from gristmill.errors import BackendError, BackendUnavailableError, ConfigError, DataError
+from gristmill.stores.features import (
+    EntityVector,
+    OnlineCapabilities,
+    VectorLookup,
+    unnamed_origin,
+)
 
 # Times are integer microseconds since the epoch (UTC); ``expires_at`` is NULL for vectors
-# without a TTL. Every namespace shares the table; the namespace leads the key.
-_SCHEMA = """CREATE TABLE IF NOT EXISTS gm_online_features (
+# without a TTL. Every namespace shares the table; the namespace leads the key. One row per
+# (view, pipeline, entity): vectors of different pipelines never replace each other. (The
+# table of gristmill before provenance, ``gm_online_features``, is left unread: the online
+# store is a copy, filled again by the next preparation.)
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS gm_online_vectors (
     namespace TEXT NOT NULL,
     view TEXT NOT NULL,
+    pipeline TEXT NOT NULL,
     entity TEXT NOT NULL,
     event_time INTEGER NOT NULL,
     expires_at INTEGER,
+    written_at INTEGER NOT NULL,
+    feature_set_id TEXT NOT NULL,
     vector TEXT NOT NULL,
-    PRIMARY KEY (namespace, view, entity)) WITHOUT ROWID"""
+    PRIMARY KEY (namespace, view, pipeline, entity)) WITHOUT ROWID""",
+    # Serves "is there a newer vector of another pipeline for this entity?".
+    """CREATE INDEX IF NOT EXISTS gm_online_vectors_entity
+    ON gm_online_vectors (namespace, view, entity, event_time)""",
+)
 
 # Newest wins, decided by SQLite inside the statement: a vector not strictly newer than the
-# stored one (a late one, or a replay) changes nothing, whichever process wrote first.
-_UPSERT = """INSERT INTO gm_online_features VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (namespace, view, entity) DO UPDATE SET
+# stored one of its pipeline (a late one, or a replay) changes nothing, whichever process
+# wrote first.
+_UPSERT = """INSERT INTO gm_online_vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (namespace, view, pipeline, entity) DO UPDATE SET
         event_time = excluded.event_time,
         expires_at = excluded.expires_at,
+        written_at = excluded.written_at,
+        feature_set_id = excluded.feature_set_id,
         vector = excluded.vector
-    WHERE excluded.event_time > gm_online_features.event_time"""
+    WHERE excluded.event_time > gm_online_vectors.event_time"""
 
-# The entities travel as one JSON array, so one prepared statement serves any count.
-_SELECT = """SELECT entity, event_time, vector FROM gm_online_features
-    WHERE namespace = ? AND view = ? AND entity IN (SELECT value FROM json_each(?))
-        AND (expires_at IS NULL OR expires_at > ?)"""
+# The entities travel as one JSON array, so one prepared statement serves any count. The
+# newest event time of the entity's vectors in other pipelines decides "superseded".
+_SELECT = """SELECT v.entity, v.event_time, v.expires_at, v.written_at, v.feature_set_id,
+        v.vector,
+        (SELECT max(o.event_time) FROM gm_online_vectors o
+            WHERE o.namespace = v.namespace AND o.view = v.view AND o.entity = v.entity
+                AND o.pipeline <> v.pipeline) AS newest_other
+    FROM gm_online_vectors v
+    WHERE v.namespace = ? AND v.view = ? AND v.pipeline = ?
+        AND v.entity IN (SELECT value FROM json_each(?))"""
 
-_DELETE_VIEW = "DELETE FROM gm_online_features WHERE namespace = ? AND view = ?"
+_DELETE_VIEW = "DELETE FROM gm_online_vectors WHERE namespace = ? AND view = ?"
+_DELETE_PIPELINE = _DELETE_VIEW + " AND pipeline = ?"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -48,7 +74,7 @@ _ENTITIES_PER_QUERY = 10_000
 class SqliteOnlineStore:
     """The online feature store in one SQLite file, shared by every process on the machine.
 
-    One row per (namespace, view, entity) holds the newest vector as JSON. Writes are
+    One row per (namespace, view, pipeline, entity) holds the newest vector as JSON. Writes are
     ``BEGIN IMMEDIATE`` transactions with ``synchronous=NORMAL`` (the online store is a copy
     of the offline one: a power loss may lose the last writes, never corrupt the file).
     Expired vectors are filtered out on read and stay on disk until overwritten or their
@@ -85,7 +111,8 @@ class SqliteOnlineStore:
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
                     conn.execute("PRAGMA synchronous=NORMAL")
-                    conn.execute(_SCHEMA)
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
                 except BaseException:
                     conn.close()
                     raise
@@ -115,33 +142,32 @@ class SqliteOnlineStore:
             return conn.total_changes - before
 
     def get(
-        self, view: str, entities: Sequence[str], *, features: Sequence[str] | None = None
-    ) -> list[EntityVector | None]:
-        """One query per 10,000 entities; expired rows are filtered out by SQLite."""
+        self,
+        view: str,
+        entities: Sequence[str],
+        *,
+        pipeline: str,
+        features: Sequence[str] | None = None,
+    ) -> list[VectorLookup]:
+        """One query per 10,000 entities; expiry and supersession are judged per row."""
         if not entities:
             return []
-        now = time.time_ns() // 1000
-        rows: list[tuple[str, int, str]] = []
+        rows: list[_Row] = []
         with self._lock, self._translated():
             for start in range(0, len(entities), _ENTITIES_PER_QUERY):
                 chunk = json.dumps(list(entities[start : start + _ENTITIES_PER_QUERY]))
-                rows += self._db.execute(_SELECT, (self.namespace, view, chunk, now)).fetchall()
-        stored = {entity: (event, vector) for entity, event, vector in rows}
-        found: list[EntityVector | None] = []
-        for entity in entities:
-            row = stored.get(entity)
-            if row is None:
-                found.append(None)
-                continue
-            values = json.loads(row[1])
-            if features is not None:
-                values = {name: values[name] for name in features if name in values}
-            found.append(EntityVector(entity, values, _EPOCH + row[0] * _MICROSECOND))
-        return found
+                query = (self.namespace, view, pipeline, chunk)
+                rows += self._db.execute(_SELECT, query).fetchall()
+        stored = {row[0]: row for row in rows}
+        now = time.time_ns() // 1000
+        return [_lookup(entity, pipeline, stored.get(entity), features, now) for entity in entities]
 
-    def delete_view(self, view: str) -> None:
+    def delete_view(self, view: str, *, pipeline: str | None = None) -> None:
         with self._lock, self._translated():
-            self._db.execute(_DELETE_VIEW, (self.namespace, view))
+            if pipeline is None:
+                self._db.execute(_DELETE_VIEW, (self.namespace, view))
+            else:
+                self._db.execute(_DELETE_PIPELINE, (self.namespace, view, pipeline))
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -161,12 +187,42 @@ class SqliteOnlineStore:
             raise BackendError(f"SQLite online store at {self.path!r}: {exc}") from exc
 
 
+_Row = tuple[str, int, int | None, int, str, str, int | None]
+
+
+def _when(micros: int) -> datetime:
+    return _EPOCH + micros * _MICROSECOND
+
+
+def _lookup(
+    entity: str, pipeline: str, row: _Row | None, features: Sequence[str] | None, now: int
+) -> VectorLookup:
+    if row is None:
+        return VectorLookup(entity, "missing")
+    _, event, expires, written, feature_set_id, encoded, newest_other = row
+    if expires is not None and expires <= now:
+        return VectorLookup(entity, "expired", event_time=_when(event))
+    if newest_other is not None and newest_other > event:
+        return VectorLookup(
+            entity, "superseded", event_time=_when(event), newer_time=_when(newest_other)
+        )
+    values = json.loads(encoded)
+    if features is not None:
+        values = {name: values[name] for name in features if name in values}
+    vector = EntityVector(entity, values, _when(event), feature_set_id, pipeline, _when(written))
+    return VectorLookup(entity, "found", vector, event_time=vector.event_time)
+
+
 def _rows(
     namespace: str, view: str, vectors: Sequence[EntityVector], ttl: float | None
-) -> list[tuple[str, str, str, int, int | None, str]]:
+) -> list[tuple[str, str, str, str, int, int | None, int, str, str]]:
     ttl_us = None if ttl is None else round(ttl * 1_000_000)
+    written = time.time_ns() // 1000
     rows = []
     for vector in vectors:
+        problem = unnamed_origin(vector)
+        if problem is not None:
+            raise ConfigError(problem)
         moment = vector.event_time
         if moment.tzinfo is None:  # naive times are taken as UTC, as everywhere in gristmill
             moment = moment.replace(tzinfo=UTC)
@@ -179,5 +235,8 @@ def _rows(
                 "use None, bool, int, float or str values"
             ) from exc
         expires = None if ttl_us is None else event + ttl_us
-        rows.append((namespace, view, vector.entity, event, expires, encoded))
+        rows.append(
+            (namespace, view, vector.pipeline, vector.entity, event, expires, written,
+             vector.feature_set_id, encoded)
+        )  # fmt: skip
     return rows
