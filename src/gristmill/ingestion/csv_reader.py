@@ -12,14 +12,17 @@ from pyarrow import csv
 
 from gristmill.config.sources import SourceSpec
 from gristmill.errors import DataError, EmptyInputError
-from gristmill.ingestion.bad_rows import BadRow
+from gristmill.ingestion.bad_rows import EXCERPT_CHARS, BadRow, excerpt
 from gristmill.ingestion.column_types import arrow_types, cast_declared, check_declared_present
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
+from gristmill.ingestion.quotes import refuse_stray_quote, spans_lines
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
 _HEADER_LINES = 1
+# pyarrow's words when a value spans lines across the blocks it parses in parallel.
+_OUT_OF_SYNC = "out of sync with chunker"
 
 
 def read_csv(
@@ -55,18 +58,18 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     declared = arrow_types(spec.columns)
     as_text = False
     try:
-        table, invalid = _parse(file, spec, declared)
+        table, invalid, multiline = _parse_checked(file, spec, declared)
     except pa.ArrowInvalid as exc:
         if not declared or "conversion error" not in str(exc):
-            raise _parse_error(exc, file) from exc
+            raise _parse_error(exc, file, spec) from exc
         # A declared type does not fit some value: read those columns as text, then find
         # exactly which rows fail the cast.
         as_text = True
         declared = {name: pa.string() for name in declared}
-        table, invalid = _parse(file, spec, declared)
+        table, invalid, multiline = _parse_checked(file, spec, declared)
     bad_rows: list[BadRow] = []
     if invalid:
-        _, numbered = _parse(file, spec, declared, threads=False)
+        _, numbered = _parse(file, spec, declared, threads=False, multiline=multiline)
         bad_rows = [_malformed(row) for row in numbered]
     check_header(table.schema, file.url)
     check_declared_present(table.column_names, spec.columns or {}, file=file.url)
@@ -117,8 +120,35 @@ def check_header(schema: pa.Schema, url: str) -> None:
             )
 
 
+def _parse_checked(
+    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType]
+) -> tuple[pa.Table, list[Any], bool]:
+    """Parse, refusing a stray quote; the flag says whether values had to span lines.
+
+    The fast parse takes one row per line. When any value spans lines anyway, the file is
+    scanned for a stray quote; quoted values that legitimately span lines are then parsed
+    again with line breaks allowed if the fast parse could not split the file on them.
+    """
+    try:
+        table, invalid = _parse(file, spec, types)
+    except pa.ArrowInvalid as exc:
+        if _OUT_OF_SYNC not in str(exc):
+            raise
+        refuse_stray_quote(file, spec.delimiter, None)
+        table, invalid = _parse(file, spec, types, multiline=True)
+        return table, invalid, True
+    if spans_lines(table, (row.text for row in invalid)):
+        refuse_stray_quote(file, spec.delimiter, table.num_columns)
+    return table, invalid, False
+
+
 def _parse(
-    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType], *, threads: bool = True
+    file: InputFile,
+    spec: SourceSpec,
+    types: dict[str, pa.DataType],
+    *,
+    threads: bool = True,
+    multiline: bool = False,
 ) -> tuple[pa.Table, list[Any]]:
     invalid: list[Any] = []
 
@@ -131,7 +161,9 @@ def _parse(
         lambda: csv.read_csv(
             file.source(),
             read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
-            parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=skip),
+            parse_options=csv.ParseOptions(
+                delimiter=spec.delimiter, invalid_row_handler=skip, newlines_in_values=multiline
+            ),
             convert_options=_convert_options(types),
         ),
     )
@@ -171,7 +203,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise _stream_error(exc, file, invalid, None) from exc
+        raise _stream_error(exc, file, spec, invalid, None) from exc
     check_header(reader.schema, file.url)
     check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
     return Extract(
@@ -187,31 +219,58 @@ def _stream_parts(
     reader: Any, file: InputFile, spec: SourceSpec, invalid: list[Any]
 ) -> Iterator[pa.Table]:
     try:
-        yield from repartition(reader, spec.partition_rows)
+        yield from repartition(_checked(reader, file, spec), spec.partition_rows)
     except pa.ArrowInvalid as exc:
-        raise _stream_error(exc, file, invalid, reader.schema) from exc
+        raise _stream_error(exc, file, spec, invalid, reader.schema) from exc
+
+
+def _checked(batches: Any, file: InputFile, spec: SourceSpec) -> Iterator[pa.RecordBatch]:
+    """The streamed batches; the first value that spans lines has the file checked for a
+    stray quote (once: the check reads the whole file)."""
+    scanned = False
+    for batch in batches:
+        if not scanned and spans_lines(batch):
+            refuse_stray_quote(file, spec.delimiter, batch.num_columns)
+            scanned = True
+        yield batch
 
 
 def _stream_error(
-    exc: pa.ArrowInvalid, file: InputFile, invalid: list[Any], schema: pa.Schema | None
+    exc: pa.ArrowInvalid,
+    file: InputFile,
+    spec: SourceSpec,
+    invalid: list[Any],
+    schema: pa.Schema | None,
 ) -> DataError:
     if not invalid:
-        return _parse_error(exc, file, schema)
+        return _parse_error(exc, file, spec, schema)
     bad = _malformed(invalid[0])
+    if bad.text is not None and ("\n" in bad.text or "\r" in bad.text):
+        refuse_stray_quote(file, spec.delimiter, invalid[0].expected_columns)
     return DataError(
-        f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads {bad.text!r}; fix the "
-        "input, or set `on_bad_rows: quarantine` (a large file is then read whole)",
+        f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads "
+        f"{excerpt(bad.text or '')!r}; fix the input, or set `on_bad_rows: quarantine` (a "
+        "large file is then read whole)",
         file=file.url,
         row=bad.row,
     )
 
 
 def _parse_error(
-    exc: pa.ArrowInvalid, file: InputFile, schema: pa.Schema | None = None
+    exc: pa.ArrowInvalid, file: InputFile, spec: SourceSpec, schema: pa.Schema | None = None
 ) -> DataError:
+    # A stray quote can leave pyarrow with no rows or out of step; name it precisely.
+    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
     message = str(exc)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
+    if _OUT_OF_SYNC in message:
+        return DataError(
+            f"cannot stream {file.url}: some quoted values span lines, and a file above the "
+            "streaming size must hold each row on one line; set `on_bad_rows: quarantine` "
+            "(the file is then read whole), or remove the line breaks from its values",
+            file=file.url,
+        )
     column = None
     found = _COLUMN_NUMBER.search(message)
     if found and schema is not None and int(found.group(1)) < len(schema):
@@ -222,5 +281,7 @@ def _parse_error(
         else "; check the `delimiter` and the quoting of the file"
     )
     return DataError(
-        f"cannot parse {file.url} as CSV: {message}{hint}", file=file.url, column=column
+        f"cannot parse {file.url} as CSV: {excerpt(message, 2 * EXCERPT_CHARS)}{hint}",
+        file=file.url,
+        column=column,
     )
