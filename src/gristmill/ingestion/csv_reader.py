@@ -16,13 +16,11 @@ from gristmill.ingestion.bad_rows import EXCERPT_CHARS, BadRow, excerpt
 from gristmill.ingestion.column_types import arrow_types, cast_declared, check_declared_present
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
-from gristmill.ingestion.quotes import refuse_stray_quote, spans_lines
+from gristmill.ingestion.quotes import holds_quote, refuse_stray_quote, spans_lines
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
 _HEADER_LINES = 1
-# pyarrow's words when a value spans lines across the blocks it parses in parallel.
-_OUT_OF_SYNC = "out of sync with chunker"
 
 
 def read_csv(
@@ -57,8 +55,9 @@ def read_csv(
 def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRow]]:
     declared = arrow_types(spec.columns)
     as_text = False
+    multiline = _multiline(file)
     try:
-        table, invalid, multiline = _parse_checked(file, spec, declared)
+        table, invalid = _parse_checked(file, spec, declared, multiline)
     except pa.ArrowInvalid as exc:
         if not declared or "conversion error" not in str(exc):
             raise _parse_error(exc, file, spec) from exc
@@ -66,7 +65,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
         # exactly which rows fail the cast.
         as_text = True
         declared = {name: pa.string() for name in declared}
-        table, invalid, multiline = _parse_checked(file, spec, declared)
+        table, invalid = _parse_checked(file, spec, declared, multiline)
     bad_rows: list[BadRow] = []
     if invalid:
         _, numbered = _parse(file, spec, declared, threads=False, multiline=multiline)
@@ -121,25 +120,25 @@ def check_header(schema: pa.Schema, url: str) -> None:
 
 
 def _parse_checked(
-    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType]
-) -> tuple[pa.Table, list[Any], bool]:
-    """Parse, refusing a stray quote; the flag says whether values had to span lines.
-
-    The fast parse takes one row per line. When any value spans lines anyway, the file is
-    scanned for a stray quote; quoted values that legitimately span lines are then parsed
-    again with line breaks allowed if the fast parse could not split the file on them.
-    """
-    try:
-        table, invalid = _parse(file, spec, types)
-    except pa.ArrowInvalid as exc:
-        if _OUT_OF_SYNC not in str(exc):
-            raise
-        refuse_stray_quote(file, spec.delimiter, None)
-        table, invalid = _parse(file, spec, types, multiline=True)
-        return table, invalid, True
+    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType], multiline: bool
+) -> tuple[pa.Table, list[Any]]:
+    """Parse, refusing a stray quote: when any value (or rejected row) spans lines, the
+    file is scanned for one; a file where nothing spans lines pays nothing more."""
+    table, invalid = _parse(file, spec, types, multiline=multiline)
     if spans_lines(table, (row.text for row in invalid)):
         refuse_stray_quote(file, spec.delimiter, table.num_columns)
-    return table, invalid, False
+    return table, invalid
+
+
+def _multiline(file: InputFile) -> bool:
+    """Whether pyarrow must cut the file into blocks at row ends, not at line ends.
+
+    Cut at a line end inside a quoted value, a block would end in an open quote and pyarrow
+    drops the rest of that block without a word (a stray quote loses rows, a value that
+    spans lines breaks the parse). Cutting at row ends tracks quotes, which is slower, so it
+    is done only for files of several blocks that hold a quote at all.
+    """
+    return file.size > _BLOCK_BYTES and holds_quote(file)
 
 
 def _parse(
@@ -148,7 +147,7 @@ def _parse(
     types: dict[str, pa.DataType],
     *,
     threads: bool = True,
-    multiline: bool = False,
+    multiline: bool,
 ) -> tuple[pa.Table, list[Any]]:
     invalid: list[Any] = []
 
@@ -198,7 +197,11 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
             lambda: csv.open_csv(
                 file.source(),
                 read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
-                parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=fail),
+                parse_options=csv.ParseOptions(
+                    delimiter=spec.delimiter,
+                    invalid_row_handler=fail,
+                    newlines_in_values=_multiline(file),
+                ),
                 convert_options=_convert_options(arrow_types(spec.columns)),
             ),
         )
@@ -264,13 +267,6 @@ def _parse_error(
     message = str(exc)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
-    if _OUT_OF_SYNC in message:
-        return DataError(
-            f"cannot stream {file.url}: some quoted values span lines, and a file above the "
-            "streaming size must hold each row on one line; set `on_bad_rows: quarantine` "
-            "(the file is then read whole), or remove the line breaks from its values",
-            file=file.url,
-        )
     column = None
     found = _COLUMN_NUMBER.search(message)
     if found and schema is not None and int(found.group(1)) < len(schema):

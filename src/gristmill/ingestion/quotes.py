@@ -105,6 +105,14 @@ def find_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> St
     return None
 
 
+def holds_quote(file: InputFile) -> bool:
+    """Whether ``file`` holds a quote character at all (a remote file is assumed to)."""
+    if not file.local:
+        return True
+    with _contents(file) as data:
+        return data.find(b'"') >= 0
+
+
 def _holds_a_row(value: bytes, delimiter: bytes, columns: int | None) -> bool:
     if columns is None or columns < 3:
         return False
@@ -134,7 +142,7 @@ def _contents(file: InputFile) -> Iterator[bytes | mmap.mmap]:
     if not file.local:
         yield translate_errors(file.url, lambda: file.fs.cat_file(file.path))
         return
-    with open(file.path, "rb") as handle:
+    with translate_errors(file.url, lambda: open(file.path, "rb")) as handle:
         if file.size == 0:
             yield b""
             return
