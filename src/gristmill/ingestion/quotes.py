@@ -116,8 +116,14 @@ def holds_quote(file: InputFile) -> bool:
 def _holds_a_row(value: bytes, delimiter: bytes, columns: int | None) -> bool:
     if columns is None or columns < 3:
         return False
-    whole_lines = _LINE_BREAK.split(value)[1:-1]
-    return any(line.count(delimiter) == columns - 1 for line in whole_lines)
+    # Line by line, stopping at the first row-like one: a swallowed value can be huge.
+    line_start = None
+    for line_break in _LINE_BREAK.finditer(value):
+        whole_line = line_start is not None
+        if whole_line and value.count(delimiter, line_start, line_break.start()) == columns - 1:
+            return True
+        line_start = line_break.end()
+    return False
 
 
 def _stray(data: bytes | mmap.mmap, start: int, value: bytes, *, closes: bool) -> StrayQuote:
@@ -131,7 +137,7 @@ def _stray(data: bytes | mmap.mmap, start: int, value: bytes, *, closes: bool) -
     return StrayQuote(
         row=data[:start].count(b"\n") + 1,
         excerpt=shown if shown_from == line_start else "…" + shown,
-        lines=len(_LINE_BREAK.findall(value)),
+        lines=value.count(b"\n") or value.count(b"\r"),
         closes=closes,
     )
 
