@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from gristmill.testing.cli import run_cli as gm
+from gristmill.testing.data import housing_table, write_csv, write_lines
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "penguins"
@@ -85,6 +86,20 @@ def test_malformed_csv_fails_naming_row_then_quarantines(tmp_path: Path) -> None
     assert "no batches yet" in gm("ls", "batches", cwd=tmp_path).stdout
     ok = gm("ingest", "people.csv", "--on-bad-rows", "quarantine", cwd=tmp_path, check=True)
     assert "1 (quarantined)" in ok.stdout
+
+
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_a_stray_quote_is_refused_with_a_short_message(tmp_path: Path, mode: str) -> None:
+    path = write_csv(tmp_path / "housing.csv", housing_table())
+    lines = path.read_text().splitlines()
+    lines[30] = lines[30].replace(",", ',"', 2).replace(',"', ",", 1)  # a quote opens field 3
+    write_lines(path, lines)
+    result = gm("ingest", "housing.csv", "--on-bad-rows", mode, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "housing.csv, row 31: a quote opens here and never closes" in output
+    assert len(output) < 2000 and "Traceback" not in output
+    assert "no batches yet" in gm("ls", "batches", cwd=tmp_path).stdout
 
 
 def test_unknown_path_or_source_is_explained(tmp_path: Path) -> None:

@@ -139,6 +139,20 @@ def test_quarantine_keeps_bad_rows_beside_the_batch(
     ]
 
 
+@pytest.mark.parametrize("mode", ["fail", "quarantine"])
+def test_a_stray_quote_refuses_the_file_and_writes_nothing(
+    tmp_path: Path, raw: ParquetRawStore, metadata: SqlMetadataStore, mode: str
+) -> None:
+    lines = ["id,name,score", *[f"{i},n{i},{i}" for i in range(1, 200)]]
+    lines[30] = '30,"n30,30'
+    path = write_lines(tmp_path / "x.csv", lines)
+    spec = SourceSpec(name="p", format="csv", path=str(path), on_bad_rows=mode)
+    with pytest.raises(DataError, match="row 31: a quote opens here and never closes"):
+        ingest(spec, raw, metadata)
+    assert raw.list() == []
+    assert list((tmp_path / "raw").rglob("*.parquet")) == []
+
+
 def test_every_row_bad_is_an_error(
     tmp_path: Path, raw: ParquetRawStore, metadata: SqlMetadataStore
 ) -> None:

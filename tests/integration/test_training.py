@@ -225,6 +225,8 @@ async def test_metrics_are_checked_before_training(services: Services, tmp_path:
     report = await run_pipeline(spec, services, timeout=240)
     (failure,) = report.of_type(STAGE_FAILED)
     assert "rmse" in failure.payload["error"] and "classification" in failure.payload["error"]
+    assert "inferred: integer label 'target'" in failure.payload["error"]
+    assert "set train.task to override" in failure.payload["error"]
     assert services.metadata.candidates.list_candidates() == []
 
 

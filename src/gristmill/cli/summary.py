@@ -20,6 +20,7 @@ from gristmill.segregation import SUBSETS, SplitResult
 from gristmill.stages.base import STAGE_FAILED
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.models import Candidate
+from gristmill.training.task import describe_task
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
@@ -180,6 +181,12 @@ def print_run_summary(report: RunReport) -> None:
             soft_wrap=True,
         )
     for event in report.of_type(MODEL_TRAINED):
+        task, reason = event.payload.get("task"), event.payload.get("task_reason")
+        console.print(
+            f"task: {describe_task(str(task), None if reason is None else str(reason))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         for c in event.payload.get("candidates", []):
             if c.get("status") != "trained":
                 console.print(

@@ -43,6 +43,7 @@ from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import Run, RunStatus
 from gristmill.stores.models import Candidate
 from gristmill.training.splits import fitted_split
+from gristmill.training.task import describe_task
 from gristmill.training.train import TrainingResult, candidate_id, train
 
 SpecArgument = Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")]
@@ -289,6 +290,9 @@ def train_command(
         f"run {run_id}",
         highlight=False,
         soft_wrap=True,
+    )
+    console.print(
+        f"task: {describe_task(result.task, result.task_reason)}", highlight=False, soft_wrap=True
     )
     for warning in result.split.warnings:
         console.print(f"[yellow]split warning:[/] {warning.message}", highlight=False)

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, ConflictError, EmptyInputError, NotFoundError
+from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_inputs

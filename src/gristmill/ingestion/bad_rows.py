@@ -18,6 +18,8 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
+EXCERPT_CHARS = 80
+
 _FIX = (
     "fix the input, or set `on_bad_rows: quarantine` on the source to ingest the good rows "
     "and keep the bad ones beside the batch"
@@ -65,11 +67,19 @@ def quarantine_table(bad_rows: Sequence[BadRow]) -> pa.Table | None:
     )
 
 
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut), for error messages.
+
+    An error names the row; the whole row (possibly megabytes) stays in the input.
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def bad_rows_error(bad_rows: Sequence[BadRow], file: str) -> DataError:
     """The error for ``on_bad_rows: fail``: the first bad row in full, and how many in all."""
     first = min(bad_rows, key=lambda bad: (bad.row is None, bad.row or 0))
     more = f" ({len(bad_rows)} bad rows in all)" if len(bad_rows) > 1 else ""
-    text = f"; the row reads {first.text!r}" if first.text is not None else ""
+    text = f"; the row reads {excerpt(first.text)!r}" if first.text is not None else ""
     return DataError(
         f"bad row in {first.where(file)}: {first.reason}{text}{more}; {_FIX}",
         file=file,

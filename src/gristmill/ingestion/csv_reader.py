@@ -12,10 +12,11 @@ from pyarrow import csv
 
 from gristmill.config.sources import SourceSpec
 from gristmill.errors import DataError, EmptyInputError
-from gristmill.ingestion.bad_rows import BadRow
+from gristmill.ingestion.bad_rows import EXCERPT_CHARS, BadRow, excerpt
 from gristmill.ingestion.column_types import arrow_types, cast_declared, check_declared_present
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
+from gristmill.ingestion.quotes import holds_quote, refuse_stray_quote, spans_lines
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
@@ -54,19 +55,20 @@ def read_csv(
 def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRow]]:
     declared = arrow_types(spec.columns)
     as_text = False
+    multiline = _multiline(file)
     try:
-        table, invalid = _parse(file, spec, declared)
+        table, invalid = _parse_checked(file, spec, declared, multiline)
     except pa.ArrowInvalid as exc:
         if not declared or "conversion error" not in str(exc):
-            raise _parse_error(exc, file) from exc
+            raise _parse_error(exc, file, spec) from exc
         # A declared type does not fit some value: read those columns as text, then find
         # exactly which rows fail the cast.
         as_text = True
         declared = {name: pa.string() for name in declared}
-        table, invalid = _parse(file, spec, declared)
+        table, invalid = _parse_checked(file, spec, declared, multiline)
     bad_rows: list[BadRow] = []
     if invalid:
-        _, numbered = _parse(file, spec, declared, threads=False)
+        _, numbered = _parse(file, spec, declared, threads=False, multiline=multiline)
         bad_rows = [_malformed(row) for row in numbered]
     check_header(table.schema, file.url)
     check_declared_present(table.column_names, spec.columns or {}, file=file.url)
@@ -117,8 +119,35 @@ def check_header(schema: pa.Schema, url: str) -> None:
             )
 
 
+def _parse_checked(
+    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType], multiline: bool
+) -> tuple[pa.Table, list[Any]]:
+    """Parse, refusing a stray quote: when any value (or rejected row) spans lines, the
+    file is scanned for one; a file where nothing spans lines pays nothing more."""
+    table, invalid = _parse(file, spec, types, multiline=multiline)
+    if spans_lines(table, (row.text for row in invalid)):
+        refuse_stray_quote(file, spec.delimiter, table.num_columns)
+    return table, invalid
+
+
+def _multiline(file: InputFile) -> bool:
+    """Whether pyarrow must cut the file into blocks at row ends, not at line ends.
+
+    Cut at a line end inside a quoted value, a block would end in an open quote and pyarrow
+    drops the rest of that block without a word (a stray quote loses rows, a value that
+    spans lines breaks the parse). Cutting at row ends tracks quotes, which is slower, so it
+    is done only for files of several blocks that hold a quote at all.
+    """
+    return file.size > _BLOCK_BYTES and holds_quote(file)
+
+
 def _parse(
-    file: InputFile, spec: SourceSpec, types: dict[str, pa.DataType], *, threads: bool = True
+    file: InputFile,
+    spec: SourceSpec,
+    types: dict[str, pa.DataType],
+    *,
+    threads: bool = True,
+    multiline: bool,
 ) -> tuple[pa.Table, list[Any]]:
     invalid: list[Any] = []
 
@@ -131,7 +160,9 @@ def _parse(
         lambda: csv.read_csv(
             file.source(),
             read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
-            parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=skip),
+            parse_options=csv.ParseOptions(
+                delimiter=spec.delimiter, invalid_row_handler=skip, newlines_in_values=multiline
+            ),
             convert_options=_convert_options(types),
         ),
     )
@@ -166,12 +197,16 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
             lambda: csv.open_csv(
                 file.source(),
                 read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
-                parse_options=csv.ParseOptions(delimiter=spec.delimiter, invalid_row_handler=fail),
+                parse_options=csv.ParseOptions(
+                    delimiter=spec.delimiter,
+                    invalid_row_handler=fail,
+                    newlines_in_values=_multiline(file),
+                ),
                 convert_options=_convert_options(arrow_types(spec.columns)),
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise _stream_error(exc, file, invalid, None) from exc
+        raise _stream_error(exc, file, spec, invalid, None) from exc
     check_header(reader.schema, file.url)
     check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
     return Extract(
@@ -187,28 +222,48 @@ def _stream_parts(
     reader: Any, file: InputFile, spec: SourceSpec, invalid: list[Any]
 ) -> Iterator[pa.Table]:
     try:
-        yield from repartition(reader, spec.partition_rows)
+        yield from repartition(_checked(reader, file, spec), spec.partition_rows)
     except pa.ArrowInvalid as exc:
-        raise _stream_error(exc, file, invalid, reader.schema) from exc
+        raise _stream_error(exc, file, spec, invalid, reader.schema) from exc
+
+
+def _checked(batches: Any, file: InputFile, spec: SourceSpec) -> Iterator[pa.RecordBatch]:
+    """The streamed batches; the first value that spans lines has the file checked for a
+    stray quote (once: the check reads the whole file)."""
+    scanned = False
+    for batch in batches:
+        if not scanned and spans_lines(batch):
+            refuse_stray_quote(file, spec.delimiter, batch.num_columns)
+            scanned = True
+        yield batch
 
 
 def _stream_error(
-    exc: pa.ArrowInvalid, file: InputFile, invalid: list[Any], schema: pa.Schema | None
+    exc: pa.ArrowInvalid,
+    file: InputFile,
+    spec: SourceSpec,
+    invalid: list[Any],
+    schema: pa.Schema | None,
 ) -> DataError:
     if not invalid:
-        return _parse_error(exc, file, schema)
+        return _parse_error(exc, file, spec, schema)
     bad = _malformed(invalid[0])
+    if bad.text is not None and ("\n" in bad.text or "\r" in bad.text):
+        refuse_stray_quote(file, spec.delimiter, invalid[0].expected_columns)
     return DataError(
-        f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads {bad.text!r}; fix the "
-        "input, or set `on_bad_rows: quarantine` (a large file is then read whole)",
+        f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads "
+        f"{excerpt(bad.text or '')!r}; fix the input, or set `on_bad_rows: quarantine` (a "
+        "large file is then read whole)",
         file=file.url,
         row=bad.row,
     )
 
 
 def _parse_error(
-    exc: pa.ArrowInvalid, file: InputFile, schema: pa.Schema | None = None
+    exc: pa.ArrowInvalid, file: InputFile, spec: SourceSpec, schema: pa.Schema | None = None
 ) -> DataError:
+    # A stray quote can leave pyarrow with no rows or out of step; name it precisely.
+    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
     message = str(exc)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
@@ -222,5 +277,7 @@ def _parse_error(
         else "; check the `delimiter` and the quoting of the file"
     )
     return DataError(
-        f"cannot parse {file.url} as CSV: {message}{hint}", file=file.url, column=column
+        f"cannot parse {file.url} as CSV: {excerpt(message, 2 * EXCERPT_CHARS)}{hint}",
+        file=file.url,
+        column=column,
     )

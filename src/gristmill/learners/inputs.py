@@ -53,7 +53,7 @@ def check_label(y: pd.Series | None, task: Task, algorithm: str) -> None:
                 column=name,
             )
     elif not pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype):
-        hint = "; for classes use a classification task" if task == "regression" else ""
+        hint = "; for classes, set train.task: classification" if task == "regression" else ""
         raise DataError(f"label {name!r} is {y.dtype}, but {task} needs numbers{hint}", column=name)
 
 

@@ -165,7 +165,7 @@ def _same_task(algorithm: str, does: list[Task], task: Task | None) -> None:
         raise ConfigError(
             f"algorithm {algorithm!r} is for {' and '.join(does)}, not {task}; "
             f"for {task} use one of: {', '.join(others) or '(none built in)'}, "
-            "or an estimator's import path"
+            "or an estimator's import path (in a pipeline, `train.task` sets the task)"
         )
 
 

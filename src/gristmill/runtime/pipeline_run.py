@@ -96,7 +96,7 @@ def _check_metric_names(spec: PipelineSpec) -> None:
         try:
             check_evaluators(task, names)
         except ConfigError as exc:
-            raise ConfigError(f"evaluate: {exc}") from exc
+            raise ConfigError(f"evaluate: {exc}; the task is {task} (set by train.task)") from exc
         return
     known = set(evaluator_names())
     for name in names:

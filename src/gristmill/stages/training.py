@@ -68,6 +68,7 @@ def payload_of(result: TrainingResult) -> dict[str, object]:
         result.task,
         warnings,
         result.candidates,
+        task_reason=result.task_reason,
     )
 
 
@@ -77,12 +78,16 @@ def trained_payload(
     task: str,
     warnings: list[str],
     candidates: list[Candidate],
+    *,
+    task_reason: str | None = None,
 ) -> dict[str, object]:
-    """The payload of ``model.trained``: what the evaluation stage needs to find the rest."""
+    """The payload of ``model.trained``: what the evaluation stage needs to find the rest,
+    and why the task is what it is (``task_reason``, when known)."""
     return {
         "feature_set_id": feature_set_id,
         "split_id": split_id,
         "task": task,
+        "task_reason": task_reason,
         "warnings": warnings,
         "candidates": [
             {"candidate_id": c.candidate_id, "name": c.name, "status": c.status, "error": c.error}

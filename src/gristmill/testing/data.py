@@ -38,6 +38,31 @@ def wine_table() -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
 
 
+def housing_table(rows: int = 20_640, *, seed: int = 0) -> pa.Table:
+    """Generated rows shaped like California housing (8 features), with an integer ``price``.
+
+    ``price`` holds whole dollars (to the hundred) with thousands of distinct values: a
+    regression target that a reader could mistake for classes.
+    """
+    rng = np.random.default_rng(seed)
+    income = rng.gamma(3.0, 1.3, rows).round(4)
+    return pa.table(
+        {
+            "MedInc": income,
+            "HouseAge": rng.integers(1, 53, rows),
+            "AveRooms": rng.normal(5.4, 2.0, rows).round(6),
+            "AveBedrms": rng.normal(1.1, 0.4, rows).round(6),
+            "Population": rng.integers(3, 35_000, rows),
+            "AveOccup": rng.normal(3.0, 1.0, rows).round(6),
+            "Latitude": rng.uniform(32.5, 42.0, rows).round(2),
+            "Longitude": rng.uniform(-124.3, -114.3, rows).round(2),
+            "price": (
+                (income * 400 + rng.normal(0, 300, rows)).clip(150, 5_000).round() * 100
+            ).astype(np.int64),
+        }
+    )
+
+
 def write_csv(path: Path, table: pa.Table, *, delimiter: str = ",") -> Path:
     """``table`` as a CSV file with a header line (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)

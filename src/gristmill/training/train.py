@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec
 from gristmill.core.ids import digest_json
@@ -35,21 +34,25 @@ from gristmill.stores.models import Candidate, Split
 from gristmill.training.frames import training_frames
 from gristmill.training.jobs import fit_candidate
 from gristmill.training.splits import fitted_split, restore_split
+from gristmill.training.task import TaskChoice, check_fits, choose_task
 from gristmill.training.tuning import tune
 
 logger = logging.getLogger(__name__)
 
 MODEL_KIND = "model"
-FORECASTERS = ("arima", "sarimax")
 PERMANENT = (ConfigError, DataError, MissingExtraError)
 
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What training did; ``task_reason`` says why ``task`` (``set by train.task`` or
+    ``inferred: …``; ``None`` when restored from the records)."""
+
     feature_set: FeatureSet
     split: SplitResult
     task: str
     candidates: list[Candidate]
+    task_reason: str | None = None
 
     @property
     def trained(self) -> list[Candidate]:
@@ -67,19 +70,6 @@ class TrainingResult:
         """Rebuild a result from the records (another process may have trained): the
         subsets come from the split's stored membership (verified by digest), by row key."""
         return cls(feature_set, restore_split(feature_set, manifest, stores), task, candidates)
-
-
-def infer_task(table: pa.Table, label: str | None, algorithms: list[str]) -> str:
-    """forecasting for ARIMA-like algorithms, clustering without a label, else by the label:
-    a float label with many values is regression, anything else classification."""
-    if any(a in FORECASTERS for a in algorithms):
-        return "forecasting"
-    if label is None:
-        return "clustering"
-    column = table.column(label)
-    if pa.types.is_floating(column.type) and len(column.unique()) > 20:
-        return "regression"
-    return "classification"
 
 
 def candidate_id(feature_set_id: str, split_id: str, spec: CandidateSpec, task: str) -> str:
@@ -101,8 +91,9 @@ def train(
         raise ConfigError("the spec has no `train:` section; add candidates to train")
     table = stores.offline.read(feature_set.feature_set_id)
     algorithms = [c.algorithm for c in spec.train.candidates]
-    task = spec.train.task or infer_task(table, feature_set.label, algorithms)
-    check_metrics(spec, task)
+    choice = choose_task(spec.train.task, table, feature_set.label, algorithms)
+    task = choice.task
+    check_metrics(spec, choice)
     result = fitted_split(spec, feature_set, stores)  # the rows its pipeline was fitted for
     features, label = training_frames(result.train, feature_set)
     pending: dict[str, tuple[CandidateSpec, Candidate]] = {}
@@ -138,23 +129,24 @@ def train(
     ready: dict[str, Candidate] = {}
     for cid, (candidate_spec, started) in pending.items():
         try:
+            check_fits(candidate_spec.algorithm, choice)
             ready[cid] = _tuned(candidate_spec, started, metric, result, feature_set, executor)
         except Exception as exc:  # a failed search fails its candidate, not the others
             record(_failed(started, 1, exc))
     _train_all(ready, executor, features, label, spec.train.retries, stores, record)
     order = {c.name: i for i, c in enumerate(spec.train.candidates)}
     done.sort(key=lambda c: order.get(c.name, 0))
-    return TrainingResult(feature_set, result, task, done)
+    return TrainingResult(feature_set, result, task, done, choice.reason)
 
 
-def check_metrics(spec: PipelineSpec, task: str) -> None:
+def check_metrics(spec: PipelineSpec, choice: TaskChoice) -> None:
     """``ConfigError`` before any training when the spec's metric or evaluators are unknown
-    or do not fit ``task`` (``roc_auc`` for a regression)."""
+    or do not fit the task (``roc_auc`` for a regression); it says how the task was chosen."""
     if spec.evaluate is not None:
         try:
-            check_evaluators(task, [spec.evaluate.metric, *spec.evaluate.evaluators])
+            check_evaluators(choice.task, [spec.evaluate.metric, *spec.evaluate.evaluators])
         except ConfigError as exc:
-            raise ConfigError(f"evaluate: {exc} (this is a {task} task)") from exc
+            raise ConfigError(f"evaluate: {exc}; the task is {choice.describe()}") from exc
 
 
 def _tuned(
