@@ -47,13 +47,18 @@ class SlowStage:
         return StageOutcome([Announcement(WORK_DONE, dict(event.payload))])
 
 
-async def drain(bus: EventBus, group: str, event_type: str, seconds: float) -> list[Delivery]:
-    """Everything ``group`` gets of ``event_type`` within ``seconds`` (each acked)."""
+async def drain(
+    bus: EventBus, group: str, event_type: str, seconds: float, *, settle: float | None = None
+) -> list[Delivery]:
+    """Everything ``group`` gets of ``event_type`` within ``seconds`` (each acked); with
+    ``settle``, only until ``settle`` seconds after the first came (to see no second one)."""
     got: list[Delivery] = []
     deadline = time.monotonic() + seconds
     while (remaining := deadline - time.monotonic()) > 0:
         for delivery in await bus.consume(group, event_type, "watcher", wait=min(remaining, 0.5)):
             await bus.ack(delivery)
+            if not got and settle is not None:
+                deadline = min(deadline, time.monotonic() + settle)
             got.append(delivery)
     return got
 
@@ -123,8 +128,9 @@ class LeaseContract:
                     worker.consumer = f"consumer-{index}"  # three consumers, as three processes
                 tasks = [asyncio.create_task(w.run(stop, poll=0.05)) for w in workers]
                 try:
-                    announced = await drain(one, "observer", WORK_DONE, 13 * ACK_WAIT)
-                    announced += await drain(one, "observer", WORK_DONE, 3 * ACK_WAIT)
+                    announced = await drain(
+                        one, "observer", WORK_DONE, 20 * ACK_WAIT, settle=3 * ACK_WAIT
+                    )
                 finally:
                     stop.set()
                     await asyncio.gather(*tasks)
