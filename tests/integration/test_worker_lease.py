@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from gristmill.config.settings import load_settings
 from gristmill.core.events import Event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.runtime.worker import StageWorker
+from gristmill.stores.metadata import StageExecution
 from gristmill.testing.bus_lease_contract import LONG_WORK, WORK_DONE, SlowStage, drain
 
 CHILD = """
@@ -31,6 +32,7 @@ import asyncio, json, sys
 from gristmill.config.settings import load_settings
 from gristmill.runtime.wiring import open_services
 from gristmill.runtime.worker import StageWorker
+from gristmill.stores.metadata import StageExecution
 from gristmill.testing.bus_lease_contract import SlowStage
 
 class Says(SlowStage):
@@ -175,3 +177,29 @@ async def test_a_three_second_handler_on_a_half_second_lease_runs_once(
         await task
     assert stage.calls == 1
     assert [d.event.payload for d in announced] == [{"n": 7}]
+
+
+async def test_a_worker_waiting_for_work_elsewhere_stops_when_told(
+    bus: SqliteBus, metadata: SqlMetadataStore
+) -> None:
+    stage = SameWork(0.1)
+    now = datetime.now(UTC)
+    elsewhere = StageExecution(
+        "ex-elsewhere",
+        stage.name,
+        "the-same-work",
+        "running",
+        now,
+        lease_expires_at=now + timedelta(hours=1),
+        holder="lease-contract@elsewhere:1",
+    )
+    assert metadata.executions.claim_execution(elsewhere) is None
+    await bus.publish([Event(type=LONG_WORK, payload={"n": 1})])
+    worker = StageWorker(stage, bus, metadata.executions)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop, poll=0.05))
+    await asyncio.sleep(3 * bus.ack_wait)  # it holds the delivery (extending it) meanwhile
+    assert (stage.calls, worker.handled) == (0, 0)
+    stop.set()
+    await asyncio.wait_for(task, 2.0)
+    assert (stage.calls, worker.handled) == (0, 0)

@@ -82,6 +82,7 @@ class StageWorker:
         ``concurrency`` loops consume side by side, so that many events (several sources,
         say) are handled at once, each in its own thread.
         """
+        self._stop = stop
         await asyncio.gather(*(self._loop(stop, poll) for _ in range(max(1, concurrency))))
 
     async def _loop(self, stop: asyncio.Event, poll: float) -> None:
