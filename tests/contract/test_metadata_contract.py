@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from gristmill.backends.sql.migrations import VERSION_TABLE, upgrade_to_head
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.splits import SqlSplitStore
-from gristmill.backends.sql.tables import metadata
+from gristmill.backends.sql.tables import metadata, stage_executions
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
     BackendError,
@@ -35,14 +36,18 @@ from gristmill.errors import (
 )
 from gristmill.testing.metadata_contract import MetadataStoreContract
 from gristmill.testing.metadata_records import (
+    at,
     make_batch,
     make_candidate,
     make_entry,
+    make_execution,
     make_feature_set,
     make_report,
     make_run,
     make_split,
 )
+
+LEASE_COLUMNS = ("lease_expires_at", "holder")  # added by v0005
 
 
 @pytest.fixture
@@ -142,7 +147,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0004"
+HEAD = "v0005"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -229,6 +234,25 @@ def test_a_v0003_database_migrates_to_head_keeping_its_rows(
         version = store.registry.register_version("churn", candidate)
         assert store.registry.set_alias("churn", "champion", version.version) is None
         assert store.registry.find_alias("churn", "champion") == version
+        assert _schema_drift(store, url, schema) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0004_database_migrates_to_head_its_running_executions_unleased(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    left_running = make_execution("ex-1", input_event_id="ev-1")
+
+    def fill(old: SqlDatabase) -> None:
+        values = {k: v for k, v in asdict(left_running).items() if k not in LEASE_COLUMNS}
+        with old.write() as connection:
+            connection.execute(sa.insert(stage_executions), values)
+
+    url, schema = _database_at(request, backend, "0004", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        assert store.executions.list_executions("run-1") == [left_running]
+        assert store.executions.list_stale_executions(at(1)) == [left_running]
         assert _schema_drift(store, url, schema) == []
 
 

@@ -12,6 +12,9 @@ Semantics every backend guarantees (proved by ``gristmill.testing.bus_contract``
 * A delivery is leased for ``ack_wait`` seconds. Not acked in time (the consumer died, hung,
   or was killed), it is delivered again with ``attempt`` one higher. ``nack`` makes it
   available again at once (or after ``delay`` seconds), also with ``attempt`` one higher.
+* ``extend`` renews the lease for another full ``ack_wait`` without counting a delivery, so
+  work of any length keeps its event by extending every ``ack_wait / 3`` or so; a holder that
+  dies stops extending and its event moves on after the lease.
 * After ``max_attempts`` deliveries, the event is *dead-lettered* instead of being delivered
   again: the bus publishes an ``event.dead_lettered`` event (key = the original type) whose
   payload holds ``group``, ``attempts``, ``error`` and the original ``event`` envelope (as
@@ -105,4 +108,14 @@ class EventBus(Protocol):
 
     async def nack(self, delivery: Delivery, *, error: str = "", delay: float = 0.0) -> None:
         """Handling failed: deliver again after ``delay`` s, or dead-letter if over budget."""
+        ...
+
+    async def extend(self, delivery: Delivery) -> None:
+        """Still working: the lease of ``delivery`` runs for ``ack_wait`` seconds from now.
+
+        While the caller keeps extending, the event is handed to no other consumer, and
+        ``attempt`` does not grow. A lease already lost (expired and taken by another
+        consumer, acked or nacked) is left as it is: extending it is not an error, and does
+        not take the event back. Cheap enough to call every ``ack_wait / 3``.
+        """
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,13 +15,14 @@ from rich.tree import Tree
 
 from gristmill.cli.console import console
 from gristmill.cli.ids import resolve_id
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.cli.summary import leaderboard_payload, print_leaderboard, print_leaderboard_report
 from gristmill.core.events import MODEL_EVALUATED
 from gristmill.errors import NotFoundError
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore, Run
 from gristmill.stores.reports import Report
+from gristmill.stores.run_status import execution_state, run_status, stale_after
 from gristmill.training.assess import LEADERBOARD_KIND
 
 LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
@@ -121,13 +123,24 @@ def ls(
                 )
         elif kind is Kind.runs:
             runs = store.runs.list_runs(limit=limit)
-            rows = [{k: v for k, v in asdict(r).items() if k != "summary"} for r in runs]
+            now, stale = datetime.now(UTC), _stale(ctx)
+            status = {
+                r.run_id: run_status(
+                    r, store.executions.list_executions(r.run_id), now, stale=stale
+                )
+                for r in runs
+            }
+            rows = [
+                {k: v for k, v in asdict(r).items() if k != "summary"}
+                | {"status": status[r.run_id]}
+                for r in runs
+            ]
             table = _table("run", "pipeline", "status", "started", "seconds", ids=("run",))
             for run in runs:
                 table.add_row(
                     run.run_id,
                     run.pipeline,
-                    run.status,
+                    status[run.run_id],
                     _when(run.started_at),
                     str(run.summary.get("seconds", "")),
                 )
@@ -156,11 +169,22 @@ def ls(
         console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
 
 
-def _find(store: MetadataStore, object_id: str) -> tuple[str, str, dict[str, Any]]:
+def _stale(ctx: typer.Context) -> timedelta:
+    """How long past its lease an execution is shown ``stale`` (by the bus's ``ack_wait``)."""
+    return stale_after(settings_from(ctx).bus.ack_wait)
+
+
+def _find(
+    store: MetadataStore, object_id: str, stale: timedelta
+) -> tuple[str, str, dict[str, Any]]:
     kind, full, found = resolve_id(store, object_id)
     record = asdict(found)
     if kind == "run":
-        record["executions"] = [asdict(e) for e in store.executions.list_executions(full)]
+        now, executions = datetime.now(UTC), store.executions.list_executions(full)
+        record["status"] = run_status(found, executions, now, stale=stale)
+        record["executions"] = [
+            asdict(e) | {"state": execution_state(e, now, stale=stale)} for e in executions
+        ]
         record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=full)]
         record["leaderboards"] = [asdict(r) for r in _leaderboards(store, found)]
     return kind, full, record
@@ -273,10 +297,11 @@ def _print_run(record: dict[str, Any]) -> None:
     )
     for e in record["executions"]:
         outputs = [o["payload"].get("batch_id") or o["type"] for o in e["outputs"]]
+        held = e["state"] in ("running", "stale") and e.get("holder")
         table.add_row(
             e["stage"],
             str(e["input_event_id"]),
-            e["status"],
+            f"{e['state']} ({e['holder']})" if held else e["state"],
             "\n".join(map(str, outputs)),
             str(e["error"] or ""),
         )
@@ -319,7 +344,7 @@ def show(
         gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
     with opened_metadata(ctx) as store:
-        kind, full_id, record = _find(store, id)
+        kind, full_id, record = _find(store, id, _stale(ctx))
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return

@@ -12,6 +12,7 @@ from gristmill.cli.settings import settings_from
 from gristmill.config.features import parse_duration
 from gristmill.errors import ConfigError
 from gristmill.runtime.wiring import build_metadata, build_raw
+from gristmill.stores.metadata import MetadataStore
 
 
 def gc(
@@ -21,11 +22,13 @@ def gc(
     ] = "1h",
     dry_run: Annotated[bool, typer.Option(help="Only say what would be done.")] = False,
 ) -> None:
-    """Remove what crashed writers left in the raw store, and close abandoned runs.
+    """Remove what crashed writers left in the raw store, close abandoned runs, and mark
+    stale stage executions failed.
 
     A write killed midway leaves a temporary directory (never visible as a batch); a run
-    whose process died stays "running". Both are safe to clear once older than any write
-    or run still in progress.
+    whose process died stays "running"; so does a stage execution whose worker was killed
+    when no other worker took its work over (`ls runs` and `show RUN` call it "stale"). All
+    are safe to clear once older than any write, run or lease still in progress.
 
     \b
         gristmill gc --dry-run
@@ -57,12 +60,42 @@ def gc(
                 metadata.runs.finish_run(
                     run.run_id, "failed", {**run.summary, "note": "abandoned (closed by gc)"}
                 )
+        swept = _sweep_executions(metadata, cutoff, dry_run=dry_run)
     finally:
         metadata.close()
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
     verb = "would be checked" if dry_run else "removed"
-    console.print(f"{len(leftovers)} leftover(s) {verb}; {len(stale)} abandoned run(s)")
+    console.print(
+        f"{len(leftovers)} leftover(s) {verb}; {len(stale)} abandoned run(s); "
+        f"{swept} stale execution(s)"
+    )
+
+
+def _sweep_executions(metadata: MetadataStore, cutoff: datetime, *, dry_run: bool) -> int:
+    """Mark ``running`` executions whose lease expired before ``cutoff`` failed; how many."""
+    swept = 0
+    for execution in metadata.executions.list_stale_executions(cutoff):
+        lease = execution.lease_expires_at
+        held = f"held by {execution.holder}" if execution.holder else "recorded before leases"
+        expired = f"expired {lease:%Y-%m-%d %H:%M:%S} UTC" if lease else "never renewed"
+        console.print(
+            f"{'would mark' if dry_run else 'marking'} stale execution {execution.execution_id} "
+            f"({execution.stage}, run {execution.run_id}, {held}, lease {expired}) failed",
+            highlight=False,
+        )
+        if dry_run:
+            swept += 1
+            continue
+        reason = (
+            f"abandoned: its lease {expired} ({held}) and no worker took the work over; "
+            "marked failed by gristmill gc"
+        )
+        if metadata.executions.abandon_execution(
+            execution.execution_id, reason=reason, expired_before=cutoff
+        ):
+            swept += 1
+    return swept
 
 
 def register(app: typer.Typer) -> None:

@@ -33,6 +33,7 @@ from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
 from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, RunStatus, StageExecution
+from gristmill.stores.run_status import latest_per_event
 
 TERMINAL = ("succeeded", "failed", "skipped")
 OFFLINE_STAGES = ("preparation", "training", "evaluation")
@@ -164,11 +165,24 @@ def source_events(
     ]
 
 
-def _status(events: list[Event]) -> RunStatus:
+def _status(events: list[Event], executions: list[StageExecution]) -> RunStatus:
+    """``succeeded`` only if every event the run caused was handled without failure.
+
+    Failures are the failure events it announced (``stage.failed``, ``data.anomalous``), plus
+    work whose last execution failed without announcing it (abandoned, swept by ``gc``) or
+    has not finished (a duplicate still running elsewhere).
+    """
     failed = sum(1 for e in events if e.type in (STAGE_FAILED, DATA_ANOMALOUS))
+    unsaid = [
+        e
+        for e in latest_per_event(executions)
+        if e.status not in ("succeeded", "skipped")
+        and not any(o.get("type") == STAGE_FAILED for o in e.outputs)
+    ]
+    failed += len(unsaid)
     if failed == 0:
         return "succeeded"
-    return "failed" if failed == len(events) else "partial"
+    return "failed" if failed == len(events) + len(unsaid) else "partial"
 
 
 async def run_pipeline(
@@ -217,7 +231,8 @@ async def run_pipeline(
     report.sources = [name for name in spec.sources if only is None or name in only]
     report.seconds = time.perf_counter() - started
     summary = {**run.summary, **_summary(report)}
-    report.run = services.metadata.runs.finish_run(run_id, _status(report.events), summary)
+    status = _status(report.events, services.metadata.executions.list_executions(run_id))
+    report.run = services.metadata.runs.finish_run(run_id, status, summary)
     return report
 
 
@@ -244,9 +259,11 @@ async def _follow(
 
 
 def _settled(executions: list[StageExecution]) -> dict[str, StageExecution]:
+    """Events whose last execution is terminal (an earlier attempt that failed and was
+    retried, or whose holder died and was taken over, settles nothing)."""
     return {
         e.input_event_id: e
-        for e in executions
+        for e in latest_per_event(executions)
         if e.input_event_id is not None and e.status in TERMINAL
     }
 

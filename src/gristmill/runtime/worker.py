@@ -1,8 +1,12 @@
 """Runs a stage as a long-lived, idempotent consumer of its event type.
 
-Per delivery: derive the idempotency key; if a succeeded execution has that key, re-publish
-the events it recorded (same ids) instead of working again; otherwise run the handler in a
-thread, record the execution *with* its output events, publish them, then ack. A crash at any
+Per delivery: derive the idempotency key and claim it in the execution store; if a succeeded
+execution has that key, re-publish the events it recorded (same ids) instead of working again;
+if another consumer runs it under a live lease, wait for that one (holding our delivery) and
+then decide again; otherwise run the handler in a thread, record the execution *with* its
+output events, publish them, then ack. While the handler runs, a heartbeat extends both the
+bus lease of the delivery and the execution's lease, so work of any length runs once; a
+holder that dies stops renewing, and after the lease its work is taken over. A crash at any
 point before the ack means redelivery, and redelivery means at most a re-publication of the
 same events — never the work twice once it succeeded.
 """
@@ -16,13 +20,13 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
 from gristmill.errors import BackendError, ConfigError, DataError, MissingExtraError
-from gristmill.stages.base import STAGE_FAILED, Stage
+from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,7 @@ class StageWorker:
         self.consumer = consumer_name(stage.name)
         self.consumes = stage.consumes
         self.handled = 0
+        self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
         """Handle deliveries until ``stop`` is set; deliveries in hand are finished first.
@@ -77,6 +82,7 @@ class StageWorker:
         ``concurrency`` loops consume side by side, so that many events (several sources,
         say) are handled at once, each in its own thread.
         """
+        self._stop = stop
         await asyncio.gather(*(self._loop(stop, poll) for _ in range(max(1, concurrency))))
 
     async def _loop(self, stop: asyncio.Event, poll: float) -> None:
@@ -92,18 +98,96 @@ class StageWorker:
     async def process(self, delivery: Delivery) -> None:
         event = delivery.event
         key = self.stage.idempotency_key(event)
-        done = self.executions.find_execution(self.stage.name, key)
-        if done is not None and done.status == "succeeded":
-            outputs = self._replay(done, event)
-        else:
-            outputs_or_none = await self._execute(delivery, key)
-            if outputs_or_none is None:
-                return
-            outputs = outputs_or_none
+        while True:
+            execution = self._running(event, key)
+            holder = self.executions.claim_execution(execution)
+            if holder is None:
+                outputs_or_none = await self._execute(delivery, execution)
+                if outputs_or_none is None:
+                    return
+                outputs = outputs_or_none
+                break
+            if holder.status == "succeeded":
+                outputs = self._replay(holder, event)
+                break
+            if not await self._wait_for(delivery, holder):
+                return  # stopping: the delivery is not acked, it comes back after its lease
         if outputs:
             await self.bus.publish(outputs)
         await self.bus.ack(delivery)
         self.handled += 1
+
+    def _running(self, event: Event, key: str) -> StageExecution:
+        now = datetime.now(UTC)
+        return StageExecution(
+            execution_id=new_id(),
+            stage=self.stage.name,
+            idempotency_key=key,
+            status="running",
+            started_at=now,
+            run_id=event.correlation_id,
+            input_event_id=event.id,
+            lease_expires_at=now + timedelta(seconds=self.bus.ack_wait),
+            holder=self.consumer,
+        )
+
+    async def _wait_for(self, delivery: Delivery, holder: StageExecution) -> bool:
+        """Hold ``delivery`` while ``holder`` runs the same work under a live lease.
+
+        Returns ``True`` once it is no longer so (finished, failed, or its lease expired:
+        claim again), ``False`` if the worker is stopping. The delivery's lease is extended
+        meanwhile, so waiting never spends an attempt of the retry budget.
+        """
+        log.info(
+            "the same work is running under %s; waiting for it",
+            holder.holder or holder.execution_id,
+            extra={"stage": self.stage.name, "event_id": delivery.event.id},
+        )
+        beat = self.bus.ack_wait / 3
+        extended = asyncio.get_running_loop().time()
+        while self._stop is None or not self._stop.is_set():
+            await asyncio.sleep(min(beat, 1.0))
+            if asyncio.get_running_loop().time() - extended >= beat:
+                await self.bus.extend(delivery)
+                extended = asyncio.get_running_loop().time()
+            current = self.executions.find_execution(self.stage.name, holder.idempotency_key)
+            if (
+                current is None
+                or current.execution_id != holder.execution_id
+                or current.status != "running"
+                or current.lease_expires_at is None
+                or current.lease_expires_at < datetime.now(UTC)
+            ):
+                return True
+        return False
+
+    async def _handle(self, delivery: Delivery, execution: StageExecution) -> StageOutcome:
+        """The handler's outcome, run in a thread; both leases are renewed while it runs."""
+        heartbeat = asyncio.create_task(self._keep_leases(delivery, execution.execution_id))
+        try:
+            return await asyncio.to_thread(self.stage.handle, delivery.event)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _keep_leases(self, delivery: Delivery, execution_id: str) -> None:
+        """Every ``ack_wait / 3``: extend the delivery's lease and the execution's."""
+        lease = timedelta(seconds=self.bus.ack_wait)
+        extra = {"stage": self.stage.name, "event_id": delivery.event.id}
+        while True:
+            await asyncio.sleep(self.bus.ack_wait / 3)
+            try:
+                await self.bus.extend(delivery)
+                if not self.executions.renew_lease(execution_id, datetime.now(UTC) + lease):
+                    log.warning(
+                        "execution %s lost its lease (renewed too late) and was taken over; "
+                        "its work may run twice",
+                        execution_id,
+                        extra=extra,
+                    )
+                    return
+            except BackendError as exc:  # an outage: keep trying, the lease may still hold
+                log.warning("could not renew the lease of %s: %s", execution_id, exc, extra=extra)
 
     def _replay(self, done: StageExecution, event: Event) -> list[Event]:
         """The events a succeeded execution recorded, to publish again (same ids).
@@ -127,24 +211,16 @@ class StageWorker:
                     finished_at=now,
                     run_id=event.correlation_id,
                     input_event_id=event.id,
+                    lease_expires_at=None,
+                    holder=self.consumer,
                 )
             )
         return outputs
 
-    async def _execute(self, delivery: Delivery, key: str) -> list[Event] | None:
+    async def _execute(self, delivery: Delivery, execution: StageExecution) -> list[Event] | None:
         event = delivery.event
-        execution = StageExecution(
-            execution_id=new_id(),
-            stage=self.stage.name,
-            idempotency_key=key,
-            status="running",
-            started_at=datetime.now(UTC),
-            run_id=event.correlation_id,
-            input_event_id=event.id,
-        )
-        self.executions.record_execution(execution)
         try:
-            outcome = await asyncio.to_thread(self.stage.handle, event)
+            outcome = await self._handle(delivery, execution)
         except PERMANENT_ERRORS as exc:
             failed = event.caused(
                 STAGE_FAILED,
@@ -191,10 +267,12 @@ class StageWorker:
         *,
         error: str | None = None,
     ) -> None:
+        now = datetime.now(UTC)
         finished = replace(
             execution,
             status=status,  # type: ignore[arg-type]
-            finished_at=datetime.now(UTC),
+            finished_at=now,
+            lease_expires_at=now,  # released: a retry (still "running") may claim it at once
             outputs=[e.model_dump(mode="json") for e in outputs],
             error=error,
         )

@@ -45,6 +45,10 @@ class StageExecution:
 
     A stage that finds a succeeded execution with its key skips the work and re-announces
     the recorded ``outputs`` (the payloads it published), so redelivery is harmless.
+
+    A ``running`` execution is held by ``holder`` (the consumer running it) under a lease
+    until ``lease_expires_at``, renewed while the work runs. One whose lease expired is
+    ``stale``: its holder died, hung or lost the store (see ``stores.run_status``).
     """
 
     execution_id: str
@@ -57,6 +61,8 @@ class StageExecution:
     finished_at: datetime | None = None
     outputs: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    lease_expires_at: datetime | None = None
+    holder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,32 @@ class RunStore(Protocol):
 
 
 class ExecutionStore(Protocol):
+    """Stage executions, and the leases that let one consumer at a time run a piece of work.
+
+    A key (``stage`` + ``idempotency_key``) is *held* while an execution of it is ``running``
+    with ``lease_expires_at`` in the future; a ``running`` execution whose lease is past (or
+    that has none) holds nothing: its holder is presumed dead.
+    """
+
     def record_execution(self, execution: StageExecution) -> None:
         """Insert or replace the execution with this ``execution_id``."""
+        ...
+
+    def claim_execution(self, execution: StageExecution) -> StageExecution | None:
+        """Record the ``running`` ``execution`` unless its key is done or held; ``None`` if so.
+
+        Returns instead, recording nothing: the newest ``succeeded`` execution of the key (the
+        work is done), else the ``running`` one that holds it (its lease ends after
+        ``execution.started_at``, the claim's "now"). Executions of the key left ``running``
+        with an expired lease are marked ``failed`` in the same transaction (their ``error``
+        kept, or set to say they were abandoned and by whom taken over). Race-safe: of
+        claims of one key made at once, by any processes, exactly one records its execution.
+        """
+        ...
+
+    def renew_lease(self, execution_id: str, until: datetime) -> bool:
+        """Move the lease of a ``running`` execution to ``until``; ``False`` if it is not
+        running any more (finished, or taken over after its lease expired)."""
         ...
 
     def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
@@ -110,6 +140,19 @@ class ExecutionStore(Protocol):
 
     def list_executions(self, run_id: str) -> list[StageExecution]:
         """A run's executions, oldest first."""
+        ...
+
+    def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
+        """``running`` executions whose lease expired before ``expired_before`` (or that
+        have none and started before it), oldest first."""
+        ...
+
+    def abandon_execution(
+        self, execution_id: str, *, reason: str, expired_before: datetime
+    ) -> StageExecution | None:
+        """Mark a stale execution ``failed`` with ``reason`` as its error (appended to an
+        error it had); the execution as now recorded, or ``None`` if it is not (any more)
+        ``running`` with a lease expired before ``expired_before``."""
         ...
 
 

@@ -7,7 +7,8 @@ same bus in a child process and SIGKILL it; ``unreachable_bus`` (optional) lets 
 that an unreachable service raises ``BackendUnavailableError``; ``inject_raw`` (optional, but
 every backend that stores bytes should give it) lets it check that poison messages are
 dead-lettered. Timing-based tests use
-``ack_wait`` of 0.5-1 s, so the suite takes ~15 s per backend.
+``ack_wait`` of 0.5-1 s, so the suite takes ~15 s per backend (plus ~15 s for the leases of
+long work, ``gristmill.testing.bus_lease_contract``, which it inherits).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gristmill.bus.port import DEAD_LETTERED, Delivery, EventBus
 from gristmill.core.events import ENVELOPE_VERSION, Event
 from gristmill.errors import BackendError, BackendUnavailableError, EnvelopeVersionError
 from gristmill.testing.bus_child import BusRecipe
+from gristmill.testing.bus_lease_contract import LeaseContract
 
 TYPE = "contract.happened"
 GROUP = "contract-group"
@@ -71,7 +73,7 @@ async def collect(
     return got
 
 
-class EventBusContract(abc.ABC):
+class EventBusContract(LeaseContract, abc.ABC):
     """The behaviour every ``EventBus`` backend must show; see ``gristmill.bus.port``."""
 
     __test__ = False

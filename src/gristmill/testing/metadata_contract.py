@@ -26,6 +26,7 @@ import pytest
 from gristmill.errors import ConflictError, NotFoundError
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore
+from gristmill.testing.execution_lease_contract import ExecutionLeaseContract
 from gristmill.testing.metadata_records import (
     PAYLOAD,
     T0,
@@ -62,10 +63,11 @@ __all__ = [
 StoreFactory = Callable[[], MetadataStore]
 
 
-class MetadataStoreContract(ModelStoreContract):
+class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
     ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore`` and ``CandidateStore`` it exposes,
-    for any backend (the last two are tested in ``ModelStoreContract``)."""
+    for any backend (the last two are tested in ``ModelStoreContract``, execution leases in
+    ``ExecutionLeaseContract``)."""
 
     __test__ = False
 

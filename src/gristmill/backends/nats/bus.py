@@ -173,6 +173,11 @@ class NatsJetStreamBus:
             else:
                 await message.nak(delay=delay or None)
 
+    async def extend(self, delivery: Delivery) -> None:
+        message: Msg = delivery.receipt
+        with self._translated():
+            await message.in_progress()  # +WPI: the server restarts the ack_wait timer
+
     # -- internals ---------------------------------------------------------------------------
 
     @property

@@ -57,6 +57,17 @@ if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], ARGV[6], ARGV[5]) end
 return 1
 """
 
+# Extend a lease, atomically and only while the caller still holds it (as for a nack): reset
+# the entry's idle time, so XAUTOCLAIM leaves it alone for another ack_wait. RETRYCOUNT keeps
+# the delivery count, so extending is not a delivery; the owner stays the same consumer.
+_EXTEND = """
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #pending == 0 or pending[1][4] ~= tonumber(ARGV[3]) then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], pending[1][2], 0, ARGV[2],
+           'IDLE', 0, 'RETRYCOUNT', ARGV[3], 'JUSTID')
+return 1
+"""
+
 
 class RedisStreamsBus:
     """An EventBus on Redis Streams (Redis ≥ 6.2).
@@ -199,6 +210,11 @@ class RedisStreamsBus:
         due = time.monotonic() + delay
         self._next_reclaim[key] = min(self._next_reclaim.get(key, due), due)
         self._reclaim_from[key] = b"0-0"
+
+    async def extend(self, delivery: Delivery) -> None:
+        stream, entry_id = delivery.receipt
+        with self._translated():
+            await self._redis.eval(_EXTEND, 1, stream, delivery.group, entry_id, delivery.attempt)
 
     # -- internals ---------------------------------------------------------------------------
 

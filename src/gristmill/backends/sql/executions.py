@@ -1,6 +1,9 @@
-"""``ExecutionStore`` on SQL: one row per stage execution, upserted by id."""
+"""``ExecutionStore`` on SQL: one row per stage execution, upserted by id, claimed under a lease."""
 
 from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -8,6 +11,17 @@ from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import stage_executions as executions
 from gristmill.stores.metadata import StageExecution
+
+_RUNNING = executions.c.status == "running"
+
+
+def _expired(before: datetime) -> sa.ColumnElement[bool]:
+    """The lease ended before ``before`` (an execution without a lease holds none)."""
+    lease = executions.c.lease_expires_at
+    return sa.or_(
+        lease < before,
+        sa.and_(lease.is_(None), executions.c.started_at < before),
+    )
 
 
 class SqlExecutionStore:
@@ -20,16 +34,45 @@ class SqlExecutionStore:
         with self._db.write() as connection:
             self._db.upsert(connection, executions, to_values(execution))
 
+    def claim_execution(self, execution: StageExecution) -> StageExecution | None:
+        now, stage, key = execution.started_at, execution.stage, execution.idempotency_key
+        of_key = (executions.c.stage == stage, executions.c.idempotency_key == key)
+        with self._db.write() as connection:
+            self._lock_key(connection, stage, key)
+            blocker = self._newest(connection, *of_key, executions.c.status == "succeeded")
+            blocker = blocker or self._newest(
+                connection, *of_key, _RUNNING, executions.c.lease_expires_at >= now
+            )
+            if blocker is not None:
+                return blocker
+            reason = (
+                f"its lease ended before it finished; execution {execution.execution_id} "
+                "took the work over"
+            )
+            connection.execute(
+                sa.update(executions)
+                .where(*of_key, _RUNNING, _expired(now))
+                .values(status="failed", finished_at=now, error=self._with_reason(reason))
+            )
+            self._db.upsert(connection, executions, to_values(execution))
+        return None
+
+    def renew_lease(self, execution_id: str, until: datetime) -> bool:
+        with self._db.write() as connection:
+            renewed = connection.execute(
+                sa.update(executions)
+                .where(executions.c.execution_id == execution_id, _RUNNING)
+                .values(lease_expires_at=until)
+            )
+        return bool(renewed.rowcount)
+
     def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
-        query = (
-            sa.select(executions)
-            .where(executions.c.stage == stage, executions.c.idempotency_key == idempotency_key)
-            .order_by(executions.c.started_at.desc(), executions.c.execution_id.desc())
-            .limit(1)
-        )
         with self._db.read() as connection:
-            row = connection.execute(query).first()
-        return None if row is None else to_object(StageExecution, row)
+            return self._newest(
+                connection,
+                executions.c.stage == stage,
+                executions.c.idempotency_key == idempotency_key,
+            )
 
     def list_executions(self, run_id: str) -> list[StageExecution]:
         query = (
@@ -40,3 +83,60 @@ class SqlExecutionStore:
         with self._db.read() as connection:
             rows = connection.execute(query).all()
         return [to_object(StageExecution, row) for row in rows]
+
+    def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
+        query = (
+            sa.select(executions)
+            .where(_RUNNING, _expired(expired_before))
+            .order_by(executions.c.started_at, executions.c.execution_id)
+        )
+        with self._db.read() as connection:
+            rows = connection.execute(query).all()
+        return [to_object(StageExecution, row) for row in rows]
+
+    def abandon_execution(
+        self, execution_id: str, *, reason: str, expired_before: datetime
+    ) -> StageExecution | None:
+        with self._db.write() as connection:
+            where = (executions.c.execution_id == execution_id, _RUNNING, _expired(expired_before))
+            stale = self._newest(connection, *where)
+            if stale is None:
+                return None
+            connection.execute(
+                sa.update(executions)
+                .where(*where)
+                .values(
+                    status="failed",
+                    finished_at=datetime.now(UTC),
+                    error=self._with_reason(reason),
+                )
+            )
+            return self._newest(connection, executions.c.execution_id == execution_id)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _newest(
+        self, connection: sa.Connection, *where: sa.ColumnElement[bool]
+    ) -> StageExecution | None:
+        query = (
+            sa.select(executions)
+            .where(*where)
+            .order_by(executions.c.started_at.desc(), executions.c.execution_id.desc())
+            .limit(1)
+        )
+        row = connection.execute(query).first()
+        return None if row is None else to_object(StageExecution, row)
+
+    def _lock_key(self, connection: sa.Connection, stage: str, key: str) -> None:
+        """Serialize claims of one key: SQLite's write transaction already holds the whole
+        database; PostgreSQL takes a transaction-scoped advisory lock on the key's hash."""
+        if self._db.dialect == "postgresql":
+            digest = hashlib.sha256(f"gristmill.execution:{stage}\0{key}".encode()).digest()
+            lock = int.from_bytes(digest[:8], "big", signed=True)
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
+
+    @staticmethod
+    def _with_reason(reason: str) -> sa.ColumnElement[str]:
+        """``reason``, after the error the execution already had (a retried failure's)."""
+        error = executions.c.error
+        return sa.case((error.is_(None), reason), else_=error + "; " + reason)

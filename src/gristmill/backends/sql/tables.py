@@ -87,8 +87,11 @@ stage_executions = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("outputs", JsonType, nullable=False),
     sa.Column("error", Text, nullable=True),
+    sa.Column("lease_expires_at", UtcDateTime(), nullable=True),
+    sa.Column("holder", Text, nullable=True),
     sa.Index("ix_stage_executions_key", "stage", "idempotency_key", "started_at"),
     sa.Index("ix_stage_executions_run", "run_id", "started_at"),
+    sa.Index("ix_stage_executions_lease", "status", "lease_expires_at"),
 )
 
 lineage_edges = sa.Table(

@@ -179,6 +179,11 @@ class SqliteBus:
             await self._run(self._delay, key, seq, delivery.attempt, time.time() + delay)
         await self._notify()
 
+    async def extend(self, delivery: Delivery) -> None:
+        event_type, seq = delivery.receipt
+        key = (self.namespace, delivery.group, event_type)
+        await self._run(self._delay, key, seq, delivery.attempt, time.time() + self.ack_wait)
+
     # -- the event loop side ------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
@@ -315,7 +320,7 @@ class SqliteBus:
             raise
 
     def _delay(self, key: tuple[str, str, str], seq: int, attempt: int, visible_at: float) -> None:
-        # Only the holder of the current lease may nack: ``attempts`` must still match.
+        # Only the holder of the current lease may nack or extend: ``attempts`` must match.
         with _transaction(self._db, durable=False):
             self._db.execute(_DELAY, (visible_at, *key, seq, attempt))
 

@@ -1,0 +1,126 @@
+"""The execution leases' part of the metadata contract (``ExecutionStore`` claims and leases).
+
+``MetadataStoreContract`` inherits it, so a backend passes it by passing that suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from gristmill.stores.metadata import MetadataStore, StageExecution
+from gristmill.testing.metadata_records import at, make_execution, run_together
+
+
+def leased(execution_id: str, seconds: float, lease: float, **changes: Any) -> StageExecution:
+    """A ``running`` execution started at ``seconds`` whose lease runs ``lease`` s from then."""
+    return make_execution(
+        execution_id,
+        seconds,
+        lease_expires_at=at(seconds + lease),
+        holder=f"worker-{execution_id}",
+        **changes,
+    )
+
+
+class ExecutionLeaseContract:
+    """``claim_execution``, ``renew_lease``, ``list_stale_executions``, ``abandon_execution``."""
+
+    __test__ = False
+
+    def test_a_free_key_is_claimed_and_recorded(self, store: MetadataStore) -> None:
+        mine = leased("ex-1", 0, 30)
+        assert store.executions.claim_execution(mine) is None
+        assert store.executions.find_execution("preparation", "key-1") == mine
+
+    def test_a_key_held_under_a_live_lease_is_not_claimed(self, store: MetadataStore) -> None:
+        holder = leased("ex-1", 0, 30)
+        assert store.executions.claim_execution(holder) is None
+        assert store.executions.claim_execution(leased("ex-2", 29, 30)) == holder
+        assert store.executions.list_executions("run-1") == [holder]
+
+    def test_a_done_key_returns_the_work_done(self, store: MetadataStore) -> None:
+        done = replace(leased("ex-1", 0, 30), status="succeeded", finished_at=at(5))
+        store.executions.record_execution(done)
+        store.executions.record_execution(make_execution("ex-2", 6, status="failed"))
+        assert store.executions.claim_execution(leased("ex-3", 7, 30)) == done
+        assert len(store.executions.list_executions("run-1")) == 2
+
+    def test_an_expired_lease_is_taken_over(self, store: MetadataStore) -> None:
+        dead = leased("ex-1", 0, 30)
+        retried = leased("ex-2", 1, 0, error="RuntimeError('flaky')")  # released for a retry
+        store.executions.record_execution(dead)
+        store.executions.record_execution(retried)
+        assert store.executions.claim_execution(leased("ex-3", 31, 30)) is None
+        old, failed, running = store.executions.list_executions("run-1")
+        assert (old.status, failed.status, running.execution_id) == ("failed", "failed", "ex-3")
+        assert old.error is not None and "ex-3" in old.error and "lease" in old.error
+        assert failed.error is not None and failed.error.startswith("RuntimeError('flaky'); ")
+        assert old.finished_at is not None
+
+    def test_an_execution_without_a_lease_holds_nothing(self, store: MetadataStore) -> None:
+        store.executions.record_execution(make_execution("ex-1", 0))  # recorded before leases
+        assert store.executions.claim_execution(leased("ex-2", 1, 30)) is None
+        assert [e.status for e in store.executions.list_executions("run-1")] == [
+            "failed",
+            "running",
+        ]
+
+    def test_a_renewed_lease_keeps_the_key(self, store: MetadataStore) -> None:
+        holder = leased("ex-1", 0, 30)
+        store.executions.claim_execution(holder)
+        assert store.executions.renew_lease("ex-1", at(90))
+        assert store.executions.claim_execution(leased("ex-2", 60, 30)) is not None
+        found = store.executions.find_execution("preparation", "key-1")
+        assert found is not None and found.lease_expires_at == at(90)
+        store.executions.record_execution(replace(holder, status="succeeded"))
+        assert not store.executions.renew_lease("ex-1", at(120)), "renewed a finished execution"
+        assert not store.executions.renew_lease("ex-unknown", at(120))
+
+    def test_claims_made_at_once_record_exactly_one(self, store_factory: Any) -> None:
+        claimers = 6
+        stores: list[MetadataStore] = [store_factory() for _ in range(claimers)]
+        try:
+            for each in stores:
+                each.open()
+            stores[0].executions.record_execution(leased("ex-dead", 0, 30))
+            results = run_together(
+                claimers,
+                lambda i: stores[i].executions.claim_execution(leased(f"ex-{i}", 40, 30)),
+            )
+            assert not [r for r in results if isinstance(r, BaseException)], results
+            winners = [i for i, r in enumerate(results) if r is None]
+            assert len(winners) == 1, f"{len(winners)} consumers claimed the same work"
+            winner = f"ex-{winners[0]}"
+            assert {r.execution_id for r in results if r is not None} == {winner}
+            running = [
+                e for e in stores[0].executions.list_executions("run-1") if e.status == "running"
+            ]
+            assert [e.execution_id for e in running] == [winner]
+        finally:
+            for each in stores:
+                each.close()
+
+    def test_stale_executions_are_listed_and_abandoned(self, store: MetadataStore) -> None:
+        store.executions.record_execution(leased("ex-stale", 0, 30))
+        store.executions.record_execution(make_execution("ex-old", 1))  # no lease, started
+        store.executions.record_execution(leased("ex-live", 2, 300, idempotency_key="key-2"))
+        store.executions.record_execution(
+            replace(leased("ex-done", 3, 30, idempotency_key="key-3"), status="succeeded")
+        )
+        stale = store.executions.list_stale_executions(at(100))
+        assert [e.execution_id for e in stale] == ["ex-stale", "ex-old"]
+
+        swept = store.executions.abandon_execution(
+            "ex-stale", reason="abandoned (swept by gc)", expired_before=at(100)
+        )
+        assert swept is not None
+        assert (swept.status, swept.error) == ("failed", "abandoned (swept by gc)")
+        assert swept.finished_at is not None
+        again = store.executions.abandon_execution("ex-stale", reason="x", expired_before=at(100))
+        assert again is None
+        live = store.executions.abandon_execution("ex-live", reason="x", expired_before=at(100))
+        assert live is None
+        assert [e.execution_id for e in store.executions.list_stale_executions(at(100))] == [
+            "ex-old"
+        ]
