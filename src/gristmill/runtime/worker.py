@@ -21,14 +21,11 @@ from datetime import UTC, datetime
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
-from gristmill.errors import BackendError, ConfigError, DataError, MissingExtraError
+from gristmill.errors import PERMANENT_ERRORS, BackendError
 from gristmill.stages.base import STAGE_FAILED, Stage
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
-
-# Errors that retrying cannot heal: bad data, bad configuration, a driver not installed.
-PERMANENT_ERRORS = (DataError, ConfigError, MissingExtraError, ImportError)
 
 
 def consumer_name(stage: str) -> str:

@@ -21,13 +21,8 @@ import pyarrow as pa
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec, SplitSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import (
-    ConfigError,
-    DataError,
-    GristmillError,
-    MissingExtraError,
-    NotFoundError,
-)
+from gristmill.errors import PERMANENT_ERRORS as PERMANENT
+from gristmill.errors import ConfigError, GristmillError, NotFoundError
 from gristmill.evaluation import check_evaluators
 from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
@@ -43,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_KIND = "model"
 FORECASTERS = ("arima", "sarimax")
-PERMANENT = (ConfigError, DataError, MissingExtraError)
 
 
 @dataclass(frozen=True)
