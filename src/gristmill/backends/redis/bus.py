@@ -40,6 +40,9 @@ _FIELD = b"e"  # the one stream-entry field: the envelope's bytes
 # how late a redelivery can be, at the cost of one XAUTOCLAIM per interval.
 _RECLAIM_EVERY = 0.1
 
+# Seconds a connect or a reply may take before the server is called unreachable.
+_SOCKET_TIMEOUT = 5.0
+
 # Nack, atomically and only while the caller still holds the lease (the delivery count still
 # equals its attempt). Dead-letter (ARGV[7] is the letter) or make the entry claimable again
 # after the delay: XCLAIM ... IDLE backdates it so XAUTOCLAIM picks it up ``delay`` seconds
@@ -106,11 +109,18 @@ class RedisStreamsBus:
         # A restarted server leaves pooled connections stale: retry a command a few times
         # on a fresh connection before calling the server unreachable. (A retried XADD can
         # duplicate an event; delivery is at-least-once and handlers idempotent anyway.)
+        # A server that hangs times out instead, unretried, so a worker's stop is honoured;
+        # no command blocks for long (XREADGROUP blocks ~_RECLAIM_EVERY at a time).
         client = aioredis.Redis.from_url(
             self.url,
-            socket_connect_timeout=5,  # an unreachable host must not stall a worker's stop
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
+            socket_connect_timeout=_SOCKET_TIMEOUT,
+            socket_timeout=_SOCKET_TIMEOUT,
+            retry=Retry(
+                ExponentialBackoff(cap=1.0, base=0.05),
+                3,
+                supported_errors=(redis_errors.ConnectionError,),
+            ),
+            retry_on_error=[redis_errors.ConnectionError],
         )
         with self._translated():
             try:
@@ -182,7 +192,7 @@ class RedisStreamsBus:
                 return got
             # Block for new entries, but not past the next look for expired leases.
             next_reclaim = self._next_reclaim.get((stream, group), now)
-            block = min(deadline, max(next_reclaim, now + 0.001)) - now
+            block = min(deadline, max(next_reclaim, now + 0.001), now + _SOCKET_TIMEOUT / 2) - now
             got = await self._read(stream, group, consumer, max_events, max(1, _ms(block)))
             if got:
                 return got
