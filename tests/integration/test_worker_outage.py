@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -37,6 +38,7 @@ REDIS = shutil.which("redis-server")
 NATS = shutil.which("nats-server") or next(
     (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if Path(p).exists()), None
 )
+T = TypeVar("T")
 OUTAGE = 5.0  # seconds a broker stays down: longer than any reconnect budget a client had
 GRACE = 10.0  # seconds a worker may take to stop after SIGTERM
 
@@ -343,3 +345,44 @@ async def test_a_worker_keeps_serving_across_a_broker_restart(
             await asyncio.wait_for(task, 20)
             await bus.close()
             await producer.close()
+
+
+@pytest.fixture(params=["redis", "nats"])
+async def shared_bus(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[EventBus]:
+    """A bus on the shared test server of each kind (nothing is restarted here)."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    bus: EventBus
+    if request.param == "redis":
+        bus = RedisStreamsBus(url, namespace=namespace, ack_wait=3.0)
+    else:
+        bus = NatsJetStreamBus(url, namespace=namespace, ack_wait=3.0)
+    await bus.open()
+    yield bus
+    await bus.purge()  # type: ignore[attr-defined]
+    await bus.close()
+
+
+async def until_it_works(call: Callable[[], Awaitable[T]], tries: int = 5) -> T:
+    """``call()``, retried on ``BackendError`` as a worker's loop would."""
+    for _ in range(tries - 1):
+        try:
+            return await call()
+        except BackendError:
+            await asyncio.sleep(0.1)
+    return await call()
+
+
+async def test_a_bus_whose_stream_and_groups_vanished_sets_them_up_again(
+    shared_bus: EventBus,
+) -> None:
+    # What a server restarted empty looks like from the bus: everything it declared is gone.
+    bus = shared_bus
+    await bus.publish([Event(type="ping", payload={"n": 1})])
+    (held,) = await bus.consume("g", "ping", "c", wait=5.0)
+    await bus.purge()  # type: ignore[attr-defined]
+
+    await bus.nack(held, error="its entry is gone with the server")  # no error: nothing to do
+    await until_it_works(lambda: bus.publish([Event(type="ping", payload={"n": 2})]))
+    got = await until_it_works(lambda: bus.consume("g", "ping", "c", wait=5.0))
+    assert [d.event.payload["n"] for d in got] == [2]
+    await bus.ack(got[0])
