@@ -202,6 +202,7 @@ class WorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.stopped_at = ""
         wait_until(lambda: "ready" in self.output(), "the worker starting")
 
     def output(self) -> str:
@@ -209,6 +210,7 @@ class WorkerProcess:
 
     def stop(self) -> int | None:
         """SIGTERM; the exit code, or None when it did not stop within ``GRACE``."""
+        self.stopped_at = time.strftime("%H:%M:%S")  # to compare with the worker's log lines
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=GRACE)
@@ -288,7 +290,8 @@ async def test_sigterm_stops_a_worker_while_its_broker_is_down(
 
     started = time.monotonic()
     code = await asyncio.to_thread(worker.stop)
-    assert code == 0, f"exit {code} after {time.monotonic() - started:.1f}s:\n{worker.output()}"
+    took = time.monotonic() - started
+    assert code == 0, f"exit {code} {took:.1f}s after {worker.stopped_at}:\n{worker.output()}"
     assert "stopped after handling" in worker.output()
 
 
@@ -302,7 +305,8 @@ async def test_sigterm_stops_a_worker_while_its_broker_hangs(
 
     started = time.monotonic()
     code = await asyncio.to_thread(worker.stop)
-    assert code == 0, f"exit {code} after {time.monotonic() - started:.1f}s:\n{worker.output()}"
+    took = time.monotonic() - started
+    assert code == 0, f"exit {code} {took:.1f}s after {worker.stopped_at}:\n{worker.output()}"
     assert "stopped after handling" in worker.output()
 
 

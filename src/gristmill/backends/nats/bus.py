@@ -361,7 +361,7 @@ class _Puller:
         # lingers until a message comes or the server ends it with 408 just before our timeout.
         if expires is None:
             body: dict[str, object] = {"batch": batch, "no_wait": True}
-            timeout = 5.0
+            timeout = 2.0  # a live server answers in milliseconds; a hung one must not hold us
         else:
             body = {"batch": batch, "expires": int((expires - 0.01) * 1e9)}
             timeout = expires + 1.0
