@@ -10,7 +10,7 @@
     │   ├── MissingExtraError       the backend's driver is not installed (install hint)
     │   └── BackendUnavailableError the service cannot be reached
     ├── EnvelopeVersionError        an event envelope is newer than this gristmill knows
-    ├── NotFoundError               a `get_*` found nothing (names the id)
+    ├── NotFoundError               a `get_*` found nothing (names the id): permanent
     ├── ConflictError               the object exists and differs (immutable stores)
     ├── DataError                   input data is bad (names file, row, column)
     │   ├── EmptyInputError         a source produced no rows
@@ -19,6 +19,8 @@
     └── ExecutorError               a task's worker died (killed, crashed) before it finished
 
 Driver exceptions are translated at the adapter boundary and chained with ``raise … from``.
+``PERMANENT_ERRORS`` are those that retrying cannot heal; every other error is retried with
+back-off.
 """
 
 from __future__ import annotations
@@ -111,3 +113,15 @@ class StageError(GristmillError):
 
 class ExecutorError(GristmillError):
     """A task could not finish because its worker died; the executor stays usable."""
+
+
+# Errors that retrying cannot heal: bad data, bad configuration, an input that does not exist
+# (a batch, feature set, split or candidate an event names), a driver not installed. A stage
+# that meets one fails at once (recorded failed, ``stage.failed`` announced), without retries.
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    DataError,
+    ConfigError,
+    NotFoundError,
+    MissingExtraError,
+    ImportError,
+)

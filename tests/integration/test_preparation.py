@@ -18,12 +18,13 @@ from typer.testing import CliRunner
 from gristmill.cli.app import app
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import parse_spec
-from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED
+from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.online_views import lookup
 from gristmill.features.steps.registry import step_names
 from gristmill.runtime.pipeline_run import RunReport, run_pipeline
 from gristmill.runtime.wiring import Services, open_services
+from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import STAGE_FAILED
 from gristmill.stages.preparation import PreparationStage
 from gristmill.testing.data import numbers_table, write_parquet
@@ -258,3 +259,32 @@ async def test_show_finds_the_run_its_feature_set_and_its_validation_report(
     report_record = gristmill_show(home, report_id)
     assert (report_record["subject"], report_record["status"]) == (batch_id, "passed")
     assert report_record["body"]["row_count"] == ROWS
+
+
+async def test_an_event_naming_a_batch_that_does_not_exist_fails_at_once(
+    services: Services, tmp_path: Path
+) -> None:
+    # A missing input is permanent: retrying cannot make the batch appear, so the failure is
+    # recorded and announced on the first delivery, and the event is acked, not sent back.
+    spec = parse_spec(readings_spec(tmp_path, readings=feature_set()))
+    worker = StageWorker(
+        PreparationStage(services.feature_stores(), lambda _event: spec),
+        services.bus,
+        services.metadata.executions,
+    )
+    event = Event(
+        type=RAW_INGESTED,
+        key="readings",
+        payload={"source": "readings", "batch_id": "rb_nosuchbatch"},
+    )
+    await services.bus.publish([event])
+    (delivery,) = await services.bus.consume("preparation", RAW_INGESTED, "c", wait=5.0)
+    await worker.process(delivery)
+
+    assert worker.handled == 1  # acked on its first attempt
+    announced = await services.bus.consume("observer", STAGE_FAILED, "o", max_events=10)
+    (failed,) = [d.event for d in announced]
+    assert failed.payload["error_type"] == "NotFoundError"
+    assert "rb_nosuchbatch" in failed.payload["error"]
+    (execution,) = services.metadata.executions.list_executions(event.correlation_id)
+    assert execution.status == "failed"

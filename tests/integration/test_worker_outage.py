@@ -1,31 +1,46 @@
-"""A worker rides out a broker restart: it keeps serving and handles what comes after.
+"""Workers ride out broker outages: they keep serving and handle what comes after.
 
-Runs its own Redis server (with an append-only file, as a durable deployment would) on a
-free port, so restarting it disturbs nobody else.
+Each test runs its own broker (Redis with an append-only file, as a durable deployment
+would; nats-server with JetStream) on a free port, so killing and restarting it disturbs
+nobody else. A restart either keeps the broker's data or starts it *empty* (a Redis without
+persistence, a NATS whose store was lost): the worker must reconnect by itself, set its
+consumer groups up again and go on, and SIGTERM must stop it even while the broker is away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from gristmill.backends.nats.bus import NatsJetStreamBus
 from gristmill.backends.redis.bus import RedisStreamsBus
 from gristmill.backends.sql.metadata import SqlMetadataStore
-from gristmill.core.events import Event
+from gristmill.bus.port import EventBus
+from gristmill.core.events import RAW_INGESTED, Event
+from gristmill.errors import BackendError
+from gristmill.runtime.stream import records_event
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Announcement, StageOutcome
 
 REDIS = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(
-    REDIS is None, reason="needs the redis-server binary (apt install redis-server)"
+NATS = shutil.which("nats-server") or next(
+    (p for p in ("/usr/sbin/nats-server", "/usr/local/bin/nats-server") if Path(p).exists()), None
 )
+T = TypeVar("T")
+OUTAGE = 5.0  # seconds a broker stays down: longer than any reconnect budget a client had
+GRACE = 10.0  # seconds a worker may take to stop after SIGTERM
 
 
 class Echo:
@@ -45,55 +60,257 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
-    def __init__(self, port: int, folder: Path) -> None:
-        self.port, self.folder = port, folder
+def wait_until(condition: Callable[[], bool], what: str, deadline: float = 60.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {deadline}s")
+        time.sleep(0.05)
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+class Broker:
+    """A broker process on a free port; ``start(empty=True)`` starts it without its data."""
+
+    scheme = ""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
         self.process: subprocess.Popen[bytes] | None = None
+        self.generation = 0
 
-    def start(self) -> None:
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def command(self, data: Path) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, *, empty: bool = False) -> None:
+        if empty:
+            self.generation += 1
+        data = self.folder / f"data{self.generation}"
+        data.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [
-                str(REDIS),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
+            self.command(data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_until(lambda: listening(self.port), f"{self.scheme} server on port {self.port}")
 
-    def stop(self) -> None:
+    def hang(self) -> None:
+        """Stop the process (SIGSTOP): connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
         if self.process is not None:
-            self.process.terminate()
+            self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
 
 
+class RedisServer(Broker):
+    scheme = "redis"
+
+    def command(self, data: Path) -> list[str]:
+        return [
+            *(str(REDIS), "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
+            *("--appendonly", "yes", "--appendfsync", "always", "--dir", str(data)),
+        ]
+
+
+class NatsServer(Broker):
+    scheme = "nats"
+
+    def command(self, data: Path) -> list[str]:
+        return [str(NATS), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(data)]
+
+
+BROKERS: dict[str, tuple[type[Broker], str | None]] = {
+    "redis": (RedisServer, REDIS),
+    "nats": (NatsServer, NATS),
+}
+
+
+def broker_of(kind: str, folder: Path) -> Iterator[Broker]:
+    cls, binary = BROKERS[kind]
+    if binary is None:
+        pytest.skip(f"needs the {kind}-server binary (apt install {kind}-server)")
+    broker = cls(folder / kind)
+    broker.start()
+    yield broker
+    broker.kill()
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    redis = RedisServer(free_port(), tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
+def server(tmp_path: Path) -> Iterator[Broker]:
+    yield from broker_of("redis", tmp_path)
 
 
-async def pongs(bus: RedisStreamsBus) -> list[int]:
+@pytest.fixture(params=["redis", "nats"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
+    yield from broker_of(request.param, tmp_path)
+
+
+def bus_on(broker: Broker) -> EventBus:
+    if isinstance(broker, RedisServer):
+        return RedisStreamsBus(broker.url + "/0", namespace="outage", ack_wait=3.0)
+    return NatsJetStreamBus(broker.url, namespace="outage", ack_wait=3.0)
+
+
+@pytest.fixture
+async def client(broker: Broker) -> AsyncIterator[Callable[[], EventBus]]:
+    """Opened buses on ``broker`` (one per call, as a producer after a restart would)."""
+    opened: list[EventBus] = []
+
+    def make() -> EventBus:
+        bus = bus_on(broker)
+        opened.append(bus)
+        return bus
+
+    yield make
+    for bus in opened:
+        with suppress(BackendError):  # a bus on a broker killed since may not close cleanly
+            await bus.close()
+
+
+class WorkerProcess:
+    """``gristmill worker --stage stream-ingestion`` on ``broker``, as an operator starts it."""
+
+    def __init__(self, broker: Broker, home: Path) -> None:
+        self.log = home / "worker.log"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+        env |= {
+            "GRISTMILL_HOME": str(home),
+            "GRISTMILL_BUS__BACKEND": broker.scheme,
+            "GRISTMILL_BUS__URL": broker.url + ("/0" if broker.scheme == "redis" else ""),
+            "GRISTMILL_BUS__NAMESPACE": "outage",
+            "GRISTMILL_BUS__ACK_WAIT": "3",
+        }
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gristmill", "worker", "--stage", "stream-ingestion"],
+                env=env,
+                cwd=home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.stopped_at = ""
+        wait_until(lambda: "ready" in self.output(), "the worker starting")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        """SIGTERM; the exit code, or None when it did not stop within ``GRACE``."""
+        self.stopped_at = time.strftime("%H:%M:%S")  # to compare with the worker's log lines
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=GRACE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+
+@pytest.fixture
+def worker(broker: Broker, tmp_path: Path) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(broker, tmp_path / "home")
+    yield process
+    if process.process.poll() is None:
+        process.process.kill()
+        process.process.wait()
+
+
+async def open_bus(make: Callable[[], EventBus], deadline: float = 30.0) -> EventBus:
+    """A bus opened on a broker that may still be starting up."""
+    end = time.monotonic() + deadline
+    while True:
+        bus = make()
+        try:
+            await bus.open()
+            return bus
+        except BackendError:
+            if time.monotonic() > end:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def ingested(bus: EventBus, source: str, worker: WorkerProcess) -> None:
+    """Publish one record to ``source`` and wait until the worker announced its batch."""
+    await bus.publish([records_event(source, [{"n": 1}])])
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        assert worker.process.poll() is None, f"the worker exited:\n{worker.output()}"
+        for delivery in await bus.consume("observer", RAW_INGESTED, "o", max_events=50, wait=0.5):
+            await bus.ack(delivery)
+            if delivery.event.payload["source"] == source:
+                return
+    raise AssertionError(f"{source} was not ingested within 60s; worker said:\n{worker.output()}")
+
+
+def outage_noticed(worker: WorkerProcess, *, times: int = 1) -> Callable[[], bool]:
+    return lambda: worker.output().count("retrying in") >= times
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("empty", [False, True], ids=["restarted", "restarted-empty"])
+async def test_a_worker_process_recovers_when_its_broker_comes_back(
+    broker: Broker, worker: WorkerProcess, client: Callable[[], EventBus], empty: bool
+) -> None:
+    before = await open_bus(client)
+    await ingested(before, "before", worker)
+
+    await asyncio.to_thread(broker.kill)
+    await asyncio.to_thread(wait_until, outage_noticed(worker), "the worker noticing")
+    await asyncio.sleep(OUTAGE)  # the outage itself: longer than a client's reconnect budget
+    assert worker.process.poll() is None, "the worker died with the broker"
+    await asyncio.to_thread(broker.start, empty=empty)
+
+    # No restart of the worker: it reconnects, declares its groups again, and goes on.
+    after = await open_bus(client)
+    await ingested(after, "after", worker)
+    assert await asyncio.to_thread(worker.stop) == 0, worker.output()
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_a_worker_while_its_broker_is_down(
+    broker: Broker, worker: WorkerProcess
+) -> None:
+    await asyncio.to_thread(broker.kill)
+    await asyncio.to_thread(wait_until, outage_noticed(worker), "the worker noticing")
+    await asyncio.sleep(OUTAGE)  # past the point where a client would have given up
+
+    started = time.monotonic()
+    code = await asyncio.to_thread(worker.stop)
+    took = time.monotonic() - started
+    assert code == 0, f"exit {code} {took:.1f}s after {worker.stopped_at}:\n{worker.output()}"
+    assert "stopped after handling" in worker.output()
+
+
+@pytest.mark.slow
+async def test_sigterm_stops_a_worker_while_its_broker_hangs(
+    broker: Broker, worker: WorkerProcess, client: Callable[[], EventBus]
+) -> None:
+    bus = await open_bus(client)
+    await ingested(bus, "before", worker)  # the worker is connected and serving
+    await asyncio.to_thread(broker.hang)  # its connections stay open; no reply ever comes
+
+    started = time.monotonic()
+    code = await asyncio.to_thread(worker.stop)
+    took = time.monotonic() - started
+    assert code == 0, f"exit {code} {took:.1f}s after {worker.stopped_at}:\n{worker.output()}"
+    assert "stopped after handling" in worker.output()
+
+
+async def pongs(bus: EventBus) -> list[int]:
     deliveries = await bus.consume("observer", "pong", "o", max_events=50, wait=0.2)
     for d in deliveries:
         await bus.ack(d)
@@ -101,9 +318,9 @@ async def pongs(bus: RedisStreamsBus) -> list[int]:
 
 
 async def test_a_worker_keeps_serving_across_a_broker_restart(
-    server: RedisServer, tmp_path: Path
+    server: Broker, tmp_path: Path
 ) -> None:
-    url = f"redis://127.0.0.1:{server.port}/0"
+    url = f"{server.url}/0"
     bus = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
     producer = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
     with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as metadata:
@@ -115,7 +332,7 @@ async def test_a_worker_keeps_serving_across_a_broker_restart(
         try:
             await producer.publish([Event(type="ping", payload={"n": 1})])
             await asyncio.sleep(1.0)
-            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.kill)
             await asyncio.sleep(1.5)  # the worker meets the outage and backs off
             assert not task.done(), "the worker died with the broker"
             await asyncio.to_thread(server.start)
@@ -132,3 +349,44 @@ async def test_a_worker_keeps_serving_across_a_broker_restart(
             await asyncio.wait_for(task, 20)
             await bus.close()
             await producer.close()
+
+
+@pytest.fixture(params=["redis", "nats"])
+async def shared_bus(request: pytest.FixtureRequest, namespace: str) -> AsyncIterator[EventBus]:
+    """A bus on the shared test server of each kind (nothing is restarted here)."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    bus: EventBus
+    if request.param == "redis":
+        bus = RedisStreamsBus(url, namespace=namespace, ack_wait=3.0)
+    else:
+        bus = NatsJetStreamBus(url, namespace=namespace, ack_wait=3.0)
+    await bus.open()
+    yield bus
+    await bus.purge()  # type: ignore[attr-defined]
+    await bus.close()
+
+
+async def until_it_works(call: Callable[[], Awaitable[T]], tries: int = 5) -> T:
+    """``call()``, retried on ``BackendError`` as a worker's loop would."""
+    for _ in range(tries - 1):
+        try:
+            return await call()
+        except BackendError:
+            await asyncio.sleep(0.1)
+    return await call()
+
+
+async def test_a_bus_whose_stream_and_groups_vanished_sets_them_up_again(
+    shared_bus: EventBus,
+) -> None:
+    # What a server restarted empty looks like from the bus: everything it declared is gone.
+    bus = shared_bus
+    await bus.publish([Event(type="ping", payload={"n": 1})])
+    (held,) = await bus.consume("g", "ping", "c", wait=5.0)
+    await bus.purge()  # type: ignore[attr-defined]
+
+    await bus.nack(held, error="its entry is gone with the server")  # no error: nothing to do
+    await until_it_works(lambda: bus.publish([Event(type="ping", payload={"n": 2})]))
+    got = await until_it_works(lambda: bus.consume("g", "ping", "c", wait=5.0))
+    assert [d.event.payload["n"] for d in got] == [2]
+    await bus.ack(got[0])

@@ -7,7 +7,8 @@ has waited ``max_seconds``; it acks the events a micro-batch covers only after t
 written, then announces ``raw.ingested``. A crash loses nothing acked; unacked events are
 redelivered (so ``max_seconds`` must stay well below the bus's ``ack_wait``). A message whose
 records cannot form a table is nacked on its own and ends dead-lettered, without holding up
-the others.
+the others; every nack waits the worker's back-off (``retry_delay``) before the message
+comes back, so a bad message is not retried in a tight loop.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
 from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion.announce import ingested_payload
 from gristmill.ingestion.stream import MicroBatcher
-from gristmill.runtime.worker import consumer_name, serve_until
+from gristmill.runtime.worker import consumer_name, retry_delay, serve_until
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 
@@ -151,8 +152,14 @@ class StreamIngestionWorker:
             except DataError as exc:
                 problem = str(exc)
         if problem is not None:
-            log.warning("bad records.appended message %s: %s", event.id, problem)
-            await self.bus.nack(delivery, error=problem)
+            log.warning(
+                "bad records.appended message %s (attempt %d): %s",
+                event.id,
+                delivery.attempt,
+                problem,
+                extra={"stage": STREAM_STAGE, "event_id": event.id, "attempt": delivery.attempt},
+            )
+            await self.bus.nack(delivery, error=problem, delay=retry_delay(delivery.attempt))
             return
         self._held[source].append(delivery)
         batcher = self._batcher(source)
@@ -169,7 +176,7 @@ class StreamIngestionWorker:
             self._batchers[source].discard()
             held, self._held[source] = self._held[source], []
             for delivery in held:
-                await self.bus.nack(delivery, error=str(exc))
+                await self.bus.nack(delivery, error=str(exc), delay=retry_delay(delivery.attempt))
             return
         if written:
             await self._settle(source, written)

@@ -25,14 +25,11 @@ from datetime import UTC, datetime, timedelta
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
-from gristmill.errors import BackendError, ConfigError, DataError, MissingExtraError
+from gristmill.errors import PERMANENT_ERRORS, BackendError
 from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
-
-# Errors that retrying cannot heal: bad data, bad configuration, a driver not installed.
-PERMANENT_ERRORS = (DataError, ConfigError, MissingExtraError, ImportError)
 
 
 def consumer_name(stage: str) -> str:
@@ -176,18 +173,27 @@ class StageWorker:
         extra = {"stage": self.stage.name, "event_id": delivery.event.id}
         while True:
             await asyncio.sleep(self.bus.ack_wait / 3)
+            # the bus and the metadata store may fail apart: a broker outage must not let
+            # the execution's lease lapse, nor a database blip the delivery's
             try:
                 await self.bus.extend(delivery)
-                if not self.executions.renew_lease(execution_id, datetime.now(UTC) + lease):
-                    log.warning(
-                        "execution %s lost its lease (renewed too late) and was taken over; "
-                        "its work may run twice",
-                        execution_id,
-                        extra=extra,
-                    )
-                    return
             except BackendError as exc:  # an outage: keep trying, the lease may still hold
+                log.warning(
+                    "could not extend the delivery of %s: %s", execution_id, exc, extra=extra
+                )
+            try:
+                renewed = self.executions.renew_lease(execution_id, datetime.now(UTC) + lease)
+            except BackendError as exc:
                 log.warning("could not renew the lease of %s: %s", execution_id, exc, extra=extra)
+                continue
+            if not renewed:
+                log.warning(
+                    "execution %s lost its lease (renewed too late) and was taken over; "
+                    "its work may run twice",
+                    execution_id,
+                    extra=extra,
+                )
+                return
 
     def _replay(self, done: StageExecution, event: Event) -> list[Event]:
         """The events a succeeded execution recorded, to publish again (same ids).

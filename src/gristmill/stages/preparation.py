@@ -17,7 +17,8 @@ from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, DataError
+from gristmill.errors import PERMANENT_ERRORS as PERMANENT
+from gristmill.errors import ConfigError
 from gristmill.features.prepare import (
     FeatureStores,
     Prepared,
@@ -164,9 +165,6 @@ class PreparationStage:
                     payload: dict[str, Any] = output.get("payload", {})
                     ingested[str(payload.get("source"))] = str(payload.get("batch_id"))
         return ingested
-
-
-PERMANENT = (DataError, ConfigError)
 
 
 def _failure(name: str, exc: Exception) -> Announcement:

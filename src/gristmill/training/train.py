@@ -23,7 +23,8 @@ import pandas as pd
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, DataError, GristmillError, MissingExtraError
+from gristmill.errors import PERMANENT_ERRORS as PERMANENT
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.evaluation import check_evaluators
 from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
@@ -40,7 +41,6 @@ from gristmill.training.tuning import tune
 logger = logging.getLogger(__name__)
 
 MODEL_KIND = "model"
-PERMANENT = (ConfigError, DataError, MissingExtraError)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,12 @@ _UNAVAILABLE = (
 _PULL_ENDED = {"404", "408"}
 _HEARTBEAT = "100"
 
+# How long ``open`` tries to reach the server, and ``publish`` waits for the server's acks:
+# past these the call raises ``BackendUnavailableError`` (and a worker retries with back-off)
+# rather than waiting on a server that is down, so a stop signal is always honoured.
+_CONNECT_WITHIN = 5.0
+_ACKS_WITHIN = 5.0
+
 
 def token(text: str) -> str:
     """``text`` as one subject token and a valid stream/consumer name, reversibly.
@@ -70,6 +76,12 @@ class NatsJetStreamBus:
     limit) and ends with a TERM. ``publish`` returns when the server has acknowledged every
     message (stored in the stream; fsynced per the server's ``sync_interval``). Acks and naks
     are fire-and-forget messages, pipelined with everything else; ``close`` flushes them.
+
+    A lost connection is re-established without a give-up (the client reconnects every
+    second for as long as it takes); meanwhile every call raises ``BackendUnavailableError``
+    at once instead of waiting. After a reconnect, or any failed call, the stream and the
+    consumers are declared again before use, so a server that came back *empty* is set up
+    anew; a client the server closed is replaced by a new one.
     """
 
     capabilities = BusCapabilities(cross_process=True, native_batching=True)
@@ -85,6 +97,7 @@ class NatsJetStreamBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._pullers: dict[tuple[str, str, str], _Puller] = {}
+        self._stale = False  # the server may have lost the stream or consumers: declare again
 
     def __repr__(self) -> str:
         return f"NatsJetStreamBus({mask_url(self.url)!r}, namespace={self.namespace!r})"
@@ -96,30 +109,48 @@ class NatsJetStreamBus:
         if self._nc is not None:
             return
         with self._translated():
-            nc = await nats.connect(
-                self.url,
-                connect_timeout=2,
-                reconnect_time_wait=1,
-                max_reconnect_attempts=3,
-                error_cb=_log_error,
+            await self._connect()
+
+    async def _connect(self) -> None:
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    self.url,
+                    connect_timeout=2,
+                    reconnect_time_wait=1,
+                    max_reconnect_attempts=-1,  # never give up: the server may be down for long
+                    ping_interval=5,  # notice a server gone silent within ~15 s
+                    max_outstanding_pings=3,
+                    error_cb=_log_error,
+                    disconnected_cb=self._disconnected,
+                    reconnected_cb=self._reconnected,
+                ),
+                _CONNECT_WITHIN,
             )
-            try:
-                js = nc.jetstream()
-                await self._ensure_stream(js)
-            except BaseException:
-                await nc.close()
-                raise
-        self._nc, self._js = nc, js
+            js = nc.jetstream()
+            await self._ensure_stream(js)
+        except BaseException:
+            await nc.close()
+            raise
+        self._nc, self._js, self._stale = nc, js, False
+        self._pullers.clear()
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         self._pullers.clear()
-        if nc is not None and not nc.is_closed:
+        if nc is None or nc.is_closed:
+            return
+        try:
+            if nc.is_connected:  # (no server to flush to during an outage)
+                await nc.flush(timeout=2)  # acks and naks are fire-and-forget until here
+        except (nats.errors.Error, OSError) as exc:
+            # Closing must not hang on, or fail for, a server that is away: what it did not
+            # confirm is redelivered after its lease.
+            _log.warning("%r closed without confirming its last acks: %r", self, exc)
+        finally:
             with self._translated():
-                try:
-                    await nc.flush(timeout=5)  # acks and naks are fire-and-forget until here
-                finally:
-                    await nc.close()
+                await nc.close()
 
     async def purge(self) -> None:
         """Delete this namespace's stream and with it every consumer and event."""
@@ -130,14 +161,15 @@ class NatsJetStreamBus:
     async def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
-        js = self._jetstream
         with self._translated():
+            js = await self._live()
             # Pipelined: all messages are written in order, then their acks are awaited.
             acks = [
                 await js.publish_async(self._subject(e.type), e.to_bytes(), stream=self.stream)
                 for e in events
             ]
-            await asyncio.gather(*acks)
+            # Bounded: a connection lost meanwhile would leave these futures pending forever.
+            await asyncio.wait_for(asyncio.gather(*acks), _ACKS_WITHIN)
 
     async def consume(
         self,
@@ -186,6 +218,33 @@ class NatsJetStreamBus:
             raise BackendError(f"{self!r} is not open; await bus.open() first")
         return self._nc
 
+    async def _live(self) -> JetStreamContext:
+        """The JetStream context, ready for use: the client replaced if the server closed it,
+        ``BackendUnavailableError`` at once while it reconnects, the stream (and, lazily, the
+        consumers) declared again if the server may have lost them."""
+        if self._connection.is_closed:
+            await self._connect()
+        if not self._connection.is_connected:
+            raise BackendUnavailableError(
+                f"NATS bus lost {mask_url(self.url)}; reconnecting (is nats-server running?)"
+            )
+        js = self._jetstream
+        if self._stale:
+            await self._ensure_stream(js)
+            pullers, self._pullers = list(self._pullers.values()), {}
+            for puller in pullers:
+                with suppress(nats.errors.Error):
+                    await puller.inbox.unsubscribe()
+            self._stale = False
+        return js
+
+    async def _disconnected(self) -> None:
+        _log.warning("NATS bus lost %s; reconnecting", mask_url(self.url))
+
+    async def _reconnected(self) -> None:
+        _log.warning("NATS bus reconnected to %s", mask_url(self.url))
+        self._stale = True  # a server that restarted empty has no stream or consumers
+
     @property
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
@@ -207,6 +266,7 @@ class NatsJetStreamBus:
 
     async def _puller(self, group: str, event_type: str, consumer: str) -> _Puller:
         key = (group, event_type, consumer)
+        js = await self._live()
         if key not in self._pullers:
             durable = _durable_name(group, event_type)
             config = api.ConsumerConfig(
@@ -218,7 +278,7 @@ class NatsJetStreamBus:
                 max_deliver=-1,
                 filter_subject=self._subject(event_type),
             )
-            await self._jetstream.add_consumer(self.stream, config)  # create, or update to ours
+            await js.add_consumer(self.stream, config)  # create, or update to ours
             nc = self._connection
             self._pullers[key] = _Puller(
                 nc,
@@ -265,12 +325,17 @@ class NatsJetStreamBus:
     def _translated(self) -> Iterator[None]:
         try:
             yield
+        except BackendError:
+            self._stale = True
+            raise
         except _UNAVAILABLE as exc:
+            self._stale = True  # whatever failed, declare the stream and consumers again
             raise BackendUnavailableError(
                 f"NATS bus cannot reach JetStream at {mask_url(self.url)}: {exc!r}; is "
                 "nats-server running with -js?"
             ) from exc
         except (nats.errors.Error, ValueError) as exc:
+            self._stale = True
             raise BackendError(f"NATS bus at {mask_url(self.url)} failed: {exc!r}") from exc
 
 
@@ -301,7 +366,7 @@ class _Puller:
         # lingers until a message comes or the server ends it with 408 just before our timeout.
         if expires is None:
             body: dict[str, object] = {"batch": batch, "no_wait": True}
-            timeout = 5.0
+            timeout = 2.0  # a live server answers in milliseconds; a hung one must not hold us
         else:
             body = {"batch": batch, "expires": int((expires - 0.01) * 1e9)}
             timeout = expires + 1.0

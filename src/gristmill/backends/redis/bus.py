@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -31,12 +32,16 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "the Redis bus needs the redis driver: pip install 'gristmill[redis]'"
     ) from exc
 
+_log = logging.getLogger(__name__)
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]+")
 _FIELD = b"e"  # the one stream-entry field: the envelope's bytes
 
 # Expired leases are looked for at most this often (seconds) per stream and group; this bounds
 # how late a redelivery can be, at the cost of one XAUTOCLAIM per interval.
 _RECLAIM_EVERY = 0.1
+
+# Seconds a connect or a reply may take before the server is called unreachable.
+_SOCKET_TIMEOUT = 5.0
 
 # Nack, atomically and only while the caller still holds the lease (the delivery count still
 # equals its attempt). Dead-letter (ARGV[7] is the letter) or make the entry claimable again
@@ -78,6 +83,11 @@ class RedisStreamsBus:
     it is as durable as the server's persistence settings (use AOF ``appendfsync always`` or
     ``everysec`` where events must survive a Redis restart). The ``{namespace}`` hash tag keeps
     all keys of a namespace in one cluster slot.
+
+    A server that restarts is reconnected to (commands retry on a fresh connection; past
+    that they raise ``BackendUnavailableError`` and the worker retries with back-off). One
+    that restarts *empty* has lost the groups: ``consume`` meets ``NOGROUP``, creates the
+    group again and goes on; an ack or nack of an entry the server lost does nothing.
     """
 
     capabilities = BusCapabilities(cross_process=True, native_batching=True)
@@ -110,10 +120,18 @@ class RedisStreamsBus:
         # A restarted server leaves pooled connections stale: retry a command a few times
         # on a fresh connection before calling the server unreachable. (A retried XADD can
         # duplicate an event; delivery is at-least-once and handlers idempotent anyway.)
+        # A server that hangs times out instead, unretried, so a worker's stop is honoured;
+        # no command blocks for long (XREADGROUP blocks ~_RECLAIM_EVERY at a time).
         client = aioredis.Redis.from_url(
             self.url,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-            retry_on_error=[redis_errors.ConnectionError, redis_errors.TimeoutError],
+            socket_connect_timeout=_SOCKET_TIMEOUT,
+            socket_timeout=_SOCKET_TIMEOUT,
+            retry=Retry(
+                ExponentialBackoff(cap=1.0, base=0.05),
+                3,
+                supported_errors=(redis_errors.ConnectionError,),
+            ),
+            retry_on_error=[redis_errors.ConnectionError],
         )
         with self._translated():
             try:
@@ -160,20 +178,35 @@ class RedisStreamsBus:
         stream = self._stream(event_type)
         deadline = time.monotonic() + wait
         with self._translated():
-            await self._ensure_group(stream, group)
-            while True:
-                got = await self._reclaim(stream, group, consumer, max_events)
-                if len(got) < max_events:
-                    got += await self._read(stream, group, consumer, max_events - len(got), None)
-                now = time.monotonic()
-                if got or now >= deadline:
-                    return got
-                # Block for new entries, but not past the next look for expired leases.
-                next_reclaim = self._next_reclaim.get((stream, group), now)
-                block = min(deadline, max(next_reclaim, now + 0.001)) - now
-                got = await self._read(stream, group, consumer, max_events, max(1, _ms(block)))
-                if got:
-                    return got
+            try:
+                return await self._consume(stream, group, consumer, max_events, deadline)
+            except redis_errors.ResponseError as exc:
+                if not _lost_group(exc):
+                    raise
+                # The server restarted empty (or the stream was deleted): the group is gone.
+                _log.warning(
+                    "%r: consumer group %r of %s is gone; creating it again", self, group, stream
+                )
+                self._forget(stream, group)
+                return await self._consume(stream, group, consumer, max_events, deadline)
+
+    async def _consume(
+        self, stream: str, group: str, consumer: str, max_events: int, deadline: float
+    ) -> list[Delivery]:
+        await self._ensure_group(stream, group)
+        while True:
+            got = await self._reclaim(stream, group, consumer, max_events)
+            if len(got) < max_events:
+                got += await self._read(stream, group, consumer, max_events - len(got), None)
+            now = time.monotonic()
+            if got or now >= deadline:
+                return got
+            # Block for new entries, but not past the next look for expired leases.
+            next_reclaim = self._next_reclaim.get((stream, group), now)
+            block = min(deadline, max(next_reclaim, now + 0.001), now + _SOCKET_TIMEOUT / 2) - now
+            got = await self._read(stream, group, consumer, max_events, max(1, _ms(block)))
+            if got:
+                return got
 
     async def ack(self, delivery: Delivery) -> None:
         stream, entry_id = delivery.receipt
@@ -190,7 +223,7 @@ class RedisStreamsBus:
                 delivery.event, group=delivery.group, attempts=delivery.attempt, error=error
             ).to_bytes()
         not_before = b"" if delay <= self.ack_wait else str(_ms(time.time() + delay)).encode()
-        with self._translated():
+        with self._translated(), _unless_lost(delivery):
             await self._redis.eval(
                 _NACK,
                 3,
@@ -232,6 +265,13 @@ class RedisStreamsBus:
 
     def _delays(self, stream: str) -> str:
         return self._prefix + "delays:" + self._event_type(stream)
+
+    def _forget(self, stream: str, group: str) -> None:
+        """Forget what this bus knew of a group the server lost, so it is created again."""
+        key = (stream, group)
+        self._groups.discard(key)
+        self._next_reclaim.pop(key, None)
+        self._reclaim_from.pop(key, None)
 
     async def _ensure_group(self, stream: str, group: str) -> None:
         if (stream, group) in self._groups:
@@ -357,6 +397,26 @@ class RedisStreamsBus:
             ) from exc
         except redis_errors.RedisError as exc:
             raise BackendError(f"Redis bus at {mask_url(self.url)} failed: {exc}") from exc
+
+
+def _lost_group(exc: redis_errors.ResponseError) -> bool:
+    """Whether the server answered that the stream or its group does not exist."""
+    return "NOGROUP" in str(exc)
+
+
+@contextmanager
+def _unless_lost(delivery: Delivery) -> Iterator[None]:
+    """Settling a delivery whose entry the server lost (it restarted empty) does nothing."""
+    try:
+        yield
+    except redis_errors.ResponseError as exc:
+        if not _lost_group(exc):
+            raise
+        _log.warning(
+            "event %s of group %r is no longer on the server (restarted empty?); not nacked",
+            delivery.event.id,
+            delivery.group,
+        )
 
 
 def _ms(seconds: float) -> int:
