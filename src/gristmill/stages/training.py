@@ -136,10 +136,9 @@ class EvaluationStage:
         )
         run = metadata.runs.find_run(event.correlation_id)
         run_id = run.run_id if run else None
-        folder = self.images / (run_id or event.correlation_id)
         executor = self.executor() if self.executor else None
         assessment = assess(
-            spec, result, self.stores, images=folder, run_id=run_id, executor=executor
+            spec, result, self.stores, images=self.images, run_id=run_id, executor=executor
         )
         payload = {
             "feature_set_id": feature_set.feature_set_id,

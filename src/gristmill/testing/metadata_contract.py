@@ -353,6 +353,14 @@ class MetadataStoreContract(ModelStoreContract):
             store.reports.add_report(replace(report, status="failed"))
         assert store.reports.get_report("r-1") == report
 
+    def test_a_report_added_again_later_by_another_run_keeps_the_first(
+        self, store: MetadataStore
+    ) -> None:
+        first = replace(make_report("r-1", 0, body=PAYLOAD), run_id="run-1")
+        store.reports.add_report(first)
+        store.reports.add_report(replace(first, created_at=at(60), run_id="run-2"))
+        assert store.reports.list_reports() == [first]
+
     def test_missing_report_is_not_found(self, store: MetadataStore) -> None:
         with pytest.raises(NotFoundError, match=r"no report with id 'nope'.*gristmill ls"):
             store.reports.get_report("nope")
