@@ -142,7 +142,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0004"
+HEAD = "v0006"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -18,7 +18,7 @@ from gristmill.errors import DataError
 from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stages.base import Announcement, StageOutcome
-from gristmill.stages.preparation import SpecResolver
+from gristmill.stages.specs import SpecResolver
 from gristmill.stores.models import Candidate
 from gristmill.training.assess import assess
 from gristmill.training.train import TrainingResult, train
@@ -51,7 +51,7 @@ class TrainingStage:
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
         name = str(event.payload.get("name"))
-        if spec is None or training_target(spec) != name:
+        if training_target(spec) != name:
             return StageOutcome(summary=f"{name}: not the feature set this pipeline trains on")
         feature_set = self.stores.metadata.feature_sets.get_feature_set(
             str(event.payload.get("feature_set_id"))
@@ -122,8 +122,6 @@ class EvaluationStage:
 
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
-        if spec is None:
-            return StageOutcome(summary="no pipeline spec for this event; nothing evaluated")
         metadata = self.stores.metadata
         candidates = [
             metadata.candidates.get_candidate(str(c["candidate_id"]))
