@@ -41,6 +41,7 @@ from gristmill.testing.metadata_records import (
     run_together,
 )
 from gristmill.testing.model_store_contract import ModelStoreContract
+from gristmill.testing.spec_store_contract import SpecStoreContract
 
 __all__ = [
     "PAYLOAD",
@@ -62,10 +63,11 @@ __all__ = [
 StoreFactory = Callable[[], MetadataStore]
 
 
-class MetadataStoreContract(ModelStoreContract):
+class MetadataStoreContract(ModelStoreContract, SpecStoreContract):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
-    ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore`` and ``CandidateStore`` it exposes,
-    for any backend (the last two are tested in ``ModelStoreContract``)."""
+    ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
+    and ``DeadLetterStore`` it exposes, for any backend (splits and candidates are tested
+    in ``ModelStoreContract``, specs and dead letters in ``SpecStoreContract``)."""
 
     __test__ = False
 
