@@ -134,27 +134,34 @@ def evaluated(run_id: str) -> Callable[[MetadataStore], list[Any] | None]:
     return look
 
 
-def queue_and_follow(folder: Path, elsewhere: Path) -> None:
+def queue_and_follow(folder: Path, elsewhere: Path, times: int = 1) -> list[str]:
+    """Queue the source ``times`` times to workers started without a spec; each run must go
+    through every stage. The leaderboard report id of each run."""
+    boards = []
     with worker(elsewhere, "--all"):
-        queued = gm("ingest", "cancer", "--spec", "pipeline.yaml", "--queue", cwd=folder)
-        assert queued.returncode == 0, queued.stderr
-        run_id = found(r"run (\w+) \(spec", queued.stdout)
-        executions = eventually(evaluated(run_id), elsewhere)
-    by_stage = {e.stage: e for e in executions}
-    assert {s: e.status for s, e in by_stage.items()} == {
-        "ingestion": "succeeded",
-        "preparation": "succeeded",
-        "training": "succeeded",
-        "evaluation": "succeeded",
-    }, [(e.stage, e.status, e.error) for e in executions]
+        for _ in range(times):
+            queued = gm("ingest", "cancer", "--spec", "pipeline.yaml", "--queue", cwd=folder)
+            assert queued.returncode == 0, queued.stderr
+            run_id = found(r"run (\w+) \(spec", queued.stdout)
+            executions = eventually(evaluated(run_id), elsewhere)
+            by_stage = {e.stage: e for e in executions}
+            assert {s: e.status for s, e in by_stage.items()} == {
+                "ingestion": "succeeded",
+                "preparation": "succeeded",
+                "training": "succeeded",
+                "evaluation": "succeeded",
+            }, [(e.stage, e.status, e.error) for e in executions]
+            boards.append(by_stage["evaluation"].outputs[0]["payload"]["report"])
     (trained,) = by_stage["training"].outputs
     split = eventually(lambda s: s.splits.find_split(trained["payload"]["split_id"]), elsewhere)
     assert split.strategy == "custom" and split.sizes == {"train": 180, "test": 60}
+    return boards
 
 
 def test_queued_ingest_is_carried_through_by_workers_without_a_spec(tmp_path: Path) -> None:
     folder, elsewhere = project(tmp_path, embedded(tmp_path))
-    queue_and_follow(folder, elsewhere)
+    first, again = queue_and_follow(folder, elsewhere, times=2)
+    assert again == first  # an unchanged source queued again finds the same leaderboard
 
 
 def test_queued_ingest_on_redis_and_postgres_with_workers_without_a_spec(
