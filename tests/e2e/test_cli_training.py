@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -22,7 +23,7 @@ from typer.testing import CliRunner
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.cli.app import app
-from gristmill.stores.reports import Report
+from gristmill.stores.metadata import StageExecution
 from gristmill.testing.cli import found
 from gristmill.testing.cli import run_cli as gm
 from gristmill.testing.cli import run_cli_here as gm_here
@@ -117,13 +118,16 @@ def test_split_train_evaluate_then_inspect(prepared: Path) -> None:
         assert board.run_id is not None
         assert store.runs.get_run(board.run_id).summary["outputs"][0]["type"] == "model.evaluated"
 
-    # `train` announced model.trained in its run: an evaluation worker finds the spec and ranks
-    reacted = evaluation_worker_reports(prepared, train_run)
-    assert reacted and reacted[0].kind == "leaderboard" and reacted[0].body["gate"]["passed"]
+    # `train` announced model.trained in its run: an evaluation worker finds the spec, and
+    # the leaderboard `evaluate` recorded for the same inputs (found, not scored again)
+    (reacted,) = evaluation_worker_outputs(prepared, train_run)
+    assert reacted["type"] == "model.evaluated" and reacted["payload"]["report"] == board_id
+    assert reacted["payload"]["gate"]["passed"]
 
 
-def evaluation_worker_reports(where: Path, run_id: str) -> list[Report]:
-    """Run ``gristmill worker --stage evaluation`` until it records a report of ``run_id``."""
+def evaluation_worker_outputs(where: Path, run_id: str) -> list[dict[str, Any]]:
+    """Run ``gristmill worker --stage evaluation`` until it has evaluated in run ``run_id``;
+    the events it announced."""
     worker = subprocess.Popen(
         [sys.executable, "-m", "gristmill", "worker", "--stage", "evaluation"],
         cwd=where,
@@ -132,19 +136,23 @@ def evaluation_worker_reports(where: Path, run_id: str) -> list[Report]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    reports: list[Report] = []
+    done: list[StageExecution] = []
     try:
         deadline = time.monotonic() + 90
-        while not reports and time.monotonic() < deadline and worker.poll() is None:
+        while not done and time.monotonic() < deadline and worker.poll() is None:
             time.sleep(0.5)
             with metadata(where) as store:
-                reports = [r for r in store.reports.list_reports(limit=50) if r.run_id == run_id]
+                done = [
+                    e
+                    for e in store.executions.list_executions(run_id)
+                    if e.stage == "evaluation" and e.status == "succeeded"
+                ]
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=30)
     finally:
         worker.kill()
-    assert reports, f"the worker recorded no report for run {run_id}:\n{out}\n{err}"
-    return reports
+    assert done, f"the worker evaluated nothing in run {run_id}:\n{out}\n{err}"
+    return done[0].outputs
 
 
 def test_every_candidate_failing_exits_non_zero(

@@ -88,9 +88,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     diabetes_summary = gm("run", "diabetes.yaml", cwd=where)
     evaluated = gm("evaluate", "diabetes.yaml", cwd=where)
     with SqlMetadataStore(f"sqlite:///{where / '.gristmill' / 'metadata.db'}") as store:
+        # `evaluate` found the leaderboard `run` recorded for the same inputs; its own run
+        # names it among its outputs
         board_id = found(r"gristmill show (lb_\w+)", evaluated)
-        evaluate_run = store.reports.get_report(board_id).run_id
-    assert evaluate_run is not None
+        evaluate_run = next(
+            r.run_id for r in store.runs.list_runs() if r.summary.get("command") == "evaluate"
+        )
+        assert store.reports.get_report(board_id).run_id != evaluate_run
     return Trained(
         where,
         found(r"run (\w{26}) of cancer", cancer_summary),
@@ -155,7 +159,7 @@ def test_show_run_json_keeps_everything_and_adds_the_leaderboard(
 ) -> None:
     shown = json.loads(look(cli, "show", trained.cancer_run, "--json"))
     assert {"summary", "executions", "audit"} <= set(shown)
-    assert shown["summary"]["spec"]["name"] == "cancer"
+    assert shown["spec"]["name"] == "cancer" and shown["spec_digest"].startswith("sha256:")
     (board,) = shown["leaderboards"]
     assert board["kind"] == "leaderboard" and board["run_id"] == trained.cancer_run
     assert set(board["body"]["curves"]["logreg"]) == {"roc", "pr", "calibration"}

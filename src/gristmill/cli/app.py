@@ -104,6 +104,7 @@ def main_options(
 
 def _register() -> None:
     from gristmill.cli import (
+        dead_letters,
         doctor,
         features,
         inspect,
@@ -122,6 +123,7 @@ def _register() -> None:
     doctor.register(app)
     maintenance.register(app)
     registry.register(app)
+    dead_letters.register(app)
 
 
 _register()

@@ -187,6 +187,8 @@ def _find(
         ]
         record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=full)]
         record["leaderboards"] = [asdict(r) for r in _leaderboards(store, found)]
+        spec = store.specs.find_spec(found.spec_digest)
+        record["spec"] = spec.body if spec else found.summary.get("spec")
     return kind, full, record
 
 
@@ -363,6 +365,7 @@ def show(
         "columns",
         "selection",
         "leaderboards",
+        "spec",
     )
     for key, value in record.items():
         if key not in hidden:

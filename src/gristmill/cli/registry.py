@@ -14,9 +14,10 @@ from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata
 from gristmill.errors import ConfigError
 from gristmill.runtime.pipeline_run import current_actor
+from gristmill.stages.specs import spec_of_run
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
-from gristmill.training.gate import CHAMPION, PREVIOUS, promote
+from gristmill.training.gate import CHAMPION, PREVIOUS, model_name, promote
 
 FIND_CANDIDATES = "`gristmill ls candidates`"
 
@@ -30,10 +31,7 @@ def _model_of(store: MetadataStore, candidate: Candidate) -> str:
             "model it belongs to is unknown; name it: gristmill promote "
             f"{candidate.candidate_id} --model NAME"
         )
-    spec = run.summary.get("spec")
-    deploy = spec.get("deploy") if isinstance(spec, dict) else None
-    model = deploy.get("model") if isinstance(deploy, dict) else None
-    return str(model or run.pipeline)
+    return model_name(spec_of_run(store, run))
 
 
 def promote_command(

@@ -20,17 +20,28 @@ from gristmill.config.sources import SourceSpec
 from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events
+from gristmill.runtime.pipeline_run import (
+    RunReport,
+    preflight,
+    run_pipeline,
+    source_events,
+    start_run,
+)
 from gristmill.runtime.stream import read_records, records_event
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stores.specs import stored_spec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 
 
 def _execute(
-    settings: Settings, spec: PipelineSpec, queue: bool, only: list[str] | None = None
+    settings: Settings,
+    spec: PipelineSpec,
+    queue: bool,
+    only: list[str] | None = None,
+    folder: Path | None = None,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
         if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -38,11 +49,7 @@ def _execute(
             logging.getLogger("gristmill.runtime.worker").setLevel(logging.ERROR)
         async with open_services(settings) as services:
             if queue:
-                events = source_events(spec, _queued_run_id(), only)
-                await services.bus.publish(events)
-                for event in events:
-                    console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
-                console.print("a worker runs it: gristmill worker --stage ingestion")
+                await _queue(services, spec, only, folder)
                 return None
             with Progress(
                 SpinnerColumn(),
@@ -68,16 +75,33 @@ def _execute(
                         )
 
                 return await run_pipeline(
-                    spec, services, on_event=on_event, on_progress=on_progress, only=only
+                    spec,
+                    services,
+                    on_event=on_event,
+                    on_progress=on_progress,
+                    only=only,
+                    folder=folder,
                 )
 
     return asyncio.run(go())
 
 
-def _queued_run_id() -> str:
-    from gristmill.core.ids import new_id
-
-    return new_id()
+async def _queue(
+    services: Services, spec: PipelineSpec, only: list[str] | None, folder: Path | None
+) -> None:
+    """Record a run following ``spec`` (so any worker finds the spec through the events'
+    ``correlation_id``) and announce its sources; workers do the rest."""
+    preflight(spec)
+    sources = [name for name in spec.sources if only is None or name in only]
+    run = start_run(services.metadata, spec, command="queue", folder=folder, sources=sources)
+    events = source_events(spec, run.run_id, only)
+    await services.bus.publish(events)
+    for event in events:
+        console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
+    console.print(
+        f"run {run.run_id} (spec {run.spec_digest}) is queued; workers run it: "
+        "gristmill worker --all"
+    )
 
 
 def run(
@@ -92,7 +116,7 @@ def run(
     \b
         gristmill run examples/penguins/pipeline.yaml
     """
-    report = _execute(settings_from(ctx), load_spec(spec), queue=False)
+    report = _execute(settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent)
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":
@@ -186,7 +210,7 @@ def ingest(
             pattern=pattern,
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
-        only = None
+        only, folder = None, None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         if spec_path is None:
@@ -198,8 +222,8 @@ def ingest(
         if source not in full.sources:
             known = ", ".join(full.sources)
             raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
-        spec, only = full, [source]
-    report = _execute(settings_from(ctx), spec, queue=queue, only=only)
+        spec, only, folder = full, [source], spec_path.parent
+    report = _execute(settings_from(ctx), spec, queue=queue, only=only, folder=folder)
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":
@@ -211,15 +235,26 @@ def send(
     source: Annotated[str, typer.Argument(help="The stream's name (its raw batches' source).")],
     file: Annotated[Path, typer.Argument(help="JSON Lines file of records to append.")],
     per_message: Annotated[int, typer.Option(min=1, help="Records per bus message.")] = 100,
+    spec_file: Annotated[
+        Path | None,
+        typer.Option("--spec", "-s", help="A spec naming the stream; it is recorded for workers."),
+    ] = None,
 ) -> None:
     """Append records to a stream: publish them as records.appended events on the bus.
 
     A `gristmill worker --stage stream-ingestion` writes them to the raw store in
-    micro-batches (by size or time) and announces raw.ingested for each.
+    micro-batches (by size or time) and announces raw.ingested for each. The stream must be
+    a source of a spec the metadata store knows (a run, a queued run or an earlier
+    `send --spec` recorded it), so that workers can tell which spec prepares it.
 
     \b
-        gristmill send clicks events.jsonl
+        gristmill send clicks events.jsonl --spec pipeline.yaml
+        gristmill send clicks more.jsonl
     """
+    spec = load_spec(spec_file) if spec_file else None
+    if spec_file is not None and spec is not None and source not in spec.sources:
+        known = ", ".join(spec.sources)
+        raise ConfigError(f"{spec_file} has no source named {source!r}; known: {known}")
     records = read_records(file)
     events = [
         records_event(source, records[i : i + per_message])
@@ -228,6 +263,15 @@ def send(
 
     async def go() -> None:
         async with open_services(settings_from(ctx)) as services:
+            specs = services.metadata.specs
+            if spec is not None and spec_file is not None:
+                specs.add_spec(stored_spec(spec, spec_file.parent))
+            elif not specs.specs_naming(source, limit=1):
+                raise ConfigError(
+                    f"no pipeline spec known to the metadata store names a source {source!r}, "
+                    "so no worker could tell what to do with its records; pass --spec FILE "
+                    f"(a spec with sources.{source}), or check the stream's name"
+                )
             await services.bus.publish(events)
 
     asyncio.run(go())

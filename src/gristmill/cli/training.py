@@ -118,10 +118,12 @@ class _Record:
 
 
 @contextmanager
-def _recorded_run(services: Services, spec: PipelineSpec, command: str) -> Iterator[_Record]:
-    """A run holding the spec, as ``gristmill run`` records one: a worker that receives the
-    command's events finds the spec through their ``correlation_id``."""
-    run = start_run(services.metadata, spec, command=command)
+def _recorded_run(
+    services: Services, spec: PipelineSpec, command: str, path: Path
+) -> Iterator[_Record]:
+    """A run following the spec (file ``path``), as ``gristmill run`` records one: a worker
+    that receives the command's events finds the spec through their ``correlation_id``."""
+    run = start_run(services.metadata, spec, command=command, folder=path.parent)
     record, started = _Record(run), time.perf_counter()
     try:
         yield record
@@ -220,7 +222,7 @@ async def _train(
             console=console,
             transient=True,
         )
-        with _recorded_run(services, spec, "train") as record, progress:
+        with _recorded_run(services, spec, "train", path) as record, progress:
             bar = progress.add_task(f"training on {chosen.name}", total=total)
 
             def on_candidate(c: Candidate) -> None:  # called from the training thread
@@ -348,7 +350,7 @@ async def _evaluate(
     async with open_services(settings) as services:
         chosen = _feature_set(services, spec, path, wanted)
         candidates = _trained_candidates(services, spec, chosen, path)
-        with _recorded_run(services, spec, "evaluate") as record:
+        with _recorded_run(services, spec, "evaluate", path) as record:
             trained = _trained_event(services, chosen, candidates, record.run.run_id)
             stage = offline_stage("evaluation", services, lambda _event: spec)
             with console.status(f"evaluating {len(candidates)} candidate(s) of {chosen.name}"):

@@ -17,6 +17,7 @@ from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
 from gristmill.runtime.stages import STAGE_NAMES, build_workers
 from gristmill.runtime.wiring import open_services
+from gristmill.stores.specs import stored_spec
 
 
 async def serve_stages(
@@ -24,13 +25,20 @@ async def serve_stages(
     names: tuple[str, ...],
     concurrency: int = 1,
     spec: PipelineSpec | None = None,
+    folder: Path | None = None,
 ) -> int:
-    """Run the named stages until a stop signal; returns how many events they handled."""
+    """Run the named stages until a stop signal; returns how many events they handled.
+
+    ``spec`` (read from a file in ``folder``) is recorded in the spec store, so other
+    workers find it too for the events of its sources that belong to no run.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
+        if spec is not None:
+            services.metadata.specs.add_spec(stored_spec(spec, folder))
         workers = build_workers(services, names, spec=spec)
         for w in workers:
             console.print(
@@ -54,7 +62,10 @@ def worker(
     ] = 1,
     spec: Annotated[
         Path | None,
-        typer.Option(help="Pipeline spec for events outside any run (e.g. streamed batches)."),
+        typer.Option(
+            help="Pipeline spec for events outside any run (e.g. streamed batches); the "
+            "events of a run follow the spec the run recorded."
+        ),
     ] = None,
 ) -> None:
     """Run stages as long-lived consumers of their events.
@@ -71,7 +82,8 @@ def worker(
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
     names = STAGE_NAMES if all_stages else tuple(stage or ())
     pipeline = load_spec(spec) if spec else None
-    handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency, pipeline))
+    folder = spec.parent if spec else None
+    handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency, pipeline, folder))
     console.print(f"stopped after handling {handled} event(s)")
 
 

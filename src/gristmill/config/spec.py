@@ -24,6 +24,7 @@ from pydantic import (
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.config.sources import SourceSpec
+from gristmill.core.ids import digest_json
 from gristmill.errors import SpecError
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -264,11 +265,16 @@ def load_spec(path: Path | str) -> PipelineSpec:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(f"{file}:{where} is not valid YAML: {exc}") from exc
     spec = parse_spec(data, origin=str(file), base_dir=file.parent)
-    _importable(file.parent)
+    make_importable(file.parent)
     return spec
 
 
-def _importable(folder: Path) -> None:
+def spec_digest(spec: PipelineSpec) -> str:
+    """The id of a spec's content: what a run records to name the spec it follows."""
+    return digest_json(spec.model_dump(mode="json"))
+
+
+def make_importable(folder: Path) -> None:
     """Put ``folder`` first on ``sys.path`` unless it is on it already."""
     where = str(folder.resolve())
     if where not in sys.path:

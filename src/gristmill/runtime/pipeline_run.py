@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
-from gristmill.core.ids import digest_json, new_id
+from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
@@ -34,6 +35,7 @@ from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
 from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, RunStatus, StageExecution
 from gristmill.stores.run_status import latest_per_event
+from gristmill.stores.specs import stored_spec
 
 TERMINAL = ("succeeded", "failed", "skipped")
 OFFLINE_STAGES = ("preparation", "training", "evaluation")
@@ -116,14 +118,18 @@ def start_run(
     *,
     actor: str | None = None,
     command: str | None = None,
+    folder: Path | None = None,
     **details: Any,
 ) -> Run:
-    """Record a new run holding ``spec`` and audit its start.
+    """Record a new run following ``spec`` and audit its start.
 
-    Workers find the spec of an event through the run its ``correlation_id`` names, so
-    whatever announces events for a pipeline (``run``, ``train``, ``evaluate``) starts one.
+    The spec is kept in the spec store by digest (with ``folder``, the folder of its file,
+    so modules beside it stay importable) and the run records the digest. Workers find the
+    spec of an event through the run its ``correlation_id`` names, so whatever announces
+    events for a pipeline (``run``, ``ingest``, ``train``, ``evaluate``) starts one.
     """
-    summary: dict[str, Any] = {"spec": spec.model_dump(mode="json", by_alias=True)}
+    stored = metadata.specs.add_spec(stored_spec(spec, folder))
+    summary: dict[str, Any] = {}
     if command is not None:
         summary["command"] = command
         details["command"] = command
@@ -132,7 +138,7 @@ def start_run(
         pipeline=spec.name,
         status="running",
         started_at=datetime.now(UTC),
-        spec_digest=digest_json(spec.model_dump(mode="json")),
+        spec_digest=stored.digest,
         summary=summary,
     )
     metadata.runs.start_run(run)
@@ -194,15 +200,17 @@ async def run_pipeline(
     timeout: float | None = None,
     actor: str | None = None,
     only: Sequence[str] | None = None,
+    folder: Path | None = None,
 ) -> RunReport:
     """Run ``spec`` to quiescence.
 
     ``on_event`` sees each event the run produces; ``on_progress(source, rows, bytes)``
-    follows the rows read while a source is being ingested (from a worker thread).
+    follows the rows read while a source is being ingested (from a worker thread);
+    ``folder`` is the folder of the spec's file (see ``start_run``).
     """
     preflight(spec)
     started = time.perf_counter()
-    run = start_run(services.metadata, spec, actor=actor, sources=list(spec.sources))
+    run = start_run(services.metadata, spec, actor=actor, folder=folder, sources=list(spec.sources))
     run_id = run.run_id
     if spec.train is not None:
         services.executor()  # its workers start now, while the data is ingested and prepared

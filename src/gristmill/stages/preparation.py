@@ -1,20 +1,20 @@
 """The preparation stage: on ``raw.ingested``, compute each feature set that uses the source.
 
-The pipeline spec comes from the run the event belongs to (a run keeps its spec), or else
-from the spec the worker was started with. A feature set from several sources *waits*: it
-is computed once every source has a batch — within a run, a batch ingested by that run; outside
-a run, the source's latest batch. Validation that says stop announces ``data.anomalous``;
-otherwise ``features.generated`` announces the set. The set training uses is fitted on the
+The pipeline spec comes from the run the event belongs to (a run records its spec's
+digest; ``stages.specs`` resolves it), or else from the spec the worker was started with,
+or else from the one stored spec naming the source; when none applies the event fails. A
+feature set from several sources *waits*: it is computed once every source has a batch —
+within a run, a batch ingested by that run; outside a run, the source's latest batch.
+Validation that says stop announces ``data.anomalous``; otherwise ``features.generated``
+announces the set. The set training uses is fitted on the
 training subset of its split only (``training.splits``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gristmill.config.features import FeatureSetSpec
-from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import DATA_ANOMALOUS, FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import PERMANENT_ERRORS as PERMANENT
@@ -27,23 +27,11 @@ from gristmill.features.prepare import (
     validate_batch,
 )
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
-from gristmill.stores.metadata import MetadataStore
+from gristmill.stages.specs import SpecResolver, run_spec_resolver
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
 
-SpecResolver = Callable[[Event], PipelineSpec | None]
-
-
-def run_spec_resolver(metadata: MetadataStore, fallback: PipelineSpec | None) -> SpecResolver:
-    """Resolve an event's spec from its run (``correlation_id``), else ``fallback``."""
-
-    def resolve(event: Event) -> PipelineSpec | None:
-        run = metadata.runs.find_run(event.correlation_id)
-        if run is not None and "spec" in run.summary:
-            return parse_spec(run.summary["spec"], origin=f"the spec of run {run.run_id}")
-        return fallback
-
-    return resolve
+__all__ = ["PreparationStage", "SpecResolver", "run_spec_resolver"]
 
 
 class PreparationStage:
@@ -65,11 +53,7 @@ class PreparationStage:
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
         source = str(event.payload.get("source", event.key))
-        sets = {
-            name: fs
-            for name, fs in ((spec.features or {}) if spec else {}).items()
-            if source in fs.from_
-        }
+        sets = {name: fs for name, fs in (spec.features or {}).items() if source in fs.from_}
         if not sets:
             return StageOutcome(summary=f"{source}: no feature set reads this source")
         batch = self.stores.metadata.batches.get_batch(str(event.payload.get("batch_id")))

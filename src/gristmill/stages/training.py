@@ -18,7 +18,7 @@ from gristmill.errors import DataError
 from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.stages.base import Announcement, StageOutcome
-from gristmill.stages.preparation import SpecResolver
+from gristmill.stages.specs import SpecResolver
 from gristmill.stores.models import Candidate
 from gristmill.training.assess import assess
 from gristmill.training.train import TrainingResult, train
@@ -41,7 +41,7 @@ class TrainingStage:
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
         name = str(event.payload.get("name"))
-        if spec is None or training_target(spec) != name:
+        if training_target(spec) != name:
             return StageOutcome(summary=f"{name}: not the feature set this pipeline trains on")
         feature_set = self.stores.metadata.feature_sets.get_feature_set(
             str(event.payload.get("feature_set_id"))
@@ -117,8 +117,6 @@ class EvaluationStage:
 
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
-        if spec is None:
-            return StageOutcome(summary="no pipeline spec for this event; nothing evaluated")
         metadata = self.stores.metadata
         candidates = [
             metadata.candidates.get_candidate(str(c["candidate_id"]))
@@ -131,10 +129,9 @@ class EvaluationStage:
         )
         run = metadata.runs.find_run(event.correlation_id)
         run_id = run.run_id if run else None
-        folder = self.images / (run_id or event.correlation_id)
         executor = self.executor() if self.executor else None
         assessment = assess(
-            spec, result, self.stores, images=folder, run_id=run_id, executor=executor
+            spec, result, self.stores, images=self.images, run_id=run_id, executor=executor
         )
         payload = {
             "feature_set_id": feature_set.feature_set_id,

@@ -2,7 +2,9 @@
 
 The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the report store
 (``stores.reports``), the feature-set catalog (``stores.features``), and the split and
-candidate stores and the model registry (``stores.models``), kept in the same database.
+candidate stores and the model registry (``stores.models``), the spec store
+(``stores.specs``) and the dead-letter store (``stores.dead_letters``), kept in the same
+database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -17,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from gristmill.stores.dead_letters import DeadLetterStore
 from gristmill.stores.features import FeatureSetCatalog
 from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
 from gristmill.stores.raw import BatchCatalog
 from gristmill.stores.reports import ReportStore
+from gristmill.stores.specs import SpecStore
 
 RunStatus = Literal["running", "succeeded", "failed", "partial"]
 ExecutionStatus = Literal["running", "succeeded", "failed", "skipped"]
@@ -28,7 +32,10 @@ ExecutionStatus = Literal["running", "succeeded", "failed", "skipped"]
 
 @dataclass(frozen=True)
 class Run:
-    """One pipeline run; its id is the ``correlation_id`` of every event it caused."""
+    """One pipeline run; its id is the ``correlation_id`` of every event it caused.
+
+    ``spec_digest`` names the spec it follows, kept in the spec store (``stores.specs``).
+    """
 
     run_id: str
     pipeline: str
@@ -209,6 +216,12 @@ class MetadataStore(Protocol):
 
     @property
     def registry(self) -> ModelRegistry: ...
+
+    @property
+    def specs(self) -> SpecStore: ...
+
+    @property
+    def dead_letters(self) -> DeadLetterStore: ...
 
     def open(self) -> None: ...
 

@@ -28,7 +28,13 @@ class Report:
 
 class ReportStore(Protocol):
     def add_report(self, report: Report) -> None:
-        """Record it; the same id again with the same content is a no-op."""
+        """Record it; the same id again with the same content is a no-op.
+
+        The content is ``kind``, ``subject``, ``status`` and ``body``: ``created_at`` and
+        ``run_id`` say when and by whom it was first recorded, and the first record keeps
+        them, so a retry of the work that made a report converges. A different content
+        under an existing id is a ``ConflictError``.
+        """
         ...
 
     def get_report(self, report_id: str) -> Report: ...

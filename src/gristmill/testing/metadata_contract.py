@@ -42,6 +42,7 @@ from gristmill.testing.metadata_records import (
     run_together,
 )
 from gristmill.testing.model_store_contract import ModelStoreContract
+from gristmill.testing.spec_store_contract import SpecStoreContract
 
 __all__ = [
     "PAYLOAD",
@@ -63,11 +64,12 @@ __all__ = [
 StoreFactory = Callable[[], MetadataStore]
 
 
-class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract):
+class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract, SpecStoreContract):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
-    ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore`` and ``CandidateStore`` it exposes,
-    for any backend (the last two are tested in ``ModelStoreContract``, execution leases in
-    ``ExecutionLeaseContract``)."""
+    ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
+    and ``DeadLetterStore`` it exposes, for any backend (splits and candidates are tested
+    in ``ModelStoreContract``, execution leases in ``ExecutionLeaseContract``, specs and
+    dead letters in ``SpecStoreContract``)."""
 
     __test__ = False
 
@@ -354,6 +356,14 @@ class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract):
         with pytest.raises(ConflictError, match="r-1"):
             store.reports.add_report(replace(report, status="failed"))
         assert store.reports.get_report("r-1") == report
+
+    def test_a_report_added_again_later_by_another_run_keeps_the_first(
+        self, store: MetadataStore
+    ) -> None:
+        first = replace(make_report("r-1", 0, body=PAYLOAD), run_id="run-1")
+        store.reports.add_report(first)
+        store.reports.add_report(replace(first, created_at=at(60), run_id="run-2"))
+        assert store.reports.list_reports() == [first]
 
     def test_missing_report_is_not_found(self, store: MetadataStore) -> None:
         with pytest.raises(NotFoundError, match=r"no report with id 'nope'.*gristmill ls"):

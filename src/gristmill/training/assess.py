@@ -5,10 +5,19 @@ report) and drawn as PNG files a person opens (also stored as artifacts). Candid
 scored side by side on the executor, each task loading its model from bytes. The best
 candidate by the spec's metric is marked; the gate compares it with the model in production
 (minimum absolute / relative improvement) and records its decision.
+
+Assessing is idempotent: the leaderboard's id is derived from its inputs (feature set,
+split, task, every candidate with its model artifact, the metric and evaluators, the gate's
+margins and the champion it is held against), never from the time or the run. An
+assessment whose leaderboard is recorded already is *found*, not recomputed (its pictures
+are restored from the artifact store if their files went missing), and every write on the
+way (pictures by digest, candidate metrics by upsert, the report by id) may be repeated, so
+a retry after a crash anywhere converges on the same leaderboard.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +27,7 @@ import pandas as pd
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import GristmillError
+from gristmill.errors import ConflictError, GristmillError, NotFoundError
 from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
@@ -27,10 +36,12 @@ from gristmill.stores.models import Candidate
 from gristmill.stores.reports import Report
 from gristmill.training.bundle import model_bytes, own_packages
 from gristmill.training.frames import training_frames
-from gristmill.training.gate import gate
+from gristmill.training.gate import CHAMPION, gate, model_name
 from gristmill.training.jobs import evaluate_candidate
 from gristmill.training.train import TrainingResult
 from gristmill.training.tuning import DEFAULT_METRIC
+
+logger = logging.getLogger(__name__)
 
 LEADERBOARD_KIND = "leaderboard"
 # Always drawn, whatever else the spec asks for: the pictures people look at first.
@@ -66,17 +77,73 @@ def _submit_evaluation(
     return executor.submit(evaluate_candidate, model, task, names, features, truth, train_y, trust)
 
 
-def _keep_pictures(stores: FeatureStores, drawn: dict[str, bytes], folder: Path) -> dict[str, str]:
-    """Write the PNGs a person opens into ``folder`` and keep them as artifacts too."""
+def _keep_pictures(
+    stores: FeatureStores, drawn: dict[str, bytes], folder: Path
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Write the PNGs a person opens into ``folder`` and keep them as artifacts too:
+    (picture name to file, picture name to artifact digest)."""
     if drawn:
         folder.mkdir(parents=True, exist_ok=True)
-    files = {}
+    files, digests = {}, {}
     for name, png in drawn.items():
         path = folder / f"{name}.png"
-        path.write_bytes(png)
-        stores.artifacts.put(png, kind="image", media_type="image/png")
+        _write_atomically(path, png)
+        digests[name] = stores.artifacts.put(png, kind="image", media_type="image/png").digest
         files[name] = str(path)
-    return files
+    return files, digests
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """A crash mid-write never leaves a truncated picture for a later run to find."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def leaderboard_id(
+    spec: PipelineSpec, result: TrainingResult, stores: FeatureStores, names: list[str]
+) -> str:
+    """The id of the leaderboard these inputs make (see the module docstring)."""
+    deploy = spec.deploy
+    model = model_name(spec)
+    champion = stores.metadata.registry.find_alias(model, CHAMPION)
+    inputs = {
+        "feature_set": result.feature_set.feature_set_id,
+        "split": result.split.split_id,
+        "task": result.task,
+        "candidates": sorted(
+            (c.candidate_id, c.status, c.artifact or "") for c in result.candidates
+        ),
+        "evaluators": names,
+        "gate": {
+            "model": model,
+            "min_improvement": deploy.min_improvement if deploy else 0.0,
+            "min_relative_improvement": deploy.min_relative_improvement if deploy else 0.0,
+            "champion": [champion.version, champion.candidate_id] if champion else None,
+        },
+    }
+    return "lb_" + digest_json(inputs).removeprefix("sha256:")[:24]
+
+
+def _recorded(stores: FeatureStores, report_id: str) -> Assessment | None:
+    """The assessment a recorded leaderboard holds, its pictures back on disk; else None."""
+    try:
+        report = stores.metadata.reports.get_report(report_id)
+    except NotFoundError:
+        return None
+    body = report.body
+    for candidate, files in body.get("images", {}).items():
+        digests = body.get("picture_artifacts", {}).get(candidate, {})
+        for name, file in files.items():
+            ref = stores.artifacts.find(digests.get(name, ""))
+            if not Path(file).exists() and ref is not None:
+                Path(file).parent.mkdir(parents=True, exist_ok=True)
+                _write_atomically(Path(file), stores.artifacts.get(ref))
+    best_id = next((s["candidate_id"] for s in body["standings"] if s["best"]), None)
+    best = stores.metadata.candidates.get_candidate(best_id) if best_id else None
+    return Assessment(
+        body["metric"], body["standings"], best, body["gate"], report_id, body["images"]
+    )
 
 
 def assess(
@@ -89,14 +156,22 @@ def assess(
     executor: Executor | None = None,
 ) -> Assessment:
     """Evaluate, rank, gate; see the module docstring. Candidates are scored side by side
-    on ``executor`` (default: inline, one after another)."""
+    on ``executor`` (default: inline, one after another); their pictures go under
+    ``images/<leaderboard id>/<candidate>/``."""
     task = result.task
     metric = spec.evaluate.metric if spec.evaluate else DEFAULT_METRIC.get(task, "smape")
     extra = spec.evaluate.evaluators if spec.evaluate else []
     names = list(dict.fromkeys([metric, *extra, *PICTURES.get(task, [])]))
     check_evaluators(task, names)
+    report_id = leaderboard_id(spec, result, stores, names)
+    found = _recorded(stores, report_id)
+    if found is not None:
+        logger.info("leaderboard %s is recorded already; not evaluated again", report_id)
+        return found
+    images = images / report_id
     curves: dict[str, Any] = {}
     pictures: dict[str, dict[str, str]] = {}
+    picture_artifacts: dict[str, dict[str, str]] = {}
     evaluated: dict[str, Candidate] = {}
     if executor is None:
         executor = InlineExecutor()
@@ -118,7 +193,7 @@ def assess(
             unscored.append({"candidate": candidate.name, "error": f"evaluation: {kind}{exc}"})
             continue
         curves[candidate.name] = outcome["curves"]
-        pictures[candidate.name] = _keep_pictures(
+        pictures[candidate.name], picture_artifacts[candidate.name] = _keep_pictures(
             stores, outcome["pictures"], images / candidate.name
         )
         evaluated[candidate.name] = replace(candidate, metrics=outcome["metrics"])
@@ -142,29 +217,32 @@ def assess(
         {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
     ] + unscored
     decision = gate(spec, result, stores, metric, best)
-    report_id = (
-        "lb_"
-        + digest_json(
-            {"split": result.split.split_id, "run": run_id, "candidates": sorted(evaluated)}
-        ).removeprefix("sha256:")[:24]
+    report = Report(
+        report_id=report_id,
+        kind=LEADERBOARD_KIND,
+        subject=result.split.split_id,
+        status="passed" if decision["passed"] else "failed",
+        created_at=datetime.now(UTC),
+        body={
+            "metric": metric,
+            "task": task,
+            "standings": standings,
+            "failed": failed,
+            "gate": decision,
+            "curves": curves,
+            "images": pictures,
+            "picture_artifacts": picture_artifacts,
+        },
+        run_id=run_id,
     )
-    stores.metadata.reports.add_report(
-        Report(
-            report_id=report_id,
-            kind=LEADERBOARD_KIND,
-            subject=result.split.split_id,
-            status="passed" if decision["passed"] else "failed",
-            created_at=datetime.now(UTC),
-            body={
-                "metric": metric,
-                "task": task,
-                "standings": standings,
-                "failed": failed,
-                "gate": decision,
-                "curves": curves,
-                "images": pictures,
-            },
-            run_id=run_id,
-        )
-    )
+    try:
+        stores.metadata.reports.add_report(report)
+    except ConflictError:
+        # another delivery recorded this leaderboard first, with other figures (float
+        # noise); its inputs are ours, so the recorded one is the answer
+        logger.warning("leaderboard %s was recorded meanwhile; keeping that one", report_id)
+        recorded = _recorded(stores, report_id)
+        if recorded is not None:
+            return recorded
+        raise
     return Assessment(metric, standings, best, decision, report_id, pictures)

@@ -8,6 +8,7 @@ from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
+from gristmill.backends.sql.dead_letters import SqlDeadLetterStore
 from gristmill.backends.sql.executions import SqlExecutionStore
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.lineage import SqlLineageStore
@@ -15,12 +16,13 @@ from gristmill.backends.sql.migrations import upgrade_to_head
 from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
+from gristmill.backends.sql.specs import SqlSpecStore
 from gristmill.backends.sql.splits import SqlSplitStore
 
 
 class SqlMetadataStore:
     """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits, model
-    candidates and the model registry in one database.
+    candidates, the model registry, pipeline specs and dead letters in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -46,6 +48,8 @@ class SqlMetadataStore:
         self.splits = SqlSplitStore(self._db)
         self.candidates = SqlCandidateStore(self._db)
         self.registry = SqlModelRegistry(self._db)
+        self.specs = SqlSpecStore(self._db)
+        self.dead_letters = SqlDeadLetterStore(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

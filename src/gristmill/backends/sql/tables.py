@@ -242,3 +242,39 @@ model_aliases = sa.Table(
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+pipeline_specs = sa.Table(
+    "pipeline_specs",
+    metadata,
+    sa.Column("digest", Text, primary_key=True),
+    sa.Column("pipeline", Text, nullable=False),
+    sa.Column("body", JsonType, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("sources", JsonType, nullable=False),
+    sa.Column("folder", Text, nullable=True),
+)
+
+# Which specs name a source: how an event outside any run finds its spec.
+pipeline_spec_sources = sa.Table(
+    "pipeline_spec_sources",
+    metadata,
+    sa.Column("source", Text, primary_key=True),
+    sa.Column("digest", Text, primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_pipeline_spec_sources_created", "source", "created_at"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("letter_id", Text, primary_key=True),
+    sa.Column("group", Text, nullable=False),
+    sa.Column("event_type", Text, nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("error", Text, nullable=False),
+    sa.Column("event", JsonType, nullable=True),
+    sa.Column("dead_lettered_at", UtcDateTime(), nullable=False),
+    sa.Column("replayed_as", Text, nullable=True),
+    sa.Column("replayed_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_dead_letters_at", "dead_lettered_at"),
+)

@@ -1,6 +1,6 @@
 """Execution leases: who runs a stage execution, and until when its lease holds.
 
-Revision ID: v0005
+Revision ID: 0005
 Revises: 0004
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "v0005"
+revision = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None

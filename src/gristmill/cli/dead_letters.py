@@ -1,0 +1,107 @@
+"""``gristmill dead-letters ls | show | replay``: the events a stage gave up on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.config.settings import Settings
+from gristmill.runtime.dead_letters import collect, replay
+from gristmill.runtime.wiring import open_services
+from gristmill.stores.dead_letters import DeadLetter
+
+app = typer.Typer(
+    help="The events a stage gave up on (after the bus's retry budget): list, show, replay.",
+    no_args_is_help=True,
+)
+
+
+def _collected(settings: Settings) -> list[DeadLetter]:
+    async def go() -> list[DeadLetter]:
+        async with open_services(settings) as services:
+            await collect(services.bus, services.metadata.dead_letters)
+            return services.metadata.dead_letters.list_letters(limit=1000)
+
+    return asyncio.run(go())
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+) -> None:
+    """List dead letters, newest first (collecting those waiting on the bus first)."""
+    letters = _collected(settings_from(ctx))[:limit]
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table("id", "dead-lettered", "group", "event", "attempts", "error", "replayed as")
+    for letter in letters:
+        table.add_row(
+            letter.letter_id,
+            letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+            letter.group,
+            letter.event_type,
+            str(letter.attempts),
+            letter.error if len(letter.error) <= 60 else letter.error[:59] + "…",
+            letter.replayed_as or "",
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help="A dead letter's id.")],
+) -> None:
+    """One dead letter: who gave up, why, and the original event."""
+    settings = settings_from(ctx)
+
+    async def go() -> DeadLetter:
+        async with open_services(settings) as services:
+            await collect(services.bus, services.metadata.dead_letters)
+            return services.metadata.dead_letters.get_letter(letter_id)
+
+    letter = asyncio.run(go())
+    console.print(f"[bold]dead letter {letter.letter_id}[/]")
+    console.print(f"group:          {letter.group}")
+    console.print(f"event type:     {letter.event_type}")
+    console.print(f"attempts:       {letter.attempts}")
+    console.print(f"dead-lettered:  {letter.dead_lettered_at.isoformat()}")
+    console.print(f"error:          {letter.error}", highlight=False, soft_wrap=True)
+    if letter.replayed_as:
+        console.print(f"replayed as:    {letter.replayed_as} ({letter.replayed_at})")
+    console.print("original event:")
+    console.print_json(json.dumps(letter.event))
+
+
+@app.command("replay")
+def replay_command(
+    ctx: typer.Context,
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help="A dead letter's id.")],
+    again: Annotated[
+        bool, typer.Option("--again", help="Replay a letter that was replayed already.")
+    ] = False,
+) -> None:
+    """Publish the original event again, under a fresh id (its attempts start over)."""
+    settings = settings_from(ctx)
+
+    async def go() -> str:
+        async with open_services(settings) as services:
+            await collect(services.bus, services.metadata.dead_letters)
+            copy = await replay(
+                services.bus, services.metadata.dead_letters, letter_id, again=again
+            )
+            return f"replayed {copy.type} as event {copy.id} (run {copy.correlation_id})"
+
+    console.print(asyncio.run(go()))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="dead-letters", rich_help_panel="Run")

@@ -1,0 +1,79 @@
+"""Which pipeline spec an event follows: its run's (by digest, from the metadata store), else
+the worker's own, else the one spec in the store that names the event's source.
+
+A worker started without ``--spec`` acts on any run's events, since a run records the
+digest of its spec and the spec itself is kept in the metadata store. When no spec can be
+told, the event fails with a ``ConfigError`` (permanent: recorded, announced as
+``stage.failed``) that names it and says how to give it a spec; it never "succeeds" with
+nothing done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gristmill.config.spec import PipelineSpec, parse_spec
+from gristmill.core.events import Event
+from gristmill.errors import ConfigError
+from gristmill.stores.metadata import MetadataStore, Run
+from gristmill.stores.specs import StoredSpec, restored_spec
+
+SpecResolver = Callable[[Event], PipelineSpec]
+
+HOW_TO_FIX = (
+    "start the worker with --spec FILE, or queue the work with "
+    "`gristmill ingest SOURCE --spec FILE --queue` (which records the run and its spec)"
+)
+
+
+def run_spec_resolver(metadata: MetadataStore, fallback: PipelineSpec | None) -> SpecResolver:
+    """Resolve an event's spec from its run (``correlation_id``), else ``fallback``, else the
+    spec store by the event's source; ``ConfigError`` when none applies."""
+
+    def resolve(event: Event) -> PipelineSpec:
+        run = metadata.runs.find_run(event.correlation_id)
+        if run is not None:
+            return spec_of_run(metadata, run)
+        if fallback is not None:
+            return fallback
+        return _by_source(metadata, event)
+
+    return resolve
+
+
+def spec_of_run(metadata: MetadataStore, run: Run) -> PipelineSpec:
+    """The spec run ``run`` follows; ``ConfigError`` if the store does not hold it."""
+    stored = metadata.specs.find_spec(run.spec_digest) if run.spec_digest else None
+    if stored is not None:
+        return restored_spec(stored)
+    if "spec" in run.summary:  # a run recorded before specs were kept by digest
+        return parse_spec(run.summary["spec"], origin=f"the spec of run {run.run_id}")
+    raise ConfigError(
+        f"run {run.run_id} follows spec {run.spec_digest or '(none recorded)'}, which the "
+        f"metadata store does not hold; {HOW_TO_FIX}"
+    )
+
+
+def _by_source(metadata: MetadataStore, event: Event) -> PipelineSpec:
+    source = event.payload.get("source")
+    where = (
+        f"{event.type} event {event.id} belongs to no recorded run "
+        f"(correlation_id {event.correlation_id})"
+    )
+    if not isinstance(source, str):
+        raise ConfigError(f"cannot tell which pipeline spec applies: {where}; {HOW_TO_FIX}")
+    newest: dict[str, StoredSpec] = {}
+    for stored in metadata.specs.specs_naming(source):
+        newest.setdefault(stored.pipeline, stored)
+    if not newest:
+        raise ConfigError(
+            f"cannot tell which pipeline spec applies: {where} and no spec in the metadata "
+            f"store names source {source!r}; {HOW_TO_FIX}"
+        )
+    if len(newest) > 1:
+        raise ConfigError(
+            f"cannot tell which pipeline spec applies: {where} and the specs of "
+            f"{len(newest)} pipelines name source {source!r} ({', '.join(sorted(newest))}); "
+            "start the worker with --spec FILE"
+        )
+    return restored_spec(next(iter(newest.values())))
