@@ -1,0 +1,1 @@
+"""Servables: a registered model version compiled once into what the server runs."""

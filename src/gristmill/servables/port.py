@@ -1,0 +1,97 @@
+"""What the server asks of a registered model version: typed columns in, predictions out.
+
+A *servable* is a model version made ready to answer requests: the version's fitted
+feature pipeline and its learner, compiled once (when the version is registered or first
+loaded) and cached in the artifact store by digest. It takes the *raw* columns a client
+sends (or the online store holds for an entity), as numpy arrays, and never uses pandas
+per request. Two kinds:
+
+* ``onnx`` — pipeline and learner as one ONNX graph run by ONNX Runtime, accepted only when
+  its outputs match the native scorer's on held-out rows (``Parity``);
+* ``native`` — where a step or learner cannot be converted (a custom step, ARIMA, …): the
+  fitted objects themselves, fed numpy arrays of the manifest's columns.
+
+The manifest says which kind a version is and why, what it takes and what it gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+ServableKind = Literal["onnx", "native"]
+OutputKind = Literal["class", "probabilities", "number", "cluster", "forecast"]
+ColumnType = Literal["float64", "int64", "bool", "string", "datetime"]
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One raw column a servable takes: its name, its type, whether it may be missing
+    (``None``/NaN) and whether the online store holds it (looked up by entity)."""
+
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    online: bool = False
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How the compiled graph was checked against the native scorer, on ``rows`` held-out
+    rows of the feature set: equal classes, largest absolute difference of probabilities or
+    numbers, and the tolerance it had to stay within."""
+
+    rows: int
+    classes_equal: bool | None
+    max_abs_diff: float | None
+    tolerance: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ServableManifest:
+    """What a servable is: the version it serves, its kind (and why), inputs and outputs.
+
+    ``digest`` names the compiled servable artifact (verified on every load); ``bundle``
+    the model bundle it was compiled from; ``pipeline`` the fitted feature pipeline's
+    digest (online vectors made by it are the only ones this version may read).
+    """
+
+    model: str
+    version: int
+    kind: ServableKind
+    reason: str
+    digest: str
+    bundle: str
+    pipeline: str | None
+    task: str
+    output: OutputKind
+    inputs: tuple[InputColumn, ...]
+    entity: str | None = None
+    classes: tuple[Any, ...] | None = None
+    parity: Parity | None = None
+    libraries: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One answer per input row, in order: ``values`` holds the class, number, cluster id
+    or forecast; ``probabilities`` (rows by classes, in ``manifest.classes`` order) for a
+    classifier that has them."""
+
+    values: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+class Servable(Protocol):
+    """A compiled model version. ``predict`` takes one array per input column (every
+    column of ``manifest.inputs``, equal lengths) and answers every row; a bad value gets
+    ``DataError`` naming the column (and row when known)."""
+
+    @property
+    def manifest(self) -> ServableManifest: ...
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions: ...
