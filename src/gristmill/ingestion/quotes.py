@@ -180,7 +180,11 @@ def _line_and_record(
     not end a record."""
     breaks = _count_breaks(data, first, start)
     record_breaks = breaks - sum(_count_breaks(data, *span) for span in spanning)
-    gaps = zip([first] + [end for _, end in spanning], [begin for begin, _ in spanning] + [start])
+    gaps = zip(
+        [first] + [end for _, end in spanning],
+        [begin for begin, _ in spanning] + [start],
+        strict=True,
+    )
     empty = sum(len(_EMPTY_LINE.findall(data, begin, end)) for begin, end in gaps)
     if data[first : first + 1] in (b"\r", b"\n"):
         empty += 1  # the file opens with an empty line
