@@ -168,7 +168,7 @@ def test_a_stray_quote_is_named_by_file_line_and_data_row(
     with pytest.raises(DataError) as caught:
         read(path, on_bad_rows=mode, stream_above=stream_above)
     message = str(caught.value)
-    assert f"x.csv, line 310 (data row 305): a quote opens here and never closes" in message
+    assert "x.csv, line 310 (data row 305): a quote opens here and never closes" in message
     assert "the line reads '305,\"n305,305'" in message
     assert (caught.value.file, caught.value.row) == (str(path), 310)
 
