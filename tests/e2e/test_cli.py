@@ -97,7 +97,7 @@ def test_a_stray_quote_is_refused_with_a_short_message(tmp_path: Path, mode: str
     result = gm("ingest", "housing.csv", "--on-bad-rows", mode, cwd=tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "housing.csv, row 31: a quote opens here and never closes" in output
+    assert "housing.csv, line 31 (data row 30): a quote opens here and never closes" in output
     assert len(output) < 2000 and "Traceback" not in output
     assert "no batches yet" in gm("ls", "batches", cwd=tmp_path).stdout
 

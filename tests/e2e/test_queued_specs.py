@@ -220,7 +220,7 @@ def test_send_to_a_stream_no_spec_names_is_refused(tmp_path: Path) -> None:
     assert wrong.returncode == 2 and "has no source named 'clicks'" in wrong.stderr
 
     (folder / "stream.yaml").write_text(
-        "name: clicks\nsources:\n  clicks: {format: jsonl, path: data/clicks.jsonl}\n"
+        "name: clicks\nsources:\n  clicks: {format: jsonl, path: data/clicks.jsonl, stream: true}\n"
     )
     sent = gm("send", "clicks", "clicks.jsonl", "--spec", "stream.yaml", cwd=folder)
     assert sent.returncode == 0, sent.stderr

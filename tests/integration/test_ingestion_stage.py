@@ -147,7 +147,9 @@ def test_a_stray_quote_refuses_the_file_and_writes_nothing(
     lines[30] = '30,"n30,30'
     path = write_lines(tmp_path / "x.csv", lines)
     spec = SourceSpec(name="p", format="csv", path=str(path), on_bad_rows=mode)
-    with pytest.raises(DataError, match="row 31: a quote opens here and never closes"):
+    with pytest.raises(
+        DataError, match=r"line 31 \(data row 30\): a quote opens here and never closes"
+    ):
         ingest(spec, raw, metadata)
     assert raw.list() == []
     assert list((tmp_path / "raw").rglob("*.parquet")) == []

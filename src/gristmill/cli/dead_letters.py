@@ -10,16 +10,27 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
+from gristmill.cli.ids import resolve_dead_letter
 from gristmill.cli.settings import settings_from
 from gristmill.config.settings import Settings
 from gristmill.runtime.dead_letters import collect, replay
 from gristmill.runtime.wiring import open_services
 from gristmill.stores.dead_letters import DeadLetter
 
-app = typer.Typer(
-    help="The events a stage gave up on (after the bus's retry budget): list, show, replay.",
-    no_args_is_help=True,
-)
+HELP = """\
+The events a stage gave up on (after the bus's retry budget): list, show, replay.
+
+A dead letter is named by its id, or by any unique start of it (as other ids are).
+
+\b
+    gristmill dead-letters ls                  newest first, with their ids
+    gristmill dead-letters show 01J9Z3         one in full: why, and its event
+    gristmill dead-letters replay 01J9Z3       publish its event again
+"""
+
+ID_HELP = "A dead letter's id, or its unique start; list them with `gristmill dead-letters ls`."
+
+app = typer.Typer(help=HELP, no_args_is_help=True)
 
 
 def _collected(settings: Settings) -> list[DeadLetter]:
@@ -36,7 +47,12 @@ def ls(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
 ) -> None:
-    """List dead letters, newest first (collecting those waiting on the bus first)."""
+    """List dead letters, newest first (collecting those waiting on the bus first).
+
+    \b
+        gristmill dead-letters ls
+        gristmill dead-letters ls --limit 5
+    """
     letters = _collected(settings_from(ctx))[:limit]
     if not letters:
         console.print("no dead letters")
@@ -58,15 +74,20 @@ def ls(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    letter_id: Annotated[str, typer.Argument(metavar="ID", help="A dead letter's id.")],
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help=ID_HELP)],
 ) -> None:
-    """One dead letter: who gave up, why, and the original event."""
+    """One dead letter: who gave up, why, and the original event.
+
+    \b
+        gristmill dead-letters show 01J9Z3K4TW8Q2N6M5R7V0XBCDE
+        gristmill dead-letters show 01J9Z3         a unique start is enough
+    """
     settings = settings_from(ctx)
 
     async def go() -> DeadLetter:
         async with open_services(settings) as services:
             await collect(services.bus, services.metadata.dead_letters)
-            return services.metadata.dead_letters.get_letter(letter_id)
+            return resolve_dead_letter(services.metadata, letter_id)[1]
 
     letter = asyncio.run(go())
     console.print(f"[bold]dead letter {letter.letter_id}[/]")
@@ -84,20 +105,25 @@ def show(
 @app.command("replay")
 def replay_command(
     ctx: typer.Context,
-    letter_id: Annotated[str, typer.Argument(metavar="ID", help="A dead letter's id.")],
+    letter_id: Annotated[str, typer.Argument(metavar="ID", help=ID_HELP)],
     again: Annotated[
         bool, typer.Option("--again", help="Replay a letter that was replayed already.")
     ] = False,
 ) -> None:
-    """Publish the original event again, under a fresh id (its attempts start over)."""
+    """Publish the original event again, under a fresh id (its attempts start over).
+
+    \b
+        gristmill dead-letters replay 01J9Z3K4TW8Q2N6M5R7V0XBCDE
+        gristmill dead-letters replay 01J9Z3           a unique start is enough
+        gristmill dead-letters replay 01J9Z3 --again   once more, after a replay
+    """
     settings = settings_from(ctx)
 
     async def go() -> str:
         async with open_services(settings) as services:
             await collect(services.bus, services.metadata.dead_letters)
-            copy = await replay(
-                services.bus, services.metadata.dead_letters, letter_id, again=again
-            )
+            full_id = resolve_dead_letter(services.metadata, letter_id)[0]
+            copy = await replay(services.bus, services.metadata.dead_letters, full_id, again=again)
             return f"replayed {copy.type} as event {copy.id} (run {copy.correlation_id})"
 
     console.print(asyncio.run(go()))

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
+from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import load_spec
 from gristmill.errors import ConfigError
 from gristmill.features.online_views import OnlineView
@@ -52,6 +53,33 @@ def _latest_file_batch(services: Services, source: str) -> RawBatch | None:
     return next((b for b in batches if not b.origin.startswith("stream:")), None)
 
 
+def _waiting(name: str, spec: FeatureSetSpec, missing: list[str], services: Services) -> str:
+    """Why feature set ``name`` cannot be prepared yet: the sources it lacks a batch of."""
+    streamed = [s for s in missing if services.metadata.batches.list_batches(source=s, limit=1)]
+    unseen = [s for s in missing if s not in streamed]
+    lacking = []
+    if unseen:
+        lacking.append(
+            f"{_names(unseen)} {'has' if len(unseen) == 1 else 'have'} not been ingested yet"
+        )
+    if streamed:
+        lacking.append(
+            f"{_names(streamed)} {'has' if len(streamed) == 1 else 'have'} only streamed "
+            "micro-batches (a feature set is fitted on ingested batches)"
+        )
+    joins = (
+        f"it joins {_names(spec.from_)} (a join waits for every input), and "
+        if len(spec.from_) > 1
+        else ""
+    )
+    return f"feature set {name!r} was not prepared: {joins}{'; '.join(lacking)}"
+
+
+def _names(names: list[str]) -> str:
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
 def prepare_command(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="The pipeline spec (YAML).")],
@@ -64,7 +92,9 @@ def prepare_command(
 
     Validates each input batch, fits the feature pipeline, stores the set offline and
     materializes the newest vectors online. The set train: uses is split first (split:)
-    and fitted on its training rows only. Already computed? It is found, not redone.
+    and fitted on its training rows only. Already computed? It is found, not redone. A set
+    whose sources are not all ingested yet (a join waits for every input) is named with
+    the commands that ingest them; the others are prepared all the same.
 
     \b
         gristmill prepare examples/penguins/pipeline.yaml
@@ -80,29 +110,31 @@ def prepare_command(
             f"{spec} has no feature set {unknown[0] if unknown else ''!r}; known: {known}"
         )
 
-    async def go() -> list[Prepared]:
+    async def go() -> tuple[list[Prepared], list[str], list[str]]:
         async with open_services(settings_from(ctx)) as services:
             stores = services.feature_stores()
-            results = []
+            results: list[Prepared] = []
+            waiting: list[str] = []
+            to_ingest: list[str] = []
             for name in chosen:
                 fs = sets[name]
                 inputs = {s: _latest_file_batch(services, s) for s in fs.from_}
                 missing = [s for s, b in inputs.items() if b is None]
                 if missing:
-                    raise ConfigError(
-                        f"feature set {name!r} needs batches of {', '.join(missing)}; ingest "
-                        f"them first: gristmill ingest {missing[0]} --spec {spec}"
-                    )
+                    waiting.append(_waiting(name, fs, missing, services))
+                    to_ingest.extend(s for s in missing if s not in to_ingest)
+                    continue
                 found = {s: b for s, b in inputs.items() if b}
                 fit_for = split_for(pipeline, name, stores)
                 with console.status(f"preparing {name}"):
                     results.append(
                         await asyncio.to_thread(prepare, name, fs, found, stores, split=fit_for)
                     )
-            return results
+            return results, waiting, to_ingest
 
-    results = asyncio.run(go())
-    console.print(_prepared_table(results))
+    results, waiting, to_ingest = asyncio.run(go())
+    if results:
+        console.print(_prepared_table(results))
     for item in results:
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
@@ -112,7 +144,17 @@ def prepare_command(
                 highlight=False,
                 soft_wrap=True,
             )
-    if any(item.stopped for item in results):
+    for why in waiting:
+        err_console.print(f"[bold red]error:[/] {why}", highlight=False, soft_wrap=True)
+    if to_ingest:
+        commands = "; ".join(f"gristmill ingest {s} --spec {spec}" for s in to_ingest)
+        err_console.print(
+            f"ingest {'it' if len(to_ingest) == 1 else 'them'} first, then prepare again: "
+            f"{commands}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if waiting or any(item.stopped for item in results):
         raise typer.Exit(1)
 
 

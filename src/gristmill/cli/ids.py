@@ -1,9 +1,10 @@
-"""Ids a person types: an exact id, or the unique start of one, of any kind ``show`` knows.
+"""Ids a person types: an exact id, or the unique start of one, of any kind ``show`` knows,
+and of dead letters.
 
 Content ids carry their kind in a prefix (``fs_`` feature set, ``rep_``/``lb_`` report,
-``mc_`` candidate, ``sp_`` split); runs and batches are ULIDs. A start is matched against
-the newest ``PREFIX_SCAN`` ids of each listing. Content ids are lower-case hex after their
-prefix and ULIDs upper-case, so a start is matched in either case.
+``mc_`` candidate, ``sp_`` split); runs, batches and dead letters are ULIDs. A start is
+matched against the newest ``PREFIX_SCAN`` ids of each listing. Content ids are lower-case
+hex after their prefix and ULIDs upper-case, so a start is matched in either case.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.errors import NotFoundError
+from gristmill.stores.dead_letters import DeadLetter
 from gristmill.stores.metadata import MetadataStore, Run
 
 PREFIX_SCAN = 1000  # how many of the newest ids of each listing a prefix is matched against
 ULID_FIRST = "01234567"  # a ULID starts with its timestamp, whose first character is 0-7
+NEWEST_SHOWN = 5  # ids a "no such id" message names, for kinds listed newest first
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class _IdKind:
     listing: str
     noun: str = ""
     """What a person calls the objects, when it says more than ``name`` (``leaderboard``)."""
+    newest_first: bool = False
+    """Whether ``recent`` is newest first, so a start matching nothing names the newest."""
 
 
 def _id_kinds(store: MetadataStore) -> dict[str, _IdKind]:
@@ -112,11 +117,26 @@ def resolve_prefixed(store: MetadataStore, prefix: str, object_id: str) -> tuple
     return _lookup(object_id, prefix, kind)
 
 
+def resolve_dead_letter(store: MetadataStore, letter_id: str) -> tuple[str, DeadLetter]:
+    """``(full id, letter)`` of the dead letter whose id ``letter_id`` is or uniquely starts;
+    ``NotFoundError`` listing the matches when several do, or the newest when none does."""
+    letters = store.dead_letters
+    kind = _IdKind(
+        "dead letter",
+        letters.get_letter,
+        lambda: [letter.letter_id for letter in letters.list_letters(limit=PREFIX_SCAN)],
+        "`gristmill dead-letters ls`",
+        newest_first=True,
+    )
+    found: DeadLetter = _lookup(letter_id, "", kind)[1]
+    return found.letter_id, found
+
+
 def _lookup(object_id: str, prefix: str, kind: _IdKind) -> tuple[str, Any]:
     try:
         return object_id, kind.get(object_id)
     except NotFoundError:
-        full = _complete(object_id.lower() if prefix else object_id.upper(), kind)
+        full = _complete(object_id.lower() if prefix else object_id.upper(), kind, object_id)
         return full, kind.get(full)
 
 
@@ -153,21 +173,27 @@ def _not_an_id(object_id: str, kinds: dict[str, _IdKind]) -> str:
     )
 
 
-def _complete(start: str, kind: _IdKind) -> str:
-    """The one recent id of ``kind`` beginning with ``start``; ``NotFoundError`` listing the
-    matches when several do, or saying where the ids are listed when none does."""
-    matches = sorted({i for i in kind.recent() if i.startswith(start)})
+def _complete(start: str, kind: _IdKind, typed: str) -> str:
+    """The one recent id of ``kind`` beginning with ``start`` (``typed`` in the case the
+    person typed it); ``NotFoundError`` listing the matches when several do, or saying where
+    the ids are listed (and, for a kind listed newest first, the newest) when none does."""
+    recent = list(kind.recent())
+    matches = sorted({i for i in recent if i.startswith(start)})
     if len(matches) == 1:
         return matches[0]
     if matches:
         more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
         raise NotFoundError(
-            f"{start!r} is the start of {len(matches)} {kind.name} ids: "
+            f"{typed!r} is the start of {len(matches)} {kind.name} ids: "
             f"{', '.join(matches[:10])}{more}; give more of it"
         )
+    newest = ""
+    if kind.newest_first:
+        shown = ", ".join(recent[:NEWEST_SHOWN]) + (" …" if len(recent) > NEWEST_SHOWN else "")
+        newest = f"; the newest: {shown}" if recent else f"; there are no {kind.name}s yet"
     raise NotFoundError(
-        f"no {kind.name} with id {start!r}; list them with {kind.listing} "
-        "(no id starts with it either)"
+        f"no {kind.name} with id {typed!r}; list them with {kind.listing} "
+        f"(no id starts with it either){newest}"
     )
 
 

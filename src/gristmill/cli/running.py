@@ -27,10 +27,11 @@ from gristmill.runtime.pipeline_run import (
     source_events,
     start_run,
 )
-from gristmill.runtime.stream import read_records, records_event
+from gristmill.runtime.sending import check_records, stream_source
+from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
-from gristmill.stores.specs import stored_spec
+from gristmill.stores.specs import StoredSpec, stored_spec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
@@ -232,7 +233,9 @@ def ingest(
 
 def send(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="The stream's name (its raw batches' source).")],
+    source: Annotated[
+        str, typer.Argument(help="The stream: a source its spec marks `stream: true`.")
+    ],
     file: Annotated[Path, typer.Argument(help="JSON Lines file of records to append.")],
     per_message: Annotated[int, typer.Option(min=1, help="Records per bus message.")] = 100,
     spec_file: Annotated[
@@ -245,17 +248,22 @@ def send(
     A `gristmill worker --stage stream-ingestion` writes them to the raw store in
     micro-batches (by size or time) and announces raw.ingested for each. The stream must be
     a source of a spec the metadata store knows (a run, a queued run or an earlier
-    `send --spec` recorded it), so that workers can tell which spec prepares it.
+    `send --spec` recorded it), so that workers can tell which spec prepares it, and the
+    spec must mark it `stream: true` (without --spec, the newest recorded spec naming it
+    decides). When the source declares `columns`, every record must carry each declared
+    field (null for no value) with a value of its type. Nothing is sent unless all fit.
 
     \b
         gristmill send clicks events.jsonl --spec pipeline.yaml
         gristmill send clicks more.jsonl
     """
     spec = load_spec(spec_file) if spec_file else None
-    if spec_file is not None and spec is not None and source not in spec.sources:
-        known = ", ".join(spec.sources)
-        raise ConfigError(f"{spec_file} has no source named {source!r}; known: {known}")
-    records = read_records(file)
+    if spec is not None:
+        stream = stream_source(spec, source, origin=str(spec_file))
+    numbered = read_numbered_records(file)
+    if spec is not None:
+        check_records(numbered, stream, file=file, origin=str(spec_file))
+    records = [record for _, record in numbered]
     events = [
         records_event(source, records[i : i + per_message])
         for i in range(0, len(records), per_message)
@@ -266,16 +274,27 @@ def send(
             specs = services.metadata.specs
             if spec is not None and spec_file is not None:
                 specs.add_spec(stored_spec(spec, spec_file.parent))
-            elif not specs.specs_naming(source, limit=1):
-                raise ConfigError(
-                    f"no pipeline spec known to the metadata store names a source {source!r}, "
-                    "so no worker could tell what to do with its records; pass --spec FILE "
-                    f"(a spec with sources.{source}), or check the stream's name"
-                )
+            else:
+                _check_against_recorded(specs.specs_naming(source, limit=1), source, numbered, file)
             await services.bus.publish(events)
 
     asyncio.run(go())
     console.print(f"published {len(records)} record(s) in {len(events)} message(s) to {source!r}")
+
+
+def _check_against_recorded(
+    recorded: list[StoredSpec], source: str, numbered: list[tuple[int, Any]], file: Path
+) -> None:
+    """The checks of ``send --spec``, against the newest recorded spec naming ``source``."""
+    if not recorded:
+        raise ConfigError(
+            f"no pipeline spec known to the metadata store names a source {source!r}, "
+            "so no worker could tell what to do with its records; pass --spec FILE "
+            f"(a spec with sources.{source}), or check the stream's name"
+        )
+    origin = f"the recorded spec of pipeline {recorded[0].pipeline!r}"
+    stream = stream_source(parse_spec(recorded[0].body, origin=origin), source, origin=origin)
+    check_records(numbered, stream, file=file, origin=origin)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,10 @@ class SourceSpec(BaseModel):
 
     ``columns`` declares expected column types; values that do not parse as declared are bad
     rows, handled by ``on_bad_rows``. Without it, types are inferred from the data.
+
+    ``stream`` marks a source that also takes records appended one message at a time
+    (``gristmill send``, ``records.appended`` events) besides what is read from its ``path``
+    or ``query``; ``send`` refuses any other source, and records that do not fit ``columns``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -37,6 +41,9 @@ class SourceSpec(BaseModel):
     on_schema_change: Literal["fail", "allow"] = "fail"
     partition_rows: int = Field(500_000, gt=0, description="Rows per Parquet part file.")
     schedule: str | None = Field(None, description="Cron expression (used by the scheduler).")
+    stream: bool = Field(
+        False, description="Also takes records sent to it (`gristmill send`, records.appended)."
+    )
 
     @model_validator(mode="after")
     def _check_fields_for_format(self) -> SourceSpec:

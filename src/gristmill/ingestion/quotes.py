@@ -24,17 +24,34 @@ from gristmill.ingestion.files import InputFile, translate_errors
 # closing quote — or the end of the file when it never comes.
 _QUOTED = re.compile(rb'"([^"]*(?:""[^"]*)*)("?)')
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+# A line break that another follows at once: the end of an empty line, which pyarrow skips.
+_EMPTY_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?=[\r\n])")
+_COUNT_CHUNK = 16 << 20
+_HEADER_RECORDS = 1
 _BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
 class StrayQuote:
-    """Where a stray quote opens (``row`` is the 1-based line, the header is line 1) and why."""
+    """Where a stray quote opens, and why it is stray.
 
-    row: int
+    ``line`` is the 1-based line of the file (the header is line 1); ``data_row`` the
+    1-based row of data it belongs to — the row of the table it would be read into, the
+    header not counted, empty lines skipped (as pyarrow skips them), a quoted value that
+    spans lines counted once — or ``None`` when the quote opens in the header.
+    """
+
+    line: int
+    data_row: int | None
     excerpt: str
     lines: int
     closes: bool
+
+    @property
+    def where(self) -> str:
+        """``line 32 (data row 31)``, or ``line 1 (the header)``."""
+        row = "the header" if self.data_row is None else f"data row {self.data_row:,}"
+        return f"line {self.line:,} ({row})"
 
 
 def spans_lines(values: pa.Table | pa.RecordBatch, texts: Iterable[str] = ()) -> bool:
@@ -77,11 +94,11 @@ def refuse_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> 
             "lines) would be read as one value"
         )
     raise DataError(
-        f"{file.url}, row {stray.row}: {what}; the row reads {stray.excerpt!r}; remove the "
+        f"{file.url}, {stray.where}: {what}; the line reads {stray.excerpt!r}; remove the "
         "stray quote, or, if it belongs to the value, quote the whole value and write the "
         'quote twice (""); the file was not ingested',
         file=file.url,
-        row=stray.row,
+        row=stray.line,
     )
 
 
@@ -91,16 +108,17 @@ def find_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> St
     with _contents(file) as data:
         first = len(_BOM) if data[: len(_BOM)] == _BOM else 0
         position = first
+        spanning: list[tuple[int, int]] = []  # quoted values that span lines, kept to count rows
         while (found := _QUOTED.search(data, position)) is not None:
             start = found.start()
             if start > first and data[start - 1] not in field_starts:
                 position = start + 1  # a quote inside an unquoted value is only a character
                 continue
             value, closing = found.group(1), found.group(2)
-            if _LINE_BREAK.search(value) and (
-                not closing or _holds_a_row(value, delimiter.encode(), columns)
-            ):
-                return _stray(data, start, value, closes=bool(closing))
+            if _LINE_BREAK.search(value):
+                if not closing or _holds_a_row(value, delimiter.encode(), columns):
+                    return _stray(data, first, start, value, spanning, closes=bool(closing))
+                spanning.append((start, found.end()))
             position = found.end()
     return None
 
@@ -126,20 +144,64 @@ def _holds_a_row(value: bytes, delimiter: bytes, columns: int | None) -> bool:
     return False
 
 
-def _stray(data: bytes | mmap.mmap, start: int, value: bytes, *, closes: bool) -> StrayQuote:
-    line_start = data.rfind(b"\n", 0, start) + 1
+def _stray(
+    data: bytes | mmap.mmap,
+    first: int,
+    start: int,
+    value: bytes,
+    spanning: list[tuple[int, int]],
+    *,
+    closes: bool,
+) -> StrayQuote:
+    line_start = (
+        max(data.rfind(b"\n", first, start), data.rfind(b"\r", first, start), first - 1) + 1
+    )
     end = _LINE_BREAK.search(data, start)
     line_end = end.start() if end else len(data)
     # Show the row from its start, unless the quote sits far into a long line.
     shown_from = line_start if start - line_start < EXCERPT_CHARS - 20 else start - 20
     text = bytes(data[shown_from : min(line_end, shown_from + 4 * EXCERPT_CHARS)])
     shown = excerpt(text.decode("utf-8", errors="replace"))
+    line, record = _line_and_record(data, first, start, spanning)
     return StrayQuote(
-        row=data[:start].count(b"\n") + 1,
+        line=line,
+        data_row=record - _HEADER_RECORDS if record > _HEADER_RECORDS else None,
         excerpt=shown if shown_from == line_start else "…" + shown,
         lines=value.count(b"\n") or value.count(b"\r"),
         closes=closes,
     )
+
+
+def _line_and_record(
+    data: bytes | mmap.mmap, first: int, start: int, spanning: list[tuple[int, int]]
+) -> tuple[int, int]:
+    """The 1-based line of byte ``start``, and the 1-based record (row of the file, the
+    header included) it belongs to: line breaks inside quoted values and empty lines do
+    not end a record."""
+    breaks = _count_breaks(data, first, start)
+    record_breaks = breaks - sum(_count_breaks(data, *span) for span in spanning)
+    gaps = zip(
+        [first] + [end for _, end in spanning],
+        [begin for begin, _ in spanning] + [start],
+        strict=True,
+    )
+    empty = sum(len(_EMPTY_LINE.findall(data, begin, end)) for begin, end in gaps)
+    if data[first : first + 1] in (b"\r", b"\n"):
+        empty += 1  # the file opens with an empty line
+    return breaks + 1, record_breaks - empty + 1
+
+
+def _count_breaks(data: bytes | mmap.mmap, begin: int, end: int) -> int:
+    """Line breaks (``\\r\\n``, ``\\r`` or ``\\n``) in ``data[begin:end]``, read a chunk at a
+    time so a large mapped file is never copied whole."""
+    count = 0
+    for at in range(begin, end, _COUNT_CHUNK):
+        chunk = data[at : min(end, at + _COUNT_CHUNK)]
+        count += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+        after = at + len(chunk)
+        if chunk.endswith(b"\r") and after < end and data[after : after + 1] == b"\n":
+            count -= 1  # a "\r\n" cut by the chunk's end
+    return count
 
 
 @contextmanager

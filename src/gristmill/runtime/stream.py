@@ -47,7 +47,13 @@ def records_event(source: str, records: Sequence[dict[str, Any]], **envelope: An
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a JSON Lines file; ``DataError`` names the file and line of a bad one."""
-    records: list[dict[str, Any]] = []
+    return [record for _, record in read_numbered_records(path)]
+
+
+def read_numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """The records of a JSON Lines file, each with its 1-based line (blank lines are skipped,
+    so a record's line and its index may differ); ``DataError`` as ``read_records``."""
+    records: list[tuple[int, dict[str, Any]]] = []
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
@@ -67,7 +73,7 @@ def read_records(path: Path) -> list[dict[str, Any]]:
             raise DataError(
                 f"{path}: row {number} is not a JSON object", file=str(path), row=number
             )
-        records.append(record)
+        records.append((number, record))
     if not records:
         raise DataError(f"{path} holds no records", file=str(path))
     return records
