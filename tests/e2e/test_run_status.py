@@ -106,11 +106,12 @@ def test_a_run_is_succeeded_only_when_its_work_succeeded(
 def test_gc_sweeps_stale_executions_by_their_lease_whatever_their_age(
     store: SqlMetadataStore, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
-    with SqlMetadataStore(store.url) as opened:  # a lease expired 30 s ago is only late
-        opened.runs.start_run(Run("01LATE", "p", "running", NOW - timedelta(minutes=5)))
-        late = execution("ex-late", "01LATE", "running", started_at=NOW - timedelta(minutes=4))
+    now = datetime.now(UTC)  # not NOW: the module's clock may be minutes old by now
+    with SqlMetadataStore(store.url) as opened:  # a lease expired 20 s ago is only late
+        opened.runs.start_run(Run("01LATE", "p", "running", now - timedelta(minutes=5)))
+        late = execution("ex-late", "01LATE", "running", started_at=now - timedelta(minutes=4))
         opened.executions.record_execution(
-            replace(late, lease_expires_at=NOW - timedelta(seconds=30))
+            replace(late, lease_expires_at=now - timedelta(seconds=20))
         )
     dry = cli(tmp_path, monkeypatch, capsys, "gc", "--dry-run")
     assert "2 stale execution(s)" in dry and "ex-late" not in dry
@@ -283,7 +284,7 @@ def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
     old, host = NOW - timedelta(hours=3), socket.gethostname()
     with opened() as store:
         store.runs.start_run(queued_run("01NOWORKER", old))  # nobody took its event in 3 h
-        store.runs.start_run(queued_run("01YOUNG", NOW))
+        store.runs.start_run(queued_run("01YOUNG", datetime.now(UTC)))
         store.runs.start_run(queued_run("01DONE", old))
         store.executions.record_execution(
             execution("ex-done", "01DONE", "succeeded", input_event_id="ev-01DONE")
