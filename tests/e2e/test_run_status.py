@@ -1,18 +1,30 @@
-"""A run's status tells the truth: ``ls runs`` and ``show RUN`` read it from its work, and
-``gristmill gc`` sweeps work left running by a worker that died."""
+"""A run's status tells the truth: ``ls runs`` and ``show RUN`` read it from its work (a
+queued run's too, which nobody finishes), ``gristmill gc`` sweeps work left running by a
+worker that died (by its lease), closes finished runs with their true status and only runs
+whose work was abandoned as abandoned."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.stores.metadata import Run, StageExecution
-from gristmill.testing.cli import run_cli_here
+from gristmill.testing.cli import found, run_cli_here
 
 NOW = datetime.now(UTC)
 
@@ -91,24 +103,230 @@ def test_a_run_is_succeeded_only_when_its_work_succeeded(
     assert "running (training@host:42)" in cli(tmp_path, monkeypatch, capsys, "show", "01LIVE")
 
 
-def test_gc_sweeps_stale_executions(
+def test_gc_sweeps_stale_executions_by_their_lease_whatever_their_age(
     store: SqlMetadataStore, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:
+    now = datetime.now(UTC)  # not NOW: the module's clock may be minutes old by now
+    with SqlMetadataStore(store.url) as opened:  # a lease expired 20 s ago is only late
+        opened.runs.start_run(Run("01LATE", "p", "running", now - timedelta(minutes=5)))
+        late = execution("ex-late", "01LATE", "running", started_at=now - timedelta(minutes=4))
+        opened.executions.record_execution(
+            replace(late, lease_expires_at=now - timedelta(seconds=20))
+        )
     dry = cli(tmp_path, monkeypatch, capsys, "gc", "--dry-run")
-    assert "would mark stale execution ex-stale (training, run 01STALE" in dry
-    assert "1 stale execution(s)" in dry
+    assert "2 stale execution(s)" in dry and "ex-late" not in dry
+    assert "would mark stale execution ex-stale (training, run 01STALE) failed: its lease" in dry
+    assert "would mark stale execution ex-recent (training, run 01RECENT)" in dry
     assert statuses(tmp_path, monkeypatch, capsys)["01STALE"] == "stale"
 
-    done = cli(tmp_path, monkeypatch, capsys, "gc")
-    assert "marking stale execution ex-stale" in done and "1 stale execution(s)" in done
+    done = cli(tmp_path, monkeypatch, capsys, "gc")  # --older-than 1h: the leases decide
+    assert "marked stale execution ex-stale" in done and "2 stale execution(s)" in done
     with SqlMetadataStore(store.url) as reopened:
         (swept,) = reopened.executions.list_executions("01STALE")
         (recent,) = reopened.executions.list_executions("01RECENT")
         (live,) = reopened.executions.list_executions("01LIVE")
+        (late,) = reopened.executions.list_executions("01LATE")
     assert swept.status == "failed"
     assert swept.error is not None and "gristmill gc" in swept.error
-    assert "training@host:42" in swept.error
-    assert (recent.status, live.status) == ("running", "running")
+    assert "training@host:42" in swept.error and "no worker took the work over" in swept.error
+    assert (recent.status, live.status, late.status) == ("failed", "running", "running")
     after = statuses(tmp_path, monkeypatch, capsys)
-    assert (after["01STALE"], after["01LIVE"]) == ("failed", "running")
+    assert (after["01STALE"], after["01RECENT"], after["01LIVE"]) == ("failed", "failed", "running")
     assert "0 stale execution(s)" in cli(tmp_path, monkeypatch, capsys, "gc")
+
+
+SPEC = """\
+name: tiny
+sources:
+  good: {format: csv, path: good.csv}
+  bad: {format: csv, path: missing.csv}
+"""
+
+
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "pipeline.yaml").write_text(SPEC)
+    (tmp_path / "good.csv").write_text("a,b\n1,2\n3,4\n")
+    (tmp_path / "gristmill.toml").write_text('[executor]\nbackend = "inline"\n')
+    return tmp_path
+
+
+@contextmanager
+def worker(cwd: Path) -> Iterator[None]:
+    """``gristmill worker --all`` in ``cwd`` (as a user starts it), stopped by SIGTERM after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", "worker", "--all"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+
+
+def until_settled(tmp_path: Path, monkeypatch: Any, capsys: Any, runs: set[str]) -> dict[str, str]:
+    """The statuses ``ls runs`` shows once none of ``runs`` is queued or running any more."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        now = statuses(tmp_path, monkeypatch, capsys)
+        if all(now[r] not in ("queued", "running") for r in runs):
+            return now
+        time.sleep(0.5)
+    raise AssertionError(f"still unsettled after 120 s: {now}")
+
+
+def queue(tmp_path: Path, monkeypatch: Any, capsys: Any, source: str) -> str:
+    out = cli(tmp_path, monkeypatch, capsys, "ingest", source, "--spec", "pipeline.yaml", "--queue")
+    return found(r"run (\w+) \(spec", out)
+
+
+def test_a_queued_run_ends_with_the_status_of_its_work_and_gc_closes_it_so(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    project(tmp_path)
+    good = queue(tmp_path, monkeypatch, capsys, "good")
+    bad = queue(tmp_path, monkeypatch, capsys, "bad")
+    before = statuses(tmp_path, monkeypatch, capsys)
+    assert (before[good], before[bad]) == ("queued", "queued")  # no worker took them yet
+    waiting = cli(tmp_path, monkeypatch, capsys, "show", good)
+    assert "waiting for a worker: source.available" in waiting
+
+    with worker(tmp_path):
+        settled = until_settled(tmp_path, monkeypatch, capsys, {good, bad})
+    assert (settled[good], settled[bad]) == ("succeeded", "failed")
+    shown = cli(tmp_path, monkeypatch, capsys, "show", good)
+    assert "status: succeeded" in shown
+    assert (
+        "queued by `gristmill ingest --queue`, which announced source.available (good); "
+        "workers (`gristmill worker`) do its work" in shown
+    )
+    assert "its stages announced raw.ingested x1" in shown
+    assert "announced nothing" not in shown and "recorded by `gristmill queue`" not in shown
+    assert "its stages announced stage.failed x1" in cli(tmp_path, monkeypatch, capsys, "show", bad)
+
+    time.sleep(1.1)  # older than --older-than 1s: old enough to close, were it abandoned
+    done = cli(tmp_path, monkeypatch, capsys, "gc", "--older-than", "1s")
+    assert f"closed finished run {good} as succeeded" in done
+    assert f"closed finished run {bad} as failed" in done
+    assert "0 abandoned run(s); 2 finished run(s) closed" in done
+    with SqlMetadataStore(f"sqlite:///{tmp_path / '.gristmill' / 'metadata.db'}") as store:
+        recorded = {r: store.runs.get_run(r) for r in (good, bad)}
+    assert (recorded[good].status, recorded[bad].status) == ("succeeded", "failed")
+    assert "abandoned" not in recorded[good].summary
+    assert recorded[good].finished_at is not None and recorded[good].summary["seconds"] > 0
+    assert statuses(tmp_path, monkeypatch, capsys) == settled
+
+
+def test_a_run_done_in_process_says_so(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    project(tmp_path)
+    code, out, err = run_cli_here(
+        "ingest",
+        "good",
+        "--spec",
+        "pipeline.yaml",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
+    assert code == 0, out + err
+    (run,) = json.loads(cli(tmp_path, monkeypatch, capsys, "ls", "runs", "--json"))
+    assert run["status"] == "succeeded"
+    shown = cli(tmp_path, monkeypatch, capsys, "show", run["run_id"])
+    assert (
+        "run by `gristmill ingest`, which announced source.available (good) and ran the stages "
+        "in its own process" in shown
+    )
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def queued_run(run_id: str, started: datetime, **summary: Any) -> Run:
+    announced = [{"id": f"ev-{run_id}", "type": "source.available", "key": "good"}]
+    body = {"command": "ingest --queue", "announced": announced, **summary}
+    return Run(run_id, "tiny", "running", started, summary=body)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Opens the metadata store ``gristmill`` run in ``tmp_path`` uses (a SQLite file, or a
+    PostgreSQL schema of its own named in ``gristmill.toml``)."""
+    if request.param == "sqlite":
+        yield lambda: SqlMetadataStore(f"sqlite:///{tmp_path / '.gristmill' / 'metadata.db'}")
+        return
+    url, schema = request.getfixturevalue("postgres_url"), request.getfixturevalue("namespace")
+    (tmp_path / "gristmill.toml").write_text(
+        f'[metadata]\nbackend = "postgres"\nurl = "{url}"\ndb_schema = "{schema}"\n'
+    )
+    yield lambda: SqlMetadataStore(url, schema=schema)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.schema.DropSchema(schema, cascade=True, if_exists=True))
+    finally:
+        engine.dispose()
+
+
+def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
+    opened: Callable[[], Any], tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    old, host = NOW - timedelta(hours=3), socket.gethostname()
+    with opened() as store:
+        store.runs.start_run(queued_run("01NOWORKER", old))  # nobody took its event in 3 h
+        store.runs.start_run(queued_run("01YOUNG", datetime.now(UTC)))
+        store.runs.start_run(queued_run("01DONE", old))
+        store.executions.record_execution(
+            execution("ex-done", "01DONE", "succeeded", input_event_id="ev-01DONE")
+        )
+        in_process = {"command": "train"}
+        alive = {"host": host, "pid": os.getpid()}
+        store.runs.start_run(
+            Run("01ALIVE", "tiny", "running", old, summary={**in_process, "process": alive})
+        )
+        gone = {"host": host, "pid": dead_pid()}
+        store.runs.start_run(
+            Run("01GONE", "tiny", "running", old, summary={**in_process, "process": gone})
+        )
+    assert statuses(tmp_path, monkeypatch, capsys) == {
+        "01NOWORKER": "queued",
+        "01YOUNG": "queued",
+        "01DONE": "succeeded",
+        "01ALIVE": "running",
+        "01GONE": "running",
+    }
+    done = cli(tmp_path, monkeypatch, capsys, "gc")
+    assert (
+        "closed abandoned run 01NOWORKER as failed: 1 event(s) of its work were never taken up "
+        "by a worker" in done
+    )
+    assert f"closed abandoned run 01GONE as failed: its process {gone['pid']} is gone" in done
+    assert "closed finished run 01DONE as succeeded" in done
+    assert "left run 01YOUNG open: unfinished, but younger than --older-than" in done
+    assert f"left run 01ALIVE open: its process {os.getpid()} is alive" in done
+    assert "2 abandoned run(s); 1 finished run(s) closed" in done
+    assert statuses(tmp_path, monkeypatch, capsys) == {
+        "01NOWORKER": "failed",
+        "01YOUNG": "queued",
+        "01DONE": "succeeded",
+        "01ALIVE": "running",
+        "01GONE": "failed",
+    }
+    shown = cli(tmp_path, monkeypatch, capsys, "show", "01NOWORKER")
+    assert "status: failed" in shown and "waiting for a worker: source.available" in shown
+    assert "abandoned: 1 event(s) of its work were never taken up by a worker" in shown
+    with opened() as store:  # a worker took the abandoned run's event after all
+        store.executions.record_execution(
+            execution("ex-late", "01NOWORKER", "succeeded", input_event_id="ev-01NOWORKER")
+        )
+    assert statuses(tmp_path, monkeypatch, capsys)["01NOWORKER"] == "succeeded"

@@ -131,7 +131,44 @@ async def test_a_killed_holders_work_is_taken_over_after_its_lease(
     dead, alive = executions.list_executions(event.correlation_id)
     assert (dead.status, alive.status) == ("failed", "succeeded")
     assert dead.holder != alive.holder
-    assert dead.error is not None and alive.execution_id in dead.error
+    assert dead.error is not None and dead.error.startswith("taken over: ")
+    assert f"its holder {dead.holder} stopped renewing its lease" in dead.error
+    assert f"execution {alive.execution_id} ({alive.holder}) took the work over" in dead.error
+    assert "retried" not in dead.error
+
+
+class FlakyStage(SlowStage):
+    """Fails its first attempt with a transient error, then works."""
+
+    def handle(self, event: Event) -> Any:
+        if self.calls == 0:
+            self.calls += 1
+            raise RuntimeError("flaky: the disk was busy")
+        return super().handle(event)
+
+
+async def test_a_retry_is_recorded_as_a_retry_not_a_take_over(
+    tmp_path: Path, metadata: SqlMetadataStore
+) -> None:
+    bus = SqliteBus(str(tmp_path / "bus.db"), namespace="t", max_attempts=3, ack_wait=0.5)
+    await bus.open()
+    stage, event = FlakyStage(0.0), Event(type=LONG_WORK, payload={"n": 1})
+    await bus.publish([event])
+    stop = asyncio.Event()
+    task = asyncio.create_task(StageWorker(stage, bus, metadata.executions).run(stop, poll=0.05))
+    try:
+        assert len(await drain(bus, "observer", WORK_DONE, 20.0, settle=1.0)) == 1
+    finally:
+        stop.set()
+        await task
+        await bus.close()
+    failed, retried = metadata.executions.list_executions(event.correlation_id)
+    assert (failed.status, retried.status, stage.calls) == ("failed", "succeeded", 2)
+    assert failed.error == (
+        "RuntimeError('flaky: the disk was busy'); "
+        f"retried as execution {retried.execution_id} ({retried.holder})"
+    )
+    assert failed.finished_at is not None and failed.finished_at <= retried.started_at
 
 
 async def test_the_same_work_running_elsewhere_is_waited_for_not_run_again(

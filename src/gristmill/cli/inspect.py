@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.tree import Tree
 
 from gristmill.cli.console import console
 from gristmill.cli.ids import resolve_id
-from gristmill.cli.settings import opened_metadata, settings_from
-from gristmill.cli.summary import leaderboard_payload, print_leaderboard, print_leaderboard_report
-from gristmill.core.events import MODEL_EVALUATED
+from gristmill.cli.runs import list_runs, print_run, run_record, stale_window
+from gristmill.cli.settings import opened_metadata
+from gristmill.cli.summary import print_leaderboard_report
+from gristmill.cli.tables import print_json, table, when
 from gristmill.errors import NotFoundError
 from gristmill.stores.lineage import lineage_graph
-from gristmill.stores.metadata import MetadataStore, Run
-from gristmill.stores.reports import Report
-from gristmill.stores.run_status import execution_state, run_status, stale_after
+from gristmill.stores.metadata import MetadataStore
 from gristmill.training.assess import LEADERBOARD_KIND
-
-LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
 
 
 class Kind(StrEnum):
@@ -34,23 +30,6 @@ class Kind(StrEnum):
     feature_sets = "feature-sets"
     reports = "reports"
     candidates = "candidates"
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def _table(*columns: str, ids: tuple[str, ...] = (), **options: Any) -> Table:
-    """A table whose id columns never wrap or get cut (ids must be copyable)."""
-    table = Table(**options)
-    for column in columns:
-        right = column in ("rows", "columns", "bad rows", "seconds")
-        table.add_column(column, no_wrap=column in ids, justify="right" if right else "left")
-    return table
-
-
-def _print_json(rows: list[dict[str, Any]]) -> None:
-    console.print_json(json.dumps(rows, default=str))
 
 
 def ls(
@@ -77,33 +56,31 @@ def ls(
         if kind is Kind.feature_sets:
             sets = store.feature_sets.list_feature_sets(name=source, limit=limit)
             rows = [asdict(f) for f in sets]
-            table = _table(
+            shown = table(
                 "feature set", "name", "rows", "columns", "inputs", "created", ids=("feature set",)
             )
             for f in sets:
-                table.add_row(
+                shown.add_row(
                     f.feature_set_id,
                     f.name,
                     f"{f.row_count:,}",
                     str(len(f.columns)),
                     str(len(f.inputs)),
-                    _when(f.created_at),
+                    when(f.created_at),
                 )
         elif kind is Kind.candidates:
             found = store.candidates.list_candidates(limit=limit)
             rows = [asdict(c) for c in found]
-            table = _table(
-                "candidate", "name", "algorithm", "status", "metrics", ids=("candidate",)
-            )
+            shown = table("candidate", "name", "algorithm", "status", "metrics", ids=("candidate",))
             for c in found:
                 metrics = ", ".join(
                     f"{k}={v:.4g}" for k, v in c.metrics.items() if isinstance(v, int | float)
                 )
-                table.add_row(c.candidate_id, c.name, c.algorithm, c.status, metrics or "-")
+                shown.add_row(c.candidate_id, c.name, c.algorithm, c.status, metrics or "-")
         elif kind is Kind.reports:
             reports = store.reports.list_reports(limit=limit)
             rows = [{k: v for k, v in asdict(r).items() if k != "body"} for r in reports]
-            table = _table(
+            shown = table(
                 "report",
                 "kind",
                 "subject",
@@ -113,65 +90,39 @@ def ls(
                 ids=("report", "subject"),
             )
             for r in reports:
-                table.add_row(
+                shown.add_row(
                     r.report_id,
                     r.kind,
                     r.subject,
                     r.status,
                     str(len(r.body.get("anomalies", []))),
-                    _when(r.created_at),
+                    when(r.created_at),
                 )
         elif kind is Kind.runs:
-            runs = store.runs.list_runs(limit=limit)
-            now, stale = datetime.now(UTC), _stale(ctx)
-            status = {
-                r.run_id: run_status(
-                    r, store.executions.list_executions(r.run_id), now, stale=stale
-                )
-                for r in runs
-            }
-            rows = [
-                {k: v for k, v in asdict(r).items() if k != "summary"}
-                | {"status": status[r.run_id]}
-                for r in runs
-            ]
-            table = _table("run", "pipeline", "status", "started", "seconds", ids=("run",))
-            for run in runs:
-                table.add_row(
-                    run.run_id,
-                    run.pipeline,
-                    status[run.run_id],
-                    _when(run.started_at),
-                    str(run.summary.get("seconds", "")),
-                )
+            rows, shown = list_runs(store, limit, stale_window(ctx))
         else:
             batches = store.batches.list_batches(source=source, limit=limit)
             rows = [asdict(b) for b in batches]
-            table = _table(
+            shown = table(
                 "batch", "source", "rows", "columns", "bad rows", "created", ids=("batch",)
             )
             for b in batches:
-                table.add_row(
+                shown.add_row(
                     b.batch_id,
                     b.source,
                     f"{b.row_count:,}",
                     str(len(b.schema)),
                     str(b.bad_rows),
-                    _when(b.created_at),
+                    when(b.created_at),
                 )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     elif rows:
-        console.print(table)
+        console.print(shown)
     elif source:
         console.print(f"no batches of source {source!r}; `gristmill ls batches` lists them all")
     else:
         console.print(f"no {kind.value} yet; try: gristmill run examples/penguins/pipeline.yaml")
-
-
-def _stale(ctx: typer.Context) -> timedelta:
-    """How long past its lease an execution is shown ``stale`` (by the bus's ``ack_wait``)."""
-    return stale_after(settings_from(ctx).bus.ack_wait)
 
 
 def _find(
@@ -180,45 +131,18 @@ def _find(
     kind, full, found = resolve_id(store, object_id)
     record = asdict(found)
     if kind == "run":
-        now, executions = datetime.now(UTC), store.executions.list_executions(full)
-        record["status"] = run_status(found, executions, now, stale=stale)
-        record["executions"] = [
-            asdict(e) | {"state": execution_state(e, now, stale=stale)} for e in executions
-        ]
-        record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=full)]
-        record["leaderboards"] = [asdict(r) for r in _leaderboards(store, found)]
-        spec = store.specs.find_spec(found.spec_digest)
-        record["spec"] = spec.body if spec else found.summary.get("spec")
+        record = run_record(store, found, stale)
     return kind, full, record
-
-
-def _leaderboards(store: MetadataStore, run: Run) -> list[Report]:
-    """The leaderboard reports of ``run``: those its recorded outputs name (``model.evaluated``
-    of its stage executions, or of the command that recorded it), else those of the newest
-    ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
-    outputs = [o for e in store.executions.list_executions(run.run_id) for o in e.outputs]
-    payloads = [o.get("payload", {}) for o in outputs if o.get("type") == MODEL_EVALUATED]
-    payloads += [o for o in run.summary.get("outputs", []) if o.get("type") == MODEL_EVALUATED]
-    found = []
-    for report_id in dict.fromkeys(str(p["report"]) for p in payloads if p.get("report")):
-        try:
-            found.append(store.reports.get_report(report_id))
-        except NotFoundError:  # named, yet not recorded (the metadata store was reset)
-            continue
-    if found:
-        return found
-    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=LEADERBOARD_SCAN)
-    return [r for r in reversed(recent) if r.run_id == run.run_id]
 
 
 def _print_feature_set(record: dict[str, Any]) -> None:
     selection = record.get("selection") or {}
     scores = selection.get("scores") or {}
-    table = _table("column", "type", "selection score", title="columns", title_justify="left")
+    shown = table("column", "type", "selection score", title="columns", title_justify="left")
     for column in record["columns"]:
         score = scores.get(column["name"])
-        table.add_row(column["name"], column["type"], "" if score is None else f"{score:.4g}")
-    console.print(table)
+        shown.add_row(column["name"], column["type"], "" if score is None else f"{score:.4g}")
+    console.print(shown)
     console.print(
         f"  selection: {selection.get('method', 'all')} kept {len(selection.get('kept', []))} "
         f"of {len(scores) or len(selection.get('kept', []))} candidate features"
@@ -249,12 +173,12 @@ def _print_report(record: dict[str, Any]) -> None:
         highlight=False,
     )
     if anomalies:
-        table = _table("column", "kind", "message", title="anomalies", title_justify="left")
+        shown = table("column", "kind", "message", title="anomalies", title_justify="left")
         for a in anomalies:
-            table.add_row(str(a.get("column")), str(a.get("kind")), str(a.get("message")))
-        console.print(table)
+            shown.add_row(str(a.get("column")), str(a.get("kind")), str(a.get("message")))
+        console.print(shown)
     stats = body.get("statistics", {}).get("columns", [])
-    table = _table(
+    shown = table(
         "column",
         "kind",
         "missing",
@@ -266,7 +190,7 @@ def _print_report(record: dict[str, Any]) -> None:
         title_justify="left",
     )
     for col in stats:
-        table.add_row(
+        shown.add_row(
             str(col.get("name")),
             str(col.get("kind", "")),
             _fmt(col.get("missing_share")),
@@ -275,57 +199,13 @@ def _print_report(record: dict[str, Any]) -> None:
             _fmt(col.get("max")),
             str(col.get("distinct", "")),
         )
-    console.print(table)
+    console.print(shown)
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
-
-
-def _print_run(record: dict[str, Any]) -> None:
-    """Its stage executions (or what the command that recorded it announced), its
-    leaderboards and its audit entries."""
-    table = _table(
-        "stage",
-        "input",
-        "status",
-        "outputs",
-        "error",
-        ids=("outputs",),
-        title="executions",
-        title_justify="left",
-    )
-    for e in record["executions"]:
-        outputs = [o["payload"].get("batch_id") or o["type"] for o in e["outputs"]]
-        held = e["state"] in ("running", "stale") and e.get("holder")
-        table.add_row(
-            e["stage"],
-            str(e["input_event_id"]),
-            f"{e['state']} ({e['holder']})" if held else e["state"],
-            "\n".join(map(str, outputs)),
-            str(e["error"] or ""),
-        )
-    if record["executions"]:
-        console.print(table)
-    command = record["summary"].get("command")
-    if command:
-        told = [f"{o.get('type')} ({o.get('key')})" for o in record["summary"].get("outputs", [])]
-        console.print(
-            f"  recorded by `gristmill {command}`, which announced {', '.join(told) or 'nothing'}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    for board in record["leaderboards"]:
-        print_leaderboard(leaderboard_payload(board))
-        console.print(
-            f"every picture, and the curves: gristmill show {board['report_id']}",
-            style="dim",
-            soft_wrap=True,
-        )
-    for entry in record["audit"]:
-        console.print(f"  {_when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
 
 
 def show(
@@ -346,7 +226,7 @@ def show(
         gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
     with opened_metadata(ctx) as store:
-        kind, full_id, record = _find(store, id, _stale(ctx))
+        kind, full_id, record = _find(store, id, stale_window(ctx))
     if as_json:
         console.print_json(json.dumps(record, default=str))
         return
@@ -366,6 +246,7 @@ def show(
         "selection",
         "leaderboards",
         "spec",
+        "pending",
     )
     for key, value in record.items():
         if key not in hidden:
@@ -377,12 +258,12 @@ def show(
     elif kind == "report":
         console.print_json(json.dumps(record.get("body", {}), default=str))
     elif kind == "batch":
-        table = _table("column", "type", "nullable", title="schema", title_justify="left")
+        shown = table("column", "type", "nullable", title="schema", title_justify="left")
         for col in record["schema"]:
-            table.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
-        console.print(table)
+            shown.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
+        console.print(shown)
     elif kind == "run":
-        _print_run(record)
+        print_run(record)
 
 
 def _lineage_node(store: MetadataStore, object_id: str) -> str:

@@ -1,4 +1,5 @@
-"""``gristmill gc``: clear what crashes leave behind (temporary files, abandoned runs)."""
+"""``gristmill gc``: clear what crashes leave behind (stale executions, runs nobody closed,
+temporary files); the decisions are ``runtime.sweep``'s."""
 
 from __future__ import annotations
 
@@ -11,24 +12,45 @@ from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.config.features import parse_duration
 from gristmill.errors import ConfigError
+from gristmill.runtime.sweep import (
+    RunDecision,
+    SweptExecution,
+    close_run,
+    decide_runs,
+    stale_executions,
+    sweep_executions,
+)
 from gristmill.runtime.wiring import build_metadata, build_raw
-from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.run_status import stale_after
 
 
 def gc(
     ctx: typer.Context,
     older_than: Annotated[
-        str, typer.Option(help="Only what is older than this: 90s, 15m, 12h, 1d.")
+        str,
+        typer.Option(
+            help="Temporary files and abandoned runs older than this: 90s, 15m, 12h, 1d "
+            "(stale executions are swept by their lease instead)."
+        ),
     ] = "1h",
     dry_run: Annotated[bool, typer.Option(help="Only say what would be done.")] = False,
 ) -> None:
-    """Remove what crashed writers left in the raw store, close abandoned runs, and mark
-    stale stage executions failed.
+    """Mark stale stage executions failed, close runs still recorded "running", and remove
+    what crashed writers left in the raw store.
 
-    A write killed midway leaves a temporary directory (never visible as a batch); a run
-    whose process died stays "running"; so does a stage execution whose worker was killed
-    when no other worker took its work over (`ls runs` and `show RUN` call it "stale"). All
-    are safe to clear once older than any write, run or lease still in progress.
+    \b
+    - A stage execution whose worker died with nobody to take its work over stays
+      "running" (`ls runs` and `show RUN` call it "stale"). Its lease is the evidence: one
+      more than max(60 s, 2 x bus.ack_wait) past is swept whatever its age (use the
+      bus.ack_wait your workers use).
+    - A run still recorded "running" whose work has all finished (a queued run: `ingest
+      --queue` and workers) is closed with the status its work shows: succeeded, partial
+      or failed.
+    - A run is closed as abandoned (failed) only when none of its work runs, the process
+      that ran it is gone (when it can be seen from here), its work is unfinished (events
+      no worker took up) and it is older than --older-than.
+    - A write killed midway leaves a temporary directory in the raw store (never visible
+      as a batch), removed once older than --older-than.
 
     \b
         gristmill gc --dry-run
@@ -40,6 +62,7 @@ def gc(
         raise ConfigError(f"--older-than: {exc}") from None
     settings = settings_from(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
+    now, stale = datetime.now(UTC), stale_after(settings.bus.ack_wait)
     metadata = build_metadata(settings)
     metadata.open()
     try:
@@ -48,54 +71,59 @@ def gc(
         leftovers: list[str] = []
         if sweep is not None and not dry_run:
             leftovers = sweep(older_than=seconds)
-        cutoff = datetime.now(UTC) - timedelta(seconds=seconds)
-        stale = [
-            run
-            for run in metadata.runs.list_runs(limit=1000)
-            if run.status == "running" and run.started_at < cutoff
-        ]
-        for run in stale:
-            console.print(f"{'would close' if dry_run else 'closing'} abandoned run {run.run_id}")
-            if not dry_run:
-                metadata.runs.finish_run(
-                    run.run_id, "failed", {**run.summary, "note": "abandoned (closed by gc)"}
-                )
-        swept = _sweep_executions(metadata, cutoff, dry_run=dry_run)
+        found = stale_executions(metadata, now, stale)
+        swept = found if dry_run else sweep_executions(metadata, found, now, stale)
+        _say_swept(swept, stale, dry_run=dry_run)
+        cutoff = now - timedelta(seconds=seconds)
+        pretend = found if dry_run else []  # a dry run counts them failed, as gc would mark them
+        decisions = decide_runs(metadata, now=now, stale=stale, cutoff=cutoff, swept=pretend)
+        closed = [d for d in decisions if d.status is not None]
+        if not dry_run:
+            closed = [d for d in closed if close_run(metadata, d)]
     finally:
         metadata.close()
+    for decision in decisions:
+        _say_run(decision, dry_run=dry_run)
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
     verb = "would be checked" if dry_run else "removed"
+    abandoned = sum(1 for d in closed if d.abandoned)
     console.print(
-        f"{len(leftovers)} leftover(s) {verb}; {len(stale)} abandoned run(s); "
-        f"{swept} stale execution(s)"
+        f"{len(leftovers)} leftover(s) {verb}; {abandoned} abandoned run(s); "
+        f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s)"
+        + (" (dry run: nothing changed)" if dry_run else ""),
+        highlight=False,
     )
 
 
-def _sweep_executions(metadata: MetadataStore, cutoff: datetime, *, dry_run: bool) -> int:
-    """Mark ``running`` executions whose lease expired before ``cutoff`` failed; how many."""
-    swept = 0
-    for execution in metadata.executions.list_stale_executions(cutoff):
-        lease = execution.lease_expires_at
-        held = f"held by {execution.holder}" if execution.holder else "recorded before leases"
-        expired = f"expired {lease:%Y-%m-%d %H:%M:%S} UTC" if lease else "never renewed"
+def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) -> None:
+    for s in swept:
+        e = s.execution
         console.print(
-            f"{'would mark' if dry_run else 'marking'} stale execution {execution.execution_id} "
-            f"({execution.stage}, run {execution.run_id}, {held}, lease {expired}) failed",
+            f"{'would mark' if dry_run else 'marked'} stale execution {e.execution_id} "
+            f"({e.stage}, run {e.run_id}) failed: {s.reason.removeprefix('abandoned: ')}",
             highlight=False,
+            soft_wrap=True,
         )
-        if dry_run:
-            swept += 1
-            continue
-        reason = (
-            f"abandoned: its lease {expired} ({held}) and no worker took the work over; "
-            "marked failed by gristmill gc"
+    if swept:
+        console.print(
+            f"(stale: its lease more than {stale.total_seconds():g}s past, by bus.ack_wait)",
+            style="dim",
         )
-        if metadata.executions.abandon_execution(
-            execution.execution_id, reason=reason, expired_before=cutoff
-        ):
-            swept += 1
-    return swept
+
+
+def _say_run(decision: RunDecision, *, dry_run: bool) -> None:
+    run_id = decision.run.run_id
+    if decision.status is None:
+        console.print(f"left run {run_id} open: {decision.why}", style="dim", highlight=False)
+        return
+    verb = "would close" if dry_run else "closed"
+    kind = "abandoned" if decision.abandoned else "finished"
+    console.print(
+        f"{verb} {kind} run {run_id} as {decision.status}: {decision.why}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from gristmill.config.settings import Settings
 from gristmill.config.sources import SourceSpec
 from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
+from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
 from gristmill.runtime.pipeline_run import (
     RunReport,
@@ -31,6 +32,7 @@ from gristmill.runtime.sending import check_records, stream_source
 from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stores.run_status import QUEUE_COMMAND
 from gristmill.stores.specs import StoredSpec, stored_spec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
@@ -43,6 +45,8 @@ def _execute(
     queue: bool,
     only: list[str] | None = None,
     folder: Path | None = None,
+    *,
+    command: str,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
         if not logging.getLogger().isEnabledFor(logging.INFO):
@@ -82,6 +86,7 @@ def _execute(
                     on_progress=on_progress,
                     only=only,
                     folder=folder,
+                    command=command,
                 )
 
     return asyncio.run(go())
@@ -93,9 +98,18 @@ async def _queue(
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
     preflight(spec)
-    sources = [name for name in spec.sources if only is None or name in only]
-    run = start_run(services.metadata, spec, command="queue", folder=folder, sources=sources)
-    events = source_events(spec, run.run_id, only)
+    run_id = new_id()
+    events = source_events(spec, run_id, only)
+    run = start_run(
+        services.metadata,
+        spec,
+        command=QUEUE_COMMAND,
+        folder=folder,
+        run_id=run_id,
+        announced=events,
+        in_process=False,  # workers do its work; its status is read from their executions
+        sources=[e.key for e in events],
+    )
     await services.bus.publish(events)
     for event in events:
         console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
@@ -117,7 +131,9 @@ def run(
     \b
         gristmill run examples/penguins/pipeline.yaml
     """
-    report = _execute(settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent)
+    report = _execute(
+        settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent, command="run"
+    )
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":
@@ -224,7 +240,9 @@ def ingest(
             known = ", ".join(full.sources)
             raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
         spec, only, folder = full, [source], spec_path.parent
-    report = _execute(settings_from(ctx), spec, queue=queue, only=only, folder=folder)
+    report = _execute(
+        settings_from(ctx), spec, queue=queue, only=only, folder=folder, command="ingest"
+    )
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":

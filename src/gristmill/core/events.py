@@ -26,6 +26,7 @@ FEATURES_GENERATED = "features.generated"
 DATA_ANOMALOUS = "data.anomalous"
 MODEL_TRAINED = "model.trained"
 MODEL_EVALUATED = "model.evaluated"
+STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
 
 
 def _utcnow() -> datetime:

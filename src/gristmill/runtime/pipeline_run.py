@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import getpass
 import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config.spec import PipelineSpec
-from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
+from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
@@ -30,11 +31,11 @@ from gristmill.learners.registry import ALGORITHMS
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
-from gristmill.stages.base import STAGE_FAILED, Stage
+from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
-from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, RunStatus, StageExecution
-from gristmill.stores.run_status import latest_per_event
+from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, StageExecution
+from gristmill.stores.run_status import latest_per_event, outcome
 from gristmill.stores.specs import stored_spec
 
 TERMINAL = ("succeeded", "failed", "skipped")
@@ -119,6 +120,9 @@ def start_run(
     actor: str | None = None,
     command: str | None = None,
     folder: Path | None = None,
+    run_id: str | None = None,
+    announced: Sequence[Event] = (),
+    in_process: bool = True,
     **details: Any,
 ) -> Run:
     """Record a new run following ``spec`` and audit its start.
@@ -127,14 +131,23 @@ def start_run(
     so modules beside it stay importable) and the run records the digest. Workers find the
     spec of an event through the run its ``correlation_id`` names, so whatever announces
     events for a pipeline (``run``, ``ingest``, ``train``, ``evaluate``) starts one.
+
+    ``announced`` are the events (made with ``run_id``) whose work travels on the bus: the
+    run records them so its status can be read from its work (``stores.run_status``).
+    ``in_process``: the run's work is done (or followed) by this process, recorded as its
+    host and pid so ``gristmill gc`` can tell a live run from an abandoned one.
     """
     stored = metadata.specs.add_spec(stored_spec(spec, folder))
     summary: dict[str, Any] = {}
     if command is not None:
         summary["command"] = command
         details["command"] = command
+    if announced:
+        summary["announced"] = [{"id": e.id, "type": e.type, "key": e.key} for e in announced]
+    if in_process:
+        summary["process"] = {"host": socket.gethostname(), "pid": os.getpid()}
     run = Run(
-        run_id=new_id(),
+        run_id=run_id or new_id(),
         pipeline=spec.name,
         status="running",
         started_at=datetime.now(UTC),
@@ -171,26 +184,6 @@ def source_events(
     ]
 
 
-def _status(events: list[Event], executions: list[StageExecution]) -> RunStatus:
-    """``succeeded`` only if every event the run caused was handled without failure.
-
-    Failures are the failure events it announced (``stage.failed``, ``data.anomalous``), plus
-    work whose last execution failed without announcing it (abandoned, swept by ``gc``) or
-    has not finished (a duplicate still running elsewhere).
-    """
-    failed = sum(1 for e in events if e.type in (STAGE_FAILED, DATA_ANOMALOUS))
-    unsaid = [
-        e
-        for e in latest_per_event(executions)
-        if e.status not in ("succeeded", "skipped")
-        and not any(o.get("type") == STAGE_FAILED for o in e.outputs)
-    ]
-    failed += len(unsaid)
-    if failed == 0:
-        return "succeeded"
-    return "failed" if failed == len(events) + len(unsaid) else "partial"
-
-
 async def run_pipeline(
     spec: PipelineSpec,
     services: Services,
@@ -201,17 +194,29 @@ async def run_pipeline(
     actor: str | None = None,
     only: Sequence[str] | None = None,
     folder: Path | None = None,
+    command: str = "run",
 ) -> RunReport:
     """Run ``spec`` to quiescence.
 
     ``on_event`` sees each event the run produces; ``on_progress(source, rows, bytes)``
     follows the rows read while a source is being ingested (from a worker thread);
-    ``folder`` is the folder of the spec's file (see ``start_run``).
+    ``folder`` is the folder of the spec's file (see ``start_run``); ``command`` names the
+    CLI verb that ran it, for the run's record.
     """
     preflight(spec)
     started = time.perf_counter()
-    run = start_run(services.metadata, spec, actor=actor, folder=folder, sources=list(spec.sources))
-    run_id = run.run_id
+    run_id = new_id()
+    roots = source_events(spec, run_id, only)
+    run = start_run(
+        services.metadata,
+        spec,
+        actor=actor,
+        command=command,
+        folder=folder,
+        run_id=run_id,
+        announced=roots,
+        sources=[e.key for e in roots],
+    )
     if spec.train is not None:
         services.executor()  # its workers start now, while the data is ingested and prepared
     resolver = run_spec_resolver(services.metadata, spec)
@@ -219,8 +224,7 @@ async def run_pipeline(
         IngestionStage(services.raw, services.metadata, progress=on_progress),
         *(offline_stage(name, services, resolver) for name in OFFLINE_STAGES),
     ]
-    consumed = {stage.consumes for stage in stages}
-    roots = source_events(spec, run_id, only)
+    consumed = {stage.consumes for stage in stages}  # RUN_CONSUMES, what readers follow
     await services.bus.publish(roots)
     stop = asyncio.Event()
     workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
@@ -239,7 +243,7 @@ async def run_pipeline(
     report.sources = [name for name in spec.sources if only is None or name in only]
     report.seconds = time.perf_counter() - started
     summary = {**run.summary, **_summary(report)}
-    status = _status(report.events, services.metadata.executions.list_executions(run_id))
+    status = outcome(latest_per_event(services.metadata.executions.list_executions(run_id)))
     report.run = services.metadata.runs.finish_run(run_id, status, summary)
     return report
 

@@ -16,6 +16,11 @@ from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spe
 from gristmill.stages.training import EvaluationStage, TrainingStage
 
 STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", STREAM_STAGE)
+# What a run's work goes on through: the event types its stages consume (``gristmill run``
+# runs these; ``gristmill worker --all`` too).
+RUN_CONSUMES = frozenset(
+    stage.consumes for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage)
+)
 
 
 class Worker(Protocol):

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gristmill.core.events import Event
+from gristmill.core.events import STAGE_FAILED, Event
 
-STAGE_FAILED = "stage.failed"
+__all__ = ["STAGE_FAILED", "Announcement", "Stage", "StageOutcome"]
 
 
 @dataclass(frozen=True)

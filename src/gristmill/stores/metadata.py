@@ -130,8 +130,10 @@ class ExecutionStore(Protocol):
         Returns instead, recording nothing: the newest ``succeeded`` execution of the key (the
         work is done), else the ``running`` one that holds it (its lease ends after
         ``execution.started_at``, the claim's "now"). Executions of the key left ``running``
-        with an expired lease are marked ``failed`` in the same transaction (their ``error``
-        kept, or set to say they were abandoned and by whom taken over). Race-safe: of
+        with an expired lease are marked ``failed`` in the same transaction, their ``error``
+        saying which execution replaced them and how: an attempt that failed and released
+        the work (its error recorded) is ``retried as execution …``; one whose holder stopped
+        renewing while it ran is ``taken over: …`` (naming the holder). Race-safe: of
         claims of one key made at once, by any processes, exactly one records its execution.
         """
         ...

@@ -1,25 +1,41 @@
 """What a run and its stage executions are doing now, read from their records.
 
-One rule for every reader (``gristmill run``, ``ls runs``, ``show RUN``): an execution is
-``running`` while its lease holds, ``retrying`` while a failed attempt waits for its retry,
+One rule for every reader (``gristmill run``, ``ls runs``, ``show RUN``, ``gc``): an execution
+is ``running`` while its lease holds, ``retrying`` while a failed attempt waits for its retry,
 ``stale`` once its lease expired long ago (its holder died with nobody to take the work over;
-``gristmill gc`` sweeps it); a run is ``succeeded`` only when the last execution for each
-event it caused succeeded (or found the work done: ``skipped``) and nothing is still running.
+``gristmill gc`` sweeps it). A run is ``running`` while any of its work runs, ``stale`` while
+work was left by a dead holder, ``queued`` while work it announced waits for a worker, and
+otherwise as its work ended: ``succeeded`` only when the last execution for each event it
+caused succeeded (or found the work done: ``skipped``), ``failed`` when all of it failed,
+``partial`` when some did.
+
+A run whose work travels on the bus (``gristmill run``, ``ingest``, ``ingest --queue``)
+records the events it announced (``summary["announced"]``); its work is then followed event
+by event: each announced event, and each event its executions announced that a stage
+consumes, is handled once an execution for it exists. Nobody has to finish such a run for its
+status to be true: until its record is closed (by ``gristmill run`` itself, or by ``gc``),
+its status is read from its work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from gristmill.stores.metadata import Run, StageExecution
+from gristmill.core.events import DATA_ANOMALOUS, STAGE_FAILED
+from gristmill.stores.metadata import Run, RunStatus, StageExecution
 
 ExecutionState = Literal["running", "retrying", "stale", "succeeded", "failed", "skipped"]
+RunState = Literal["running", "queued", "stale", "succeeded", "failed", "partial"]
 
 # A lease renewed every ack_wait / 3 that is this long past is not late: its holder is gone.
 # At least a minute, so a failed attempt waiting out its back-off (at most 30 s) is not stale.
 MIN_STALE_AFTER = timedelta(seconds=60)
+FAILURES = (STAGE_FAILED, DATA_ANOMALOUS)
+QUEUE_COMMAND = "ingest --queue"
+LEGACY_QUEUE_COMMAND = "queue"  # how `ingest --queue` recorded its runs before
 
 
 def stale_after(ack_wait: float) -> timedelta:
@@ -51,24 +67,113 @@ def latest_per_event(executions: Iterable[StageExecution]) -> list[StageExecutio
     return list(newest.values())
 
 
+def outcome(latest: Iterable[StageExecution]) -> RunStatus:
+    """How settled work ended (``latest``: the last execution of each event).
+
+    Failures are the failure events it announced (``stage.failed``, ``data.anomalous``), plus
+    work whose last execution failed without announcing it (abandoned, swept by ``gc``) or has
+    not finished; ``failed`` if nothing else happened, ``partial`` if other work succeeded.
+    """
+    latest = list(latest)
+    announced = [o.get("type") for e in latest for o in e.outputs]
+    unsaid = [
+        e
+        for e in latest
+        if e.status not in ("succeeded", "skipped")
+        and not any(o.get("type") == STAGE_FAILED for o in e.outputs)
+    ]
+    failed = sum(1 for t in announced if t in FAILURES) + len(unsaid)
+    if failed == 0:
+        return "succeeded"
+    return "failed" if failed == len(announced) + len(unsaid) else "partial"
+
+
+def follows_its_work(run: Run) -> bool:
+    """Whether the run's work travels on the bus, followed through its executions (see the
+    module docstring), rather than being done by the command that recorded it."""
+    return "announced" in run.summary or run.summary.get("command") == LEGACY_QUEUE_COMMAND
+
+
+def pending_events(
+    run: Run, executions: Iterable[StageExecution], consumes: Collection[str]
+) -> list[str]:
+    """Ids of the events of ``run`` that a stage consumes and no execution has taken up yet:
+    the events it announced, and those its executions announced."""
+    executions = list(executions)
+    taken = {e.input_event_id for e in executions}
+    candidates = [str(a["id"]) for a in run.summary.get("announced", []) if a.get("id")]
+    candidates += [
+        str(o["id"])
+        for e in latest_per_event(executions)
+        for o in e.outputs
+        if o.get("type") in consumes and o.get("correlation_id") == run.run_id and o.get("id")
+    ]
+    return [event_id for event_id in dict.fromkeys(candidates) if event_id not in taken]
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as it stands: its ``status`` (a ``RunState``), the events still ``pending`` (a
+    followed run's, waiting for a worker), and when its work ended (``finished_at``, once
+    it has; the record's own time for a run a command closed)."""
+
+    status: RunState
+    followed: bool
+    pending: list[str] = field(default_factory=list)
+    finished_at: datetime | None = None
+
+    @property
+    def final(self) -> RunStatus | None:
+        """The status its work ended with, or ``None`` while it has not ended."""
+        match self.status:
+            case "succeeded" | "failed" | "partial" as ended:
+                return ended
+        return None
+
+
+def view_run(
+    run: Run,
+    executions: Iterable[StageExecution],
+    now: datetime,
+    *,
+    stale: timedelta = MIN_STALE_AFTER,
+    consumes: Collection[str] = (),
+) -> RunView:
+    """The run as it stands, by the rule in the module docstring.
+
+    ``consumes`` are the event types the stages consume (the events a followed run's work
+    goes on through). A closed run keeps its recorded status unless its work says otherwise:
+    ``running``/``stale`` while work runs or was left, ``failed`` if it was recorded
+    ``succeeded`` but work it caused failed since (a queued stage, a sweep by ``gc``); a run
+    ``gc`` closed as abandoned takes the status of its work if that work finished after all.
+    """
+    executions = list(executions)
+    latest = latest_per_event(executions)
+    states = {execution_state(e, now, stale=stale) for e in latest}
+    followed = follows_its_work(run)
+    pending = pending_events(run, executions, consumes) if followed else []
+    if states & {"running", "retrying"}:
+        return RunView("running", followed, pending)
+    if "stale" in states:
+        return RunView("stale", followed, pending)
+    reopened = followed and (run.status == "running" or "abandoned" in run.summary)
+    if reopened:
+        if pending or not latest:
+            return RunView("queued" if run.status == "running" else run.status, followed, pending)
+        ended = max((e.finished_at or e.started_at for e in latest), default=None)
+        return RunView(outcome(latest), followed, [], ended)
+    if run.status == "succeeded" and "failed" in states:
+        return RunView("failed", followed, pending, run.finished_at)
+    return RunView(run.status, followed, pending, run.finished_at)
+
+
 def run_status(
     run: Run,
     executions: Iterable[StageExecution],
     now: datetime,
     *,
     stale: timedelta = MIN_STALE_AFTER,
-) -> str:
-    """The run's status as it stands: its recorded one, unless its executions say otherwise.
-
-    ``running`` while any of its work runs (or waits for a retry); else ``stale`` if work was
-    left running by a holder that died; else ``failed`` if it was recorded ``succeeded`` but
-    work it caused failed since (a queued stage, a duplicate, a sweep by ``gc``).
-    """
-    states = {execution_state(e, now, stale=stale) for e in latest_per_event(executions)}
-    if states & {"running", "retrying"}:
-        return "running"
-    if "stale" in states:
-        return "stale"
-    if run.status == "succeeded" and "failed" in states:
-        return "failed"
-    return run.status
+    consumes: Collection[str] = (),
+) -> RunState:
+    """The run's status as it stands (``view_run(...).status``)."""
+    return view_run(run, executions, now, stale=stale, consumes=consumes).status

@@ -46,17 +46,25 @@ class ExecutionLeaseContract:
         assert store.executions.claim_execution(leased("ex-3", 7, 30)) == done
         assert len(store.executions.list_executions("run-1")) == 2
 
-    def test_an_expired_lease_is_taken_over(self, store: MetadataStore) -> None:
-        dead = leased("ex-1", 0, 30)
-        retried = leased("ex-2", 1, 0, error="RuntimeError('flaky')")  # released for a retry
+    def test_an_expired_lease_is_taken_over_and_a_released_attempt_retried(
+        self, store: MetadataStore
+    ) -> None:
+        dead = leased("ex-1", 0, 30)  # its holder stopped renewing while the work ran
+        released = leased(  # its attempt failed and released the work for a retry
+            "ex-2", 1, 1, error="RuntimeError('flaky')", finished_at=at(2)
+        )
         store.executions.record_execution(dead)
-        store.executions.record_execution(retried)
+        store.executions.record_execution(released)
         assert store.executions.claim_execution(leased("ex-3", 31, 30)) is None
         old, failed, running = store.executions.list_executions("run-1")
         assert (old.status, failed.status, running.execution_id) == ("failed", "failed", "ex-3")
-        assert old.error is not None and "ex-3" in old.error and "lease" in old.error
-        assert failed.error is not None and failed.error.startswith("RuntimeError('flaky'); ")
+        assert old.error is not None and old.error.startswith("taken over: ")
+        assert "worker-ex-1 stopped renewing its lease" in old.error
+        assert "execution ex-3 (worker-ex-3) took the work over" in old.error
         assert old.finished_at is not None
+        assert failed.error == "RuntimeError('flaky'); retried as execution ex-3 (worker-ex-3)"
+        assert "lease" not in failed.error and "took" not in failed.error
+        assert failed.finished_at == at(2)  # when its attempt ended, not when it was retried
 
     def test_an_execution_without_a_lease_holds_nothing(self, store: MetadataStore) -> None:
         store.executions.record_execution(make_execution("ex-1", 0))  # recorded before leases

@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gristmill.stores.metadata import Run, StageExecution
-from gristmill.stores.run_status import execution_state, run_status, stale_after
+from gristmill.stores.run_status import execution_state, run_status, stale_after, view_run
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 RUNNING = StageExecution(
@@ -44,3 +44,70 @@ def test_a_run_succeeds_only_when_the_last_execution_of_each_event_did() -> None
     live = replace(other, status="running", lease_expires_at=NOW + timedelta(seconds=9))
     assert run_status(run, [retried, live], NOW) == "running"
     assert run_status(replace(run, status="partial"), [failed], NOW) == "partial"
+
+
+def done(
+    execution_id: str, event_id: str, *outputs: tuple[str, str], **changes: object
+) -> StageExecution:
+    """A succeeded execution of event ``event_id`` that announced ``outputs`` (type, id)."""
+    announced = [{"id": i, "type": t, "correlation_id": "q"} for t, i in outputs]
+    values = {"status": "succeeded", "finished_at": NOW - timedelta(minutes=1), **changes}
+    return replace(
+        RUNNING, execution_id=execution_id, input_event_id=event_id, outputs=announced, **values
+    )
+
+
+QUEUED = Run(
+    "q",
+    "p",
+    "running",  # `ingest --queue` records it so, and nobody finishes it
+    NOW - timedelta(hours=2),
+    summary={
+        "command": "ingest --queue",
+        "announced": [{"id": "src", "type": "source.available", "key": "s"}],
+    },
+)
+CONSUMES = frozenset({"source.available", "raw.ingested"})
+
+
+def test_a_queued_run_is_read_from_its_work_once_nothing_runs() -> None:
+    ingested = done("ex-i", "src", ("raw.ingested", "raw"))
+    prepared = done("ex-p", "raw", ("features.generated", "fs"))  # nobody consumes it here
+    view = view_run(QUEUED, [], NOW, consumes=CONSUMES)
+    assert (view.status, view.pending) == ("queued", ["src"])  # no worker took it yet
+    view = view_run(QUEUED, [ingested], NOW, consumes=CONSUMES)
+    assert (view.status, view.pending) == ("queued", ["raw"])  # its next stage waits
+    view = view_run(QUEUED, [ingested, prepared], NOW, consumes=CONSUMES)
+    assert (view.status, view.pending, view.final) == ("succeeded", [], "succeeded")
+    assert view.finished_at == prepared.finished_at
+    failed = replace(prepared, status="failed", outputs=[{"id": "x", "type": "stage.failed"}])
+    assert run_status(QUEUED, [ingested, failed], NOW, consumes=CONSUMES) == "partial"
+    assert run_status(
+        QUEUED, [replace(ingested, status="failed", outputs=[])], NOW, consumes=CONSUMES
+    ) == ("failed")
+    live = replace(prepared, status="running", lease_expires_at=NOW + timedelta(seconds=9))
+    assert run_status(QUEUED, [ingested, live], NOW, consumes=CONSUMES) == "running"
+
+
+def test_events_of_another_run_replayed_by_a_skip_are_not_waited_for() -> None:
+    skipped = done("ex-i", "src", ("raw.ingested", "raw"), status="skipped")
+    other_run = replace(
+        skipped, outputs=[{"id": "raw", "type": "raw.ingested", "correlation_id": "r1"}]
+    )
+    assert run_status(QUEUED, [other_run], NOW, consumes=CONSUMES) == "succeeded"
+
+
+def test_a_run_closed_as_abandoned_takes_its_works_status_if_it_ended_after_all() -> None:
+    abandoned = replace(QUEUED, status="failed", summary={**QUEUED.summary, "abandoned": "x"})
+    assert run_status(abandoned, [], NOW, consumes=CONSUMES) == "failed"
+    ingested = done("ex-i", "src")
+    assert run_status(abandoned, [ingested], NOW, consumes=CONSUMES) == "succeeded"
+
+
+def test_a_run_a_command_did_in_process_keeps_its_recorded_status() -> None:
+    training = Run("t", "p", "running", NOW, summary={"command": "train"})
+    assert run_status(training, [], NOW, consumes=CONSUMES) == "running"  # not "queued"
+    legacy = Run("l", "p", "running", NOW, summary={"command": "queue"})  # before `announced`
+    assert run_status(legacy, [], NOW, consumes=CONSUMES) == "queued"
+    ingested = replace(done("ex-i", "src", ("raw.ingested", "raw")), run_id="l")
+    assert run_status(legacy, [ingested], NOW, consumes=CONSUMES) == "succeeded"  # "raw": ok

@@ -24,6 +24,25 @@ def _expired(before: datetime) -> sa.ColumnElement[bool]:
     )
 
 
+def superseded_reason(ended: StageExecution, successor: StageExecution) -> str:
+    """Why ``ended`` (``running``, its lease expired) is marked failed as ``successor`` claims
+    its key: a retry of an attempt that failed and released the work (its error recorded),
+    or a take-over from a holder that stopped renewing its lease while it ran."""
+    by = f"execution {successor.execution_id}" + (
+        f" ({successor.holder})" if successor.holder else ""
+    )
+    if ended.error:
+        return f"retried as {by}"
+    if ended.lease_expires_at is None:
+        return f"taken over: it was recorded before leases and never finished; {by} took it over"
+    holder = f"its holder {ended.holder}" if ended.holder else "its holder"
+    return (
+        f"taken over: {holder} stopped renewing its lease (it died or stalled), which expired "
+        f"{ended.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC while the work ran; "
+        f"{by} took the work over"
+    )
+
+
 class SqlExecutionStore:
     """Stage executions; ``record_execution`` replaces the row with the same id."""
 
@@ -45,15 +64,20 @@ class SqlExecutionStore:
             )
             if blocker is not None:
                 return blocker
-            reason = (
-                f"its lease ended before it finished; execution {execution.execution_id} "
-                "took the work over"
-            )
-            connection.execute(
-                sa.update(executions)
-                .where(*of_key, _RUNNING, _expired(now))
-                .values(status="failed", finished_at=now, error=self._with_reason(reason))
-            )
+            expired = connection.execute(
+                sa.select(executions).where(*of_key, _RUNNING, _expired(now))
+            ).all()
+            for row in expired:
+                ended = to_object(StageExecution, row)
+                connection.execute(
+                    sa.update(executions)
+                    .where(executions.c.execution_id == ended.execution_id, _RUNNING)
+                    .values(
+                        status="failed",
+                        finished_at=ended.finished_at or now,
+                        error=self._with_reason(superseded_reason(ended, execution)),
+                    )
+                )
             self._db.upsert(connection, executions, to_values(execution))
         return None
 

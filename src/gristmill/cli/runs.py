@@ -1,0 +1,202 @@
+"""Runs as ``ls runs`` and ``show RUN`` show them: the status read from their work
+(``runtime.run_views``), their executions, and a footer saying what kind of run it is."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.cli.summary import leaderboard_payload, print_leaderboard
+from gristmill.cli.tables import table, when
+from gristmill.core.events import MODEL_EVALUATED
+from gristmill.errors import NotFoundError
+from gristmill.runtime.run_views import run_view
+from gristmill.stores.metadata import MetadataStore, Run
+from gristmill.stores.reports import Report
+from gristmill.stores.run_status import (
+    LEGACY_QUEUE_COMMAND,
+    QUEUE_COMMAND,
+    RunView,
+    execution_state,
+    stale_after,
+)
+from gristmill.training.assess import LEADERBOARD_KIND
+
+LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
+IN_PROCESS_COMMANDS = ("run", "ingest")  # they ran the stages themselves, as workers do
+
+
+def stale_window(ctx: typer.Context) -> timedelta:
+    """How long past its lease an execution is shown ``stale`` (by the bus's ``ack_wait``)."""
+    return stale_after(settings_from(ctx).bus.ack_wait)
+
+
+def _seconds(run: Run, view: RunView) -> Any:
+    """The run's duration: recorded, else from its start to when its work ended."""
+    if "seconds" in run.summary:
+        return run.summary["seconds"]
+    if view.final and view.finished_at is not None:
+        return round((view.finished_at - run.started_at).total_seconds(), 3)
+    return ""
+
+
+def list_runs(
+    store: MetadataStore, limit: int, stale: timedelta
+) -> tuple[list[dict[str, Any]], Table]:
+    """The newest ``limit`` runs, as JSON rows and as a table."""
+    runs, now = store.runs.list_runs(limit=limit), datetime.now(UTC)
+    views = {r.run_id: run_view(store, r, now=now, stale=stale) for r in runs}
+    rows = [
+        {k: v for k, v in asdict(r).items() if k != "summary"}
+        | {"status": views[r.run_id].status, "recorded_status": r.status}
+        for r in runs
+    ]
+    shown = table("run", "pipeline", "status", "started", "seconds", ids=("run",))
+    for run in runs:
+        view = views[run.run_id]
+        shown.add_row(
+            run.run_id, run.pipeline, view.status, when(run.started_at), str(_seconds(run, view))
+        )
+    return rows, shown
+
+
+def run_record(store: MetadataStore, run: Run, stale: timedelta) -> dict[str, Any]:
+    """What ``show RUN`` shows (and ``--json`` prints): the run with its status as it
+    stands, its executions with theirs, the events still waiting for a worker, its audit
+    entries, leaderboards and spec."""
+    now, executions = datetime.now(UTC), store.executions.list_executions(run.run_id)
+    view = run_view(store, run, now=now, stale=stale, executions=executions)
+    record = asdict(run)
+    record["status"] = view.status
+    if view.status != run.status:
+        record["recorded_status"] = run.status
+    if run.finished_at is None and view.final:
+        record["finished_at"] = view.finished_at
+    record["executions"] = [
+        asdict(e) | {"state": execution_state(e, now, stale=stale)} for e in executions
+    ]
+    record["pending"] = view.pending
+    record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=run.run_id)]
+    record["leaderboards"] = [asdict(r) for r in _leaderboards(store, run)]
+    spec = store.specs.find_spec(run.spec_digest)
+    record["spec"] = spec.body if spec else run.summary.get("spec")
+    return record
+
+
+def _leaderboards(store: MetadataStore, run: Run) -> list[Report]:
+    """The leaderboard reports of ``run``: those its recorded outputs name (``model.evaluated``
+    of its stage executions, or of the command that recorded it), else those of the newest
+    ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
+    outputs = [o for e in store.executions.list_executions(run.run_id) for o in e.outputs]
+    payloads = [o.get("payload", {}) for o in outputs if o.get("type") == MODEL_EVALUATED]
+    payloads += [o for o in run.summary.get("outputs", []) if o.get("type") == MODEL_EVALUATED]
+    found = []
+    for report_id in dict.fromkeys(str(p["report"]) for p in payloads if p.get("report")):
+        try:
+            found.append(store.reports.get_report(report_id))
+        except NotFoundError:  # named, yet not recorded (the metadata store was reset)
+            continue
+    if found:
+        return found
+    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=LEADERBOARD_SCAN)
+    return [r for r in reversed(recent) if r.run_id == run.run_id]
+
+
+def print_run(record: dict[str, Any]) -> None:
+    """Its stage executions, what kind of run it is and how its work stands, its
+    leaderboards and its audit entries."""
+    shown = table(
+        "stage",
+        "input",
+        "status",
+        "outputs",
+        "error",
+        ids=("outputs",),
+        title="executions",
+        title_justify="left",
+    )
+    for e in record["executions"]:
+        outputs = [o["payload"].get("batch_id") or o["type"] for o in e["outputs"]]
+        held = e["state"] in ("running", "stale") and e.get("holder")
+        shown.add_row(
+            e["stage"],
+            str(e["input_event_id"]),
+            f"{e['state']} ({e['holder']})" if held else e["state"],
+            "\n".join(map(str, outputs)),
+            str(e["error"] or ""),
+        )
+    if record["executions"]:
+        console.print(shown)
+    for line in footer(record):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
+    for board in record["leaderboards"]:
+        print_leaderboard(leaderboard_payload(board))
+        console.print(
+            f"every picture, and the curves: gristmill show {board['report_id']}",
+            style="dim",
+            soft_wrap=True,
+        )
+    for entry in record["audit"]:
+        console.print(f"  {when(entry['at'])} {entry['actor']} {entry['action']}", style="dim")
+
+
+def _told(events: list[dict[str, Any]]) -> str:
+    """``type (key)`` of each event, or ``nothing``."""
+    return ", ".join(f"{e.get('type')} ({e.get('key')})" for e in events) or "nothing"
+
+
+def footer(record: dict[str, Any]) -> list[str]:
+    """What kind of run it is (who recorded it, what it announced, who does its work), how
+    the work of a run that travels on the bus stands, and how ``gc`` closed it, if it did."""
+    summary = record["summary"]
+    command, announced = summary.get("command"), summary.get("announced")
+    if command in (QUEUE_COMMAND, LEGACY_QUEUE_COMMAND):
+        told = _told(announced) if announced else "its sources' source.available"
+        lines = [
+            f"queued by `gristmill {QUEUE_COMMAND}`, which announced {told}; "
+            "workers (`gristmill worker`) do its work",
+            *_work(record),
+        ]
+    elif announced is not None:
+        lines = [
+            f"run by `gristmill {command or 'run'}`, which announced {_told(announced)} and "
+            "ran the stages in its own process",
+            *_work(record),
+        ]
+    elif command:
+        lines = [
+            f"recorded by `gristmill {command}`, which announced "
+            f"{_told(summary.get('outputs', []))} (it did its work in its own process)"
+        ]
+    else:
+        lines = []
+    return lines + ([summary["note"]] if summary.get("note") else [])
+
+
+def _work(record: dict[str, Any]) -> list[str]:
+    """How the work of a run followed through its executions stands."""
+    executions = record["executions"]
+    counts = Counter(o["type"] for e in executions for o in e["outputs"])
+    lines = []
+    if counts:
+        told = ", ".join(f"{t} x{n}" for t, n in counts.items())
+        lines.append(f"its stages announced {told}")
+    if record["pending"]:
+        types = {a["id"]: a["type"] for a in record["summary"].get("announced", [])}
+        types |= {o["id"]: o["type"] for e in executions for o in e["outputs"] if "id" in o}
+        waiting = ", ".join(f"{types.get(i, 'event')} {i}" for i in record["pending"])
+        lines.append(f"waiting for a worker: {waiting} (start one: `gristmill worker --all`)")
+    ended = record["status"] in ("succeeded", "failed", "partial")
+    if ended and record.get("recorded_status") == "running":
+        lines.append(
+            f"its work ended: {record['status']} (its record says running until "
+            "`gristmill gc` closes it)"
+        )
+    return lines

@@ -1,0 +1,45 @@
+"""How recorded runs stand now: their work read from the metadata store, by the one rule in
+``stores.run_status``, with the event types this build's stages consume."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from gristmill.runtime.stages import RUN_CONSUMES
+from gristmill.stores.metadata import MetadataStore, Run, StageExecution
+from gristmill.stores.run_status import RunView, view_run
+
+
+def run_view(
+    metadata: MetadataStore,
+    run: Run,
+    *,
+    now: datetime,
+    stale: timedelta,
+    executions: Sequence[StageExecution] | None = None,
+) -> RunView:
+    """``run`` as it stands (``executions``: its executions, if already read)."""
+    if executions is None:
+        executions = metadata.executions.list_executions(run.run_id)
+    return view_run(run, executions, now, stale=stale, consumes=RUN_CONSUMES)
+
+
+def process_alive(run: Run) -> bool | None:
+    """Whether the process that recorded ``run`` (and does its work) still runs: ``None``
+    when that cannot be told here (another host, or a run whose work is done by workers)."""
+    process: Any = run.summary.get("process")
+    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(int(process["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
+    return True
