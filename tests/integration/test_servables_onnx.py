@@ -4,8 +4,6 @@ held-out rows as the native scorer does, and load again from the artifact store.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,35 +15,16 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.errors import DataError
-from gristmill.features.prepare import FeatureStores
-from gristmill.runtime.wiring import build_metadata, build_raw, open_services
+from gristmill.runtime.wiring import open_services
 from gristmill.servables import load_servable
 from gristmill.servables.onnx_servable import OnnxServable
 from gristmill.servables.storage import recorded
 from gristmill.stores.models import ModelVersion
-from gristmill.testing.registered import train_and_register, write_csv
+from gristmill.testing.registered import opened_stores, train_and_register, write_csv
 from gristmill.training.bundle import load_scorer
 
 pytestmark = pytest.mark.slow
 NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-
-
-@contextmanager
-def opened_stores(settings: Settings) -> Iterator[FeatureStores]:
-    from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
-    from gristmill.backends.parquet.features import ParquetOfflineStore
-
-    metadata = build_metadata(settings)
-    metadata.open()
-    try:
-        yield FeatureStores(
-            build_raw(settings, metadata),
-            metadata,
-            ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
-            FsspecArtifactStore(settings.artifacts_url()),
-        )
-    finally:
-        metadata.close()
 
 
 def _cancer(folder: Path) -> tuple[Path, list[str]]:

@@ -100,6 +100,6 @@ def read(stores: FeatureStores, digest: str, what: str) -> bytes:
         return stores.artifacts.get(ref)
     except ConflictError as exc:
         raise ConflictError(
-            f"refusing to load {what} {digest}: its stored bytes do not match that digest "
-            f"(damaged or replaced). {exc}"
+            f"refusing to load {what} ({digest} at {ref.uri}): its stored bytes do not "
+            "match that digest, so they were damaged or replaced"
         ) from exc
