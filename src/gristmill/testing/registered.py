@@ -17,8 +17,8 @@ import pandas as pd
 from gristmill.config.settings import Settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED
-from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.features.prepare import FeatureStores
+from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, build_metadata, build_raw
 from gristmill.stores.models import ModelVersion
 from gristmill.training.gate import promote
