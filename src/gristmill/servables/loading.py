@@ -46,10 +46,12 @@ def resolve_version(stores: FeatureStores, model: str, which: int | str) -> Mode
     registry = stores.metadata.registry
     if isinstance(which, int) or which.isdigit():
         return registry.get_version(model, int(which))
+    newest = registry.list_versions(model, limit=1)
+    if not newest:
+        raise NotFoundError(
+            f"no model named {model!r} is registered; list them with `gristmill models`"
+        )
     if which == LATEST:
-        newest = registry.list_versions(model, limit=1)
-        if not newest:
-            raise NotFoundError(f"model {model!r} has no versions; see `gristmill models`")
         return newest[0]
     version = registry.find_alias(model, which)
     if version is None:
