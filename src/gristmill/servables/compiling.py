@@ -31,7 +31,7 @@ from gristmill.servables.parity import (
     held_out_rows,
 )
 from gristmill.servables.port import OutputKind, Predictions, Servable, ServableManifest
-from gristmill.servables.schema import columns, features_nullable, nullable, raw_types
+from gristmill.servables.schema import blanked, columns, features_nullable, nullable, raw_types
 from gristmill.servables.unconvertible import NotConvertible
 from gristmill.stores.models import Candidate, ModelVersion
 from gristmill.stores.specs import restored_spec
@@ -63,18 +63,24 @@ def compile_version(stores: FeatureStores, version: ModelVersion, *, threads: in
     scorer = load_scorer(stores, candidate, also_trust=trusted_packages(section))
     rows, rows_from = held_out_rows(stores, candidate, section)
     base = _base(stores, version, candidate, scorer, rows)
-    reference = native_predictions(scorer, rows, base.output == "probabilities")
+    graphs: OnnxGraphs | None = None
+    why = ""
     try:
         graphs = _graphs(scorer)
-        decode = getattr(scorer.learner, "encoded_classes", None) is not None
-        onnx_kept = _try_onnx(
-            stores, version, base, graphs, rows, reference, rows_from, threads, decode
-        )
-        if isinstance(onnx_kept, Compiled):
-            return onnx_kept
-        why = onnx_kept
     except NotConvertible as exc:
         why = str(exc)
+    read = set(graphs.inputs) if graphs else {c.name for c in base.inputs}
+    gaps = blanked(rows, [c.name for c in base.inputs if c.nullable and c.name in read])
+    if len(gaps):  # missing values must be answered alike too
+        rows = pd.concat([rows, gaps], ignore_index=True)
+        rows_from += f" and {len(gaps)} of them with one column blanked"
+    reference = native_predictions(scorer, rows, base.output == "probabilities")
+    if graphs is not None:
+        decode = getattr(scorer.learner, "encoded_classes", None) is not None
+        kept = _try_onnx(stores, version, base, graphs, rows, reference, rows_from, threads, decode)
+        if isinstance(kept, Compiled):
+            return kept
+        why = kept
     return _native(stores, version, base, scorer, rows, reference, rows_from, why)
 
 

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import compose, helper, version_converter
 
@@ -59,7 +60,46 @@ def learner_graph(fitted: FittedLearner, width: int) -> LearnerGraph:
     missing = [w for w in wanted if w not in names]
     if missing:
         raise NotConvertible(f"the ONNX form of {kind} has no output {missing[0]!r}")
+    _missing_directions(model, estimator)
     return LearnerGraph(_upgraded(model, kind), float32, tuple(wanted))
+
+
+def _missing_directions(model: onnx.ModelProto, estimator: Any) -> None:
+    """Send a missing value down the branch scikit-learn's tree sends it (``missing_go_to_
+    left``: learned, or the larger child when training saw none), which skl2onnx leaves out
+    for its single trees, forests and gradient boosting (the parity check proves the map)."""
+    trees = _trees(estimator)
+    if trees is None:
+        return
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attributes = {a.name: a for a in node.attribute}
+        tree_ids = helper.get_attribute_value(attributes["nodes_treeids"])
+        node_ids = helper.get_attribute_value(attributes["nodes_nodeids"])
+        if not tree_ids or max(tree_ids) >= len(trees):
+            return
+        flags = [
+            int(trees[t].missing_go_to_left[n]) for t, n in zip(tree_ids, node_ids, strict=True)
+        ]
+        name = "nodes_missing_value_tracks_true"
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute(name, flags)])
+
+
+def _trees(estimator: Any) -> list[Any] | None:
+    """The fitted ``tree_`` objects of a scikit-learn tree model, in skl2onnx's tree order."""
+    kind = type(estimator).__name__
+    if kind.startswith(("DecisionTree", "ExtraTree")) and hasattr(estimator, "tree_"):
+        return [estimator.tree_]
+    members = getattr(estimator, "estimators_", None)
+    if members is None or not kind.startswith(("RandomForest", "ExtraTrees", "GradientBoost")):
+        return None
+    trees = [getattr(m, "tree_", None) for m in np.ravel(np.asarray(members, dtype=object))]
+    if not all(t is not None and hasattr(t, "missing_go_to_left") for t in trees):
+        return None
+    return trees
 
 
 def _convert(estimator: Any, width: int, float32: bool) -> onnx.ModelProto:

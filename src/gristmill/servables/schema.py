@@ -55,6 +55,18 @@ def nullable(scorer: Scorer, rows: pd.DataFrame, names: Iterable[str]) -> dict[s
     return found
 
 
+def blanked(rows: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """Copies of the first row, each with one of ``names`` missing (for the parity check)."""
+    sample = rows.head(1).reset_index(drop=True)
+    copies = []
+    for name in names:
+        if name in sample.columns:
+            blank = sample.copy()
+            blank[name] = None
+            copies.append(blank)
+    return pd.concat(copies, ignore_index=True) if copies else sample.head(0)
+
+
 def features_nullable(scorer: Scorer, features: pd.DataFrame) -> dict[str, bool]:
     """For each feature, whether the learner scores a row where it is missing."""
     sample = features.head(1).reset_index(drop=True)
