@@ -260,3 +260,6 @@ def test_a_missing_or_mistyped_column_is_named(
             servable.predict({**columns, names[2]: [1.0, None, 2.0]})
         with pytest.raises(DataError, match="has 2 row"):
             servable.predict({**columns, names[3]: [1.0, 2.0]})
+        none = servable.predict({n: np.empty(0) for n in names})
+        assert none.values.shape == (0,)
+        assert none.probabilities is not None and none.probabilities.shape == (0, 2)

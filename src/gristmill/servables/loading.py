@@ -81,7 +81,12 @@ def load_servable(
                 f"{version.ref}"
             )
         return compile_version(stores, version, threads=threads).servable
-    return load_digest(stores, version, digest, threads=threads)
+    try:
+        return load_digest(stores, version, digest, threads=threads)
+    except NotFoundError:
+        if not compile:  # a graph gone from the store (not altered): compile it again
+            raise
+        return compile_version(stores, version, threads=threads).servable
 
 
 def load_digest(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from gristmill.errors import DataError, GristmillError
 from gristmill.servables.columns import column, is_missing, numbers, same_length
+from gristmill.servables.onnx_servable import empty_predictions
 from gristmill.servables.port import InputColumn, Predictions, ServableManifest
 from gristmill.training.bundle import Scorer
 
@@ -43,14 +44,14 @@ class NativeServable:
     def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         frame = _frame(columns, self._manifest.inputs)
         if len(frame) == 0:
-            return _empty(self._proba)
+            return empty_predictions(self._manifest)
         features = _guarded(lambda: self._scorer.features(frame))
         return self._answer(features, len(frame))
 
     def predict_features(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         frame = _frame(columns, self._manifest.features)
         if len(frame) == 0:
-            return _empty(self._proba)
+            return empty_predictions(self._manifest)
         return self._answer(frame, len(frame))
 
     def _answer(self, features: pd.DataFrame, rows: int) -> Predictions:
@@ -102,8 +103,3 @@ def _guarded(action: Any) -> Any:
         raise
     except Exception as exc:  # an estimator's complaint about the rows
         raise DataError(f"the model could not score these rows: {exc}") from exc
-
-
-def _empty(proba: bool) -> Predictions:
-    empty = np.empty(0, dtype=np.float64)
-    return Predictions(empty, empty if proba else None)

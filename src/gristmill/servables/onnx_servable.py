@@ -20,6 +20,13 @@ from gristmill.servables.columns import column, numbers, same_length, texts
 from gristmill.servables.port import InputColumn, Predictions, ServableManifest
 
 
+def empty_predictions(manifest: ServableManifest) -> Predictions:
+    """The answer to no rows: no values, and no probabilities of each class."""
+    classes = len(manifest.classes or ())
+    probabilities = np.empty((0, classes)) if manifest.output == "probabilities" else None
+    return Predictions(np.empty(0, dtype=np.float64), probabilities)
+
+
 def session(model: bytes, threads: int = 1) -> Any:
     """An ONNX Runtime session of ``model`` on the CPU; ``threads`` 0 lets it choose."""
     try:
@@ -101,8 +108,7 @@ class OnnxServable:
 
     def _answer(self, outputs: list[Any] | None) -> Predictions:
         if outputs is None:
-            empty = np.empty(0, dtype=np.float64)
-            return Predictions(empty, None if self._manifest.classes is None else empty)
+            return empty_predictions(self._manifest)
         values = outputs[0].reshape(-1)
         if self._classes is not None:
             values = self._classes[values.astype(np.int64)]
