@@ -14,13 +14,13 @@ from sklearn.datasets import load_breast_cancer
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.errors import ConflictError
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_services, open_stores
 from gristmill.servables import compile_version, load_servable
 from gristmill.servables.native import NativeServable
 from gristmill.servables.onnx_servable import OnnxServable
 from gristmill.servables.storage import recorded
 from gristmill.stores.models import ModelVersion
-from gristmill.testing.registered import opened_stores, train_and_register, write_csv
+from gristmill.testing.registered import train_and_register, write_csv
 from gristmill.training.bundle import load_scorer
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,7 @@ def test_a_custom_step_is_served_natively(
     trained: tuple[Settings, dict[str, ModelVersion]],
 ) -> None:
     settings, versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, versions["custom"].model)
         manifest = servable.manifest
         assert isinstance(servable, NativeServable)
@@ -106,7 +106,7 @@ def test_a_filter_step_is_served_natively_and_rejected_rows_keep_their_place(
     trained: tuple[Settings, dict[str, ModelVersion]],
 ) -> None:
     settings, versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, versions["filtered"].model)
         assert servable.manifest.kind == "native"
         assert "step 'filter' has no ONNX form" in servable.manifest.reason
@@ -124,7 +124,7 @@ def test_a_forecaster_is_served_natively(
     trained: tuple[Settings, dict[str, ModelVersion]],
 ) -> None:
     settings, versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, versions["sunspots"].model)
         manifest = servable.manifest
         assert (manifest.kind, manifest.output, manifest.task) == (
@@ -144,7 +144,7 @@ def test_a_tampered_servable_is_refused_and_can_be_compiled_again(
 ) -> None:
     settings, versions = trained
     version = versions["plain"]
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         first = load_servable(stores, version.model)
         assert isinstance(first, OnnxServable)
         digest = recorded(stores, version)

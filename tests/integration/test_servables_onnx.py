@@ -15,12 +15,12 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.errors import DataError
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_services, open_stores
 from gristmill.servables import load_servable
 from gristmill.servables.onnx_servable import OnnxServable
 from gristmill.servables.storage import recorded
 from gristmill.stores.models import ModelVersion
-from gristmill.testing.registered import opened_stores, train_and_register, write_csv
+from gristmill.testing.registered import train_and_register, write_csv
 from gristmill.training.bundle import load_scorer
 
 pytestmark = pytest.mark.slow
@@ -151,7 +151,7 @@ def test_classifiers_compile_to_onnx_with_parity(
 ) -> None:
     settings, versions = trained
     version = versions[f"cancer_{candidate}"]
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, version.model)
         manifest = servable.manifest
         assert isinstance(servable, OnnxServable)
@@ -197,7 +197,7 @@ def test_a_regression_model_and_a_forest_regressor(
     trained: tuple[Settings, dict[str, ModelVersion]],
 ) -> None:
     settings, versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         for name, tolerance in (("diabetes_linear", 1e-7), ("diabetes_trees", 1e-4)):
             manifest = load_servable(stores, versions[name].model).manifest
             assert (manifest.kind, manifest.output, manifest.classes) == ("onnx", "number", None)
@@ -209,7 +209,7 @@ def test_a_regression_model_and_a_forest_regressor(
 
 def test_a_clustering_model(trained: tuple[Settings, dict[str, ModelVersion]]) -> None:
     settings, versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, versions["wine_kmeans"].model)
         manifest = servable.manifest
         assert (manifest.kind, manifest.output, manifest.task) == ("onnx", "cluster", "clustering")
@@ -223,7 +223,7 @@ def test_every_onnx_step_on_penguins(trained: tuple[Settings, dict[str, ModelVer
     """impute (numbers, text), derive, one_hot, ordinal, bucketize, log, power, scale and
     standardize as graph nodes; text with gaps; selection narrowing the raw inputs."""
     settings, _versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, "penguins_logreg")
         manifest = servable.manifest
         assert manifest.kind == "onnx", manifest.reason
@@ -245,7 +245,7 @@ def test_a_missing_or_mistyped_column_is_named(
     trained: tuple[Settings, dict[str, ModelVersion]],
 ) -> None:
     settings, _versions = trained
-    with opened_stores(settings) as stores:
+    with open_stores(settings) as stores:
         servable = load_servable(stores, "cancer_logreg")
         names = [c.name for c in servable.manifest.inputs]
         frame = pd.read_csv(Path(settings.home).parent / "cancer.csv").head(3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -15,9 +14,8 @@ from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.runtime.pipeline_run import current_actor
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_stores
 from gristmill.servables.parity import describe as parity_line
-from gristmill.servables.port import ServableManifest
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
@@ -108,12 +106,9 @@ def _compile(ctx: typer.Context, version: ModelVersion) -> None:
     failure is reported, not raised (the servable is then compiled on first load)."""
     from gristmill.servables import load_servable
 
-    async def go() -> ServableManifest:
-        async with open_services(settings_from(ctx)) as services:
-            return load_servable(services.feature_stores(), version.model, version.version).manifest
-
     try:
-        manifest = asyncio.run(go())
+        with open_stores(settings_from(ctx)) as stores:
+            manifest = load_servable(stores, version.model, version.version).manifest
     except GristmillError as exc:
         err_console.print(
             f"warning: {version.ref} could not be compiled for serving: {exc}; see "

@@ -6,7 +6,6 @@ prediction server runs: what a person checks here is what the server answers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from pathlib import Path
@@ -19,7 +18,7 @@ from rich.table import Table
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError, DataError
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_stores
 from gristmill.servables.port import Predictions, Servable, ServableManifest
 
 MODEL_HELP = (
@@ -130,15 +129,10 @@ def _servable(ctx: typer.Context, model: str, *, force: bool) -> Servable:
     from gristmill.servables import compile_version, load_servable, parse_ref, resolve_version
 
     name, which = parse_ref(model)
-
-    async def go() -> Servable:
-        async with open_services(settings_from(ctx)) as services:
-            stores = services.feature_stores()
-            if force:
-                return compile_version(stores, resolve_version(stores, name, which)).servable
-            return load_servable(stores, name, which)
-
-    return asyncio.run(go())
+    with open_stores(settings_from(ctx)) as stores:
+        if force:
+            return compile_version(stores, resolve_version(stores, name, which)).servable
+        return load_servable(stores, name, which)
 
 
 def _read(file: Path) -> tuple[dict[str, np.ndarray], int]:

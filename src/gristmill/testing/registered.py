@@ -6,20 +6,16 @@ split, training, evaluation) on the given services and registers each trained ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from gristmill.config.settings import Settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED
-from gristmill.features.prepare import FeatureStores
 from gristmill.runtime.pipeline_run import run_pipeline
-from gristmill.runtime.wiring import Services, build_metadata, build_raw
+from gristmill.runtime.wiring import Services
 from gristmill.stores.models import ModelVersion
 from gristmill.training.gate import promote
 
@@ -68,22 +64,3 @@ async def train_and_register(
 def columns_of(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
     """Request columns: one numpy array per column, as a client would send them."""
     return {name: frame[name].to_numpy() for name in names}
-
-
-@contextmanager
-def opened_stores(settings: Settings) -> Iterator[FeatureStores]:
-    """The embedded stores of ``settings`` (no bus), open for the block."""
-    from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
-    from gristmill.backends.parquet.features import ParquetOfflineStore
-
-    metadata = build_metadata(settings)
-    metadata.open()
-    try:
-        yield FeatureStores(
-            build_raw(settings, metadata),
-            metadata,
-            ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
-            FsspecArtifactStore(settings.artifacts_url()),
-        )
-    finally:
-        metadata.close()
