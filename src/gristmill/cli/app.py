@@ -111,6 +111,7 @@ def _register() -> None:
         maintenance,
         registry,
         running,
+        scoring,
         training,
         worker,
     )
@@ -123,6 +124,7 @@ def _register() -> None:
     doctor.register(app)
     maintenance.register(app)
     registry.register(app)
+    scoring.register(app)
     dead_letters.register(app)
 
 

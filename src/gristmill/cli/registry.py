@@ -9,11 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
-from gristmill.cli.settings import opened_metadata
-from gristmill.errors import ConfigError
+from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.runtime.pipeline_run import current_actor
+from gristmill.runtime.wiring import open_stores
+from gristmill.servables.parity import describe as parity_line
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
@@ -59,8 +61,9 @@ def promote_command(
 
     The candidate becomes the model's next version (a candidate promoted before keeps the
     version it has). The alias moves to that version; when it is `champion`, the version it
-    leaves becomes `previous`. The evaluation gate compares every new best candidate with
-    the champion.
+    leaves becomes `previous`. The version is then compiled for serving (`gristmill compile`
+    shows how: ONNX, checked against the native scorer, or native). The evaluation gate
+    compares every new best candidate with the champion.
 
     \b
         gristmill ls candidates                        find the id of the one to promote
@@ -84,6 +87,7 @@ def promote_command(
             f"{candidate.name} ({candidate_id}) is {name} version {version.version} already",
             highlight=False,
         )
+    _compile(ctx, version)
     target = f"{name}@{alias}"
     if done.replaced is None:
         console.print(f"{target} → version {version.version}", highlight=False)
@@ -95,6 +99,28 @@ def promote_command(
             f"{target} → version {version.version} (was version {done.replaced.version}{kept})",
             highlight=False,
         )
+
+
+def _compile(ctx: typer.Context, version: ModelVersion) -> None:
+    """Compile the version's servable now, so the first request does not wait for it; a
+    failure is reported, not raised (the servable is then compiled on first load)."""
+    from gristmill.servables import load_servable
+
+    try:
+        with open_stores(settings_from(ctx)) as stores:
+            manifest = load_servable(stores, version.model, version.version).manifest
+    except GristmillError as exc:
+        err_console.print(
+            f"warning: {version.ref} could not be compiled for serving: {exc}; see "
+            f"`gristmill compile {version.ref}`",
+            style="yellow",
+            highlight=False,
+        )
+        return
+    summary = f"servable: {manifest.kind}"
+    if manifest.parity is not None:
+        summary += f" (parity: {parity_line(manifest.parity)})"
+    console.print(summary, highlight=False)
 
 
 def models(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,27 @@ class Services:
         if self._executor is not None:
             self._executor.close()
             self._executor = None
+
+
+@contextmanager
+def open_stores(settings: Settings) -> Iterator[FeatureStores]:
+    """The stores alone (metadata, raw, offline, artifacts; no bus, no online store), open
+    for the block: what scoring from a file or compiling a servable needs."""
+    from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
+    from gristmill.backends.parquet.features import ParquetOfflineStore
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    metadata = build_metadata(settings)
+    metadata.open()
+    try:
+        yield FeatureStores(
+            build_raw(settings, metadata),
+            metadata,
+            ParquetOfflineStore(settings.features_url(), metadata.feature_sets),
+            FsspecArtifactStore(settings.artifacts_url()),
+        )
+    finally:
+        metadata.close()
 
 
 @asynccontextmanager

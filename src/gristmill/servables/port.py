@@ -12,6 +12,10 @@ per request. Two kinds:
   fitted objects themselves, fed numpy arrays of the manifest's columns.
 
 The manifest says which kind a version is and why, what it takes and what it gives.
+
+Besides raw columns, a servable takes the *features* of an entity as the online store holds
+them (vectors made by this version's own fitted pipeline, ``manifest.pipeline``):
+``predict_features`` runs the learner alone on them.
 """
 
 from __future__ import annotations
@@ -42,13 +46,20 @@ class InputColumn:
 class Parity:
     """How the compiled graph was checked against the native scorer, on ``rows`` held-out
     rows of the feature set: equal classes, largest absolute difference of probabilities or
-    numbers, and the tolerance it had to stay within."""
+    numbers, and the tolerance it had to stay within.
+
+    ``rows_from`` says where the rows came from (the split's test rows, or a sample of the
+    raw batch when those cannot be found again); ``rule`` how values were compared
+    (probabilities absolutely, numbers relative to their size above 1).
+    """
 
     rows: int
     classes_equal: bool | None
     max_abs_diff: float | None
     tolerance: float
     passed: bool
+    rows_from: str = ""
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,12 @@ class ServableManifest:
     ``digest`` names the compiled servable artifact (verified on every load); ``bundle``
     the model bundle it was compiled from; ``pipeline`` the fitted feature pipeline's
     digest (online vectors made by it are the only ones this version may read).
+
+    ``inputs`` are the raw columns ``predict`` needs (after feature selection: a column no
+    kept feature reads is not asked for); ``features`` the columns ``predict_features``
+    takes, which the online store holds per ``entity`` in the view ``view`` (the feature
+    set's name) — ``online`` is true for them when the pipeline has an entity. ``output``:
+    ``probabilities`` is a class together with a probability per class.
     """
 
     model: str
@@ -74,6 +91,13 @@ class ServableManifest:
     classes: tuple[Any, ...] | None = None
     parity: Parity | None = None
     libraries: Mapping[str, str] = field(default_factory=dict)
+    features: tuple[InputColumn, ...] = ()
+    view: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """``<model>/<version>``."""
+        return f"{self.model}/{self.version}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,9 @@ class Predictions:
 
     values: np.ndarray
     probabilities: np.ndarray | None = None
+    rejected: np.ndarray | None = None
+    """Booleans, true for a row a ``filter`` step of the pipeline rejects: it has no
+    prediction (its value is missing). ``None`` when every row was answered."""
 
 
 class Servable(Protocol):
@@ -95,3 +122,8 @@ class Servable(Protocol):
     def manifest(self) -> ServableManifest: ...
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions: ...
+
+    def predict_features(self, columns: Mapping[str, np.ndarray]) -> Predictions:
+        """The learner alone on feature columns (every column of ``manifest.features``), as
+        the online store holds them for an entity; errors as ``predict``."""
+        ...

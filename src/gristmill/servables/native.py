@@ -1,0 +1,105 @@
+"""The native servable: the version's fitted pipeline and learner themselves, for what ONNX
+cannot express (a custom step or estimator, a filter, date and text steps, ARIMA).
+
+Columns are checked and typed as numpy arrays first (the same checks as the ONNX servable:
+a missing column or value, a number that is not one, named). gristmill's feature steps and
+learners are written against pandas, so the arrays then become **one** DataFrame per call,
+built without copying them (``copy=False``); the pipeline and learner run on it once (the
+features are computed once for both values and probabilities). That frame is the one
+piece of pandas per request; it is why a native servable is slower than an ONNX one, and
+the manifest's ``reason`` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gristmill.errors import DataError, GristmillError
+from gristmill.servables.columns import column, is_missing, numbers, same_length
+from gristmill.servables.onnx_servable import empty_predictions
+from gristmill.servables.port import InputColumn, Predictions, ServableManifest
+from gristmill.training.bundle import Scorer
+
+
+class NativeServable:
+    """A version served by its fitted objects (see the module docstring)."""
+
+    def __init__(self, manifest: ServableManifest, scorer: Scorer) -> None:
+        self._manifest = manifest
+        self._scorer = scorer
+        self._proba = manifest.output == "probabilities"
+
+    @property
+    def manifest(self) -> ServableManifest:
+        return self._manifest
+
+    @property
+    def scorer(self) -> Scorer:
+        return self._scorer
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
+        frame = _frame(columns, self._manifest.inputs)
+        if len(frame) == 0:
+            return empty_predictions(self._manifest)
+        features = _guarded(lambda: self._scorer.features(frame))
+        return self._answer(features, len(frame))
+
+    def predict_features(self, columns: Mapping[str, np.ndarray]) -> Predictions:
+        frame = _frame(columns, self._manifest.features)
+        if len(frame) == 0:
+            return empty_predictions(self._manifest)
+        return self._answer(frame, len(frame))
+
+    def _answer(self, features: pd.DataFrame, rows: int) -> Predictions:
+        learner = self._scorer.learner
+        values = _guarded(lambda: learner.predict(features)).to_numpy()
+        probabilities = (
+            _guarded(lambda: learner.predict_proba(features)).to_numpy(dtype=np.float64)
+            if self._proba
+            else None
+        )
+        if len(features) == rows:
+            return Predictions(values, probabilities)
+        # A filter step rejected some rows: they keep their place, without a prediction.
+        positions = features.index.to_numpy()
+        rejected = np.ones(rows, dtype=bool)
+        rejected[positions] = False
+        full = np.full(rows, None, dtype=object)
+        full[positions] = values
+        proba = None
+        if probabilities is not None:
+            proba = np.full((rows, probabilities.shape[1]), np.nan)
+            proba[positions] = probabilities
+        return Predictions(full, proba, rejected)
+
+
+def _frame(columns: Mapping[str, Any], needed: Sequence[InputColumn]) -> pd.DataFrame:
+    """One frame of the needed columns, typed, without copying them."""
+    arrays: dict[str, np.ndarray] = {}
+    rows = -1
+    for spec in needed:
+        values = column(columns, spec.name, needed)
+        if spec.type in ("float64", "int64", "bool"):
+            array = numbers(values, spec.name, spec.nullable)
+        else:
+            array = np.asarray(values, dtype=object).reshape(-1)
+            if not spec.nullable and any(is_missing(v) for v in array):
+                raise DataError(f"column {spec.name!r} may not be missing", column=spec.name)
+        if rows < 0:
+            rows = len(array)
+        same_length(spec.name, len(array), rows)
+        arrays[spec.name] = array
+    return pd.DataFrame(arrays, copy=False, index=pd.RangeIndex(max(rows, 0)))
+
+
+def _guarded(action: Any) -> Any:
+    try:
+        return action()
+    except GristmillError:
+        raise
+    except Exception as exc:  # an estimator's complaint about the rows
+        raise DataError(f"the model could not score these rows: {exc}") from exc

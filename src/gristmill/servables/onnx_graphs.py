@@ -1,0 +1,90 @@
+"""A scorer (fitted feature pipeline + learner) as ONNX: the joined graph and the learner's.
+
+The steps are planned backwards from the learner's features, so each step builds only the
+columns some kept feature needs, and the joined graph's inputs are exactly the raw columns
+those features are computed from (feature selection narrows the inputs too). The second
+graph is the learner alone over one input per feature, for vectors read from the online
+store. Either raises ``NotConvertible`` with the reason when some part has no ONNX form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import onnx
+
+from gristmill.features.pipeline import FittedFeaturePipeline
+from gristmill.servables.graph import Col, GraphBuilder, NotConvertible
+from gristmill.servables.learner_graph import PREFIX, LearnerGraph, joined, learner_graph
+from gristmill.servables.port import ColumnType
+from gristmill.servables.step_graphs import Env, build, produces
+from gristmill.training.bundle import Scorer
+
+RESERVED = ("gm/", PREFIX)
+
+
+@dataclass(frozen=True)
+class OnnxGraphs:
+    """The joined graph, the learner's own graph, and what went into them."""
+
+    full: onnx.ModelProto
+    learner: onnx.ModelProto
+    inputs: tuple[str, ...]
+    learner_graph: LearnerGraph
+    steps: tuple[str, ...]
+    learner_kind: str
+
+    @property
+    def float32(self) -> bool:
+        return self.learner_graph.float32
+
+
+def onnx_graphs(scorer: Scorer, types: Mapping[str, ColumnType]) -> OnnxGraphs:
+    """Both graphs of ``scorer``; ``types`` are its raw inputs' types."""
+    features = list(scorer.feature_names)
+    learner = learner_graph(scorer.learner, len(features))
+    b = GraphBuilder()
+    env: Env = {}
+    for name, kind in types.items():
+        if name.startswith(RESERVED):
+            raise NotConvertible(f"column {name!r} starts like a name the graph uses")
+        if kind != "datetime":
+            env[name] = b.input(name, "string" if kind == "string" else "number")
+    pipeline = scorer.pipeline
+    steps = () if pipeline is None else pipeline.steps
+    try:
+        for step, wanted in zip(steps, _plan(pipeline, features), strict=True):
+            build(step, env, b, wanted)
+        cols = [env[f] for f in features]
+    except KeyError as exc:
+        raise NotConvertible(f"column {exc.args[0]!r} cannot be an ONNX input") from exc
+    _numeric(cols, features)
+    full = joined(b, b.block(cols), learner)
+    own = GraphBuilder()
+    learner_only = joined(own, own.block([own.input(f, "number") for f in features]), learner)
+    inputs = tuple(i.name for i in full.graph.input)
+    estimator = type(getattr(scorer.learner, "estimator", scorer.learner)).__name__
+    names = tuple(s.display_name for s in steps)
+    return OnnxGraphs(full, learner_only, inputs, learner, names, estimator)
+
+
+def _plan(pipeline: FittedFeaturePipeline | None, features: list[str]) -> list[list[str]]:
+    """Per step, the outputs of it some later step or kept feature needs."""
+    if pipeline is None:
+        return []
+    needed = set(features)
+    plan: list[list[str]] = []
+    for step in reversed(pipeline.steps):
+        made = produces(step)
+        wanted = [column for column in made if column in needed]
+        needed = (needed - set(made)) | {source for column in wanted for source in made[column]}
+        plan.append(wanted)
+    plan.reverse()
+    return plan
+
+
+def _numeric(cols: list[Col], features: list[str]) -> None:
+    text = [f for f, col in zip(features, cols, strict=True) if col.kind != "number"]
+    if text:
+        raise NotConvertible(f"feature {text[0]!r} is text; the learner takes it as is")

@@ -1,0 +1,120 @@
+"""The ONNX servable: one ONNX Runtime session over the pipeline-and-learner graph.
+
+Everything a call does not depend on is decided once, at load: the order of the graph's
+inputs, which are text, which may be missing, the output names. A call converts each
+column (``columns``: no copy for float64 arrays), reshapes it to ``[rows, 1]`` (a view),
+runs the session and wraps the outputs; a second session runs the learner alone on
+feature columns (``predict_features``). Sessions use one thread by default: a server
+scales by processes, and a single row gains nothing from a thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gristmill.errors import DataError, MissingExtraError
+from gristmill.servables.columns import column, numbers, same_length, texts
+from gristmill.servables.port import InputColumn, Predictions, ServableManifest
+
+
+def empty_predictions(manifest: ServableManifest) -> Predictions:
+    """The answer to no rows: no values, and no probabilities of each class."""
+    classes = len(manifest.classes or ())
+    probabilities = np.empty((0, classes)) if manifest.output == "probabilities" else None
+    return Predictions(np.empty(0, dtype=np.float64), probabilities)
+
+
+def session(model: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime session of ``model`` on the CPU; ``threads`` 0 lets it choose."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingExtraError(
+            "ONNX Runtime is not installed: pip install 'gristmill[serve]'"
+        ) from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+class _Runner:
+    """One session and the plan to feed it: ``(name, is_text, nullable)`` per input."""
+
+    def __init__(self, sess: Any, columns: Sequence[InputColumn]) -> None:
+        self.session = sess
+        by_name = {c.name: c for c in columns}
+        self.needed = tuple(columns)
+        self.plan = tuple(
+            (i.name, by_name[i.name].type == "string", by_name[i.name].nullable)
+            for i in sess.get_inputs()
+        )
+        self.outputs = [o.name for o in sess.get_outputs()]
+
+    def run(self, columns: Mapping[str, Any]) -> list[Any] | None:
+        """The session's outputs, or ``None`` for no rows."""
+        feed: dict[str, np.ndarray] = {}
+        rows = -1
+        for name, text, nullable in self.plan:
+            values = column(columns, name, self.needed)
+            array = texts(values, name, nullable) if text else numbers(values, name, nullable)
+            if rows < 0:
+                rows = len(array)
+            elif len(array) != rows:
+                same_length(name, len(array), rows)
+            feed[name] = array.reshape(-1, 1)
+        if rows == 0:
+            return None
+        try:
+            result: list[Any] = self.session.run(self.outputs, feed)
+        except Exception as exc:  # ONNX Runtime's errors are its own types
+            raise DataError(f"the model could not score these rows: {exc}") from exc
+        return result
+
+
+class OnnxServable:
+    """A version compiled to ONNX (see the module docstring)."""
+
+    def __init__(
+        self,
+        manifest: ServableManifest,
+        graph: bytes,
+        learner: bytes,
+        *,
+        decode_classes: bool = False,
+        threads: int = 1,
+    ) -> None:
+        self._manifest = manifest
+        self._full = _Runner(session(graph, threads), manifest.inputs)
+        self._learner = _Runner(session(learner, threads), manifest.features)
+        self._classes = np.asarray(manifest.classes, dtype=object) if decode_classes else None
+        self._task = manifest.task
+
+    @property
+    def manifest(self) -> ServableManifest:
+        return self._manifest
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
+        return self._answer(self._full.run(columns))
+
+    def predict_features(self, columns: Mapping[str, np.ndarray]) -> Predictions:
+        return self._answer(self._learner.run(columns))
+
+    def _answer(self, outputs: list[Any] | None) -> Predictions:
+        if outputs is None:
+            return empty_predictions(self._manifest)
+        values = outputs[0].reshape(-1)
+        if self._classes is not None:
+            values = self._classes[values.astype(np.int64)]
+        elif self._task in ("regression", "forecasting"):
+            values = values.astype(np.float64, copy=False)
+        probabilities = None
+        if len(outputs) > 1:
+            probabilities = outputs[1].astype(np.float64, copy=False)
+        return Predictions(values, probabilities)

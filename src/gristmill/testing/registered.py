@@ -1,0 +1,66 @@
+"""Registered model versions made the real way, for tests of what serves them.
+
+``train_and_register`` runs a small pipeline through every stage (ingestion, preparation,
+split, training, evaluation) on the given services and registers each trained candidate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gristmill.config.spec import parse_spec
+from gristmill.core.events import MODEL_EVALUATED
+from gristmill.runtime.pipeline_run import run_pipeline
+from gristmill.runtime.wiring import Services
+from gristmill.stores.models import ModelVersion
+from gristmill.training.gate import promote
+
+
+def write_csv(frame: pd.DataFrame, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+async def train_and_register(
+    services: Services,
+    csv: Path,
+    *,
+    model: str,
+    section: dict[str, Any],
+    candidates: list[dict[str, Any]],
+    metric: str,
+    split: dict[str, Any] | None = None,
+    train: dict[str, Any] | None = None,
+) -> dict[str, ModelVersion]:
+    """Run ingestion → preparation → training → evaluation, then register every trained
+    candidate as a version of ``<model>_<candidate name>`` (``@champion``)."""
+    spec = parse_spec(
+        {
+            "name": model,
+            "sources": {model: {"format": "csv", "path": str(csv)}},
+            "features": {f"{model}_v1": {"from": [model], **section}},
+            "split": split or {"strategy": "random", "test_size": 0.3, "seed": 7},
+            "train": {"candidates": candidates, **(train or {})},
+            "evaluate": {"metric": metric},
+        }
+    )
+    report = await run_pipeline(spec, services, timeout=280)
+    if report.run.status != "succeeded" or not report.of_type(MODEL_EVALUATED):
+        raise AssertionError(f"the pipeline did not train: {report.run.summary}")
+    versions = {}
+    for candidate in services.metadata.candidates.list_candidates(run_id=report.run.run_id):
+        if candidate.status != "trained":
+            raise AssertionError(f"candidate {candidate.name} failed: {candidate.error}")
+        name = f"{model}_{candidate.name}"
+        versions[candidate.name] = promote(services.metadata, candidate.candidate_id, name).version
+    return versions
+
+
+def columns_of(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    """Request columns: one numpy array per column, as a client would send them."""
+    return {name: frame[name].to_numpy() for name in names}

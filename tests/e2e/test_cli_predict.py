@@ -1,0 +1,125 @@
+"""``gristmill promote`` compiles the servable, ``predict`` scores a file through it,
+``compile`` shows it; wrong inputs get one clear line, never a traceback.
+
+The run and the promotion are real processes; the other cases call the CLI's entry point in
+this process (``gristmill.cli.app.main``), to spare a start-up per case.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from palmerpenguins import load_penguins
+
+from gristmill.testing.cli import cli_stdout as gm
+from gristmill.testing.cli import found
+from gristmill.testing.cli import run_cli_here as gm_here
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: birds
+sources:
+  penguins: {format: csv, path: penguins.csv}
+features:
+  penguins_v1:
+    from: [penguins]
+    entity: penguin_id
+    label: species
+    steps:
+      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
+                                    body_mass_g], strategy: median}
+      - impute: {columns: [sex], strategy: most_frequent}
+      - one_hot: {columns: [island, sex]}
+      - standardize: {columns: *numbers}
+      - drop: {columns: [year]}
+split: {strategy: stratified, test_size: 0.3, seed: 7}
+train:
+  candidates:
+    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
+evaluate: {metric: accuracy}
+"""
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(scope="module")
+def where(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("predict")
+    penguins = load_penguins()
+    penguins.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(penguins))])
+    penguins.to_csv(folder / "penguins.csv", index=False)
+    penguins.drop(columns=["species"]).head(8).to_csv(folder / "new.csv", index=False)
+    penguins.head(8).to_parquet(folder / "new.parquet", index=False)
+    penguins.head(3).to_json(folder / "new.jsonl", orient="records", lines=True)
+    penguins.drop(columns=["island"]).head(3).to_csv(folder / "no_island.csv", index=False)
+    (folder / "birds.yaml").write_text(SPEC)
+    summary = gm("run", "birds.yaml", cwd=folder)
+    candidate = found(r"(mc_\w{24})", summary)
+    promoted = gm("promote", candidate, "--model", "birds", cwd=folder)
+    assert "servable: onnx (parity: " in promoted and "classes equal" in promoted
+    return folder
+
+
+@pytest.fixture
+def cli(where: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    def run(*args: str) -> tuple[int, str, str]:
+        return gm_here(*args, cwd=where, monkeypatch=monkeypatch, capsys=capsys)
+
+    return run
+
+
+def test_predict_prints_a_table_and_writes_files(cli: Cli, where: Path) -> None:
+    code, out, err = cli("predict", "birds", "new.csv")
+    assert code == 0, err
+    assert "prediction" in out and "p_Adelie" in out and "Adelie" in out
+    assert "8 row(s) scored by birds/1 (onnx servable)" in out
+
+    code, out, err = cli("predict", "birds/1", "new.parquet", "-o", "scored.parquet")
+    assert code == 0, err
+    scored = pq.read_table(where / "scored.parquet").to_pandas()
+    assert list(scored.columns) == ["row", "prediction", "p_Adelie", "p_Chinstrap", "p_Gentoo"]
+    truth = pd.read_parquet(where / "new.parquet")["species"]
+    assert (scored["prediction"] == truth).mean() >= 0.75
+
+    code, out, err = cli("predict", "birds@champion", "new.jsonl", "--json")
+    assert code == 0, err
+    records = json.loads(out[: out.rindex("]") + 1])
+    assert len(records) == 3 and {"row", "prediction", "p_Gentoo"} <= set(records[0])
+
+
+def test_compile_shows_the_manifest(cli: Cli) -> None:
+    code, out, err = cli("compile", "birds")
+    assert code == 0, err
+    assert "birds/1: onnx servable sha256:" in out
+    assert "parity: " in out and "test rows of split" in out
+    assert "island" in out and "penguin_id" not in out.split("input columns")[1]
+
+    code, out, err = cli("compile", "birds/1", "--json")
+    assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["kind"] == "onnx" and manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+    assert manifest["entity"] == "penguin_id" and manifest["view"] == "penguins_v1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("predict", "birds", "no_island.csv"), "column 'island' is missing"),
+        (("predict", "birds@nope", "new.csv"), "birds@nope points at no version"),
+        (("predict", "birds/7", "new.csv"), "no version 7 of model 'birds'"),
+        (("predict", "fish", "new.csv"), "no model named 'fish' is registered"),
+        (("predict", "birds", "new.txt"), "name it .csv, .parquet or .jsonl"),
+        (("predict", "birds", "absent.csv"), "no file absent.csv"),
+        (("predict", "birds/x", "new.csv"), "a model version is <model>/<number>"),
+    ],
+)
+def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    code, out, err = cli(*args)
+    assert code != 0
+    assert message in err, err
+    assert "Traceback" not in err + out

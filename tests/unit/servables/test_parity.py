@@ -1,0 +1,67 @@
+"""The parity rule, request columns and model references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gristmill.errors import ConfigError, DataError
+from gristmill.servables.columns import MISSING_TEXT, numbers, texts
+from gristmill.servables.loading import parse_ref
+from gristmill.servables.parity import compare, describe
+from gristmill.servables.port import Predictions
+
+
+def _classes(values: list[int], proba: list[list[float]]) -> Predictions:
+    return Predictions(np.array(values), np.array(proba))
+
+
+def test_classes_must_be_equal_and_probabilities_within_the_tolerance() -> None:
+    native = _classes([0, 1], [[0.9, 0.1], [0.2, 0.8]])
+    close = _classes([0, 1], [[0.90005, 0.09995], [0.2, 0.8]])
+    parity = compare(native, close, task="classification", tolerance=1e-4, rows_from="test")
+    assert parity.passed and parity.classes_equal and parity.max_abs_diff == pytest.approx(5e-5)
+    far = compare(native, close, task="classification", tolerance=1e-5, rows_from="test")
+    assert not far.passed and "FAILED" in describe(far)
+    flipped = _classes([1, 1], [[0.9, 0.1], [0.2, 0.8]])
+    wrong = compare(native, flipped, task="classification", tolerance=1, rows_from="test")
+    assert not wrong.passed and wrong.classes_equal is False
+
+
+def test_numbers_are_compared_relative_to_their_size_above_one() -> None:
+    native = Predictions(np.array([0.5, 250_000.0]))
+    compiled = Predictions(np.array([0.50001, 250_010.0]))
+    parity = compare(native, compiled, task="regression", tolerance=1e-4, rows_from="test")
+    assert parity.passed and parity.max_abs_diff == pytest.approx(10.0)
+    assert parity.classes_equal is None
+    off = Predictions(np.array([0.5002, 250_000.0]))
+    assert not compare(native, off, task="regression", tolerance=1e-4, rows_from="t").passed
+    gap = Predictions(np.array([np.nan, 250_000.0]))
+    assert not compare(native, gap, task="regression", tolerance=1e-4, rows_from="t").passed
+
+
+def test_request_columns_are_typed_with_errors_naming_column_and_row() -> None:
+    assert numbers([1, None, True], "a", True).tolist()[::2] == [1.0, 1.0]
+    array = np.array([1.5, 2.5])
+    assert numbers(array, "a", False) is array  # no copy
+    with pytest.raises(DataError, match=r"column 'a' needs numbers.*row 1: 'x'") as bad:
+        numbers([1, "x"], "a", True)
+    assert (bad.value.column, bad.value.row) == ("a", 1)
+    with pytest.raises(DataError, match="column 'a' may not be missing \\(row 1 is\\)"):
+        numbers([1.0, float("nan")], "a", False)
+    assert texts(["x", None, float("nan"), 3], "t", True).tolist() == [
+        "x",
+        MISSING_TEXT,
+        MISSING_TEXT,
+        "3",
+    ]
+    with pytest.raises(DataError, match="column 't' may not be missing"):
+        texts(["x", None], "t", False)
+
+
+def test_model_references() -> None:
+    assert parse_ref("churn") == ("churn", "champion")
+    assert parse_ref("churn@challenger") == ("churn", "challenger")
+    assert parse_ref("churn/3") == ("churn", 3)
+    with pytest.raises(ConfigError, match="<model>/<number>"):
+        parse_ref("churn/x")
