@@ -1,0 +1,1 @@
+"""``gristmill serve``: the online HTTP API over the model registry's servables."""

@@ -1,0 +1,59 @@
+"""What every protocol's routes ask of the server: find a served version, score columns.
+
+The protocols (Open Inference Protocol v2, the MLflow scoring protocol, the native API) only
+translate between their wire format and typed columns; everything a prediction goes through
+besides (picking the version by name, alias or number; the online store for entity keys;
+micro-batching; the prediction cache; logging; metrics) sits behind ``ServedModels``, so all
+protocols get the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from gristmill.servables import Predictions, Servable, ServableManifest
+
+
+@dataclass(frozen=True)
+class Served:
+    """A loaded version as a request reaches it: its servable and how it was named."""
+
+    servable: Servable
+    asked: str  # what the client named: "churn", "churn@challenger", "churn/3"
+
+    @property
+    def manifest(self) -> ServableManifest:
+        return self.servable.manifest
+
+
+class ServedModels(Protocol):
+    """The versions a server holds and the one way requests are scored.
+
+    ``find`` resolves ``model`` with ``version`` (a number) or ``alias`` (default
+    ``champion``) to a loaded version, loading it on first use; ``NotFoundError`` names the
+    model, version or alias when there is none (the routes answer 404). ``predict`` scores
+    ``columns`` (one array per input column of the manifest; the routes answer a
+    ``DataError`` with 400 naming its field) and records the request under ``protocol`` and
+    ``request_id`` (metrics, prediction log). ``ready`` says whether the server can answer.
+    """
+
+    def ready(self) -> bool: ...
+
+    def find(
+        self, model: str, *, version: int | None = None, alias: str | None = None
+    ) -> Served: ...
+
+    def list(self) -> list[ServableManifest]: ...
+
+    async def predict(
+        self,
+        served: Served,
+        columns: Mapping[str, np.ndarray],
+        *,
+        protocol: str,
+        request_id: str,
+    ) -> Predictions: ...
