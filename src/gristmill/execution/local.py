@@ -12,10 +12,22 @@ each caps the native thread pools it loads (OpenMP, BLAS) at its share of the CP
 ``workers`` processes never run more threads than there are cores — oversubscribed OpenMP
 spins and can run many times slower. Modules named in ``preload`` are imported once, in the
 forkserver, and every worker forked from it starts with them loaded.
+
+Workers die with their owner. A worker that outlived a killed owner (``kill -9``, an
+out-of-memory kill) would go on training for nobody and hold its memory, so each one
+watches a *lifeline*: the read end of a pipe whose only write end the owner holds. The
+kernel closes that end when the owner dies, however it dies; the worker's watch thread
+sees end-of-file and exits at once (``os._exit``). The forkserver and multiprocessing's
+resource tracker then exit by themselves, their last clients gone. (``PR_SET_PDEATHSIG``
+would not do: a pool worker's parent is the forkserver, which outlives the owner while
+any worker does, and under ``spawn`` it is the *thread* that started the worker, which
+ends before the pool does.) The watch thread needs the interpreter lock: native code that
+holds it for long (rare; numerical libraries release it) delays the exit until it lets go.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -28,6 +40,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
 from gristmill.errors import BackendError, ConfigError, ExecutorError
@@ -70,13 +83,41 @@ def thread_share(workers: int) -> int:
     return max(1, default_workers() // workers)
 
 
-def prepare_worker(threads: int, preload: tuple[str, ...]) -> None:
-    """Runs first in each worker process: cap native thread pools, import ``preload``.
+OWNER_GONE = 70
+"""A worker's exit status when it stops because its owner died (``EX_SOFTWARE``)."""
 
-    A limit the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is.
-    Ctrl-C is the caller's to handle: a worker ignores SIGINT (the terminal sends it to the
-    whole process group) and is stopped by the pool when the caller shuts it down.
+
+def watch_owner(lifeline: Connection) -> threading.Thread:
+    """Start a daemon thread that ends this process once ``lifeline`` reaches end-of-file.
+
+    The owner holds the only write end and never writes: end-of-file means it is gone (or
+    closed the executor, after its workers were stopped). Nothing is cleaned up: the work
+    in hand is for an owner that can no longer take its result.
     """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        os._exit(OWNER_GONE)
+
+    thread = threading.Thread(target=watch, name="gristmill-owner-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def prepare_worker(
+    threads: int, preload: tuple[str, ...], lifeline: Connection | None = None
+) -> None:
+    """Runs first in each worker process: watch the owner, cap native thread pools, import
+    ``preload``.
+
+    Given ``lifeline``, the worker exits when its owner dies (see ``watch_owner``). A limit
+    the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is. Ctrl-C is the
+    caller's to handle: a worker ignores SIGINT (the terminal sends it to the whole process
+    group) and is stopped by the pool when the caller shuts it down.
+    """
+    if lifeline is not None:
+        watch_owner(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if any(name in os.environ for name in THREAD_VARIABLES):
         threads = 0
@@ -159,6 +200,7 @@ class LocalExecutor:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(self.capabilities.workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._lifeline: tuple[Connection, Connection] | None = None  # (read end, write end)
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers!r})"
@@ -174,6 +216,7 @@ class LocalExecutor:
         with self._lock:
             if self._dispatcher is not None:
                 return
+            self._lifeline = multiprocessing.get_context(start_method()).Pipe(duplex=False)
             self._pool = self._new_pool()
             self._dispatcher = threading.Thread(
                 target=self._dispatch, name="gristmill-local-executor", daemon=True
@@ -191,6 +234,9 @@ class LocalExecutor:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        lifeline, self._lifeline = self._lifeline, None
+        for end in lifeline or ():
+            end.close()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> PoolTask[T]:
         future: Future[T] = Future()
@@ -210,11 +256,12 @@ class LocalExecutor:
         if self.preload and context.get_start_method() == "forkserver":
             context.set_forkserver_preload(list(self.preload))
         workers = self.capabilities.workers
+        lifeline = self._lifeline[0] if self._lifeline is not None else None
         return ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=prepare_worker,
-            initargs=(thread_share(workers), self.preload),
+            initargs=(thread_share(workers), self.preload, lifeline),
         )
 
     def _dispatch(self) -> None:
