@@ -26,7 +26,7 @@ from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
-from gristmill.learners.registry import ALGORITHMS
+from gristmill.learners.registry import ALGORITHMS, check_algorithm_path
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
@@ -61,13 +61,13 @@ def current_actor() -> str:
 
 
 def preflight(spec: PipelineSpec) -> None:
-    """Check what can be checked before any data moves: feature steps and their options,
-    algorithm names. Raises ``ConfigError`` naming the feature set or candidate."""
+    """Check what can be checked before any data moves: feature steps and their options
+    (custom ones imported and checked to be scikit-learn estimators), algorithm names and
+    the classes algorithm import paths name. Raises ``ConfigError`` naming the feature set
+    or candidate; a candidate whose parameters are wrong is left to fail alone, recorded
+    with its error, when it trains."""
     for name, feature_set in (spec.features or {}).items():
-        try:
-            FeaturePipeline.from_spec(feature_set)
-        except ConfigError as exc:
-            raise ConfigError(f"features.{name}: {exc}") from exc
+        FeaturePipeline.from_spec(feature_set, where=f"features.{name}")
     _check_metric_names(spec)
     known = set(learner_names())
     task = spec.train.task if spec.train else None
@@ -78,6 +78,11 @@ def preflight(spec: PipelineSpec) -> None:
                 f"train.candidates.{candidate.name}: no algorithm named "
                 f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
             )
+        if path:
+            try:
+                check_algorithm_path(candidate.algorithm)
+            except ConfigError as exc:
+                raise ConfigError(f"train.candidates.{candidate.name}: {exc}") from exc
         entry = ALGORITHMS.get(candidate.algorithm)
         some_task = task or (next(iter(entry.estimators)) if entry else None)
         try:  # an optional library that is not installed (lightgbm, xgboost) fails now
