@@ -22,6 +22,7 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import DATA_ANOMALOUS, SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
+from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
@@ -228,7 +229,11 @@ async def run_pipeline(
     roots = source_events(spec, run_id, only)
     await services.bus.publish(roots)
     stop = asyncio.Event()
-    workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
+    outages = OutageLog()  # an outage is logged once for all the stages, not once each
+    workers = [
+        StageWorker(stage, services.bus, services.metadata.executions, outages=outages)
+        for stage in stages
+    ]
     concurrency = min(4, max(1, len(roots)))
     tasks = [asyncio.create_task(w.run(stop, poll=0.05, concurrency=concurrency)) for w in workers]
     report = RunReport(run=services.metadata.runs.get_run(run_id))

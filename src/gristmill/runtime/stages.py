@@ -6,6 +6,7 @@ import asyncio
 from typing import Protocol
 
 from gristmill.config.spec import PipelineSpec
+from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services
@@ -56,14 +57,19 @@ def build_workers(
             f"no stage named {unknown[0]!r}; stages built so far: {', '.join(STAGE_NAMES)}"
         )
     workers: list[Worker] = []
+    outages = OutageLog()  # one for the process: an outage is logged once, not per stage
     for name in names:
         stage: Stage
         if name == "ingestion":
             stage = IngestionStage(services.raw, services.metadata)
-            workers.append(StageWorker(stage, services.bus, services.metadata.executions))
+            workers.append(
+                StageWorker(stage, services.bus, services.metadata.executions, outages=outages)
+            )
         elif name in ("preparation", "training", "evaluation"):
             stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
-            workers.append(StageWorker(stage, services.bus, services.metadata.executions))
+            workers.append(
+                StageWorker(stage, services.bus, services.metadata.executions, outages=outages)
+            )
         else:
             workers.append(
                 StreamIngestionWorker(
@@ -71,6 +77,7 @@ def build_workers(
                     services.raw,
                     services.metadata,
                     max_seconds=min(2.0, services.bus.ack_wait / 3),
+                    outages=outages,
                 )
             )
     return workers
