@@ -22,6 +22,14 @@ app = typer.Typer(
 )
 
 
+REPLAY_HINT = (
+    "note: if the event failed in custom code you have since fixed, the fix is used when the "
+    "code is a module beside the spec (workers read such modules again once their files "
+    "change); code installed as a package, or run by a dask cluster's workers, stays as it "
+    "was imported until those processes restart: restart them, then replay"
+)
+
+
 def _collected(settings: Settings) -> list[DeadLetter]:
     async def go() -> list[DeadLetter]:
         async with open_services(settings) as services:
@@ -89,7 +97,12 @@ def replay_command(
         bool, typer.Option("--again", help="Replay a letter that was replayed already.")
     ] = False,
 ) -> None:
-    """Publish the original event again, under a fresh id (its attempts start over)."""
+    """Publish the original event again, under a fresh id (its attempts start over).
+
+    Fixed custom code first? Workers read modules kept beside the spec again once their
+    files change; code installed as a package, or run by a dask cluster, needs those
+    workers restarted before the replay.
+    """
     settings = settings_from(ctx)
 
     async def go() -> str:
@@ -101,6 +114,7 @@ def replay_command(
             return f"replayed {copy.type} as event {copy.id} (run {copy.correlation_id})"
 
     console.print(asyncio.run(go()))
+    console.print(REPLAY_HINT, style="dim")
 
 
 def register(root: typer.Typer) -> None:

@@ -23,6 +23,10 @@ would not do: a pool worker's parent is the forkserver, which outlives the owner
 any worker does, and under ``spawn`` it is the *thread* that started the worker, which
 ends before the pool does.) The watch thread needs the interpreter lock: native code that
 holds it for long (rare; numerical libraries release it) delays the exit until it lets go.
+
+Workers keep what they imported. ``restart_workers`` puts a fresh pool in place for the
+tasks submitted after it (their processes import the code as it is now, e.g. a custom
+module fixed on disk); the tasks running in the old pool finish there.
 """
 
 from __future__ import annotations
@@ -173,6 +177,10 @@ class PoolTask(Generic[T]):
         return self._future.done()
 
 
+class _Restart:
+    """Queued among the jobs: the jobs after it run in a fresh pool."""
+
+
 @dataclass(frozen=True)
 class _Job:
     future: Future[Any]
@@ -193,13 +201,16 @@ class LocalExecutor:
         self.workers = workers
         self.preload = preload
         self.capabilities = ExecutorCapabilities(
-            workers=checked_workers("LocalExecutor", workers), separate_processes=True
+            workers=checked_workers("LocalExecutor", workers),
+            separate_processes=True,
+            restartable=True,
         )
         self._lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | _Restart | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(self.capabilities.workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._retired: list[ProcessPoolExecutor] = []  # replaced by restart_workers
         self._lifeline: tuple[Connection, Connection] | None = None  # (read end, write end)
 
     def __repr__(self) -> str:
@@ -231,9 +242,10 @@ class LocalExecutor:
                 return
             self._jobs.put(None)  # after every job already queued
         dispatcher.join()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        pools, self._pool, self._retired = [*self._retired, self._pool], None, []
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True)
         lifeline, self._lifeline = self._lifeline, None
         for end in lifeline or ():
             end.close()
@@ -248,6 +260,12 @@ class LocalExecutor:
 
     def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[Task[T]]:
         return [self.submit(fn, item) for item in items]
+
+    def restart_workers(self) -> None:
+        """Jobs submitted from now on run in a fresh pool; the old one finishes its jobs."""
+        with self._lock:
+            if self._dispatcher is not None:
+                self._jobs.put(_Restart())  # the dispatcher swaps pools between two jobs
 
     # -- the dispatcher thread ----------------------------------------------------------------
 
@@ -264,11 +282,24 @@ class LocalExecutor:
             initargs=(thread_share(workers), self.preload, lifeline),
         )
 
-    def _dispatch(self) -> None:
+    def _warm_up(self) -> None:
         if self._pool is not None:  # start the workers now, while the caller gets ready
             for _ in range(self.capabilities.workers):
                 self._pool.submit(_started)
+
+    def _restart(self) -> None:
+        old, self._pool = self._pool, self._new_pool()
+        if old is not None:
+            old.shutdown(wait=False)  # its running jobs finish; then its workers exit
+            self._retired.append(old)  # close() waits for them
+        self._warm_up()
+
+    def _dispatch(self) -> None:
+        self._warm_up()
         while (job := self._jobs.get()) is not None:
+            if isinstance(job, _Restart):
+                self._restart()
+                continue
             self._slots.acquire()  # released when the pool finishes the job
             try:
                 running = self._hand_over(job)

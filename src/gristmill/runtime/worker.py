@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from gristmill.core.events import Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
 from gristmill.errors import PERMANENT_ERRORS, BackendError
+from gristmill.runtime.code_reload import CodeReload
 from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
@@ -100,6 +102,7 @@ class StageWorker:
         executions: ExecutionStore,
         *,
         outages: OutageLog | None = None,
+        code: CodeReload | None = None,
     ) -> None:
         self.stage = stage
         self.bus = bus
@@ -108,6 +111,7 @@ class StageWorker:
         self.consumes = stage.consumes
         self.handled = 0
         self.outages = outages if outages is not None else OutageLog()
+        self.code = code  # custom modules changed on disk are read again before each event
         self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
@@ -198,12 +202,17 @@ class StageWorker:
 
     async def _handle(self, delivery: Delivery, execution: StageExecution) -> StageOutcome:
         """The handler's outcome, run in a thread; both leases are renewed while it runs."""
+        if self.code is not None:
+            self.code.before()
+        started = time.time()
         heartbeat = asyncio.create_task(self._keep_leases(delivery, execution.execution_id))
         try:
             return await asyncio.to_thread(self.stage.handle, delivery.event)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            if self.code is not None:
+                self.code.after(started)
 
     async def _keep_leases(self, delivery: Delivery, execution_id: str) -> None:
         """Every ``ack_wait / 3``: extend the delivery's lease and the execution's."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
@@ -67,3 +68,8 @@ def spin(seconds: float, started: str = "") -> int:
     while time.monotonic() < end:
         loops += 1
     return loops
+
+
+def imported_attribute(module: str, name: str) -> Any:
+    """``module.name`` as this worker process sees it (importing ``module`` if it has not)."""
+    return getattr(importlib.import_module(module), name)

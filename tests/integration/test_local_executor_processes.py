@@ -1,9 +1,11 @@
-"""The local executor's worker processes die with the process that owns them.
+"""The local executor's worker processes: they die with their owner, and can be replaced.
 
 A real owner process (a script opening a ``LocalExecutor`` with one long CPU-bound task and
 one idle worker, as a ``gristmill worker`` training a model has) is killed with SIGKILL:
 it can clean nothing up. Every process it started (pool workers, the forkserver, the
-resource tracker) must be gone within seconds, not go on training for nobody.
+resource tracker) must be gone within seconds, not go on training for nobody. Workers
+keep the modules they imported; after ``restart_workers`` tasks run in fresh processes that
+read a module changed on disk.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+
+from gristmill.execution.local import LocalExecutor
+from gristmill.testing.tasks import echo, imported_attribute, sleep_then_return
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -117,3 +122,28 @@ def test_workers_die_when_their_owner_is_killed(owner: Owner) -> None:
         wait_until(lambda: not owner.left(), "the owner's processes exiting", 10.0)
     except AssertionError as exc:
         raise AssertionError(f"{exc}; still running: {owner.left()}") from None
+
+
+def test_restarted_workers_import_a_changed_module_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "gm_restart_mod.py"
+    module.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # workers get this process's sys.path
+    with LocalExecutor(workers=1) as executor:
+        assert executor.capabilities.restartable
+        assert executor.submit(imported_attribute, "gm_restart_mod", "VALUE").result(60) == 1
+        module.write_text("VALUE = 22  # fixed\n")
+        # the worker imported it once: it keeps the old code
+        assert executor.submit(imported_attribute, "gm_restart_mod", "VALUE").result(60) == 1
+        executor.restart_workers()
+        assert executor.submit(imported_attribute, "gm_restart_mod", "VALUE").result(60) == 22
+
+
+def test_a_restart_lets_running_tasks_finish_and_close_waits_for_them() -> None:
+    with LocalExecutor(workers=1) as executor:
+        running = executor.submit(sleep_then_return, 1.0, "old")
+        executor.restart_workers()
+        fresh = executor.submit(echo, "new")
+        assert fresh.result(60) == "new"
+    assert running.done() and running.result(0) == "old"
