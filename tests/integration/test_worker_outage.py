@@ -426,6 +426,7 @@ async def wait_for_line(caplog: pytest.LogCaptureFixture, text: str, deadline: f
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
     broker: Broker, client: Callable[[], EventBus], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
