@@ -136,7 +136,7 @@ async def test_an_unknown_step_is_refused_before_a_run_and_fails_the_stage(
     bad = readings_spec(tmp_path, readings_v1=feature_set(steps=[{"standardise": {}}]))
     with pytest.raises(ConfigError) as refused:
         await run(bad, services)
-    assert str(refused.value).startswith("features.readings_v1: ")
+    assert str(refused.value).startswith("features.readings_v1.steps[0] (standardise): ")
     assert all(phrase in str(refused.value) for phrase in UNKNOWN_STEP)
     assert services.metadata.runs.list_runs() == []
     assert services.metadata.batches.list_batches() == []

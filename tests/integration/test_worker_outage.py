@@ -10,6 +10,7 @@ consumer groups up again and go on, and SIGTERM must stop it even while the brok
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -390,3 +391,71 @@ async def test_a_bus_whose_stream_and_groups_vanished_sets_them_up_again(
     got = await until_it_works(lambda: bus.consume("g", "ping", "c", wait=5.0))
     assert [d.event.payload["n"] for d in got] == [2]
     await bus.ack(got[0])
+
+
+async def test_closing_a_nats_bus_logs_no_loss(
+    nats_url: str, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bus = NatsJetStreamBus(nats_url, namespace=namespace)
+    await bus.open()
+    try:
+        await bus.publish([Event(type="ping", payload={"n": 1})])
+        (delivery,) = await bus.consume("g", "ping", "c", wait=5.0)
+        await bus.ack(delivery)
+        await bus.purge()
+    finally:
+        with caplog.at_level(logging.DEBUG, logger="gristmill"):
+            await bus.close()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert said == [], said
+
+
+def warnings_from(caplog: pytest.LogCaptureFixture, since: int = 0) -> list[str]:
+    return [
+        f"{r.name}: {r.getMessage()}"
+        for r in caplog.records[since:]
+        if r.levelno >= logging.WARNING and r.name.startswith("gristmill")
+    ]
+
+
+async def wait_for_line(caplog: pytest.LogCaptureFixture, text: str, deadline: float) -> None:
+    end = time.monotonic() + deadline
+    while not any(text in line for line in warnings_from(caplog)):
+        if time.monotonic() > end:
+            raise AssertionError(f"no {text!r} within {deadline}s: {warnings_from(caplog)}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    broker: Broker, client: Callable[[], EventBus], caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="gristmill")
+    bus = await open_bus(client)
+    with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as metadata:
+        stop = asyncio.Event()
+        worker = StageWorker(Echo(), bus, metadata.executions)
+        task = asyncio.create_task(worker.run(stop, poll=0.1))
+        try:
+            await asyncio.sleep(0.5)  # serving: consumer declared, polling
+            assert warnings_from(caplog) == []
+            await asyncio.to_thread(broker.kill)
+            await wait_for_line(caplog, "retrying in", 30.0)
+            if isinstance(broker, NatsServer):  # the client's own notice of the loss
+                await wait_for_line(caplog, "NATS bus lost", 30.0)
+            started = len(caplog.records)
+            await asyncio.sleep(OUTAGE)  # the client retries many times meanwhile
+            during = warnings_from(caplog, started)
+            assert during == [], f"logged again within {OUTAGE}s of the outage's start: {during}"
+            await asyncio.to_thread(broker.start)
+            await wait_for_line(caplog, "serving again after", 60.0)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+    lines = warnings_from(caplog)
+    assert sum("retrying in" in line for line in lines) == 1, lines
+    assert sum("serving again after" in line for line in lines) == 1, lines
+    if isinstance(broker, NatsServer):
+        assert sum("nats.bus: NATS bus lost" in line for line in lines) == 1, lines
+        assert sum("NATS bus reconnected" in line for line in lines) == 1, lines
+    assert not any("connection error" in line for line in lines), lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import sysconfig
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,9 +133,38 @@ _register()
 
 
 def main() -> None:
-    """Entry point: usage errors are click's; gristmill errors become one clear line."""
+    """Entry point: usage errors are click's; gristmill errors become one clear line.
+
+    Any other exception (a bug, or custom code named in a spec failing in a way nothing
+    foresaw) is one line too, saying where it came from; ``-vv`` adds its traceback.
+    """
     try:
         app()  # standalone: click prints usage errors and exits 2, Ctrl-C exits 1
     except GristmillError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except Exception as exc:
+        err_console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}{_origin(exc)}: {exc}; "
+            "run again with -vv to see the traceback",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            err_console.print_exception()
+        sys.exit(1)
+
+
+def _origin(exc: BaseException) -> str:
+    """`` in FILE:LINE``: the innermost frame of ``exc``'s traceback outside the installed
+    libraries (the user's own module, when custom code failed), else the innermost one."""
+    installed = tuple({sysconfig.get_path(name) for name in ("stdlib", "purelib", "platlib")})
+    own = innermost = None
+    trace = exc.__traceback__
+    while trace is not None:
+        innermost = (trace.tb_frame.f_code.co_filename, trace.tb_lineno)
+        if not innermost[0].startswith(installed):
+            own = innermost
+        trace = trace.tb_next
+    found = own or innermost
+    return f" in {found[0]}:{found[1]}" if found else ""

@@ -33,6 +33,14 @@ ID_HELP = "A dead letter's id, or its unique start; list them with `gristmill de
 app = typer.Typer(help=HELP, no_args_is_help=True)
 
 
+REPLAY_HINT = (
+    "note: if the event failed in custom code you have since fixed, the fix is used when the "
+    "code is a module beside the spec (workers read such modules again once their files "
+    "change); code installed as a package, or run by a dask cluster's workers, stays as it "
+    "was imported until those processes restart: restart them, then replay"
+)
+
+
 def _collected(settings: Settings) -> list[DeadLetter]:
     async def go() -> list[DeadLetter]:
         async with open_services(settings) as services:
@@ -112,6 +120,10 @@ def replay_command(
 ) -> None:
     """Publish the original event again, under a fresh id (its attempts start over).
 
+    Fixed custom code first? Workers read modules kept beside the spec again once their
+    files change; code installed as a package, or run by a dask cluster, needs those
+    workers restarted before the replay.
+
     \b
         gristmill dead-letters replay 01J9Z3K4TW8Q2N6M5R7V0XBCDE
         gristmill dead-letters replay 01J9Z3           a unique start is enough
@@ -127,6 +139,7 @@ def replay_command(
             return f"replayed {copy.type} as event {copy.id} (run {copy.correlation_id})"
 
     console.print(asyncio.run(go()))
+    console.print(REPLAY_HINT, style="dim")
 
 
 def register(root: typer.Typer) -> None:

@@ -8,7 +8,6 @@ The documented schema is docs/spec.md; ``PipelineSpec.model_json_schema()`` is i
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +24,7 @@ from pydantic import (
 from gristmill.config.features import FeatureSetSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
+from gristmill.core.user_code import make_importable
 from gristmill.errors import SpecError
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
@@ -272,10 +272,3 @@ def load_spec(path: Path | str) -> PipelineSpec:
 def spec_digest(spec: PipelineSpec) -> str:
     """The id of a spec's content: what a run records to name the spec it follows."""
     return digest_json(spec.model_dump(mode="json"))
-
-
-def make_importable(folder: Path) -> None:
-    """Put ``folder`` first on ``sys.path`` unless it is on it already."""
-    where = str(folder.resolve())
-    if where not in sys.path:
-        sys.path.insert(0, where)

@@ -12,10 +12,26 @@ each caps the native thread pools it loads (OpenMP, BLAS) at its share of the CP
 ``workers`` processes never run more threads than there are cores — oversubscribed OpenMP
 spins and can run many times slower. Modules named in ``preload`` are imported once, in the
 forkserver, and every worker forked from it starts with them loaded.
+
+Workers die with their owner. A worker that outlived a killed owner (``kill -9``, an
+out-of-memory kill) would go on training for nobody and hold its memory, so each one
+watches a *lifeline*: the read end of a pipe whose only write end the owner holds. The
+kernel closes that end when the owner dies, however it dies; the worker's watch thread
+sees end-of-file and exits at once (``os._exit``). The forkserver and multiprocessing's
+resource tracker then exit by themselves, their last clients gone. (``PR_SET_PDEATHSIG``
+would not do: a pool worker's parent is the forkserver, which outlives the owner while
+any worker does, and under ``spawn`` it is the *thread* that started the worker, which
+ends before the pool does.) The watch thread needs the interpreter lock: native code that
+holds it for long (rare; numerical libraries release it) delays the exit until it lets go.
+
+Workers keep what they imported. ``restart_workers`` puts a fresh pool in place for the
+tasks submitted after it (their processes import the code as it is now, e.g. a custom
+module fixed on disk); the tasks running in the old pool finish there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -28,6 +44,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
+from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
 from gristmill.errors import BackendError, ConfigError, ExecutorError
@@ -70,13 +87,41 @@ def thread_share(workers: int) -> int:
     return max(1, default_workers() // workers)
 
 
-def prepare_worker(threads: int, preload: tuple[str, ...]) -> None:
-    """Runs first in each worker process: cap native thread pools, import ``preload``.
+OWNER_GONE = 70
+"""A worker's exit status when it stops because its owner died (``EX_SOFTWARE``)."""
 
-    A limit the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is.
-    Ctrl-C is the caller's to handle: a worker ignores SIGINT (the terminal sends it to the
-    whole process group) and is stopped by the pool when the caller shuts it down.
+
+def watch_owner(lifeline: Connection) -> threading.Thread:
+    """Start a daemon thread that ends this process once ``lifeline`` reaches end-of-file.
+
+    The owner holds the only write end and never writes: end-of-file means it is gone (or
+    closed the executor, after its workers were stopped). Nothing is cleaned up: the work
+    in hand is for an owner that can no longer take its result.
     """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv_bytes()
+        os._exit(OWNER_GONE)
+
+    thread = threading.Thread(target=watch, name="gristmill-owner-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def prepare_worker(
+    threads: int, preload: tuple[str, ...], lifeline: Connection | None = None
+) -> None:
+    """Runs first in each worker process: watch the owner, cap native thread pools, import
+    ``preload``.
+
+    Given ``lifeline``, the worker exits when its owner dies (see ``watch_owner``). A limit
+    the user set in the environment (``OMP_NUM_THREADS`` …) is kept as it is. Ctrl-C is the
+    caller's to handle: a worker ignores SIGINT (the terminal sends it to the whole process
+    group) and is stopped by the pool when the caller shuts it down.
+    """
+    if lifeline is not None:
+        watch_owner(lifeline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if any(name in os.environ for name in THREAD_VARIABLES):
         threads = 0
@@ -132,6 +177,10 @@ class PoolTask(Generic[T]):
         return self._future.done()
 
 
+class _Restart:
+    """Queued among the jobs: the jobs after it run in a fresh pool."""
+
+
 @dataclass(frozen=True)
 class _Job:
     future: Future[Any]
@@ -152,13 +201,17 @@ class LocalExecutor:
         self.workers = workers
         self.preload = preload
         self.capabilities = ExecutorCapabilities(
-            workers=checked_workers("LocalExecutor", workers), separate_processes=True
+            workers=checked_workers("LocalExecutor", workers),
+            separate_processes=True,
+            restartable=True,
         )
         self._lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | _Restart | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(self.capabilities.workers)
         self._pool: ProcessPoolExecutor | None = None
+        self._retired: list[ProcessPoolExecutor] = []  # replaced by restart_workers
+        self._lifeline: tuple[Connection, Connection] | None = None  # (read end, write end)
 
     def __repr__(self) -> str:
         return f"LocalExecutor(workers={self.workers!r})"
@@ -174,6 +227,7 @@ class LocalExecutor:
         with self._lock:
             if self._dispatcher is not None:
                 return
+            self._lifeline = multiprocessing.get_context(start_method()).Pipe(duplex=False)
             self._pool = self._new_pool()
             self._dispatcher = threading.Thread(
                 target=self._dispatch, name="gristmill-local-executor", daemon=True
@@ -188,9 +242,13 @@ class LocalExecutor:
                 return
             self._jobs.put(None)  # after every job already queued
         dispatcher.join()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        pools, self._pool, self._retired = [*self._retired, self._pool], None, []
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        lifeline, self._lifeline = self._lifeline, None
+        for end in lifeline or ():
+            end.close()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> PoolTask[T]:
         future: Future[T] = Future()
@@ -203,6 +261,12 @@ class LocalExecutor:
     def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[Task[T]]:
         return [self.submit(fn, item) for item in items]
 
+    def restart_workers(self) -> None:
+        """Jobs submitted from now on run in a fresh pool; the old one finishes its jobs."""
+        with self._lock:
+            if self._dispatcher is not None:
+                self._jobs.put(_Restart())  # the dispatcher swaps pools between two jobs
+
     # -- the dispatcher thread ----------------------------------------------------------------
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -210,18 +274,32 @@ class LocalExecutor:
         if self.preload and context.get_start_method() == "forkserver":
             context.set_forkserver_preload(list(self.preload))
         workers = self.capabilities.workers
+        lifeline = self._lifeline[0] if self._lifeline is not None else None
         return ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=prepare_worker,
-            initargs=(thread_share(workers), self.preload),
+            initargs=(thread_share(workers), self.preload, lifeline),
         )
 
-    def _dispatch(self) -> None:
+    def _warm_up(self) -> None:
         if self._pool is not None:  # start the workers now, while the caller gets ready
             for _ in range(self.capabilities.workers):
                 self._pool.submit(_started)
+
+    def _restart(self) -> None:
+        old, self._pool = self._pool, self._new_pool()
+        if old is not None:
+            old.shutdown(wait=False)  # its running jobs finish; then its workers exit
+            self._retired.append(old)  # close() waits for them
+        self._warm_up()
+
+    def _dispatch(self) -> None:
+        self._warm_up()
         while (job := self._jobs.get()) is not None:
+            if isinstance(job, _Restart):
+                self._restart()
+                continue
             self._slots.acquire()  # released when the pool finishes the job
             try:
                 running = self._hand_over(job)

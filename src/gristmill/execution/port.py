@@ -34,6 +34,8 @@ class ExecutorCapabilities:
     """Tasks run outside the caller's process (a crash cannot take the caller down)."""
     distributed: bool = False
     """Workers may be on other machines (arguments travel over the network)."""
+    restartable: bool = False
+    """The executor is also a ``RestartableWorkers``: fresh worker processes on demand."""
 
 
 class Task(Protocol[T_co]):
@@ -52,3 +54,16 @@ class Executor(Protocol):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Task[T]: ...
 
     def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[Task[T]]: ...
+
+
+class RestartableWorkers(Protocol):
+    """An executor whose worker processes can be replaced while it is open.
+
+    Worker processes keep what they imported; after custom code changed on disk, tasks must
+    run in processes that import it again.
+    """
+
+    def restart_workers(self) -> None:
+        """Tasks submitted from now on run in fresh worker processes; the tasks running now
+        finish in the old ones, which then exit. Returns at once; a no-op when not open."""
+        ...

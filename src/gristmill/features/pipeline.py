@@ -47,18 +47,21 @@ class FeaturePipeline:
     select: SelectSpec | None = None
 
     @classmethod
-    def from_spec(cls, spec: FeatureSetSpec) -> FeaturePipeline:
-        """The pipeline a ``features.<name>`` section describes; ``ConfigError`` names the step."""
+    def from_spec(cls, spec: FeatureSetSpec, *, where: str = "") -> FeaturePipeline:
+        """The pipeline a ``features.<name>`` section describes; ``ConfigError`` names the step
+        by its key path, ``where`` (``features.<name>``) first when given."""
         steps = []
+        prefix = f"{where}." if where else ""
         for index, entry in enumerate(spec.steps):
             ((name, options),) = entry.items()
             try:
                 steps.append(make_step(name, options))
             except ConfigError as exc:
-                raise ConfigError(f"steps[{index}] ({name}): {exc}") from exc
+                raise ConfigError(f"{prefix}steps[{index}] ({name}): {exc}") from exc
         if spec.select is not None and spec.select.method in LABEL_METHODS and not spec.label:
             raise ConfigError(
-                f"select method {spec.select.method!r} scores features against the label; "
+                f"{where}{': ' if where else ''}select method {spec.select.method!r} scores "
+                "features against the label; "
                 "set 'label' or choose method variance or list"
             )
         return cls(tuple(steps), spec.label, spec.entity, spec.timestamp, spec.select)

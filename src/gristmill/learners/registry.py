@@ -23,6 +23,7 @@ from typing import Any
 
 from sklearn.base import ClusterMixin, is_classifier, is_regressor
 
+from gristmill.core.estimators import check_copyable, check_estimator_class
 from gristmill.core.imports import import_object
 from gristmill.errors import ConfigError
 from gristmill.learners.base import TASKS, Learner, Task
@@ -136,6 +137,7 @@ def make_learner(
         )
     elif ":" in algorithm or "." in algorithm:
         estimator = _construct(algorithm, _import(algorithm, algorithm, None), params)
+        check_copyable(estimator, what=f"algorithm {algorithm!r}")
         task_done = _estimator_task(algorithm, estimator, chosen)
         # An imported estimator may take text or other columns itself (a Pipeline).
         learner = EstimatorLearner(algorithm, estimator, task_done, needs_numbers=False)
@@ -236,4 +238,16 @@ def _import(algorithm: str, path: str, install: str | None) -> Any:
         )
     if not callable(getattr(factory, "fit", None)):
         raise ConfigError(f"{path!r} is not an estimator: it has no fit method")
+    check_estimator_class(
+        factory,
+        what=f"algorithm {path!r}",
+        has="fit",
+        bases="BaseEstimator and one of ClassifierMixin, RegressorMixin, ClusterMixin",
+    )
     return factory
+
+
+def check_algorithm_path(algorithm: str) -> None:
+    """``ConfigError`` unless the import path ``algorithm`` names a scikit-learn estimator
+    class (importable, with ``fit`` and ``get_params``); its parameters are not checked."""
+    _import(algorithm, algorithm, None)

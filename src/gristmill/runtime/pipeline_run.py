@@ -23,11 +23,12 @@ from typing import Any
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
+from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
-from gristmill.learners.registry import ALGORITHMS
+from gristmill.learners.registry import ALGORITHMS, check_algorithm_path
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
@@ -62,13 +63,13 @@ def current_actor() -> str:
 
 
 def preflight(spec: PipelineSpec) -> None:
-    """Check what can be checked before any data moves: feature steps and their options,
-    algorithm names. Raises ``ConfigError`` naming the feature set or candidate."""
+    """Check what can be checked before any data moves: feature steps and their options
+    (custom ones imported and checked to be scikit-learn estimators), algorithm names and
+    the classes algorithm import paths name. Raises ``ConfigError`` naming the feature set
+    or candidate; a candidate whose parameters are wrong is left to fail alone, recorded
+    with its error, when it trains."""
     for name, feature_set in (spec.features or {}).items():
-        try:
-            FeaturePipeline.from_spec(feature_set)
-        except ConfigError as exc:
-            raise ConfigError(f"features.{name}: {exc}") from exc
+        FeaturePipeline.from_spec(feature_set, where=f"features.{name}")
     _check_metric_names(spec)
     known = set(learner_names())
     task = spec.train.task if spec.train else None
@@ -79,6 +80,11 @@ def preflight(spec: PipelineSpec) -> None:
                 f"train.candidates.{candidate.name}: no algorithm named "
                 f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
             )
+        if path:
+            try:
+                check_algorithm_path(candidate.algorithm)
+            except ConfigError as exc:
+                raise ConfigError(f"train.candidates.{candidate.name}: {exc}") from exc
         entry = ALGORITHMS.get(candidate.algorithm)
         some_task = task or (next(iter(entry.estimators)) if entry else None)
         try:  # an optional library that is not installed (lightgbm, xgboost) fails now
@@ -227,7 +233,11 @@ async def run_pipeline(
     consumed = {stage.consumes for stage in stages}  # RUN_CONSUMES, what readers follow
     await services.bus.publish(roots)
     stop = asyncio.Event()
-    workers = [StageWorker(stage, services.bus, services.metadata.executions) for stage in stages]
+    outages = OutageLog()  # an outage is logged once for all the stages, not once each
+    workers = [
+        StageWorker(stage, services.bus, services.metadata.executions, outages=outages)
+        for stage in stages
+    ]
     concurrency = min(4, max(1, len(roots)))
     tasks = [asyncio.create_task(w.run(stop, poll=0.05, concurrency=concurrency)) for w in workers]
     report = RunReport(run=services.metadata.runs.get_run(run_id))

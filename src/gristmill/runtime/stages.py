@@ -6,7 +6,9 @@ import asyncio
 from typing import Protocol
 
 from gristmill.config.spec import PipelineSpec
+from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
+from gristmill.runtime.code_reload import CodeReload
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
@@ -61,21 +63,25 @@ def build_workers(
             f"no stage named {unknown[0]!r}; stages built so far: {', '.join(STAGE_NAMES)}"
         )
     workers: list[Worker] = []
+    outages = OutageLog()  # one for the process: an outage is logged once, not per stage
+    code = CodeReload(services.restart_executor_workers)  # custom code read again once changed
     for name in names:
-        stage: Stage
-        if name == "ingestion":
-            stage = IngestionStage(services.raw, services.metadata)
-            workers.append(StageWorker(stage, services.bus, services.metadata.executions))
-        elif name in ("preparation", "training", "evaluation"):
-            stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
-            workers.append(StageWorker(stage, services.bus, services.metadata.executions))
-        else:
+        if name == STREAM_STAGE:
             workers.append(
                 StreamIngestionWorker(
                     services.bus,
                     services.raw,
                     services.metadata,
                     max_seconds=min(2.0, services.bus.ack_wait / 3),
+                    outages=outages,
                 )
             )
+            continue
+        stage: Stage
+        if name == "ingestion":
+            stage = IngestionStage(services.raw, services.metadata)
+        else:
+            stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
+        executions = services.metadata.executions
+        workers.append(StageWorker(stage, services.bus, executions, outages=outages, code=code))
     return workers

@@ -23,6 +23,7 @@ from typing import Any
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
+from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion.announce import ingested_payload
 from gristmill.ingestion.stream import MicroBatcher
@@ -102,6 +103,7 @@ class StreamIngestionWorker:
         *,
         max_rows: int = 10_000,
         max_seconds: float = 2.0,
+        outages: OutageLog | None = None,
     ) -> None:
         if max_seconds >= bus.ack_wait:
             raise ConfigError(
@@ -115,6 +117,7 @@ class StreamIngestionWorker:
         self.max_seconds = max_seconds
         self.consumer = consumer_name(STREAM_STAGE)
         self.handled = 0
+        self.outages = outages if outages is not None else OutageLog()
         self._batchers: dict[str, MicroBatcher] = {}
         self._held: dict[str, list[Delivery]] = defaultdict(list)
 
@@ -143,7 +146,7 @@ class StreamIngestionWorker:
                 if batcher.pending and batcher.due():
                     await self._flush(source)
 
-        await serve_until(stop, step, STREAM_STAGE)
+        await serve_until(stop, step, STREAM_STAGE, self.outages)
         for source in list(self._batchers):
             if self._batchers[source].pending:
                 await self._flush(source)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.core.imports import import_object
 from gristmill.errors import UnknownBackendError
-from gristmill.execution.port import Executor
+from gristmill.execution.port import Executor, RestartableWorkers
 from gristmill.features.prepare import FeatureStores
 from gristmill.stores.artifacts import ArtifactStore
 from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
@@ -132,6 +132,17 @@ class Services:
             executor.open()
             self._executor = executor
         return self._executor
+
+    def restart_executor_workers(self) -> bool:
+        """Fresh worker processes for the tasks submitted from now on (they import their
+        code anew); ``False`` where the executor cannot give them (a dask cluster)."""
+        executor = self._executor
+        if executor is None:
+            return True  # its workers start when it is first used
+        if executor.capabilities.restartable:
+            cast(RestartableWorkers, executor).restart_workers()
+            return True
+        return not executor.capabilities.separate_processes  # inline: this process
 
     def close_executor(self) -> None:
         if self._executor is not None:

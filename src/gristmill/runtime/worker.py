@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
+from gristmill.core.outages import OutageLog
 from gristmill.errors import PERMANENT_ERRORS, BackendError
+from gristmill.runtime.code_reload import CodeReload
 from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
@@ -42,35 +45,73 @@ def retry_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> float:
     return float(min(cap, base * 2 ** (attempt - 1)))
 
 
-async def serve_until(stop: asyncio.Event, step: Callable[[], Awaitable[None]], name: str) -> None:
+async def serve_until(
+    stop: asyncio.Event,
+    step: Callable[[], Awaitable[None]],
+    name: str,
+    outages: OutageLog | None = None,
+    *,
+    loop: int = 0,
+) -> None:
     """Call ``step`` until ``stop`` is set, riding out backend outages with back-off.
 
     A broker or store that goes away (a restart, a network blip) raises ``BackendError``;
-    the worker keeps serving and retries. An event in hand is redelivered after its lease.
+    the worker keeps serving and retries, at most 10 s apart. An event in hand is
+    redelivered after its lease. The outage is logged without flooding: its first failure,
+    reminders at growing intervals (10 s, then doubling up to a minute) and its end, once
+    each — once for all the loops sharing ``outages`` (a worker process's stages; ``loop``
+    tells apart the loops of one stage).
     """
-    outage = 0
+    outages = outages if outages is not None else OutageLog()
+    extra = {"stage": name}
+    who = f"{name}#{loop}"
+    attempt = 0
     while not stop.is_set():
         try:
             await step()
-            outage = 0
         except BackendError as exc:
-            outage += 1
-            delay = retry_delay(outage, cap=10.0)
-            log.warning("%s; retrying in %.1fs", exc, delay, extra={"stage": name})
+            attempt += 1
+            delay = retry_delay(attempt, cap=10.0)
+            said = outages.failed(who)
+            if said == "started":
+                log.warning("%s; retrying in %.1fs, then less often", exc, delay, extra=extra)
+            elif said == "still":
+                log.warning(
+                    "still failing after %.0fs: %s; retrying every %.0fs",
+                    outages.lasted,
+                    exc,
+                    delay,
+                    extra=extra,
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+        else:
+            attempt = 0
+            lasted = outages.recovered(who)
+            if lasted is not None:
+                log.warning("serving again after %.0fs of failures", lasted, extra=extra)
 
 
 class StageWorker:
     """Consumes ``stage.consumes`` for the group ``stage.name`` until ``stop`` is set."""
 
-    def __init__(self, stage: Stage, bus: EventBus, executions: ExecutionStore) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        bus: EventBus,
+        executions: ExecutionStore,
+        *,
+        outages: OutageLog | None = None,
+        code: CodeReload | None = None,
+    ) -> None:
         self.stage = stage
         self.bus = bus
         self.executions = executions
         self.consumer = consumer_name(stage.name)
         self.consumes = stage.consumes
         self.handled = 0
+        self.outages = outages if outages is not None else OutageLog()
+        self.code = code  # custom modules changed on disk are read again before each event
         self._stop: asyncio.Event | None = None
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
@@ -80,9 +121,10 @@ class StageWorker:
         say) are handled at once, each in its own thread.
         """
         self._stop = stop
-        await asyncio.gather(*(self._loop(stop, poll) for _ in range(max(1, concurrency))))
+        loops = range(max(1, concurrency))
+        await asyncio.gather(*(self._loop(stop, poll, loop) for loop in loops))
 
-    async def _loop(self, stop: asyncio.Event, poll: float) -> None:
+    async def _loop(self, stop: asyncio.Event, poll: float, loop: int) -> None:
         async def step() -> None:
             deliveries = await self.bus.consume(
                 self.stage.name, self.stage.consumes, self.consumer, max_events=1, wait=poll
@@ -90,7 +132,7 @@ class StageWorker:
             for delivery in deliveries:
                 await self.process(delivery)
 
-        await serve_until(stop, step, self.stage.name)
+        await serve_until(stop, step, self.stage.name, self.outages, loop=loop)
 
     async def process(self, delivery: Delivery) -> None:
         event = delivery.event
@@ -160,17 +202,24 @@ class StageWorker:
 
     async def _handle(self, delivery: Delivery, execution: StageExecution) -> StageOutcome:
         """The handler's outcome, run in a thread; both leases are renewed while it runs."""
+        if self.code is not None:
+            self.code.before()
+        started = time.time()
         heartbeat = asyncio.create_task(self._keep_leases(delivery, execution.execution_id))
         try:
             return await asyncio.to_thread(self.stage.handle, delivery.event)
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            if self.code is not None:
+                self.code.after(started)
 
     async def _keep_leases(self, delivery: Delivery, execution_id: str) -> None:
         """Every ``ack_wait / 3``: extend the delivery's lease and the execution's."""
         lease = timedelta(seconds=self.bus.ack_wait)
         extra = {"stage": self.stage.name, "event_id": delivery.event.id}
+        # each failure said once, then at growing intervals, however long it lasts
+        bus_down, store_down = OutageLog(), OutageLog()
         while True:
             await asyncio.sleep(self.bus.ack_wait / 3)
             # the bus and the metadata store may fail apart: a broker outage must not let
@@ -178,14 +227,21 @@ class StageWorker:
             try:
                 await self.bus.extend(delivery)
             except BackendError as exc:  # an outage: keep trying, the lease may still hold
-                log.warning(
-                    "could not extend the delivery of %s: %s", execution_id, exc, extra=extra
-                )
+                if bus_down.failed():
+                    log.warning(
+                        "could not extend the delivery of %s: %s", execution_id, exc, extra=extra
+                    )
+            else:
+                bus_down.recovered()
             try:
                 renewed = self.executions.renew_lease(execution_id, datetime.now(UTC) + lease)
             except BackendError as exc:
-                log.warning("could not renew the lease of %s: %s", execution_id, exc, extra=extra)
+                if store_down.failed():
+                    log.warning(
+                        "could not renew the lease of %s: %s", execution_id, exc, extra=extra
+                    )
                 continue
+            store_down.recovered()
             if not renewed:
                 log.warning(
                     "execution %s lost its lease (renewed too late) and was taken over; "

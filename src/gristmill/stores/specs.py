@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gristmill.config.spec import PipelineSpec, make_importable, parse_spec, spec_digest
+from gristmill.config.spec import PipelineSpec, parse_spec, spec_digest
+from gristmill.core.user_code import make_importable
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -53,3 +55,21 @@ def square_slowest_first(n: int) -> int:
     """``n * n``, later for small ``n`` (up to 0.2 s), so completion order differs from input."""
     time.sleep(max(0, 10 - n) * 0.02)
     return n * n
+
+
+def spin(seconds: float, started: str = "") -> int:
+    """Keeps a CPU busy in Python for ``seconds`` (as training does), then its loop count.
+
+    Given ``started``, a file of that path is created first, to say the task is running.
+    """
+    if started:
+        Path(started).touch()
+    loops, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        loops += 1
+    return loops
+
+
+def imported_attribute(module: str, name: str) -> Any:
+    """``module.name`` as this worker process sees it (importing ``module`` if it has not)."""
+    return getattr(importlib.import_module(module), name)

@@ -181,3 +181,45 @@ def test_learners_are_sklearn_style() -> None:
     assert isinstance(params["estimator"], RandomForestRegressor)
     assert "random_forest" in repr(learner)
     assert make_learner("arima", {"order": [2, 0, 0]}).get_params()["order"] == [2, 0, 0]
+
+
+def test_an_estimator_by_path_that_scikit_learn_cannot_copy_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "gm_odd_models.py").write_text(
+        textwrap.dedent(
+            """
+            from sklearn.base import BaseEstimator, RegressorMixin
+
+            class Plain:
+                def __init__(self, depth=1):
+                    self.depth = depth
+
+                def fit(self, frame, y):
+                    return self
+
+                def predict(self, frame):
+                    return [0.0] * len(frame)
+
+            class Clamped(RegressorMixin, BaseEstimator):
+                def __init__(self, depth=1):
+                    self.depth = depth + 0.5
+
+                def fit(self, frame, y):
+                    return self
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(ConfigError) as info:
+            make_learner("gm_odd_models:Plain", {}, task="regression")
+        assert str(info.value).startswith(
+            "algorithm 'gm_odd_models:Plain' is not a scikit-learn estimator: class Plain has "
+            "fit but no get_params or set_params"
+        )
+        assert "BaseEstimator and one of ClassifierMixin, RegressorMixin" in str(info.value)
+        with pytest.raises(ConfigError, match="'gm_odd_models:Clamped' cannot be copied"):
+            make_learner("gm_odd_models:Clamped", {"depth": 1})
+    finally:
+        sys.modules.pop("gm_odd_models", None)

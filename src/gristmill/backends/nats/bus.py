@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import time
@@ -12,8 +11,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
 from gristmill.backends.deadletter import dead_letter, lease_expired, over_budget, undecodable
+from gristmill.backends.nats.pull import Puller
 from gristmill.bus.port import BusCapabilities, Delivery
 from gristmill.core.events import Event
+from gristmill.core.outages import OutageLog
 from gristmill.core.urls import mask_url
 from gristmill.errors import BackendError, BackendUnavailableError, MissingExtraError
 
@@ -23,7 +24,6 @@ try:
     import nats.js.errors
     from nats.aio.client import Client
     from nats.aio.msg import Msg
-    from nats.aio.subscription import Subscription
     from nats.js import JetStreamContext, api
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise MissingExtraError(
@@ -45,9 +45,13 @@ _UNAVAILABLE = (
     nats.js.errors.ServiceUnavailableError,
 )
 
-# Status codes JetStream puts on a pull request's last reply: no messages now, request expired.
-_PULL_ENDED = {"404", "408"}
-_HEARTBEAT = "100"
+# What the client reports when the connection drops (the disconnect that follows says so).
+_CONNECTION_LOST = (
+    OSError,
+    nats.errors.UnexpectedEOF,
+    nats.errors.StaleConnectionError,
+    nats.errors.ConnectionClosedError,
+)
 
 # How long ``open`` tries to reach the server, and ``publish`` waits for the server's acks:
 # past these the call raises ``BackendUnavailableError`` (and a worker retries with back-off)
@@ -79,7 +83,9 @@ class NatsJetStreamBus:
 
     A lost connection is re-established without a give-up (the client reconnects every
     second for as long as it takes); meanwhile every call raises ``BackendUnavailableError``
-    at once instead of waiting. After a reconnect, or any failed call, the stream and the
+    at once instead of waiting. The loss is logged once and the reconnection once (the
+    failed attempts in between only at DEBUG: the calls that fail say so to their callers);
+    closing the bus logs nothing. After a reconnect, or any failed call, the stream and the
     consumers are declared again before use, so a server that came back *empty* is set up
     anew; a client the server closed is replaced by a new one.
     """
@@ -96,8 +102,9 @@ class NatsJetStreamBus:
         self.stream = f"gristmill-{token(namespace)}"
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
-        self._pullers: dict[tuple[str, str, str], _Puller] = {}
+        self._pullers: dict[tuple[str, str, str], Puller] = {}
         self._stale = False  # the server may have lost the stream or consumers: declare again
+        self._outage = OutageLog()
 
     def __repr__(self) -> str:
         return f"NatsJetStreamBus({mask_url(self.url)!r}, namespace={self.namespace!r})"
@@ -113,6 +120,14 @@ class NatsJetStreamBus:
 
     async def _connect(self) -> None:
         nc = Client()
+
+        # Callbacks of this client (not of whichever client the bus holds by then).
+        async def disconnected() -> None:
+            await self._disconnected(nc)
+
+        async def error(exc: Exception) -> None:
+            await self._connection_error(nc, exc)
+
         try:
             await asyncio.wait_for(
                 nc.connect(
@@ -122,8 +137,8 @@ class NatsJetStreamBus:
                     max_reconnect_attempts=-1,  # never give up: the server may be down for long
                     ping_interval=5,  # notice a server gone silent within ~15 s
                     max_outstanding_pings=3,
-                    error_cb=_log_error,
-                    disconnected_cb=self._disconnected,
+                    error_cb=error,
+                    disconnected_cb=disconnected,
                     reconnected_cb=self._reconnected,
                 ),
                 _CONNECT_WITHIN,
@@ -238,12 +253,26 @@ class NatsJetStreamBus:
             self._stale = False
         return js
 
-    async def _disconnected(self) -> None:
-        _log.warning("NATS bus lost %s; reconnecting", mask_url(self.url))
+    async def _disconnected(self, nc: Client) -> None:
+        if nc.is_closed:  # closed on purpose (``close``, a failed ``open``): nothing was lost
+            return
+        if self._outage.failed() == "started":
+            _log.warning("NATS bus lost %s; reconnecting every second", mask_url(self.url))
 
     async def _reconnected(self) -> None:
-        _log.warning("NATS bus reconnected to %s", mask_url(self.url))
+        lasted = self._outage.recovered()
+        after = f" after {lasted:.0f}s" if lasted is not None else ""
+        _log.warning("NATS bus reconnected to %s%s", mask_url(self.url), after)
         self._stale = True  # a server that restarted empty has no stream or consumers
+
+    async def _connection_error(self, nc: Client, exc: Exception) -> None:
+        """A failed reconnect attempt, or the loss itself, is told by ``_disconnected`` and
+        the calls that fail meanwhile; only other errors (a permission refused, a slow
+        consumer) are worth a warning of their own."""
+        if self._outage.on or nc.is_closed or isinstance(exc, _CONNECTION_LOST):
+            _log.debug("NATS bus connection error: %r", exc)
+        else:
+            _log.warning("NATS bus connection error: %r", exc)
 
     @property
     def _jetstream(self) -> JetStreamContext:
@@ -264,7 +293,7 @@ class NatsJetStreamBus:
             if exc.err_code != 10058:  # exists with other settings: keep those
                 raise
 
-    async def _puller(self, group: str, event_type: str, consumer: str) -> _Puller:
+    async def _puller(self, group: str, event_type: str, consumer: str) -> Puller:
         key = (group, event_type, consumer)
         js = await self._live()
         if key not in self._pullers:
@@ -280,7 +309,7 @@ class NatsJetStreamBus:
             )
             await js.add_consumer(self.stream, config)  # create, or update to ours
             nc = self._connection
-            self._pullers[key] = _Puller(
+            self._pullers[key] = Puller(
                 nc,
                 await nc.subscribe(nc.new_inbox()),
                 f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{durable}",
@@ -339,66 +368,9 @@ class NatsJetStreamBus:
             raise BackendError(f"NATS bus at {mask_url(self.url)} failed: {exc!r}") from exc
 
 
-class _Puller:
-    """Pull requests of one consumer on its own inbox, returning as soon as messages came.
-
-    (nats-py's ``fetch`` of a batch keeps waiting for the rest of the batch after the first
-    message; a consumer must get the first event at once.)
-    """
-
-    def __init__(self, nc: Client, inbox: Subscription, api_subject: str) -> None:
-        self.nc = nc
-        self.inbox = inbox
-        self.api_subject = api_subject
-
-    async def pull(self, batch: int, wait: float) -> list[Msg]:
-        """What is there now, up to ``batch``; if nothing, the first to come within ``wait``."""
-        got = await self._request(batch, expires=None)
-        if got or wait < 0.02:
-            return got
-        got = await self._request(1, expires=wait)
-        if got and batch > 1:
-            got += await self._request(batch - 1, expires=None)
-        return got
-
-    async def _request(self, batch: int, *, expires: float | None) -> list[Msg]:
-        # ``no_wait`` answers at once (the messages there, then 404 if short); ``expires``
-        # lingers until a message comes or the server ends it with 408 just before our timeout.
-        if expires is None:
-            body: dict[str, object] = {"batch": batch, "no_wait": True}
-            timeout = 2.0  # a live server answers in milliseconds; a hung one must not hold us
-        else:
-            body = {"batch": batch, "expires": int((expires - 0.01) * 1e9)}
-            timeout = expires + 1.0
-        await self.nc.publish(self.api_subject, json.dumps(body).encode(), self.inbox.subject)
-        deadline = time.monotonic() + timeout
-        got: list[Msg] = []
-        while len(got) < batch:
-            try:
-                message = await self.inbox.next_msg(timeout=max(deadline - time.monotonic(), 0.001))
-            except nats.errors.TimeoutError:
-                break
-            status = (message.headers or {}).get(api.Header.STATUS)
-            if status is None:
-                got.append(message)
-            elif status in _PULL_ENDED:
-                break
-            elif status != _HEARTBEAT:
-                description = (message.headers or {}).get(api.Header.DESCRIPTION, "")
-                raise BackendError(
-                    f"JetStream pull on {self.api_subject} failed: {status} {description}"
-                )
-        return got
-
-
 def _durable_name(group: str, event_type: str) -> str:
     name = f"{token(group)}~~{token(event_type)}"
     if len(name) > _MAX_NAME:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         name = f"{name[: _MAX_NAME - 17]}-{digest}"
     return name
-
-
-async def _log_error(exc: Exception) -> None:
-    """Connection errors also surface through the calls that meet them; this only records."""
-    _log.warning("NATS bus connection error: %r", exc)

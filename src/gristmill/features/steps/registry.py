@@ -4,9 +4,12 @@ Built-in steps are known by name (``impute``, ``one_hot`` …). Any other step i
 import path of its class, ``mypkg.module:MyTransformer`` or ``mypkg.module.MyTransformer``:
 a ``FeatureStep`` subclass takes the options itself; any other scikit-learn-style
 transformer (``fit``/``transform``) is applied to the ``columns`` option, its other options
-going to its constructor. Importing a path runs that module's code, so a spec naming one is
-trusted like code. A fitted pipeline holding a custom step is refused on load unless its
-module is trusted explicitly (see ``features.serialization``).
+going to its constructor. Either must follow scikit-learn's conventions (``get_params``, an
+``__init__`` that only stores its options): every fit works on a fresh copy, and a class
+that cannot be copied is refused when the step is made, not in the middle of a fit.
+Importing a path runs that module's code, so a spec naming one is trusted like code. A
+fitted pipeline holding a custom step is refused on load unless its module is trusted
+explicitly (see ``features.serialization``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from sklearn.base import clone
 
+from gristmill.core.estimators import check_copyable, check_estimator_class
 from gristmill.core.imports import import_object
 from gristmill.errors import ConfigError
 from gristmill.features.steps.base import FeatureStep
@@ -115,14 +119,20 @@ def _custom(path: str, options: dict[str, Any]) -> FeatureStep:
         what="feature step",
         hint="name a FeatureStep subclass or a transformer class with fit and transform",
     )
+    what = f"feature step {path!r}"
     if isinstance(factory, type) and issubclass(factory, FeatureStep):
         step: FeatureStep = _construct(path, factory, options)
+        check_copyable(step, what=what)
         return step
     if not (
         callable(getattr(factory, "fit", None)) and callable(getattr(factory, "transform", None))
     ):
         raise ConfigError(
             f"feature step {path!r} is not a transformer: it needs fit and transform methods"
+        )
+    if isinstance(factory, type):
+        check_estimator_class(
+            factory, what=what, has="fit and transform", bases="TransformerMixin and BaseEstimator"
         )
     columns = options.pop("columns", None)
     if columns is None:
@@ -131,4 +141,10 @@ def _custom(path: str, options: dict[str, Any]) -> FeatureStep:
         estimator = factory(**options)
     except TypeError as exc:
         raise ConfigError(f"step {path!r} cannot be made from its options: {exc}") from exc
+    except Exception as exc:  # its own code refused them (or failed): say whose code it was
+        raise ConfigError(
+            f"step {path!r} cannot be made from its options: its __init__ raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    check_copyable(estimator, what=what)
     return CustomStep(path=path, estimator=estimator, columns=columns)

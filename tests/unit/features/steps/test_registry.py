@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from sklearn.base import clone
 
+from gristmill.config.features import FeatureSetSpec
 from gristmill.errors import ConfigError, DataError, EmptyInputError
+from gristmill.features.pipeline import FeaturePipeline
 from gristmill.features.steps import STEPS, CustomStep, FeatureStep, make_step, step_names
 
 REQUIRED = {
@@ -127,3 +133,108 @@ def test_a_feature_step_subclass_by_import_path(penguins: pd.DataFrame) -> None:
 def test_custom_step_errors(path: str, options: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         make_step(path, options)
+
+
+NOT_ESTIMATORS = '''
+from sklearn.base import BaseEstimator, TransformerMixin
+
+
+class Doubler:
+    """fit and transform, but none of scikit-learn's conventions."""
+
+    def __init__(self, factor=2):
+        self.factor = factor
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X * self.factor
+
+
+class Renamed(TransformerMixin, BaseEstimator):
+    """An estimator whose __init__ changes what it is given: clone refuses it."""
+
+    def __init__(self, factor=2):
+        self.factor = float(factor) * 2
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
+class Picky(TransformerMixin, BaseEstimator):
+    """Checks its option in __init__ (scikit-learn checks in fit) with its own error."""
+
+    def __init__(self, factor=2):
+        if factor < 0:
+            raise ValueError("factor must not be negative")
+        self.factor = factor
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+'''
+
+
+@pytest.fixture
+def not_estimators(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    (tmp_path / "gm_not_estimators.py").write_text(NOT_ESTIMATORS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "gm_not_estimators"
+    sys.modules.pop("gm_not_estimators", None)
+
+
+def test_a_transformer_that_is_no_scikit_learn_estimator_is_refused_when_made(
+    not_estimators: str,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_step(f"{not_estimators}:Doubler", {"columns": ["a"]})
+    message = str(info.value)
+    assert message.startswith(
+        f"feature step '{not_estimators}:Doubler' is not a scikit-learn estimator: class "
+        "Doubler has fit and transform but no get_params or set_params"
+    )
+    assert "derive it from TransformerMixin and BaseEstimator (sklearn.base)" in message
+    assert "__init__ that only stores its keyword arguments" in message
+
+
+def test_a_transformer_scikit_learn_cannot_copy_is_refused_when_made(
+    not_estimators: str,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_step(f"{not_estimators}:Renamed", {"columns": ["a"], "factor": 3})
+    message = str(info.value)
+    assert message.startswith(f"feature step '{not_estimators}:Renamed' cannot be copied")
+    assert "factor" in message and "unchanged and under the same names" in message
+
+
+def test_a_pipeline_names_the_step_by_its_key_path(not_estimators: str) -> None:
+    spec = FeatureSetSpec.model_validate(
+        {
+            "from": ["s"],
+            "steps": [
+                {"impute": {"columns": ["a"]}},
+                {f"{not_estimators}:Doubler": {"columns": ["a"]}},
+            ],
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"^features\.fs\.steps\[1\] \(gm_not_estimators:Doubler\): "
+    ):
+        FeaturePipeline.from_spec(spec, where="features.fs")
+
+
+def test_a_transformer_whose_init_refuses_its_options_is_a_config_error(
+    not_estimators: str,
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_step(f"{not_estimators}:Picky", {"columns": ["a"], "factor": -1})
+    assert str(info.value) == (
+        f"step '{not_estimators}:Picky' cannot be made from its options: its __init__ raised "
+        "ValueError: factor must not be negative"
+    )
