@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, quiet_unless_verbose
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import print_run_summary
 from gristmill.config.settings import Settings
@@ -49,9 +48,11 @@ def _execute(
     command: str,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
-        if not logging.getLogger().isEnabledFor(logging.INFO):
-            # the summary shows each failure; the worker's own warning would repeat it
-            logging.getLogger("gristmill.runtime.worker").setLevel(logging.ERROR)
+        # the summary shows each failure; the worker's own warning would repeat it
+        with quiet_unless_verbose("gristmill.runtime.worker"):
+            return await _go()
+
+    async def _go() -> RunReport | None:
         async with open_services(settings) as services:
             if queue:
                 await _queue(services, spec, only, folder)

@@ -9,7 +9,6 @@ workers downstream react (and find the spec) as they do in ``gristmill run``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, quiet_unless_verbose
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import (
@@ -193,20 +192,6 @@ def _executor_settings(ctx: typer.Context, executor: ExecutorChoice | None) -> S
     return settings.model_copy(update={"executor": chosen})
 
 
-@contextmanager
-def _quiet_training_logs() -> Iterator[None]:
-    """Without -v, the table shows each failure and its attempts; the retry warnings logged
-    meanwhile would repeat them (and cut through the progress display)."""
-    logger = logging.getLogger("gristmill.training")
-    level = logger.level
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 async def _train(
     settings: Settings, spec: PipelineSpec, path: Path, wanted: str | None
 ) -> tuple[TrainingResult, set[str], str]:
@@ -282,7 +267,7 @@ def train_command(
     pipeline = _spec(spec)
     preflight(pipeline)
     settings = _executor_settings(ctx, executor)
-    with _quiet_training_logs():
+    with quiet_unless_verbose("gristmill.training"):
         result, fresh, run_id = asyncio.run(_train(settings, pipeline, spec, feature_set))
     console.print(candidates_table(result.candidates, fresh))
     sizes = " · ".join(f"{k} {v:,}" for k, v in result.split.manifest.sizes.items())
