@@ -9,13 +9,7 @@ restart of the worker.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +19,7 @@ from gristmill.cli import running
 from gristmill.config.settings import load_settings
 from gristmill.runtime.wiring import build_metadata
 from gristmill.stores.metadata import StageExecution
-from gristmill.testing.cli import found, run_cli_here
+from gristmill.testing.cli import found, run_cli_here, running_worker
 from gristmill.testing.cli import run_cli as gm
 
 DATA = "a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n2,3,0\n4,5,1\n6,7,0\n8,9,1\n"
@@ -177,33 +171,6 @@ features:
 """
 
 
-@contextmanager
-def worker(cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    """``gristmill worker --all`` in ``cwd``, ready when yielded, stopped by SIGTERM after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gristmill", "worker", "--all"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline, line = time.monotonic() + 60, ""
-        while "ready" not in line and time.monotonic() < deadline and proc.poll() is None:
-            line = proc.stdout.readline()
-        assert "ready" in line, proc.stderr.read() if proc.stderr else ""
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        finally:
-            proc.kill()
-
-
 def settled(folder: Path, event_id: str, timeout: float = 90) -> StageExecution:
     """The preparation of event ``event_id`` once it is no longer running."""
     store = build_metadata(load_settings(folder / "gristmill.toml"))
@@ -240,7 +207,7 @@ def test_a_fixed_module_is_read_again_by_a_running_worker_on_replay(tmp_path: Pa
     (folder / "pipeline.yaml").write_text(PREPARE_ONLY)
     steps = folder / "gm_reload_steps.py"
     steps.write_text(BUGGY)
-    with worker(elsewhere):
+    with running_worker(elsewhere):
         queued = gm("ingest", "s", "--spec", "pipeline.yaml", "--queue", cwd=folder, check=True)
         run_id = found(r"run (\w+) \(spec", queued.stdout)
         letter = letter_of(folder)

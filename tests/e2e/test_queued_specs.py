@@ -10,13 +10,8 @@ know the spec, and import the module next to it, through the metadata store.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +22,7 @@ from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.runtime.wiring import build_metadata, open_services
 from gristmill.stores.metadata import MetadataStore
-from gristmill.testing.cli import found
+from gristmill.testing.cli import found, running_worker
 from gristmill.testing.cli import run_cli as gm
 
 T = TypeVar("T")
@@ -75,33 +70,6 @@ def embedded(where: Path) -> str:
     return f'home = "{home}"\n[executor]\nbackend = "inline"\n'
 
 
-@contextmanager
-def worker(cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """``gristmill worker ARGS`` in ``cwd``, ready when yielded, stopped by SIGTERM after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gristmill", "worker", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline, line = time.monotonic() + 60, ""
-        while "ready" not in line and time.monotonic() < deadline and proc.poll() is None:
-            line = proc.stdout.readline()
-        assert "ready" in line, proc.stderr.read() if proc.stderr else ""
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        finally:
-            proc.kill()
-
-
 def settings_of(cwd: Path) -> Settings:
     return load_settings(cwd / "gristmill.toml")
 
@@ -138,7 +106,7 @@ def queue_and_follow(folder: Path, elsewhere: Path, times: int = 1) -> list[str]
     """Queue the source ``times`` times to workers started without a spec; each run must go
     through every stage. The leaderboard report id of each run."""
     boards = []
-    with worker(elsewhere, "--all"):
+    with running_worker(elsewhere, "--all"):
         for _ in range(times):
             queued = gm("ingest", "cancer", "--spec", "pipeline.yaml", "--queue", cwd=folder)
             assert queued.returncode == 0, queued.stderr
@@ -192,7 +160,7 @@ def publish(cwd: Path, event: Event) -> None:
 def test_a_worker_that_cannot_tell_the_spec_fails_the_event_loudly(tmp_path: Path) -> None:
     _, elsewhere = project(tmp_path, embedded(tmp_path))
     orphan = Event(type=RAW_INGESTED, key="clicks", payload={"source": "clicks", "batch_id": "b"})
-    with worker(elsewhere, "--stage", "preparation"):
+    with running_worker(elsewhere, "--stage", "preparation"):
         publish(elsewhere, orphan)
 
         def settled(store: MetadataStore) -> Any:

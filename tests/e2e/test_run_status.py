@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,7 +22,7 @@ import sqlalchemy as sa
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.stores.metadata import Run, StageExecution
-from gristmill.testing.cli import found, run_cli_here
+from gristmill.testing.cli import found, run_cli_here, running_worker
 
 NOW = datetime.now(UTC)
 
@@ -150,27 +148,6 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@contextmanager
-def worker(cwd: Path) -> Iterator[None]:
-    """``gristmill worker --all`` in ``cwd`` (as a user starts it), stopped by SIGTERM after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gristmill", "worker", "--all"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            proc.kill()
-
-
 def until_settled(tmp_path: Path, monkeypatch: Any, capsys: Any, runs: set[str]) -> dict[str, str]:
     """The statuses ``ls runs`` shows once none of ``runs`` is queued or running any more."""
     deadline = time.monotonic() + 120
@@ -198,7 +175,7 @@ def test_a_queued_run_ends_with_the_status_of_its_work_and_gc_closes_it_so(
     waiting = cli(tmp_path, monkeypatch, capsys, "show", good)
     assert "waiting for a worker: source.available" in waiting
 
-    with worker(tmp_path):
+    with running_worker(tmp_path):
         settled = until_settled(tmp_path, monkeypatch, capsys, {good, bad})
     assert (settled[good], settled[bad]) == ("succeeded", "failed")
     shown = cli(tmp_path, monkeypatch, capsys, "show", good)

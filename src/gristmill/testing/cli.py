@@ -5,14 +5,19 @@ test's environment, a wide terminal so tables do not wrap); ``cli_stdout`` is th
 fails with both outputs unless the command succeeds. ``run_cli_here`` calls the CLI's
 ``main()`` in this process (argument parsing, error display and exit codes included),
 sparing a start-up per case. ``found`` pulls an id out of printed output.
+``running_worker`` is a ``gristmill worker`` process for the length of a block.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +79,31 @@ def found(pattern: str, text: str) -> str:
     match = re.search(pattern, text)
     assert match, f"{pattern!r} not in:\n{text}"
     return match.group(1)
+
+
+@contextmanager
+def running_worker(cwd: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``gristmill worker ARGS`` (``--all`` when none) in ``cwd``, as a user starts it:
+    ready when yielded, stopped by SIGTERM after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gristmill", "worker", *(args or ("--all",))],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline, line = time.monotonic() + 60, ""
+        while "ready" not in line and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        assert "ready" in line, proc.stderr.read() if proc.stderr else ""
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        finally:
+            proc.kill()
