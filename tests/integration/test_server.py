@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from palmerpenguins import load_penguins
 
@@ -272,13 +273,14 @@ async def test_metrics_and_the_prediction_log(trained: Any) -> None:
         assert 'gristmill_requests_total{model_name="birds",model_version="1"' in text
         assert "gristmill_errors_total{" in text
         assert "gristmill_request_latency_seconds_bucket" in text
-    written = list((Path(settings.home) / "predictions" / "birds" / "1").glob("*.jsonl"))
-    records = [json.loads(line) for f in written for line in f.read_text().splitlines()]
+    folder = Path(settings.home) / "predictions" / "birds" / "1"
+    records = pq.read_table(folder).to_pylist()
     logged = {r["request_id"]: r for r in records}
     assert {"logged-0", "logged-1", "logged-2"} <= set(logged)
     record = logged["logged-1"]
-    assert record["model"] == "birds" and record["predictions"] == ["Adelie"]
-    assert record["inputs"]["island"] == ["Torgersen"] and len(record["probabilities"]) == 1
+    assert record["protocol"] == "native" and record["prediction"] == "Adelie"
+    assert record["inputs"]["island"] == "Torgersen" and record["row"] == 0
+    assert set(record["probabilities"]) == {"Adelie", "Chinstrap", "Gentoo"}
     async with open_services(settings) as services:
         events = await services.bus.consume("test-log", PREDICTIONS_LOGGED, "t", max_events=100)
     assert events and events[0].event.payload["model"] == "birds"

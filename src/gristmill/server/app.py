@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -112,6 +113,10 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                         await models.find(name, version=which)
                     else:
                         await models.find(name, alias=which)
+                # What start-up made (libraries, models) lives as long as the process: keep
+                # the collector from walking it again on every full collection.
+                gc.collect()
+                gc.freeze()
                 models.set_ready(True)
                 tasks.append(asyncio.create_task(reload.poll(models, serve.poll_seconds)))
                 tasks.append(asyncio.create_task(reload.listen(models, services.bus)))

@@ -3,12 +3,16 @@
 ``record`` is all a request pays: a sampling draw and one tuple appended to a list, holding
 *references* to the request's arrays and the answer's (nothing is converted or copied). A
 background task (``run``) takes the list every ``flush_seconds`` (or sooner when it holds
-``flush_rows`` requests), writes it in a worker thread as one JSON Lines file per model
-version (``<folder>/<model>/<version>/<time>-<pid>.jsonl``; orjson serializes the numpy
-arrays itself), and announces each written file on the bus as ``predictions.logged``. A
-record holds the request id, protocol, model, version, time, latency, the input columns,
-the predictions and probabilities. What cannot be written is logged and dropped: the log
-never fails or slows a request.
+``flush_rows`` requests), writes it in a worker thread as Parquet, one file per model
+version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``, one row
+per scored row, built column by column: ``log_tables``), and announces each written file
+on the bus as ``predictions.logged``. A row holds the request id, protocol, time, latency,
+its place in the request, the input columns, the prediction and the probabilities. What
+cannot be written is logged and dropped: the log never fails or slows a request.
+
+Records are kept between writes, so a full garbage collection would walk them *and* every
+object the libraries made at start-up; the server freezes those (``gc.freeze``) once it is
+ready, so a collection only walks what is young.
 """
 
 from __future__ import annotations
@@ -19,21 +23,17 @@ import logging
 import os
 import random
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.log_tables import Record, grouped, table
 
 logger = logging.getLogger(__name__)
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 Publish = Callable[[list[Event]], Awaitable[None]]
-_Record = tuple[str, str, ServableManifest, float, float, Mapping[str, Any], Predictions]
 
 
 class PredictionLog:
@@ -53,7 +53,7 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.publish = publish
-        self._pending: list[_Record] = []
+        self._pending: list[Record] = []
         self._wake = asyncio.Event()
         self.written = 0
 
@@ -105,45 +105,22 @@ class PredictionLog:
                 key=model,
                 payload={"model": model, "version": version, "path": str(path), "records": n},
             )
-            for (model, version), (path, n) in files.items()
+            for model, version, path, n in files
         ]
         try:
             await self.publish(events)
         except Exception:
             logger.exception("could not announce %d prediction log file(s)", len(events))
 
-    def _write(self, pending: list[_Record]) -> dict[tuple[str, int], tuple[Path, int]]:
-        groups: dict[tuple[str, int], list[bytes]] = defaultdict(list)
-        for request_id, protocol, manifest, at, seconds, columns, answer in pending:
-            line = {
-                "request_id": request_id,
-                "protocol": protocol,
-                "model": manifest.model,
-                "version": manifest.version,
-                "at": at,
-                "latency_ms": seconds * 1000.0,
-                "inputs": {name: _plain(values) for name, values in columns.items()},
-                "predictions": _plain(answer.values),
-            }
-            if answer.probabilities is not None:
-                line["probabilities"] = answer.probabilities
-            groups[(manifest.model, manifest.version)].append(
-                orjson.dumps(line, default=str, option=_OPTIONS)
-            )
+    def _write(self, pending: list[Record]) -> list[tuple[str, int, Path, int]]:
+        import pyarrow.parquet as pq
+
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        written = {}
-        for (model, version), lines in groups.items():
+        written = []
+        for (model, version, names), records in grouped(pending).items():
             folder = self.folder / model / str(version)
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.jsonl"
-            path.write_bytes(b"\n".join(lines) + b"\n")
-            written[(model, version)] = (path, len(lines))
+            path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.parquet"
+            pq.write_table(table(names, records), path)
+            written.append((model, version, path, len(records)))
         return written
-
-
-def _plain(values: Any) -> Any:
-    """What orjson can write: numeric arrays as they are, object arrays as lists."""
-    dtype = getattr(values, "dtype", None)
-    if dtype is not None and dtype.kind in "OUSMm":
-        return values.tolist() if dtype.kind == "O" else values.astype(str).tolist()
-    return values
