@@ -60,10 +60,10 @@ def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
         else pa.nulls(rows),
         "prediction": _column([r[6].values for r in records]),
     }
-    probabilities = [r[6].probabilities for r in records]
+    probabilities = [r[6].probabilities for r in records if r[6].probabilities is not None]
     manifest = records[0][2]
-    if manifest.classes and all(p is not None for p in probabilities):
-        joined = np.concatenate(probabilities)  # type: ignore[arg-type]
+    if manifest.classes and len(probabilities) == len(records):
+        joined: np.ndarray = np.concatenate(probabilities)
         fields = [str(c) for c in manifest.classes]
         arrays = [pa.array(joined[:, i]) for i in range(joined.shape[1])]
         columns["probabilities"] = pa.StructArray.from_arrays(arrays, names=fields)
