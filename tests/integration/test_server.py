@@ -19,7 +19,9 @@ from palmerpenguins import load_penguins
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import PREDICTIONS_LOGGED
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_services, open_stores
+from gristmill.servables import compile_version
+from gristmill.servables.storage import recorded
 from gristmill.server.app import create_app
 from gristmill.stores.models import ModelVersion
 from gristmill.testing.registered import train_and_register, write_csv
@@ -305,3 +307,30 @@ async def test_concurrent_one_row_requests_share_a_batch_and_the_cache_answers(
     assert batches and int(batches[0].rsplit(" ", 1)[1]) >= 1
     hits = [line for line in text.splitlines() if line.startswith("gristmill_cache_hits_total{")]
     assert hits and int(hits[0].rsplit(" ", 1)[1]) >= 1
+
+
+async def test_a_tampered_servable_is_refused_and_the_others_keep_serving(trained: Any) -> None:
+    settings, made = trained
+    version = made["forest"]  # registered as penguins_forest/1
+    async with _serving(settings) as client:
+        first = await client.post(f"/v1/models/{version.model}/predict", json={"rows": _rows(1)})
+        assert first.status_code == 200, first.text
+    with open_stores(settings) as stores:
+        digest = recorded(stores, version)
+        assert digest is not None
+        manifest = Path(settings.artifacts_url()) / "servable" / digest.removeprefix("sha256:")
+        manifest.write_bytes(manifest.read_bytes().replace(b'"onnx"', b'"native"', 1))
+    try:
+        async with _serving(settings) as client:
+            refused = await client.post(
+                f"/v1/models/{version.model}/predict", json={"rows": _rows(1)}
+            )
+            assert refused.status_code == 503, refused.text
+            message = refused.json()["error"]
+            assert f"refusing to load the servable of {version.ref}" in message
+            assert f"gristmill compile {version.ref} --force" in message
+            ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+            assert ok.status_code == 200
+    finally:
+        with open_stores(settings) as stores:
+            assert compile_version(stores, version).manifest.digest == digest
