@@ -4,9 +4,9 @@ HTTP status codes are decided here and nowhere else (``status_of``): a ``NotFoun
 404, a ``DataError`` or ``ConfigError`` 400 (the message names the field), ``TooLargeError``
 413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401, ``NotReadyError``, an
 unreachable backend and a version that cannot be loaded (``ConflictError``: an artifact
-whose bytes do not match their digest) 503. Anything else is a 500 whose body says only that it was
-unexpected and the request id to look for in the server's log: no traceback reaches a
-client.
+whose bytes do not match their digest) 503. Anything else is a 500 whose body says only
+that it was unexpected and the request id to look for in the server's log: no traceback
+reaches a client.
 """
 
 from __future__ import annotations
