@@ -334,3 +334,46 @@ async def test_a_tampered_servable_is_refused_and_the_others_keep_serving(traine
     finally:
         with open_stores(settings) as stores:
             assert compile_version(stores, version).manifest.digest == digest
+
+
+async def test_a_poll_picks_up_a_promotion_without_being_asked(trained: Any) -> None:
+    settings, made = trained
+    async with _serving(_tuned(settings, poll_seconds=0.1)) as client:
+        first = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert first.json()["version"] == 1
+        async with open_services(settings) as services:
+            promote(services.metadata, made["forest"].candidate_id, "birds")
+        try:
+            for _ in range(200):
+                after = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+                assert after.status_code == 200
+                if after.json()["version"] == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert after.json()["version"] == 2
+        finally:
+            async with open_services(settings) as services:
+                services.metadata.registry.set_alias("birds", "champion", 1)
+
+
+async def test_the_token_guards_admin_always_and_predictions_when_asked(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(_tuned(settings, token="s3cret")) as client:
+        refused = await client.post("/admin/reload")
+        assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
+        wrong = await client.post("/admin/reload", headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        allowed = await client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200
+        open_predict = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert open_predict.status_code == 200
+    guarded = _tuned(settings, token="s3cret", token_for_predictions=True)
+    async with _serving(guarded) as client:
+        refused = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert refused.status_code == 401
+        allowed = await client.post(
+            "/v1/models/birds/predict",
+            json={"rows": _rows(1)},
+            headers={"authorization": "Bearer s3cret"},
+        )
+        assert allowed.status_code == 200
