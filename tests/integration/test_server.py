@@ -233,6 +233,9 @@ async def test_unknown_models_bad_json_content_type_and_size(trained: Any) -> No
         assert answer.status_code == 415 and "text/csv" in answer.json()["error"]
         answer = await client.post("/v1/models/birds/predict", json={"rows": _rows(40)})
         assert answer.status_code == 413 and "max_body_bytes" in answer.json()["error"]
+        nowhere = await client.get("/v1/models/birds/predict")
+        assert nowhere.status_code == 405 and "GET /v1/models/birds/predict" in nowhere.text
+        assert (await client.get("/v2/nothing")).json()["error"].startswith("Not Found")
         missing = await client.post(
             "/v1/models/penguins_logreg/predict",
             json={"entities": ["p0000"], "columns": {"x": [1]}},

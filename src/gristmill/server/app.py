@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -92,12 +93,12 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
             return error_response(exc, rid)
         return JSONResponse({"switched": switched, "aliases": models.aliases()})
 
-    routes: list[BaseRoute] = [
+    routes: list[BaseRoute] = [  # the prediction routes first: matched in order
+        *protocol_routes(models),
         Route("/healthz", live, methods=["GET"]),
         Route("/readyz", ready, methods=["GET"]),
         Route("/metrics", scrape, methods=["GET"]),
         Route("/admin/reload", admin_reload, methods=["POST"]),
-        *protocol_routes(models),
     ]
 
     @contextlib.asynccontextmanager
@@ -131,10 +132,17 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     async def failed(request: Request, exc: Exception) -> Response:
         return error_response(exc, request_id(request))
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 400
+        detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        message = f"{detail}: {request.method} {request.url.path}"
+        return JSONResponse({"error": message}, status, headers=headers)
+
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={Exception: failed},
+        exception_handlers={HTTPException: refused, Exception: failed},
     )
 
 

@@ -99,11 +99,11 @@ def routes(models: RegistryModels) -> list[Route]:
         return JSONResponse({"models": loaded, "aliases": models.aliases()})
 
     return [
-        Route("/v1/models", guarded(listed), methods=["GET"]),
         Route("/v1/models/{ref}/predict", guarded(predict), methods=["POST"]),
         Route(
             "/v1/models/{name}/versions/{version:int}/predict", guarded(predict), methods=["POST"]
         ),
+        Route("/v1/models", guarded(listed), methods=["GET"]),
         Route("/v1/models/{ref}", guarded(describe), methods=["GET"]),
         Route("/v1/models/{name}/versions/{version:int}", guarded(describe), methods=["GET"]),
     ]
