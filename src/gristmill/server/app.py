@@ -33,6 +33,7 @@ from gristmill.server import reload
 from gristmill.server.http import JSONResponse, check_token, error_response, request_id
 from gristmill.server.metrics import CONTENT_TYPE, Metrics
 from gristmill.server.models import RegistryModels
+from gristmill.server.port import ServedModels
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.protocols import native
 
@@ -48,6 +49,7 @@ PROTOCOLS = ("oip", "mlflow")
 def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     """The native API's routes, then each present protocol module's."""
     mounted: list[BaseRoute] = list(native.routes(models))
+    served: ServedModels = models  # what the protocols are given (checked by mypy)
     for name in PROTOCOLS:
         module_name = f"gristmill.server.protocols.{name}"
         try:
@@ -56,7 +58,7 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
             if exc.name != module_name:
                 raise
             continue
-        mounted += module.routes(models)
+        mounted += module.routes(served)
     return mounted
 
 
