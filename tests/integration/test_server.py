@@ -380,3 +380,31 @@ async def test_the_token_guards_admin_always_and_predictions_when_asked(trained:
             headers={"authorization": "Bearer s3cret"},
         )
         assert allowed.status_code == 200
+
+
+async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    for path, method in [
+        ("/v1/models/{ref}/predict", "post"),
+        ("/v1/models/{name}/versions/{version}/predict", "post"),
+        ("/v1/models", "get"),
+        ("/v1/models/{ref}", "get"),
+        ("/v1/models/{name}/versions/{version}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/admin/reload", "post"),
+        ("/openapi.json", "get"),
+    ]:
+        assert method in paths[path], path
+    predict = paths["/v1/models/{name}/versions/{version}/predict"]["post"]
+    assert [p["name"] for p in predict["parameters"]] == ["name", "version"]
+    assert predict["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictRequest"
+    }
+    assert {"400", "404", "413", "415"} <= set(predict["responses"])
+    assert set(document["components"]["schemas"]) >= {"Error", "PredictRequest"}

@@ -263,7 +263,10 @@ class RegistryModels:
         seconds = perf_counter() - started
         self.metrics.answered(manifest.model, manifest.version, len(entities), seconds)
         if self.log is not None:
-            inputs = {manifest.entity or "entity": list(entities), **features}
+            inputs: dict[str, Any] = {manifest.entity or "entity": list(entities)}
+            for name, values in features.items():  # one value per entity, None if not found
+                inputs[name] = full = np.full(len(entities), None, dtype=object)
+                full[found] = values
             self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
         return EntityPredictions(answer, status)
 
