@@ -9,6 +9,8 @@ switch to version 2 within seconds (the ``model.deployed`` event; polling is the
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -86,7 +88,10 @@ def test_serves_rows_entities_and_refuses_bad_input_without_dying(
     trained: tuple[Path, dict[str, str]],
 ) -> None:
     folder, _ = trained
-    with running_server(folder, "--model", "birds") as url, httpx.Client(base_url=url) as client:
+    with (
+        running_server(folder, "--model", "birds") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         answer = _predict(client, {"rows": [ROW, ROW]})
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -126,7 +131,8 @@ def test_a_promotion_under_load_fails_no_request_and_switches_version(
     trained: tuple[Path, dict[str, str]],
 ) -> None:
     folder, candidates = trained
-    with running_server(folder, "--model", "birds") as url:
+    with running_server(folder, "--model", "birds") as server:
+        url = server.url
         seen: list[tuple[float, int]] = []
         failures: list[str] = []
         stop = threading.Event()
@@ -170,7 +176,10 @@ def test_several_workers_serve_and_the_log_is_written(
     trained: tuple[Path, dict[str, str]],
 ) -> None:
     folder, _ = trained
-    with running_server(folder, "--workers", "2") as url, httpx.Client(base_url=url) as client:
+    with (
+        running_server(folder, "--workers", "2") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         for index in range(20):
             answer = client.post(
                 "/v1/models/birds/versions/1/predict",
@@ -186,3 +195,52 @@ def test_several_workers_serve_and_the_log_is_written(
 
     ids = {i for f in written for i in pq.read_table(f)["request_id"].to_pylist()}
     assert {f"w-{i}" for i in range(20)} <= ids
+
+
+def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
+    trained: tuple[Path, dict[str, str]],
+) -> None:
+    folder, _ = trained
+    with running_server(folder, "--workers", "2", "--model", "birds/1") as server:
+        workers = server.workers()
+        assert len(workers) == 2, workers
+        answered: list[float] = []
+        failed: list[float] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                while not stop.is_set():
+                    try:
+                        ok = _predict(client, {"rows": [ROW]}, ref="birds").status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    (answered if ok else failed).append(time.monotonic())
+
+        senders = [threading.Thread(target=load) for _ in range(4)]
+        for sender in senders:
+            sender.start()
+        try:
+            while len(answered) < 50:
+                time.sleep(0.05)
+            os.kill(workers[0], signal.SIGKILL)
+            killed = time.monotonic()
+            deadline = killed + 30
+            while time.monotonic() < deadline:
+                now = server.workers()
+                if len(now) == 2 and workers[0] not in now:
+                    break
+                time.sleep(0.1)
+            replaced = time.monotonic()
+            assert len(server.workers()) == 2, "the killed worker was not replaced"
+            while time.monotonic() < replaced + 2:  # load goes on after the replacement
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for sender in senders:
+                sender.join(timeout=30)
+    # at most the requests the killed process held (one per connection) failed, and none
+    # once it was replaced
+    assert len(failed) <= len(senders), len(failed)
+    assert all(t < replaced for t in failed)
+    assert any(t > replaced for t in answered)

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -21,11 +22,33 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    """A running ``gristmill serve``: its base URL and its (supervising) process."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    def workers(self) -> list[int]:
+        """The pids of its uvicorn worker processes (none with one worker)."""
+        found = []
+        for child in (
+            Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        ):
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in command:
+                found.append(int(child))
+        return found
+
+
 @contextmanager
-def running_server(cwd: Path, *args: str, timeout: float = 90) -> Iterator[str]:
-    """``gristmill serve --port <free> ARGS`` in ``cwd``; yields its base URL once
-    ``/readyz`` answers 200; SIGTERM after. Its output goes to ``serve-<port>.log`` in
-    ``cwd`` (shown if it died early)."""
+def running_server(cwd: Path, *args: str, timeout: float = 90) -> Iterator[ServerProcess]:
+    """``gristmill serve --port <free> ARGS`` in ``cwd``, yielded once ``/readyz`` answers
+    200; SIGTERM after. Its output goes to ``serve-<port>.log`` in ``cwd`` (shown if it died
+    early)."""
     import httpx
 
     port = free_port()
@@ -56,7 +79,7 @@ def running_server(cwd: Path, *args: str, timeout: float = 90) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise AssertionError(f"gristmill serve was not ready within {timeout}s")
             time.sleep(0.1)
-        yield url
+        yield ServerProcess(url, proc)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
