@@ -67,6 +67,12 @@ class MicroBatcher:
             queue.handle = loop.call_soon(self._turn, queue)
         return future
 
+    def forget(self, servable: Servable) -> None:
+        """Drop ``servable``'s queue (a version the server let go), once it is empty."""
+        queue = self._queues.get(id(servable))
+        if queue is not None and queue.servable is servable and not queue.items:
+            del self._queues[id(servable)]
+
     def _turn(self, queue: _Queue) -> None:
         """The queue's first chance to run: now, unless requests are arriving together."""
         loop = asyncio.get_running_loop()

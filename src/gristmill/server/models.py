@@ -180,7 +180,7 @@ class RegistryModels:
     def _let_go(self) -> None:
         kept = {(m, v) for (m, _), v in self._aliases.items()} | self._pinned
         for key in [k for k in self._loaded if k not in kept]:
-            del self._loaded[key]
+            self.batcher.forget(self._loaded.pop(key))
             self._locks.pop(key, None)
 
     async def predict(

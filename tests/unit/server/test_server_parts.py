@@ -199,3 +199,12 @@ def test_protocol_modules_are_mounted_when_present(monkeypatch: pytest.MonkeyPat
     paths = [getattr(r, "path", "") for r in protocol_routes(models)]
     assert "/v1/models/{ref}/predict" in paths and "/ping" in paths
     assert given == [models]
+
+
+async def test_a_forgotten_servable_leaves_no_queue_behind() -> None:
+    servable = Counting()
+    batcher = MicroBatcher(8, 0.0)
+    await batcher.submit(servable, {"x": [1], "color": ["r"]})
+    assert len(batcher._queues) == 1
+    batcher.forget(servable)
+    assert not batcher._queues
