@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -51,6 +52,7 @@ NAME = parameter("name", "The model's registry name")
 VERSION = parameter("version", "The version number", "integer")
 
 BODY_KEYS = ("rows", "columns", "entities")
+NUMERIC = ("float64", "int64", "bool")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -182,14 +184,28 @@ def _parsed(
         entities = _entities(entities)
     if "rows" in payload:
         names = None if entities is not None else [c.name for c in manifest.inputs]
-        columns = _from_rows(payload["rows"], names)
+        columns = _numeric(_from_rows(payload["rows"], names), manifest)
     elif "columns" in payload:
-        columns = _columns(payload["columns"])
+        columns = _numeric(_columns(payload["columns"]), manifest)
     elif entities is None:
         raise DataError("the body needs rows, columns or entities", column="rows")
     else:
         columns = {}
     return entities, columns
+
+
+def _numeric(columns: dict[str, Any], manifest: ServableManifest) -> dict[str, Any]:
+    """Numeric input columns as float64 arrays, once (the servable and the prediction log
+    then use them without converting again); a column numpy cannot convert stays a list,
+    for the servable to name the value at fault."""
+    for column in manifest.inputs:
+        values = columns.get(column.name)
+        if column.type in NUMERIC and isinstance(values, list):
+            try:
+                columns[column.name] = np.array(values, dtype=np.float64)
+            except (ValueError, TypeError):
+                continue
+    return columns
 
 
 def _entities(value: Any) -> list[str]:
