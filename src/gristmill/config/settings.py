@@ -137,7 +137,7 @@ class ServeSettings(BaseModel):
         32, ge=1, description="Concurrent one-row requests scored together (1: no batching)."
     )
     max_batch_wait_ms: float = Field(
-        1.0, ge=0, description="Longest a request waits for others to join its batch."
+        0.0, ge=0, description="Longest a request waits for others to join its batch."
     )
     cache_size: int = Field(0, ge=0, description="One-row answers kept (0: no cache).")
     cache_ttl: float = Field(60.0, gt=0, description="Seconds a cached answer is kept.")

@@ -1,7 +1,7 @@
 """The prediction server's application: Starlette routes over one ``RegistryModels``.
 
 Raw Starlette routes (no FastAPI request models or dependency injection on the request path)
-and orjson answers; see docs/adr/0014-prediction-server.md. At start (``lifespan``) the
+and orjson answers; see docs/adr/0015-prediction-server.md. At start (``lifespan``) the
 stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
 runs until shutdown, when the log is written one last time. The wire protocols are mounted
