@@ -13,6 +13,7 @@ their protocol's body with ``status_of``:
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -65,10 +66,15 @@ def json_response(
 
 
 def load_json(body: bytes, what: str = "the request body") -> Any:
-    """``body`` parsed; ``RequestError`` saying where the JSON broke."""
+    """``body`` parsed; ``RequestError`` saying where the JSON broke. The literals ``NaN``
+    and ``Infinity`` (not JSON, but written by Python's encoders) are read too."""
     if not body:
         raise RequestError(f"{what} is empty; send a JSON object")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise RequestError(f"{what} is not valid JSON: {exc}") from None
+        problem = exc
+    try:  # NaN, Infinity: not JSON, but what Python's and tritonclient's encoders write
+        return json.loads(body)
+    except ValueError:
+        raise RequestError(f"{what} is not valid JSON: {problem}") from None

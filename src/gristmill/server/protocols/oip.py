@@ -200,6 +200,8 @@ class _OpenInference:
             data = inflater.decompress(body, self.max_bytes)
         except zlib.error as exc:
             raise RequestError(f"the {encoding} body cannot be decompressed: {exc}") from None
+        if not inflater.eof and not inflater.unconsumed_tail:
+            raise RequestError(f"the {encoding} body ends before its compressed data does")
         if inflater.unconsumed_tail:
             raise RequestError(
                 f"the request body is larger than {self.max_bytes} bytes once decompressed",

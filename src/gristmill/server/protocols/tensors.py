@@ -7,8 +7,9 @@ which is widened, but never text for a number or a number for text.
 
 Binary tensor data (the extension ``tritonclient`` speaks) is little-endian, row-major; a
 ``BOOL`` element is one byte, a ``BYTES`` element a 4-byte little-endian length then its
-bytes (UTF-8 text here). In JSON, ``null`` stands for a missing value (NaN for numbers,
-``None`` for text), which a column declared not nullable refuses later, in the servable.
+bytes (UTF-8 text here). A missing value is ``null`` in JSON, NaN in a number tensor and an
+empty string in a ``BYTES`` tensor (binary data has no null; an empty field of a CSV file is
+missing the same way); a column declared not nullable refuses it later, in the servable.
 """
 
 from __future__ import annotations
@@ -241,15 +242,21 @@ def _bools(array: np.ndarray, tensor: Tensor) -> np.ndarray:
 
 def _texts(array: np.ndarray, tensor: Tensor) -> np.ndarray:
     if array.dtype.kind == "U":
-        return array.astype(object)
+        return _blank_missing(array.astype(object))
     if array.size == 0:
         return np.empty(0, dtype=object)
     if array.dtype.kind == "O" and all(v is None or isinstance(v, str) for v in array.flat):
-        return array
+        return _blank_missing(array)
     raise RequestError(
         f"input {tensor.name!r} is BYTES; its data must be strings (null for a missing value)",
         field=tensor.name,
     )
+
+
+def _blank_missing(texts: np.ndarray) -> np.ndarray:
+    """An empty text is a missing value (``None``)."""
+    texts[texts == ""] = None
+    return texts
 
 
 def _unpack_texts(raw: memoryview, count: int, name: str) -> np.ndarray:
@@ -270,7 +277,7 @@ def _unpack_texts(raw: memoryview, count: int, name: str) -> np.ndarray:
                 field=name,
             )
         try:
-            out[index] = str(raw[offset : offset + length], "utf-8")
+            out[index] = str(raw[offset : offset + length], "utf-8") if length else None
         except UnicodeDecodeError:
             raise RequestError(
                 f"input {name!r}: element {index} is not UTF-8 text", field=name
