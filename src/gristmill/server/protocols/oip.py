@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import orjson
@@ -298,35 +298,47 @@ def _columns(
             f"the body holds {len(binary)} bytes of binary data after its JSON header; the "
             f"inputs' binary_data_size add up to {offset}"
         )
-    known = {c.name for c in manifest.inputs}
-    takes = ", ".join(c.name for c in manifest.inputs)
-    for name in tensors:
-        if name not in known:
-            raise RequestError(
-                f"input {name!r} is not an input of model {manifest.ref}; it takes: {takes}",
-                field=name,
-            )
+    if len(tensors) != len(manifest.inputs):
+        _mismatch(manifest, tensors)
     columns: dict[str, np.ndarray] = {}
-    rows: tuple[str, int] | None = None
+    rows = -1
     for column in manifest.inputs:
-        if column.name not in tensors:
+        given = tensors.get(column.name)
+        if given is None:
+            _mismatch(manifest, tensors)
+        tensor, raw = given
+        if rows < 0:
+            rows = tensor.rows
+        elif tensor.rows != rows:
+            first = manifest.inputs[0].name
             raise RequestError(
-                f"input {column.name!r} is missing; model {manifest.ref} takes: {takes}",
-                field=column.name,
-            )
-        tensor, raw = tensors[column.name]
-        if rows is None:
-            rows = (tensor.name, tensor.rows)
-        elif tensor.rows != rows[1]:
-            raise RequestError(
-                f"input {tensor.name!r} has {tensor.rows} row(s), input {rows[0]!r} "
-                f"{rows[1]}; give every input one value per row",
+                f"input {tensor.name!r} has {tensor.rows} row(s), input {first!r} {rows}; "
+                "give every input one value per row",
                 field=tensor.name,
             )
         columns[column.name] = (
             from_json(tensor, column) if raw is None else from_binary(tensor, raw, column)
         )
     return columns
+
+
+def _mismatch(manifest: ServableManifest, tensors: Mapping[str, object]) -> NoReturn:
+    """``RequestError`` naming an input the model does not take, else one it lacks."""
+    takes = ", ".join(c.name for c in manifest.inputs)
+    known = {c.name for c in manifest.inputs}
+    for name in tensors:
+        if name not in known:
+            raise RequestError(
+                f"input {name!r} is not an input of model {manifest.ref}; it takes: {takes}",
+                field=name,
+            )
+    for column in manifest.inputs:
+        if column.name not in tensors:
+            raise RequestError(
+                f"input {column.name!r} is missing; model {manifest.ref} takes: {takes}",
+                field=column.name,
+            )
+    raise RequestError(f"the inputs do not match model {manifest.ref}'s: {takes}")
 
 
 def _wanted(manifest: ServableManifest, payload: Mapping[str, Any]) -> list[tuple[str, bool]]:

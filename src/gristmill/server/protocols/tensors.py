@@ -14,11 +14,10 @@ missing the same way); a column declared not nullable refuses it later, in the s
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
 
@@ -65,10 +64,9 @@ REJECTED = "rejected"
 LENGTH = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
-class Tensor:
+class Tensor(NamedTuple):
     """One ``$request_input``: its data is in ``data`` (JSON) or ``binary_size`` bytes of
-    the body after the JSON header."""
+    the body after the JSON header. (A named tuple: one is made per column per request.)"""
 
     name: str
     datatype: str
@@ -83,44 +81,58 @@ class Tensor:
 
 def parse_tensor(value: Any, index: int) -> Tensor:
     """The ``index``-th entry of ``inputs``, checked for the fields every input has."""
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         raise RequestError(f"inputs[{index}] must be a JSON object (name, datatype, shape, data)")
     name = value.get("name")
-    if not isinstance(name, str) or not name:
-        raise RequestError(f"inputs[{index}] has no 'name'", field=f"inputs[{index}]")
     datatype = value.get("datatype")
-    if not isinstance(datatype, str):
+    shape: Any = value.get("shape")
+    if type(name) is not str or not name:
+        raise RequestError(f"inputs[{index}] has no 'name'", field=f"inputs[{index}]")
+    if type(datatype) is not str:
         raise RequestError(f"input {name!r} has no 'datatype' (e.g. FP64, BYTES)", field=name)
-    shape = value.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise RequestError(
-            f"input {name!r} needs a 'shape', a list of sizes such as [3] or [3, 1]", field=name
-        )
-    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
-        raise RequestError(
-            f"input {name!r} has shape {shape}; a column is one value per row: shape [rows] "
-            "or [rows, 1]",
-            field=name,
-        )
-    parameters = value.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise RequestError(f"input {name!r}: 'parameters' must be a JSON object", field=name)
-    size = parameters.get("binary_data_size")
+    if not _column_shape(shape):
+        _refuse_shape(name, shape)
+    parameters = value.get("parameters")
+    size = None
+    if parameters:
+        if type(parameters) is not dict:
+            raise RequestError(f"input {name!r}: 'parameters' must be a JSON object", field=name)
+        size = parameters.get("binary_data_size")
     if size is not None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if type(size) is not int or size < 0:
             raise RequestError(f"input {name!r}: binary_data_size must be a byte count", field=name)
         if "data" in value:
             raise RequestError(
                 f"input {name!r} has both 'data' and binary_data_size; send one", field=name
             )
-        return Tensor(name, datatype.upper(), tuple(shape), binary_size=size)
+        return Tensor(name, datatype.upper(), tuple(shape), None, size)
     if "data" not in value:
         raise RequestError(
             f"input {name!r} has no 'data' (nor binary_data_size for binary data)", field=name
         )
-    return Tensor(name, datatype.upper(), tuple(shape), data=value["data"])
+    return Tensor(name, datatype.upper(), tuple(shape), value["data"])
+
+
+def _column_shape(shape: Any) -> bool:
+    """``[rows]`` or ``[rows, 1]``, sizes being whole numbers, not booleans."""
+    if type(shape) is not list or not shape or type(shape[0]) is not int or shape[0] < 0:
+        return False
+    return len(shape) == 1 or (len(shape) == 2 and type(shape[1]) is int and shape[1] == 1)
+
+
+def _refuse_shape(name: str, shape: Any) -> NoReturn:
+    if not isinstance(shape, list) or not all(
+        type(d) is int and d >= 0
+        for d in shape  # a bool is no size
+    ):
+        raise RequestError(
+            f"input {name!r} needs a 'shape', a list of sizes such as [3] or [3, 1]", field=name
+        )
+    raise RequestError(
+        f"input {name!r} has shape {shape}; a column is one value per row: shape [rows] "
+        "or [rows, 1]",
+        field=name,
+    )
 
 
 def check_datatype(tensor: Tensor, column: InputColumn) -> None:
@@ -157,7 +169,7 @@ def from_json(tensor: Tensor, column: InputColumn) -> np.ndarray:
 def from_binary(tensor: Tensor, raw: memoryview, column: InputColumn) -> np.ndarray:
     """The column of a tensor whose data came as ``raw`` binary bytes."""
     check_datatype(tensor, column)
-    count = math.prod(tensor.shape)
+    count = tensor.shape[0]
     if tensor.datatype == "BYTES":
         return _unpack_texts(raw, count, tensor.name)
     if tensor.datatype == "BOOL":
@@ -178,7 +190,7 @@ def from_binary(tensor: Tensor, raw: memoryview, column: InputColumn) -> np.ndar
 
 
 def _count(tensor: Tensor, size: int) -> None:
-    expected = math.prod(tensor.shape)
+    expected = tensor.shape[0]  # [rows] or [rows, 1]
     if size != expected:
         raise RequestError(
             f"input {tensor.name!r} has {size} value(s); its shape {list(tensor.shape)} "
