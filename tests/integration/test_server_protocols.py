@@ -421,6 +421,19 @@ def test_bad_inference_requests_are_4xx_naming_the_field(server: Running) -> Non
         **{"Inference-Header-Content-Length": str(len(head))},
     )
     refused(gzip.compress(b"x" * 100)[:-12], 400, "gzip", **{"Content-Encoding": "gzip"})
+    refused(b"{}", 415, "Content-Encoding 'br'", **{"Content-Encoding": "br"})
+    zipped = gzip.compress(orjson.dumps(good))
+    assert _post(server, url, zipped, {"Content-Encoding": "gzip"}).status_code == 200
+    small = Starlette(routes=oip.routes(server.models, max_bytes=len(orjson.dumps(good)) - 1))
+
+    async def too_large() -> httpx.Response:
+        transport = httpx.ASGITransport(app=small)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            body = gzip.compress(orjson.dumps(good))
+            return await http.post(url, content=body, headers={"Content-Encoding": "gzip"})
+
+    answer = asyncio.run(too_large())
+    assert answer.status_code == 413 and "once decompressed" in answer.json()["error"]
 
     for path in ("/v2/models/nope/infer", "/v2/models/penguins_logreg@shadow/infer"):
         answer = _post(server, path, good)
