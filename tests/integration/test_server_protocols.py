@@ -570,7 +570,8 @@ def test_bad_mlflow_requests_are_answered_as_mlflow_does(server: Running) -> Non
     refused({"inputs": short}, 400, "column 'sex' has 1 value(s)")
     header = ",".join(c.name for c in servable.manifest.inputs)
     bad_csv = f"{header}\n" + ",".join("x" for _ in servable.manifest.inputs) + "\n"
-    refused(bad_csv.encode(), 400, "CSV column 'bill_length_mm'", kind="text/csv")
+    # pyarrow converts columns on several threads: any numeric column may be the one named
+    refused(bad_csv.encode(), 400, "CSV column '", "invalid value 'x'", kind="text/csv")
     refused(b"island,sex\nDream,male\n", 400, "column 'bill_length_mm' is missing", kind="text/csv")
     refused(b"a=1", 415, "application/json, text/csv", kind="application/x-www-form-urlencoded")
     refused({"dataframe_records": records}, 404, "nope", model="nope")
