@@ -186,12 +186,15 @@ class FittedFeaturePipeline:
         return result
 
     def transform_one(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The features of one request, as ``transform`` gives them for that row.
+        """The features of one request, as ``transform`` gives them for that row: entity,
+        timestamp and the features, never the label (it is no input at scoring time; a
+        record that carries it, such as a training row, has it left out).
 
         ``None`` when a ``filter`` step rejects the row (the batch result has no such row).
         Missing values may be given as ``None``.
         """
-        result = self.transform(pd.DataFrame([dict(record)]))
+        inputs = {k: v for k, v in record.items() if k != self.label}
+        result = self.transform(pd.DataFrame([inputs]))
         if len(result) == 0:
             return None
         row: dict[str, Any] = result.to_dict(orient="records")[0]
