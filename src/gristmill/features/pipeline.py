@@ -115,7 +115,9 @@ class FeaturePipeline:
             rows=(len(frame), len(data)),
         )
 
-    def fit_table(self, table: pa.Table, *, task: TaskChoice | None = None) -> FittedFeaturePipeline:
+    def fit_table(
+        self, table: pa.Table, *, task: TaskChoice | None = None
+    ) -> FittedFeaturePipeline:
         """``fit`` on an Arrow table."""
         return self.fit(table.to_pandas(), task=task)
 

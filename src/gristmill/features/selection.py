@@ -180,8 +180,8 @@ def _supervised(
         if not classes:
             raise ConfigError(
                 f"select method 'chi2' scores features against classes, but the task is "
-                f"{choice.task} ({choice.reason}); use method mutual_info or model for a quantity, or set "
-                "train.task: classification if the label holds classes"
+                f"{choice.task} ({choice.reason}); use method mutual_info or model for a "
+                "quantity, or set train.task: classification if the label holds classes"
             )
         view = preprocessing.MinMaxScaler().fit_transform(matrix)
         scores, _ = feature_selection.chi2(view, target)
