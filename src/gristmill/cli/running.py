@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -231,15 +232,9 @@ def ingest(
         only, folder = None, None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
-        if spec_path is None:
-            raise ConfigError(
-                f"{source!r} is neither an existing path nor a source of a spec; "
-                "pass --spec FILE, or a path to a file"
-            )
-        full = load_spec(spec_path)
-        if source not in full.sources:
-            known = ", ".join(full.sources)
-            raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
+        full = None if spec_path is None else load_spec(spec_path)
+        if full is None or spec_path is None or source not in full.sources:
+            raise ConfigError(_unknown_source(source, spec_path, full))
         spec, only, folder = full, [source], spec_path.parent
     report = _execute(
         settings_from(ctx), spec, queue=queue, only=only, folder=folder, command="ingest"
@@ -248,6 +243,25 @@ def ingest(
         print_run_summary(report)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
+
+
+def _unknown_source(source: str, spec_path: Path | None, spec: PipelineSpec | None) -> str:
+    """Why ``ingest SOURCE`` has nothing to read: a path-like SOURCE (a slash, a suffix) is a
+    missing file first; a name is not one of the spec's sources."""
+    known = ", ".join(spec.sources) if spec is not None else ""
+    if "/" in source or os.sep in source or Path(source).suffix:
+        if spec_path is None:
+            return f"file {source} not found; check the path (no spec names sources here)"
+        return (
+            f"file {source} not found; check the path (it is not a source of {spec_path} "
+            f"either; its sources: {known or 'none'})"
+        )
+    if spec_path is None:
+        return (
+            f"{source!r} is neither an existing path nor a source of a spec; "
+            "pass --spec FILE, or a path to a file"
+        )
+    return f"{spec_path} has no source named {source!r}; known: {known}"
 
 
 def send(

@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gristmill.config.spec import PipelineSpec
+from gristmill.config.spec import CandidateSpec, PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
-from gristmill.errors import ConfigError, MissingExtraError
+from gristmill.errors import ConfigError, MissingExtraError, SpecError
 from gristmill.evaluation import check_evaluators, evaluator_names
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
@@ -65,34 +66,64 @@ def current_actor() -> str:
 def preflight(spec: PipelineSpec) -> None:
     """Check what can be checked before any data moves: feature steps and their options
     (custom ones imported and checked to be scikit-learn estimators), algorithm names and
-    the classes algorithm import paths name. Raises ``ConfigError`` naming the feature set
-    or candidate; a candidate whose parameters are wrong is left to fail alone, recorded
-    with its error, when it trains."""
-    for name, feature_set in (spec.features or {}).items():
-        FeaturePipeline.from_spec(feature_set, where=f"features.{name}")
-    _check_metric_names(spec)
-    known = set(learner_names())
+    the classes algorithm import paths name, metric names. Every problem is reported at
+    once: one is raised as it is (a ``ConfigError`` naming the feature set or candidate, a
+    ``MissingExtraError``), several as one ``SpecError`` listing each by key path. A
+    candidate whose parameters are wrong is left to fail alone, recorded with its error,
+    when it trains."""
+    problems: list[ConfigError | MissingExtraError] = []
+    checks: list[Callable[[], object]] = [
+        partial(FeaturePipeline.from_spec, feature_set, where=f"features.{name}")
+        for name, feature_set in (spec.features or {}).items()
+    ]
+    checks.append(partial(_check_metric_names, spec))
     task = spec.train.task if spec.train else None
-    for candidate in spec.train.candidates if spec.train else []:
-        path = ":" in candidate.algorithm or "." in candidate.algorithm
-        if not path and candidate.algorithm not in known:
-            raise ConfigError(
-                f"train.candidates.{candidate.name}: no algorithm named "
-                f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
-            )
-        if path:
-            try:
-                check_algorithm_path(candidate.algorithm)
-            except ConfigError as exc:
-                raise ConfigError(f"train.candidates.{candidate.name}: {exc}") from exc
-        entry = ALGORITHMS.get(candidate.algorithm)
-        some_task = task or (next(iter(entry.estimators)) if entry else None)
-        try:  # an optional library that is not installed (lightgbm, xgboost) fails now
-            make_learner(candidate.algorithm, candidate.params, task=some_task)
-        except MissingExtraError as exc:
-            raise MissingExtraError(f"train.candidates.{candidate.name}: {exc}") from exc
-        except ConfigError:
-            pass  # the candidate fails alone, recorded with its error, when it trains
+    checks += [
+        partial(_check_candidate, candidate, task)
+        for candidate in (spec.train.candidates if spec.train else [])
+    ]
+    for check in checks:
+        try:
+            check()
+        except (ConfigError, MissingExtraError) as exc:
+            problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        pairs = [_problem(exc) for exc in problems]
+        text = "\n".join(f"  {path}: {message}" for path, message in pairs)
+        raise SpecError(f"the spec has {len(pairs)} problems:\n{text}", pairs)
+
+
+def _problem(error: Exception) -> tuple[str, str]:
+    """``(key path, message)`` of a preflight error whose message starts with its path."""
+    path, sep, message = str(error).partition(": ")
+    if sep and " " not in path.split(" (")[0]:
+        return path, message
+    return "(spec)", str(error)
+
+
+def _check_candidate(candidate: CandidateSpec, task: str | None) -> None:
+    known = set(learner_names())
+    path = ":" in candidate.algorithm or "." in candidate.algorithm
+    if not path and candidate.algorithm not in known:
+        raise ConfigError(
+            f"train.candidates.{candidate.name}: no algorithm named "
+            f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
+        )
+    if path:
+        try:
+            check_algorithm_path(candidate.algorithm)
+        except ConfigError as exc:
+            raise ConfigError(f"train.candidates.{candidate.name}: {exc}") from exc
+    entry = ALGORITHMS.get(candidate.algorithm)
+    some_task = task or (next(iter(entry.estimators)) if entry else None)
+    try:  # an optional library that is not installed (lightgbm, xgboost) fails now
+        make_learner(candidate.algorithm, candidate.params, task=some_task)
+    except MissingExtraError as exc:
+        raise MissingExtraError(f"train.candidates.{candidate.name}: {exc}") from exc
+    except ConfigError:
+        pass  # the candidate fails alone, recorded with its error, when it trains
 
 
 def _check_metric_names(spec: PipelineSpec) -> None:
