@@ -307,3 +307,56 @@ def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
             execution("ex-late", "01NOWORKER", "succeeded", input_event_id="ev-01NOWORKER")
         )
     assert statuses(tmp_path, monkeypatch, capsys)["01NOWORKER"] == "succeeded"
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """``check()`` once it is truthy; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"not so after {timeout} s: {what}")
+
+
+def test_a_run_gc_closed_while_its_event_waited_on_the_bus_takes_the_status_of_its_work(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    project(tmp_path)
+    run_id = queue(tmp_path, monkeypatch, capsys, "good")  # its event waits on the bus
+    url = f"sqlite:///{tmp_path / '.gristmill' / 'metadata.db'}"
+    with SqlMetadataStore(url) as store:
+        (announced,) = store.runs.get_run(run_id).summary["announced"]
+        # a worker took the event, its attempt failed and released it for a retry (back on
+        # the bus), and the worker was stopped before retrying: nobody retried it since
+        released = execution(
+            "ex-released",
+            run_id,
+            "running",
+            stage="ingestion",
+            input_event_id=announced["id"],
+            error="OSError: the share was not mounted",
+            lease_expires_at=datetime.now(UTC) - timedelta(minutes=30),
+            started_at=datetime.now(UTC) - timedelta(minutes=31),
+        )
+        store.executions.record_execution(released)
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "stale"
+    done = cli(tmp_path, monkeypatch, capsys, "gc")
+    assert "marked stale execution ex-released" in done
+    assert f"closed finished run {run_id} as failed" in done  # on the evidence gc has
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "failed"
+
+    def work_done() -> bool:
+        with SqlMetadataStore(url) as store:
+            ran = store.executions.list_executions(run_id)
+        return {e.stage for e in ran if e.status == "succeeded"} >= {"ingestion", "preparation"}
+
+    with running_worker(tmp_path):  # the event is delivered; the work succeeds after all
+        until(work_done, f"the work of {run_id} succeeded")
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "succeeded"
+    shown = cli(tmp_path, monkeypatch, capsys, "show", run_id)
+    assert "status: succeeded" in shown and "recorded_status: failed" in shown
+    assert (
+        "gristmill gc closed it as failed; its work since then ended: succeeded" in shown
+    )  # the close is still told, and why it no longer holds

@@ -21,6 +21,7 @@ from gristmill.runtime.run_views import run_view
 from gristmill.stores.metadata import MetadataStore, Run
 from gristmill.stores.reports import Report
 from gristmill.stores.run_status import (
+    GC_CLOSER,
     LEGACY_QUEUE_COMMAND,
     QUEUE_COMMAND,
     RunView,
@@ -194,9 +195,13 @@ def _work(record: dict[str, Any]) -> list[str]:
         waiting = ", ".join(f"{types.get(i, 'event')} {i}" for i in record["pending"])
         lines.append(f"waiting for a worker: {waiting} (start one: `gristmill worker --all`)")
     ended = record["status"] in ("succeeded", "failed", "partial")
-    if ended and record.get("recorded_status") == "running":
+    recorded = record.get("recorded_status")
+    if ended and recorded == "running":
         lines.append(
             f"its work ended: {record['status']} (its record says running until "
             "`gristmill gc` closes it)"
         )
+    elif recorded and record["summary"].get("note", "").endswith(f"(closed by {GC_CLOSER})"):
+        since = f"ended: {record['status']}" if ended else f"is {record['status']}"
+        lines.append(f"{GC_CLOSER} closed it as {recorded}; its work since then {since}")
     return lines

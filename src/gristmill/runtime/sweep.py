@@ -18,9 +18,9 @@ from typing import Any
 
 from gristmill.runtime.run_views import process_alive, run_view
 from gristmill.stores.metadata import MetadataStore, Run, RunStatus, StageExecution
-from gristmill.stores.run_status import execution_state, latest_per_event
+from gristmill.stores.run_status import GC_CLOSER, execution_state, latest_per_event
 
-GC = "gristmill gc"
+GC = GC_CLOSER
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,7 @@ def close_run(metadata: MetadataStore, decision: RunDecision) -> bool:
     summary: dict[str, Any] = {
         **current.summary,
         "note": f"{kind}: {decision.why} (closed by {GC})",
+        "closed_by": GC,  # later evidence of its work overrides this close (ADR 12)
     }
     if decision.seconds is not None:
         summary.setdefault("seconds", decision.seconds)

@@ -36,6 +36,7 @@ MIN_STALE_AFTER = timedelta(seconds=60)
 FAILURES = (STAGE_FAILED, DATA_ANOMALOUS)
 QUEUE_COMMAND = "ingest --queue"
 LEGACY_QUEUE_COMMAND = "queue"  # how `ingest --queue` recorded its runs before
+GC_CLOSER = "gristmill gc"  # who closed a run whose work ended without a command to close it
 
 
 def stale_after(ack_wait: float) -> timedelta:
@@ -94,6 +95,27 @@ def follows_its_work(run: Run) -> bool:
     return "announced" in run.summary or run.summary.get("command") == LEGACY_QUEUE_COMMAND
 
 
+def closed_by_gc(run: Run) -> bool:
+    """Whether ``gristmill gc`` closed the run (as abandoned, or as finished) rather than
+    the command that did its work: a mark made on the evidence gc had, which later
+    executions of its work override (ADR 12)."""
+    if run.status == "running":
+        return False
+    summary = run.summary
+    note = str(summary.get("note") or "")
+    return (
+        "abandoned" in summary
+        or summary.get("closed_by") == GC_CLOSER
+        or note.endswith(f"(closed by {GC_CLOSER})")  # closed before ``closed_by`` was kept
+    )
+
+
+def _newer_than_close(run: Run, executions: Iterable[StageExecution]) -> bool:
+    """Whether any of the run's work started after its record was closed."""
+    closed = run.finished_at
+    return closed is not None and any(e.started_at > closed for e in executions)
+
+
 def pending_events(
     run: Run, executions: Iterable[StageExecution], consumes: Collection[str]
 ) -> list[str]:
@@ -144,8 +166,11 @@ def view_run(
     ``consumes`` are the event types the stages consume (the events a followed run's work
     goes on through). A closed run keeps its recorded status unless its work says otherwise:
     ``running``/``stale`` while work runs or was left, ``failed`` if it was recorded
-    ``succeeded`` but work it caused failed since (a queued stage, a sweep by ``gc``); a run
-    ``gc`` closed as abandoned takes the status of its work if that work finished after all.
+    ``succeeded`` but work it caused failed since (a queued stage, a sweep by ``gc``). A
+    followed run ``gc`` closed (as abandoned, or as finished with work it swept) is read from
+    its work like an open one: gc cannot see the bus, and an event whose execution it swept
+    may still be delivered (a retry, a take-over). Its closing status stands only until work
+    started after the close says otherwise (``queued`` while that work's events wait).
     """
     executions = list(executions)
     latest = latest_per_event(executions)
@@ -156,10 +181,10 @@ def view_run(
         return RunView("running", followed, pending)
     if "stale" in states:
         return RunView("stale", followed, pending)
-    reopened = followed and (run.status == "running" or "abandoned" in run.summary)
-    if reopened:
+    if followed and (run.status == "running" or closed_by_gc(run)):
         if pending or not latest:
-            return RunView("queued" if run.status == "running" else run.status, followed, pending)
+            waits = run.status == "running" or _newer_than_close(run, executions)
+            return RunView("queued" if waits else run.status, followed, pending)
         ended = max((e.finished_at or e.started_at for e in latest), default=None)
         return RunView(outcome(latest), followed, [], ended)
     if run.status == "succeeded" and "failed" in states:
