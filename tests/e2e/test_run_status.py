@@ -360,3 +360,57 @@ def test_a_run_gc_closed_while_its_event_waited_on_the_bus_takes_the_status_of_i
     assert (
         "gristmill gc closed it as failed; its work since then ended: succeeded" in shown
     )  # the close is still told, and why it no longer holds
+
+
+def test_ls_runs_and_show_run_tell_the_same_status_reading_all_runs_work_at_once(
+    store: SqlMetadataStore, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    now, host = datetime.now(UTC), socket.gethostname()
+    with SqlMetadataStore(store.url) as opened:
+        # `gristmill run` whose process was killed: its work left running, the lease long past
+        dead = {"command": "run", "announced": [], "process": {"host": host, "pid": dead_pid()}}
+        opened.runs.start_run(
+            Run("01DEADRUN", "p", "running", now - timedelta(minutes=9), summary=dead)
+        )
+        opened.executions.record_execution(
+            execution(
+                "ex-dead",
+                "01DEADRUN",
+                "running",
+                started_at=now - timedelta(minutes=8),
+                lease_expires_at=now - timedelta(minutes=7),
+            )
+        )
+        for n in range(20):  # queued runs, half of them taken up by a worker that died
+            run_id = f"01QUEUED{n:02}"
+            opened.runs.start_run(queued_run(run_id, now - timedelta(minutes=5)))
+            if n % 2:
+                opened.executions.record_execution(
+                    execution(
+                        f"ex-q{n}",
+                        run_id,
+                        "running",
+                        input_event_id=f"ev-{run_id}",
+                        lease_expires_at=now - timedelta(minutes=3),
+                    )
+                )
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        out = cli(tmp_path, monkeypatch, capsys, "ls", "runs", "--json", "--limit", "100")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    listed = {run["run_id"]: run["status"] for run in json.loads(out)}
+    assert len(listed) == 26
+    reads = [s for s in statements if "FROM stage_executions" in s]
+    assert len(reads) == 1, f"ls runs read the executions {len(reads)} times for {len(listed)} runs"
+    assert listed["01DEADRUN"] == "stale"
+    assert {listed[f"01QUEUED{n:02}"] for n in range(0, 20, 2)} == {"queued"}
+    assert {listed[f"01QUEUED{n:02}"] for n in range(1, 20, 2)} == {"stale"}
+    for run_id, status in listed.items():  # one rule: show RUN says the same of every run
+        shown = json.loads(cli(tmp_path, monkeypatch, capsys, "show", run_id, "--json"))
+        assert shown["status"] == status, run_id

@@ -53,7 +53,11 @@ def list_runs(
 ) -> tuple[list[dict[str, Any]], Table]:
     """The newest ``limit`` runs, as JSON rows and as a table."""
     runs, now = store.runs.list_runs(limit=limit), datetime.now(UTC)
-    views = {r.run_id: run_view(store, r, now=now, stale=stale) for r in runs}
+    executions = store.executions.list_executions_of_runs([r.run_id for r in runs])  # at once
+    views = {
+        r.run_id: run_view(store, r, now=now, stale=stale, executions=executions[r.run_id])
+        for r in runs
+    }
     rows = [
         {k: v for k, v in asdict(r).items() if k != "summary"}
         | {"status": views[r.run_id].status, "recorded_status": r.status}

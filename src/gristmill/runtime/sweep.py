@@ -96,12 +96,12 @@ def decide_runs(
     """
     failed = {s.execution.execution_id: s for s in swept}
     decisions = []
-    for run in metadata.runs.list_runs(limit=limit):
-        if run.status != "running":
-            continue
+    open_runs = [r for r in metadata.runs.list_runs(limit=limit) if r.status == "running"]
+    listed = metadata.executions.list_executions_of_runs([r.run_id for r in open_runs])
+    for run in open_runs:
         executions = [
             replace(e, status="failed") if e.execution_id in failed else e
-            for e in metadata.executions.list_executions(run.run_id)
+            for e in listed[run.run_id]
         ]
         decisions.append(_decide(metadata, run, executions, now, stale, cutoff))
     return decisions
