@@ -280,7 +280,7 @@ def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
         "01YOUNG": "queued",
         "01DONE": "succeeded",
         "01ALIVE": "running",
-        "01GONE": "running",
+        "01GONE": "stale",  # its process exited without closing it
     }
     done = cli(tmp_path, monkeypatch, capsys, "gc")
     assert (
@@ -381,6 +381,10 @@ def test_ls_runs_and_show_run_tell_the_same_status_reading_all_runs_work_at_once
                 lease_expires_at=now - timedelta(minutes=7),
             )
         )
+        gone = {"command": "train", "process": {"host": host, "pid": dead_pid()}}
+        opened.runs.start_run(  # `gristmill train` killed: no executions, its process gone
+            Run("01DEADTRAIN", "p", "running", now - timedelta(minutes=9), summary=gone)
+        )
         for n in range(20):  # queued runs, half of them taken up by a worker that died
             run_id = f"01QUEUED{n:02}"
             opened.runs.start_run(queued_run(run_id, now - timedelta(minutes=5)))
@@ -405,10 +409,10 @@ def test_ls_runs_and_show_run_tell_the_same_status_reading_all_runs_work_at_once
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
     listed = {run["run_id"]: run["status"] for run in json.loads(out)}
-    assert len(listed) == 26
+    assert len(listed) == 27
     reads = [s for s in statements if "FROM stage_executions" in s]
     assert len(reads) == 1, f"ls runs read the executions {len(reads)} times for {len(listed)} runs"
-    assert listed["01DEADRUN"] == "stale"
+    assert (listed["01DEADRUN"], listed["01DEADTRAIN"]) == ("stale", "stale")
     assert {listed[f"01QUEUED{n:02}"] for n in range(0, 20, 2)} == {"queued"}
     assert {listed[f"01QUEUED{n:02}"] for n in range(1, 20, 2)} == {"stale"}
     for run_id, status in listed.items():  # one rule: show RUN says the same of every run

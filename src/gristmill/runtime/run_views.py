@@ -27,7 +27,10 @@ def run_view(
     run's status (``ls runs``, ``show RUN``, ``gc``) goes through here."""
     if executions is None:
         executions = metadata.executions.list_executions(run.run_id)
-    return view_run(run, executions, now, stale=stale, consumes=RUN_CONSUMES)
+    gone = run.status == "running" and process_alive(run) is False
+    return view_run(
+        run, executions, now, stale=stale, consumes=RUN_CONSUMES, process_gone=gone
+    )
 
 
 def process_alive(run: Run) -> bool | None:

@@ -4,7 +4,7 @@ One rule for every reader (``gristmill run``, ``ls runs``, ``show RUN``, ``gc``)
 is ``running`` while its lease holds, ``retrying`` while a failed attempt waits for its retry,
 ``stale`` once its lease expired long ago (its holder died with nobody to take the work over;
 ``gristmill gc`` sweeps it). A run is ``running`` while any of its work runs, ``stale`` while
-work was left by a dead holder, ``queued`` while work it announced waits for a worker, and
+work was left by a dead holder (or the process doing a run in one process is known gone), ``queued`` while work it announced waits for a worker, and
 otherwise as its work ended: ``succeeded`` only when the last execution for each event it
 caused succeeded (or found the work done: ``skipped``), ``failed`` when all of it failed,
 ``partial`` when some did.
@@ -111,9 +111,12 @@ def closed_by_gc(run: Run) -> bool:
 
 
 def _newer_than_close(run: Run, executions: Iterable[StageExecution]) -> bool:
-    """Whether any of the run's work started after its record was closed."""
+    """Whether any of the run's work started or ended after its record was closed."""
     closed = run.finished_at
-    return closed is not None and any(e.started_at > closed for e in executions)
+    return closed is not None and any(
+        e.started_at > closed or (e.finished_at is not None and e.finished_at > closed)
+        for e in executions
+    )
 
 
 def pending_events(
@@ -160,6 +163,7 @@ def view_run(
     *,
     stale: timedelta = MIN_STALE_AFTER,
     consumes: Collection[str] = (),
+    process_gone: bool = False,
 ) -> RunView:
     """The run as it stands, by the rule in the module docstring.
 
@@ -171,6 +175,9 @@ def view_run(
     its work like an open one: gc cannot see the bus, and an event whose execution it swept
     may still be delivered (a retry, a take-over). Its closing status stands only until work
     started after the close says otherwise (``queued`` while that work's events wait).
+
+    ``process_gone``: the process that recorded a run done in one process (``train``,
+    ``evaluate``) is known to have exited without closing it, so the run is ``stale``.
     """
     executions = list(executions)
     latest = latest_per_event(executions)
@@ -181,12 +188,15 @@ def view_run(
         return RunView("running", followed, pending)
     if "stale" in states:
         return RunView("stale", followed, pending)
-    if followed and (run.status == "running" or closed_by_gc(run)):
+    newer = closed_by_gc(run) and _newer_than_close(run, executions)
+    if followed and (run.status == "running" or "abandoned" in run.summary or newer):
         if pending or not latest:
-            waits = run.status == "running" or _newer_than_close(run, executions)
+            waits = run.status == "running" or newer
             return RunView("queued" if waits else run.status, followed, pending)
         ended = max((e.finished_at or e.started_at for e in latest), default=None)
         return RunView(outcome(latest), followed, [], ended)
+    if run.status == "running" and process_gone:  # the command doing its work died
+        return RunView("stale", followed, pending)
     if run.status == "succeeded" and "failed" in states:
         return RunView("failed", followed, pending, run.finished_at)
     return RunView(run.status, followed, pending, run.finished_at)
