@@ -27,7 +27,7 @@ import pandas as pd
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConflictError, GristmillError, NotFoundError
+from gristmill.errors import ConflictError, DataError, EvaluatorError, GristmillError, NotFoundError
 from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
@@ -125,6 +125,17 @@ def leaderboard_id(
     return "lb_" + digest_json(inputs).removeprefix("sha256:")[:24]
 
 
+def _spec_key(spec: PipelineSpec, path: str) -> str:
+    """Where the spec names the evaluator ``path``: ``evaluate.metric`` or
+    ``evaluate.evaluators[i]``."""
+    if spec.evaluate is not None:
+        if path in spec.evaluate.evaluators:
+            return f"evaluate.evaluators[{spec.evaluate.evaluators.index(path)}]"
+        if spec.evaluate.metric == path:
+            return "evaluate.metric"
+    return "evaluate"
+
+
 def _recorded(stores: FeatureStores, report_id: str) -> Assessment | None:
     """The assessment a recorded leaderboard holds, its pictures back on disk; else None."""
     try:
@@ -185,12 +196,18 @@ def assess(
         for c in result.trained
     }
     unscored: list[dict[str, Any]] = []
+    evaluators_failed: dict[str, tuple[EvaluatorError, list[str]]] = {}
     for candidate in result.trained:
         try:
             outcome = tasks[candidate.name].result()
+        except EvaluatorError as exc:  # the spec's own evaluator: no leaderboard is true
+            evaluators_failed.setdefault(exc.path, (exc, []))[1].append(candidate.name)
+            continue
         except Exception as exc:  # one model that cannot be scored must not hide the others
             kind = "" if isinstance(exc, GristmillError) else f"{type(exc).__name__}: "
-            unscored.append({"candidate": candidate.name, "error": f"evaluation: {kind}{exc}"})
+            unscored.append(
+                {"candidate": candidate.name, "error": f"evaluation: {kind}{exc}", "stage": "evaluation"}
+            )
             continue
         curves[candidate.name] = outcome["curves"]
         pictures[candidate.name], picture_artifacts[candidate.name] = _keep_pictures(
@@ -198,6 +215,15 @@ def assess(
         )
         evaluated[candidate.name] = replace(candidate, metrics=outcome["metrics"])
         stores.metadata.candidates.save_candidate(evaluated[candidate.name])
+    if evaluators_failed:
+        raise DataError(
+            "; ".join(
+                f"custom evaluator {_spec_key(spec, path)} ({path}) raised {exc.error} "
+                f"(scoring {', '.join(names_failed)})"
+                for path, (exc, names_failed) in evaluators_failed.items()
+            )
+            + "; fix the function, or drop it from the spec's evaluate: section, and run again"
+        )
     board = leaderboard(
         {name: c.metrics for name, c in evaluated.items()}, metric, higher_is_better(metric)
     )
@@ -214,7 +240,9 @@ def assess(
         for s in board
     ]
     failed = [
-        {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
+        {"candidate": c.name, "error": c.error, "stage": "training"}
+        for c in result.candidates
+        if c.status != "trained"
     ] + unscored
     decision = gate(spec, result, stores, metric, best)
     report = Report(
