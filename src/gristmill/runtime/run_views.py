@@ -28,9 +28,7 @@ def run_view(
     if executions is None:
         executions = metadata.executions.list_executions(run.run_id)
     gone = run.status == "running" and process_alive(run) is False
-    return view_run(
-        run, executions, now, stale=stale, consumes=RUN_CONSUMES, process_gone=gone
-    )
+    return view_run(run, executions, now, stale=stale, consumes=RUN_CONSUMES, process_gone=gone)
 
 
 def process_alive(run: Run) -> bool | None:

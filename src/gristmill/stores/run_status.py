@@ -4,10 +4,10 @@ One rule for every reader (``gristmill run``, ``ls runs``, ``show RUN``, ``gc``)
 is ``running`` while its lease holds, ``retrying`` while a failed attempt waits for its retry,
 ``stale`` once its lease expired long ago (its holder died with nobody to take the work over;
 ``gristmill gc`` sweeps it). A run is ``running`` while any of its work runs, ``stale`` while
-work was left by a dead holder (or the process doing a run in one process is known gone), ``queued`` while work it announced waits for a worker, and
-otherwise as its work ended: ``succeeded`` only when the last execution for each event it
-caused succeeded (or found the work done: ``skipped``), ``failed`` when all of it failed,
-``partial`` when some did.
+work was left by a dead holder (or a run done in one process has lost its process), ``queued``
+while work it announced waits for a worker, and otherwise as its work ended: ``succeeded`` only
+when the last execution for each event it caused succeeded (or found the work done:
+``skipped``), ``failed`` when all of it failed, ``partial`` when some did.
 
 A run whose work travels on the bus (``gristmill run``, ``ingest``, ``ingest --queue``)
 records the events it announced (``summary["announced"]``); its work is then followed event

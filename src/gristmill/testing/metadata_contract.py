@@ -163,9 +163,7 @@ class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract, SpecStor
         assert [e.execution_id for e in listed] == ["ex-b", "ex-c", "ex-a"]
         assert store.executions.list_executions("run-3") == []
 
-    def test_list_executions_of_runs_reads_several_runs_at_once(
-        self, store: MetadataStore
-    ) -> None:
+    def test_list_executions_of_runs_reads_several_runs_at_once(self, store: MetadataStore) -> None:
         for execution_id, seconds in [("ex-a", 2), ("ex-b", 0), ("ex-c", 1)]:
             store.executions.record_execution(make_execution(execution_id, seconds))
         store.executions.record_execution(make_execution("ex-x", 0, run_id="run-2"))
