@@ -107,6 +107,19 @@ class SchemaChangedError(DataError):
     """A source's schema differs from the schema of its previous batch."""
 
 
+class EvaluatorError(DataError):
+    """A custom evaluator (a function named by import path in the spec) raised while
+    measuring a model. ``path`` is its import path, ``error`` what it raised."""
+
+    def __init__(self, path: str, error: str) -> None:
+        super().__init__(f"evaluator {path!r} raised {error}")
+        self.path = path
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[EvaluatorError], tuple[str, str]]:
+        return (type(self), (self.path, self.error))  # crosses process boundaries whole
+
+
 class StageError(GristmillError):
     """A stage handler failed on an event; the cause is chained."""
 

@@ -9,6 +9,7 @@ restart of the worker.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,40 @@ def test_a_fixed_module_is_read_again_by_a_running_worker_on_replay(tmp_path: Pa
         copy_id = found(r"replayed raw.ingested as event (\w+)", replayed)
         execution = settled(folder, copy_id)
     assert execution.status == "succeeded", execution.error
+
+
+METRICS = """\
+def profit(y_true, y_pred, y_proba):
+    raise ValueError("profit: the price list is not loaded")
+"""
+
+
+def test_a_failing_custom_evaluator_fails_the_evaluation_naming_it_and_the_run_is_not_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = project(tmp_path / "p", algorithm="logistic_regression")
+    (folder / "gm_failing_metrics.py").write_text(METRICS)
+    spec = (folder / "pipeline.yaml").read_text()
+    evaluate = "evaluate:\n  metric: accuracy\n  evaluators: [f1, gm_failing_metrics:profit]\n"
+    (folder / "pipeline.yaml").write_text(spec + evaluate)
+    code, out, err = run_cli_here(
+        "run", "pipeline.yaml", cwd=folder, monkeypatch=monkeypatch, capsys=capsys
+    )
+    said = " ".join((out + err).split())
+    assert code == 1, said
+    assert "failed to train" not in said
+    assert (
+        "evaluate.evaluators[1] (gm_failing_metrics:profit) raised ValueError: profit: the "
+        "price list is not loaded" in said
+    )
+    code, listed, _ = run_cli_here(
+        "ls", "runs", "--json", cwd=folder, monkeypatch=monkeypatch, capsys=capsys
+    )
+    (run,) = json.loads(listed)
+    assert run["status"] in ("failed", "partial")
+    shown = " ".join(
+        run_cli_here("show", run["run_id"], cwd=folder, monkeypatch=monkeypatch, capsys=capsys)[
+            1
+        ].split()
+    )
+    assert "evaluation" in shown and "gm_failing_metrics:profit" in shown

@@ -151,6 +151,11 @@ class ExecutionStore(Protocol):
         """A run's executions, oldest first."""
         ...
 
+    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
+        """The executions of each of ``run_ids`` (oldest first), read at once: every id is a
+        key, a run without executions has an empty list."""
+        ...
+
     def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
         """``running`` executions whose lease expired before ``expired_before`` (or that
         have none and started before it), oldest first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from gristmill.backends.sql.tables import stage_executions as executions
 from gristmill.stores.metadata import StageExecution
 
 _RUNNING = executions.c.status == "running"
+_IDS_PER_QUERY = 500  # run ids per IN list: well under SQLite's limit of bound parameters
 
 
 def _expired(before: datetime) -> sa.ColumnElement[bool]:
@@ -107,6 +109,21 @@ class SqlExecutionStore:
         with self._db.read() as connection:
             rows = connection.execute(query).all()
         return [to_object(StageExecution, row) for row in rows]
+
+    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
+        found: dict[str, list[StageExecution]] = {run_id: [] for run_id in run_ids}
+        wanted = list(found)
+        with self._db.read() as connection:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                query = (
+                    sa.select(executions)
+                    .where(executions.c.run_id.in_(wanted[start : start + _IDS_PER_QUERY]))
+                    .order_by(executions.c.started_at, executions.c.execution_id)
+                )
+                for row in connection.execute(query).all():
+                    execution = to_object(StageExecution, row)
+                    found[str(execution.run_id)].append(execution)
+        return found
 
     def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
         query = (
