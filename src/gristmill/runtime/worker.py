@@ -26,8 +26,11 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
@@ -40,6 +43,7 @@ from gristmill.stores.fencing import fenced
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 HEARTBEATS_PER_LEASE = 3
 """Leases are renewed every ``ack_wait / 3``: two beats may be missed before one lapses."""
@@ -125,6 +129,9 @@ class StageWorker:
         self.outages = outages if outages is not None else OutageLog()
         self.code = code  # custom modules changed on disk are read again before each event
         self._stop: asyncio.Event | None = None
+        # the execution store's calls, off the event loop (a busy SQLite file makes a write
+        # wait for its lock) and apart from the handlers' threads (they may run for hours)
+        self._store_calls = ThreadPoolExecutor(4, thread_name_prefix=f"gristmill-{stage.name}")
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
         """Handle deliveries until ``stop`` is set; deliveries in hand are finished first.
@@ -151,7 +158,9 @@ class StageWorker:
         key = self.stage.idempotency_key(event)
         while True:
             execution = self._running(event, key)
-            holder = self.executions.claim_execution(execution, margin=self._margin)
+            holder = await self._store(
+                self.executions.claim_execution, execution, margin=self._margin
+            )
             if holder is None:
                 outputs_or_none = await self._execute(delivery, execution)
                 if outputs_or_none is None:
@@ -159,7 +168,7 @@ class StageWorker:
                 outputs = outputs_or_none
                 break
             if holder.status == "succeeded":
-                outputs = self._replay(holder, event)
+                outputs = await self._replay(holder, event)
                 break
             if not await self._wait_for(delivery, holder):
                 return  # stopping: the delivery is not acked, it comes back after its lease
@@ -167,6 +176,11 @@ class StageWorker:
             await self.bus.publish(outputs)
         await self.bus.ack(delivery)
         self.handled += 1
+
+    async def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)`` on the worker's store threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._store_calls, partial(call, *args, **kwargs))
 
     @property
     def _margin(self) -> timedelta:
@@ -205,7 +219,9 @@ class StageWorker:
             if asyncio.get_running_loop().time() - extended >= beat:
                 await self.bus.extend(delivery)
                 extended = asyncio.get_running_loop().time()
-            current = self.executions.find_execution(self.stage.name, holder.idempotency_key)
+            current = await self._store(
+                self.executions.find_execution, self.stage.name, holder.idempotency_key
+            )
             if (
                 current is None
                 or current.execution_id != holder.execution_id
@@ -270,7 +286,7 @@ class StageWorker:
             else:
                 bus_down.recovered()
 
-    def _replay(self, done: StageExecution, event: Event) -> list[Event]:
+    async def _replay(self, done: StageExecution, event: Event) -> list[Event]:
         """The events a succeeded execution recorded, to publish again (same ids).
 
         When another event with the same key meets the work done, its own execution is
@@ -283,7 +299,8 @@ class StageWorker:
         outputs = [Event.model_validate(item) for item in done.outputs]
         if done.input_event_id != event.id:
             now = datetime.now(UTC)
-            self.executions.record_execution(
+            await self._store(
+                self.executions.record_execution,
                 replace(
                     done,
                     execution_id=new_id(),
@@ -294,7 +311,7 @@ class StageWorker:
                     input_event_id=event.id,
                     lease_expires_at=None,
                     holder=self.consumer,
-                )
+                ),
             )
         return outputs
 
@@ -310,12 +327,12 @@ class StageWorker:
                 STAGE_FAILED,
                 {"stage": self.stage.name, "error": str(exc), "error_type": type(exc).__name__},
             )
-            if not self._finish(execution, "failed", [failed], error=str(exc)):
+            if not await self._finish(execution, "failed", [failed], error=str(exc)):
                 return None
             log.warning("%s failed: %s", self.stage.name, exc, extra={"stage": self.stage.name})
             return [failed]
         except LeaseLostError:  # a write of the handler was refused: the work is elsewhere
-            self._discarded(execution)
+            await self._discarded(execution)
             return None
         except Exception as exc:
             final = delivery.attempt >= self.bus.max_attempts
@@ -332,7 +349,7 @@ class StageWorker:
                     )
                 ]
             status = "failed" if final else "running"
-            if not self._finish(execution, status, gave_up, error=repr(exc)):
+            if not await self._finish(execution, status, gave_up, error=repr(exc)):
                 return None
             if gave_up:
                 await self.bus.publish(gave_up)
@@ -347,11 +364,11 @@ class StageWorker:
             await self.bus.nack(delivery, error=repr(exc), delay=retry_delay(delivery.attempt))
             return None
         outputs = [event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements]
-        if not self._finish(execution, "succeeded", outputs):
+        if not await self._finish(execution, "succeeded", outputs):
             return None
         return outputs
 
-    def _finish(
+    async def _finish(
         self,
         execution: StageExecution,
         status: str,
@@ -370,15 +387,17 @@ class StageWorker:
             outputs=[e.model_dump(mode="json") for e in outputs],
             error=error,
         )
-        if self.executions.finish_execution(finished):
+        if await self._store(self.executions.finish_execution, finished):
             return True
-        self._discarded(execution)
+        await self._discarded(execution)
         return False
 
-    def _discarded(self, execution: StageExecution) -> None:
+    async def _discarded(self, execution: StageExecution) -> None:
         """Say once that ``execution`` lost its work, naming who holds it now."""
         try:
-            now = self.executions.find_execution(self.stage.name, execution.idempotency_key)
+            now = await self._store(
+                self.executions.find_execution, self.stage.name, execution.idempotency_key
+            )
         except BackendError:
             now = None
         if now is None or now.execution_id == execution.execution_id:

@@ -216,9 +216,7 @@ class LeaseContract:
         caplog.set_level(logging.WARNING, logger="gristmill.runtime.worker")
         event = Event(type=LONG_WORK, key="k", payload={"n": 1})
         with SqlMetadataStore(f"sqlite:///{tmp_path / 'fence-contract.db'}") as metadata:
-            stage = TakenOverStage(
-                metadata.lineage, metadata.executions, stale_first=stale_first
-            )
+            stage = TakenOverStage(metadata.lineage, metadata.executions, stale_first=stale_first)
             async with (
                 self.opened(ack_wait=ACK_WAIT) as one,
                 self.opened(ack_wait=ACK_WAIT) as two,
