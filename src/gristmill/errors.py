@@ -16,6 +16,7 @@
     │   ├── EmptyInputError         a source produced no rows
     │   └── SchemaChangedError      a source's schema differs from its previous batch
     ├── StageError                  a stage handler failed on an event
+    ├── LeaseLostError              work's lease was taken over; its write was refused
     └── ExecutorError               a task's worker died (killed, crashed) before it finished
 
 Driver exceptions are translated at the adapter boundary and chained with ``raise … from``.
@@ -122,6 +123,10 @@ class EvaluatorError(DataError):
 
 class StageError(GristmillError):
     """A stage handler failed on an event; the cause is chained."""
+
+
+class LeaseLostError(GristmillError):
+    """Work lost its lease to another holder: a write made for it was refused (ADR 14)."""
 
 
 class ExecutorError(GristmillError):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import stage_executions as executions
+from gristmill.stores.fencing import Fence
 from gristmill.stores.metadata import StageExecution
 
 _RUNNING = executions.c.status == "running"
@@ -55,19 +56,21 @@ class SqlExecutionStore:
         with self._db.write() as connection:
             self._db.upsert(connection, executions, to_values(execution))
 
-    def claim_execution(self, execution: StageExecution) -> StageExecution | None:
+    def claim_execution(
+        self, execution: StageExecution, *, margin: timedelta = timedelta(0)
+    ) -> StageExecution | None:
         now, stage, key = execution.started_at, execution.stage, execution.idempotency_key
         of_key = (executions.c.stage == stage, executions.c.idempotency_key == key)
         with self._db.write() as connection:
             self._lock_key(connection, stage, key)
             blocker = self._newest(connection, *of_key, executions.c.status == "succeeded")
             blocker = blocker or self._newest(
-                connection, *of_key, _RUNNING, executions.c.lease_expires_at >= now
+                connection, *of_key, _RUNNING, executions.c.lease_expires_at >= now - margin
             )
             if blocker is not None:
                 return blocker
             expired = connection.execute(
-                sa.select(executions).where(*of_key, _RUNNING, _expired(now))
+                sa.select(executions).where(*of_key, _RUNNING, _expired(now - margin))
             ).all()
             for row in expired:
                 ended = to_object(StageExecution, row)
@@ -91,6 +94,20 @@ class SqlExecutionStore:
                 .values(lease_expires_at=until)
             )
         return bool(renewed.rowcount)
+
+    def finish_execution(self, execution: StageExecution) -> bool:
+        values = to_values(execution)
+        del values["execution_id"]
+        with self._db.write() as connection:
+            finished = connection.execute(
+                sa.update(executions)
+                .where(executions.c.execution_id == execution.execution_id, _RUNNING)
+                .values(**values)
+            )
+        return bool(finished.rowcount)
+
+    def fence(self, execution_id: str) -> Fence:
+        return Fence(execution_id, self._db.fence_scope)
 
     def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
         with self._db.read() as connection:
