@@ -326,3 +326,23 @@ def test_a_class_the_module_lacks_fails_naming_the_spec_and_the_module(tmp_path:
         "train.candidates.mine: cannot import algorithm 'gm_added_models:Second': "
         "module 'gm_added_models' has no class 'Second'"
     ) in message, message
+
+
+def test_a_second_project_s_module_is_found_by_executor_workers_already_running(
+    tmp_path: Path,
+) -> None:
+    first, elsewhere = trainable(tmp_path / "p")
+    (first / "gm_added_models.py").write_text(ESTIMATOR)
+    (first / "pipeline.yaml").write_text(TRAIN_ONLY.format(name="First"))
+    second = project(tmp_path / "q")  # another spec folder, met once the executor runs
+    (second / "gristmill.toml").write_text((first / "gristmill.toml").read_text())
+    (second / "data.csv").write_text((first / "data.csv").read_text())
+    (second / "gm_second_models.py").write_text(ESTIMATOR.replace("First", "Other"))
+    (second / "pipeline.yaml").write_text(
+        TRAIN_ONLY.format(name="Other").replace("gm_added_models", "gm_second_models")
+    )
+    with running_worker(elsewhere):
+        execution = executed(first, queue(first), "training")
+        assert execution.status == "succeeded", execution.error
+        execution = executed(second, queue(second), "training")
+    assert execution.status == "succeeded", execution.error
