@@ -237,12 +237,15 @@ class First(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         return np.full(len(X), self.classes_[0])
 """
-ADDED = ESTIMATOR + """
+ADDED = (
+    ESTIMATOR
+    + """
 
 class Second(First):
     def predict(self, X):
         return np.full(len(X), self.classes_[-1])
 """
+)
 TRAIN_ONLY = """\
 name: added
 sources:
@@ -320,7 +323,7 @@ def test_a_class_the_module_lacks_fails_naming_the_spec_and_the_module(tmp_path:
     failed = execution.outputs[0]["payload"]
     assert failed["error_type"] == "ConfigError", failed
     message = failed["error"]
-    assert message.startswith(f"pipeline spec 'added' (sha256:"), message
+    assert message.startswith("pipeline spec 'added' (sha256:"), message
     assert f"of run {run_id}, read from folder {folder.resolve()}): " in message, message
     assert (
         "train.candidates.mine: cannot import algorithm 'gm_added_models:Second': "

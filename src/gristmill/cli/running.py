@@ -20,17 +20,12 @@ from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import (
-    RunReport,
-    preflight,
-    run_pipeline,
-    source_events,
-    start_run,
-)
+from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events, start_run
 from gristmill.runtime.sending import check_records, stream_source
 from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stages.spec_checks import preflight
 from gristmill.stores.run_status import QUEUE_COMMAND
 from gristmill.stores.specs import StoredSpec, stored_spec
 

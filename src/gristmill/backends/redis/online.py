@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
@@ -353,13 +353,12 @@ class RedisOnlineStore:
         ]
         if not marked:
             return
-        client, mine = self._redis, _segment(pipeline).encode()
-        others = [p for p in client.smembers(self._pipelines_key(view)) if p != mine]
-        view_prefix = self._view_prefix(view).encode()
-        keys = [
-            view_prefix + other + b":" + entities[i].encode() for i in marked for other in others
-        ]
-        blobs = client.mget(keys) if keys else []
+        client, mine = self._redis, _segment(pipeline)
+        members = cast("set[bytes]", client.smembers(self._pipelines_key(view)))
+        others = [p.decode() for p in members if p.decode() != mine]
+        view_prefix = self._view_prefix(view)
+        keys = [f"{view_prefix}{other}:{entities[i]}" for i in marked for other in others]
+        blobs = cast("list[bytes | None]", client.mget(keys)) if keys else []
         for n, i in enumerate(marked):
             own = _micros(found[i][0])
             times = [_event_micros(blob) for blob in blobs[n * len(others) : (n + 1) * len(others)]]
