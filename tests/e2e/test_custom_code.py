@@ -323,8 +323,9 @@ def test_a_class_the_module_lacks_fails_naming_the_spec_and_the_module(tmp_path:
     failed = execution.outputs[0]["payload"]
     assert failed["error_type"] == "ConfigError", failed
     message = failed["error"]
-    assert message.startswith("pipeline spec 'added' (sha256:"), message
-    assert f"of run {run_id}, read from folder {folder.resolve()}): " in message, message
+    spec = folder.resolve() / "pipeline.yaml"
+    assert message.startswith(f"pipeline spec {spec} ('added', sha256:"), message
+    assert f" of run {run_id}): " in message, message
     assert (
         "train.candidates.mine: cannot import algorithm 'gm_added_models:Second': "
         "module 'gm_added_models' has no class 'Second'"

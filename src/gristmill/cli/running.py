@@ -41,6 +41,7 @@ def _execute(
     folder: Path | None = None,
     *,
     command: str,
+    spec_file: Path | None = None,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
         # the summary shows each failure; the worker's own warning would repeat it
@@ -50,7 +51,7 @@ def _execute(
     async def _go() -> RunReport | None:
         async with open_services(settings) as services:
             if queue:
-                await _queue(services, spec, only, folder)
+                await _queue(services, spec, only, folder, spec_file)
                 return None
             with Progress(
                 SpinnerColumn(),
@@ -83,13 +84,18 @@ def _execute(
                     only=only,
                     folder=folder,
                     command=command,
+                    spec_file=spec_file,
                 )
 
     return asyncio.run(go())
 
 
 async def _queue(
-    services: Services, spec: PipelineSpec, only: list[str] | None, folder: Path | None
+    services: Services,
+    spec: PipelineSpec,
+    only: list[str] | None,
+    folder: Path | None,
+    spec_file: Path | None = None,
 ) -> None:
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
@@ -101,6 +107,7 @@ async def _queue(
         spec,
         command=QUEUE_COMMAND,
         folder=folder,
+        spec_file=spec_file,
         run_id=run_id,
         announced=events,
         in_process=False,  # workers do its work; its status is read from their executions
@@ -128,7 +135,12 @@ def run(
         gristmill run examples/penguins/pipeline.yaml
     """
     report = _execute(
-        settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent, command="run"
+        settings_from(ctx),
+        load_spec(spec),
+        queue=False,
+        folder=spec.parent,
+        command="run",
+        spec_file=spec,
     )
     if report is not None:
         print_run_summary(report)
@@ -223,7 +235,7 @@ def ingest(
             pattern=pattern,
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
-        only, folder = None, None
+        only, folder, read_from = None, None, None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         if spec_path is None:
@@ -235,9 +247,15 @@ def ingest(
         if source not in full.sources:
             known = ", ".join(full.sources)
             raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
-        spec, only, folder = full, [source], spec_path.parent
+        spec, only, folder, read_from = full, [source], spec_path.parent, spec_path
     report = _execute(
-        settings_from(ctx), spec, queue=queue, only=only, folder=folder, command="ingest"
+        settings_from(ctx),
+        spec,
+        queue=queue,
+        only=only,
+        folder=folder,
+        command="ingest",
+        spec_file=read_from,
     )
     if report is not None:
         print_run_summary(report)

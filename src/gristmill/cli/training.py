@@ -123,7 +123,7 @@ def _recorded_run(
 ) -> Iterator[_Record]:
     """A run following the spec (file ``path``), as ``gristmill run`` records one: a worker
     that receives the command's events finds the spec through their ``correlation_id``."""
-    run = start_run(services.metadata, spec, command=command, folder=path.parent)
+    run = start_run(services.metadata, spec, command=command, spec_file=path)
     record, started = _Record(run), time.perf_counter()
     try:
         yield record

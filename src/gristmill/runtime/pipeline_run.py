@@ -64,6 +64,7 @@ def start_run(
     actor: str | None = None,
     command: str | None = None,
     folder: Path | None = None,
+    spec_file: Path | None = None,
     run_id: str | None = None,
     announced: Sequence[Event] = (),
     in_process: bool = True,
@@ -75,14 +76,20 @@ def start_run(
     so modules beside it stay importable) and the run records the digest. Workers find the
     spec of an event through the run its ``correlation_id`` names, so whatever announces
     events for a pipeline (``run``, ``ingest``, ``train``, ``evaluate``) starts one.
+    ``spec_file``, the spec's file (its folder is ``folder`` unless given), is recorded in
+    the run's summary, so a worker's error about the spec can name it.
 
     ``announced`` are the events (made with ``run_id``) whose work travels on the bus: the
     run records them so its status can be read from its work (``stores.run_status``).
     ``in_process``: the run's work is done (or followed) by this process, recorded as its
     host and pid so ``gristmill gc`` can tell a live run from an abandoned one.
     """
+    if spec_file is not None and folder is None:
+        folder = spec_file.parent
     stored = metadata.specs.add_spec(stored_spec(spec, folder))
     summary: dict[str, Any] = {}
+    if spec_file is not None:
+        summary["spec_file"] = str(spec_file.resolve())
     if command is not None:
         summary["command"] = command
         details["command"] = command
@@ -139,6 +146,7 @@ async def run_pipeline(
     only: Sequence[str] | None = None,
     folder: Path | None = None,
     command: str = "run",
+    spec_file: Path | None = None,
 ) -> RunReport:
     """Run ``spec`` to quiescence.
 
@@ -157,6 +165,7 @@ async def run_pipeline(
         actor=actor,
         command=command,
         folder=folder,
+        spec_file=spec_file,
         run_id=run_id,
         announced=roots,
         sources=[e.key for e in roots],

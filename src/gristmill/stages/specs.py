@@ -10,7 +10,7 @@ nothing done.
 A spec found is checked again before it is acted on (``preflight``, as ``run`` and
 ``ingest --queue`` did before recording the run): the custom code it names lives on disk
 and may have changed since. A class it names that does not exist (yet) is a ``ConfigError``
-naming the spec (its digest and the folder it was read from), the key and the module.
+naming the spec (its file, as the run recorded it, and digest), the key and the module.
 """
 
 from __future__ import annotations
@@ -57,7 +57,11 @@ def checked(spec: PipelineSpec, named: str) -> PipelineSpec:
 
 
 def _named(stored: StoredSpec, run: Run | None = None) -> str:
+    """The spec as an error names it: its file where the run recorded it, else its folder."""
     of_run = f" of run {run.run_id}" if run is not None else ""
+    file = run.summary.get("spec_file") if run is not None else None
+    if isinstance(file, str):
+        return f"pipeline spec {file} ({stored.pipeline!r}, {stored.digest}{of_run})"
     where = f", read from folder {stored.folder}" if stored.folder else ""
     return f"pipeline spec {stored.pipeline!r} ({stored.digest}{of_run}{where})"
 
