@@ -21,17 +21,12 @@ from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import (
-    RunReport,
-    preflight,
-    run_pipeline,
-    source_events,
-    start_run,
-)
+from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events, start_run
 from gristmill.runtime.sending import check_records, stream_source
 from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stages.spec_checks import preflight
 from gristmill.stores.run_status import QUEUE_COMMAND
 from gristmill.stores.specs import StoredSpec, stored_spec
 
@@ -47,6 +42,7 @@ def _execute(
     folder: Path | None = None,
     *,
     command: str,
+    spec_file: Path | None = None,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
         # the summary shows each failure; the worker's own warning would repeat it
@@ -56,7 +52,7 @@ def _execute(
     async def _go() -> RunReport | None:
         async with open_services(settings) as services:
             if queue:
-                await _queue(services, spec, only, folder)
+                await _queue(services, spec, only, folder, spec_file)
                 return None
             with Progress(
                 SpinnerColumn(),
@@ -89,13 +85,18 @@ def _execute(
                     only=only,
                     folder=folder,
                     command=command,
+                    spec_file=spec_file,
                 )
 
     return asyncio.run(go())
 
 
 async def _queue(
-    services: Services, spec: PipelineSpec, only: list[str] | None, folder: Path | None
+    services: Services,
+    spec: PipelineSpec,
+    only: list[str] | None,
+    folder: Path | None,
+    spec_file: Path | None = None,
 ) -> None:
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
@@ -107,6 +108,7 @@ async def _queue(
         spec,
         command=QUEUE_COMMAND,
         folder=folder,
+        spec_file=spec_file,
         run_id=run_id,
         announced=events,
         in_process=False,  # workers do its work; its status is read from their executions
@@ -134,7 +136,12 @@ def run(
         gristmill run examples/penguins/pipeline.yaml
     """
     report = _execute(
-        settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent, command="run"
+        settings_from(ctx),
+        load_spec(spec),
+        queue=False,
+        folder=spec.parent,
+        command="run",
+        spec_file=spec,
     )
     if report is not None:
         print_run_summary(report)
@@ -229,15 +236,21 @@ def ingest(
             pattern=pattern,
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
-        only, folder = None, None
+        only, folder, read_from = None, None, None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         full = None if spec_path is None else load_spec(spec_path)
         if full is None or spec_path is None or source not in full.sources:
             raise ConfigError(_unknown_source(source, spec_path, full))
-        spec, only, folder = full, [source], spec_path.parent
+        spec, only, folder, read_from = full, [source], spec_path.parent, spec_path
     report = _execute(
-        settings_from(ctx), spec, queue=queue, only=only, folder=folder, command="ingest"
+        settings_from(ctx),
+        spec,
+        queue=queue,
+        only=only,
+        folder=folder,
+        command="ingest",
+        spec_file=read_from,
     )
     if report is not None:
         print_run_summary(report)

@@ -288,8 +288,9 @@ def load_spec(path: Path | str) -> PipelineSpec:
     beside it (``mysplits.py`` → ``custom: mysplits:by_region``) without setting
     ``PYTHONPATH``. Worker processes started afterwards inherit it (multiprocessing hands
     the parent's ``sys.path`` to the local executor's workers and to those of the dask
-    executor's own LocalCluster); workers started before the spec was loaded, or those of a
-    remote dask cluster, do not see that folder.
+    executor's own LocalCluster); the local executor's tasks also carry the folders known
+    when they were submitted, so its workers started before the spec was loaded see it too.
+    Those of a dask cluster started before, or of a remote one, do not see that folder.
     """
     file = Path(path)
     try:

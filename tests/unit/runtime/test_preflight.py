@@ -6,7 +6,7 @@ import pytest
 
 from gristmill.config.spec import parse_spec
 from gristmill.errors import ConfigError, SpecError
-from gristmill.runtime.pipeline_run import preflight
+from gristmill.stages.spec_checks import preflight
 
 
 def spec(**sections: object) -> object:
