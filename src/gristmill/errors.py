@@ -16,6 +16,7 @@
     │   ├── EmptyInputError         a source produced no rows
     │   └── SchemaChangedError      a source's schema differs from its previous batch
     ├── StageError                  a stage handler failed on an event
+    ├── LeaseLostError              work's lease was taken over; its write was refused
     └── ExecutorError               a task's worker died (killed, crashed) before it finished
 
 Driver exceptions are translated at the adapter boundary and chained with ``raise … from``.
@@ -107,8 +108,25 @@ class SchemaChangedError(DataError):
     """A source's schema differs from the schema of its previous batch."""
 
 
+class EvaluatorError(DataError):
+    """A custom evaluator (a function named by import path in the spec) raised while
+    measuring a model. ``path`` is its import path, ``error`` what it raised."""
+
+    def __init__(self, path: str, error: str) -> None:
+        super().__init__(f"evaluator {path!r} raised {error}")
+        self.path = path
+        self.error = error
+
+    def __reduce__(self) -> tuple[type[EvaluatorError], tuple[str, str]]:
+        return (type(self), (self.path, self.error))  # crosses process boundaries whole
+
+
 class StageError(GristmillError):
     """A stage handler failed on an event; the cause is chained."""
+
+
+class LeaseLostError(GristmillError):
+    """Work lost its lease to another holder: a write made for it was refused (ADR 14)."""
 
 
 class ExecutorError(GristmillError):

@@ -108,6 +108,21 @@ def test_unknown_path_or_source_is_explained(tmp_path: Path) -> None:
     assert "neither an existing path nor a source" in result.stderr
 
 
+def test_a_missing_file_is_named_as_such_beside_a_spec(tmp_path: Path) -> None:
+    spec = "name: shop\nsources:\n  sales: {format: csv, path: data/sales.csv}\n"
+    (tmp_path / "pipeline.yaml").write_text(spec)
+    for missing in ("data/nope.csv", "nope.csv"):
+        result = gm("ingest", missing, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        message = " ".join(result.stderr.split())
+        assert f"file {missing} not found" in message
+        assert "not a source of pipeline.yaml either; its sources: sales" in message
+    named = gm("ingest", "nope", cwd=tmp_path)
+    assert "pipeline.yaml has no source named 'nope'; known: sales" in " ".join(
+        named.stderr.split()
+    )
+
+
 def test_doctor_reports_each_backend(tmp_path: Path) -> None:
     ok = gm("doctor", cwd=tmp_path, check=True).stdout
     assert ok.count("✓") >= 3

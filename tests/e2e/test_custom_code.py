@@ -9,6 +9,7 @@ restart of the worker.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -221,4 +222,169 @@ def test_a_fixed_module_is_read_again_by_a_running_worker_on_replay(tmp_path: Pa
         )
         copy_id = found(r"replayed raw.ingested as event (\w+)", replayed)
         execution = settled(folder, copy_id)
+    assert execution.status == "succeeded", execution.error
+
+
+METRICS = """\
+def profit(y_true, y_pred, y_proba):
+    raise ValueError("profit: the price list is not loaded")
+"""
+
+
+def test_a_failing_custom_evaluator_fails_the_evaluation_naming_it_and_the_run_is_not_succeeded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = project(tmp_path / "p", algorithm="logistic_regression")
+    (folder / "gm_failing_metrics.py").write_text(METRICS)
+    spec = (folder / "pipeline.yaml").read_text()
+    evaluate = "evaluate:\n  metric: accuracy\n  evaluators: [f1, gm_failing_metrics:profit]\n"
+    (folder / "pipeline.yaml").write_text(spec + evaluate)
+    code, out, err = run_cli_here(
+        "run", "pipeline.yaml", cwd=folder, monkeypatch=monkeypatch, capsys=capsys
+    )
+    said = " ".join((out + err).split())
+    assert code == 1, said
+    assert "failed to train" not in said
+    assert (
+        "evaluate.evaluators[1] (gm_failing_metrics:profit) raised ValueError: profit: the "
+        "price list is not loaded" in said
+    )
+    code, listed, _ = run_cli_here(
+        "ls", "runs", "--json", cwd=folder, monkeypatch=monkeypatch, capsys=capsys
+    )
+    (run,) = json.loads(listed)
+    assert run["status"] in ("failed", "partial")
+    shown = " ".join(
+        run_cli_here("show", run["run_id"], cwd=folder, monkeypatch=monkeypatch, capsys=capsys)[
+            1
+        ].split()
+    )
+    assert "evaluation" in shown and "gm_failing_metrics:profit" in shown
+
+
+ESTIMATOR = """\
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+
+class First(ClassifierMixin, BaseEstimator):
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+"""
+ADDED = (
+    ESTIMATOR
+    + """
+
+class Second(First):
+    def predict(self, X):
+        return np.full(len(X), self.classes_[-1])
+"""
+)
+TRAIN_ONLY = """\
+name: added
+sources:
+  s: {{format: csv, path: data.csv}}
+features:
+  fs: {{from: [s], label: y}}
+train:
+  task: classification
+  retries: 0
+  candidates:
+    - {{name: mine, algorithm: "gm_added_models:{name}"}}
+"""
+
+
+def executed(folder: Path, run_id: str, stage: str, timeout: float = 120) -> StageExecution:
+    """The execution of ``stage`` in run ``run_id`` once it is no longer running."""
+    store = build_metadata(load_settings(folder / "gristmill.toml"))
+    store.open()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for execution in store.executions.list_executions(run_id):
+                if execution.stage == stage and execution.status != "running":
+                    return execution
+            time.sleep(0.3)
+    finally:
+        store.close()
+    raise AssertionError(f"the {stage} of run {run_id} did not settle within {timeout}s")
+
+
+def trainable(folder: Path) -> tuple[Path, Path]:
+    """A project whose custom estimator trains in the local executor's worker processes
+    (the worker itself need not import it), and a folder the worker runs in."""
+    elsewhere = folder.parent / "elsewhere"
+    project(folder)
+    elsewhere.mkdir()
+    settings = (
+        f'home = "{folder / "home"}"\n[executor]\nbackend = "local"\nworkers = 1\n'
+        "[bus]\nmax_attempts = 1\n"
+    )
+    for place in (folder, elsewhere):
+        (place / "gristmill.toml").write_text(settings)
+    (folder / "data.csv").write_text(DATA + DATA.partition("\n")[2] * 3)
+    return folder, elsewhere
+
+
+def queue(folder: Path) -> str:
+    queued = gm("ingest", "s", "--spec", "pipeline.yaml", "--queue", cwd=folder, check=True)
+    return found(r"run (\w+) \(spec", queued.stdout)
+
+
+def test_a_class_added_to_a_module_is_trained_by_a_running_worker(tmp_path: Path) -> None:
+    folder, elsewhere = trainable(tmp_path / "p")
+    (folder / "gm_added_models.py").write_text(ESTIMATOR)
+    (folder / "pipeline.yaml").write_text(TRAIN_ONLY.format(name="First"))
+    with running_worker(elsewhere):
+        execution = executed(folder, queue(folder), "training")
+        assert execution.status == "succeeded", execution.error
+
+        (folder / "gm_added_models.py").write_text(ADDED)  # a new class, and the spec names it
+        (folder / "pipeline.yaml").write_text(TRAIN_ONLY.format(name="Second"))
+        execution = executed(folder, queue(folder), "training")
+    assert execution.status == "succeeded", execution.error
+
+
+def test_a_class_the_module_lacks_fails_naming_the_spec_and_the_module(tmp_path: Path) -> None:
+    folder, elsewhere = trainable(tmp_path / "p")
+    (folder / "gm_added_models.py").write_text(ADDED)
+    (folder / "pipeline.yaml").write_text(TRAIN_ONLY.format(name="Second"))
+    run_id = queue(folder)  # checked then: Second existed
+    (folder / "gm_added_models.py").write_text(ESTIMATOR)  # ... and is gone before the work
+    with running_worker(elsewhere):
+        execution = executed(folder, run_id, "preparation")
+    assert execution.status == "failed"
+    failed = execution.outputs[0]["payload"]
+    assert failed["error_type"] == "ConfigError", failed
+    message = failed["error"]
+    spec = folder.resolve() / "pipeline.yaml"
+    assert message.startswith(f"pipeline spec {spec} ('added', sha256:"), message
+    assert f" of run {run_id}): " in message, message
+    assert (
+        "train.candidates.mine: cannot import algorithm 'gm_added_models:Second': "
+        "module 'gm_added_models' has no class 'Second'"
+    ) in message, message
+
+
+def test_a_second_project_s_module_is_found_by_executor_workers_already_running(
+    tmp_path: Path,
+) -> None:
+    first, elsewhere = trainable(tmp_path / "p")
+    (first / "gm_added_models.py").write_text(ESTIMATOR)
+    (first / "pipeline.yaml").write_text(TRAIN_ONLY.format(name="First"))
+    second = project(tmp_path / "q")  # another spec folder, met once the executor runs
+    (second / "gristmill.toml").write_text((first / "gristmill.toml").read_text())
+    (second / "data.csv").write_text((first / "data.csv").read_text())
+    (second / "gm_second_models.py").write_text(ESTIMATOR.replace("First", "Other"))
+    (second / "pipeline.yaml").write_text(
+        TRAIN_ONLY.format(name="Other").replace("gm_added_models", "gm_second_models")
+    )
+    with running_worker(elsewhere):
+        execution = executed(first, queue(first), "training")
+        assert execution.status == "succeeded", execution.error
+        execution = executed(second, queue(second), "training")
     assert execution.status == "succeeded", execution.error

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 import sqlalchemy as sa
 from sklearn.datasets import load_breast_cancer
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import RAW_INGESTED, Event
-from gristmill.runtime.wiring import build_metadata, open_services
+from gristmill.runtime.wiring import build_bus, build_metadata, open_services
 from gristmill.stores.metadata import MetadataStore
 from gristmill.testing.cli import found, running_worker
 from gristmill.testing.cli import run_cli as gm
@@ -132,21 +133,33 @@ def test_queued_ingest_is_carried_through_by_workers_without_a_spec(tmp_path: Pa
     assert again == first  # an unchanged source queued again finds the same leaderboard
 
 
-def test_queued_ingest_on_redis_and_postgres_with_workers_without_a_spec(
-    tmp_path: Path, redis_url: str, postgres_url: str, namespace: str
+@pytest.mark.parametrize("bus", ["redis", "nats"])
+def test_queued_ingest_on_a_broker_and_postgres_with_workers_without_a_spec(
+    bus: str, tmp_path: Path, postgres_url: str, namespace: str, request: pytest.FixtureRequest
 ) -> None:
+    url = request.getfixturevalue(f"{bus}_url")
     services = (
-        f'[bus]\nbackend = "redis"\nurl = "{redis_url}"\nnamespace = "{namespace}"\n'
+        f'[bus]\nbackend = "{bus}"\nurl = "{url}"\nnamespace = "{namespace}"\n'
         f'[metadata]\nbackend = "postgres"\nurl = "{postgres_url}"\ndb_schema = "{namespace}"\n'
     )
     folder, elsewhere = project(tmp_path, embedded(tmp_path) + services)
     try:
         queue_and_follow(folder, elsewhere)
     finally:
+        asyncio.run(purge_bus(elsewhere))  # the broker is shared: leave no stream behind
         engine = sa.create_engine(postgres_url)
         with engine.begin() as connection:
             connection.execute(sa.schema.DropSchema(namespace, cascade=True, if_exists=True))
         engine.dispose()
+
+
+async def purge_bus(cwd: Path) -> None:
+    bus = build_bus(settings_of(cwd))
+    await bus.open()
+    try:
+        await bus.purge()  # type: ignore[attr-defined]
+    finally:
+        await bus.close()
 
 
 def publish(cwd: Path, event: Event) -> None:

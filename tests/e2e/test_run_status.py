@@ -280,7 +280,7 @@ def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
         "01YOUNG": "queued",
         "01DONE": "succeeded",
         "01ALIVE": "running",
-        "01GONE": "running",
+        "01GONE": "stale",  # its process exited without closing it
     }
     done = cli(tmp_path, monkeypatch, capsys, "gc")
     assert (
@@ -307,3 +307,114 @@ def test_gc_closes_as_abandoned_only_runs_whose_work_was_abandoned(
             execution("ex-late", "01NOWORKER", "succeeded", input_event_id="ev-01NOWORKER")
         )
     assert statuses(tmp_path, monkeypatch, capsys)["01NOWORKER"] == "succeeded"
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+    """``check()`` once it is truthy; fails naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"not so after {timeout} s: {what}")
+
+
+def test_a_run_gc_closed_while_its_event_waited_on_the_bus_takes_the_status_of_its_work(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    project(tmp_path)
+    run_id = queue(tmp_path, monkeypatch, capsys, "good")  # its event waits on the bus
+    url = f"sqlite:///{tmp_path / '.gristmill' / 'metadata.db'}"
+    with SqlMetadataStore(url) as store:
+        (announced,) = store.runs.get_run(run_id).summary["announced"]
+        # a worker took the event, its attempt failed and released it for a retry (back on
+        # the bus), and the worker was stopped before retrying: nobody retried it since
+        released = execution(
+            "ex-released",
+            run_id,
+            "running",
+            stage="ingestion",
+            input_event_id=announced["id"],
+            error="OSError: the share was not mounted",
+            lease_expires_at=datetime.now(UTC) - timedelta(minutes=30),
+            started_at=datetime.now(UTC) - timedelta(minutes=31),
+        )
+        store.executions.record_execution(released)
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "stale"
+    done = cli(tmp_path, monkeypatch, capsys, "gc")
+    assert "marked stale execution ex-released" in done
+    assert f"closed finished run {run_id} as failed" in done  # on the evidence gc has
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "failed"
+
+    def work_done() -> bool:
+        with SqlMetadataStore(url) as store:
+            ran = store.executions.list_executions(run_id)
+        return {e.stage for e in ran if e.status == "succeeded"} >= {"ingestion", "preparation"}
+
+    with running_worker(tmp_path):  # the event is delivered; the work succeeds after all
+        until(work_done, f"the work of {run_id} succeeded")
+    assert statuses(tmp_path, monkeypatch, capsys)[run_id] == "succeeded"
+    shown = cli(tmp_path, monkeypatch, capsys, "show", run_id)
+    assert "status: succeeded" in shown and "recorded_status: failed" in shown
+    assert (
+        "gristmill gc closed it as failed; its work since then ended: succeeded" in shown
+    )  # the close is still told, and why it no longer holds
+
+
+def test_ls_runs_and_show_run_tell_the_same_status_reading_all_runs_work_at_once(
+    store: SqlMetadataStore, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    now, host = datetime.now(UTC), socket.gethostname()
+    with SqlMetadataStore(store.url) as opened:
+        # `gristmill run` whose process was killed: its work left running, the lease long past
+        dead = {"command": "run", "announced": [], "process": {"host": host, "pid": dead_pid()}}
+        opened.runs.start_run(
+            Run("01DEADRUN", "p", "running", now - timedelta(minutes=9), summary=dead)
+        )
+        opened.executions.record_execution(
+            execution(
+                "ex-dead",
+                "01DEADRUN",
+                "running",
+                started_at=now - timedelta(minutes=8),
+                lease_expires_at=now - timedelta(minutes=7),
+            )
+        )
+        gone = {"command": "train", "process": {"host": host, "pid": dead_pid()}}
+        opened.runs.start_run(  # `gristmill train` killed: no executions, its process gone
+            Run("01DEADTRAIN", "p", "running", now - timedelta(minutes=9), summary=gone)
+        )
+        for n in range(20):  # queued runs, half of them taken up by a worker that died
+            run_id = f"01QUEUED{n:02}"
+            opened.runs.start_run(queued_run(run_id, now - timedelta(minutes=5)))
+            if n % 2:
+                opened.executions.record_execution(
+                    execution(
+                        f"ex-q{n}",
+                        run_id,
+                        "running",
+                        input_event_id=f"ev-{run_id}",
+                        lease_expires_at=now - timedelta(minutes=3),
+                    )
+                )
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
+    try:
+        out = cli(tmp_path, monkeypatch, capsys, "ls", "runs", "--json", "--limit", "100")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
+    listed = {run["run_id"]: run["status"] for run in json.loads(out)}
+    assert len(listed) == 27
+    reads = [s for s in statements if "FROM stage_executions" in s]
+    assert len(reads) == 1, f"ls runs read the executions {len(reads)} times for {len(listed)} runs"
+    assert (listed["01DEADRUN"], listed["01DEADTRAIN"]) == ("stale", "stale")
+    assert {listed[f"01QUEUED{n:02}"] for n in range(0, 20, 2)} == {"queued"}
+    assert {listed[f"01QUEUED{n:02}"] for n in range(1, 20, 2)} == {"stale"}
+    for run_id, status in listed.items():  # one rule: show RUN says the same of every run
+        shown = json.loads(cli(tmp_path, monkeypatch, capsys, "show", run_id, "--json"))
+        assert shown["status"] == status, run_id

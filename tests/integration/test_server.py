@@ -399,6 +399,10 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
         ("/metrics", "get"),
         ("/admin/reload", "post"),
         ("/openapi.json", "get"),
+        ("/v2/models/{name}/infer", "post"),
+        ("/v2/models/{name}/versions/{version}/infer", "post"),
+        ("/invocations", "post"),
+        ("/ping", "get"),
     ]:
         assert method in paths[path], path
     predict = paths["/v1/models/{name}/versions/{version}/predict"]["post"]
@@ -408,3 +412,5 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
     }
     assert {"400", "404", "413", "415"} <= set(predict["responses"])
     assert set(document["components"]["schemas"]) >= {"Error", "PredictRequest"}
+    infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
+    assert [p["name"] for p in infer["parameters"]] == ["name", "version"]

@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -214,6 +215,34 @@ async def test_a_three_second_handler_on_a_half_second_lease_runs_once(
         await task
     assert stage.calls == 1
     assert [d.event.payload for d in announced] == [{"n": 7}]
+
+
+async def test_the_execution_lease_is_renewed_while_the_event_loop_is_stalled(
+    bus: SqliteBus, metadata: SqlMetadataStore
+) -> None:
+    # Under CPU load the event loop may not run for a while: the execution's lease (the one
+    # that decides take-overs) is renewed on a thread of its own, so the work stays held.
+    stage = SlowStage(8 * bus.ack_wait)
+    event = Event(type=LONG_WORK, payload={"n": 3})
+    await bus.publish([event])
+    stop = asyncio.Event()
+    task = asyncio.create_task(StageWorker(stage, bus, metadata.executions).run(stop, poll=0.05))
+    try:
+        await until(lambda: stage.calls == 1)
+        stalled = time.monotonic()
+        time.sleep(4 * bus.ack_wait)  # the loop is stalled: no coroutine of the worker runs
+        held = metadata.executions.find_execution(stage.name, event.id)
+        assert held is not None and held.lease_expires_at is not None
+        assert held.status == "running"
+        assert held.lease_expires_at > datetime.now(UTC), (
+            f"the lease lapsed while the event loop was stalled {time.monotonic() - stalled:.1f}s"
+        )
+        announced = await drain(bus, "observer", WORK_DONE, 10.0, settle=3 * bus.ack_wait)
+    finally:
+        stop.set()
+        await task
+    assert stage.calls == 1
+    assert [d.event.payload for d in announced] == [{"n": 3}]
 
 
 async def test_a_worker_waiting_for_work_elsewhere_stops_when_told(

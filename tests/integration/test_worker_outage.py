@@ -378,19 +378,30 @@ async def until_it_works(call: Callable[[], Awaitable[T]], tries: int = 5) -> T:
 
 
 async def test_a_bus_whose_stream_and_groups_vanished_sets_them_up_again(
-    shared_bus: EventBus,
+    shared_bus: EventBus, caplog: pytest.LogCaptureFixture
 ) -> None:
     # What a server restarted empty looks like from the bus: everything it declared is gone.
     bus = shared_bus
     await bus.publish([Event(type="ping", payload={"n": 1})])
     (held,) = await bus.consume("g", "ping", "c", wait=5.0)
-    await bus.purge()  # type: ignore[attr-defined]
+    other = type(bus)(bus.url, namespace=bus.namespace)  # type: ignore[attr-defined]
+    await other.open()
+    await other.purge()  # type: ignore[attr-defined]
+    await other.close()
 
-    await bus.nack(held, error="its entry is gone with the server")  # no error: nothing to do
-    await until_it_works(lambda: bus.publish([Event(type="ping", payload={"n": 2})]))
-    got = await until_it_works(lambda: bus.consume("g", "ping", "c", wait=5.0))
+    with caplog.at_level(logging.WARNING, logger="gristmill"):
+        await bus.nack(held, error="its entry is gone with the server")  # nothing to do
+        await until_it_works(lambda: bus.publish([Event(type="ping", payload={"n": 2})]))
+        got = await until_it_works(lambda: bus.consume("g", "ping", "c", wait=5.0))
     assert [d.event.payload["n"] for d in got] == [2]
     await bus.ack(got[0])
+    said = warnings_from(caplog)
+    if isinstance(bus, NatsJetStreamBus):  # the loss is said once: work announced may be gone
+        assert len(said) == 1, said
+        assert "was lost" in said[0] and "creating it again" in said[0], said
+        assert "queue their work again" in said[0], said
+    else:  # the group, once, and the entry that could not be nacked
+        assert len(said) == 2 and "is gone; creating it again" in said[1], said
 
 
 async def test_closing_a_nats_bus_logs_no_loss(

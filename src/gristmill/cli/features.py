@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from gristmill.runtime.wiring import Services, open_services
 from gristmill.stores.features import VectorLookup
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
+from gristmill.training.task import preset_task
 
 
 def _prepared_table(results: list[Prepared]) -> Table:
@@ -126,9 +128,12 @@ def prepare_command(
                     continue
                 found = {s: b for s, b in inputs.items() if b}
                 fit_for = split_for(pipeline, name, stores)
+                task = preset_task(pipeline, name)
                 with console.status(f"preparing {name}"):
                     results.append(
-                        await asyncio.to_thread(prepare, name, fs, found, stores, split=fit_for)
+                        await asyncio.to_thread(
+                            partial(prepare, split=fit_for, task=task), name, fs, found, stores
+                        )
                     )
             return results, waiting, to_ingest
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -20,17 +21,12 @@ from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import (
-    RunReport,
-    preflight,
-    run_pipeline,
-    source_events,
-    start_run,
-)
+from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events, start_run
 from gristmill.runtime.sending import check_records, stream_source
 from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
+from gristmill.stages.spec_checks import preflight
 from gristmill.stores.run_status import QUEUE_COMMAND
 from gristmill.stores.specs import StoredSpec, stored_spec
 
@@ -46,6 +42,7 @@ def _execute(
     folder: Path | None = None,
     *,
     command: str,
+    spec_file: Path | None = None,
 ) -> RunReport | None:
     async def go() -> RunReport | None:
         # the summary shows each failure; the worker's own warning would repeat it
@@ -55,7 +52,7 @@ def _execute(
     async def _go() -> RunReport | None:
         async with open_services(settings) as services:
             if queue:
-                await _queue(services, spec, only, folder)
+                await _queue(services, spec, only, folder, spec_file)
                 return None
             with Progress(
                 SpinnerColumn(),
@@ -88,13 +85,18 @@ def _execute(
                     only=only,
                     folder=folder,
                     command=command,
+                    spec_file=spec_file,
                 )
 
     return asyncio.run(go())
 
 
 async def _queue(
-    services: Services, spec: PipelineSpec, only: list[str] | None, folder: Path | None
+    services: Services,
+    spec: PipelineSpec,
+    only: list[str] | None,
+    folder: Path | None,
+    spec_file: Path | None = None,
 ) -> None:
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
@@ -106,6 +108,7 @@ async def _queue(
         spec,
         command=QUEUE_COMMAND,
         folder=folder,
+        spec_file=spec_file,
         run_id=run_id,
         announced=events,
         in_process=False,  # workers do its work; its status is read from their executions
@@ -133,7 +136,12 @@ def run(
         gristmill run examples/penguins/pipeline.yaml
     """
     report = _execute(
-        settings_from(ctx), load_spec(spec), queue=False, folder=spec.parent, command="run"
+        settings_from(ctx),
+        load_spec(spec),
+        queue=False,
+        folder=spec.parent,
+        command="run",
+        spec_file=spec,
     )
     if report is not None:
         print_run_summary(report)
@@ -228,26 +236,45 @@ def ingest(
             pattern=pattern,
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
-        only, folder = None, None
+        only, folder, read_from = None, None, None
     else:
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
-        if spec_path is None:
-            raise ConfigError(
-                f"{source!r} is neither an existing path nor a source of a spec; "
-                "pass --spec FILE, or a path to a file"
-            )
-        full = load_spec(spec_path)
-        if source not in full.sources:
-            known = ", ".join(full.sources)
-            raise ConfigError(f"{spec_path} has no source named {source!r}; known: {known}")
-        spec, only, folder = full, [source], spec_path.parent
+        full = None if spec_path is None else load_spec(spec_path)
+        if full is None or spec_path is None or source not in full.sources:
+            raise ConfigError(_unknown_source(source, spec_path, full))
+        spec, only, folder, read_from = full, [source], spec_path.parent, spec_path
     report = _execute(
-        settings_from(ctx), spec, queue=queue, only=only, folder=folder, command="ingest"
+        settings_from(ctx),
+        spec,
+        queue=queue,
+        only=only,
+        folder=folder,
+        command="ingest",
+        spec_file=read_from,
     )
     if report is not None:
         print_run_summary(report)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
+
+
+def _unknown_source(source: str, spec_path: Path | None, spec: PipelineSpec | None) -> str:
+    """Why ``ingest SOURCE`` has nothing to read: a path-like SOURCE (a slash, a suffix) is a
+    missing file first; a name is not one of the spec's sources."""
+    known = ", ".join(spec.sources) if spec is not None else ""
+    if "/" in source or os.sep in source or Path(source).suffix:
+        if spec_path is None:
+            return f"file {source} not found; check the path (no spec names sources here)"
+        return (
+            f"file {source} not found; check the path (it is not a source of {spec_path} "
+            f"either; its sources: {known or 'none'})"
+        )
+    if spec_path is None:
+        return (
+            f"{source!r} is neither an existing path nor a source of a spec; "
+            "pass --spec FILE, or a path to a file"
+        )
+    return f"{spec_path} has no source named {source!r}; known: {known}"
 
 
 def send(

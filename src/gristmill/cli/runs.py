@@ -21,6 +21,7 @@ from gristmill.runtime.run_views import run_view
 from gristmill.stores.metadata import MetadataStore, Run
 from gristmill.stores.reports import Report
 from gristmill.stores.run_status import (
+    GC_CLOSER,
     LEGACY_QUEUE_COMMAND,
     QUEUE_COMMAND,
     RunView,
@@ -52,7 +53,11 @@ def list_runs(
 ) -> tuple[list[dict[str, Any]], Table]:
     """The newest ``limit`` runs, as JSON rows and as a table."""
     runs, now = store.runs.list_runs(limit=limit), datetime.now(UTC)
-    views = {r.run_id: run_view(store, r, now=now, stale=stale) for r in runs}
+    executions = store.executions.list_executions_of_runs([r.run_id for r in runs])  # at once
+    views = {
+        r.run_id: run_view(store, r, now=now, stale=stale, executions=executions[r.run_id])
+        for r in runs
+    }
     rows = [
         {k: v for k, v in asdict(r).items() if k != "summary"}
         | {"status": views[r.run_id].status, "recorded_status": r.status}
@@ -194,9 +199,13 @@ def _work(record: dict[str, Any]) -> list[str]:
         waiting = ", ".join(f"{types.get(i, 'event')} {i}" for i in record["pending"])
         lines.append(f"waiting for a worker: {waiting} (start one: `gristmill worker --all`)")
     ended = record["status"] in ("succeeded", "failed", "partial")
-    if ended and record.get("recorded_status") == "running":
+    recorded = record.get("recorded_status")
+    if ended and recorded == "running":
         lines.append(
             f"its work ended: {record['status']} (its record says running until "
             "`gristmill gc` closes it)"
         )
+    elif recorded and record["summary"].get("note", "").endswith(f"(closed by {GC_CLOSER})"):
+        since = f"ended: {record['status']}" if ended else f"is {record['status']}"
+        lines.append(f"{GC_CLOSER} closed it as {recorded}; its work since then {since}")
     return lines

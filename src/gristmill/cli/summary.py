@@ -71,9 +71,12 @@ def print_leaderboard(payload: dict[str, Any], *, best_pictures: bool = True) ->
         )
     console.print(table)
     for failed in payload.get("failed", []):
+        error = str(failed.get("error"))
+        evaluation = failed.get("stage") == "evaluation" or error.startswith("evaluation: ")
+        what = "its evaluation failed" if evaluation else "it failed to train"
         console.print(
-            f"[red]✗ {failed.get('candidate')} is not ranked:[/] it failed to train "
-            f"({failed.get('error')})",
+            f"[red]✗ {failed.get('candidate')} is not ranked:[/] {what} "
+            f"({error.removeprefix('evaluation: ')})",
             highlight=False,
             soft_wrap=True,
         )

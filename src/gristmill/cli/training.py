@@ -33,10 +33,11 @@ from gristmill.config.settings import Settings
 from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec, training_target
 from gristmill.core.events import MODEL_TRAINED, Event
 from gristmill.errors import ConfigError, NotFoundError
-from gristmill.runtime.pipeline_run import preflight, start_run
+from gristmill.runtime.pipeline_run import start_run
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.segregation import SplitResult
+from gristmill.stages.spec_checks import preflight
 from gristmill.stages.training import payload_of, trained_payload
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import Run, RunStatus
@@ -122,7 +123,7 @@ def _recorded_run(
 ) -> Iterator[_Record]:
     """A run following the spec (file ``path``), as ``gristmill run`` records one: a worker
     that receives the command's events finds the spec through their ``correlation_id``."""
-    run = start_run(services.metadata, spec, command=command, folder=path.parent)
+    run = start_run(services.metadata, spec, command=command, spec_file=path)
     record, started = _Record(run), time.perf_counter()
     try:
         yield record

@@ -214,6 +214,41 @@ def _describe(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+def _reference_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The names the spec's sections refer to that do not exist, read off the raw data: so
+    a spec with other errors reports these too, in the same round (the model's own checks
+    run only once every field is valid)."""
+    sources = _mapping(data.get("sources"))
+    features = _mapping(data.get("features"))
+    problems = []
+    for name, section in features.items():
+        inputs = section.get("from") if isinstance(section, dict) else None
+        for source in inputs if isinstance(inputs, list) else []:
+            if isinstance(source, str) and source not in sources:
+                problems.append(
+                    (
+                        f"features.{name}.from",
+                        f"names {source!r}, which is not a source; "
+                        f"sources: {', '.join(map(str, sources))}",
+                    )
+                )
+    train = data.get("train")
+    target = train.get("feature_set") if isinstance(train, dict) else None
+    if isinstance(target, str) and target not in features:
+        problems.append(
+            (
+                "train.feature_set",
+                f"names {target!r}, which is not a feature set; feature "
+                f"sets: {', '.join(map(str, features)) or 'none'}",
+            )
+        )
+    return problems
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if part not in ("function-after",)) or "(top)"
 
@@ -226,6 +261,9 @@ def parse_spec(data: Any, *, origin: str = "<spec>", base_dir: Path | None = Non
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
         problems = [(_key_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        references = _reference_problems(data)  # with the rest, not in a round of their own
+        repeated = {f"{path} {message}" for path, message in references}
+        problems = [p for p in problems if p[1] not in repeated] + references
         text = "\n".join(f"  {path}: {message}" for path, message in problems)
         raise SpecError(f"{origin} is not a valid pipeline spec:\n{text}", problems) from exc
     return _resolve_paths(spec, base_dir) if base_dir else spec
@@ -250,8 +288,9 @@ def load_spec(path: Path | str) -> PipelineSpec:
     beside it (``mysplits.py`` → ``custom: mysplits:by_region``) without setting
     ``PYTHONPATH``. Worker processes started afterwards inherit it (multiprocessing hands
     the parent's ``sys.path`` to the local executor's workers and to those of the dask
-    executor's own LocalCluster); workers started before the spec was loaded, or those of a
-    remote dask cluster, do not see that folder.
+    executor's own LocalCluster); the local executor's tasks also carry the folders known
+    when they were submitted, so its workers started before the spec was loaded see it too.
+    Those of a dask cluster started before, or of a remote one, do not see that folder.
     """
     file = Path(path)
     try:

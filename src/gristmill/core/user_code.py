@@ -11,6 +11,13 @@ a module changed and forgets every module of those folders, so the next import r
 again. Only modules that live directly in a spec's folder (``mysteps``, ``mypkg/…``)
 count: installed packages (even a spec kept among them), the standard library and gristmill
 itself are never forgotten.
+
+The watch looks at the folder's files, not only at the modules this process imported: a
+module only an executor's worker process imports (a custom estimator trained there) is
+never in this process's ``sys.modules``, yet a class added to it must be seen by the next
+task, which needs fresh executor workers. So the Python files of each spec folder (its
+``*.py`` and those of its packages) are stat'ed before each event, and any that changed,
+appeared or went away counts.
 """
 
 from __future__ import annotations
@@ -119,19 +126,48 @@ def _stamp(file: str) -> Stamp:
     return (info.st_mtime_ns, info.st_size)
 
 
-class ModuleWatch:
-    """Which custom modules changed on disk since this process imported them.
+def python_files(folder: Path) -> dict[str, Stamp]:
+    """The Python files of custom code in ``folder``: its ``*.py`` and, recursively, those
+    of its packages (subfolders with an ``__init__.py``); ``{path: stamp}``. Data folders
+    beside the spec are not walked."""
+    found: dict[str, Stamp] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        try:
+            if entry.name.endswith(".py") and entry.is_file():
+                info = entry.stat()
+                found[entry.path] = (info.st_mtime_ns, info.st_size)
+            elif (
+                entry.is_dir()
+                and not entry.name.startswith(".")
+                and os.path.isfile(os.path.join(entry.path, "__init__.py"))
+            ):
+                found.update(python_files(Path(entry.path)))
+        except OSError:
+            continue
+    return found
 
-    ``note`` records the file of each custom module not seen before (call it before and
-    after work that may import some); ``changed`` lists those whose file changed since;
-    ``forget`` drops every custom module from ``sys.modules`` so the next import reads the
-    files again, and starts over. A module first noted after work that began before its
-    file's last change may have been imported before that change: pass the work's start
-    (``since``, as ``time.time()``) and it counts as changed, to be safe.
+
+class ModuleWatch:
+    """Which custom modules changed on disk since this process imported them, or since the
+    Python files beside the specs were first seen (see the module's docstring).
+
+    ``note`` records the file of each custom module not seen before, and the Python files
+    of each spec folder not seen before (call it before and after work that may import
+    some); ``changed`` lists the modules (or files) changed since — a file that appeared or
+    went away included; ``forget`` drops every custom module from ``sys.modules`` so the
+    next import reads the files again, and starts over. A module or folder first noted
+    after work that began before a file's last change may have been read before that
+    change: pass the work's start (``since``, as ``time.time()``) and it counts as changed,
+    to be safe.
     """
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[str, Stamp]] = {}
+        self._files: dict[Path, dict[str, Stamp]] = {}  # spec folder -> its Python files
         self._doubtful: set[str] = set()
         self._tops = _Tops()
 
@@ -143,9 +179,27 @@ class ModuleWatch:
             self._seen[name] = (file, stamp)
             if since is not None and stamp[0] >= since * 1e9:
                 self._doubtful.add(name)
+        for folder in custom_folders() - _installed():
+            if folder in self._files:
+                continue
+            files = self._files[folder] = python_files(folder)
+            if since is not None:
+                self._doubtful.update(
+                    _module_name(folder, file)
+                    for file, stamp in files.items()
+                    if stamp[0] >= since * 1e9
+                )
 
     def changed(self) -> list[str]:
         moved = {name for name, (file, stamp) in self._seen.items() if _stamp(file) != stamp}
+        for folder, files in self._files.items():
+            now = python_files(folder)
+            if now != files:
+                moved.update(
+                    _module_name(folder, file)
+                    for file in files.keys() | now.keys()
+                    if files.get(file) != now.get(file)
+                )
         return sorted(moved | self._doubtful)
 
     def forget(self) -> list[str]:
@@ -154,6 +208,15 @@ class ModuleWatch:
         for name in names:
             sys.modules.pop(name, None)
         self._seen.clear()
+        self._files.clear()
         self._doubtful.clear()
         importlib.invalidate_caches()
         return names
+
+
+def _module_name(folder: Path, file: str) -> str:
+    """The module a Python file of ``folder`` holds (``mypkg.sub`` for ``mypkg/sub.py``)."""
+    parts = list(Path(file).relative_to(folder).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)

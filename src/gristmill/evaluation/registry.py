@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.core.imports import import_object
-from gristmill.errors import ConfigError, DataError
+from gristmill.errors import ConfigError, DataError, EvaluatorError
 from gristmill.evaluation import classification as cls
 from gristmill.evaluation import clustering, forecasting, regression
 from gristmill.evaluation.inputs import prepare
@@ -199,7 +199,10 @@ def _custom(path: str) -> Evaluator:
     function = _import(path)
 
     def measure(scored: Scored) -> Part:
-        value = function(scored.y_true, scored.y_pred, scored.proba)
+        try:
+            value = function(scored.y_true, scored.y_pred, scored.proba)
+        except Exception as exc:  # the user's code: said as its failure, never as ours
+            raise EvaluatorError(path, f"{type(exc).__name__}: {exc}") from exc
         if isinstance(value, bool) or not isinstance(value, int | float | dict):
             raise ConfigError(
                 f"evaluator {path!r} returned {type(value).__name__}; it must return a "

@@ -26,7 +26,10 @@ holds it for long (rare; numerical libraries release it) delays the exit until i
 
 Workers keep what they imported. ``restart_workers`` puts a fresh pool in place for the
 tasks submitted after it (their processes import the code as it is now, e.g. a custom
-module fixed on disk); the tasks running in the old pool finish there.
+module fixed on disk); the tasks running in the old pool finish there. Each task carries
+the spec folders made importable in the submitting process by then (``core.user_code``),
+put on the worker's ``sys.path`` before it runs: a worker started before a second
+project's spec was read still imports the custom code beside it.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -47,6 +51,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
+from gristmill.core.user_code import custom_folders
 from gristmill.errors import BackendError, ConfigError, ExecutorError
 from gristmill.execution.port import ExecutorCapabilities, Task
 
@@ -140,6 +145,16 @@ def _started() -> None:
     """A no-op task that makes the pool start a worker now, not at the first real task."""
 
 
+def _beside_specs(
+    folders: tuple[str, ...], fn: Callable[..., T], /, *args: Any, **kwargs: Any
+) -> T:
+    """Run in a worker: ``fn(*args, **kwargs)`` with the spec ``folders`` on ``sys.path``."""
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    return fn(*args, **kwargs)
+
+
 def start_method() -> str:
     """``forkserver`` where the platform has it, else ``spawn``; never ``fork``.
 
@@ -187,6 +202,7 @@ class _Job:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    folders: tuple[str, ...] = ()  # the spec folders importable when it was submitted
 
 
 class LocalExecutor:
@@ -255,7 +271,8 @@ class LocalExecutor:
         with self._lock:
             if self._dispatcher is None:
                 raise BackendError(f"{self!r} is not open; call open() first")
-            self._jobs.put(_Job(future, fn, args, kwargs))
+            folders = tuple(sorted(str(folder) for folder in custom_folders()))
+            self._jobs.put(_Job(future, fn, args, kwargs, folders))
         return PoolTask(future)
 
     def map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[Task[T]]:
@@ -314,13 +331,16 @@ class LocalExecutor:
     def _hand_over(self, job: _Job) -> Future[Any]:
         if self._pool is None:  # pragma: no cover - only close() clears it, after this thread
             raise BackendError(f"{self!r} is closed")
+        call: tuple[Any, ...] = (job.fn, *job.args)
+        if job.folders:
+            call = (_beside_specs, job.folders, *call)
         try:
-            return self._pool.submit(job.fn, *job.args, **job.kwargs)
+            return self._pool.submit(*call, **job.kwargs)
         except BrokenProcessPool:
             _log.warning("%r: a worker process died; starting a fresh pool", self)
             self._pool.shutdown(wait=True)
             self._pool = self._new_pool()
-            return self._pool.submit(job.fn, *job.args, **job.kwargs)
+            return self._pool.submit(*call, **job.kwargs)
 
     def _finish(self, job: _Job, running: Future[Any]) -> None:
         """Pass the pool's outcome on; runs in the pool's thread when the job ends."""

@@ -8,6 +8,11 @@ says which of them are the training subset; the pipeline is fitted on those rows
 then transforms all of them; the split is recorded by row key once the feature rows are
 known (a row a ``filter`` step removed is in no subset). A feature set no model trains on
 has no test rows: it is fitted on all its rows.
+
+Label-based selection scores for the task training uses: the one the spec sets (given as
+``task``: ``train.task``, or forecasting), else the one ``core.tasks``'s rule (training's)
+reads off the label of *every* input row, as training reads it off every feature row, not
+off the training subset the pipeline sees.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
+from gristmill.core.tasks import TaskChoice, label_task
 from gristmill.errors import DataError
 from gristmill.features.pipeline import FeaturePipeline, FittedFeaturePipeline
 from gristmill.features.rows import transform_keyed, without_row_id
@@ -56,16 +62,23 @@ def fit_features(
     *,
     feature_set_id: str,
     split: FitSplit | None = None,
+    task: TaskChoice | None = None,
 ) -> tuple[FittedFeaturePipeline, pa.Table, dict[str, Any]]:
     """Fit ``spec``'s pipeline on the training rows of keyed ``table`` (all rows without a
     ``split``), compute the features of every row (key kept) and say what it was fitted on.
+    Label-based selection scores for ``task`` when given (see the module docstring).
 
-    ``DataError`` for data the steps cannot be fitted on, or when every row was filtered out.
+    ``DataError`` for data the steps cannot be fitted on, or when every row was filtered out;
+    ``ConfigError`` for a selection that does not fit the task.
     """
+    pipeline = FeaturePipeline.from_spec(spec, where=f"features.{name}")
+    label = spec.label
+    if task is None and pipeline.selects_by_label and label and label in table.column_names:
+        task = label_task(table.column(label), label)
     plan = None if split is None else split.decide(feature_set_id, table, keys)
     rows = table if plan is None else plan.train
     try:
-        fitted = FeaturePipeline.from_spec(spec).fit_table(without_row_id(rows))
+        fitted = pipeline.fit_table(without_row_id(rows), task=task)
     except ValueError as exc:  # e.g. selection on too few rows: the data, not a glitch
         raise DataError(
             f"feature set {name!r} cannot be fitted on {rows.num_rows} row(s): {exc}"

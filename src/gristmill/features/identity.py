@@ -3,8 +3,9 @@
 The same definition over the same inputs always has the same id, so training and scoring
 agree on which features they mean, and computing a feature set twice finds the first one.
 Any change to the section (steps, options, selection, roles, validation) or to the inputs
-gives another id, and so does another split for the set training uses (ADR 8). The order
-of ``input_ids`` does not matter.
+gives another id, and so does another split for the set training uses (ADR 8), or another
+task set by the spec for a set whose selection scores against the label. The order of
+``input_ids`` does not matter.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ def feature_set_id(
     input_ids: Iterable[str],
     *,
     split: Mapping[str, Any] | None = None,
+    task: str | None = None,
 ) -> str:
     """``fs_`` and 24 hex digits of the digest of ``name``, the section and the sorted inputs,
     and ``split``, the split the pipeline is fitted for (only the training set has one):
-    another split means other fitted state, so another feature set."""
+    another split means other fitted state, so another feature set. Likewise ``task``, the
+    task the spec sets when label-based selection depends on it (``None``: left out, so the
+    ids of other sets do not change)."""
     identity: dict[str, Any] = {
         "name": name,
         "definition": spec.model_dump(mode="json", by_alias=True),
@@ -41,4 +45,6 @@ def feature_set_id(
     }
     if split is not None:
         identity["split"] = dict(split)
+    if task is not None:
+        identity["task"] = task
     return PREFIX + digest_json(identity).removeprefix("sha256:")[:DIGEST_CHARS]

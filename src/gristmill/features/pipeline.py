@@ -25,6 +25,7 @@ import pyarrow as pa
 from sklearn.base import clone
 
 from gristmill.config.features import FeatureSetSpec, SelectSpec
+from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, DataError, EmptyInputError
 from gristmill.features.selection import (
     LABEL_METHODS,
@@ -45,6 +46,7 @@ class FeaturePipeline:
     entity: str | None = None
     timestamp: str | None = None
     select: SelectSpec | None = None
+    where: str = ""
 
     @classmethod
     def from_spec(cls, spec: FeatureSetSpec, *, where: str = "") -> FeaturePipeline:
@@ -64,13 +66,21 @@ class FeaturePipeline:
                 "features against the label; "
                 "set 'label' or choose method variance or list"
             )
-        return cls(tuple(steps), spec.label, spec.entity, spec.timestamp, spec.select)
+        return cls(tuple(steps), spec.label, spec.entity, spec.timestamp, spec.select, where)
 
-    def fit(self, frame: pd.DataFrame) -> FittedFeaturePipeline:
+    @property
+    def selects_by_label(self) -> bool:
+        """Whether selection scores features against the label (so depends on the task)."""
+        return self.select is not None and self.select.method in LABEL_METHODS
+
+    def fit(self, frame: pd.DataFrame, *, task: TaskChoice | None = None) -> FittedFeaturePipeline:
         """Fit every step in order on ``frame`` (each on what the previous one left), then select.
 
+        Label-based selection scores for ``task``, the task training uses; without it, for
+        the task the label's type and cardinality give (``core.tasks``, training's rule).
         ``EmptyInputError`` for no rows; ``DataError`` for a missing role column, a step
-        failing on the data, or a filter that leaves no row.
+        failing on the data, or a filter that leaves no row; ``ConfigError`` (naming the
+        spec's ``select``) for a method that does not fit the task.
         """
         _check_frame(frame, "fit")
         roles = [r for r in (self.label, self.entity, self.timestamp) if r]
@@ -93,9 +103,7 @@ class FeaturePipeline:
         selection = (
             keep_all(features)
             if self.select is None
-            else select_features(
-                features, None if label is None else label.loc[features.index], self.select
-            )
+            else self._select(self.select, features, label, task)
         )
         return FittedFeaturePipeline(
             steps=tuple(fitted),
@@ -107,9 +115,25 @@ class FeaturePipeline:
             rows=(len(frame), len(data)),
         )
 
-    def fit_table(self, table: pa.Table) -> FittedFeaturePipeline:
+    def fit_table(
+        self, table: pa.Table, *, task: TaskChoice | None = None
+    ) -> FittedFeaturePipeline:
         """``fit`` on an Arrow table."""
-        return self.fit(table.to_pandas())
+        return self.fit(table.to_pandas(), task=task)
+
+    def _select(
+        self,
+        select: SelectSpec,
+        features: pd.DataFrame,
+        label: pd.Series | None,
+        task: TaskChoice | None,
+    ) -> FeatureSelection:
+        target = None if label is None else label.loc[features.index]
+        try:
+            return select_features(features, target, select, task=task)
+        except ConfigError as exc:
+            where = f"{self.where}.select" if self.where else "select"
+            raise ConfigError(f"{where}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -164,12 +188,15 @@ class FittedFeaturePipeline:
         return result
 
     def transform_one(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The features of one request, as ``transform`` gives them for that row.
+        """The features of one request, as ``transform`` gives them for that row: entity,
+        timestamp and the features, never the label (it is no input at scoring time; a
+        record that carries it, such as a training row, has it left out).
 
         ``None`` when a ``filter`` step rejects the row (the batch result has no such row).
         Missing values may be given as ``None``.
         """
-        result = self.transform(pd.DataFrame([dict(record)]))
+        inputs = {k: v for k, v in record.items() if k != self.label}
+        result = self.transform(pd.DataFrame([inputs]))
         if len(result) == 0:
             return None
         row: dict[str, Any] = result.to_dict(orient="records")[0]

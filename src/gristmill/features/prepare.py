@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.ids import digest_json
+from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
@@ -27,6 +28,7 @@ from gristmill.features.materialize import materialize
 from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
 from gristmill.features.rows import ROW_ID, keyed, without_row_id
+from gristmill.features.selection import LABEL_METHODS
 from gristmill.features.serialization import dumps, loads
 from gristmill.features.validation import REPORT_KIND, validate
 from gristmill.stores.artifacts import ArtifactStore
@@ -132,14 +134,19 @@ def prepare(
     *,
     run_id: str | None = None,
     split: FitSplit | None = None,
+    task: TaskChoice | None = None,
 ) -> Prepared:
     """Validate ``inputs`` (source → batch), then compute, store and materialize the set.
 
     ``split`` (for the feature set training uses) decides the training rows before anything
     is fitted; the pipeline learns from those rows only (``features.fitting``), and the
     split is part of the feature set's id. Without it, the pipeline is fitted on all rows.
+    ``task`` is the task the spec sets for training on this set (``training.task.
+    preset_task``): label-based selection scores for it, and it is part of the id; without
+    it, selection reads the task off the label by training's rule (``core.tasks``).
 
-    Raises ``ConfigError`` for a bad step configuration (the step named), ``DataError`` for
+    Raises ``ConfigError`` for a bad step configuration (the step named) or a selection
+    that does not fit the task (naming ``train.task``), ``DataError`` for
     data the steps cannot handle (step and column named), ``EmptyInputError`` for no rows.
     """
     missing = [source for source in spec.from_ if source not in inputs]
@@ -150,7 +157,14 @@ def prepare(
         findings = [a for r in reports for a in r.body.get("anomalies", [])]
         return Prepared(name, reports, stopped=True, anomalies=findings)
     batch_ids = [inputs[s].batch_id for s in spec.from_]
-    set_id = feature_set_id(name, spec, batch_ids, split=split.identity if split else None)
+    by_label = spec.select is not None and spec.select.method in LABEL_METHODS
+    set_id = feature_set_id(
+        name,
+        spec,
+        batch_ids,
+        split=split.identity if split else None,
+        task=task.task if task is not None and by_label else None,
+    )
     known = stores.metadata.feature_sets.find_feature_set(set_id)
     if known is not None:
         # Known offline; make sure it is online too (a new namespace, a flushed store):
@@ -165,7 +179,7 @@ def prepare(
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
     table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
     fitted, features, fitted_on = fit_features(
-        name, spec, table, keys, feature_set_id=set_id, split=split
+        name, spec, table, keys, feature_set_id=set_id, split=split, task=task
     )
     artifact = stores.artifacts.put(dumps(fitted), kind=PIPELINE_KIND)
     made_at = datetime.now(UTC)

@@ -4,12 +4,18 @@ Methods (``SelectSpec.method``):
 
 * ``chi2`` — chi-square against a categorical label. Chi-square needs non-negative values,
   so it scores a min-max scaled view of the features (the kept columns are not changed).
-* ``mutual_info`` — mutual information with the label: for classification when the label
-  is not a float column, for regression when it is (seeded, so repeatable).
+  A regression label is a ``ConfigError`` naming ``train.task``.
+* ``mutual_info`` — mutual information with the label: ``mutual_info_classif`` for a
+  classification, ``mutual_info_regression`` for a regression (seeded, so repeatable).
 * ``variance`` — the variance of each column (no label needed); keeps columns whose variance
   is *above* ``threshold`` (default 0: constant columns go), as scikit-learn does.
 * ``model`` — impurity importance of a random forest (100 trees, seed 0) fitted to the label.
 * ``list`` — exactly the columns listed.
+
+The task (classification or regression) is the one training uses: given as a
+``TaskChoice`` (``train.task``, or inferred by preparation on every row), else read off the
+label by the rule training uses (``core.tasks``: type and cardinality, so an integer price
+with thousands of values is a regression). A forecasting task scores as a regression.
 
 ``k`` keeps the ``k`` best; ``threshold`` keeps the columns scoring at least it; both: the
 ``k`` best of those. Ties keep the earlier column. Kept columns stay in frame order.
@@ -23,10 +29,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn import feature_selection, preprocessing
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from gristmill.config.features import SelectSpec
+from gristmill.core.tasks import TaskChoice, label_task
 from gristmill.errors import ConfigError, DataError
 
 LABEL_METHODS = frozenset({"chi2", "mutual_info", "model"})
@@ -38,7 +46,8 @@ class FeatureSelection:
     """What selection kept and why: every candidate's ``scores`` and the ``kept`` columns.
 
     ``method`` is ``all`` when no selection ran. ``task`` is ``classification`` or
-    ``regression`` for the methods that use the label.
+    ``regression`` for the methods that use the label, ``task_reason`` why, and ``note``
+    names the scorer (``mutual_info_regression``, …).
     """
 
     method: str
@@ -48,6 +57,7 @@ class FeatureSelection:
     threshold: float | None = None
     task: str | None = None
     note: str = ""
+    task_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able; a score that is not a number (a constant column's chi2) is ``None``."""
@@ -58,6 +68,7 @@ class FeatureSelection:
             "k": self.k,
             "threshold": self.threshold,
             "task": self.task,
+            "task_reason": self.task_reason,
             "note": self.note,
         }
 
@@ -67,18 +78,31 @@ def keep_all(features: pd.DataFrame) -> FeatureSelection:
     return FeatureSelection(method="all", kept=[str(c) for c in features.columns])
 
 
-def task_of(label: pd.Series) -> str:
-    """``regression`` for a float label, ``classification`` for anything else."""
-    return "regression" if pd.api.types.is_float_dtype(label.dtype) else "classification"
+def scoring_task(label: pd.Series, given: TaskChoice | None = None) -> TaskChoice:
+    """The task label-based selection scores for: ``given`` (what training will use), else
+    the rule of ``core.tasks`` read off ``label``; forecasting scores as a regression, and a
+    clustering (which ignores the label) leaves the label to decide."""
+    if given is not None and given.task in ("classification", "regression"):
+        return given
+    if given is not None and given.task == "forecasting":
+        return TaskChoice("regression", given.reason)
+    name = str(label.name) if label.name is not None else "label"
+    return label_task(pa.Array.from_pandas(label), name)
 
 
 def select_features(
-    features: pd.DataFrame, label: pd.Series | None, spec: SelectSpec
+    features: pd.DataFrame,
+    label: pd.Series | None,
+    spec: SelectSpec,
+    *,
+    task: TaskChoice | None = None,
 ) -> FeatureSelection:
-    """Score the columns of ``features`` by ``spec.method`` and keep the best.
+    """Score the columns of ``features`` by ``spec.method`` and keep the best; a label-based
+    method scores for ``task`` (see ``scoring_task``).
 
-    ``ConfigError`` when the method needs a label and there is none; ``DataError`` when a
-    column is not numeric or (for chi2, mutual_info) has missing values, naming it.
+    ``ConfigError`` when the method needs a label and there is none, or for chi2 on a
+    regression (naming ``train.task``); ``DataError`` when a column is not numeric or (for
+    chi2, mutual_info) has missing values, naming it.
     """
     candidates = [str(c) for c in features.columns]
     if spec.method == "list":
@@ -93,7 +117,7 @@ def select_features(
         kept = [c for c in candidates if c in set(listed)]
         return FeatureSelection(method="list", kept=kept, note="kept as listed")
     matrix = _numeric(features, allow_missing=spec.method in ("variance", "model"))
-    task: str | None = None
+    choice: TaskChoice | None = None
     note = ""
     if spec.method == "variance":
         scores = _variance(matrix)
@@ -103,9 +127,9 @@ def select_features(
         labelled = label.notna().to_numpy()
         if not labelled.any():
             raise DataError("every row's label is missing; selection needs labelled rows")
+        choice = scoring_task(label, task)
         matrix, target = matrix[labelled], label[labelled].to_numpy()
-        task = task_of(label)
-        scores, note = _supervised(spec.method, matrix, target, task)
+        scores, note = _supervised(spec.method, matrix, target, choice)
     kept = _keep(candidates, scores, spec)
     if not kept:
         raise DataError(
@@ -118,8 +142,9 @@ def select_features(
         scores=dict(zip(candidates, (float(s) for s in scores), strict=True)),
         k=spec.k,
         threshold=spec.threshold,
-        task=task,
+        task=None if choice is None else choice.task,
         note=note,
+        task_reason=None if choice is None else choice.reason,
     )
 
 
@@ -148,24 +173,31 @@ def _variance(matrix: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _supervised(
-    method: str, matrix: np.ndarray[Any, Any], target: np.ndarray[Any, Any], task: str
+    method: str, matrix: np.ndarray[Any, Any], target: np.ndarray[Any, Any], choice: TaskChoice
 ) -> tuple[np.ndarray[Any, Any], str]:
+    classes = choice.task == "classification"
     if method == "chi2":
-        if task != "classification":
-            raise ConfigError("select method 'chi2' needs a categorical label; use mutual_info")
+        if not classes:
+            raise ConfigError(
+                f"select method 'chi2' scores features against classes, but the task is "
+                f"{choice.task} ({choice.reason}); use method mutual_info or model for a "
+                "quantity, or set train.task: classification if the label holds classes"
+            )
         view = preprocessing.MinMaxScaler().fit_transform(matrix)
         scores, _ = feature_selection.chi2(view, target)
         return np.asarray(scores, dtype=np.float64), "chi2 scored on a min-max scaled view"
     if method == "mutual_info":
         score = (
             feature_selection.mutual_info_classif
-            if task == "classification"
+            if classes
             else feature_selection.mutual_info_regression
         )
-        return np.asarray(score(matrix, target, random_state=SEED), dtype=np.float64), ""
-    forest_type = RandomForestClassifier if task == "classification" else RandomForestRegressor
+        values = score(matrix, target, random_state=SEED)
+        return np.asarray(values, dtype=np.float64), f"{score.__name__}, seed {SEED}"
+    forest_type = RandomForestClassifier if classes else RandomForestRegressor
     forest = forest_type(n_estimators=100, random_state=SEED, n_jobs=1).fit(matrix, target)
-    return np.asarray(forest.feature_importances_, dtype=np.float64), "random forest, seed 0"
+    note = f"{forest_type.__name__}, 100 trees, seed {SEED}"
+    return np.asarray(forest.feature_importances_, dtype=np.float64), note
 
 
 def _keep(candidates: list[str], scores: np.ndarray[Any, Any], spec: SelectSpec) -> list[str]:

@@ -9,7 +9,6 @@ execution recorded become pending in turn. The run ends when nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import getpass
 import os
 import socket
@@ -24,17 +23,13 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
-from gristmill.errors import ConfigError, MissingExtraError
-from gristmill.evaluation import check_evaluators, evaluator_names
-from gristmill.features.pipeline import FeaturePipeline
-from gristmill.learners import learner_names, make_learner
-from gristmill.learners.registry import ALGORITHMS, check_algorithm_path
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
+from gristmill.stages.spec_checks import preflight
 from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, StageExecution
 from gristmill.stores.run_status import latest_per_event, outcome
 from gristmill.stores.specs import stored_spec
@@ -62,63 +57,6 @@ def current_actor() -> str:
     return os.environ.get("GRISTMILL_ACTOR") or getpass.getuser()
 
 
-def preflight(spec: PipelineSpec) -> None:
-    """Check what can be checked before any data moves: feature steps and their options
-    (custom ones imported and checked to be scikit-learn estimators), algorithm names and
-    the classes algorithm import paths name. Raises ``ConfigError`` naming the feature set
-    or candidate; a candidate whose parameters are wrong is left to fail alone, recorded
-    with its error, when it trains."""
-    for name, feature_set in (spec.features or {}).items():
-        FeaturePipeline.from_spec(feature_set, where=f"features.{name}")
-    _check_metric_names(spec)
-    known = set(learner_names())
-    task = spec.train.task if spec.train else None
-    for candidate in spec.train.candidates if spec.train else []:
-        path = ":" in candidate.algorithm or "." in candidate.algorithm
-        if not path and candidate.algorithm not in known:
-            raise ConfigError(
-                f"train.candidates.{candidate.name}: no algorithm named "
-                f"{candidate.algorithm!r}; known: {', '.join(sorted(known))}"
-            )
-        if path:
-            try:
-                check_algorithm_path(candidate.algorithm)
-            except ConfigError as exc:
-                raise ConfigError(f"train.candidates.{candidate.name}: {exc}") from exc
-        entry = ALGORITHMS.get(candidate.algorithm)
-        some_task = task or (next(iter(entry.estimators)) if entry else None)
-        try:  # an optional library that is not installed (lightgbm, xgboost) fails now
-            make_learner(candidate.algorithm, candidate.params, task=some_task)
-        except MissingExtraError as exc:
-            raise MissingExtraError(f"train.candidates.{candidate.name}: {exc}") from exc
-        except ConfigError:
-            pass  # the candidate fails alone, recorded with its error, when it trains
-
-
-def _check_metric_names(spec: PipelineSpec) -> None:
-    """Unknown metric names fail before any data moves (and a known one that does not fit
-    ``train.task``, when the spec gives the task; otherwise training checks it)."""
-    if spec.evaluate is None:
-        return
-    names = [spec.evaluate.metric, *spec.evaluate.evaluators]
-    task = spec.train.task if spec.train else None
-    if task is not None:
-        try:
-            check_evaluators(task, names)
-        except ConfigError as exc:
-            raise ConfigError(f"evaluate: {exc}; the task is {task} (set by train.task)") from exc
-        return
-    known = set(evaluator_names())
-    for name in names:
-        if name not in known and ":" not in name and "." not in name:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"evaluate: no metric named {name!r}{hint}; known: {', '.join(sorted(known))}, "
-                "or a custom evaluator's import path (mypkg.metrics:my_score)"
-            )
-
-
 def start_run(
     metadata: MetadataStore,
     spec: PipelineSpec,
@@ -126,6 +64,7 @@ def start_run(
     actor: str | None = None,
     command: str | None = None,
     folder: Path | None = None,
+    spec_file: Path | None = None,
     run_id: str | None = None,
     announced: Sequence[Event] = (),
     in_process: bool = True,
@@ -137,14 +76,20 @@ def start_run(
     so modules beside it stay importable) and the run records the digest. Workers find the
     spec of an event through the run its ``correlation_id`` names, so whatever announces
     events for a pipeline (``run``, ``ingest``, ``train``, ``evaluate``) starts one.
+    ``spec_file``, the spec's file (its folder is ``folder`` unless given), is recorded in
+    the run's summary, so a worker's error about the spec can name it.
 
     ``announced`` are the events (made with ``run_id``) whose work travels on the bus: the
     run records them so its status can be read from its work (``stores.run_status``).
     ``in_process``: the run's work is done (or followed) by this process, recorded as its
     host and pid so ``gristmill gc`` can tell a live run from an abandoned one.
     """
+    if spec_file is not None and folder is None:
+        folder = spec_file.parent
     stored = metadata.specs.add_spec(stored_spec(spec, folder))
     summary: dict[str, Any] = {}
+    if spec_file is not None:
+        summary["spec_file"] = str(spec_file.resolve())
     if command is not None:
         summary["command"] = command
         details["command"] = command
@@ -201,6 +146,7 @@ async def run_pipeline(
     only: Sequence[str] | None = None,
     folder: Path | None = None,
     command: str = "run",
+    spec_file: Path | None = None,
 ) -> RunReport:
     """Run ``spec`` to quiescence.
 
@@ -219,6 +165,7 @@ async def run_pipeline(
         actor=actor,
         command=command,
         folder=folder,
+        spec_file=spec_file,
         run_id=run_id,
         announced=roots,
         sources=[e.key for e in roots],

@@ -22,10 +22,13 @@ def run_view(
     stale: timedelta,
     executions: Sequence[StageExecution] | None = None,
 ) -> RunView:
-    """``run`` as it stands (``executions``: its executions, if already read)."""
+    """``run`` as it stands (``executions``: its executions, if already read — a listing
+    reads those of all its runs at once, ``list_executions_of_runs``). Every reader of a
+    run's status (``ls runs``, ``show RUN``, ``gc``) goes through here."""
     if executions is None:
         executions = metadata.executions.list_executions(run.run_id)
-    return view_run(run, executions, now, stale=stale, consumes=RUN_CONSUMES)
+    gone = run.status == "running" and process_alive(run) is False
+    return view_run(run, executions, now, stale=stale, consumes=RUN_CONSUMES, process_gone=gone)
 
 
 def process_alive(run: Run) -> bool | None:

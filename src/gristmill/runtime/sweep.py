@@ -18,9 +18,9 @@ from typing import Any
 
 from gristmill.runtime.run_views import process_alive, run_view
 from gristmill.stores.metadata import MetadataStore, Run, RunStatus, StageExecution
-from gristmill.stores.run_status import execution_state, latest_per_event
+from gristmill.stores.run_status import GC_CLOSER, execution_state, latest_per_event
 
-GC = "gristmill gc"
+GC = GC_CLOSER
 
 
 @dataclass(frozen=True)
@@ -96,12 +96,12 @@ def decide_runs(
     """
     failed = {s.execution.execution_id: s for s in swept}
     decisions = []
-    for run in metadata.runs.list_runs(limit=limit):
-        if run.status != "running":
-            continue
+    open_runs = [r for r in metadata.runs.list_runs(limit=limit) if r.status == "running"]
+    listed = metadata.executions.list_executions_of_runs([r.run_id for r in open_runs])
+    for run in open_runs:
         executions = [
             replace(e, status="failed") if e.execution_id in failed else e
-            for e in metadata.executions.list_executions(run.run_id)
+            for e in listed[run.run_id]
         ]
         decisions.append(_decide(metadata, run, executions, now, stale, cutoff))
     return decisions
@@ -146,6 +146,7 @@ def close_run(metadata: MetadataStore, decision: RunDecision) -> bool:
     summary: dict[str, Any] = {
         **current.summary,
         "note": f"{kind}: {decision.why} (closed by {GC})",
+        "closed_by": GC,  # later evidence of its work overrides this close (ADR 12)
     }
     if decision.seconds is not None:
         summary.setdefault("seconds", decision.seconds)

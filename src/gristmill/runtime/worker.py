@@ -6,9 +6,14 @@ if another consumer runs it under a live lease, wait for that one (holding our d
 then decide again; otherwise run the handler in a thread, record the execution *with* its
 output events, publish them, then ack. While the handler runs, a heartbeat extends both the
 bus lease of the delivery and the execution's lease, so work of any length runs once; a
-holder that dies stops renewing, and after the lease its work is taken over. A crash at any
-point before the ack means redelivery, and redelivery means at most a re-publication of the
-same events — never the work twice once it succeeded.
+holder that dies stops renewing, and after the lease (and a margin) its work is taken over.
+A crash at any point before the ack means redelivery, and redelivery means at most a
+re-publication of the same events — never the work twice once it succeeded.
+
+Work is *fenced* (ADR 14): the handler's writes to the metadata store, and the record of how
+the execution ended, are committed only while the execution still holds the work. A holder
+that stalled past its lease and was taken over has its writes refused and its results
+discarded: it announces nothing and leaves its delivery alone (no ack, no nack).
 """
 
 from __future__ import annotations
@@ -18,21 +23,32 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
 
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
-from gristmill.errors import PERMANENT_ERRORS, BackendError
+from gristmill.errors import PERMANENT_ERRORS, BackendError, LeaseLostError
 from gristmill.runtime.code_reload import CodeReload
 from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
+from gristmill.stores.fencing import fenced
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+HEARTBEATS_PER_LEASE = 3
+"""Leases are renewed every ``ack_wait / 3``: two beats may be missed before one lapses."""
+TAKEOVER_MARGIN = 0.5
+"""A lapsed execution lease is taken over only ``TAKEOVER_MARGIN * ack_wait`` after it ended."""
 
 
 def consumer_name(stage: str) -> str:
@@ -113,6 +129,9 @@ class StageWorker:
         self.outages = outages if outages is not None else OutageLog()
         self.code = code  # custom modules changed on disk are read again before each event
         self._stop: asyncio.Event | None = None
+        # the execution store's calls, off the event loop (a busy SQLite file makes a write
+        # wait for its lock) and apart from the handlers' threads (they may run for hours)
+        self._store_calls = ThreadPoolExecutor(4, thread_name_prefix=f"gristmill-{stage.name}")
 
     async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
         """Handle deliveries until ``stop`` is set; deliveries in hand are finished first.
@@ -139,7 +158,9 @@ class StageWorker:
         key = self.stage.idempotency_key(event)
         while True:
             execution = self._running(event, key)
-            holder = self.executions.claim_execution(execution)
+            holder = await self._store(
+                self.executions.claim_execution, execution, margin=self._margin
+            )
             if holder is None:
                 outputs_or_none = await self._execute(delivery, execution)
                 if outputs_or_none is None:
@@ -147,7 +168,7 @@ class StageWorker:
                 outputs = outputs_or_none
                 break
             if holder.status == "succeeded":
-                outputs = self._replay(holder, event)
+                outputs = await self._replay(holder, event)
                 break
             if not await self._wait_for(delivery, holder):
                 return  # stopping: the delivery is not acked, it comes back after its lease
@@ -155,6 +176,15 @@ class StageWorker:
             await self.bus.publish(outputs)
         await self.bus.ack(delivery)
         self.handled += 1
+
+    async def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(*args, **kwargs)`` on the worker's store threads."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._store_calls, partial(call, *args, **kwargs))
+
+    @property
+    def _margin(self) -> timedelta:
+        return timedelta(seconds=self.bus.ack_wait * TAKEOVER_MARGIN)
 
     def _running(self, event: Event, key: str) -> StageExecution:
         now = datetime.now(UTC)
@@ -182,76 +212,81 @@ class StageWorker:
             holder.holder or holder.execution_id,
             extra={"stage": self.stage.name, "event_id": delivery.event.id},
         )
-        beat = self.bus.ack_wait / 3
+        beat = self.bus.ack_wait / HEARTBEATS_PER_LEASE
         extended = asyncio.get_running_loop().time()
         while self._stop is None or not self._stop.is_set():
             await asyncio.sleep(min(beat, 1.0))
             if asyncio.get_running_loop().time() - extended >= beat:
                 await self.bus.extend(delivery)
                 extended = asyncio.get_running_loop().time()
-            current = self.executions.find_execution(self.stage.name, holder.idempotency_key)
+            current = await self._store(
+                self.executions.find_execution, self.stage.name, holder.idempotency_key
+            )
             if (
                 current is None
                 or current.execution_id != holder.execution_id
                 or current.status != "running"
                 or current.lease_expires_at is None
-                or current.lease_expires_at < datetime.now(UTC)
+                or current.lease_expires_at < datetime.now(UTC) - self._margin
             ):
                 return True
         return False
 
     async def _handle(self, delivery: Delivery, execution: StageExecution) -> StageOutcome:
-        """The handler's outcome, run in a thread; both leases are renewed while it runs."""
+        """The handler's outcome, run in a thread under the execution's fence; both leases
+        are renewed while it runs."""
         if self.code is not None:
             self.code.before()
         started = time.time()
-        heartbeat = asyncio.create_task(self._keep_leases(delivery, execution.execution_id))
+        fence = self.executions.fence(execution.execution_id)
+
+        def handle() -> StageOutcome:
+            with fenced(fence):  # in the handler's thread only (to_thread copies the context)
+                return self.stage.handle(delivery.event)
+
         try:
-            return await asyncio.to_thread(self.stage.handle, delivery.event)
+            async with self._heartbeat(delivery, execution):
+                return await asyncio.to_thread(handle)
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
             if self.code is not None:
                 self.code.after(started)
 
-    async def _keep_leases(self, delivery: Delivery, execution_id: str) -> None:
-        """Every ``ack_wait / 3``: extend the delivery's lease and the execution's."""
-        lease = timedelta(seconds=self.bus.ack_wait)
+    @contextlib.asynccontextmanager
+    async def _heartbeat(
+        self, delivery: Delivery, execution: StageExecution
+    ) -> AsyncIterator[None]:
+        """Every ``ack_wait / 3`` while the block runs: renew the execution's lease, on a
+        thread of its own (so neither a busy event loop nor a slow store delays it), and
+        extend the delivery's lease on the event loop."""
+        keeper = _LeaseKeeper(self, delivery, execution.execution_id)
+        keeper.start()
+        extending = asyncio.create_task(self._extend_delivery(delivery, keeper.lost))
+        try:
+            yield
+        finally:
+            extending.cancel()
+            keeper.stop.set()
+            await asyncio.gather(extending, return_exceptions=True)
+            # a renewal still in flight must land before the execution's end is recorded
+            await asyncio.to_thread(keeper.join)
+
+    async def _extend_delivery(self, delivery: Delivery, lost: threading.Event) -> None:
+        """Extend the delivery's bus lease every ``ack_wait / 3`` until the work is lost."""
         extra = {"stage": self.stage.name, "event_id": delivery.event.id}
-        # each failure said once, then at growing intervals, however long it lasts
-        bus_down, store_down = OutageLog(), OutageLog()
-        while True:
-            await asyncio.sleep(self.bus.ack_wait / 3)
+        bus_down = OutageLog()  # each failure said once, then at growing intervals
+        while not lost.is_set():
+            await asyncio.sleep(self.bus.ack_wait / HEARTBEATS_PER_LEASE)
             # the bus and the metadata store may fail apart: a broker outage must not let
             # the execution's lease lapse, nor a database blip the delivery's
             try:
                 await self.bus.extend(delivery)
             except BackendError as exc:  # an outage: keep trying, the lease may still hold
                 if bus_down.failed():
-                    log.warning(
-                        "could not extend the delivery of %s: %s", execution_id, exc, extra=extra
-                    )
+                    log.warning("could not extend the delivery: %s", exc, extra=extra)
             else:
                 bus_down.recovered()
-            try:
-                renewed = self.executions.renew_lease(execution_id, datetime.now(UTC) + lease)
-            except BackendError as exc:
-                if store_down.failed():
-                    log.warning(
-                        "could not renew the lease of %s: %s", execution_id, exc, extra=extra
-                    )
-                continue
-            store_down.recovered()
-            if not renewed:
-                log.warning(
-                    "execution %s lost its lease (renewed too late) and was taken over; "
-                    "its work may run twice",
-                    execution_id,
-                    extra=extra,
-                )
-                return
 
-    def _replay(self, done: StageExecution, event: Event) -> list[Event]:
+    async def _replay(self, done: StageExecution, event: Event) -> list[Event]:
         """The events a succeeded execution recorded, to publish again (same ids).
 
         When another event with the same key meets the work done, its own execution is
@@ -264,7 +299,8 @@ class StageWorker:
         outputs = [Event.model_validate(item) for item in done.outputs]
         if done.input_event_id != event.id:
             now = datetime.now(UTC)
-            self.executions.record_execution(
+            await self._store(
+                self.executions.record_execution,
                 replace(
                     done,
                     execution_id=new_id(),
@@ -275,11 +311,14 @@ class StageWorker:
                     input_event_id=event.id,
                     lease_expires_at=None,
                     holder=self.consumer,
-                )
+                ),
             )
         return outputs
 
     async def _execute(self, delivery: Delivery, execution: StageExecution) -> list[Event] | None:
+        """Run the handler and record how it ended: the events to announce, or ``None`` when
+        the delivery was settled here (a retry scheduled) or must be left alone (the work
+        was lost to another holder: nothing is announced, acked or nacked)."""
         event = delivery.event
         try:
             outcome = await self._handle(delivery, execution)
@@ -288,9 +327,13 @@ class StageWorker:
                 STAGE_FAILED,
                 {"stage": self.stage.name, "error": str(exc), "error_type": type(exc).__name__},
             )
-            self._finish(execution, "failed", [failed], error=str(exc))
+            if not await self._finish(execution, "failed", [failed], error=str(exc)):
+                return None
             log.warning("%s failed: %s", self.stage.name, exc, extra={"stage": self.stage.name})
             return [failed]
+        except LeaseLostError:  # a write of the handler was refused: the work is elsewhere
+            await self._discarded(execution)
+            return None
         except Exception as exc:
             final = delivery.attempt >= self.bus.max_attempts
             gave_up = []
@@ -305,8 +348,11 @@ class StageWorker:
                         },
                     )
                 ]
+            status = "failed" if final else "running"
+            if not await self._finish(execution, status, gave_up, error=repr(exc)):
+                return None
+            if gave_up:
                 await self.bus.publish(gave_up)
-            self._finish(execution, "failed" if final else "running", gave_up, error=repr(exc))
             log.warning(
                 "%s failed on attempt %d of %d: %r",
                 self.stage.name,
@@ -318,17 +364,20 @@ class StageWorker:
             await self.bus.nack(delivery, error=repr(exc), delay=retry_delay(delivery.attempt))
             return None
         outputs = [event.caused(a.type, a.payload, key=a.key) for a in outcome.announcements]
-        self._finish(execution, "succeeded", outputs)
+        if not await self._finish(execution, "succeeded", outputs):
+            return None
         return outputs
 
-    def _finish(
+    async def _finish(
         self,
         execution: StageExecution,
         status: str,
         outputs: list[Event],
         *,
         error: str | None = None,
-    ) -> None:
+    ) -> bool:
+        """Record how the execution ended if it still holds the work (the fenced commit);
+        ``False`` if it lost it: its results are discarded, the loss logged once."""
         now = datetime.now(UTC)
         finished = replace(
             execution,
@@ -338,4 +387,66 @@ class StageWorker:
             outputs=[e.model_dump(mode="json") for e in outputs],
             error=error,
         )
-        self.executions.record_execution(finished)
+        if await self._store(self.executions.finish_execution, finished):
+            return True
+        await self._discarded(execution)
+        return False
+
+    async def _discarded(self, execution: StageExecution) -> None:
+        """Say once that ``execution`` lost its work, naming who holds it now."""
+        try:
+            now = await self._store(
+                self.executions.find_execution, self.stage.name, execution.idempotency_key
+            )
+        except BackendError:
+            now = None
+        if now is None or now.execution_id == execution.execution_id:
+            to = "another worker (or gristmill gc)"
+        else:
+            to = f"worker {now.holder or '?'} (execution {now.execution_id})"
+        log.warning(
+            "execution %s lost its lease to %s; its results were discarded",
+            execution.execution_id,
+            to,
+            extra={"stage": self.stage.name, "event_id": execution.input_event_id},
+        )
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews an execution's lease every ``ack_wait / 3`` on its own thread until ``stop``;
+    sets ``lost`` (and ends) once the execution no longer runs (it was taken over)."""
+
+    def __init__(self, worker: StageWorker, delivery: Delivery, execution_id: str) -> None:
+        super().__init__(name=f"gristmill-lease-{execution_id}", daemon=True)
+        self.executions = worker.executions
+        self.execution_id = execution_id
+        self.ack_wait = worker.bus.ack_wait
+        self.extra = {"stage": worker.stage.name, "event_id": delivery.event.id}
+        self.stop = threading.Event()
+        self.lost = threading.Event()
+
+    def run(self) -> None:
+        lease = timedelta(seconds=self.ack_wait)
+        store_down = OutageLog()  # each failure said once, then at growing intervals
+        while not self.stop.wait(self.ack_wait / HEARTBEATS_PER_LEASE):
+            until = datetime.now(UTC) + lease
+            try:
+                renewed = self.executions.renew_lease(self.execution_id, until)
+            except BackendError as exc:  # an outage: keep trying, the lease may still hold
+                if store_down.failed():
+                    log.warning(
+                        "could not renew the lease of %s: %s",
+                        self.execution_id,
+                        exc,
+                        extra=self.extra,
+                    )
+                continue
+            store_down.recovered()
+            if not renewed:
+                log.info(
+                    "execution %s was taken over while it ran (it renewed its lease too late)",
+                    self.execution_id,
+                    extra=self.extra,
+                )
+                self.lost.set()
+                return

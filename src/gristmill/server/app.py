@@ -5,8 +5,8 @@ and orjson answers; see docs/adr/0015-prediction-server.md. At start (``lifespan
 stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
 runs until shutdown, when the log is written one last time. The wire protocols are mounted
-here, and only here: the native API, and the Open Inference Protocol and MLflow's scoring
-protocol when their modules are present.
+here, and only here: the native API, the Open Inference Protocol and MLflow's scoring
+protocol.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -36,31 +35,26 @@ from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import document, documented, operation
 from gristmill.server.port import ServedModels
 from gristmill.server.prediction_log import PredictionLog
-from gristmill.server.protocols import native
+from gristmill.server.protocols import mlflow, native, oip
 
 logger = logging.getLogger(__name__)
 
 SETTINGS_VARIABLE = "_GRISTMILL_SERVE_SETTINGS"
 """How ``gristmill serve`` hands its settings to uvicorn's worker processes (JSON)."""
 
-PROTOCOLS = ("oip", "mlflow")
-"""Protocol modules mounted when present (``gristmill.server.protocols.<name>.routes``)."""
-
 
 def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
-    """The native API's routes, then each present protocol module's."""
-    mounted: list[BaseRoute] = list(native.routes(models))
+    """The native API's routes, then the Open Inference Protocol's and MLflow's, all over
+    the same ``models``. MLflow's ``/invocations`` names no model: it scores the one model
+    the server preloads, when it preloads exactly one."""
+    settings = models.settings
     served: ServedModels = models  # what the protocols are given (checked by mypy)
-    for name in PROTOCOLS:
-        module_name = f"gristmill.server.protocols.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        mounted += module.routes(served)
-    return mounted
+    preloaded = settings.models[0] if len(settings.models) == 1 else None
+    return [
+        *native.routes(models),
+        *oip.routes(served, max_bytes=settings.max_body_bytes),
+        *mlflow.routes(served, default=preloaded),
+    ]
 
 
 def create_app(settings: Settings, models: RegistryModels | None = None) -> Starlette:

@@ -3,11 +3,13 @@
 Each endpoint describes itself: the YAML after ``---`` in its docstring is its OpenAPI
 operation (Starlette's ``SchemaGenerator``); the schemas they share are below. An endpoint
 whose docstring has no such part is left out, so a protocol module documents its routes the
-same way.
+same way; any other endpoint is listed with the first line of its docstring as its summary,
+its path parameters, and no schema for its body.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from starlette.routing import BaseRoute
@@ -86,7 +88,27 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
             },
         }
     )
-    return generator.get_schema(routes)
+    schema = generator.get_schema(routes)
+    for endpoint in generator.get_endpoints(routes):
+        operations = schema["paths"].setdefault(endpoint.path, {})
+        if endpoint.http_method not in operations:
+            operations[endpoint.http_method] = _plain(endpoint.path, endpoint.func)
+    return schema
+
+
+def _plain(path: str, func: Any) -> dict[str, Any]:
+    """An endpoint without an OpenAPI part in its docstring: its first line as the summary,
+    its path parameters as text, any JSON answer."""
+    summary = (func.__doc__ or func.__name__).strip().splitlines()[0]
+    names = re.findall(r"{(\w+)}", path)
+    found = operation(
+        summary,
+        parameters=tuple(parameter(n, n) for n in names),
+        answer={},
+        errors=(400, 404),
+    )
+    found["responses"]["200"]["content"] = {"*/*": {"schema": {}}}
+    return found
 
 
 def parameter(name: str, description: str, kind: str = "string") -> dict[str, Any]:

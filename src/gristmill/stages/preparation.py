@@ -7,7 +7,8 @@ feature set from several sources *waits*: it is computed once every source has a
 within a run, a batch ingested by that run; outside a run, the source's latest batch.
 Validation that says stop announces ``data.anomalous``; otherwise ``features.generated``
 announces the set. The set training uses is fitted on the
-training subset of its split only (``training.splits``).
+training subset of its split only (``training.splits``), and its label-based selection
+scores for the task training uses (``training.task.preset_task``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver, run_spec_resolver
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
+from gristmill.training.task import preset_task
 
 __all__ = ["PreparationStage", "SpecResolver", "run_spec_resolver"]
 
@@ -73,7 +75,13 @@ class PreparationStage:
             try:
                 fit_for = split_for(spec, name, self.stores, run_id) if spec else None
                 prepared = prepare(
-                    name, feature_set, inputs, self.stores, run_id=run_id, split=fit_for
+                    name,
+                    feature_set,
+                    inputs,
+                    self.stores,
+                    run_id=run_id,
+                    split=fit_for,
+                    task=preset_task(spec, name),
                 )
             except PERMANENT as error:
                 failures.append((name, error))

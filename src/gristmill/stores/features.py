@@ -164,8 +164,8 @@ class OnlineFeatureStore(Protocol):
       vectors of ``pipeline``: found, missing, expired (older than the TTL, measured from
       ``event_time``) or superseded (another pipeline holds a strictly newer vector of the
       entity). A backend that drops expired vectors itself keeps them for one more TTL (at
-      most a day) so they read ``expired``, and ``missing`` after that. Whether deleting the
-      newer pipeline's vectors clears ``superseded`` is left to the backend.
+      most a day) so they read ``expired``, and ``missing`` after that. Once the newer
+      vectors are gone (their pipeline's part deleted), the older ones read ``found`` again.
     * ``delete_view`` deletes a view's vectors: of one ``pipeline``, or of all.
     * ``open``/``close`` are idempotent; errors are ``BackendUnavailableError``/``BackendError``.
     """

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from gristmill.stores.dead_letters import DeadLetterStore
 from gristmill.stores.features import FeatureSetCatalog
+from gristmill.stores.fencing import Fence
 from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
 from gristmill.stores.raw import BatchCatalog
 from gristmill.stores.reports import ReportStore
@@ -124,13 +125,16 @@ class ExecutionStore(Protocol):
         """Insert or replace the execution with this ``execution_id``."""
         ...
 
-    def claim_execution(self, execution: StageExecution) -> StageExecution | None:
+    def claim_execution(
+        self, execution: StageExecution, *, margin: timedelta = timedelta(0)
+    ) -> StageExecution | None:
         """Record the ``running`` ``execution`` unless its key is done or held; ``None`` if so.
 
         Returns instead, recording nothing: the newest ``succeeded`` execution of the key (the
-        work is done), else the ``running`` one that holds it (its lease ends after
-        ``execution.started_at``, the claim's "now"). Executions of the key left ``running``
-        with an expired lease are marked ``failed`` in the same transaction, their ``error``
+        work is done), else the ``running`` one that holds it (its lease ends less than
+        ``margin`` before ``execution.started_at``, the claim's "now": a lease is taken over
+        only once expired by that margin). Executions of the key left ``running`` with a lease
+        expired by the margin are marked ``failed`` in the same transaction, their ``error``
         saying which execution replaced them and how: an attempt that failed and released
         the work (its error recorded) is ``retried as execution …``; one whose holder stopped
         renewing while it ran is ``taken over: …`` (naming the holder). Race-safe: of
@@ -143,12 +147,33 @@ class ExecutionStore(Protocol):
         running any more (finished, or taken over after its lease expired)."""
         ...
 
+    def finish_execution(self, execution: StageExecution) -> bool:
+        """Record how a ``running`` execution ended — the commit point of fenced work.
+
+        Writes ``execution`` (its status, ``finished_at``, ``outputs``, ``error``, lease)
+        over the recorded one only if that is still ``running``, atomically with the check;
+        ``False``, writing nothing, if it is not (taken over after its lease lapsed, or swept
+        by ``gc``): its holder lost the work and must not announce its results.
+        """
+        ...
+
+    def fence(self, execution_id: str) -> Fence:
+        """A fence for writes made on behalf of ``execution_id`` (``stores.fencing``): a
+        write transaction of this store made under it is refused with ``LeaseLostError``
+        once the execution is no longer ``running``."""
+        ...
+
     def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
         """The newest execution of ``stage`` with that key, if any."""
         ...
 
     def list_executions(self, run_id: str) -> list[StageExecution]:
         """A run's executions, oldest first."""
+        ...
+
+    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
+        """The executions of each of ``run_ids`` (oldest first), read at once: every id is a
+        key, a run without executions has an empty list."""
         ...
 
     def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:

@@ -4,10 +4,10 @@ One rule for every reader (``gristmill run``, ``ls runs``, ``show RUN``, ``gc``)
 is ``running`` while its lease holds, ``retrying`` while a failed attempt waits for its retry,
 ``stale`` once its lease expired long ago (its holder died with nobody to take the work over;
 ``gristmill gc`` sweeps it). A run is ``running`` while any of its work runs, ``stale`` while
-work was left by a dead holder, ``queued`` while work it announced waits for a worker, and
-otherwise as its work ended: ``succeeded`` only when the last execution for each event it
-caused succeeded (or found the work done: ``skipped``), ``failed`` when all of it failed,
-``partial`` when some did.
+work was left by a dead holder (or a run done in one process has lost its process), ``queued``
+while work it announced waits for a worker, and otherwise as its work ended: ``succeeded`` only
+when the last execution for each event it caused succeeded (or found the work done:
+``skipped``), ``failed`` when all of it failed, ``partial`` when some did.
 
 A run whose work travels on the bus (``gristmill run``, ``ingest``, ``ingest --queue``)
 records the events it announced (``summary["announced"]``); its work is then followed event
@@ -36,6 +36,7 @@ MIN_STALE_AFTER = timedelta(seconds=60)
 FAILURES = (STAGE_FAILED, DATA_ANOMALOUS)
 QUEUE_COMMAND = "ingest --queue"
 LEGACY_QUEUE_COMMAND = "queue"  # how `ingest --queue` recorded its runs before
+GC_CLOSER = "gristmill gc"  # who closed a run whose work ended without a command to close it
 
 
 def stale_after(ack_wait: float) -> timedelta:
@@ -94,6 +95,30 @@ def follows_its_work(run: Run) -> bool:
     return "announced" in run.summary or run.summary.get("command") == LEGACY_QUEUE_COMMAND
 
 
+def closed_by_gc(run: Run) -> bool:
+    """Whether ``gristmill gc`` closed the run (as abandoned, or as finished) rather than
+    the command that did its work: a mark made on the evidence gc had, which later
+    executions of its work override (ADR 12)."""
+    if run.status == "running":
+        return False
+    summary = run.summary
+    note = str(summary.get("note") or "")
+    return (
+        "abandoned" in summary
+        or summary.get("closed_by") == GC_CLOSER
+        or note.endswith(f"(closed by {GC_CLOSER})")  # closed before ``closed_by`` was kept
+    )
+
+
+def _newer_than_close(run: Run, executions: Iterable[StageExecution]) -> bool:
+    """Whether any of the run's work started or ended after its record was closed."""
+    closed = run.finished_at
+    return closed is not None and any(
+        e.started_at > closed or (e.finished_at is not None and e.finished_at > closed)
+        for e in executions
+    )
+
+
 def pending_events(
     run: Run, executions: Iterable[StageExecution], consumes: Collection[str]
 ) -> list[str]:
@@ -138,14 +163,21 @@ def view_run(
     *,
     stale: timedelta = MIN_STALE_AFTER,
     consumes: Collection[str] = (),
+    process_gone: bool = False,
 ) -> RunView:
     """The run as it stands, by the rule in the module docstring.
 
     ``consumes`` are the event types the stages consume (the events a followed run's work
     goes on through). A closed run keeps its recorded status unless its work says otherwise:
     ``running``/``stale`` while work runs or was left, ``failed`` if it was recorded
-    ``succeeded`` but work it caused failed since (a queued stage, a sweep by ``gc``); a run
-    ``gc`` closed as abandoned takes the status of its work if that work finished after all.
+    ``succeeded`` but work it caused failed since (a queued stage, a sweep by ``gc``). A
+    followed run ``gc`` closed (as abandoned, or as finished with work it swept) is read from
+    its work like an open one: gc cannot see the bus, and an event whose execution it swept
+    may still be delivered (a retry, a take-over). Its closing status stands only until work
+    started after the close says otherwise (``queued`` while that work's events wait).
+
+    ``process_gone``: the process that recorded a run done in one process (``train``,
+    ``evaluate``) is known to have exited without closing it, so the run is ``stale``.
     """
     executions = list(executions)
     latest = latest_per_event(executions)
@@ -156,12 +188,15 @@ def view_run(
         return RunView("running", followed, pending)
     if "stale" in states:
         return RunView("stale", followed, pending)
-    reopened = followed and (run.status == "running" or "abandoned" in run.summary)
-    if reopened:
+    newer = closed_by_gc(run) and _newer_than_close(run, executions)
+    if followed and (run.status == "running" or "abandoned" in run.summary or newer):
         if pending or not latest:
-            return RunView("queued" if run.status == "running" else run.status, followed, pending)
+            waits = run.status == "running" or newer
+            return RunView("queued" if waits else run.status, followed, pending)
         ended = max((e.finished_at or e.started_at for e in latest), default=None)
         return RunView(outcome(latest), followed, [], ended)
+    if run.status == "running" and process_gone:  # the command doing its work died
+        return RunView("stale", followed, pending)
     if run.status == "succeeded" and "failed" in states:
         return RunView("failed", followed, pending, run.finished_at)
     return RunView(run.status, followed, pending, run.finished_at)

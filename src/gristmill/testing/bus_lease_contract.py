@@ -3,23 +3,31 @@
 ``EventBusContract`` inherits these tests, so every backend runs them. Besides the port's own
 promise (an extended lease is kept, and lapses once no longer extended), one test runs the real
 ``StageWorker`` on three consumers of the bus, with work ten times longer than ``ack_wait``:
-it must run once and be announced once. That needs a metadata store; the test makes an
-embedded SQLite one in ``tmp_path``.
+it must run once and be announced once. Another stalls a holder's heartbeat on purpose, so
+that its work is taken over by a second consumer while it still runs: both handlers finish,
+and only the second one's result is recorded and announced (fencing, ADR 14). Those need a
+metadata store; the tests make an embedded SQLite one in ``tmp_path``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+
+import pytest
 
 from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.bus.port import Delivery, EventBus
 from gristmill.core.events import Event
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stores.metadata import ExecutionStore, LineageEdge, LineageStore, StageExecution
 
 LONG_WORK = "contract.long_work"
 WORK_DONE = "contract.work_done"
@@ -45,6 +53,67 @@ class SlowStage:
             self.calls += 1
         time.sleep(self.seconds)
         return StageOutcome([Announcement(WORK_DONE, dict(event.payload))])
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(0.02)
+
+
+class TakenOverStage(SlowStage):
+    """Its first handler stalls until a second consumer has taken the work over; each
+    handler records its result in the metadata store (as stages do) and announces it.
+
+    ``stale_first``: the stale handler finishes while the new holder still runs; otherwise
+    once the new holder's success is recorded.
+    """
+
+    def __init__(
+        self, results: LineageStore, executions: ExecutionStore, *, stale_first: bool
+    ) -> None:
+        super().__init__(0.0)
+        self.results, self.executions, self.stale_first = results, executions, stale_first
+        self.taken_over = threading.Event()
+        self.stale_done = threading.Event()
+
+    def handle(self, event: Event) -> StageOutcome:
+        with self._lock:
+            self.calls += 1
+            who = "stale" if self.calls == 1 else "new"
+        if who == "stale":
+            try:
+                _wait(self.taken_over.is_set, "a second consumer to take the work over")
+                if not self.stale_first:
+                    _wait(lambda: self._status(event) == "succeeded", "the new holder's success")
+                self._record(event, who)
+            finally:
+                self.stale_done.set()
+        else:
+            self.taken_over.set()
+            if self.stale_first:
+                _wait(self.stale_done.is_set, "the stale handler to finish")
+            self._record(event, who)
+        return StageOutcome([Announcement(WORK_DONE, {"by": who})])
+
+    def _record(self, event: Event, who: str) -> None:
+        self.results.add_edges([LineageEdge(event.id, "event", who, "result")])
+
+    def _status(self, event: Event) -> str | None:
+        newest = self.executions.find_execution(self.name, event.id)
+        return None if newest is None else newest.status
+
+
+class StalledWorker(StageWorker):
+    """A worker whose heartbeat stalls (as under CPU load): it renews neither lease."""
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(
+        self, delivery: Delivery, execution: StageExecution
+    ) -> AsyncIterator[None]:
+        yield
 
 
 async def drain(
@@ -139,3 +208,47 @@ class LeaseContract:
         assert [d.event.payload for d in announced] == [{"n": 1}], "announced more than once"
         assert [e.status for e in executions] == ["succeeded"]
         assert sum(w.handled for w in workers) == 1
+
+    @pytest.mark.parametrize("stale_first", [True, False], ids=["stale-first", "stale-last"])
+    async def test_a_holder_that_lost_its_lease_records_and_announces_nothing(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture, stale_first: bool
+    ) -> None:
+        caplog.set_level(logging.WARNING, logger="gristmill.runtime.worker")
+        event = Event(type=LONG_WORK, key="k", payload={"n": 1})
+        with SqlMetadataStore(f"sqlite:///{tmp_path / 'fence-contract.db'}") as metadata:
+            stage = TakenOverStage(metadata.lineage, metadata.executions, stale_first=stale_first)
+            async with (
+                self.opened(ack_wait=ACK_WAIT) as one,
+                self.opened(ack_wait=ACK_WAIT) as two,
+            ):
+                await drain(one, "observer", WORK_DONE, 0.01)  # the observer's group exists
+                await one.publish([event])
+                stale = StalledWorker(stage, one, metadata.executions)
+                new = StageWorker(stage, two, metadata.executions)
+                stale.consumer, new.consumer = "consumer-stalled", "consumer-new"
+                stop = asyncio.Event()
+                tasks = [asyncio.create_task(stale.run(stop, poll=0.05))]
+                while stage.calls == 0:  # the stalled one holds the work first
+                    await asyncio.sleep(0.02)
+                tasks.append(asyncio.create_task(new.run(stop, poll=0.05)))
+                try:
+                    announced = await drain(
+                        one, "observer", WORK_DONE, 30 * ACK_WAIT, settle=4 * ACK_WAIT
+                    )
+                    while not stage.stale_done.is_set():
+                        await asyncio.sleep(0.02)
+                finally:
+                    stop.set()
+                    await asyncio.gather(*tasks)
+            executions = metadata.executions.list_executions(event.correlation_id)
+            results = [edge.child_id for edge in metadata.lineage.children(event.id)]
+        assert stage.calls == 2, "the stalled holder's work was not taken over"
+        assert results == ["new"], f"results recorded: {results}"
+        assert [d.event.payload for d in announced] == [{"by": "new"}], "announced twice"
+        assert [(e.holder, e.status) for e in executions] == [
+            ("consumer-stalled", "failed"),
+            ("consumer-new", "succeeded"),
+        ]
+        assert (stale.handled, new.handled) == (0, 1)
+        assert "lost its lease to worker consumer-new" in caplog.text
+        assert "its results were discarded" in caplog.text

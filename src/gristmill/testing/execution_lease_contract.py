@@ -6,9 +6,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
-from gristmill.stores.metadata import MetadataStore, StageExecution
+import pytest
+
+from gristmill.errors import LeaseLostError
+from gristmill.stores.fencing import fenced
+from gristmill.stores.metadata import LineageEdge, MetadataStore, StageExecution
 from gristmill.testing.metadata_records import at, make_execution, run_together
 
 
@@ -24,7 +29,8 @@ def leased(execution_id: str, seconds: float, lease: float, **changes: Any) -> S
 
 
 class ExecutionLeaseContract:
-    """``claim_execution``, ``renew_lease``, ``list_stale_executions``, ``abandon_execution``."""
+    """``claim_execution``, ``renew_lease``, ``finish_execution``, ``fence``,
+    ``list_stale_executions``, ``abandon_execution``."""
 
     __test__ = False
 
@@ -65,6 +71,49 @@ class ExecutionLeaseContract:
         assert failed.error == "RuntimeError('flaky'); retried as execution ex-3 (worker-ex-3)"
         assert "lease" not in failed.error and "took" not in failed.error
         assert failed.finished_at == at(2)  # when its attempt ended, not when it was retried
+
+    def test_a_lapsed_lease_is_taken_over_only_after_the_margin(self, store: MetadataStore) -> None:
+        holder = leased("ex-1", 0, 30)
+        store.executions.claim_execution(holder)
+        margin = timedelta(seconds=15)
+        late = store.executions.claim_execution(leased("ex-2", 44, 30), margin=margin)
+        assert late == holder, "taken over before the lease was expired by the margin"
+        assert store.executions.claim_execution(leased("ex-3", 46, 30), margin=margin) is None
+        assert [e.status for e in store.executions.list_executions("run-1")] == [
+            "failed",
+            "running",
+        ]
+
+    def test_only_the_holder_records_how_the_work_ended(self, store: MetadataStore) -> None:
+        stale = leased("ex-1", 0, 30)
+        store.executions.claim_execution(stale)
+        store.executions.claim_execution(leased("ex-2", 31, 30))  # took the lapsed work over
+        done = replace(stale, status="succeeded", finished_at=at(40), outputs=[{"n": 1}])
+        assert not store.executions.finish_execution(done), "a stale holder recorded success"
+        old = store.executions.list_executions("run-1")[0]
+        assert (old.status, old.outputs) == ("failed", [])
+        ended = replace(leased("ex-2", 31, 30), status="succeeded", finished_at=at(41))
+        assert store.executions.finish_execution(replace(ended, outputs=[{"n": 2}]))
+        assert store.executions.find_execution("preparation", "key-1") == replace(
+            ended, outputs=[{"n": 2}]
+        )
+        assert not store.executions.finish_execution(ended), "finished twice"
+        assert not store.executions.finish_execution(replace(ended, execution_id="ex-unknown"))
+
+    def test_writes_under_a_lost_fence_are_refused(self, store: MetadataStore) -> None:
+        store.executions.claim_execution(leased("ex-1", 0, 30))
+        edge = LineageEdge("parent-1", "batch", "child-1", "feature_set")
+        with fenced(store.executions.fence("ex-1")):
+            store.lineage.add_edges([edge])  # still the holder: written
+        store.executions.claim_execution(leased("ex-2", 31, 30))
+        late = LineageEdge("parent-2", "batch", "child-2", "feature_set")
+        with fenced(store.executions.fence("ex-1")), pytest.raises(LeaseLostError, match="ex-1"):
+            store.lineage.add_edges([late])
+        assert [e.child_id for e in store.lineage.children("parent-1")] == ["child-1"]
+        assert store.lineage.children("parent-2") == [], "a stale holder's write is visible"
+        with fenced(store.executions.fence("ex-2")):
+            store.lineage.add_edges([late])  # the new holder writes
+        assert [e.child_id for e in store.lineage.children("parent-2")] == ["child-2"]
 
     def test_an_execution_without_a_lease_holds_nothing(self, store: MetadataStore) -> None:
         store.executions.record_execution(make_execution("ex-1", 0))  # recorded before leases

@@ -163,6 +163,19 @@ class MetadataStoreContract(ModelStoreContract, ExecutionLeaseContract, SpecStor
         assert [e.execution_id for e in listed] == ["ex-b", "ex-c", "ex-a"]
         assert store.executions.list_executions("run-3") == []
 
+    def test_list_executions_of_runs_reads_several_runs_at_once(self, store: MetadataStore) -> None:
+        for execution_id, seconds in [("ex-a", 2), ("ex-b", 0), ("ex-c", 1)]:
+            store.executions.record_execution(make_execution(execution_id, seconds))
+        store.executions.record_execution(make_execution("ex-x", 0, run_id="run-2"))
+        store.executions.record_execution(make_execution("ex-y", 0, run_id=None))
+        found = store.executions.list_executions_of_runs(["run-1", "run-2", "run-3"])
+        assert {k: [e.execution_id for e in v] for k, v in found.items()} == {
+            "run-1": ["ex-b", "ex-c", "ex-a"],
+            "run-2": ["ex-x"],
+            "run-3": [],
+        }
+        assert store.executions.list_executions_of_runs([]) == {}
+
     # -- lineage -------------------------------------------------------------------------
 
     def test_edges_round_trip_as_parents_and_children(self, store: MetadataStore) -> None:

@@ -355,6 +355,26 @@ class OnlineFeatureStoreContract:
         # The deleted pipeline's part takes vectors again.
         assert online_store.put(VIEW, [vector("f", 3, pipeline=P2)]) == 1
 
+    def test_deleting_the_newer_pipeline_clears_superseded(
+        self, online_store: OnlineFeatureStore
+    ) -> None:
+        later = T0 + timedelta(hours=1)
+        online_store.put(VIEW, [vector("e", 1), vector("f", 1), vector("g", 1)])
+        online_store.put(VIEW, [vector("e", 2, at=later, pipeline=P2)])
+        online_store.put(VIEW, [vector("f", 2, at=later, pipeline=P2)])
+        assert [r.status for r in online_store.get(VIEW, ["e", "f"], pipeline=P1)] == [
+            "superseded",
+            "superseded",
+        ]
+        online_store.delete_view(VIEW, pipeline=P2)
+        # Nothing newer is left: P1's vectors are current again, alone or among others.
+        assert found(online_store, VIEW, ["e"]) == [vector("e", 1)]
+        assert found(online_store, VIEW, ["e", "f", "g"]) == [
+            vector("e", 1),
+            vector("f", 1),
+            vector("g", 1),
+        ]
+
     def test_another_instance_sees_which_pipeline_is_behind(
         self, online_store: OnlineFeatureStore, online_twin: OnlineFeatureStore
     ) -> None:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConflictError, GristmillError, NotFoundError
+from gristmill.errors import ConflictError, DataError, EvaluatorError, GristmillError, NotFoundError
 from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
@@ -125,6 +125,49 @@ def leaderboard_id(
     return "lb_" + digest_json(inputs).removeprefix("sha256:")[:24]
 
 
+def _outcomes(
+    spec: PipelineSpec, tasks: dict[str, Task[dict[str, Any]]], trained: list[Candidate]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Each candidate's evaluation, and those that could not be scored (with why).
+
+    A model that cannot be scored does not hide the others; a custom evaluator of the spec
+    that raises fails the evaluation (``DataError`` naming it): no leaderboard would be
+    true, and none is recorded, so a fixed function is run again."""
+    outcomes: dict[str, dict[str, Any]] = {}
+    unscored: list[dict[str, Any]] = []
+    failing: dict[str, tuple[EvaluatorError, list[str]]] = {}
+    for candidate in trained:
+        try:
+            outcomes[candidate.name] = tasks[candidate.name].result()
+        except EvaluatorError as exc:
+            failing.setdefault(exc.path, (exc, []))[1].append(candidate.name)
+        except Exception as exc:
+            kind = "" if isinstance(exc, GristmillError) else f"{type(exc).__name__}: "
+            error = f"evaluation: {kind}{exc}"
+            unscored.append({"candidate": candidate.name, "error": error, "stage": "evaluation"})
+    if failing:
+        raise DataError(
+            "; ".join(
+                f"custom evaluator {_spec_key(spec, path)} ({path}) raised {exc.error} "
+                f"(scoring {', '.join(names)})"
+                for path, (exc, names) in failing.items()
+            )
+            + "; fix the function, or drop it from the spec's evaluate: section, and run again"
+        )
+    return outcomes, unscored
+
+
+def _spec_key(spec: PipelineSpec, path: str) -> str:
+    """Where the spec names the evaluator ``path``: ``evaluate.metric`` or
+    ``evaluate.evaluators[i]``."""
+    if spec.evaluate is not None:
+        if path in spec.evaluate.evaluators:
+            return f"evaluate.evaluators[{spec.evaluate.evaluators.index(path)}]"
+        if spec.evaluate.metric == path:
+            return "evaluate.metric"
+    return "evaluate"
+
+
 def _recorded(stores: FeatureStores, report_id: str) -> Assessment | None:
     """The assessment a recorded leaderboard holds, its pictures back on disk; else None."""
     try:
@@ -184,14 +227,11 @@ def assess(
         c.name: _submit_evaluation(executor, c, stores, task, names, test, train_y)
         for c in result.trained
     }
-    unscored: list[dict[str, Any]] = []
+    outcomes, unscored = _outcomes(spec, tasks, result.trained)
     for candidate in result.trained:
-        try:
-            outcome = tasks[candidate.name].result()
-        except Exception as exc:  # one model that cannot be scored must not hide the others
-            kind = "" if isinstance(exc, GristmillError) else f"{type(exc).__name__}: "
-            unscored.append({"candidate": candidate.name, "error": f"evaluation: {kind}{exc}"})
+        if candidate.name not in outcomes:
             continue
+        outcome = outcomes[candidate.name]
         curves[candidate.name] = outcome["curves"]
         pictures[candidate.name], picture_artifacts[candidate.name] = _keep_pictures(
             stores, outcome["pictures"], images / candidate.name
@@ -214,7 +254,9 @@ def assess(
         for s in board
     ]
     failed = [
-        {"candidate": c.name, "error": c.error} for c in result.candidates if c.status != "trained"
+        {"candidate": c.name, "error": c.error, "stage": "training"}
+        for c in result.candidates
+        if c.status != "trained"
     ] + unscored
     decision = gate(spec, result, stores, metric, best)
     report = Report(

@@ -10,44 +10,56 @@ The rule (docs/spec.md, "How the task is chosen"), first match wins:
    rows → classification; otherwise → regression;
 5. any other float label → regression; any other type cannot be told: set ``train.task``.
 
-A classification never takes more than ``MAX_CLASSES`` classes (a price read as classes
-would otherwise train for hours); the error says to set ``train.task``.
+Rules 3 to 5 live in ``core.tasks``: label-based feature selection in preparation (which
+fits before training runs) uses the very same rule, and is given ``preset_task`` when the
+spec decides. A classification never takes more than ``MAX_CLASSES`` classes (a price read
+as classes would otherwise train for hours); the error says to set ``train.task``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from gristmill.config.spec import PipelineSpec, training_target
+from gristmill.core.tasks import (
+    MAX_INFERRED_CLASSES,
+    TaskChoice,
+    describe_task,
+    distinct_values,
+    label_task,
+)
 from gristmill.errors import ConfigError
 from gristmill.learners.registry import ALGORITHMS, FORECASTERS, algorithms_for
 
-MAX_INFERRED_CLASSES = 20
+__all__ = [
+    "MAX_CLASSES",
+    "MAX_INFERRED_CLASSES",
+    "TaskChoice",
+    "check_classes",
+    "check_fits",
+    "check_selection",
+    "choose_task",
+    "describe_task",
+    "infer_task",
+    "preset_task",
+]
+
 MAX_CLASSES = 1000
 
 
-@dataclass(frozen=True)
-class TaskChoice:
-    """The task, and why: ``reason`` reads ``set by train.task`` or ``inferred: …``."""
-
-    task: str
-    reason: str
-
-    def describe(self) -> str:
-        """See ``describe_task``."""
-        return describe_task(self.task, self.reason)
-
-
-def describe_task(task: str, reason: str | None) -> str:
-    """``regression (inferred: integer label 'price' with 3,412 distinct values, more than
-    20; set train.task to override)`` — for summaries and errors."""
-    if not reason:
-        return task
-    override = "; set train.task to override" if reason.startswith("inferred") else ""
-    return f"{task} ({reason}{override})"
+def preset_task(spec: PipelineSpec | None, name: str) -> TaskChoice | None:
+    """The task training on feature set ``name`` will use when the spec alone tells it
+    (``train.task``, or forecasting when a candidate forecasts), else ``None``: the label
+    decides, by the one rule of ``core.tasks``, in preparation (label-based selection) as
+    in training. Preparation is given it, so both work for the same task."""
+    if spec is None or spec.train is None or training_target(spec) != name:
+        return None
+    if spec.train.task:
+        return TaskChoice(spec.train.task, "set by train.task")
+    return _forecasting([c.algorithm for c in spec.train.candidates])
 
 
 def choose_task(
@@ -64,42 +76,43 @@ def choose_task(
 
 def infer_task(table: pa.Table, label: str | None, algorithms: Sequence[str]) -> TaskChoice:
     """The task the module's rule gives for ``label`` of ``table`` and these algorithms."""
-    forecaster = next((a for a in algorithms if a in FORECASTERS), None)
-    if forecaster is not None:
-        return TaskChoice("forecasting", f"inferred: algorithm {forecaster!r} forecasts")
+    forecasting = _forecasting(algorithms)
+    if forecasting is not None:
+        return forecasting
     if label is None:
         return TaskChoice("clustering", "inferred: the feature set has no label")
-    column = table.column(label)
-    kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return TaskChoice("classification", f"inferred: text label {label!r}")
-    if pa.types.is_boolean(kind):
-        return TaskChoice("classification", f"inferred: boolean label {label!r}")
-    if pa.types.is_dictionary(kind):
-        return TaskChoice("classification", f"inferred: categorical label {label!r}")
-    if pa.types.is_integer(kind):
-        return _by_count(column, f"integer label {label!r}")
-    if pa.types.is_floating(kind):
-        if _whole(column):
-            return _by_count(column, f"float label {label!r} of whole numbers")
-        return TaskChoice("regression", f"inferred: float label {label!r} with fractional values")
-    raise ConfigError(
-        f"cannot tell the task from label {label!r} of type {kind}; set train.task to one of "
-        "classification, regression, clustering, forecasting"
-    )
+    return label_task(table.column(label), label)
 
 
 def check_classes(choice: TaskChoice, table: pa.Table, label: str | None) -> None:
     """``ConfigError`` naming ``train.task`` when a classification has too many classes."""
     if choice.task != "classification" or label is None or label not in table.column_names:
         return
-    classes = _distinct(table.column(label))
+    classes = distinct_values(table.column(label))
     if classes > MAX_CLASSES:
         raise ConfigError(
             f"label {label!r} has {classes:,} distinct values, more classes than a classifier "
             f"takes ({MAX_CLASSES:,}); the task is {choice.describe()}; if the label is a "
             "quantity, set train.task: regression"
         )
+
+
+def check_selection(choice: TaskChoice, selection: Mapping[str, Any], feature_set: str) -> None:
+    """``ConfigError`` naming ``train.task`` when the feature set's label-based selection
+    scored for another task than training's ``choice`` (both read the same rule, on the
+    input rows and on the feature rows: a filter step can tip a borderline label)."""
+    scored = selection.get("task")
+    if scored is None or choice.task == "clustering":
+        return
+    wanted = "classification" if choice.task == "classification" else "regression"
+    if scored == wanted:
+        return
+    raise ConfigError(
+        f"feature set {feature_set} selected its features for {scored} "
+        f"({selection.get('task_reason') or selection.get('method')}), but the task is "
+        f"{choice.describe()}; set train.task to the task you mean and prepare it again "
+        "(gristmill prepare SPEC)"
+    )
 
 
 def check_fits(algorithm: str, choice: TaskChoice) -> None:
@@ -121,24 +134,8 @@ def check_fits(algorithm: str, choice: TaskChoice) -> None:
     )
 
 
-def _by_count(column: pa.ChunkedArray, what: str) -> TaskChoice:
-    distinct = _distinct(column)
-    values = f"{distinct:,} distinct value{'s' if distinct != 1 else ''}"
-    rows = len(column) - column.null_count
-    if distinct <= MAX_INFERRED_CLASSES and 2 * distinct <= max(rows, 2):
-        return TaskChoice("classification", f"inferred: {what} with {values}")
-    if distinct > MAX_INFERRED_CLASSES:
-        why = f"more than {MAX_INFERRED_CLASSES}"
-    else:
-        why = f"more than half of its {rows:,} rows"
-    return TaskChoice("regression", f"inferred: {what} with {values}, {why}")
-
-
-def _distinct(column: pa.ChunkedArray) -> int:
-    return int(pc.count_distinct(column, mode="only_valid").as_py())
-
-
-def _whole(column: pa.ChunkedArray) -> bool:
-    valid = pc.drop_null(column)
-    finite = bool(pc.all(pc.is_finite(valid)).as_py())
-    return finite and bool(pc.all(pc.equal(valid, pc.floor(valid))).as_py())
+def _forecasting(algorithms: Sequence[str]) -> TaskChoice | None:
+    forecaster = next((a for a in algorithms if a in FORECASTERS), None)
+    if forecaster is None:
+        return None
+    return TaskChoice("forecasting", f"inferred: algorithm {forecaster!r} forecasts")

@@ -35,7 +35,7 @@ from gristmill.stores.models import Candidate, Split
 from gristmill.training.frames import training_frames
 from gristmill.training.jobs import fit_candidate
 from gristmill.training.splits import fitted_split, restore_split
-from gristmill.training.task import TaskChoice, check_fits, choose_task
+from gristmill.training.task import TaskChoice, check_fits, check_selection, choose_task
 from gristmill.training.tuning import tune
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def train(
     algorithms = [c.algorithm for c in spec.train.candidates]
     choice = choose_task(spec.train.task, table, feature_set.label, algorithms)
     task = choice.task
+    check_selection(choice, feature_set.selection, feature_set.feature_set_id)
     check_metrics(spec, choice)
     result = fitted_split(spec, feature_set, stores)  # the rows its pipeline was fitted for
     features, label = training_frames(result.train, feature_set)

@@ -68,3 +68,20 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 def test_missing_spec_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read pipeline spec"):
         load_spec(tmp_path / "absent.yaml")
+
+
+def test_wrong_names_are_reported_with_the_other_errors_at_once() -> None:
+    data = _spec(
+        features={"f": {"from": ["nope"], "label": "y", "stepz": []}},
+        train={"feature_set": "g", "candidates": [{"name": "a", "algorithm": "ridge"}]},
+    )
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    paths = [path for path, _ in info.value.problems]
+    assert paths == ["features.f.stepz", "features.f.from", "train.feature_set"]
+    assert "names 'nope', which is not a source; sources: s" in str(info.value)
+    assert "names 'g', which is not a feature set; feature sets: f" in str(info.value)
+    del data["features"]["f"]["stepz"]  # type: ignore[index]
+    with pytest.raises(SpecError) as again:  # with no other error, both still in one round
+        parse_spec(data)
+    assert [path for path, _ in again.value.problems] == paths[1:]

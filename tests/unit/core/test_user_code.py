@@ -61,7 +61,31 @@ def test_a_module_changed_while_work_ran_counts_as_changed(folder: Path) -> None
     importlib.import_module("gm_uc_single")
     watch = ModuleWatch()
     watch.note(since=started)  # imported before or after the change? unknown: read it again
-    assert watch.changed() == ["gm_uc_single"]
+    assert watch.changed() == sorted(NAMES)  # the folder's other files were written since too
     fresh = ModuleWatch()
     fresh.note(since=time.time() + 5)
     assert fresh.changed() == []
+
+
+def test_a_module_this_process_never_imported_counts_when_its_file_changes(folder: Path) -> None:
+    # an executor's worker process imports it (a custom estimator): this one never does
+    watch = ModuleWatch()
+    watch.note()
+    assert watch.changed() == []
+    assert "gm_uc_single" not in sys.modules
+    (folder / "gm_uc_single.py").write_text("VALUE = 1\n\n\nclass Added:\n    pass\n")
+    assert watch.changed() == ["gm_uc_single"]
+    watch.forget()
+    watch.note()
+    (folder / "gm_uc_new.py").write_text("")  # a new module, and one gone
+    (folder / "gm_uc_pkg" / "sub.py").unlink()
+    assert watch.changed() == ["gm_uc_new", "gm_uc_pkg.sub"]
+
+
+def test_data_beside_the_spec_is_not_watched(folder: Path) -> None:
+    (folder / "data").mkdir()
+    watch = ModuleWatch()
+    watch.note()
+    (folder / "data" / "rows.py").write_text("")  # not a package: never imported from here
+    (folder / "notes.txt").write_text("")
+    assert watch.changed() == []

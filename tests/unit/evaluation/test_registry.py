@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gristmill.errors import ConfigError, DataError
+from gristmill.errors import ConfigError, DataError, EvaluatorError
 from gristmill.evaluation import check_evaluators, evaluate, evaluator_names, higher_is_better
 
 from .conftest import Output
@@ -85,6 +86,9 @@ def custom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 
             def broken(y_true, y_pred, y_proba):
                 return "good"
+
+            def raises(y_true, y_pred, y_proba):
+                return 1 / 0
             """
         )
     )
@@ -118,3 +122,15 @@ def test_direction_of_each_metric() -> None:
         higher_is_better("confusion_matrix")
     with pytest.raises(ConfigError, match="no metric named 'rsme' \\(did you mean 'rmse'\\?\\)"):
         higher_is_better("rsme")
+
+
+def test_a_custom_evaluator_that_raises_is_an_evaluator_error_naming_it(
+    custom_module: str,
+) -> None:
+    path = f"{custom_module}:raises"
+    with pytest.raises(EvaluatorError) as raised:
+        evaluate("regression", [path], [1.0, 2.0], [1.0, 2.5])
+    assert raised.value.path == path
+    assert str(raised.value) == f"evaluator {path!r} raised ZeroDivisionError: division by zero"
+    again = pickle.loads(pickle.dumps(raised.value))  # as it comes back from a process pool
+    assert (type(again), again.path, str(again)) == (EvaluatorError, path, str(raised.value))

@@ -134,9 +134,22 @@ def test_one_row_equals_its_batch_row(
             assert one is None  # the filter rejected it, in both paths
             continue
         assert one is not None
-        row = batch.loc[index].to_dict()
+        row = batch.loc[index].drop("species").to_dict()  # the label is no input to score
         assert list(one) == list(row)
         assert all(same(one[k], row[k]) for k in row), index
+
+
+def test_one_row_never_carries_the_label(
+    penguins: pd.DataFrame, fitted: FittedFeaturePipeline
+) -> None:
+    record = penguins.iloc[0].to_dict()
+    assert fitted.label == "species" and record["species"] == "Adelie"
+    one = fitted.transform_one(record)
+    assert one is not None and "species" not in one
+    assert list(one) == ["penguin_id", "seen_at", *fitted.feature_names]
+    unlabelled = {k: v for k, v in record.items() if k != "species"}
+    assert fitted.transform_one(unlabelled) == one
+    assert "species" in fitted.transform(penguins.head(1)).columns  # a batch keeps it
 
 
 def test_a_filtered_row_is_none(fitted: FittedFeaturePipeline, penguins: pd.DataFrame) -> None:

@@ -8,12 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_diabetes, load_wine
-from sklearn.feature_selection import chi2, mutual_info_classif
+from sklearn.feature_selection import chi2, mutual_info_classif, mutual_info_regression
 from sklearn.preprocessing import MinMaxScaler
 
-from gristmill.config.features import SelectSpec
+from gristmill.config.features import FeatureSetSpec, SelectSpec
+from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, DataError
-from gristmill.features.selection import keep_all, select_features, task_of
+from gristmill.features.pipeline import FeaturePipeline
+from gristmill.features.selection import keep_all, scoring_task, select_features
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_chi2_scores_a_min_max_view(wine: tuple[pd.DataFrame, pd.Series]) -> Non
 
 
 def test_chi2_needs_categories(diabetes: tuple[pd.DataFrame, pd.Series]) -> None:
-    with pytest.raises(ConfigError, match="categorical label"):
+    with pytest.raises(ConfigError, match="chi2' scores features against classes"):
         select_features(*diabetes, spec("chi2", k=3))
 
 
@@ -130,6 +132,62 @@ def test_the_record_is_json(wine: tuple[pd.DataFrame, pd.Series]) -> None:
     assert keep_all(features).kept == list(features.columns)
 
 
-def test_task_of() -> None:
-    assert task_of(pd.Series([1.5, 2.0])) == "regression"
-    assert task_of(pd.Series([0, 1])) == task_of(pd.Series(["a", "b"])) == "classification"
+def test_scoring_task_follows_trainings_rule() -> None:
+    assert scoring_task(pd.Series([1.5, 2.0])).task == "regression"
+    assert scoring_task(pd.Series(["a", "b"])).task == "classification"
+    assert scoring_task(pd.Series([0, 1, 1, 0])).task == "classification"
+    assert scoring_task(pd.Series(range(100))).task == "regression"  # as training infers
+    forecast = TaskChoice("forecasting", "inferred: algorithm 'arima' forecasts")
+    assert scoring_task(pd.Series([0, 1, 1, 0]), forecast).task == "regression"
+
+
+@pytest.fixture(scope="module")
+def prices(diabetes: tuple[pd.DataFrame, pd.Series]) -> tuple[pd.DataFrame, pd.Series]:
+    """An integer label with 214 distinct values in 442 rows: a quantity, not classes."""
+    features, label = diabetes
+    return features, (label * 100).astype("int64").rename("price")
+
+
+def test_an_integer_quantity_is_scored_as_a_regression(
+    prices: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    features, label = prices
+    selection = select_features(features, label, spec("mutual_info", k=3))
+    expected = mutual_info_regression(features, label, random_state=0)
+    assert list(selection.scores.values()) == pytest.approx(list(expected))
+    as_classes = mutual_info_classif(features, label, random_state=0)
+    assert list(selection.scores.values()) != pytest.approx(list(as_classes))
+    assert (selection.task, selection.note) == ("regression", "mutual_info_regression, seed 0")
+    assert "integer label 'price' with 214 distinct values" in str(selection.task_reason)
+    forest = select_features(features, label, spec("model", k=3))
+    assert forest.task == "regression" and forest.note.startswith("RandomForestRegressor")
+
+
+def test_train_task_classification_flips_the_scorer(
+    prices: tuple[pd.DataFrame, pd.Series],
+) -> None:
+    features, label = prices
+    given = TaskChoice("classification", "set by train.task")
+    selection = select_features(features, label, spec("mutual_info", k=3), task=given)
+    expected = mutual_info_classif(features, label, random_state=0)
+    assert list(selection.scores.values()) == pytest.approx(list(expected))
+    assert (selection.task, selection.task_reason) == ("classification", "set by train.task")
+    assert select_features(features, label, spec("chi2", k=3), task=given).task == (
+        "classification"
+    )
+
+
+def test_chi2_on_a_regression_names_train_task(prices: tuple[pd.DataFrame, pd.Series]) -> None:
+    features, label = prices
+    with pytest.raises(ConfigError, match=r"task is regression \(inferred: integer.*train\.task"):
+        select_features(features, label, spec("chi2", k=3))
+    section = FeatureSetSpec.model_validate(
+        {"from": ["sales"], "label": "price", "select": {"method": "chi2", "k": 3}}
+    )
+    pipeline = FeaturePipeline.from_spec(section, where="features.sales_v1")
+    with pytest.raises(ConfigError, match=r"^features\.sales_v1\.select: .*train\.task"):
+        pipeline.fit(features.assign(price=label))
+    given = TaskChoice("classification", "set by train.task")
+    assert pipeline.fit(features.assign(price=label), task=given).selection.task == (
+        "classification"
+    )

@@ -111,3 +111,38 @@ def test_a_run_a_command_did_in_process_keeps_its_recorded_status() -> None:
     assert run_status(legacy, [], NOW, consumes=CONSUMES) == "queued"
     ingested = replace(done("ex-i", "src", ("raw.ingested", "raw")), run_id="l")
     assert run_status(legacy, [ingested], NOW, consumes=CONSUMES) == "succeeded"  # "raw": ok
+
+
+def test_a_run_gc_closed_takes_the_status_of_work_started_after_the_close() -> None:
+    now = datetime.now(UTC)
+    announced = [{"id": "ev-1", "type": "source.available", "key": "a"}]
+    closed = Run(
+        "01R",
+        "p",
+        "partial",
+        now - timedelta(hours=1),
+        finished_at=now - timedelta(minutes=30),
+        summary={"command": "ingest --queue", "announced": announced, "closed_by": "gristmill gc"},
+    )
+    swept = StageExecution(
+        "ex-1",
+        "ingestion",
+        "k",
+        "failed",
+        now - timedelta(minutes=50),
+        run_id="01R",
+        input_event_id="ev-1",
+        error="abandoned",
+    )
+    assert view_run(closed, [swept], now).status == "partial"  # nothing since: the close stands
+    retried = StageExecution(
+        "ex-2",
+        "ingestion",
+        "k",
+        "succeeded",
+        now - timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=4),
+        run_id="01R",
+        input_event_id="ev-1",
+    )
+    assert view_run(closed, [swept, retried], now).status == "succeeded"

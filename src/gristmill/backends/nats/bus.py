@@ -104,6 +104,7 @@ class NatsJetStreamBus:
         self._js: JetStreamContext | None = None
         self._pullers: dict[tuple[str, str, str], Puller] = {}
         self._stale = False  # the server may have lost the stream or consumers: declare again
+        self._declared = False  # the stream was there (or made) once: missing later = lost
         self._outage = OutageLog()
 
     def __repr__(self) -> str:
@@ -172,6 +173,7 @@ class NatsJetStreamBus:
         with self._translated(), suppress(nats.js.errors.NotFoundError):
             await self._jetstream.delete_stream(self.stream)
         self._pullers.clear()
+        self._declared = False  # deleted on purpose: made again without a warning
 
     async def publish(self, events: Sequence[Event]) -> None:
         if not events:
@@ -281,6 +283,18 @@ class NatsJetStreamBus:
         return self._js
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
+        """Declare the stream; one that this bus saw before and that is gone now (a server
+        restarted without its store) is said once, as a warning, before it is made again."""
+        if self._declared:
+            try:
+                await js.stream_info(self.stream)
+            except nats.js.errors.NotFoundError:
+                _log.warning(
+                    "NATS stream %s was lost (did the server restart without its data?); "
+                    "creating it again: events announced before the loss and not yet "
+                    "handled may be gone — queue their work again",
+                    self.stream,
+                )
         config = api.StreamConfig(
             name=self.stream,
             subjects=[f"{token(self.namespace)}.*"],
@@ -292,6 +306,7 @@ class NatsJetStreamBus:
         except nats.js.errors.BadRequestError as exc:
             if exc.err_code != 10058:  # exists with other settings: keep those
                 raise
+        self._declared = True
 
     async def _puller(self, group: str, event_type: str, consumer: str) -> Puller:
         key = (group, event_type, consumer)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
@@ -175,9 +175,10 @@ class RedisOnlineStore:
     strings, not one per entity); ``put`` is a Lua script per 500 vectors, all in one
     pipeline, that writes a vector only when its event time is newer than the stored one
     of its pipeline, and marks whichever of two pipelines' vectors of an entity is older as
-    superseded. A vector with a TTL also gets a Redis expiry one more TTL (at most a day)
-    after ``event_time + ttl``, so Redis drops expired vectors itself; ``get`` checks the
-    expiry, so a vector is never served late.
+    superseded; ``get`` checks such a mark against the other pipelines' vectors as they
+    are now, so it lapses once the newer ones are deleted. A vector with a TTL also gets a
+    Redis expiry one more TTL (at most a day) after ``event_time + ttl``, so Redis drops
+    expired vectors itself; ``get`` checks the expiry, so a vector is never served late.
 
     Values must be msgpack scalars (None, bool, int, float, str, bytes) or lists of them.
     The ``{namespace}`` hash tag keeps a namespace's keys in one cluster slot.
@@ -273,6 +274,7 @@ class RedisOnlineStore:
                 found = [None if blob is None else msgpack.unpackb(blob, timestamp=3)]
             else:
                 found = self._get_many(prefix, entities)
+            self._confirm_marks(view, pipeline, entities, found)
             return _lookups(entities, found, features)
         except redis_errors.NoScriptError:
             self._reload_scripts()
@@ -331,6 +333,36 @@ class RedisOnlineStore:
             payload = b"".join([_ARRAY32.pack(0xDD, count), *reply])
             found.extend(msgpack.unpackb(payload, timestamp=3))
         return found
+
+    def _confirm_marks(
+        self, view: str, pipeline: str, entities: Sequence[str], found: list[Any]
+    ) -> None:
+        """Check the ``superseded`` marks of ``found`` against the other pipelines' vectors
+        as they are now, and correct them in place.
+
+        The put script marks the older side when it writes, but the newer vector may be gone
+        since (its pipeline's part deleted, its key dropped by Redis after its TTL): then the
+        vector is current again, as SQLite, which decides at read, says too. Only marked
+        vectors cost anything: one SMEMBERS and one MGET per call that meets any.
+        """
+        now = time.time_ns() // 1000
+        marked = [
+            i
+            for i, item in enumerate(found)
+            if item is not None and item[3] and not (item[1] and item[1] <= now)
+        ]
+        if not marked:
+            return
+        client, mine = self._redis, _segment(pipeline)
+        members = cast("set[bytes]", client.smembers(self._pipelines_key(view)))
+        others = [p.decode() for p in members if p.decode() != mine]
+        view_prefix = self._view_prefix(view)
+        keys = [f"{view_prefix}{other}:{entities[i]}" for i in marked for other in others]
+        blobs = cast("list[bytes | None]", client.mget(keys)) if keys else []
+        for n, i in enumerate(marked):
+            own = _micros(found[i][0])
+            times = [_event_micros(blob) for blob in blobs[n * len(others) : (n + 1) * len(others)]]
+            found[i][3] = max((at for at in times if at is not None and at > own), default=0)
 
     def _reload_scripts(self) -> None:
         # The server lost its script cache (a restart or SCRIPT FLUSH): load them again.
@@ -394,6 +426,14 @@ def _micros(moment: datetime) -> int:
     if moment.tzinfo is None:  # naive times are taken as UTC, as everywhere in gristmill
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MICROSECOND
+
+
+def _event_micros(blob: bytes | None) -> int | None:
+    """The event time (µs) at the head of a stored blob; ``None`` for none or another layout."""
+    if blob is None or len(blob) < _HEAD.size or blob[0] != _ARRAY8:
+        return None
+    nanos, seconds = struct.unpack_from(">Iq", blob, 4)
+    return int(seconds) * 1_000_000 + int(nanos) // 1000
 
 
 def _stamp(micros: int) -> tuple[int, int]:

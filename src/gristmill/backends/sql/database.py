@@ -27,15 +27,18 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 
+from gristmill.backends.sql.tables import stage_executions
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
     ConflictError,
+    LeaseLostError,
     MissingExtraError,
     UnknownBackendError,
 )
+from gristmill.stores.fencing import current_fence
 
 BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
@@ -92,6 +95,11 @@ class SqlDatabase:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    @property
+    def fence_scope(self) -> str:
+        """What names this database to a ``Fence`` (``stores.fencing``): its URL and schema."""
+        return f"{self.url}#{self.schema or ''}"
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -165,6 +173,8 @@ class SqlDatabase:
                 connection.execution_options(**{_WRITE: write})
                 with connection.begin():
                     yield connection
+                    if write:
+                        self._check_fence(connection)
         except exc.IntegrityError as error:
             raise ConflictError(
                 f"the {self.role} store refused a duplicate: {error.orig}"
@@ -183,6 +193,29 @@ class SqlDatabase:
             ) from error
         except exc.SQLAlchemyError as error:
             raise BackendError(f"the {self.role} store failed: {error}") from error
+
+    def _check_fence(self, connection: sa.Connection) -> None:
+        """Under a fence on this database, commit only while its execution still runs.
+
+        Checked last, in the transaction: SQLite holds the database's write lock since
+        ``BEGIN IMMEDIATE``; PostgreSQL locks the execution's row (``FOR SHARE``) until the
+        commit, so a claim taking the work over waits for it, or this sees it taken over.
+        """
+        fence = current_fence()
+        if fence is None or fence.scope != self.fence_scope:
+            return
+        query = sa.select(stage_executions.c.status, stage_executions.c.error).where(
+            stage_executions.c.execution_id == fence.execution_id
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(read=True)
+        row = connection.execute(query).first()
+        if row is None or row.status != "running":
+            why = "it is not recorded" if row is None else f"it is {row.status}: {row.error}"
+            raise LeaseLostError(
+                f"execution {fence.execution_id} no longer holds its work ({why}); "
+                "its write was refused"
+            )
 
     def _unavailable(self, error: exc.DBAPIError) -> BackendUnavailableError:
         return BackendUnavailableError(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import stage_executions as executions
+from gristmill.stores.fencing import Fence
 from gristmill.stores.metadata import StageExecution
 
 _RUNNING = executions.c.status == "running"
+_IDS_PER_QUERY = 500  # run ids per IN list: well under SQLite's limit of bound parameters
 
 
 def _expired(before: datetime) -> sa.ColumnElement[bool]:
@@ -53,19 +56,21 @@ class SqlExecutionStore:
         with self._db.write() as connection:
             self._db.upsert(connection, executions, to_values(execution))
 
-    def claim_execution(self, execution: StageExecution) -> StageExecution | None:
+    def claim_execution(
+        self, execution: StageExecution, *, margin: timedelta = timedelta(0)
+    ) -> StageExecution | None:
         now, stage, key = execution.started_at, execution.stage, execution.idempotency_key
         of_key = (executions.c.stage == stage, executions.c.idempotency_key == key)
         with self._db.write() as connection:
             self._lock_key(connection, stage, key)
             blocker = self._newest(connection, *of_key, executions.c.status == "succeeded")
             blocker = blocker or self._newest(
-                connection, *of_key, _RUNNING, executions.c.lease_expires_at >= now
+                connection, *of_key, _RUNNING, executions.c.lease_expires_at >= now - margin
             )
             if blocker is not None:
                 return blocker
             expired = connection.execute(
-                sa.select(executions).where(*of_key, _RUNNING, _expired(now))
+                sa.select(executions).where(*of_key, _RUNNING, _expired(now - margin))
             ).all()
             for row in expired:
                 ended = to_object(StageExecution, row)
@@ -90,6 +95,20 @@ class SqlExecutionStore:
             )
         return bool(renewed.rowcount)
 
+    def finish_execution(self, execution: StageExecution) -> bool:
+        values = to_values(execution)
+        del values["execution_id"]
+        with self._db.write() as connection:
+            finished = connection.execute(
+                sa.update(executions)
+                .where(executions.c.execution_id == execution.execution_id, _RUNNING)
+                .values(**values)
+            )
+        return bool(finished.rowcount)
+
+    def fence(self, execution_id: str) -> Fence:
+        return Fence(execution_id, self._db.fence_scope)
+
     def find_execution(self, stage: str, idempotency_key: str) -> StageExecution | None:
         with self._db.read() as connection:
             return self._newest(
@@ -107,6 +126,21 @@ class SqlExecutionStore:
         with self._db.read() as connection:
             rows = connection.execute(query).all()
         return [to_object(StageExecution, row) for row in rows]
+
+    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
+        found: dict[str, list[StageExecution]] = {run_id: [] for run_id in run_ids}
+        wanted = list(found)
+        with self._db.read() as connection:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                query = (
+                    sa.select(executions)
+                    .where(executions.c.run_id.in_(wanted[start : start + _IDS_PER_QUERY]))
+                    .order_by(executions.c.started_at, executions.c.execution_id)
+                )
+                for row in connection.execute(query).all():
+                    execution = to_object(StageExecution, row)
+                    found[str(execution.run_id)].append(execution)
+        return found
 
     def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
         query = (
