@@ -67,7 +67,7 @@ def client(trained: Any) -> Any:  # noqa: F811
 
 
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -82,3 +82,25 @@ def test_no_body_or_name_gets_a_5xx(
     answer = client.post(path, content=content, headers={"content-type": "application/json"})
     assert answer.status_code < 500, (path, body, answer.text)
     assert isinstance(answer.json(), dict)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ref=refs,
+    body=bodies
+    | st.fixed_dictionaries({"inputs": values})
+    | st.fixed_dictionaries({"dataframe_split": values}),
+    kind=st.sampled_from(["oip", "mlflow"]),
+    media=st.sampled_from(["application/json", "text/csv", "application/octet-stream"]),
+)
+def test_the_other_protocols_give_no_5xx_either(
+    client: Any, ref: str, body: Any, kind: str, media: str
+) -> None:
+    path = f"/v2/models/{ref}/infer" if kind == "oip" else f"/invocations?model={ref}"
+    content = json.dumps(body).encode()
+    answer = client.post(path, content=content, headers={"content-type": media})
+    assert answer.status_code < 500, (path, body, answer.text)
