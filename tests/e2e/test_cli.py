@@ -239,3 +239,10 @@ def test_gc_clears_crash_leftovers_and_abandoned_runs(tmp_path: Path) -> None:
     assert not leftover.exists()
     runs = json.loads(gm("ls", "runs", "--json", cwd=tmp_path, check=True).stdout)
     assert {r["run_id"]: r["status"] for r in runs} == {"01OLDRUN": "failed", "01NEWRUN": "running"}
+
+
+def test_doctor_masks_the_server_token(tmp_path: Path) -> None:
+    (tmp_path / "gristmill.toml").write_text('[serve]\ntoken = "s3cr3t-t0ken"\n')
+    result = gm("doctor", "--timeout", "1", cwd=tmp_path)
+    assert "s3cr3t-t0ken" not in result.stdout + result.stderr
+    assert "serve.token" in result.stdout and "****" in result.stdout

@@ -140,7 +140,10 @@ def doctor(
     console.print(f"settings file: {source}; then GRISTMILL_* environment, then flags")
     resolved = Table("setting", "value", title="resolved settings", title_justify="left")
     for key, value in _flatten(settings.model_dump(mode="json")):
-        resolved.add_row(key, mask_text(str(value)) if "url" in key else str(value))
+        shown = mask_text(str(value)) if "url" in key else str(value)
+        if key.endswith("token") and value:
+            shown = "****"  # a bearer token is a secret
+        resolved.add_row(key, shown)
     console.print(resolved)
     extras = [
         f"{name} {'✓' if importlib.util.find_spec(module) else '✗'}"
