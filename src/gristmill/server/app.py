@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,6 +39,9 @@ from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.protocols import mlflow, native, oip
 
 logger = logging.getLogger(__name__)
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread holds the GIL while another waits (Python's default: 0.005)."""
 
 SETTINGS_VARIABLE = "_GRISTMILL_SERVE_SETTINGS"
 """How ``gristmill serve`` hands its settings to uvicorn's worker processes (JSON)."""
@@ -78,18 +82,24 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
             log.publish = services.bus.publish
             models.attach(services.feature_stores())
             tasks = [asyncio.create_task(log.run(), name="prediction-log")]
+            interval = sys.getswitchinterval()
             try:
                 await _preload(models, serve.models)
                 # What start-up made (libraries, models) lives as long as the process: keep
                 # the collector from walking it again on every full collection.
                 gc.collect()
                 gc.freeze()
+                # The log's writer thread holds the GIL for pure-Python work; by default the
+                # event loop would wait up to 5 ms for it after each socket call.
+                sys.setswitchinterval(SWITCH_INTERVAL)
                 models.set_ready(True)
                 tasks.append(asyncio.create_task(reload.poll(models, serve.poll_seconds)))
                 tasks.append(asyncio.create_task(reload.listen(models, services.bus)))
                 logger.info("serving %s", ", ".join(serve.models) or "models on first request")
                 yield
             finally:
+                sys.setswitchinterval(interval)
+                gc.unfreeze()
                 models.set_ready(False)
                 for task in tasks:
                     task.cancel()
