@@ -93,7 +93,8 @@ def train(folder: Path, rows: int) -> dict[str, str]:
         line = next(line for line in summary.splitlines() if f" {name} " in line and "mc_" in line)
         candidate = re.search(r"(mc_\w{24})", line).group(1)  # type: ignore[union-attr]
         promoted = gristmill("promote", candidate, "--model", f"bench_{name}", cwd=folder)
-        kinds[name] = promoted[promoted.index("servable:") :].splitlines()[0]
+        shown = " ".join(promoted[promoted.index("servable:") :].split())  # unwrapped
+        kinds[name] = shown[: shown.index(f"bench_{name}@")].strip()
     return kinds
 
 
