@@ -113,6 +113,7 @@ def _register() -> None:
         registry,
         running,
         scoring,
+        serving,
         training,
         worker,
     )
@@ -126,6 +127,7 @@ def _register() -> None:
     maintenance.register(app)
     registry.register(app)
     scoring.register(app)
+    serving.register(app)
     dead_letters.register(app)
 
 

@@ -89,6 +89,8 @@ def promote_command(
         )
     _compile(ctx, version)
     target = f"{name}@{alias}"
+    if done.replaced is None or done.replaced.version != version.version:
+        _announce(ctx, version, alias, done.replaced)
     if done.replaced is None:
         console.print(f"{target} → version {version.version}", highlight=False)
     elif done.replaced.version == version.version:
@@ -97,6 +99,43 @@ def promote_command(
         kept = f", which is now {name}@{PREVIOUS}" if alias == CHAMPION else ""
         console.print(
             f"{target} → version {version.version} (was version {done.replaced.version}{kept})",
+            highlight=False,
+        )
+
+
+def _announce(
+    ctx: typer.Context, version: ModelVersion, alias: str, replaced: ModelVersion | None
+) -> None:
+    """Publish ``model.deployed`` so running servers switch now; a bus that cannot be
+    reached is a warning (servers also read the registry every serve.poll_seconds)."""
+    import asyncio
+
+    from gristmill.core.events import MODEL_DEPLOYED, Event
+    from gristmill.runtime.wiring import build_bus
+
+    settings = settings_from(ctx)
+    payload = {
+        "model": version.model,
+        "alias": alias,
+        "version": version.version,
+        "previous": None if replaced is None else replaced.version,
+    }
+
+    async def publish() -> None:
+        bus = build_bus(settings)
+        await bus.open()
+        try:
+            await bus.publish([Event(type=MODEL_DEPLOYED, key=version.model, payload=payload)])
+        finally:
+            await bus.close()
+
+    try:
+        asyncio.run(publish())
+    except GristmillError as exc:
+        err_console.print(
+            f"warning: could not announce {version.model}@{alias} on the bus ({exc}); running "
+            f"servers pick it up within serve.poll_seconds ({settings.serve.poll_seconds}s)",
+            style="yellow",
             highlight=False,
         )
 

@@ -118,6 +118,47 @@ class StreamSettings(BaseModel):
     )
 
 
+class ServeSettings(BaseModel):
+    """The prediction server (``gristmill serve``): where it listens, what it preloads, how
+    it batches, caches and logs, and its limits (see docs/serving.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="Server processes (uvicorn workers).")
+    models: list[str] = Field(
+        default_factory=list, description="Models loaded at start: NAME, NAME@ALIAS, NAME/N."
+    )
+    poll_seconds: float = Field(
+        5.0, gt=0, description="How often aliases are read again from the registry."
+    )
+    max_batch_size: int = Field(
+        32, ge=1, description="Concurrent one-row requests scored together (1: no batching)."
+    )
+    max_batch_wait_ms: float = Field(
+        1.0, ge=0, description="Longest a request waits for others to join its batch."
+    )
+    cache_size: int = Field(0, ge=0, description="One-row answers kept (0: no cache).")
+    cache_ttl: float = Field(60.0, gt=0, description="Seconds a cached answer is kept.")
+    max_rows: int = Field(10_000, ge=1, description="Rows one request may hold (else 413).")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Bytes one request body may hold (else 413)."
+    )
+    log_sample: float = Field(
+        1.0, ge=0, le=1, description="Share of answered requests written to the prediction log."
+    )
+    log_url: str | None = Field(None, description="Folder of the prediction log (JSON Lines).")
+    log_flush_seconds: float = Field(1.0, gt=0, description="How often the log is written.")
+    log_flush_rows: int = Field(10_000, ge=1, description="Requests that trigger a write.")
+    token: str | None = Field(
+        None, description="Bearer token: always required by /admin/*, by predictions if asked."
+    )
+    token_for_predictions: bool = Field(
+        False, description="Prediction endpoints require the token too."
+    )
+
+
 class Settings(BaseSettings):
     """Everything that says *where* gristmill keeps and moves things (not *what* it does)."""
 
@@ -134,6 +175,7 @@ class Settings(BaseSettings):
     features: StoreSettings = StoreSettings()
     artifacts: StoreSettings = StoreSettings()
     online: OnlineSettings = OnlineSettings()
+    serve: ServeSettings = ServeSettings()
 
     def bus_url(self) -> str:
         if self.bus.url:
@@ -159,6 +201,9 @@ class Settings(BaseSettings):
 
     def artifacts_url(self) -> str:
         return self.artifacts.url or str(self.home / "artifacts")
+
+    def predictions_url(self) -> str:
+        return self.serve.log_url or str(self.home / "predictions")
 
     def online_url(self) -> str:
         if self.online.url:

@@ -9,9 +9,9 @@ protocols get the same behaviour.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,20 +30,36 @@ class Served:
         return self.servable.manifest
 
 
+@dataclass(frozen=True)
+class EntityPredictions:
+    """An answer per entity asked, in order: ``predictions`` for every row (missing where
+    the entity had no usable vector) and ``status`` per row — ``found``, ``missing``,
+    ``expired`` or ``superseded`` (see ``VectorLookup``); only ``found`` rows were scored."""
+
+    predictions: Predictions
+    status: tuple[str, ...]
+
+
 class ServedModels(Protocol):
     """The versions a server holds and the one way requests are scored.
 
     ``find`` resolves ``model`` with ``version`` (a number) or ``alias`` (default
-    ``champion``) to a loaded version, loading it on first use; ``NotFoundError`` names the
-    model, version or alias when there is none (the routes answer 404). ``predict`` scores
+    ``champion``) to a loaded version, loading it on first use (hence async: loading reads
+    the registry and the artifact store off the event loop); ``NotFoundError`` names the
+    model, version or alias when there is none (the routes answer 404), ``NotReadyError``
+    (503) while the server is starting. A promotion changes what an alias finds from then
+    on; a request that found a version keeps it to its end. ``predict`` scores
     ``columns`` (one array per input column of the manifest; the routes answer a
     ``DataError`` with 400 naming its field) and records the request under ``protocol`` and
-    ``request_id`` (metrics, prediction log). ``ready`` says whether the server can answer.
+    ``request_id`` (metrics, prediction log). ``predict_entities`` scores entities by their
+    feature vectors in the online store — only vectors made by the version's own fitted
+    pipeline — with ``columns`` (feature columns, one value per entity) overriding stored
+    values. ``ready`` says whether the server can answer.
     """
 
     def ready(self) -> bool: ...
 
-    def find(
+    async def find(
         self, model: str, *, version: int | None = None, alias: str | None = None
     ) -> Served: ...
 
@@ -57,3 +73,13 @@ class ServedModels(Protocol):
         protocol: str,
         request_id: str,
     ) -> Predictions: ...
+
+    async def predict_entities(
+        self,
+        served: Served,
+        entities: Sequence[str],
+        columns: Mapping[str, Any] | None = None,
+        *,
+        protocol: str,
+        request_id: str,
+    ) -> EntityPredictions: ...

@@ -1,0 +1,97 @@
+"""``gristmill serve``: the prediction server (uvicorn over ``gristmill.server``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Annotated, Any
+
+import typer
+
+from gristmill.cli.console import console
+from gristmill.cli.settings import settings_from
+from gristmill.config.settings import ServeSettings, Settings
+from gristmill.errors import MissingExtraError
+from gristmill.runtime.wiring import open_stores
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (serve.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (serve.port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Server processes (serve.workers).")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Load this model at start: NAME, NAME@ALIAS or NAME/VERSION (repeatable; "
+            "serve.models). Others load on their first request.",
+        ),
+    ] = None,
+) -> None:
+    """Serve registered models over HTTP: gristmill's JSON API, the Open Inference
+    Protocol v2 and MLflow's scoring protocol.
+
+    A model named without a version answers at its @champion; promoting another version
+    (`gristmill promote`) is picked up without a restart. Endpoints, settings and examples:
+    docs/serving.md.
+
+    \b
+        gristmill serve --model penguins
+        gristmill serve --port 8080 --workers 4
+        curl -s localhost:8000/v1/models/penguins/predict -H 'content-type: application/json' \\
+             -d '{"rows": [{"island": "Dream", "bill_length_mm": 41.2, ...}]}'
+    """
+    settings = settings_from(ctx)
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (("host", host), ("port", port), ("workers", workers))
+        if value is not None
+    }
+    if model:
+        overrides["models"] = list(model)
+    serve_settings = ServeSettings.model_validate({**settings.serve.model_dump(), **overrides})
+    settings = settings.model_copy(update={"serve": serve_settings})
+    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("orjson") is None:
+        raise MissingExtraError("the server needs its extra: pip install 'gristmill[serve]'")
+    _check_models(settings)
+    import uvicorn
+
+    from gristmill.server.app import SETTINGS_VARIABLE
+
+    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    console.print(
+        f"serving on http://{serve_settings.host}:{serve_settings.port} "
+        f"({serve_settings.workers} worker(s)); docs/serving.md lists the endpoints",
+        highlight=False,
+    )
+    uvicorn.run(
+        "gristmill.server.app:worker_app",
+        factory=True,
+        host=serve_settings.host,
+        port=serve_settings.port,
+        workers=serve_settings.workers,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _check_models(settings: Settings) -> None:
+    """Each model to preload names a registered version (else one clear line, now)."""
+    if not settings.serve.models:
+        return
+    from gristmill.servables import parse_ref, resolve_version
+
+    with open_stores(settings) as stores:
+        for ref in settings.serve.models:
+            resolve_version(stores, *parse_ref(ref))
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Models")(serve)

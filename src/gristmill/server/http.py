@@ -1,0 +1,156 @@
+"""What every route shares: JSON in and out (orjson), errors as JSON, limits, request ids.
+
+HTTP status codes are decided here and nowhere else (``status_of``): a ``NotFoundError`` is
+404, a ``DataError`` or ``ConfigError`` 400 (the message names the field), ``TooLargeError``
+413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401, ``NotReadyError`` and an
+unreachable backend 503. Anything else is a 500 whose body says only that it was
+unexpected and the request id to look for in the server's log: no traceback reaches a
+client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gristmill.core.ids import new_id
+from gristmill.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DataError,
+    GristmillError,
+    NotFoundError,
+)
+
+logger = logging.getLogger(__name__)
+
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+REQUEST_ID = "x-request-id"
+
+
+class TooLargeError(DataError):
+    """A request holds more rows or bytes than the server's limits (``serve.max_rows``,
+    ``serve.max_body_bytes``)."""
+
+
+class UnsupportedMediaError(DataError):
+    """A request body of a content type the endpoint does not read."""
+
+
+class UnauthorizedError(GristmillError):
+    """A request without the bearer token the server requires."""
+
+
+class NotReadyError(GristmillError):
+    """The server cannot answer yet (stores not open, preloaded models still loading)."""
+
+
+def status_of(exc: BaseException) -> int:
+    """The HTTP status of an error (see the module docstring)."""
+    for kind, status in (
+        (TooLargeError, 413),
+        (UnsupportedMediaError, 415),
+        (NotFoundError, 404),
+        (DataError, 400),
+        (ConfigError, 400),
+        (UnauthorizedError, 401),
+        (NotReadyError, 503),
+        (BackendUnavailableError, 503),
+    ):
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+class JSONResponse(Response):
+    """A JSON answer serialized by orjson (numpy arrays directly)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=JSON_OPTIONS)
+
+
+def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """``{"error": message}``, with the field (``column``, ``row``) a ``DataError`` names."""
+    if status_of(exc) == 500:
+        logger.error("request %s failed unexpectedly", request_id, exc_info=exc)
+        return {"error": f"unexpected error; see the server log for request {request_id}"}
+    body: dict[str, Any] = {"error": str(exc)}
+    if isinstance(exc, DataError):
+        if exc.column is not None:
+            body["field"] = exc.column
+        if exc.row is not None:
+            body["row"] = exc.row
+    return body
+
+
+def error_response(exc: BaseException, request_id: str = "") -> JSONResponse:
+    """The JSON answer to a failed request (the status from ``status_of``)."""
+    request_id = request_id or new_id()
+    headers = {REQUEST_ID: request_id}
+    return JSONResponse(error_body(exc, request_id), status_of(exc), headers=headers)
+
+
+def request_id(request: Request) -> str:
+    """The client's ``X-Request-ID`` (kept when it is short and printable), else a new one."""
+    given = request.headers.get(REQUEST_ID)
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return new_id()
+
+
+async def body_of(request: Request, limit: int) -> bytes:
+    """The request body, refused with ``TooLargeError`` as soon as it passes ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(
+            f"the request body has {declared} bytes, more than the server takes ({limit}; "
+            "serve.max_body_bytes); send fewer rows per request"
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(
+                f"the request body is larger than the server takes ({limit} bytes; "
+                "serve.max_body_bytes); send fewer rows per request"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_of(request: Request, limit: int) -> Any:
+    """The request body parsed as JSON; ``UnsupportedMediaError`` for another content type,
+    ``DataError`` saying where the JSON is malformed."""
+    kind = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaError(
+            f"content type {kind!r} is not read here; send JSON (Content-Type: application/json)"
+        )
+    body = await body_of(request, limit)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DataError(f"the request body is not valid JSON: {exc}") from exc
+
+
+def check_token(request: Request, token: str | None) -> None:
+    """``UnauthorizedError`` unless the request carries ``Authorization: Bearer <token>``
+    (nothing is checked when no token is set)."""
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        value.strip().encode(), token.encode()
+    ):
+        raise UnauthorizedError(
+            "this endpoint needs the server's token: send Authorization: Bearer <serve.token>"
+        )

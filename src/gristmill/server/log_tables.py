@@ -1,0 +1,85 @@
+"""Prediction log records to Arrow tables: one row per scored row, columns built in bulk.
+
+Records of one model version with the same input columns become one table: ``request_id``,
+``protocol``, ``at`` (UTC time), ``latency_ms``, ``row`` (its place in the request), then a
+struct ``inputs`` (one field per input column), ``prediction`` and, for a classifier, a
+struct ``probabilities`` (one field per class). Columns are joined once per write
+(``np.concatenate``, one flattening per column), not per record; a column whose values
+Arrow cannot type as one (numbers sent as text in some requests) is written as text.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gristmill.servables.port import Predictions, ServableManifest
+
+Record = tuple[str, str, ServableManifest, float, float, Mapping[str, Any], Predictions]
+GroupKey = tuple[str, int, tuple[str, ...]]
+
+
+def grouped(records: Sequence[Record]) -> dict[GroupKey, list[Record]]:
+    """Records by model, version and input columns (those of the manifest when present)."""
+    groups: dict[GroupKey, list[Record]] = defaultdict(list)
+    inputs: dict[int, tuple[str, ...]] = {}
+    for record in records:
+        manifest, columns = record[2], record[5]
+        names = inputs.get(id(manifest))
+        if names is None:
+            names = inputs[id(manifest)] = tuple(c.name for c in manifest.inputs)
+        if not names or not all(n in columns for n in names):
+            names = tuple(columns)
+        groups[(manifest.model, manifest.version, names)].append(record)
+    return groups
+
+
+def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
+    """The rows of ``records`` (see the module docstring)."""
+    counts = np.fromiter((len(r[6].values) for r in records), dtype=np.int64, count=len(records))
+    rows = int(counts.sum())
+
+    def repeated(index: int, kind: Any) -> np.ndarray:
+        values = np.fromiter((r[index] for r in records), dtype=kind, count=len(records))
+        return np.repeat(values, counts)
+
+    places = np.arange(rows) - np.repeat(np.cumsum(counts) - counts, counts)
+    inputs = [_column([r[5][name] for r in records]) for name in names]
+    columns: dict[str, Any] = {
+        "request_id": pa.array(repeated(0, object), pa.string()),
+        "protocol": pa.array(repeated(1, object), pa.string()),
+        "at": pa.array((repeated(3, np.float64) * 1e6).astype("datetime64[us]")),
+        "latency_ms": pa.array(repeated(4, np.float64) * 1000.0),
+        "row": pa.array(places),
+        "inputs": pa.StructArray.from_arrays(inputs, names=list(names))
+        if names
+        else pa.nulls(rows),
+        "prediction": _column([r[6].values for r in records]),
+    }
+    probabilities = [r[6].probabilities for r in records if r[6].probabilities is not None]
+    manifest = records[0][2]
+    if manifest.classes and len(probabilities) == len(records):
+        joined: np.ndarray = np.concatenate(probabilities)
+        fields = [str(c) for c in manifest.classes]
+        arrays = [pa.array(joined[:, i]) for i in range(joined.shape[1])]
+        columns["probabilities"] = pa.StructArray.from_arrays(arrays, names=fields)
+    return pa.table(columns)
+
+
+def _column(parts: list[Any]) -> pa.Array:
+    """One Arrow column from each record's values (numpy arrays or JSON lists)."""
+    if all(isinstance(p, np.ndarray) for p in parts):
+        joined = np.concatenate(parts) if parts else np.empty(0)
+        if joined.dtype.kind != "O":
+            return pa.array(joined)
+        flat: list[Any] = joined.tolist()
+    else:
+        flat = [v for p in parts for v in (p.tolist() if isinstance(p, np.ndarray) else p)]
+    try:
+        return pa.array(flat, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return pa.array([None if v is None else str(v) for v in flat], pa.string())

@@ -1,0 +1,146 @@
+"""The server's Prometheus metrics, kept in plain counters and written as Prometheus text.
+
+Per ``(model_name, model_version)``: requests, errors, latency (a histogram in seconds),
+rows scored, batch sizes (a histogram) and cache hits. Updating one costs a dict lookup and a
+few additions on the event loop's thread (no lock, no label object per call): cheaper than a
+general client library on the request path. Each server process keeps its own figures, so a
+scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
+label, so their series never mix.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class _Histogram:
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        out = []
+        running = 0
+        for bound, count in zip(self.bounds, self.counts, strict=False):
+            running += count
+            out.append(f'{name}_bucket{{{labels},le="{bound}"}} {running}')
+        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum{{{labels}}} {self.total}")
+        out.append(f"{name}_count{{{labels}}} {self.count}")
+        return out
+
+
+@dataclass
+class _Series:
+    requests: int = 0
+    errors: int = 0
+    rows: int = 0
+    cache_hits: int = 0
+    latency: _Histogram = field(default_factory=lambda: _Histogram(LATENCY_BUCKETS))
+    batches: _Histogram = field(default_factory=lambda: _Histogram(BATCH_BUCKETS))
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    """Counters per model version; ``render`` writes them in the Prometheus text format."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], _Series] = {}
+        self._process = str(os.getpid())
+
+    def _of(self, model: str, version: int | str) -> _Series:
+        key = (model, str(version))
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series()
+        return series
+
+    def answered(self, model: str, version: int, rows: int, seconds: float) -> None:
+        series = self._of(model, version)
+        series.requests += 1
+        series.rows += rows
+        series.latency.observe(seconds)
+
+    def failed(self, model: str, version: int | str, seconds: float) -> None:
+        series = self._of(model, version)
+        series.requests += 1
+        series.errors += 1
+        series.latency.observe(seconds)
+
+    def batched(self, model: str, version: int, size: int) -> None:
+        self._of(model, version).batches.observe(size)
+
+    def cache_hit(self, model: str, version: int) -> None:
+        self._of(model, version).cache_hits += 1
+
+    def render(self) -> str:
+        heads = {
+            "requests": ("counter", "Prediction requests answered or failed."),
+            "errors": ("counter", "Prediction requests that failed (any status)."),
+            "rows": ("counter", "Rows scored."),
+            "cache_hits": ("counter", "Answers taken from the prediction cache."),
+            "latency": ("histogram", "Seconds from parsed request to answer."),
+            "batch": ("histogram", "Rows per call of the model (micro-batching)."),
+        }
+        names = {
+            "requests": "gristmill_requests_total",
+            "errors": "gristmill_errors_total",
+            "rows": "gristmill_rows_total",
+            "cache_hits": "gristmill_cache_hits_total",
+            "latency": "gristmill_request_latency_seconds",
+            "batch": "gristmill_batch_size",
+        }
+        lines: list[str] = []
+        for key, (kind, text) in heads.items():
+            name = names[key]
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            for (model, version), series in sorted(self._series.items()):
+                labels = (
+                    f'model_name="{_escaped(model)}",model_version="{_escaped(version)}",'
+                    f'process="{self._process}"'
+                )
+                if key == "latency":
+                    lines += series.latency.lines(name, labels)
+                elif key == "batch":
+                    lines += series.batches.lines(name, labels)
+                else:
+                    value = {
+                        "requests": series.requests,
+                        "errors": series.errors,
+                        "rows": series.rows,
+                        "cache_hits": series.cache_hits,
+                    }[key]
+                    lines.append(f"{name}{{{labels}}} {value}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,126 @@
+"""The prediction log: answered requests written off the request path, in batches.
+
+``record`` is all a request pays: a sampling draw and one tuple appended to a list, holding
+*references* to the request's arrays and the answer's (nothing is converted or copied). A
+background task (``run``) takes the list every ``flush_seconds`` (or sooner when it holds
+``flush_rows`` requests), writes it in a worker thread as Parquet, one file per model
+version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``, one row
+per scored row, built column by column: ``log_tables``), and announces each written file
+on the bus as ``predictions.logged``. A row holds the request id, protocol, time, latency,
+its place in the request, the input columns, the prediction and the probabilities. What
+cannot be written is logged and dropped: the log never fails or slows a request.
+
+Records are kept between writes, so a full garbage collection would walk them *and* every
+object the libraries made at start-up; the server freezes those (``gc.freeze``) once it is
+ready, so a collection only walks what is young.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gristmill.core.events import PREDICTIONS_LOGGED, Event
+from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.log_tables import Record, grouped, table
+
+logger = logging.getLogger(__name__)
+
+Publish = Callable[[list[Event]], Awaitable[None]]
+
+
+class PredictionLog:
+    """Sampled, batched prediction records (see the module docstring)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        sample: float = 1.0,
+        flush_seconds: float = 1.0,
+        flush_rows: int = 10_000,
+        publish: Publish | None = None,
+    ) -> None:
+        self.folder = folder
+        self.sample = sample
+        self.flush_seconds = flush_seconds
+        self.flush_rows = flush_rows
+        self.publish = publish
+        self._pending: list[Record] = []
+        self._wake = asyncio.Event()
+        self.written = 0
+
+    def record(
+        self,
+        request_id: str,
+        protocol: str,
+        manifest: ServableManifest,
+        seconds: float,
+        columns: Mapping[str, Any],
+        answer: Predictions,
+    ) -> None:
+        """Keep one answered request for the next write (if the sample draws it)."""
+        if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
+            return
+        self._pending.append(
+            (request_id, protocol, manifest, time.time(), seconds, columns, answer)
+        )
+        if len(self._pending) >= self.flush_rows:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Write what was recorded, every ``flush_seconds``, until cancelled (then once more)."""
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+                self._wake.clear()
+                await self.flush()
+        finally:
+            await asyncio.shield(self.flush())
+
+    async def flush(self) -> None:
+        """Write and announce what is pending now."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            files = await asyncio.to_thread(self._write, pending)
+        except Exception:  # the log must never take the server down
+            logger.exception("could not write %d prediction record(s); dropped", len(pending))
+            return
+        self.written += len(pending)
+        if self.publish is None:
+            return
+        events = [
+            Event(
+                type=PREDICTIONS_LOGGED,
+                key=model,
+                payload={"model": model, "version": version, "path": str(path), "records": n},
+            )
+            for model, version, path, n in files
+        ]
+        try:
+            await self.publish(events)
+        except Exception:
+            logger.exception("could not announce %d prediction log file(s)", len(events))
+
+    def _write(self, pending: list[Record]) -> list[tuple[str, int, Path, int]]:
+        import pyarrow.parquet as pq
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        written = []
+        for (model, version, names), records in grouped(pending).items():
+            folder = self.folder / model / str(version)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.parquet"
+            pq.write_table(table(names, records), path)
+            written.append((model, version, path, len(records)))
+        return written

@@ -1,0 +1,203 @@
+"""gristmill's own JSON API: ``/v1/models…``, rows or columns of raw values, or entity keys.
+
+::
+
+    POST /v1/models/{name}[@alias]/predict           (default @champion)
+    POST /v1/models/{name}/versions/{n}/predict
+    GET  /v1/models                                  loaded versions, aliases in use
+    GET  /v1/models/{name}[@alias]                   the manifest of the version it names
+    GET  /v1/models/{name}/versions/{n}
+
+A predict body holds ``rows`` (a list of objects of raw columns), or ``columns`` (an object
+of one list per raw column), or ``entities`` (keys whose features the online store holds;
+``columns`` then hold feature values that override the stored ones, one per entity). The
+answer: ``model``, ``version``, ``request_id``, ``predictions`` (one per row), and
+``probabilities`` with ``classes`` for a classifier; with entities, ``status`` per row
+(``found``, ``missing``, ``expired``, ``superseded``: only found rows have a prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gristmill.errors import DataError
+from gristmill.servables.loading import parse_ref
+from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.servables.storage import to_body
+from gristmill.server.http import (
+    JSONResponse,
+    TooLargeError,
+    check_token,
+    error_response,
+    json_of,
+    request_id,
+)
+from gristmill.server.models import RegistryModels
+from gristmill.server.port import Served
+
+PROTOCOL = "native"
+BODY_KEYS = ("rows", "columns", "entities")
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def routes(models: RegistryModels) -> list[Route]:
+    """The native API's routes over ``models``."""
+    settings = models.settings
+    token = settings.token if settings.token_for_predictions else None
+
+    def guarded(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            rid = request_id(request)
+            try:
+                return await handler(request, rid)
+            except Exception as exc:  # every failure an answer, never a dead connection
+                return error_response(exc, rid)
+
+        return endpoint
+
+    async def find(request: Request) -> Served:
+        params = request.path_params
+        if "version" in params:
+            return await models.find(params["name"], version=params["version"])
+        name, which = parse_ref(params["ref"])
+        return await models.find(name, alias=str(which))
+
+    async def predict(request: Request, rid: str) -> Response:
+        check_token(request, token)
+        payload = await json_of(request, settings.max_body_bytes)
+        served = await find(request)
+        manifest = served.manifest
+        entities, columns = _parsed(payload, manifest, settings.max_rows)
+        body: dict[str, Any] = {"model": manifest.model, "version": manifest.version}
+        body["request_id"] = rid
+        if entities is None:
+            answer = await models.predict(served, columns, protocol=PROTOCOL, request_id=rid)
+        else:
+            scored = await models.predict_entities(
+                served, entities, columns, protocol=PROTOCOL, request_id=rid
+            )
+            answer = scored.predictions
+            body["status"] = scored.status
+        _answer(body, manifest, answer)
+        return JSONResponse(body, headers={"x-request-id": rid})
+
+    async def describe(request: Request, rid: str) -> Response:
+        served = await find(request)
+        body = {**to_body(served.manifest), "digest": served.manifest.digest}
+        return JSONResponse(body, headers={"x-request-id": rid})
+
+    async def listed(request: Request, rid: str) -> Response:
+        loaded = [
+            {"model": m.model, "version": m.version, "kind": m.kind, "digest": m.digest}
+            for m in models.list()
+        ]
+        return JSONResponse({"models": loaded, "aliases": models.aliases()})
+
+    return [
+        Route("/v1/models", guarded(listed), methods=["GET"]),
+        Route("/v1/models/{ref}/predict", guarded(predict), methods=["POST"]),
+        Route(
+            "/v1/models/{name}/versions/{version:int}/predict", guarded(predict), methods=["POST"]
+        ),
+        Route("/v1/models/{ref}", guarded(describe), methods=["GET"]),
+        Route("/v1/models/{name}/versions/{version:int}", guarded(describe), methods=["GET"]),
+    ]
+
+
+def _parsed(
+    payload: Any, manifest: ServableManifest, max_rows: int
+) -> tuple[list[str] | None, dict[str, Any]]:
+    """``(entities or None, columns)`` of a predict body; ``DataError`` naming the field."""
+    if not isinstance(payload, dict):
+        raise DataError(
+            "the body must be a JSON object with rows, columns or entities", column="body"
+        )
+    unknown = [k for k in payload if k not in BODY_KEYS]
+    if unknown:
+        raise DataError(
+            f"unknown field {unknown[0]!r} in the body; it takes: {', '.join(BODY_KEYS)}",
+            column=str(unknown[0]),
+        )
+    if "rows" in payload and "columns" in payload:
+        raise DataError("give rows or columns, not both", column="rows")
+    for key in BODY_KEYS:
+        held = payload.get(key)
+        if key != "columns" and isinstance(held, list) and len(held) > max_rows:
+            raise TooLargeError(
+                f"{key} holds {len(held)} rows, more than the server takes in one request "
+                f"({max_rows}; serve.max_rows); split it"
+            )
+    entities = payload.get("entities")
+    if entities is not None:
+        entities = _entities(entities)
+    if "rows" in payload:
+        names = None if entities is not None else [c.name for c in manifest.inputs]
+        columns = _from_rows(payload["rows"], names)
+    elif "columns" in payload:
+        columns = _columns(payload["columns"])
+    elif entities is None:
+        raise DataError("the body needs rows, columns or entities", column="rows")
+    else:
+        columns = {}
+    return entities, columns
+
+
+def _entities(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(e, str | int) for e in value):
+        raise DataError("entities must be a list of keys (strings or numbers)", column="entities")
+    return [str(e) for e in value]
+
+
+def _from_rows(rows: Any, names: list[str] | None) -> dict[str, Any]:
+    """One list per column from a list of row objects; ``names`` the columns to take (those
+    of the first row when ``None``)."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError("rows must be a list of objects, one per row", column="rows")
+    if not rows:
+        return {n: [] for n in names or ()}
+    if names is None:
+        names = list(rows[0])
+    if len(rows) == 1:
+        row = rows[0]
+        try:
+            return {n: [row[n]] for n in names}
+        except KeyError:
+            pass  # said below, with the column's name
+    columns = {}
+    for name in names:
+        try:
+            columns[name] = [row[name] for row in rows]
+        except KeyError:
+            at = next(i for i, row in enumerate(rows) if name not in row)
+            raise DataError(
+                f"rows[{at}] has no column {name!r}; every row needs: {', '.join(names)}",
+                column=name,
+                row=at,
+            ) from None
+    return columns
+
+
+def _columns(columns: Any) -> dict[str, Any]:
+    if not isinstance(columns, dict):
+        raise DataError("columns must be an object of one list per column", column="columns")
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise DataError(
+                f"column {name!r} must be a list of values, one per row", column=str(name)
+            )
+    return columns
+
+
+def _answer(body: dict[str, Any], manifest: ServableManifest, answer: Predictions) -> None:
+    values = answer.values
+    body["predictions"] = values.tolist() if values.dtype.kind in "OUS" else values
+    if answer.probabilities is not None and manifest.classes is not None:
+        body["classes"] = list(manifest.classes)
+        body["probabilities"] = answer.probabilities
+    if answer.rejected is not None:
+        body["rejected"] = answer.rejected

@@ -1,0 +1,188 @@
+"""``gristmill serve`` as a user runs it: a real process on a free port, called over HTTP.
+
+A spec trains two candidates (a logistic regression, then a small forest); the first is
+promoted as ``birds``. The server answers rows and entities, refuses bad input with a 4xx
+that names the field while it goes on serving, and picks up the promotion of the second
+candidate while a client sends requests without pause: no request fails, and the answers
+switch to version 2 within seconds (the ``model.deployed`` event; polling is the fallback).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from palmerpenguins import load_penguins
+
+from gristmill.testing.cli import cli_stdout as gm
+from gristmill.testing.serving import running_server
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: birds
+sources:
+  penguins: {format: csv, path: penguins.csv}
+features:
+  penguins_v1:
+    from: [penguins]
+    entity: penguin_id
+    label: species
+    online: {}
+    steps:
+      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
+                                    body_mass_g], strategy: median}
+      - impute: {columns: [sex], strategy: most_frequent}
+      - one_hot: {columns: [island, sex]}
+      - standardize: {columns: *numbers}
+      - drop: {columns: [year]}
+split: {strategy: stratified, test_size: 0.3, seed: 7}
+train:
+  candidates:
+    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
+    - {name: forest, algorithm: random_forest, params: {n_estimators: 5}}
+evaluate: {metric: accuracy}
+"""
+ROW = {
+    "island": "Dream",
+    "bill_length_mm": 41.2,
+    "bill_depth_mm": 18.1,
+    "flipper_length_mm": 190,
+    "body_mass_g": 3700,
+    "sex": "male",
+}
+SWITCH_WITHIN = 15.0  # seconds from `gristmill promote` returning to version 2 answering
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    folder = tmp_path_factory.mktemp("serve")
+    penguins = load_penguins()
+    penguins.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(penguins))])
+    penguins.to_csv(folder / "penguins.csv", index=False)
+    (folder / "birds.yaml").write_text(SPEC)
+    # the poll is slow on purpose: the switch below must come from the bus event
+    (folder / "gristmill.toml").write_text("[serve]\npoll_seconds = 600\n")
+    summary = gm("run", "birds.yaml", cwd=folder)
+    candidates = {}
+    for line in summary.splitlines():
+        for name in ("logreg", "forest"):
+            if f" {name} " in line and "mc_" in line:
+                candidates[name] = line[line.index("mc_") :].split()[0]
+    assert set(candidates) == {"logreg", "forest"}, summary
+    gm("promote", candidates["logreg"], "--model", "birds", cwd=folder)
+    return folder, candidates
+
+
+def _predict(client: httpx.Client, body: Any, ref: str = "birds") -> httpx.Response:
+    return client.post(f"/v1/models/{ref}/predict", json=body)
+
+
+def test_serves_rows_entities_and_refuses_bad_input_without_dying(
+    trained: tuple[Path, dict[str, str]],
+) -> None:
+    folder, _ = trained
+    with running_server(folder, "--model", "birds") as url, httpx.Client(base_url=url) as client:
+        answer = _predict(client, {"rows": [ROW, ROW]})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == "birds" and body["version"] == 1
+        assert len(body["predictions"]) == 2 and body["request_id"]
+
+        entities = _predict(client, {"entities": ["p0000", "p9999"]}).json()
+        assert entities["status"] == ["found", "missing"]
+        assert entities["predictions"][1] is None
+
+        no_bill = {k: v for k, v in ROW.items() if k != "bill_length_mm"}
+        bad = [
+            (_predict(client, {"rows": [no_bill]}), 400, "bill_length_mm"),
+            (_predict(client, {"rows": [{**ROW, "body_mass_g": "heavy"}]}), 400, "body_mass_g"),
+            (_predict(client, {"rows": [ROW]}, ref="fish"), 404, None),
+            (
+                client.post(
+                    "/v1/models/birds/predict",
+                    content=b"{not json",
+                    headers={"content-type": "application/json"},
+                ),
+                400,
+                None,
+            ),
+        ]
+        for response, status, field in bad:
+            assert response.status_code == status, response.text
+            error = response.json()
+            assert error["error"] and "Traceback" not in error["error"]
+            if field is not None:
+                assert error["field"] == field and field in error["error"]
+        assert _predict(client, {"rows": [ROW]}).status_code == 200
+        assert "gristmill_requests_total{" in client.get("/metrics").text
+
+
+def test_a_promotion_under_load_fails_no_request_and_switches_version(
+    trained: tuple[Path, dict[str, str]],
+) -> None:
+    folder, candidates = trained
+    with running_server(folder, "--model", "birds") as url:
+        seen: list[tuple[float, int]] = []
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(base_url=url, timeout=10) as client:
+                while not stop.is_set():
+                    try:
+                        answer = _predict(client, {"rows": [ROW]})
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+                        continue
+                    if answer.status_code != 200:
+                        failures.append(answer.text)
+                    else:
+                        seen.append((time.monotonic(), answer.json()["version"]))
+
+        sender = threading.Thread(target=load)
+        sender.start()
+        try:
+            while len(seen) < 20:
+                time.sleep(0.05)
+            gm("promote", candidates["forest"], "--model", "birds", cwd=folder)
+            promoted = time.monotonic()
+            deadline = promoted + SWITCH_WITHIN
+            while time.monotonic() < deadline and not (seen and seen[-1][1] == 2):
+                time.sleep(0.05)
+            time.sleep(0.5)  # and keep sending after the switch
+        finally:
+            stop.set()
+            sender.join(timeout=30)
+    assert not failures, failures[:3]
+    versions = [v for _, v in seen]
+    assert versions[0] == 1 and versions[-1] == 2, versions[-5:]
+    switched = next(t for t, v in seen if v == 2)
+    assert switched - promoted < SWITCH_WITHIN
+    assert versions[versions.index(2) :] == [2] * len(versions[versions.index(2) :])
+
+
+def test_several_workers_serve_and_the_log_is_written(
+    trained: tuple[Path, dict[str, str]],
+) -> None:
+    folder, _ = trained
+    with running_server(folder, "--workers", "2") as url, httpx.Client(base_url=url) as client:
+        for index in range(20):
+            answer = client.post(
+                "/v1/models/birds/versions/1/predict",
+                json={"rows": [ROW]},
+                headers={"x-request-id": f"w-{index}"},
+            )
+            assert answer.status_code == 200 and answer.headers["x-request-id"] == f"w-{index}"
+        listed = client.get("/v1/models").json()
+        assert listed["models"][0]["version"] == 1
+    written = list((folder / ".gristmill" / "predictions" / "birds" / "1").glob("*.parquet"))
+    assert written, "no prediction log was written"
+    import pyarrow.parquet as pq
+
+    ids = {i for f in written for i in pq.read_table(f)["request_id"].to_pylist()}
+    assert {f"w-{i}" for i in range(20)} <= ids

@@ -1,0 +1,307 @@
+"""The prediction server in this process (its ASGI app, lifespan and all, through httpx):
+the native API over real registered versions, entities from the online store, every bad
+input a 4xx naming the field, promotion picked up, metrics and the prediction log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from palmerpenguins import load_penguins
+
+from gristmill.config.settings import Settings, load_settings
+from gristmill.core.events import PREDICTIONS_LOGGED
+from gristmill.runtime.wiring import open_services
+from gristmill.server.app import create_app
+from gristmill.stores.models import ModelVersion
+from gristmill.testing.registered import train_and_register, write_csv
+from gristmill.training.gate import promote
+
+pytestmark = pytest.mark.slow
+NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+SECTION = {
+    "entity": "penguin_id",
+    "label": "species",
+    "online": {},
+    "steps": [
+        {"impute": {"columns": NUMBERS, "strategy": "median"}},
+        {"impute": {"columns": ["sex"], "strategy": "most_frequent"}},
+        {"one_hot": {"columns": ["island", "sex"]}},
+        {"standardize": {"columns": NUMBERS}},
+        {"drop": {"columns": ["year"]}},
+    ],
+}
+
+
+def _penguins() -> pd.DataFrame:
+    frame = load_penguins()
+    frame.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(frame))])
+    return frame
+
+
+async def _train(settings: Settings, folder: Path) -> dict[str, ModelVersion]:
+    async with open_services(settings) as services:
+        made = await train_and_register(
+            services,
+            write_csv(_penguins(), folder, "penguins"),
+            model="penguins",
+            section=SECTION,
+            candidates=[
+                {"name": "logreg", "algorithm": "logistic_regression", "params": {"C": 0.5}},
+                {"name": "forest", "algorithm": "random_forest", "params": {"n_estimators": 5}},
+            ],
+            metric="accuracy",
+            split={"strategy": "stratified", "test_size": 0.3, "seed": 7},
+        )
+        # one model, "birds", whose version 1 is the logistic regression
+        promote(services.metadata, made["logreg"].candidate_id, "birds")
+    return made
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, ModelVersion]]:
+    folder = tmp_path_factory.mktemp("server")
+    settings = load_settings(
+        overrides={
+            "home": str(folder / "home"),
+            "executor": {"backend": "inline"},
+            "serve": {"poll_seconds": 3600, "log_flush_seconds": 0.05, "max_rows": 50},
+        }
+    )
+    return settings, asyncio.run(_train(settings, folder))
+
+
+Serve = Callable[..., Any]
+
+
+@asynccontextmanager
+async def _serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            yield client
+
+
+def _rows(count: int = 2, start: int = 0) -> list[dict[str, Any]]:
+    frame = _penguins().drop(columns=["species"]).iloc[start : start + count]
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _tuned(settings: Settings, **serve: Any) -> Settings:
+    return settings.model_copy(update={"serve": settings.serve.model_copy(update=serve)})
+
+
+async def test_rows_and_columns_answer_with_model_version_and_request_id(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        answer = await client.post(
+            "/v1/models/birds/predict",
+            json={"rows": _rows(3)},
+            headers={"x-request-id": "req-42"},
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["model"] == "birds" and body["version"] == 1
+        assert body["request_id"] == "req-42" and answer.headers["x-request-id"] == "req-42"
+        assert body["predictions"] == ["Adelie", "Adelie", "Adelie"]
+        assert body["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
+        assert all(abs(sum(p) - 1) < 1e-9 for p in body["probabilities"])
+
+        frame = pd.DataFrame(_rows(3))
+        columns = json.loads(frame.to_json(orient="columns"))
+        columns = {k: list(v.values()) for k, v in columns.items()}
+        same = await client.post("/v1/models/birds@champion/predict", json={"columns": columns})
+        assert same.status_code == 200, same.text
+        assert same.json()["probabilities"] == body["probabilities"]
+        assert same.json()["request_id"] != "req-42"
+
+        by_number = await client.post(
+            "/v1/models/birds/versions/1/predict", json={"rows": _rows(1)}
+        )
+        assert by_number.json()["version"] == 1
+
+        listed = (await client.get("/v1/models")).json()
+        assert {"model": "birds", "version": 1} in [
+            {k: m[k] for k in ("model", "version")} for m in listed["models"]
+        ]
+        assert listed["aliases"]["birds@champion"] == 1
+        manifest = (await client.get("/v1/models/birds")).json()
+        assert manifest["kind"] == "onnx" and manifest["entity"] == "penguin_id"
+        assert (await client.get("/healthz")).json() == {"live": True}
+        assert (await client.get("/readyz")).json() == {"ready": True}
+
+
+async def test_entities_read_the_online_store_and_answer_missing_per_row(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        answer = await client.post(
+            "/v1/models/birds/predict", json={"entities": ["p0000", "nobody", "p0200"]}
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["status"] == ["found", "missing", "found"]
+        assert body["predictions"][0] == "Adelie" and body["predictions"][1] is None
+        assert body["predictions"][2] == "Gentoo"
+        assert body["probabilities"][1] == [None, None, None]
+
+        # a request column overrides the stored feature value (one per entity)
+        overridden = await client.post(
+            "/v1/models/birds/predict",
+            json={"entities": ["p0000"], "columns": {"flipper_length_mm": [3.0]}},
+        )
+        assert overridden.status_code == 200, overridden.text
+        assert overridden.json()["probabilities"] != body["probabilities"][:1]
+
+
+def _without(name: str) -> dict[str, Any]:
+    row = _rows(1)[0]
+    del row[name]
+    return {"rows": [row]}
+
+
+def _typed(name: str, value: Any) -> dict[str, Any]:
+    columns = {k: [v] for k, v in _rows(1)[0].items()}
+    columns[name] = [value]
+    return {"columns": columns}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "words"),
+    [
+        (_without("bill_length_mm"), 400, "bill_length_mm", "has no column"),
+        (_typed("bill_length_mm", "long"), 400, "bill_length_mm", "needs numbers"),
+        (_typed("island", None), None, None, None),
+        ({"rowz": []}, 400, "rowz", "unknown field"),
+        ([1, 2], 400, "body", "JSON object"),
+        ({"rows": "nope"}, 400, "rows", "list of objects"),
+        ({"columns": {"island": "Dream"}}, 400, "island", "must be a list"),
+        ({"entities": "p1"}, 400, "entities", "list of keys"),
+        ({"rows": [{}] * 51}, 413, None, "more than the server takes"),
+    ],
+)
+async def test_bad_inputs_are_4xx_naming_the_field(
+    trained: Any, body: Any, status: int | None, field: str | None, words: str | None
+) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        answer = await client.post("/v1/models/birds/predict", json=body)
+        if status is None:  # a gap where the model imputes one: answered
+            assert answer.status_code == 200, answer.text
+            return
+        assert answer.status_code == status, answer.text
+        error = answer.json()
+        assert words is not None and words in error["error"]
+        if field is not None:
+            assert error["field"] == field
+        # and the server goes on answering
+        ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert ok.status_code == 200
+
+
+async def test_unknown_models_bad_json_content_type_and_size(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(_tuned(settings, max_body_bytes=2048)) as client:
+        rows = {"rows": _rows(1)}
+        cases = [
+            ("/v1/models/fish/predict", 404, "no model named 'fish'"),
+            ("/v1/models/birds@nope/predict", 404, "birds@nope points at no version"),
+            ("/v1/models/birds/versions/9/predict", 404, "no version 9"),
+        ]
+        for path, status, words in cases:
+            answer = await client.post(path, json=rows)
+            assert answer.status_code == status and words in answer.json()["error"], answer.text
+        answer = await client.post(
+            "/v1/models/birds/predict",
+            content=b'{"rows": [',
+            headers={"content-type": "application/json"},
+        )
+        assert answer.status_code == 400 and "not valid JSON" in answer.json()["error"]
+        answer = await client.post(
+            "/v1/models/birds/predict", content=b"a,b", headers={"content-type": "text/csv"}
+        )
+        assert answer.status_code == 415 and "text/csv" in answer.json()["error"]
+        answer = await client.post("/v1/models/birds/predict", json={"rows": _rows(40)})
+        assert answer.status_code == 413 and "max_body_bytes" in answer.json()["error"]
+        missing = await client.post(
+            "/v1/models/penguins_logreg/predict",
+            json={"entities": ["p0000"], "columns": {"x": [1]}},
+        )
+        assert missing.status_code == 400 and missing.json()["field"] == "x"
+
+
+async def test_a_promotion_is_picked_up_by_a_reload(trained: Any) -> None:
+    settings, made = trained
+    async with _serving(settings) as client:
+        first = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert first.json()["version"] == 1
+        async with open_services(settings) as services:
+            promote(services.metadata, made["forest"].candidate_id, "birds")
+        try:
+            reloaded = await client.post("/admin/reload")
+            assert reloaded.json()["switched"] == ["birds@champion"]
+            after = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+            assert after.json()["version"] == 2
+            pinned = await client.post(
+                "/v1/models/birds/versions/1/predict", json={"rows": _rows(1)}
+            )
+            assert pinned.json()["version"] == 1
+        finally:
+            async with open_services(settings) as services:
+                services.metadata.registry.set_alias("birds", "champion", 1)
+
+
+async def test_metrics_and_the_prediction_log(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        for start in range(3):
+            await client.post(
+                "/v1/models/birds/predict",
+                json={"rows": _rows(1, start)},
+                headers={"x-request-id": f"logged-{start}"},
+            )
+        await client.post("/v1/models/birds/predict", json={"rows": [{"island": 1}]})
+        text = (await client.get("/metrics")).text
+        assert 'gristmill_requests_total{model_name="birds",model_version="1"' in text
+        assert "gristmill_errors_total{" in text
+        assert "gristmill_request_latency_seconds_bucket" in text
+    folder = Path(settings.home) / "predictions" / "birds" / "1"
+    records = pq.read_table(folder).to_pylist()
+    logged = {r["request_id"]: r for r in records}
+    assert {"logged-0", "logged-1", "logged-2"} <= set(logged)
+    record = logged["logged-1"]
+    assert record["protocol"] == "native" and record["prediction"] == "Adelie"
+    assert record["inputs"]["island"] == "Torgersen" and record["row"] == 0
+    assert set(record["probabilities"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    async with open_services(settings) as services:
+        events = await services.bus.consume("test-log", PREDICTIONS_LOGGED, "t", max_events=100)
+    assert events and events[0].event.payload["model"] == "birds"
+
+
+async def test_concurrent_one_row_requests_share_a_batch_and_the_cache_answers(
+    trained: Any,
+) -> None:
+    settings, _ = trained
+    tuned = _tuned(settings, max_batch_size=16, max_batch_wait_ms=5.0, cache_size=100)
+    async with _serving(tuned) as client:
+        rows = _rows(20)
+        posts = [client.post("/v1/models/birds/predict", json={"rows": [r]}) for r in rows]
+        answers = await asyncio.gather(*posts)
+        assert all(a.status_code == 200 for a in answers)
+        alone = await client.post("/v1/models/birds/predict", json={"rows": rows})
+        assert [a.json()["predictions"][0] for a in answers] == alone.json()["predictions"]
+        again = await client.post("/v1/models/birds/predict", json={"rows": [rows[0]]})
+        assert again.json()["probabilities"] == answers[0].json()["probabilities"]
+        text = (await client.get("/metrics")).text
+    batches = [line for line in text.splitlines() if line.startswith("gristmill_batch_size_count")]
+    assert batches and int(batches[0].rsplit(" ", 1)[1]) >= 1
+    hits = [line for line in text.splitlines() if line.startswith("gristmill_cache_hits_total{")]
+    assert hits and int(hits[0].rsplit(" ", 1)[1]) >= 1
