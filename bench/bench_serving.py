@@ -49,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,10 +138,10 @@ def gristmill(folder: Path, *args: str) -> str:
 def train(folder: Path, rows: int) -> tuple[pd.DataFrame, dict[str, float]]:
     """Data, spec, ``gristmill run``, ``gristmill promote`` of both candidates; the held-out
     rows and the seconds each step took."""
-    X, y = make_classification(
+    values, y = make_classification(
         n_samples=rows, n_features=20, n_informative=10, random_state=0
     )  # fmt: skip
-    frame = pd.DataFrame(X, columns=FEATURES)
+    frame = pd.DataFrame(values, columns=FEATURES)
     table = pa.Table.from_pandas(frame.assign(label=y), preserve_index=False)
     pq.write_table(table, folder / "rows.parquet")
     (folder / "serving.yaml").write_text(SPEC.format(features=", ".join(FEATURES)))
@@ -286,7 +286,6 @@ class Server:
     command: list[str]
     ready: str
     predict: str
-    body: str  # the body form it takes: rows, columns, mlflow, oip
     cwd: Path
     port: int
     env: dict[str, str] = field(default_factory=dict)
@@ -350,15 +349,16 @@ def answered(system: str, body: Any) -> tuple[int, list[float]]:
     return int(body["predictions"][0]), [float(p) for p in body["probabilities"][0]]
 
 
-def check_answer(server: Server, bodies_: dict[str, Path], exported: Exported) -> float:
+def check_answer(target: Target, bodies_: dict[str, Path], exported: Exported) -> float:
     """The server answers the single row as the scikit-learn pipeline does; the largest
     difference of probabilities."""
-    label, proba = answered(server.system, post(server.predict, bodies_[f"{server.body}_1"]))
+    answer = post(target.server.predict, bodies_[f"{target.body}_1"])
+    label, proba = answered(target.server.system, answer)
     expected = exported.expected
     diff = float(np.abs(np.asarray(proba) - np.asarray(expected["proba"])).max())
     if label != expected["class"] or diff > 1e-4:
         raise RuntimeError(
-            f"{server.system} answered class {label} {proba}, expected {expected['class']} "
+            f"{target.system} answered class {label} {proba}, expected {expected['class']} "
             f"{expected['proba']}"
         )
     return diff
@@ -417,20 +417,17 @@ def peer_version(venv: Path, package: str) -> str:
     return done.stdout.strip() or "unknown"
 
 
-def gristmill_server(folder: Path, exported: Exported, workers: int, body: str) -> Server:
+def gristmill_server(folder: Path, exported: Exported, workers: int) -> Server:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "gristmill", "serve", "--port", str(port)]
     command += ["--workers", str(workers), "--model", exported.model]
     system = "gristmill" if workers == 1 else f"gristmill_{workers}w"
-    if body != "rows":
-        system += f"_{body}"
     return Server(
         system=system,
         command=command,
         ready=f"{base}/readyz",
         predict=f"{base}/v1/models/{exported.model}/predict",
-        body=body,
         cwd=folder,
         port=port,
     )
@@ -441,8 +438,7 @@ def bare_server(folder: Path, exported: Exported) -> Server:
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, str(SERVING / "bare_server.py"), str(exported.onnx)]
     return Server(
-        "bare", command + ["--port", str(port)], f"{base}/ready", f"{base}/predict", "rows",
-        folder, port,
+        "bare", [*command, "--port", str(port)], f"{base}/ready", f"{base}/predict", folder, port,
     )  # fmt: skip
 
 
@@ -461,8 +457,11 @@ def mlflow_server(venv: Path, exported: Exported) -> Server:
     command = [str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(target)]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
     return Server(
-        "mlflow", command, f"{base}/ping", f"{base}/invocations", "mlflow", target.parent, port,
-        env={"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
+        "mlflow", command, f"{base}/ping", f"{base}/invocations", target.parent, port,
+        # MLflow starts uvicorn's command line, which reads UVICORN_* variables: no access
+        # log line per request, as for every other server here
+        env={"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+             "UVICORN_ACCESS_LOG": "false"},
     )  # fmt: skip
 
 
@@ -487,46 +486,71 @@ def mlserver_server(venv: Path, exported: Exported) -> Server:
         "grpc_port": free_port(),
         "metrics_port": free_port(),
         "debug": False,  # no access log line per request (its default writes one)
+        # inference in the HTTP process: MLServer 1.7.1's inference workers die at start
+        # with uvloop 0.23 (asyncio.get_event_loop() raises "no current event loop")
+        "parallel_workers": 0,
     }
     (root / "settings.json").write_text(json.dumps(settings))
     base = f"http://127.0.0.1:{port}"
     return Server(
         "mlserver", [str(venv / "bin" / "mlserver"), "start", str(root)],
         f"{base}/v2/models/{exported.model}/ready",
-        f"{base}/v2/models/{exported.model}/infer", "oip", root, port,
+        f"{base}/v2/models/{exported.model}/infer", root, port,
         env={"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Target:
+    """What one line of the tables loads: a system's name, its server, its body form."""
+
+    system: str
+    server: Server
+    body: str
+    configs: tuple[str, ...]  # "<rows>x<connections>"
+
+
 def measure(
-    server: Server,
-    exported: Exported,
-    bodies_: dict[str, Path],
-    logs: Path,
-    connections: list[int],
-    seconds: float,
-    big: bool = True,
-) -> dict[str, Any]:
-    """Start ``server``, check its answer, warm it, then every wrk run; its figures."""
-    log = logs / f"{exported.key}_{server.system}.log"
-    print(f"  {server.system} ...", file=sys.stderr, flush=True)
-    result: dict[str, Any] = {"system": server.system, "runs": {}}
-    with running(server, log):
-        result["answer_diff"] = check_answer(server, bodies_, exported)
-        wrk(server.predict, bodies_[f"{server.body}_1"], 8, 2)  # warm-up
-        for n in connections:
-            result["runs"][f"1x{n}"] = run = wrk(
-                server.predict, bodies_[f"{server.body}_1"], n, seconds
-            )
-            print(f"    1 row, {n} conn: {run['rps']:,.0f} rps, p99 {run['p99_ms']:.2f} ms",
-                  file=sys.stderr, flush=True)  # fmt: skip
-        if big:
-            result["runs"]["1000x8"] = run = wrk(
-                server.predict, bodies_[f"{server.body}_1000"], 8, seconds
-            )
-            print(f"    1000 rows, 8 conn: {run['rps']:,.0f} rps, p99 {run['p99_ms']:.2f} ms",
-                  file=sys.stderr, flush=True)  # fmt: skip
-    return result
+    targets: list[Target], exported: Exported, bodies_: dict[str, Path], logs: Path,
+    seconds: int, rounds: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Start every server of ``targets`` (together: an idle one costs nothing), check each
+    answer, warm each, then take turns: for each load, each target in turn (the order
+    rotating by round), so a change in the machine's background load hits all alike. Per
+    target and load, the run of median requests/s over the rounds."""
+    servers = list({id(t.server): t.server for t in targets}.values())
+    taken: dict[str, dict[str, list[dict[str, Any]]]] = {t.system: {} for t in targets}
+    diffs: dict[str, float] = {}
+    with ExitStack() as stack:
+        for server in servers:
+            print(f"  starting {server.system} ...", file=sys.stderr, flush=True)
+            stack.enter_context(running(server, logs / f"{exported.key}_{server.system}.log"))
+        for target in targets:
+            diffs[target.system] = check_answer(target, bodies_, exported)
+            wrk(target.server.predict, bodies_[f"{target.body}_1"], 8, 2)  # warm-up
+        configs = list(dict.fromkeys(c for t in targets for c in t.configs))
+        for turn in range(rounds):
+            for config in configs:
+                size, connections = (int(x) for x in config.split("x"))
+                here = [t for t in targets if config in t.configs]
+                shift = turn % len(here)
+                for target in here[shift:] + here[:shift]:
+                    body = bodies_[f"{target.body}_{size}"]
+                    run = wrk(target.server.predict, body, connections, seconds)
+                    taken[target.system].setdefault(config, []).append(run)
+                    print(
+                        f"    {target.system}: {size} row(s), {connections} conn: "
+                        f"{run['rps']:,.0f} rps, p99 {run['p99_ms']:.2f} ms",
+                        file=sys.stderr, flush=True,
+                    )  # fmt: skip
+    results: dict[str, Any] = {}
+    for system, configs_taken in taken.items():
+        runs = {}
+        for config, runs_of in configs_taken.items():
+            ordered = sorted(runs_of, key=lambda r: r["rps"])
+            runs[config] = {**ordered[len(ordered) // 2], "rounds": [r["rps"] for r in runs_of]}
+        results[system] = {"system": system, "runs": runs, "answer_diff": diffs[system]}
+    return results
 
 
 # --- the report -------------------------------------------------------------------------
@@ -681,7 +705,7 @@ def report(
         loads = [r["load"] for s in systems.values() for r in s["runs"].values()]
         lines += [
             "",
-            f"Load average after each run: {min(loads):.1f}–{max(loads):.1f}. Every server's "
+            f"Load average after each run: {min(loads):.1f} to {max(loads):.1f}. Every server's "
             "answer to the single row matched the scikit-learn pipeline's (largest "
             "difference of probabilities: "
             + ", ".join(f"{n} {s['answer_diff']:.1e}" for n, s in systems.items())
@@ -707,13 +731,18 @@ NOTES = """## Method
   access log, one process, as gristmill runs uvicorn), the very ONNX graph of gristmill's
   servable in one ONNX Runtime session with gristmill's options (one thread); the same
   `rows` body, orjson in and out, arrays built row by row, no validation, logging or metrics.
-- MLflow: `mlflow models serve -m <dir> --env-manager local -w 1`; the model saved by
-  `mlflow.sklearn.save_model` in MLflow's venv (bench/serving/mlflow_model.py) from the
-  exported pipeline, answering `predict_proba`; body `dataframe_split`.
+- MLflow: `mlflow models serve -m <dir> --env-manager local -w 1` with
+  `UVICORN_ACCESS_LOG=false` (MLflow runs uvicorn's command line, which logs every request
+  by default); the model saved by `mlflow.sklearn.save_model` in MLflow's venv
+  (bench/serving/mlflow_model.py) from the exported pipeline, answering `predict_proba`;
+  body `dataframe_split`.
 - MLServer: `mlserver start <dir>` with mlserver-sklearn, `model-settings.json` naming the
-  joblib file; its default settings (one inference worker process besides the HTTP
-  process, metrics on) but `debug: false` (no access log line per request); body: one FP64
-  tensor `[rows, 20]` named `input-0`, outputs `predict` and `predict_proba`.
+  joblib file; default settings (metrics on) but `debug: false` (no access log line per
+  request) and `parallel_workers: 0` — inference in the HTTP process, like every other
+  server here: its default separate inference worker dies at start in this venv
+  (MLServer 1.7.1 calls `asyncio.get_event_loop()` in the new process, which uvloop 0.23
+  refuses: "There is no current event loop"); body: one FP64 tensor `[rows, 20]` named
+  `input-0`, outputs `predict` and `predict_proba`.
 - The exported pipeline is gristmill's own fitted objects: the standardize step's fitted
   `StandardScaler` and the learner's estimator in a scikit-learn `Pipeline`, dumped with
   joblib (scikit-learn 1.9.1 in every venv), checked equal to gristmill's scorer on 2,000
@@ -738,22 +767,24 @@ def run_model(
 ) -> dict[str, Any]:
     logs = folder / "logs"
     logs.mkdir(exist_ok=True)
-    connections = [int(c) for c in args.connections.split(",")]
-    seconds = args.duration
+    single = tuple(f"1x{c}" for c in args.connections.split(","))
+    loads = (*single, "1000x8")
     print(f"{exported.model}:", file=sys.stderr, flush=True)
-    servers = [
-        gristmill_server(folder, exported, 1, "rows"),
-        bare_server(folder, exported),
+    ours = gristmill_server(folder, exported, 1)
+    targets = [
+        Target("gristmill", ours, "rows", loads),
+        Target("gristmill_columns", ours, "columns", ("1000x8",)),
+        Target("bare", bare_server(folder, exported), "rows", loads),
     ]
     if venvs.get("mlflow"):
-        servers.append(mlflow_server(venvs["mlflow"], exported))  # type: ignore[arg-type]
+        server = mlflow_server(venvs["mlflow"], exported)  # type: ignore[arg-type]
+        targets.append(Target("mlflow", server, "mlflow", loads))
     if venvs.get("mlserver"):
-        servers.append(mlserver_server(venvs["mlserver"], exported))  # type: ignore[arg-type]
-    results = {s.system: measure(s, exported, bodies_, logs, connections, seconds) for s in servers}
-    columns = gristmill_server(folder, exported, 1, "columns")
-    results[columns.system] = measure(columns, exported, bodies_, logs, [], seconds)
-    workers = gristmill_server(folder, exported, 4, "rows")
-    results[workers.system] = measure(workers, exported, bodies_, logs, connections, seconds)
+        server = mlserver_server(venvs["mlserver"], exported)  # type: ignore[arg-type]
+        targets.append(Target("mlserver", server, "oip", loads))
+    results = measure(targets, exported, bodies_, logs, args.duration, args.rounds)
+    workers = Target("gristmill_4w", gristmill_server(folder, exported, 4), "rows", loads)
+    results.update(measure([workers], exported, bodies_, logs, args.duration, args.rounds))
     return results
 
 
@@ -788,6 +819,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", default="1,8,64")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each load (the median one is kept)"
+    )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--no-peers", action="store_true", help="gristmill and bare only")
     parser.add_argument(
