@@ -19,7 +19,9 @@ from palmerpenguins import load_penguins
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import PREDICTIONS_LOGGED
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_services, open_stores
+from gristmill.servables import compile_version
+from gristmill.servables.storage import recorded
 from gristmill.server.app import create_app
 from gristmill.stores.models import ModelVersion
 from gristmill.testing.registered import train_and_register, write_csv
@@ -231,6 +233,9 @@ async def test_unknown_models_bad_json_content_type_and_size(trained: Any) -> No
         assert answer.status_code == 415 and "text/csv" in answer.json()["error"]
         answer = await client.post("/v1/models/birds/predict", json={"rows": _rows(40)})
         assert answer.status_code == 413 and "max_body_bytes" in answer.json()["error"]
+        nowhere = await client.get("/v1/models/birds/predict")
+        assert nowhere.status_code == 405 and "GET /v1/models/birds/predict" in nowhere.text
+        assert (await client.get("/v2/nothing")).json()["error"].startswith("Not Found")
         missing = await client.post(
             "/v1/models/penguins_logreg/predict",
             json={"entities": ["p0000"], "columns": {"x": [1]}},
@@ -305,3 +310,101 @@ async def test_concurrent_one_row_requests_share_a_batch_and_the_cache_answers(
     assert batches and int(batches[0].rsplit(" ", 1)[1]) >= 1
     hits = [line for line in text.splitlines() if line.startswith("gristmill_cache_hits_total{")]
     assert hits and int(hits[0].rsplit(" ", 1)[1]) >= 1
+
+
+async def test_a_tampered_servable_is_refused_and_the_others_keep_serving(trained: Any) -> None:
+    settings, made = trained
+    version = made["forest"]  # registered as penguins_forest/1
+    async with _serving(settings) as client:
+        first = await client.post(f"/v1/models/{version.model}/predict", json={"rows": _rows(1)})
+        assert first.status_code == 200, first.text
+    with open_stores(settings) as stores:
+        digest = recorded(stores, version)
+        assert digest is not None
+        manifest = Path(settings.artifacts_url()) / "servable" / digest.removeprefix("sha256:")
+        manifest.write_bytes(manifest.read_bytes().replace(b'"onnx"', b'"native"', 1))
+    try:
+        async with _serving(settings) as client:
+            refused = await client.post(
+                f"/v1/models/{version.model}/predict", json={"rows": _rows(1)}
+            )
+            assert refused.status_code == 503, refused.text
+            message = refused.json()["error"]
+            assert f"refusing to load the servable of {version.ref}" in message
+            assert f"gristmill compile {version.ref} --force" in message
+            ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+            assert ok.status_code == 200
+    finally:
+        with open_stores(settings) as stores:
+            assert compile_version(stores, version).manifest.digest == digest
+
+
+async def test_a_poll_picks_up_a_promotion_without_being_asked(trained: Any) -> None:
+    settings, made = trained
+    async with _serving(_tuned(settings, poll_seconds=0.1)) as client:
+        first = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert first.json()["version"] == 1
+        async with open_services(settings) as services:
+            promote(services.metadata, made["forest"].candidate_id, "birds")
+        try:
+            for _ in range(200):
+                after = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+                assert after.status_code == 200
+                if after.json()["version"] == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert after.json()["version"] == 2
+        finally:
+            async with open_services(settings) as services:
+                services.metadata.registry.set_alias("birds", "champion", 1)
+
+
+async def test_the_token_guards_admin_always_and_predictions_when_asked(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(_tuned(settings, token="s3cret")) as client:
+        refused = await client.post("/admin/reload")
+        assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
+        wrong = await client.post("/admin/reload", headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        allowed = await client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200
+        open_predict = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert open_predict.status_code == 200
+    guarded = _tuned(settings, token="s3cret", token_for_predictions=True)
+    async with _serving(guarded) as client:
+        refused = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert refused.status_code == 401
+        allowed = await client.post(
+            "/v1/models/birds/predict",
+            json={"rows": _rows(1)},
+            headers={"authorization": "Bearer s3cret"},
+        )
+        assert allowed.status_code == 200
+
+
+async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        document = (await client.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    for path, method in [
+        ("/v1/models/{ref}/predict", "post"),
+        ("/v1/models/{name}/versions/{version}/predict", "post"),
+        ("/v1/models", "get"),
+        ("/v1/models/{ref}", "get"),
+        ("/v1/models/{name}/versions/{version}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/admin/reload", "post"),
+        ("/openapi.json", "get"),
+    ]:
+        assert method in paths[path], path
+    predict = paths["/v1/models/{name}/versions/{version}/predict"]["post"]
+    assert [p["name"] for p in predict["parameters"]] == ["name", "version"]
+    assert predict["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictRequest"
+    }
+    assert {"400", "404", "413", "415"} <= set(predict["responses"])
+    assert set(document["components"]["schemas"]) >= {"Error", "PredictRequest"}

@@ -83,14 +83,16 @@ def serve(
 
 
 def _check_models(settings: Settings) -> None:
-    """Each model to preload names a registered version (else one clear line, now)."""
+    """Each model to preload loads here first: a wrong name or a damaged artifact is one
+    clear line now, not a worker's traceback; a version not compiled yet is compiled once,
+    not by every worker at the same time."""
     if not settings.serve.models:
         return
-    from gristmill.servables import parse_ref, resolve_version
+    from gristmill.servables import load_servable, parse_ref
 
     with open_stores(settings) as stores:
         for ref in settings.serve.models:
-            resolve_version(stores, *parse_ref(ref))
+            load_servable(stores, *parse_ref(ref))
 
 
 def register(app: typer.Typer) -> None:

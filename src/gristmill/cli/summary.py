@@ -82,6 +82,16 @@ def print_leaderboard(payload: dict[str, Any], *, best_pictures: bool = True) ->
     console.print(f"gate: {verdict} — {gate.get('reason')}", soft_wrap=True)
     images = payload.get("images", {})
     best = next((r["candidate"] for r in rows if r.get("best")), None)
+    best_id = next((r.get("candidate_id") for r in rows if r.get("best")), None)
+    if gate.get("passed") and best_id and gate.get("model"):
+        model = gate["model"]
+        console.print(
+            f"serve it: gristmill promote {best_id} --model {model} · "
+            f"gristmill serve --model {model}",
+            style="dim",
+            soft_wrap=True,
+            highlight=False,
+        )
     if best_pictures and best and images.get(best):
         files = [Path(f) for f in images[best].values()]
         console.print(

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -30,8 +31,10 @@ from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
 from gristmill.server import reload
 from gristmill.server.http import JSONResponse, check_token, error_response, request_id
-from gristmill.server.metrics import CONTENT_TYPE, Metrics
+from gristmill.server.metrics import CONTENT_TYPE
 from gristmill.server.models import RegistryModels
+from gristmill.server.openapi import document, documented, operation
+from gristmill.server.port import ServedModels
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.protocols import native
 
@@ -47,6 +50,7 @@ PROTOCOLS = ("oip", "mlflow")
 def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     """The native API's routes, then each present protocol module's."""
     mounted: list[BaseRoute] = list(native.routes(models))
+    served: ServedModels = models  # what the protocols are given (checked by mypy)
     for name in PROTOCOLS:
         module_name = f"gristmill.server.protocols.{name}"
         try:
@@ -55,7 +59,7 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
             if exc.name != module_name:
                 raise
             continue
-        mounted += module.routes(models)
+        mounted += module.routes(served)
     return mounted
 
 
@@ -71,34 +75,8 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     models = models or RegistryModels(serve, log=log)
     if models.log is None:
         models.log = log
-    metrics: Metrics = models.metrics
-
-    async def live(request: Request) -> Response:
-        return JSONResponse({"live": True})
-
-    async def ready(request: Request) -> Response:
-        ok = models.ready()
-        return JSONResponse({"ready": ok}, 200 if ok else 503)
-
-    async def scrape(request: Request) -> Response:
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
-
-    async def admin_reload(request: Request) -> Response:
-        rid = request_id(request)
-        try:
-            _admin(request, settings)
-            switched = await models.refresh()
-        except Exception as exc:
-            return error_response(exc, rid)
-        return JSONResponse({"switched": switched, "aliases": models.aliases()})
-
-    routes: list[BaseRoute] = [
-        Route("/healthz", live, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
-        Route("/metrics", scrape, methods=["GET"]),
-        Route("/admin/reload", admin_reload, methods=["POST"]),
-        *protocol_routes(models),
-    ]
+    routes: list[BaseRoute] = [*protocol_routes(models)]  # matched first, in order
+    routes += service_routes(models, settings, routes)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,12 +85,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
             models.attach(services.feature_stores())
             tasks = [asyncio.create_task(log.run(), name="prediction-log")]
             try:
-                for ref in serve.models:
-                    name, which = parse_ref(ref)
-                    if isinstance(which, int):
-                        await models.find(name, version=which)
-                    else:
-                        await models.find(name, alias=which)
+                await _preload(models, serve.models)
                 # What start-up made (libraries, models) lives as long as the process: keep
                 # the collector from walking it again on every full collection.
                 gc.collect()
@@ -128,18 +101,85 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def failed(request: Request, exc: Exception) -> Response:
-        return error_response(exc, request_id(request))
-
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={Exception: failed},
+        exception_handlers={HTTPException: _refused, Exception: _failed},
     )
 
 
-def _admin(request: Request, settings: Settings) -> None:
-    check_token(request, settings.serve.token)
+async def _preload(models: RegistryModels, refs: list[str]) -> None:
+    for ref in refs:
+        name, which = parse_ref(ref)
+        if isinstance(which, int):
+            await models.find(name, version=which)
+        else:
+            await models.find(name, alias=which)
+
+
+def service_routes(
+    models: RegistryModels, settings: Settings, documented_routes: list[BaseRoute]
+) -> list[BaseRoute]:
+    """Health, readiness, metrics, admin, and the OpenAPI document of
+    ``documented_routes`` (read when first asked for, so it includes these)."""
+    schema: dict[str, object] = {}
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        ok = models.ready()
+        return JSONResponse({"ready": ok}, 200 if ok else 503)
+
+    async def scrape(request: Request) -> Response:
+        return PlainTextResponse(models.metrics.render(), media_type=CONTENT_TYPE)
+
+    async def admin_reload(request: Request) -> Response:
+        rid = request_id(request)
+        try:
+            check_token(request, settings.serve.token)
+            switched = await models.refresh()
+        except Exception as exc:
+            return error_response(exc, rid)
+        return JSONResponse({"switched": switched, "aliases": models.aliases()})
+
+    async def openapi(request: Request) -> Response:
+        if not schema:
+            schema.update(document(documented_routes))
+        return JSONResponse(schema)
+
+    up = {"type": "object"}
+    text = {"type": "string"}
+    return [
+        Route("/healthz", documented(live, operation("The process is up", answer=up))),
+        Route(
+            "/readyz",
+            documented(ready, operation("Ready to answer", answer=up, errors=(503,))),
+        ),
+        Route(
+            "/metrics",
+            documented(scrape, operation("Prometheus metrics", answer=text, media=CONTENT_TYPE)),
+        ),
+        Route(
+            "/admin/reload",
+            documented(admin_reload, operation("Read aliases now", answer=up, errors=(401,))),
+            methods=["POST"],
+        ),
+        Route("/openapi.json", documented(openapi, operation("This document", answer=up))),
+    ]
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    return error_response(exc, request_id(request))
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a wrong method) as JSON errors."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 400
+    detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    message = f"{detail}: {request.method} {request.url.path}"
+    return JSONResponse({"error": message}, status, headers=headers)
 
 
 def worker_app() -> Starlette:

@@ -2,10 +2,11 @@
 
 HTTP status codes are decided here and nowhere else (``status_of``): a ``NotFoundError`` is
 404, a ``DataError`` or ``ConfigError`` 400 (the message names the field), ``TooLargeError``
-413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401, ``NotReadyError`` and an
-unreachable backend 503. Anything else is a 500 whose body says only that it was
-unexpected and the request id to look for in the server's log: no traceback reaches a
-client.
+413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401, ``NotReadyError``, an
+unreachable backend and a version that cannot be loaded (``ConflictError``: an artifact
+whose bytes do not match their digest) 503. Anything else is a 500 whose body says only
+that it was unexpected and the request id to look for in the server's log: no traceback
+reaches a client.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gristmill.core.ids import new_id
 from gristmill.errors import (
     BackendUnavailableError,
     ConfigError,
+    ConflictError,
     DataError,
     GristmillError,
     NotFoundError,
@@ -61,6 +63,7 @@ def status_of(exc: BaseException) -> int:
         (UnauthorizedError, 401),
         (NotReadyError, 503),
         (BackendUnavailableError, 503),
+        (ConflictError, 503),
     ):
         if isinstance(exc, kind):
             return status

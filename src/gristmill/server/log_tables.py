@@ -1,6 +1,7 @@
 """Prediction log records to Arrow tables: one row per scored row, columns built in bulk.
 
-Records of one model version with the same input columns become one table: ``request_id``,
+Records of one model version with the same input columns become one table (a record whose
+columns do not hold one value per answered row is kept without its inputs): ``request_id``,
 ``protocol``, ``at`` (UTC time), ``latency_ms``, ``row`` (its place in the request), then a
 struct ``inputs`` (one field per input column), ``prediction`` and, for a classifier, a
 struct ``probabilities`` (one field per class). Columns are joined once per write
@@ -34,7 +35,11 @@ def grouped(records: Sequence[Record]) -> dict[GroupKey, list[Record]]:
             names = inputs[id(manifest)] = tuple(c.name for c in manifest.inputs)
         if not names or not all(n in columns for n in names):
             names = tuple(columns)
-        groups[(manifest.model, manifest.version, names)].append(record)
+        rows = len(record[6].values)
+        if all(_length(columns[n]) == rows for n in names):
+            groups[(manifest.model, manifest.version, names)].append(record)
+        else:  # a column of another length than the answer: not a table row per row
+            groups[(manifest.model, manifest.version, ())].append(record)
     return groups
 
 
@@ -68,6 +73,13 @@ def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
         arrays = [pa.array(joined[:, i]) for i in range(joined.shape[1])]
         columns["probabilities"] = pa.StructArray.from_arrays(arrays, names=fields)
     return pa.table(columns)
+
+
+def _length(values: Any) -> int:
+    try:
+        return len(values)
+    except TypeError:
+        return -1
 
 
 def _column(parts: list[Any]) -> pa.Array:

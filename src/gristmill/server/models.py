@@ -96,7 +96,6 @@ class RegistryModels:
         if version is not None:
             key = (model, version)
             asked = f"{model}/{version}"
-            self._pinned.add(key)
         else:
             alias = alias or CHAMPION
             asked = model if alias == CHAMPION else f"{model}@{alias}"
@@ -108,6 +107,8 @@ class RegistryModels:
         servable = self._loaded.get(key)
         if servable is None:
             servable = await self._load(key)
+            if version is not None:
+                self._pinned.add(key)  # named by number: kept while the process runs
         return Served(servable, asked)
 
     async def _load(self, key: Key) -> Servable:
@@ -116,7 +117,12 @@ class RegistryModels:
             servable = self._loaded.get(key)
             if servable is None:
                 model, number = key
-                servable = await asyncio.to_thread(load_servable, self.stores, model, number)
+                try:
+                    servable = await asyncio.to_thread(load_servable, self.stores, model, number)
+                except BaseException:
+                    if self._locks.get(key) is lock and key not in self._loaded:
+                        del self._locks[key]  # no lock kept for what does not load
+                    raise
                 self._loaded[key] = servable
                 logger.info(
                     "loaded %s (%s servable %s)",
@@ -257,7 +263,10 @@ class RegistryModels:
         seconds = perf_counter() - started
         self.metrics.answered(manifest.model, manifest.version, len(entities), seconds)
         if self.log is not None:
-            inputs = {manifest.entity or "entity": list(entities), **features}
+            inputs: dict[str, Any] = {manifest.entity or "entity": list(entities)}
+            for name, values in features.items():  # one value per entity, None if not found
+                inputs[name] = full = np.full(len(entities), None, dtype=object)
+                full[found] = values
             self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
         return EntityPredictions(answer, status)
 

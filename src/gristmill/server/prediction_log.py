@@ -118,9 +118,16 @@ class PredictionLog:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         written = []
         for (model, version, names), records in grouped(pending).items():
+            try:
+                rows = table(names, records)
+            except Exception:  # one odd group must not cost the others their records
+                logger.exception(
+                    "could not log %d prediction(s) of %s/%s", len(records), model, version
+                )
+                continue
             folder = self.folder / model / str(version)
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.parquet"
-            pq.write_table(table(names, records), path)
+            pq.write_table(rows, path)
             written.append((model, version, path, len(records)))
         return written

@@ -38,9 +38,18 @@ from gristmill.server.http import (
     request_id,
 )
 from gristmill.server.models import RegistryModels
+from gristmill.server.openapi import documented, operation, parameter
 from gristmill.server.port import Served
 
 PROTOCOL = "native"
+PREDICT = "Score rows, columns or entities with a model version"
+LISTED = "The versions this server process holds, and the aliases requests used"
+DESCRIBE = "The servable manifest of a model version: inputs, output, classes, kind"
+PREDICT_ERRORS = (400, 401, 404, 413, 415, 503)
+REF = parameter("ref", "NAME (its @champion) or NAME@ALIAS")
+NAME = parameter("name", "The model's registry name")
+VERSION = parameter("version", "The version number", "integer")
+
 BODY_KEYS = ("rows", "columns", "entities")
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -50,7 +59,9 @@ def routes(models: RegistryModels) -> list[Route]:
     settings = models.settings
     token = settings.token if settings.token_for_predictions else None
 
-    def guarded(handler: Callable[[Request, str], Awaitable[Response]]) -> Handler:
+    def guarded(
+        handler: Callable[[Request, str], Awaitable[Response]], description: dict[str, Any]
+    ) -> Handler:
         async def endpoint(request: Request) -> Response:
             rid = request_id(request)
             try:
@@ -58,7 +69,7 @@ def routes(models: RegistryModels) -> list[Route]:
             except Exception as exc:  # every failure an answer, never a dead connection
                 return error_response(exc, rid)
 
-        return endpoint
+        return documented(endpoint, description)
 
     async def find(request: Request) -> Served:
         params = request.path_params
@@ -99,14 +110,48 @@ def routes(models: RegistryModels) -> list[Route]:
         return JSONResponse({"models": loaded, "aliases": models.aliases()})
 
     return [
-        Route("/v1/models", guarded(listed), methods=["GET"]),
-        Route("/v1/models/{ref}/predict", guarded(predict), methods=["POST"]),
         Route(
-            "/v1/models/{name}/versions/{version:int}/predict", guarded(predict), methods=["POST"]
+            "/v1/models/{ref}/predict",
+            guarded(predict, _scoring(REF)),
+            methods=["POST"],
         ),
-        Route("/v1/models/{ref}", guarded(describe), methods=["GET"]),
-        Route("/v1/models/{name}/versions/{version:int}", guarded(describe), methods=["GET"]),
+        Route(
+            "/v1/models/{name}/versions/{version:int}/predict",
+            guarded(predict, _scoring(NAME, VERSION)),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/models",
+            guarded(listed, operation(LISTED, answer={"type": "object"})),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/models/{ref}",
+            guarded(describe, _describing(REF)),
+            methods=["GET"],
+        ),
+        Route(
+            "/v1/models/{name}/versions/{version:int}",
+            guarded(describe, _describing(NAME, VERSION)),
+            methods=["GET"],
+        ),
     ]
+
+
+def _scoring(*parameters: dict[str, Any]) -> dict[str, Any]:
+    return operation(
+        PREDICT,
+        parameters=parameters,
+        body="PredictRequest",
+        answer="PredictResponse",
+        errors=PREDICT_ERRORS,
+    )
+
+
+def _describing(*parameters: dict[str, Any]) -> dict[str, Any]:
+    return operation(
+        DESCRIBE, parameters=parameters, answer={"type": "object"}, errors=(400, 404, 503)
+    )
 
 
 def _parsed(

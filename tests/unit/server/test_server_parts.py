@@ -1,0 +1,201 @@
+"""The server's parts on their own, with a servable that counts its calls: micro-batching,
+the prediction cache, the metrics text, the prediction log's tables, errors as HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from gristmill.errors import DataError, NotFoundError
+from gristmill.servables.port import InputColumn, Predictions, ServableManifest
+from gristmill.server.batching import MicroBatcher
+from gristmill.server.cache import PredictionCache
+from gristmill.server.http import (
+    NotReadyError,
+    TooLargeError,
+    UnsupportedMediaError,
+    error_body,
+    status_of,
+)
+from gristmill.server.metrics import Metrics
+from gristmill.server.prediction_log import PredictionLog
+
+MANIFEST = ServableManifest(
+    model="m",
+    version=3,
+    kind="onnx",
+    reason="",
+    digest="sha256:abc",
+    bundle="b",
+    pipeline=None,
+    task="classification",
+    output="probabilities",
+    inputs=(InputColumn("x", "float64", nullable=False), InputColumn("color", "string")),
+    classes=("no", "yes"),
+)
+
+
+class Counting:
+    """Answers ``yes`` when x > 0; refuses a NaN x naming the column; counts its calls."""
+
+    manifest = MANIFEST
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def predict(self, columns: Mapping[str, Any]) -> Predictions:
+        x = np.asarray(columns["x"], dtype=np.float64)
+        if np.isnan(x).any():
+            raise DataError("column 'x' may not be missing", column="x")
+        self.calls.append(len(x))
+        yes = (x > 0).astype(np.float64)
+        values = np.where(x > 0, "yes", "no").astype(object)
+        return Predictions(values, np.column_stack([1 - yes, yes]))
+
+    def predict_features(self, columns: Mapping[str, Any]) -> Predictions:
+        return self.predict(columns)
+
+
+async def test_concurrent_rows_share_one_call_and_a_bad_row_fails_alone() -> None:
+    servable = Counting()
+    sizes: list[int] = []
+    batcher = MicroBatcher(8, 0.005, lambda model, version, size: sizes.append(size))
+    futures = [batcher.submit(servable, {"x": [v], "color": ["red"]}) for v in (1, -1, 2)]
+    answers = await asyncio.gather(*futures)
+    assert [a.values[0] for a in answers] == ["yes", "no", "yes"]
+    assert servable.calls == [3] and sizes == [3]
+
+    futures = [batcher.submit(servable, {"x": [v], "color": ["b"]}) for v in (1, None, -3)]
+    done = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(done[1], DataError) and done[1].column == "x"
+    assert done[0].values[0] == "yes" and done[2].values[0] == "no"  # type: ignore[union-attr]
+
+
+async def test_a_lone_request_does_not_wait_and_a_full_batch_goes_at_once() -> None:
+    servable = Counting()
+    batcher = MicroBatcher(2, 10.0)  # a wait far longer than the test may take
+    alone = await asyncio.wait_for(batcher.submit(servable, {"x": [1], "color": ["r"]}), 1)
+    assert alone.values[0] == "yes"
+    pair = [batcher.submit(servable, {"x": [v], "color": ["r"]}) for v in (1, 2)]
+    await asyncio.wait_for(asyncio.gather(*pair), 1)
+    assert servable.calls == [1, 2]
+
+
+def test_the_cache_keys_by_digest_and_row_and_forgets_the_oldest() -> None:
+    cache = PredictionCache(size=2, ttl=60)
+    answer = Predictions(np.array(["yes"], dtype=object))
+    first = cache.key(MANIFEST, {"x": [1.0], "color": ["red"], "extra": [0]})
+    assert first is not None
+    cache.put(first, answer)
+    assert cache.get(cache.key(MANIFEST, {"color": ["red"], "x": np.array([1.0])})) is answer
+    other = cache.key(MANIFEST, {"x": [2.0], "color": ["red"]})
+    newer = ServableManifest(**{**MANIFEST.__dict__, "digest": "sha256:def"})
+    assert cache.get(cache.key(newer, {"x": [1.0], "color": ["red"]})) is None
+    cache.put(other, answer)
+    cache.put(cache.key(MANIFEST, {"x": [3.0], "color": ["red"]}), answer)
+    assert len(cache) == 2 and cache.get(first) is None
+    assert cache.key(MANIFEST, {"x": [[1, 2]], "color": ["red"]}) is None  # unhashable
+    assert cache.key(MANIFEST, {"x": [1.0]}) is None  # a column missing
+
+
+def test_metrics_are_prometheus_text_with_model_labels() -> None:
+    metrics = Metrics()
+    metrics.answered("m", 3, rows=2, seconds=0.0007)
+    metrics.answered("m", 3, rows=1, seconds=0.02)
+    metrics.failed("m", 3, seconds=0.0001)
+    metrics.batched("m", 3, 5)
+    metrics.cache_hit("m", 3)
+    text = metrics.render()
+    labels = 'model_name="m",model_version="3"'
+    assert f"gristmill_requests_total{{{labels}" in text
+    assert "# TYPE gristmill_request_latency_seconds histogram" in text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    requests = next(v for k, v in lines.items() if k.startswith("gristmill_requests_total"))
+    errors = next(v for k, v in lines.items() if k.startswith("gristmill_errors_total"))
+    assert (requests, errors) == ("3", "1")
+    bucket = next(k for k in lines if 'le="0.001"' in k and "latency" in k)
+    assert lines[bucket] == "2"  # 0.0007 and 0.0001; 0.02 is above
+    assert next(v for k, v in lines.items() if "latency_seconds_count" in k) == "3"
+
+
+async def test_the_log_writes_parquet_rows_and_announces_each_file(tmp_path: Path) -> None:
+    announced: list[Any] = []
+
+    async def publish(events: list[Any]) -> None:
+        announced.extend(events)
+
+    log = PredictionLog(tmp_path, publish=publish)
+    servable = Counting()
+    for index, values in enumerate(([1.0, -1.0], [2.0])):
+        columns = {"x": values, "color": ["r"] * len(values), "ignored": [0] * len(values)}
+        log.record(f"r{index}", "native", MANIFEST, 0.002, columns, servable.predict(columns))
+    await log.flush()
+    table = pq.read_table(next((tmp_path / "m" / "3").glob("*.parquet"))).to_pylist()
+    assert [(r["request_id"], r["row"], r["prediction"]) for r in table] == [
+        ("r0", 0, "yes"),
+        ("r0", 1, "no"),
+        ("r1", 0, "yes"),
+    ]
+    assert table[1]["inputs"] == {"x": -1.0, "color": "r"}
+    assert table[1]["probabilities"] == {"no": 1.0, "yes": 0.0}
+    assert [e.payload["records"] for e in announced] == [2]
+    assert announced[0].type == "predictions.logged"
+
+
+def test_the_log_samples(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, sample=0.0)
+    log.record("r", "native", MANIFEST, 0.0, {}, Predictions(np.zeros(1)))
+    assert not log._pending
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (NotFoundError("no model named 'fish'"), 404),
+        (DataError("column 'x' needs numbers", column="x", row=2), 400),
+        (TooLargeError("too many rows"), 413),
+        (UnsupportedMediaError("text/csv"), 415),
+        (NotReadyError("starting"), 503),
+        (RuntimeError("secret detail"), 500),
+    ],
+)
+def test_errors_map_to_statuses_and_bodies_name_the_field(error: Exception, status: int) -> None:
+    assert status_of(error) == status
+    body = error_body(error, "req-1")
+    if status == 500:
+        assert "secret" not in body["error"] and "req-1" in body["error"]
+    else:
+        assert body["error"] == str(error)
+    if isinstance(error, DataError) and error.column:
+        assert body["field"] == "x" and body["row"] == 2
+
+
+def test_protocol_modules_are_mounted_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from starlette.routing import Route
+
+    from gristmill.config.settings import ServeSettings
+    from gristmill.server.app import protocol_routes
+    from gristmill.server.models import RegistryModels
+
+    given: list[Any] = []
+
+    def routes(models: Any) -> list[Route]:
+        given.append(models)
+        return [Route("/ping", lambda request: None)]
+
+    fake = types.ModuleType("gristmill.server.protocols.mlflow")
+    fake.routes = routes  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gristmill.server.protocols.mlflow", fake)
+    models = RegistryModels(ServeSettings())
+    paths = [getattr(r, "path", "") for r in protocol_routes(models)]
+    assert "/v1/models/{ref}/predict" in paths and "/ping" in paths
+    assert given == [models]
