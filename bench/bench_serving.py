@@ -637,9 +637,7 @@ def summary_rows(exported: dict[str, Exported], results: dict[str, Any]) -> list
     return lines
 
 
-def report(
-    exported: dict[str, Exported], results: dict[str, Any], meta: dict[str, Any]
-) -> str:
+def report(exported: dict[str, Exported], results: dict[str, Any], meta: dict[str, Any]) -> str:
     versions = meta["versions"]
     peers = ", ".join(f"{p} {v}" for p, v in versions.items()) or "none (skipped)"
     load, load_end = meta["load"], meta["load_end"]
@@ -752,6 +750,27 @@ NOTES = """## Method
 - The load generator shares the 2 cores with the server (and with other sessions' work):
   absolute figures are low and noisy; the ratios of servers measured in the same run are
   what to read. For a quiet machine, re-run `python bench/bench_serving.py`.
+
+## Where gristmill serve's time goes (py-spy, 2026-12-03, server of i9-serve 11728fc)
+
+py-spy 0.4.3 `record --pid` on the one-worker server while wrk sent the logistic
+regression's bodies at 8 connections (10 s at 200 Hz; shares of samples; `--gil` counts only
+the thread holding the GIL, which is what limits one process). One row, `--gil`:
+
+- uvicorn and Starlette (parsing, middleware, routing, writing the answer): ~45%;
+- the micro-batcher (`MicroBatcher._flush/_run`): 22% — joining the batch's columns
+  (`_joined`) 6%, the servable 13% (ONNX Runtime's `Session.run` 5%, `numbers()` with its
+  NaN check 6%), settling the futures 3%;
+- reading and decoding the body (`json_of`) 6%, `_from_rows` 4%;
+- the prediction log, written in a thread but holding the GIL (`log_tables.table`:
+  list comprehensions per record, `pa.array` of Python lists): 7%;
+- the request id, a ULID per request (`python-ulid`): 5%.
+
+1,000 rows sent as `rows` (all threads): the prediction log 30% (`log_tables._column` builds
+each input column from the request's JSON lists, value by value, to `pa.array`), decoding the
+body 25% (orjson of ~500 KB, as the bare endpoint), `_from_rows` 15% (row by row, as the
+bare endpoint), the servable 10% (ONNX Runtime 4%). Sent as `columns`, `_from_rows` goes
+and the log reads lists of the same length; that is why the columns line is faster.
 """
 
 
