@@ -796,8 +796,12 @@ def run_model(
         Target("bare", bare_server(folder, exported), "rows", loads),
     ]
     if venvs.get("mlflow"):
-        server = mlflow_server(venvs["mlflow"], exported)  # type: ignore[arg-type]
-        targets.append(Target("mlflow", server, "mlflow", loads))
+        try:
+            server = mlflow_server(venvs["mlflow"], exported)  # type: ignore[arg-type]
+        except RuntimeError as exc:
+            print(f"skipping mlflow for {exported.model}: {exc}", file=sys.stderr)
+        else:
+            targets.append(Target("mlflow", server, "mlflow", loads))
     if venvs.get("mlserver"):
         server = mlserver_server(venvs["mlserver"], exported)  # type: ignore[arg-type]
         targets.append(Target("mlserver", server, "oip", loads))

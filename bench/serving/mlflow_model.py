@@ -19,7 +19,13 @@ import mlflow.sklearn
 def main() -> None:
     source, target = sys.argv[1], sys.argv[2]
     pipeline = joblib.load(source)
-    mlflow.sklearn.save_model(pipeline, target, pyfunc_predict_fn="predict_proba")
+    # MLflow 3 saves with skops, which asks to name the tree type: this file is our own
+    mlflow.sklearn.save_model(
+        pipeline,
+        target,
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+    )
     print(f"saved {target} with mlflow {mlflow.__version__}")
 
 
