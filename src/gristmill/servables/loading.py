@@ -35,7 +35,7 @@ def parse_ref(text: str) -> tuple[str, int | str]:
         return model, alias
     if "/" in text:
         model, number = text.rsplit("/", 1)
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()):
             raise ConfigError(f"{text!r}: a model version is <model>/<number>, e.g. churn/3")
         return model, int(number)
     return text, CHAMPION
@@ -44,7 +44,9 @@ def parse_ref(text: str) -> tuple[str, int | str]:
 def resolve_version(stores: FeatureStores, model: str, which: int | str) -> ModelVersion:
     """The registered version ``model`` ``which`` names; ``NotFoundError`` saying what exists."""
     registry = stores.metadata.registry
-    if isinstance(which, int) or which.isdigit():
+    if isinstance(which, int) or (which.isascii() and which.isdigit()):
+        if not 0 < int(which) < 2**63:  # beyond what a database integer holds: no such version
+            raise NotFoundError(f"{model} has no version {which}; see `gristmill models {model}`")
         return registry.get_version(model, int(which))
     newest = registry.list_versions(model, limit=1)
     if not newest:

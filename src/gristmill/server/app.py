@@ -27,10 +27,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gristmill.config.settings import Settings
+from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
 from gristmill.server import reload
-from gristmill.server.http import JSONResponse, check_token, error_response, request_id
+from gristmill.server.http import (
+    JSONResponse,
+    check_token,
+    error_response,
+    json_of,
+    request_id,
+)
 from gristmill.server.metrics import CONTENT_TYPE
 from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import document, documented, operation
@@ -147,6 +154,18 @@ def service_routes(
             return error_response(exc, rid)
         return JSONResponse({"switched": switched, "aliases": models.aliases()})
 
+    async def admin_unload(request: Request) -> Response:
+        rid = request_id(request)
+        try:
+            check_token(request, settings.serve.token)
+            ref = _unload_ref(await json_of(request, settings.serve.max_body_bytes))
+            name, which = parse_ref(ref)
+            unloaded = models.unload(name, which)
+        except Exception as exc:
+            return error_response(exc, rid)
+        loaded = [m.ref for m in models.list()]
+        return JSONResponse({"unloaded": unloaded, "loaded": loaded})
+
     async def openapi(request: Request) -> Response:
         if not schema:
             schema.update(document(documented_routes))
@@ -166,11 +185,42 @@ def service_routes(
         ),
         Route(
             "/admin/reload",
-            documented(admin_reload, operation("Read aliases now", answer=up, errors=(401,))),
+            documented(
+                admin_reload,
+                operation(
+                    "Read the aliases in use from the registry now",
+                    answer="ReloadResponse",
+                    errors=(401, 503),
+                ),
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            "/admin/unload",
+            documented(
+                admin_unload,
+                operation(
+                    "Unload a model version (loaded again on next use)",
+                    body="UnloadRequest",
+                    answer="UnloadResponse",
+                    errors=(400, 401, 413, 415),
+                ),
+            ),
             methods=["POST"],
         ),
         Route("/openapi.json", documented(openapi, operation("This document", answer=up))),
     ]
+
+
+def _unload_ref(body: object) -> str:
+    """The ``ref`` of an ``/admin/unload`` body, or a ``DataError`` naming the field."""
+    ref = body.get("ref") if isinstance(body, dict) else None
+    if not isinstance(ref, str) or not ref.strip("@/"):
+        raise DataError(
+            'the body of /admin/unload is {"ref": "NAME", "NAME@ALIAS" or "NAME/VERSION"}',
+            column="ref",
+        )
+    return ref
 
 
 async def _failed(request: Request, exc: Exception) -> Response:

@@ -177,6 +177,31 @@ class RegistryModels:
         self._let_go()
         return switched
 
+    def unload(self, model: str, which: int | str) -> builtins.list[str]:
+        """Let go of the version ``which`` (a number or an alias) names, if it is loaded:
+        the next request naming it loads it again (and reads the alias again). Requests
+        that already hold it finish on it. Returns the refs (``model/N``) let go."""
+        if isinstance(which, int):
+            numbers = {which}
+        else:
+            number = self._aliases.pop((model, which), None)
+            numbers = set() if number is None else {number}
+        gone: builtins.list[str] = []
+        for number in sorted(numbers):
+            key = (model, number)
+            self._pinned.discard(key)
+            servable = self._loaded.pop(key, None)
+            self._locks.pop(key, None)
+            if servable is None:
+                continue
+            self.batcher.forget(servable)
+            # the other aliases on this version are read again on next use
+            for alias_key in [k for k, v in self._aliases.items() if k[0] == model and v == number]:
+                del self._aliases[alias_key]
+            gone.append(f"{model}/{number}")
+            logger.info("unloaded %s/%d", model, number)
+        return gone
+
     def _let_go(self) -> None:
         kept = {(m, v) for (m, _), v in self._aliases.items()} | self._pinned
         for key in [k for k in self._loaded if k not in kept]:

@@ -3,8 +3,10 @@
 Each endpoint describes itself: the YAML after ``---`` in its docstring is its OpenAPI
 operation (Starlette's ``SchemaGenerator``); the schemas they share are below. An endpoint
 whose docstring has no such part is left out, so a protocol module documents its routes the
-same way; any other endpoint is listed with the first line of its docstring as its summary,
-its path parameters, and no schema for its body.
+same way. The Open Inference Protocol's and MLflow's endpoints are described here
+(``_protocol_operations``), so their handlers stay plain; any other endpoint is listed with
+the first line of its docstring as its summary, its path parameters, and no schema for its
+body.
 """
 
 from __future__ import annotations
@@ -72,6 +74,281 @@ PREDICT_RESPONSE = {
     },
 }
 
+ANY_OBJECT = {"type": "object"}
+RELOAD_RESPONSE = {
+    "type": "object",
+    "required": ["switched", "aliases"],
+    "properties": {
+        "switched": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "model@alias of each alias that moved to another version.",
+        },
+        "aliases": {
+            "type": "object",
+            "additionalProperties": {"type": "integer"},
+            "description": "model@alias -> the version it serves, for the aliases in use.",
+        },
+    },
+}
+UNLOAD_REQUEST = {
+    "type": "object",
+    "required": ["ref"],
+    "properties": {
+        "ref": {
+            "type": "string",
+            "description": "NAME (its @champion), NAME@ALIAS or NAME/VERSION.",
+            "examples": ["churn", "churn@challenger", "churn/3"],
+        }
+    },
+}
+UNLOAD_RESPONSE = {
+    "type": "object",
+    "required": ["unloaded", "loaded"],
+    "properties": {
+        "unloaded": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "NAME/VERSION of each version let go (empty: it was not loaded).",
+        },
+        "loaded": {"type": "array", "items": {"type": "string"}},
+    },
+}
+OIP_DATATYPE = {
+    "enum": [
+        "BOOL",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+        "BYTES",
+    ]
+}
+OIP_PARAMETERS = {"type": "object", "additionalProperties": VALUE}
+INFER_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "description": "An Open Inference Protocol v2 request: one tensor per raw column. With "
+    "the binary tensor extension the body is this JSON (its length in the "
+    "Inference-Header-Content-Length header) followed by the tensors' bytes.",
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": OIP_PARAMETERS,
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype"],
+                "properties": {
+                    "name": {"type": "string", "description": "A raw column of the model."},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "datatype": OIP_DATATYPE,
+                    "parameters": OIP_PARAMETERS,
+                    "data": {
+                        "type": "array",
+                        "items": VALUE,
+                        "description": "The values, flat or nested by shape (absent when "
+                        "parameters.binary_data_size says they follow in binary).",
+                    },
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {
+                    "name": {"enum": ["predict", "predict_proba", "rejected"]},
+                    "parameters": OIP_PARAMETERS,
+                },
+            },
+        },
+    },
+}
+INFER_RESPONSE = {
+    "type": "object",
+    "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "parameters": OIP_PARAMETERS,
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "shape", "datatype"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "shape": {"type": "array", "items": {"type": "integer"}},
+                    "datatype": OIP_DATATYPE,
+                    "parameters": OIP_PARAMETERS,
+                    "data": {"type": "array", "items": VALUE},
+                },
+            },
+        },
+    },
+}
+OIP_MODEL = {
+    "type": "object",
+    "required": ["name", "platform", "inputs", "outputs"],
+    "properties": {
+        "name": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}},
+        "platform": {"type": "string"},
+        "inputs": {"type": "array", "items": ANY_OBJECT},
+        "outputs": {"type": "array", "items": ANY_OBJECT},
+        "parameters": ANY_OBJECT,
+    },
+}
+RECORDS = {"type": "array", "items": {"type": "object", "additionalProperties": VALUE}}
+ROWS = {
+    "anyOf": [
+        RECORDS,
+        {"type": "array", "items": {"type": "array", "items": VALUE}},
+    ]
+}
+INVOCATIONS_REQUEST = {
+    "type": "object",
+    "description": "Exactly one of dataframe_split, dataframe_records, instances, inputs "
+    "(MLflow's scoring protocol); params is accepted and ignored.",
+    "oneOf": [
+        {
+            "required": ["dataframe_split"],
+            "properties": {
+                "dataframe_split": {
+                    "type": "object",
+                    "required": ["columns", "data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {"type": "array", "items": {"type": "array", "items": VALUE}},
+                        "index": {"type": "array", "items": VALUE},
+                    },
+                }
+            },
+        },
+        {"required": ["dataframe_records"], "properties": {"dataframe_records": RECORDS}},
+        {"required": ["instances"], "properties": {"instances": ROWS}},
+        {
+            "required": ["inputs"],
+            "properties": {
+                "inputs": {
+                    "anyOf": [
+                        {"type": "object", "additionalProperties": {"type": "array"}},
+                        RECORDS,
+                        {"type": "array", "items": {"type": "array", "items": VALUE}},
+                    ]
+                }
+            },
+        },
+    ],
+    "properties": {"params": ANY_OBJECT},
+}
+INVOCATIONS_RESPONSE = {
+    "type": "object",
+    "required": ["predictions"],
+    "properties": {"predictions": {"type": "array", "items": VALUE}},
+}
+MLFLOW_ERROR = {
+    "type": "object",
+    "required": ["error_code", "message"],
+    "properties": {
+        "error_code": {"enum": ["BAD_REQUEST", "RESOURCE_DOES_NOT_EXIST", "INTERNAL_ERROR"]},
+        "message": {"type": "string"},
+    },
+}
+SCHEMAS = {
+    "Error": ERROR,
+    "PredictRequest": PREDICT_REQUEST,
+    "PredictResponse": PREDICT_RESPONSE,
+    "ReloadResponse": RELOAD_RESPONSE,
+    "UnloadRequest": UNLOAD_REQUEST,
+    "UnloadResponse": UNLOAD_RESPONSE,
+    "InferRequest": INFER_REQUEST,
+    "InferResponse": INFER_RESPONSE,
+    "OipModel": OIP_MODEL,
+    "InvocationsRequest": INVOCATIONS_REQUEST,
+    "InvocationsResponse": INVOCATIONS_RESPONSE,
+    "MlflowError": MLFLOW_ERROR,
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _protocol_operations() -> dict[tuple[str, str], dict[str, Any]]:
+    """The Open Inference Protocol's and MLflow's operations (their modules hold no OpenAPI
+    parts, so that their handlers stay plain)."""
+    name = parameter("name", "NAME (its @champion) or NAME@ALIAS")
+    version = parameter("version", "A version number (or an alias)")
+    infer_errors = (400, 404, 413, 415, 503)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path, params in (
+        ("/v2/models/{name}", (name,)),
+        ("/v2/models/{name}/versions/{version}", (name, version)),
+    ):
+        found[(f"{path}/infer", "post")] = operation(
+            "Score tensors (Open Inference Protocol v2)",
+            parameters=params,
+            body="InferRequest",
+            answer="InferResponse",
+            errors=infer_errors,
+        )
+        found[(path, "get")] = operation(
+            "A model's metadata (OIP)", parameters=params, answer="OipModel", errors=(400, 404)
+        )
+        found[(f"{path}/ready", "get")] = operation(
+            "200 when the model can be served (OIP)",
+            parameters=params,
+            answer=ANY_OBJECT,
+            errors=(400, 404),
+        )
+    found[("/v2", "get")] = operation("The server's metadata (OIP)", answer=ANY_OBJECT)
+    found[("/v2/health/live", "get")] = operation("Live (OIP)", answer=ANY_OBJECT)
+    found[("/v2/health/ready", "get")] = operation(
+        "Ready (OIP; 400 until ready)", answer=ANY_OBJECT, errors=(400,)
+    )
+    invocations = operation(
+        "Score a table (MLflow's scoring protocol)",
+        body="InvocationsRequest",
+        answer="InvocationsResponse",
+    )
+    invocations["parameters"] = [
+        {
+            "name": "model",
+            "in": "query",
+            "required": False,
+            "description": "NAME, NAME@ALIAS or NAME/VERSION (default: the one preloaded model)",
+            "schema": {"type": "string"},
+        }
+    ]
+    invocations["requestBody"]["content"]["text/csv"] = {
+        "schema": {"type": "string", "description": "A header row of raw columns, then rows."}
+    }
+    for status in (400, 404, 413, 415, 503):
+        invocations["responses"][str(status)] = {
+            "description": ERROR_MEANING[status],
+            "content": {"application/json": {"schema": _ref("MlflowError")}},
+        }
+    found[("/invocations", "post")] = invocations
+    text = {"type": "string"}
+    for path, summary in (("/ping", "Ready (MLflow)"), ("/health", "Ready (MLflow)")):
+        found[(path, "get")] = operation(summary, answer=text, media="text/plain", errors=())
+        found[(path, "get")]["responses"]["503"] = {"description": ERROR_MEANING[503]}
+    found[("/version", "get")] = operation(
+        "The server's version (MLflow)", answer=text, media="text/plain"
+    )
+    return found
+
 
 def document(routes: list[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``routes``."""
@@ -79,20 +356,16 @@ def document(routes: list[BaseRoute]) -> dict[str, Any]:
         {
             "openapi": "3.1.0",
             "info": {"title": "gristmill prediction server", "version": __version__},
-            "components": {
-                "schemas": {
-                    "Error": ERROR,
-                    "PredictRequest": PREDICT_REQUEST,
-                    "PredictResponse": PREDICT_RESPONSE,
-                }
-            },
+            "components": {"schemas": SCHEMAS},
         }
     )
     schema = generator.get_schema(routes)
+    protocols = _protocol_operations()
     for endpoint in generator.get_endpoints(routes):
         operations = schema["paths"].setdefault(endpoint.path, {})
         if endpoint.http_method not in operations:
-            operations[endpoint.http_method] = _plain(endpoint.path, endpoint.func)
+            known = protocols.get((endpoint.path, endpoint.http_method))
+            operations[endpoint.http_method] = known or _plain(endpoint.path, endpoint.func)
     return schema
 
 
@@ -158,7 +431,7 @@ ERROR_MEANING = {
     401: "The server's bearer token is required",
     404: "No such model, alias or version",
     413: "More rows or bytes than the server takes in one request",
-    415: "The body is not JSON",
+    415: "The body is not of a content type the endpoint reads",
     503: "The server is starting, or the version cannot be loaded",
 }
 

@@ -114,7 +114,10 @@ def from_csv(body: bytes, manifest: ServableManifest) -> Columns:
     """CSV text with a header row; an empty field is a missing value."""
     text = body.lstrip(b"\xef\xbb\xbf")
     first = text.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip("\r")
-    header = next(csv.reader(io.StringIO(first)), [])
+    try:
+        header = next(csv.reader(io.StringIO(first)), [])
+    except csv.Error as exc:  # a lone carriage return inside the header, say
+        raise RequestError(f"the CSV header row cannot be read: {exc}") from None
     if not any(header):
         raise RequestError("the CSV body is empty; send a header row, then one row per line")
     _present(header, manifest)

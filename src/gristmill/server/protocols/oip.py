@@ -181,7 +181,7 @@ class _OpenInference:
             raise RequestError("the model name is empty")
         if version is None:
             return await self.models.find(model, alias=alias or None)
-        if version.isdigit():
+        if version.isascii() and version.isdigit():
             return await self.models.find(model, version=int(version))
         return await self.models.find(model, alias=version)
 
