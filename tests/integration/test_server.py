@@ -359,15 +359,50 @@ async def test_a_poll_picks_up_a_promotion_without_being_asked(trained: Any) -> 
                 services.metadata.registry.set_alias("birds", "champion", 1)
 
 
+def _loaded(answer: httpx.Response) -> list[str]:
+    return [f"{m['model']}/{m['version']}" for m in answer.json()["models"]]
+
+
+async def test_an_unloaded_version_is_loaded_again_on_next_use(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        first = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        pinned = await client.post("/v1/models/birds/versions/1/predict", json={"rows": _rows(1)})
+        assert first.status_code == pinned.status_code == 200
+        assert _loaded(await client.get("/v1/models")) == [
+            "birds/1"
+        ]
+        unloaded = await client.post("/admin/unload", json={"ref": "birds/1"})
+        assert unloaded.status_code == 200, unloaded.text
+        assert unloaded.json() == {"unloaded": ["birds/1"], "loaded": []}
+        assert (await client.get("/v1/models")).json()["models"] == []
+        again = await client.post("/admin/unload", json={"ref": "birds@champion"})
+        assert again.json()["unloaded"] == []  # nothing loaded: nothing to do
+        after = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert after.status_code == 200 and after.json()["version"] == 1
+        assert _loaded(await client.get("/v1/models")) == [
+            "birds/1"
+        ]
+        by_alias = await client.post("/admin/unload", json={"ref": "birds"})
+        assert by_alias.json()["unloaded"] == ["birds/1"]
+        bad = await client.post("/admin/unload", json={"model": "birds"})
+        assert bad.status_code == 400 and bad.json()["field"] == "ref"
+        not_json = await client.post("/admin/unload", content=b"birds")
+        assert not_json.status_code == 400
+
+
 async def test_the_token_guards_admin_always_and_predictions_when_asked(trained: Any) -> None:
     settings, _ = trained
     async with _serving(_tuned(settings, token="s3cret")) as client:
-        refused = await client.post("/admin/reload")
-        assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
-        wrong = await client.post("/admin/reload", headers={"authorization": "Bearer nope"})
-        assert wrong.status_code == 401
-        allowed = await client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})
-        assert allowed.status_code == 200
+        for path, body in (("/admin/reload", None), ("/admin/unload", {"ref": "birds"})):
+            refused = await client.post(path, json=body)
+            assert refused.status_code == 401 and "Bearer" in refused.json()["error"], path
+            wrong = await client.post(path, json=body, headers={"authorization": "Bearer nope"})
+            assert wrong.status_code == 401, path
+            allowed = await client.post(
+                path, json=body, headers={"authorization": "Bearer s3cret"}
+            )
+            assert allowed.status_code == 200, (path, allowed.text)
         open_predict = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
         assert open_predict.status_code == 200
     guarded = _tuned(settings, token="s3cret", token_for_predictions=True)
@@ -398,6 +433,7 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
         ("/readyz", "get"),
         ("/metrics", "get"),
         ("/admin/reload", "post"),
+        ("/admin/unload", "post"),
         ("/openapi.json", "get"),
         ("/v2/models/{name}/infer", "post"),
         ("/v2/models/{name}/versions/{version}/infer", "post"),
@@ -412,5 +448,19 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
     }
     assert {"400", "404", "413", "415"} <= set(predict["responses"])
     assert set(document["components"]["schemas"]) >= {"Error", "PredictRequest"}
+    schemas = document["components"]["schemas"]
+    for path in ("/v2/models/{name}/infer", "/invocations", "/admin/unload"):
+        body = paths[path]["post"]["requestBody"]["content"]
+        assert body["application/json"]["schema"]["$ref"].startswith("#/components/"), path
+        assert "400" in paths[path]["post"]["responses"], path
+    assert "text/csv" in paths["/invocations"]["post"]["requestBody"]["content"]
+    assert set(schemas["InferRequest"]["properties"]) >= {"inputs", "parameters", "outputs"}
+    tensor = schemas["InferRequest"]["properties"]["inputs"]["items"]["properties"]
+    assert set(tensor) >= {"name", "shape", "datatype", "data"}
+    fields = {next(iter(s["required"])) for s in schemas["InvocationsRequest"]["oneOf"]}
+    assert fields == {"dataframe_split", "dataframe_records", "instances", "inputs"}
+    assert paths["/admin/reload"]["post"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/ReloadResponse"}
     infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
