@@ -241,6 +241,43 @@ def test_gc_clears_crash_leftovers_and_abandoned_runs(tmp_path: Path) -> None:
     assert {r["run_id"]: r["status"] for r in runs} == {"01OLDRUN": "failed", "01NEWRUN": "running"}
 
 
+def test_gc_deletes_the_bus_groups_of_dead_servers_on_this_host(tmp_path: Path) -> None:
+    import asyncio
+    import socket
+
+    from gristmill.config.settings import load_settings
+    from gristmill.core.events import MODEL_DEPLOYED, Event
+    from gristmill.runtime.wiring import build_bus
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process that is gone (its pid is not reused this soon)
+    host = socket.gethostname()
+    dead, alive = f"serve-{host}-{ended.pid}", f"serve-{host}-{os.getpid()}"
+    groups = [dead, alive, "serve-elsewhere-1", "worker-group"]
+    settings = load_settings(overrides={"home": str(tmp_path / ".gristmill")})
+    settings.home.mkdir(parents=True)
+
+    async def consume_then_list(*, consume: bool) -> list[str]:
+        bus = build_bus(settings)
+        await bus.open()
+        try:
+            if consume:
+                await bus.publish([Event(type=MODEL_DEPLOYED, key="m", payload={})])
+                for group in groups:  # each takes the event, as a server would
+                    assert await bus.consume(group, MODEL_DEPLOYED, "c", wait=5.0)
+            return await bus.groups(MODEL_DEPLOYED)
+        finally:
+            await bus.close()
+
+    assert asyncio.run(consume_then_list(consume=True)) == sorted(groups)
+    dry = gm("gc", "--dry-run", cwd=tmp_path, check=True).stdout
+    assert f"would delete bus consumer group {dead}" in dry, dry
+    assert asyncio.run(consume_then_list(consume=False)) == sorted(groups)
+    done = gm("gc", cwd=tmp_path, check=True).stdout
+    assert f"deleted bus consumer group {dead}" in done and alive not in done, done
+    assert asyncio.run(consume_then_list(consume=False)) == sorted(set(groups) - {dead})
+
+
 def test_doctor_masks_the_server_token(tmp_path: Path) -> None:
     (tmp_path / "gristmill.toml").write_text('[serve]\ntoken = "s3cr3t-t0ken"\n')
     result = gm("doctor", "--timeout", "1", cwd=tmp_path)

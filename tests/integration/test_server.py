@@ -18,10 +18,11 @@ import pytest
 from palmerpenguins import load_penguins
 
 from gristmill.config.settings import Settings, load_settings
-from gristmill.core.events import PREDICTIONS_LOGGED
+from gristmill.core.events import MODEL_DEPLOYED, PREDICTIONS_LOGGED, Event
 from gristmill.runtime.wiring import open_services, open_stores
 from gristmill.servables import compile_version
 from gristmill.servables.storage import recorded
+from gristmill.server import reload
 from gristmill.server.app import create_app
 from gristmill.stores.models import ModelVersion
 from gristmill.testing.registered import train_and_register, write_csv
@@ -359,6 +360,19 @@ async def test_a_poll_picks_up_a_promotion_without_being_asked(trained: Any) -> 
                 services.metadata.registry.set_alias("birds", "champion", 1)
 
 
+async def test_a_server_that_stops_leaves_no_bus_consumer_group(trained: Any) -> None:
+    settings, _ = trained
+    group = reload.group_name()
+    async with open_services(settings) as services:
+        await services.bus.publish([Event(type=MODEL_DEPLOYED, key="birds", payload={})])
+        async with _serving(settings):
+            deadline = asyncio.get_running_loop().time() + 10
+            while group not in await services.bus.groups(MODEL_DEPLOYED):
+                assert asyncio.get_running_loop().time() < deadline, "the server made no group"
+                await asyncio.sleep(0.05)
+        assert group not in await services.bus.groups(MODEL_DEPLOYED)
+
+
 def _loaded(answer: httpx.Response) -> list[str]:
     return [f"{m['model']}/{m['version']}" for m in answer.json()["models"]]
 
@@ -369,9 +383,7 @@ async def test_an_unloaded_version_is_loaded_again_on_next_use(trained: Any) -> 
         first = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
         pinned = await client.post("/v1/models/birds/versions/1/predict", json={"rows": _rows(1)})
         assert first.status_code == pinned.status_code == 200
-        assert _loaded(await client.get("/v1/models")) == [
-            "birds/1"
-        ]
+        assert _loaded(await client.get("/v1/models")) == ["birds/1"]
         unloaded = await client.post("/admin/unload", json={"ref": "birds/1"})
         assert unloaded.status_code == 200, unloaded.text
         assert unloaded.json() == {"unloaded": ["birds/1"], "loaded": []}
@@ -380,9 +392,7 @@ async def test_an_unloaded_version_is_loaded_again_on_next_use(trained: Any) -> 
         assert again.json()["unloaded"] == []  # nothing loaded: nothing to do
         after = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
         assert after.status_code == 200 and after.json()["version"] == 1
-        assert _loaded(await client.get("/v1/models")) == [
-            "birds/1"
-        ]
+        assert _loaded(await client.get("/v1/models")) == ["birds/1"]
         by_alias = await client.post("/admin/unload", json={"ref": "birds"})
         assert by_alias.json()["unloaded"] == ["birds/1"]
         bad = await client.post("/admin/unload", json={"model": "birds"})
@@ -399,9 +409,7 @@ async def test_the_token_guards_admin_always_and_predictions_when_asked(trained:
             assert refused.status_code == 401 and "Bearer" in refused.json()["error"], path
             wrong = await client.post(path, json=body, headers={"authorization": "Bearer nope"})
             assert wrong.status_code == 401, path
-            allowed = await client.post(
-                path, json=body, headers={"authorization": "Bearer s3cret"}
-            )
+            allowed = await client.post(path, json=body, headers={"authorization": "Bearer s3cret"})
             assert allowed.status_code == 200, (path, allowed.text)
         open_predict = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
         assert open_predict.status_code == 200

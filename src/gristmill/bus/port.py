@@ -25,6 +25,10 @@ Semantics every backend guarantees (proved by ``gristmill.testing.bus_contract``
   payload ``group``, ``attempts``, ``error``, ``body`` and ``body_encoding``) and not
   delivered to that group again. The other events fetched with it are delivered as usual.
 * The envelope round-trips exactly: what ``consume`` returns equals what was published.
+* ``groups`` lists the groups that consumed an event type; ``delete_group`` forgets one
+  (its place and its leased or nacked events), so a group used for a while by one process
+  (a prediction server's) leaves nothing behind. Used again, it starts afresh, from the
+  oldest retained event. Deleting a group that does not exist does nothing.
 
 Ordering across consumers is not guaranteed; within a single consumer events of one type
 arrive in publish order except for redeliveries.
@@ -108,6 +112,16 @@ class EventBus(Protocol):
 
     async def nack(self, delivery: Delivery, *, error: str = "", delay: float = 0.0) -> None:
         """Handling failed: deliver again after ``delay`` s, or dead-letter if over budget."""
+        ...
+
+    async def groups(self, event_type: str) -> list[str]:
+        """The consumer groups of ``event_type`` (those that consumed it and were not
+        deleted), sorted."""
+        ...
+
+    async def delete_group(self, group: str, event_type: str) -> None:
+        """Forget ``group``'s place in ``event_type`` and its leased or nacked events of it;
+        nothing happens when there is no such group."""
         ...
 
     async def extend(self, delivery: Delivery) -> None:

@@ -3,6 +3,7 @@ temporary files); the decisions are ``runtime.sweep``'s."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.config.features import parse_duration
+from gristmill.config.settings import Settings
 from gristmill.errors import ConfigError
 from gristmill.runtime.sweep import (
     RunDecision,
@@ -20,7 +22,7 @@ from gristmill.runtime.sweep import (
     stale_executions,
     sweep_executions,
 )
-from gristmill.runtime.wiring import build_metadata, build_raw
+from gristmill.runtime.wiring import build_bus, build_metadata, build_raw
 from gristmill.stores.run_status import stale_after
 
 
@@ -51,6 +53,8 @@ def gc(
       no worker took up) and it is older than --older-than.
     - A write killed midway leaves a temporary directory in the raw store (never visible
       as a batch), removed once older than --older-than.
+    - A prediction server killed (kill -9) leaves its bus consumer group serve-HOST-PID;
+      those of this host whose process is gone are deleted (run gc on each serving host).
 
     \b
         gristmill gc --dry-run
@@ -82,8 +86,12 @@ def gc(
             closed = [d for d in closed if close_run(metadata, d)]
     finally:
         metadata.close()
+    groups = asyncio.run(_stale_serve_groups(settings, dry_run=dry_run))
     for decision in decisions:
         _say_run(decision, dry_run=dry_run)
+    for group in groups:
+        verb = "would delete" if dry_run else "deleted"
+        console.print(f"{verb} bus consumer group {group} (its server is gone)", highlight=False)
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
     verb = "would be checked" if dry_run else "removed"
@@ -94,6 +102,24 @@ def gc(
         + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
+
+
+async def _stale_serve_groups(settings: Settings, *, dry_run: bool) -> list[str]:
+    """The consumer groups dead servers of this host left on the bus, deleted unless
+    ``dry_run``."""
+    from gristmill.core.events import MODEL_DEPLOYED
+    from gristmill.server.reload import stale_groups
+
+    bus = build_bus(settings)
+    await bus.open()
+    try:
+        stale = await stale_groups(bus)
+        if not dry_run:
+            for group in stale:
+                await bus.delete_group(group, MODEL_DEPLOYED)
+    finally:
+        await bus.close()
+    return stale
 
 
 def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) -> None:

@@ -4,9 +4,9 @@ Raw Starlette routes (no FastAPI request models or dependency injection on the r
 and orjson answers; see docs/adr/0015-prediction-server.md. At start (``lifespan``) the
 stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
-runs until shutdown, when the log is written one last time. The wire protocols are mounted
-here, and only here: the native API, the Open Inference Protocol and MLflow's scoring
-protocol.
+runs until shutdown, when the log is written one last time and the process's bus consumer
+group is deleted. The wire protocols are mounted here, and only here: the native API, the
+Open Inference Protocol and MLflow's scoring protocol.
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await reload.leave(services.bus)  # no consumer group left behind
 
     return Starlette(
         routes=routes,

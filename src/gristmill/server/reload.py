@@ -7,7 +7,9 @@ seen twice, or an event and a poll, cost one registry read each and switch once.
 
 Each server process reads the bus in its own consumer group (``serve-<host>-<pid>``), since
 every process must see every promotion; a new group starts from the oldest retained event,
-which only makes a fresh server read its aliases once more.
+which only makes a fresh server read its aliases once more. A server that stops cleanly
+deletes its group (``leave``); one killed (``kill -9``, a lost machine) leaves it, and
+``gristmill gc`` deletes the groups of this host whose process is gone (``stale_groups``).
 """
 
 from __future__ import annotations
@@ -16,16 +18,63 @@ import asyncio
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from gristmill.bus.port import EventBus
 from gristmill.core.events import MODEL_DEPLOYED
-from gristmill.server.models import RegistryModels
+
+if TYPE_CHECKING:  # gc imports this module without the server's dependencies
+    from gristmill.server.models import RegistryModels
 
 logger = logging.getLogger(__name__)
 
 
+GROUP_PREFIX = "serve-"
+
+
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def group_name(consumer: str | None = None) -> str:
+    """The consumer group of this server process (of ``consumer``, if given)."""
+    return f"{GROUP_PREFIX}{consumer or consumer_name()}"
+
+
+async def leave(bus: EventBus, consumer: str | None = None) -> None:
+    """Delete this process's consumer group (at a clean stop); a failure is only logged."""
+    group = group_name(consumer)
+    try:
+        await bus.delete_group(group, MODEL_DEPLOYED)
+    except Exception as exc:
+        logger.warning(
+            "could not delete consumer group %s of %s (%s); `gristmill gc` removes it",
+            group,
+            MODEL_DEPLOYED,
+            exc,
+        )
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, run by another user
+        return False
+    return False
+
+
+async def stale_groups(bus: EventBus, host: str | None = None) -> list[str]:
+    """The servers' consumer groups of ``host`` (this one) whose process is gone. Groups of
+    other hosts are not judged: whether their process runs cannot be seen from here."""
+    prefix = f"{GROUP_PREFIX}{host or socket.gethostname()}-"
+    stale = []
+    for group in await bus.groups(MODEL_DEPLOYED):
+        pid = group.removeprefix(prefix)
+        if group.startswith(prefix) and pid.isascii() and pid.isdigit() and _gone(int(pid)):
+            stale.append(group)
+    return stale
 
 
 async def poll(models: RegistryModels, seconds: float) -> None:
@@ -41,7 +90,7 @@ async def poll(models: RegistryModels, seconds: float) -> None:
 async def listen(models: RegistryModels, bus: EventBus, consumer: str | None = None) -> None:
     """Refresh the model each ``model.deployed`` names, until cancelled."""
     consumer = consumer or consumer_name()
-    group = f"serve-{consumer}"
+    group = group_name(consumer)
     while True:
         try:
             deliveries = await bus.consume(group, MODEL_DEPLOYED, consumer, max_events=16)

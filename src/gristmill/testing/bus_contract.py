@@ -221,6 +221,28 @@ class EventBusContract(LeaseContract, abc.ABC):
         assert set(ids) == {e.id for e in events}
         assert {d.attempt for d in held + others + rest[0] + rest[1]} == {1}
 
+    async def test_a_deleted_group_is_forgotten_and_starts_afresh(self) -> None:
+        events = [make_event(n) for n in range(3)]
+        async with self.opened(ack_wait=30.0) as bus:
+            await bus.publish(events)
+            for group in ("serve-a", "serve-b"):
+                got = await collect(bus, 3, group=group, batch=3)
+                await bus.ack(got[0])  # one acked, two leased
+                await bus.nack(got[1], delay=60.0)  # nacked with a long delay, for redis
+            assert {"serve-a", "serve-b"} <= set(await bus.groups(TYPE))
+            await bus.delete_group("serve-a", TYPE)
+            await bus.delete_group("serve-a", TYPE)  # idempotent
+            await bus.delete_group("never-used", TYPE)
+            assert "serve-a" not in await bus.groups(TYPE)
+            assert "serve-b" in await bus.groups(TYPE)
+            assert await bus.groups("contract.never-published") == []
+            # used again, the group starts from the oldest event, with no leases held
+            again = await collect(bus, 3, group="serve-a", batch=3)
+            assert [d.event.id for d in again] == [e.id for e in events]
+            assert {d.attempt for d in again} == {1}
+            # the other group kept its place: only its leases, nothing new
+            assert await bus.consume("serve-b", TYPE, "c9", max_events=5, wait=0.3) == []
+
     # -- acks, leases and nacks --------------------------------------------------------------
 
     async def test_acked_event_is_not_redelivered(self) -> None:

@@ -308,6 +308,32 @@ class NatsJetStreamBus:
                 raise
         self._declared = True
 
+    async def groups(self, event_type: str) -> list[str]:
+        subject = self._subject(event_type)
+        with self._translated():
+            js = await self._live()
+            found = await js.consumers_info(self.stream)
+        names = []
+        for info in found:
+            config = info.config
+            if config.filter_subject != subject:
+                continue
+            # the group's own name is the description (consumers made before: the durable's)
+            name = config.description or (config.durable_name or "").rsplit("~~", 1)[0]
+            names.append(name)
+        return sorted(names)
+
+    async def delete_group(self, group: str, event_type: str) -> None:
+        durable = _durable_name(group, event_type)
+        with self._translated():
+            js = await self._live()
+            with suppress(nats.js.errors.NotFoundError):
+                await js.delete_consumer(self.stream, durable)
+        for key in [k for k in self._pullers if k[:2] == (group, event_type)]:
+            puller = self._pullers.pop(key)
+            with suppress(nats.errors.Error):
+                await puller.inbox.unsubscribe()
+
     async def _puller(self, group: str, event_type: str, consumer: str) -> Puller:
         key = (group, event_type, consumer)
         js = await self._live()
@@ -316,6 +342,7 @@ class NatsJetStreamBus:
             config = api.ConsumerConfig(
                 name=durable,
                 durable_name=durable,
+                description=group,
                 deliver_policy=api.DeliverPolicy.ALL,
                 ack_policy=api.AckPolicy.EXPLICIT,
                 ack_wait=self.ack_wait,

@@ -157,6 +157,30 @@ class RedisStreamsBus:
                 await self._redis.delete(*keys)
         self._groups.clear()
 
+    async def groups(self, event_type: str) -> list[str]:
+        with self._translated():
+            try:
+                found = await self._redis.xinfo_groups(self._stream(event_type))
+            except redis_errors.ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    return []
+                raise
+        names = [g["name"] for g in found]
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+
+    async def delete_group(self, group: str, event_type: str) -> None:
+        stream = self._stream(event_type)
+        prefix = group.encode() + b"\x00"
+        with self._translated():
+            if await self._redis.exists(stream):
+                await self._redis.xgroup_destroy(stream, group)  # 0 when there is none
+            delays = self._delays(stream)  # delays of the group's nacked entries go too
+            fields = [f async for f, _ in self._redis.hscan_iter(delays)]
+            mine = [f for f in fields if isinstance(f, bytes) and f.startswith(prefix)]
+            if mine:
+                await self._redis.hdel(delays, *mine)
+        self._forget(stream, group)
+
     async def publish(self, events: Sequence[Event]) -> None:
         if not events:
             return

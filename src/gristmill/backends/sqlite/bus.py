@@ -179,6 +179,26 @@ class SqliteBus:
             await self._run(self._delay, key, seq, delivery.attempt, time.time() + delay)
         await self._notify()
 
+    async def groups(self, event_type: str) -> list[str]:
+        return await self._run(self._groups, event_type)
+
+    async def delete_group(self, group: str, event_type: str) -> None:
+        await self._run(self._forget_group, (self.namespace, group, event_type))
+
+    def _groups(self, event_type: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT grp FROM gm_groups WHERE namespace = ? AND type = ? ORDER BY grp",
+            (self.namespace, event_type),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def _forget_group(self, key: tuple[str, str, str]) -> None:
+        self._flush_acks()
+        db, where = self._db, "WHERE namespace = ? AND grp = ? AND type = ?"
+        with _transaction(db, durable=True):
+            db.execute(f"DELETE FROM gm_deliveries {where}", key)
+            db.execute(f"DELETE FROM gm_groups {where}", key)
+
     async def extend(self, delivery: Delivery) -> None:
         event_type, seq = delivery.receipt
         key = (self.namespace, delivery.group, event_type)
