@@ -1,7 +1,7 @@
 """Bounded fuzzing of the server's own OpenAPI document (schemathesis): every operation it
-describes, with bodies, paths and queries drawn from its schemas (and some that break
-them), answers without a 5xx. The app runs in this process, lifespan and all, over the
-trained model of test_server.py."""
+describes, with bodies, paths and queries drawn from its schemas, answers without a 5xx,
+with a status the document lists and a body its schema for that status describes. The app
+runs in this process, lifespan and all, over the trained model of test_server.py."""
 
 from __future__ import annotations
 
@@ -14,14 +14,20 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from gristmill.server.app import create_app
 
-from .test_server import trained  # noqa: F401  (the module's fixture)
+from .test_server import _rows, trained  # noqa: F401  (the module's fixture)
 
 pytestmark = pytest.mark.slow
 EXAMPLES = 12
-"""Cases per operation: about 25 operations, a few milliseconds each."""
+"""Cases per operation: about 25 operations, a few milliseconds each (about 15 s in all)."""
+JSON = "application/json"
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 
 
 class _Errors(logging.Handler):
@@ -77,10 +83,43 @@ def test_no_operation_answers_a_5xx(schema: Any) -> None:
         )
         @given(case=operation.as_strategy())
         def fuzz(case: Any) -> None:
-            case.call_and_validate(checks=[not_a_server_error])
+            case.call_and_validate(checks=CHECKS)
 
         try:
             fuzz()
         except Exception as exc:  # one line per failing operation, all of them reported
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_answers_to_good_requests_match_their_schemas(schema: Any) -> None:
+    """Random bodies are mostly refused; these score, so the success schemas are checked."""
+    rows = _rows(2)
+    cases = [
+        schema["/v1/models/{ref}/predict"]["POST"].Case(
+            path_parameters={"ref": "birds"}, body={"rows": rows}
+        ),
+        schema["/v1/models/{name}/versions/{version}/predict"]["POST"].Case(
+            path_parameters={"name": "birds", "version": 1},
+            body={"columns": {k: [r[k] for r in rows] for k in rows[0]}},
+        ),
+        schema["/invocations"]["POST"].Case(body={"dataframe_records": rows}, media_type=JSON),
+        schema["/invocations"]["POST"].Case(body={"instances": rows}, media_type=JSON),
+        schema["/admin/reload"]["POST"].Case(),
+        schema["/admin/unload"]["POST"].Case(body={"ref": "birds/1"}),
+    ]
+    metadata = schema["/v2/models/{name}"]["GET"].Case(path_parameters={"name": "birds"})
+    inputs = metadata.call_and_validate(checks=CHECKS).json()["inputs"]
+    tensors = [
+        {"name": i["name"], "shape": [len(rows)], "datatype": i["datatype"]}
+        | {"data": [r.get(i["name"]) for r in rows]}
+        for i in inputs
+    ]
+    cases.append(
+        schema["/v2/models/{name}/infer"]["POST"].Case(
+            path_parameters={"name": "birds"}, body={"inputs": tensors}
+        )
+    )
+    for case in cases:
+        answer = case.call_and_validate(checks=CHECKS)
+        assert answer.status_code == 200, (case.path, answer.text)
