@@ -7,9 +7,10 @@ then decide again; otherwise run the handler in a thread, record the execution *
 output events, publish them (retried with back-off while the bus is down), set the
 execution's outbox mark, then ack. Recorded events whose publication never happened (the
 worker stopped during an outage, the broker restarted empty) are published by the outbox
-relay every worker runs on start and periodically (ADR 14, amended). While the handler runs, a heartbeat extends both the
-bus lease of the delivery and the execution's lease, so work of any length runs once; a
-holder that dies stops renewing, and after the lease (and a margin) its work is taken over.
+relay every worker runs on start and periodically (ADR 14, amended). While the handler
+runs, a heartbeat extends both the bus lease of the delivery and the execution's lease, so
+work of any length runs once; a holder that dies stops renewing, and after the lease (and a
+margin) its work is taken over.
 A crash at any point before the ack means redelivery, and redelivery means at most a
 re-publication of the same events — never the work twice once it succeeded.
 
@@ -283,8 +284,7 @@ class StageWorker:
                 await self.bus.publish(outputs)
                 ended = execution.finished_at or execution.started_at
                 log.warning(
-                    "announced %s of execution %s after %.0fs (it was recorded but not "
-                    "published)",
+                    "announced %s of execution %s after %.0fs (it was recorded but not published)",
                     _told(outputs),
                     execution.execution_id,
                     (datetime.now(UTC) - ended).total_seconds(),

@@ -110,7 +110,9 @@ class SqlExecutionStore:
         with self._db.write() as connection:
             connection.execute(
                 sa.update(executions)
-                .where(executions.c.execution_id == execution_id, executions.c.published_at.is_(None))
+                .where(
+                    executions.c.execution_id == execution_id, executions.c.published_at.is_(None)
+                )
                 .values(published_at=at)
             )
 

@@ -25,7 +25,9 @@ def _schema() -> str | None:
 
 
 def upgrade() -> None:
-    op.add_column("stage_executions", sa.Column("published_at", _time, nullable=True), schema=_schema())
+    op.add_column(
+        "stage_executions", sa.Column("published_at", _time, nullable=True), schema=_schema()
+    )
     # Executions that ended before the outbox are taken as published (their worker published
     # them or they are long gone): only executions ending from now on are relayed again.
     executions = sa.table(
