@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -48,6 +48,7 @@ from gristmill.testing.metadata_records import (
 )
 
 LEASE_COLUMNS = ("lease_expires_at", "holder")  # added by v0005
+OUTBOX_COLUMNS = ("published_at",)  # added by v0007
 
 
 @pytest.fixture
@@ -147,7 +148,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0006"
+HEAD = "0007"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -244,7 +245,11 @@ def test_a_v0004_database_migrates_to_head_its_running_executions_unleased(
     left_running = make_execution("ex-1", input_event_id="ev-1")
 
     def fill(old: SqlDatabase) -> None:
-        values = {k: v for k, v in asdict(left_running).items() if k not in LEASE_COLUMNS}
+        values = {
+            k: v
+            for k, v in asdict(left_running).items()
+            if k not in (*LEASE_COLUMNS, *OUTBOX_COLUMNS)
+        }
         with old.write() as connection:
             connection.execute(sa.insert(stage_executions), values)
 
@@ -253,6 +258,34 @@ def test_a_v0004_database_migrates_to_head_its_running_executions_unleased(
         assert _version(url, schema) == HEAD
         assert store.executions.list_executions("run-1") == [left_running]
         assert store.executions.list_stale_executions(at(1)) == [left_running]
+        assert _schema_drift(store, url, schema) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0006_database_migrates_to_head_its_ended_executions_published(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    # Executions that ended before the outbox are not relayed again (their events were
+    # published, or are long gone); one still running is published once it ends.
+    out = [{"id": "ev-2", "type": "model.trained"}]
+    ended = make_execution("ex-1", status="succeeded", finished_at=at(5), outputs=out)
+    running = make_execution("ex-2", 6, idempotency_key="key-2")
+
+    def fill(old: SqlDatabase) -> None:
+        with old.write() as connection:
+            for execution in (ended, running):
+                values = asdict(execution)
+                del values["published_at"]
+                connection.execute(sa.insert(stage_executions), values)
+
+    url, schema = _database_at(request, backend, "0006", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        assert store.executions.list_executions("run-1") == [
+            replace(ended, published_at=at(5)),
+            running,
+        ]
+        assert store.executions.list_unpublished("preparation", at(100)) == []
         assert _schema_drift(store, url, schema) == []
 
 

@@ -17,9 +17,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +36,7 @@ from gristmill.errors import BackendError
 from gristmill.runtime.stream import records_event
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stores.metadata import ExecutionStore, StageExecution
 
 REDIS = shutil.which("redis-server")
 NATS = shutil.which("nats-server") or next(
@@ -470,3 +473,123 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
         assert sum("nats.bus: NATS bus lost" in line for line in lines) == 1, lines
         assert sum("NATS bus reconnected" in line for line in lines) == 1, lines
     assert not any("connection error" in line for line in lines), lines
+
+
+class Gated(Echo):
+    """``Echo`` whose handler waits for ``gate`` (the test kills the broker meanwhile)."""
+
+    def __init__(self) -> None:
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def handle(self, event: Event) -> StageOutcome:
+        self.entered.set()
+        assert self.gate.wait(60), "the test never opened the gate"
+        return super().handle(event)
+
+
+async def pong_events(bus: EventBus, deadline: float = 60.0) -> list[Event]:
+    """The first ``pong`` events an observer sees on ``bus`` within ``deadline``."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            deliveries = await bus.consume("observer", "pong", "o", max_events=50, wait=0.2)
+        except BackendError:  # the bus reconnecting after the restart
+            await asyncio.sleep(0.1)
+            continue
+        for d in deliveries:
+            await bus.ack(d)
+        if deliveries:
+            return [d.event for d in deliveries]
+    raise AssertionError(f"no pong within {deadline}s")
+
+
+async def marked_published(executions: ExecutionStore) -> None:
+    """Wait until no execution of ``echo`` waits in the outbox."""
+    end = time.monotonic() + 10
+    while executions.list_unpublished("echo", datetime.now(UTC) + timedelta(seconds=1)):
+        assert time.monotonic() < end, "the execution was not marked published"
+        await asyncio.sleep(0.05)
+
+
+async def test_events_recorded_while_the_broker_is_down_are_announced_when_it_is_back_empty(
+    server: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The handler finishes while the broker is down; it restarts empty (the delivery and
+    # everything else are gone): the recorded events must still reach the next stage.
+    caplog.set_level(logging.INFO, logger="gristmill")
+    url = f"{server.url}/0"
+    bus = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
+    observer = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
+    stage = Gated()
+    with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as metadata:
+        await bus.open()
+        await observer.open()
+        stop = asyncio.Event()
+        worker = StageWorker(stage, bus, metadata.executions)
+        task = asyncio.create_task(worker.run(stop, poll=0.1, relay_every=3600))
+        try:
+            ping = Event(type="ping", payload={"n": 7})
+            await observer.publish([ping])
+            assert await asyncio.to_thread(stage.entered.wait, 30), "the handler never ran"
+            await asyncio.to_thread(server.kill)
+            stage.gate.set()  # the work ends while the broker is down
+            await wait_for_line(caplog, "could not announce", 30.0)
+            (done,) = metadata.executions.list_executions(ping.correlation_id)
+            assert done.status == "succeeded" and done.published_at is None
+            await asyncio.to_thread(server.start, empty=True)
+
+            (pong,) = await pong_events(observer)
+            assert pong.id == done.outputs[0]["id"] and pong.payload == {"n": 7}
+            await wait_for_line(caplog, "announced pong", 30.0)
+            await marked_published(metadata.executions)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            await bus.close()
+            with suppress(BackendError):
+                await observer.close()
+    lines = warnings_from(caplog)
+    assert sum("could not announce pong" in line for line in lines) == 1, lines
+    assert any(f"announced pong {pong.id} of execution" in line for line in lines), lines
+    assert not task.exception()
+
+
+async def test_a_worker_started_later_announces_what_an_execution_recorded_but_never_published(
+    server: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gristmill")
+    url = f"{server.url}/0"
+    ping = Event(type="ping", payload={"n": 3})
+    pong = ping.caused("pong", {"n": 3})
+    ended = datetime.now(UTC) - timedelta(minutes=1)
+    lost = StageExecution(  # what a worker that stopped during an outage left behind
+        execution_id="exec-lost",
+        stage="echo",
+        idempotency_key=ping.id,
+        status="succeeded",
+        started_at=ended,
+        finished_at=ended,
+        run_id=ping.correlation_id,
+        input_event_id=ping.id,
+        outputs=[pong.model_dump(mode="json")],
+    )
+    bus = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
+    observer = RedisStreamsBus(url, namespace="outage", ack_wait=2.0)
+    with SqlMetadataStore(f"sqlite:///{tmp_path / 'meta.db'}") as metadata:
+        metadata.executions.record_execution(lost)
+        await bus.open()
+        await observer.open()
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            StageWorker(Echo(), bus, metadata.executions).run(stop, poll=0.1)
+        )
+        try:
+            (seen,) = await pong_events(observer, deadline=30.0)
+            assert seen.id == pong.id and seen.payload == {"n": 3}
+            await marked_published(metadata.executions)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            await bus.close()
+            await observer.close()
+    assert any("announced pong" in line and "exec-lost" in line for line in warnings_from(caplog))

@@ -196,8 +196,23 @@ def _work(record: dict[str, Any]) -> list[str]:
     if record["pending"]:
         types = {a["id"]: a["type"] for a in record["summary"].get("announced", [])}
         types |= {o["id"]: o["type"] for e in executions for o in e["outputs"] if "id" in o}
-        waiting = ", ".join(f"{types.get(i, 'event')} {i}" for i in record["pending"])
-        lines.append(f"waiting for a worker: {waiting} (start one: `gristmill worker --all`)")
+        unpublished = {  # recorded by an execution, yet not on the bus (ADR 14's outbox)
+            o["id"]: e["execution_id"]
+            for e in executions
+            if e.get("published_at") is None and e["status"] != "running"
+            for o in e["outputs"]
+            if "id" in o
+        }
+        for event_id in record["pending"]:
+            if event_id in unpublished:
+                lines.append(
+                    f"{types.get(event_id, 'event')} {event_id} was announced by execution "
+                    f"{unpublished[event_id]} but not yet published; a worker will publish it "
+                    "when the bus is back"
+                )
+        if waiting_ids := [i for i in record["pending"] if i not in unpublished]:
+            waiting = ", ".join(f"{types.get(i, 'event')} {i}" for i in waiting_ids)
+            lines.append(f"waiting for a worker: {waiting} (start one: `gristmill worker --all`)")
     ended = record["status"] in ("succeeded", "failed", "partial")
     recorded = record.get("recorded_status")
     if ended and recorded == "running":

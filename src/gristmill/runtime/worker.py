@@ -4,9 +4,13 @@ Per delivery: derive the idempotency key and claim it in the execution store; if
 execution has that key, re-publish the events it recorded (same ids) instead of working again;
 if another consumer runs it under a live lease, wait for that one (holding our delivery) and
 then decide again; otherwise run the handler in a thread, record the execution *with* its
-output events, publish them, then ack. While the handler runs, a heartbeat extends both the
-bus lease of the delivery and the execution's lease, so work of any length runs once; a
-holder that dies stops renewing, and after the lease (and a margin) its work is taken over.
+output events, publish them (retried with back-off while the bus is down), set the
+execution's outbox mark, then ack. Recorded events whose publication never happened (the
+worker stopped during an outage, the broker restarted empty) are published by the outbox
+relay every worker runs on start and periodically (ADR 14, amended). While the handler
+runs, a heartbeat extends both the bus lease of the delivery and the execution's lease, so
+work of any length runs once; a holder that dies stops renewing, and after the lease (and a
+margin) its work is taken over.
 A crash at any point before the ack means redelivery, and redelivery means at most a
 re-publication of the same events — never the work twice once it succeeded.
 
@@ -49,6 +53,16 @@ HEARTBEATS_PER_LEASE = 3
 """Leases are renewed every ``ack_wait / 3``: two beats may be missed before one lapses."""
 TAKEOVER_MARGIN = 0.5
 """A lapsed execution lease is taken over only ``TAKEOVER_MARGIN * ack_wait`` after it ended."""
+RELAY_AFTER = 5.0
+"""Seconds after an execution ended before a worker's outbox relay publishes its events."""
+ANNOUNCE_RETRY_CAP = 10.0
+"""At most this many seconds between attempts to announce recorded events while the bus is down."""
+
+
+def _told(events: list[Event]) -> str:
+    """``model.trained <id>, …`` (at most three named)."""
+    named = ", ".join(f"{e.type} {e.id}" for e in events[:3])
+    return named + (f" and {len(events) - 3} more" if len(events) > 3 else "")
 
 
 def consumer_name(stage: str) -> str:
@@ -133,15 +147,27 @@ class StageWorker:
         # wait for its lock) and apart from the handlers' threads (they may run for hours)
         self._store_calls = ThreadPoolExecutor(4, thread_name_prefix=f"gristmill-{stage.name}")
 
-    async def run(self, stop: asyncio.Event, *, poll: float = 0.5, concurrency: int = 1) -> None:
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        poll: float = 0.5,
+        concurrency: int = 1,
+        relay_every: float | None = None,
+    ) -> None:
         """Handle deliveries until ``stop`` is set; deliveries in hand are finished first.
 
         ``concurrency`` loops consume side by side, so that many events (several sources,
-        say) are handled at once, each in its own thread.
+        say) are handled at once, each in its own thread. Beside them, the outbox relay
+        publishes this stage's recorded but unpublished events on start and every
+        ``relay_every`` seconds (default: ``RELAY_AFTER`` or the bus's ``ack_wait``).
         """
         self._stop = stop
         loops = range(max(1, concurrency))
-        await asyncio.gather(*(self._loop(stop, poll, loop) for loop in loops))
+        every = relay_every if relay_every is not None else max(RELAY_AFTER, self.bus.ack_wait)
+        await asyncio.gather(
+            self._relay_loop(stop, every), *(self._loop(stop, poll, loop) for loop in loops)
+        )
 
     async def _loop(self, stop: asyncio.Event, poll: float, loop: int) -> None:
         async def step() -> None:
@@ -156,6 +182,7 @@ class StageWorker:
     async def process(self, delivery: Delivery) -> None:
         event = delivery.event
         key = self.stage.idempotency_key(event)
+        published_by = ""
         while True:
             execution = self._running(event, key)
             holder = await self._store(
@@ -165,17 +192,126 @@ class StageWorker:
                 outputs_or_none = await self._execute(delivery, execution)
                 if outputs_or_none is None:
                     return
-                outputs = outputs_or_none
+                outputs, published_by = outputs_or_none, execution.execution_id
                 break
             if holder.status == "succeeded":
-                outputs = await self._replay(holder, event)
+                outputs, published_by = await self._replay(holder, event), holder.execution_id
                 break
             if not await self._wait_for(delivery, holder):
                 return  # stopping: the delivery is not acked, it comes back after its lease
-        if outputs:
-            await self.bus.publish(outputs)
+        if outputs and not await self._announce(outputs, published_by):
+            return  # stopping: the outbox relay of the next worker publishes them
         await self.bus.ack(delivery)
         self.handled += 1
+
+    async def _announce(self, outputs: list[Event], execution_id: str) -> bool:
+        """Publish the events ``execution_id`` recorded, retrying with back-off while the bus
+        is down, then set its outbox mark; ``False`` if the worker stopped first (the events
+        stay in the outbox: a worker's relay publishes them, ADR 14)."""
+        extra = {"stage": self.stage.name, "execution_id": execution_id}
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                await self.bus.publish(outputs)
+                break
+            except BackendError as exc:
+                attempt += 1
+                if attempt == 1:
+                    log.warning(
+                        "could not announce %s of execution %s: %s; will retry until the bus "
+                        "is back",
+                        _told(outputs),
+                        execution_id,
+                        exc,
+                        extra=extra,
+                    )
+                if self._stop is not None:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._stop.wait(), retry_delay(attempt, cap=ANNOUNCE_RETRY_CAP)
+                        )
+                    if self._stop.is_set():
+                        log.warning(
+                            "stopping before %s of execution %s could be announced; the next "
+                            "worker of %s announces them",
+                            _told(outputs),
+                            execution_id,
+                            self.stage.name,
+                            extra=extra,
+                        )
+                        return False
+                else:
+                    await asyncio.sleep(retry_delay(attempt, cap=ANNOUNCE_RETRY_CAP))
+        if attempt:
+            log.warning(
+                "announced %s of execution %s after %.0fs",
+                _told(outputs),
+                execution_id,
+                time.monotonic() - started,
+                extra=extra,
+            )
+        await self._mark_published(execution_id)
+        return True
+
+    async def _mark_published(self, execution_id: str) -> None:
+        """Set the outbox mark; if the store is away, the relay publishes them again later
+        (the same ids: a harmless duplicate)."""
+        try:
+            await self._store(self.executions.mark_published, execution_id, datetime.now(UTC))
+        except BackendError as exc:
+            log.warning(
+                "could not mark the events of execution %s published: %s; they may be "
+                "announced again (same ids)",
+                execution_id,
+                exc,
+                extra={"stage": self.stage.name},
+            )
+
+    async def relay(self) -> int:
+        """Publish the outputs of this stage's ended executions left unpublished (their worker
+        met a bus outage and stopped, or the bus restarted empty); how many executions.
+
+        Only executions ended more than ``RELAY_AFTER`` seconds ago: the worker that recorded
+        one is normally still publishing it. Several workers may relay the same execution at
+        once; the events keep their ids, so a duplicate is deduped by consumers' idempotency.
+        """
+        before = datetime.now(UTC) - timedelta(seconds=RELAY_AFTER)
+        waiting = await self._store(self.executions.list_unpublished, self.stage.name, before)
+        for execution in waiting:
+            outputs = [Event.model_validate(item) for item in execution.outputs]
+            if outputs:
+                await self.bus.publish(outputs)
+                ended = execution.finished_at or execution.started_at
+                log.warning(
+                    "announced %s of execution %s after %.0fs (it was recorded but not published)",
+                    _told(outputs),
+                    execution.execution_id,
+                    (datetime.now(UTC) - ended).total_seconds(),
+                    extra={"stage": self.stage.name, "execution_id": execution.execution_id},
+                )
+            await self._mark_published(execution.execution_id)
+        return len(waiting)
+
+    async def _relay_loop(self, stop: asyncio.Event, every: float) -> None:
+        """``relay`` on start and every ``every`` seconds until ``stop``; an outage is said
+        once and retried at the next tick."""
+        down = OutageLog()
+        while not stop.is_set():
+            try:
+                await self.relay()
+            except Exception as exc:  # an outage (or a bad row): said once, tried again later
+                if down.failed() == "started":
+                    log.warning(
+                        "could not relay unpublished events: %s; will retry",
+                        exc,
+                        extra={"stage": self.stage.name},
+                        exc_info=not isinstance(exc, BackendError),
+                    )
+            else:
+                down.recovered()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
 
     async def _store(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``call(*args, **kwargs)`` on the worker's store threads."""
@@ -311,6 +447,7 @@ class StageWorker:
                     input_event_id=event.id,
                     lease_expires_at=None,
                     holder=self.consumer,
+                    published_at=now,  # the outbox is the done execution's
                 ),
             )
         return outputs
@@ -351,8 +488,8 @@ class StageWorker:
             status = "failed" if final else "running"
             if not await self._finish(execution, status, gave_up, error=repr(exc)):
                 return None
-            if gave_up:
-                await self.bus.publish(gave_up)
+            if gave_up and not await self._announce(gave_up, execution.execution_id):
+                return None
             log.warning(
                 "%s failed on attempt %d of %d: %r",
                 self.stage.name,
@@ -386,6 +523,7 @@ class StageWorker:
             lease_expires_at=now,  # released: a retry (still "running") may claim it at once
             outputs=[e.model_dump(mode="json") for e in outputs],
             error=error,
+            published_at=None if outputs else now,  # nothing to publish: out of the outbox
         )
         if await self._store(self.executions.finish_execution, finished):
             return True

@@ -57,6 +57,10 @@ class StageExecution:
     A ``running`` execution is held by ``holder`` (the consumer running it) under a lease
     until ``lease_expires_at``, renewed while the work runs. One whose lease expired is
     ``stale``: its holder died, hung or lost the store (see ``stores.run_status``).
+
+    ``published_at`` is the outbox mark (ADR 14): when the recorded ``outputs`` were
+    published, ``None`` while they still wait for the bus (an ended execution without outputs
+    has nothing to publish and is marked when it ends).
     """
 
     execution_id: str
@@ -71,6 +75,7 @@ class StageExecution:
     error: str | None = None
     lease_expires_at: datetime | None = None
     holder: str | None = None
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,18 @@ class ExecutionStore(Protocol):
         ``False``, writing nothing, if it is not (taken over after its lease lapsed, or swept
         by ``gc``): its holder lost the work and must not announce its results.
         """
+        ...
+
+    def mark_published(self, execution_id: str, at: datetime) -> None:
+        """Record that the outputs of ``execution_id`` were published (the outbox mark); a
+        mark already set is kept."""
+        ...
+
+    def list_unpublished(
+        self, stage: str, finished_before: datetime, *, limit: int = 100
+    ) -> list[StageExecution]:
+        """Ended executions of ``stage`` whose recorded outputs were not published yet and
+        that ended before ``finished_before``, oldest first (the outbox to relay)."""
         ...
 
     def fence(self, execution_id: str) -> Fence:

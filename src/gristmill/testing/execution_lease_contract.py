@@ -30,7 +30,8 @@ def leased(execution_id: str, seconds: float, lease: float, **changes: Any) -> S
 
 class ExecutionLeaseContract:
     """``claim_execution``, ``renew_lease``, ``finish_execution``, ``fence``,
-    ``list_stale_executions``, ``abandon_execution``."""
+    ``list_stale_executions``, ``abandon_execution``, and the outbox: ``mark_published``,
+    ``list_unpublished``."""
 
     __test__ = False
 
@@ -181,3 +182,40 @@ class ExecutionLeaseContract:
         assert [e.execution_id for e in store.executions.list_stale_executions(at(100))] == [
             "ex-old"
         ]
+
+    def test_ended_executions_wait_in_the_outbox_until_marked_published(
+        self, store: MetadataStore
+    ) -> None:
+        out = [{"id": "ev-1", "type": "model.trained"}]
+        ended = {"status": "succeeded", "outputs": out}
+        store.executions.record_execution(make_execution("ex-1", 0, finished_at=at(1), **ended))
+        store.executions.record_execution(
+            make_execution("ex-2", 2, finished_at=at(3), idempotency_key="key-2", **ended)
+        )
+        store.executions.record_execution(leased("ex-run", 4, 30, idempotency_key="key-3"))
+        store.executions.record_execution(
+            make_execution("ex-other", 0, stage="training", finished_at=at(1), **ended)
+        )
+        store.executions.record_execution(
+            make_execution(
+                "ex-sent",
+                0,
+                idempotency_key="key-4",
+                finished_at=at(1),
+                published_at=at(1),
+                **ended,
+            )
+        )
+        listed = store.executions.list_unpublished("preparation", at(100))
+        assert [e.execution_id for e in listed] == ["ex-1", "ex-2"]
+        assert listed[0].outputs == out and listed[0].published_at is None
+        assert [
+            e.execution_id for e in store.executions.list_unpublished("preparation", at(2))
+        ] == ["ex-1"]
+
+        store.executions.mark_published("ex-1", at(10))
+        store.executions.mark_published("ex-1", at(20))  # the first mark is kept
+        assert [
+            e.execution_id for e in store.executions.list_unpublished("preparation", at(100))
+        ] == ["ex-2"]
+        assert store.executions.find_execution("preparation", "key-1").published_at == at(10)  # type: ignore[union-attr]

@@ -106,6 +106,33 @@ class SqlExecutionStore:
             )
         return bool(finished.rowcount)
 
+    def mark_published(self, execution_id: str, at: datetime) -> None:
+        with self._db.write() as connection:
+            connection.execute(
+                sa.update(executions)
+                .where(
+                    executions.c.execution_id == execution_id, executions.c.published_at.is_(None)
+                )
+                .values(published_at=at)
+            )
+
+    def list_unpublished(
+        self, stage: str, finished_before: datetime, *, limit: int = 100
+    ) -> list[StageExecution]:
+        query = (
+            sa.select(executions)
+            .where(
+                executions.c.stage == stage,
+                executions.c.published_at.is_(None),
+                ~_RUNNING,
+                executions.c.finished_at < finished_before,
+            )
+            .order_by(executions.c.finished_at, executions.c.execution_id)
+            .limit(limit)
+        )
+        with self._db.read() as connection:
+            return [to_object(StageExecution, row) for row in connection.execute(query)]
+
     def fence(self, execution_id: str) -> Fence:
         return Fence(execution_id, self._db.fence_scope)
 

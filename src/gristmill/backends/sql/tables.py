@@ -89,9 +89,11 @@ stage_executions = sa.Table(
     sa.Column("error", Text, nullable=True),
     sa.Column("lease_expires_at", UtcDateTime(), nullable=True),
     sa.Column("holder", Text, nullable=True),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
     sa.Index("ix_stage_executions_key", "stage", "idempotency_key", "started_at"),
     sa.Index("ix_stage_executions_run", "run_id", "started_at"),
     sa.Index("ix_stage_executions_lease", "status", "lease_expires_at"),
+    sa.Index("ix_stage_executions_unpublished", "stage", "published_at"),
 )
 
 lineage_edges = sa.Table(
