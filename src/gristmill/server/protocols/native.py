@@ -19,6 +19,7 @@ answer: ``model``, ``version``, ``request_id``, ``predictions`` (one per row), a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -184,7 +185,10 @@ def _parsed(
         entities = _entities(entities)
     if "rows" in payload:
         names = None if entities is not None else [c.name for c in manifest.inputs]
-        columns = _numeric(_from_rows(payload["rows"], names), manifest)
+        fast = None if names is None else _numeric_rows(payload["rows"], manifest)
+        columns = (
+            fast if fast is not None else _numeric(_from_rows(payload["rows"], names), manifest)
+        )
     elif "columns" in payload:
         columns = _numeric(_columns(payload["columns"]), manifest)
     elif entities is None:
@@ -206,6 +210,31 @@ def _numeric(columns: dict[str, Any], manifest: ServableManifest) -> dict[str, A
             except (ValueError, TypeError):
                 continue
     return columns
+
+
+def _numeric_rows(rows: Any, manifest: ServableManifest) -> dict[str, Any] | None:
+    """The columns of ``rows`` when every input is numeric and every row holds a number (or
+    null) for each: one float64 matrix built by numpy from one tuple per row (no loop per
+    column and row in Python), its rows the columns. ``None`` for anything else (a missing
+    key, a text value, a list), which the general path then reads or names."""
+    inputs = manifest.inputs
+    if not inputs or not isinstance(rows, list) or not rows:
+        return None
+    if any(c.type not in NUMERIC for c in inputs):
+        return None
+    names = [c.name for c in inputs]
+    getter = itemgetter(*names)
+    try:
+        values: list[Any] = list(map(getter, rows))
+        if len(names) == 1:
+            values = [[v] for v in values]
+        matrix = np.array(values, dtype=np.float64)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if matrix.shape != (len(rows), len(names)):
+        return None
+    matrix = np.ascontiguousarray(matrix.T)
+    return dict(zip(names, matrix, strict=True))
 
 
 def _entities(value: Any) -> list[str]:
