@@ -19,6 +19,7 @@ answer: ``model``, ``version``, ``request_id``, ``predictions`` (one per row), a
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -214,9 +215,10 @@ def _numeric(columns: dict[str, Any], manifest: ServableManifest) -> dict[str, A
 
 def _numeric_rows(rows: Any, manifest: ServableManifest) -> dict[str, Any] | None:
     """The columns of ``rows`` when every input is numeric and every row holds a number (or
-    null) for each: one float64 matrix built by numpy from one tuple per row (no loop per
-    column and row in Python), its rows the columns. ``None`` for anything else (a missing
-    key, a text value, a list), which the general path then reads or names."""
+    null) for each: one float64 matrix filled by numpy from each row's values taken at once
+    (``itemgetter``; no Python loop per column and row), its rows the columns. ``None`` for
+    anything else (a missing key, a text value, a list), which the general path then reads
+    or names."""
     inputs = manifest.inputs
     if not inputs or not isinstance(rows, list) or not rows:
         return None
@@ -224,14 +226,11 @@ def _numeric_rows(rows: Any, manifest: ServableManifest) -> dict[str, Any] | Non
         return None
     names = [c.name for c in inputs]
     getter = itemgetter(*names)
+    size = len(rows) * len(names)
     try:
-        values: list[Any] = list(map(getter, rows))
-        if len(names) == 1:
-            values = [[v] for v in values]
-        matrix = np.array(values, dtype=np.float64)
+        cells = map(getter, rows) if len(names) == 1 else chain.from_iterable(map(getter, rows))
+        matrix = np.fromiter(cells, dtype=np.float64, count=size).reshape(len(rows), len(names))
     except (KeyError, TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if matrix.shape != (len(rows), len(names)):
         return None
     matrix = np.ascontiguousarray(matrix.T)
     return dict(zip(names, matrix, strict=True))
