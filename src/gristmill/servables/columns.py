@@ -18,6 +18,8 @@ import numpy as np
 from gristmill.errors import DataError
 from gristmill.servables.port import InputColumn
 
+_minimum = np.minimum.reduce
+
 MISSING_TEXT = "\x00gristmill:missing"
 """What a missing text value is inside a graph (ONNX string tensors hold no null)."""
 
@@ -47,7 +49,9 @@ def numbers(values: Any, name: str, nullable: bool) -> np.ndarray:
         ) from exc
     if array.ndim != 1:
         array = _flat(array, name)
-    if not nullable:
+    # The minimum is NaN exactly when a value is (NaN propagates; one C call, no mask):
+    # a third of the cost of a mask and its reduction on the one-row path.
+    if not nullable and math.isnan(_minimum(array, initial=0.0)):
         gaps = np.isnan(array)
         if gaps.any():
             row = int(np.argmax(gaps))

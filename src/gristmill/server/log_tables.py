@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -27,20 +29,29 @@ GroupKey = tuple[str, int, tuple[str, ...]]
 def grouped(records: Sequence[Record]) -> dict[GroupKey, list[Record]]:
     """Records by model, version and input columns (those of the manifest when present)."""
     groups: dict[GroupKey, list[Record]] = defaultdict(list)
-    inputs: dict[int, tuple[str, ...]] = {}
+    inputs: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
     for record in records:
         manifest, columns = record[2], record[5]
-        names = inputs.get(id(manifest))
-        if names is None:
-            names = inputs[id(manifest)] = tuple(c.name for c in manifest.inputs)
-        if not names or not all(n in columns for n in names):
+        known = inputs.get(id(manifest))
+        if known is None:
+            listed = tuple(c.name for c in manifest.inputs)
+            known = inputs[id(manifest)] = (listed, frozenset(listed))
+        names, held = known
+        if not names or not columns.keys() >= held:
             names = tuple(columns)
         rows = len(record[6].values)
-        if all(_length(columns[n]) == rows for n in names):
+        if _all_of_length([columns[n] for n in names], rows):
             groups[(manifest.model, manifest.version, names)].append(record)
         else:  # a column of another length than the answer: not a table row per row
             groups[(manifest.model, manifest.version, ())].append(record)
     return groups
+
+
+def _all_of_length(values: list[Any], rows: int) -> bool:
+    try:
+        return all(map(rows.__eq__, map(len, values)))  # no Python loop per column
+    except TypeError:  # a value without a length
+        return False
 
 
 def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
@@ -53,7 +64,7 @@ def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
         return np.repeat(values, counts)
 
     places = np.arange(rows) - np.repeat(np.cumsum(counts) - counts, counts)
-    inputs = [_column([r[5][name] for r in records]) for name in names]
+    inputs = _inputs(names, records)
     columns: dict[str, Any] = {
         "request_id": pa.array(repeated(0, object), pa.string()),
         "protocol": pa.array(repeated(1, object), pa.string()),
@@ -75,16 +86,22 @@ def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
     return pa.table(columns)
 
 
-def _length(values: Any) -> int:
-    try:
-        return len(values)
-    except TypeError:
-        return -1
+def _inputs(names: tuple[str, ...], records: Sequence[Record]) -> list[pa.Array]:
+    """One Arrow column per input name: each record's columns taken at once (``itemgetter``
+    over the records, then transposed by ``zip``), so no Python loop runs per name and
+    record; a record's float arrays (what the servable scored) are joined, not rebuilt."""
+    if not names:
+        return []
+    if len(names) == 1:
+        return [_column([r[5][names[0]] for r in records])]
+    getter = itemgetter(*names)
+    per_name = zip(*map(getter, (r[5] for r in records)), strict=True)
+    return [_column(list(parts)) for parts in per_name]
 
 
 def _column(parts: list[Any]) -> pa.Array:
     """One Arrow column from each record's values (numpy arrays or JSON lists)."""
-    if all(isinstance(p, np.ndarray) for p in parts):
+    if all(map(isinstance, parts, repeat(np.ndarray))):  # no Python loop per record
         joined = np.concatenate(parts) if parts else np.empty(0)
         if joined.dtype.kind != "O":
             return pa.array(joined)

@@ -194,3 +194,70 @@ async def test_a_forgotten_servable_leaves_no_queue_behind() -> None:
     assert len(batcher._queues) == 1
     batcher.forget(servable)
     assert not batcher._queues
+
+
+NUMERIC = ServableManifest(
+    **{
+        **MANIFEST.__dict__,
+        "inputs": (InputColumn("a", "float64", nullable=False), InputColumn("b", "int64")),
+    }
+)
+
+
+def test_numeric_rows_become_float_columns_and_odd_rows_take_the_general_path() -> None:
+    from gristmill.server.protocols.native import _parsed
+
+    rows = [{"a": 1.5, "b": 2, "extra": "x"}, {"a": True, "b": None}, {"a": "3", "b": 4}]
+    _, columns = _parsed({"rows": rows}, NUMERIC, 100)
+    assert set(columns) == {"a", "b"}
+    assert columns["a"].dtype == np.float64 and columns["a"].flags.c_contiguous
+    assert columns["a"].tolist() == [1.5, 1.0, 3.0]
+    assert np.isnan(columns["b"][1]) and columns["b"][[0, 2]].tolist() == [2.0, 4.0]
+    # a value that is not a number stays as sent, for the servable to name it
+    _, columns = _parsed({"rows": [{"a": 1, "b": 2}, {"a": "abc", "b": 3}]}, NUMERIC, 100)
+    assert columns["a"] == [1, "abc"] and columns["b"].tolist() == [2.0, 3.0]
+    with pytest.raises(DataError) as missing:
+        _parsed({"rows": [{"a": 1, "b": 2}, {"a": 2}]}, NUMERIC, 100)
+    assert (missing.value.column, missing.value.row) == ("b", 1)
+    _, columns = _parsed({"rows": [{"a": [1], "b": 2}]}, NUMERIC, 100)
+    assert columns["a"] == [[1]]  # a list where a number goes: the servable names it
+
+
+def test_request_ids_are_unique_and_new_in_a_forked_child() -> None:
+    import os
+
+    from gristmill.server.http import new_request_id
+
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    theirs = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert theirs.split("-")[0] != next(iter(ids)).split("-")[0]
+
+
+def test_the_log_joins_typed_columns_and_keeps_other_records(tmp_path: Path) -> None:
+    from gristmill.server.log_tables import grouped, table
+
+    matrix = np.ascontiguousarray(np.array([[1.0, 2.0], [3.0, np.nan]]).T)
+    answer = Predictions(np.array([0.0, 1.0]))
+    records: list[Any] = [
+        ("r0", "native", NUMERIC, 0.0, 0.001, {"a": matrix[0], "b": matrix[1]}, answer),
+        ("r1", "native", NUMERIC, 0.0, 0.001, {"a": [5.0, 6.0], "b": [7, None]}, answer),
+        ("r2", "native", NUMERIC, 0.0, 0.001, {"a": [1.0], "b": [1.0]}, answer),  # 1 for 2
+    ]
+    groups = grouped(records)
+    assert [len(v) for v in groups.values()] == [2, 1]
+    rows = table(("a", "b"), groups[("m", 3, ("a", "b"))]).to_pylist()
+    assert [r["inputs"] for r in rows] == [
+        {"a": 1.0, "b": 2.0},
+        {"a": 3.0, "b": None},
+        {"a": 5.0, "b": 7.0},
+        {"a": 6.0, "b": None},
+    ]

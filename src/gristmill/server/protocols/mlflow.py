@@ -31,8 +31,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from gristmill import __version__
-from gristmill.core.ids import new_id
 from gristmill.servables import ServableManifest, parse_ref
+from gristmill.server.http import new_request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
     RequestError,
@@ -121,7 +121,7 @@ class _Scoring:
             columns = from_csv(body, manifest)
         else:
             columns = _from_json(load_json(body), manifest)
-        request_id = request.headers.get("x-request-id") or new_id()
+        request_id = request.headers.get("x-request-id") or new_request_id()
         predictions = await self.models.predict(
             served, columns, protocol=PROTOCOL, request_id=request_id
         )

@@ -30,8 +30,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gristmill import __version__
-from gristmill.core.ids import new_id
 from gristmill.servables import ServableManifest
+from gristmill.server.http import new_request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
     RequestError,
@@ -143,7 +143,7 @@ class _OpenInference:
             raise RequestError("the inference request must be a JSON object with 'inputs'")
         columns = _columns(manifest, payload, binary)
         wanted = _wanted(manifest, payload)
-        request_id = request.headers.get("x-request-id") or new_id()
+        request_id = request.headers.get("x-request-id") or new_request_id()
         predictions = await self.models.predict(
             served, columns, protocol=PROTOCOL, request_id=request_id
         )
