@@ -128,7 +128,7 @@ def request_id(request: Request) -> str:
 async def body_of(request: Request, limit: int) -> bytes:
     """The request body, refused with ``TooLargeError`` as soon as it passes ``limit``."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLargeError(
             f"the request body has {declared} bytes, more than the server takes ({limit}; "
             "serve.max_body_bytes); send fewer rows per request"
