@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 from sklearn.datasets import load_breast_cancer
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
@@ -187,32 +189,36 @@ async def test_promote_and_models_on_the_command_line(services: Services, tmp_pa
     home = ["--home", str(services.settings.home)]
     runner = CliRunner()
 
-    first = runner.invoke(app, [*home, "promote", stump.candidate_id])
+    async def cli(args: list[str], **kwargs: Any) -> Result:
+        # promote announces on the bus with asyncio.run: the CLI runs off this test's loop
+        return await asyncio.to_thread(runner.invoke, app, args, **kwargs)
+
+    first = await cli([*home, "promote", stump.candidate_id])
     assert first.exit_code == 0, first.output
     assert f"registered stump ({stump.candidate_id}) as cancer version 1" in first.output
     assert "cancer@champion → version 1" in first.output
-    second = runner.invoke(app, [*home, "promote", logreg.candidate_id])
+    second = await cli([*home, "promote", logreg.candidate_id])
     assert "cancer@champion → version 2 (was version 1, which is now cancer@previous)" in (
         second.output
     )
-    again = runner.invoke(app, [*home, "promote", logreg.candidate_id])
+    again = await cli([*home, "promote", logreg.candidate_id])
     assert f"logreg ({logreg.candidate_id}) is cancer version 2 already" in again.output
     assert "nothing moved" in again.output
-    challenger = runner.invoke(app, [*home, "promote", stump.candidate_id, "--alias", "challenger"])
+    challenger = await cli([*home, "promote", stump.candidate_id, "--alias", "challenger"])
     assert "cancer@challenger → version 1" in challenger.output
 
-    listing = runner.invoke(app, [*home, "models", "cancer"], env={"COLUMNS": "200"})
+    listing = await cli([*home, "models", "cancer"], env={"COLUMNS": "200"})
     assert listing.exit_code == 0, listing.output
     rows = [line for line in listing.output.splitlines() if "cancer" in line]
     assert "@champion" in rows[0] and "logreg" in rows[0]
     assert "@challenger @previous" in rows[1] and "stump" in rows[1]
-    assert "no versions of model 'nope'" in runner.invoke(app, [*home, "models", "nope"]).output
+    assert "no versions of model 'nope'" in (await cli([*home, "models", "nope"])).output
 
-    missing = runner.invoke(app, [*home, "promote", "mc_nope"])
+    missing = await cli([*home, "promote", "mc_nope"])
     assert isinstance(missing.exception, NotFoundError)
     assert "mc_nope" in str(missing.exception)
     assert "gristmill ls candidates" in str(missing.exception)
-    help_text = runner.invoke(app, ["promote", "--help"]).output
+    help_text = (await cli(["promote", "--help"])).output
     assert "gristmill promote mc_" in help_text and "gristmill ls candidates" in help_text
 
 

@@ -296,5 +296,5 @@ def test_duplicate_candidate_names_and_unknown_training_set_are_spec_errors(
     twice = [{"name": "a", "algorithm": "logistic_regression"}] * 2
     with pytest.raises(SpecError, match="repeated: a"):
         parse_spec(cancer_spec(tmp_path, candidates=twice))
-    with pytest.raises(SpecError, match=r"train\.feature_set names 'nope'"):
+    with pytest.raises(SpecError, match=r"train\.feature_set: names 'nope'"):
         parse_spec(cancer_spec(tmp_path, feature_set="nope"))
