@@ -2,13 +2,16 @@
 
 ``record`` is all a request pays: a sampling draw and one tuple appended to a list, holding
 *references* to the request's arrays and the answer's (nothing is converted or copied). A
-background task (``run``) takes the list every ``flush_seconds`` (or sooner when it holds
-``flush_rows`` requests), writes it in a worker thread as Parquet, one file per model
-version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``, one row
-per scored row, built column by column: ``log_tables``), and announces each written file
-on the bus as ``predictions.logged``. A row holds the request id, protocol, time, latency,
-its place in the request, the input columns, the prediction and the probabilities. What
-cannot be written is logged and dropped: the log never fails or slows a request.
+request whose inputs came as one numeric block (``NumericColumns``) goes to the list of its
+version and input names, so a write joins those blocks at once without sorting records
+again. A background task (``run``) takes the lists every ``flush_seconds`` (or sooner when
+they hold ``flush_rows`` requests), writes them in a worker thread as Parquet, one file per
+model version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``,
+one row per scored row, built column by column: ``log_tables``), and announces each
+written file on the bus as ``predictions.logged``. A row holds the request id, protocol,
+time, latency, its place in the request, the input columns, the prediction and the
+probabilities. What cannot be written is logged and dropped: the log never fails or slows
+a request.
 
 Records are kept between writes, so a full garbage collection would walk them *and* every
 object the libraries made at start-up; the server freezes those (``gc.freeze``) once it is
@@ -29,7 +32,8 @@ from typing import Any
 
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.servables.port import Predictions, ServableManifest
-from gristmill.server.log_tables import Record, grouped, table
+from gristmill.server.log_tables import GroupKey, Record, grouped, table
+from gristmill.server.port import NumericColumns
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +57,8 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.publish = publish
-        self._pending: list[Record] = []
+        self._pending: dict[Any, list[Record]] = {}
+        self._count = 0
         self._wake = asyncio.Event()
         self.written = 0
 
@@ -69,10 +74,14 @@ class PredictionLog:
         """Keep one answered request for the next write (if the sample draws it)."""
         if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
             return
-        self._pending.append(
-            (request_id, protocol, manifest, time.time(), seconds, columns, answer)
-        )
-        if len(self._pending) >= self.flush_rows:
+        # filed by identity: a dict lookup, not a hash of the manifest or its column names
+        key = (id(manifest), id(columns.names)) if type(columns) is NumericColumns else None
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = []
+        pending.append((request_id, protocol, manifest, time.time(), seconds, columns, answer))
+        self._count += 1
+        if self._count >= self.flush_rows:
             self._wake.set()
 
     async def run(self) -> None:
@@ -88,15 +97,16 @@ class PredictionLog:
 
     async def flush(self) -> None:
         """Write and announce what is pending now."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        pending, self._pending = self._pending, {}
+        count, self._count = self._count, 0
+        if not count:
             return
         try:
             files = await asyncio.to_thread(self._write, pending)
         except Exception:  # the log must never take the server down
-            logger.exception("could not write %d prediction record(s); dropped", len(pending))
+            logger.exception("could not write %d prediction record(s); dropped", count)
             return
-        self.written += len(pending)
+        self.written += count
         if self.publish is None:
             return
         events = [
@@ -112,14 +122,23 @@ class PredictionLog:
         except Exception:
             logger.exception("could not announce %d prediction log file(s)", len(events))
 
-    def _write(self, pending: list[Record]) -> list[tuple[str, int, Path, int]]:
+    def _write(self, pending: dict[Any, list[Record]]) -> list[tuple[str, int, Path, int]]:
         import pyarrow.parquet as pq
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         written = []
-        for (model, version, names), records in grouped(pending).items():
+        groups: dict[GroupKey, list[Record]] = {}
+        for key, records in pending.items():
+            if key is None:
+                groups.update(grouped(records))
+            else:  # one version's requests whose inputs were blocks of the same names
+                manifest, columns = records[0][2], records[0][5]
+                assert isinstance(columns, NumericColumns)
+                same = (manifest.model, manifest.version, columns.names, True)
+                groups.setdefault(same, []).extend(records)
+        for (model, version, names, blocks), records in groups.items():
             try:
-                rows = table(names, records)
+                rows = table(names, records, blocks=blocks)
             except Exception:  # one odd group must not cost the others their records
                 logger.exception(
                     "could not log %d prediction(s) of %s/%s", len(records), model, version

@@ -24,6 +24,7 @@ from gristmill.server.http import (
     status_of,
 )
 from gristmill.server.metrics import Metrics
+from gristmill.server.port import NumericColumns
 from gristmill.server.prediction_log import PredictionLog
 
 MANIFEST = ServableManifest(
@@ -148,6 +149,36 @@ async def test_the_log_writes_parquet_rows_and_announces_each_file(tmp_path: Pat
     assert announced[0].type == "predictions.logged"
 
 
+async def test_the_log_joins_numeric_blocks_and_keeps_other_requests_apart(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path)
+    names = ("x", "y")
+    blocks = [np.array([[1.0], [2.0]]), np.array([[3.0, 5.0], [4.0, 6.0]])]  # names by rows
+    for index, block in enumerate(blocks):
+        columns = NumericColumns(names, block)
+        assert columns["y"].tolist() == block[1].tolist()
+        answer = Predictions(np.arange(block.shape[1], dtype=np.float64) + 10 * index)
+        log.record(f"b{index}", "native", MANIFEST, 0.001, columns, answer)
+    plain = {"x": [7.0], "y": [8.0]}
+    log.record("p", "mlflow", MANIFEST, 0.001, plain, Predictions(np.array([9.0])))
+    await log.flush()
+    assert log.written == 3 and not log._pending
+    rows = [
+        row
+        for path in sorted((tmp_path / "m" / "3").glob("*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]
+    seen = sorted((r["request_id"], r["row"], r["inputs"]["x"], r["inputs"]["y"]) for r in rows)
+    assert seen == [
+        ("b0", 0, 1.0, 2.0),
+        ("b1", 0, 3.0, 4.0),
+        ("b1", 1, 5.0, 6.0),
+        ("p", 0, 7.0, 8.0),
+    ]
+    assert sorted(r["prediction"] for r in rows) == [0.0, 9.0, 10.0, 11.0]
+
+
 def test_the_log_samples(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path, sample=0.0)
     log.record("r", "native", MANIFEST, 0.0, {}, Predictions(np.zeros(1)))
@@ -254,7 +285,7 @@ def test_the_log_joins_typed_columns_and_keeps_other_records(tmp_path: Path) -> 
     ]
     groups = grouped(records)
     assert [len(v) for v in groups.values()] == [2, 1]
-    rows = table(("a", "b"), groups[("m", 3, ("a", "b"))]).to_pylist()
+    rows = table(("a", "b"), groups[("m", 3, ("a", "b"), False)]).to_pylist()
     assert [r["inputs"] for r in rows] == [
         {"a": 1.0, "b": 2.0},
         {"a": 3.0, "b": None},

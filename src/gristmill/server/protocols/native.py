@@ -42,7 +42,7 @@ from gristmill.server.http import (
 )
 from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import documented, operation, parameter
-from gristmill.server.port import Served
+from gristmill.server.port import NumericColumns, Served
 
 PROTOCOL = "native"
 PREDICT = "Score rows, columns or entities with a model version"
@@ -236,7 +236,7 @@ def _plan(manifest: ServableManifest) -> _Plan:
     return plan
 
 
-def _numeric_rows(rows: Any, manifest: ServableManifest) -> dict[str, Any] | None:
+def _numeric_rows(rows: Any, manifest: ServableManifest) -> NumericColumns | None:
     """The columns of ``rows`` when every input is numeric and every row holds a number (or
     null) for each: one float64 matrix filled by numpy from each row's values taken at once
     (``itemgetter``; no Python loop per column and row), its rows the columns. ``None`` for
@@ -251,8 +251,7 @@ def _numeric_rows(rows: Any, manifest: ServableManifest) -> dict[str, Any] | Non
         matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
     except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         return None
-    columns = np.ascontiguousarray(matrix.reshape(len(rows), width).T)
-    return dict(zip(names, columns, strict=True))
+    return NumericColumns(names, np.ascontiguousarray(matrix.reshape(len(rows), width).T))
 
 
 def _entities(value: Any) -> list[str]:
