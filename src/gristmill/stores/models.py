@@ -129,6 +129,46 @@ class ModelAlias:
     updated_at: datetime
 
 
+PolicyKind = Literal["single", "canary"]
+
+
+@dataclass(frozen=True)
+class TrafficPolicy:
+    """How requests that name ``model`` without a version or alias are answered.
+
+    ``primary`` answers them. With ``canary`` (a version) a share ``canary_share`` (0 < s < 1)
+    of requests goes to it instead — sticky: the same entity key or request key always
+    reaches the same version. ``shadow`` versions score every request beside the answer
+    (logged, never returned, never slowing it). ``fallback`` versions answer, in order,
+    when the chosen one errors or is not ready. A request naming a version or an alias
+    (``model@challenger``, ``model/3``) is answered by that version, bypassing the policy.
+    ``revision`` counts changes (1, 2, …) so servers can tell a newer policy from the one
+    they hold; ``changed_by``/``reason`` say who changed it last and why (each change is
+    also an audit entry).
+    """
+
+    model: str
+    primary: int
+    canary: int | None = None
+    canary_share: float = 0.0
+    shadow: tuple[int, ...] = ()
+    fallback: tuple[int, ...] = ()
+    revision: int = 0
+    changed_at: datetime | None = None
+    changed_by: str = "gristmill"
+    reason: str = ""
+
+    @property
+    def kind(self) -> PolicyKind:
+        return "single" if self.canary is None else "canary"
+
+    def versions(self) -> tuple[int, ...]:
+        """Every version the policy needs loaded: primary, canary, shadows, fallbacks."""
+        held = [self.primary, *([self.canary] if self.canary is not None else [])]
+        held += [*self.shadow, *self.fallback]
+        return tuple(dict.fromkeys(held))
+
+
 class ModelRegistry(Protocol):
     """Named models, their monotonic versions and movable aliases.
 
