@@ -22,16 +22,21 @@ import pyarrow as pa
 
 from gristmill.servables.port import Predictions, ServableManifest
 
-Record = tuple[str, str, ServableManifest, float, float, Mapping[str, Any], Predictions]
+# request id, protocol, manifest, time, seconds, input columns (or their block), answer
+Record = tuple[
+    str, str, ServableManifest, float, float, Mapping[str, Any] | np.ndarray, Predictions
+]
 GroupKey = tuple[str, int, tuple[str, ...], bool]  # model, version, input names, blocks
 
 
 def grouped(records: Sequence[Record]) -> dict[GroupKey, list[Record]]:
-    """Records by model, version and input columns (those of the manifest when present)."""
+    """Records by model, version and input columns (those of the manifest when present);
+    records whose inputs are a mapping (not a block)."""
     groups: dict[GroupKey, list[Record]] = defaultdict(list)
     inputs: dict[int, tuple[tuple[str, ...], frozenset[str]]] = {}
     for record in records:
         manifest, columns = record[2], record[5]
+        assert isinstance(columns, Mapping)
         known = inputs.get(id(manifest))
         if known is None:
             listed = tuple(c.name for c in manifest.inputs)
@@ -56,7 +61,7 @@ def _all_of_length(values: list[Any], rows: int) -> bool:
 
 def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = False) -> pa.Table:
     """The rows of ``records`` (see the module docstring); with ``blocks``, every record's
-    columns are ``NumericColumns`` of ``names``, joined as blocks."""
+    inputs is the block of ``NumericColumns`` of ``names``, joined as blocks."""
     counts = np.fromiter((len(r[6].values) for r in records), dtype=np.int64, count=len(records))
     rows = int(counts.sum())
 
@@ -90,7 +95,7 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
 def _blocks(records: Sequence[Record]) -> list[pa.Array]:
     """One Arrow column per input name from each record's block (names by rows), joined
     at once: no Python loop per name."""
-    joined = _concatenated([r[5].block for r in records], axis=1)  # type: ignore[attr-defined]
+    joined = _concatenated([r[5] for r in records], axis=1)  # type: ignore[misc]
     return [pa.array(row) for row in joined]
 
 

@@ -30,6 +30,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.server.log_tables import GroupKey, Record, grouped, table
@@ -58,6 +60,7 @@ class PredictionLog:
         self.flush_rows = flush_rows
         self.publish = publish
         self._pending: dict[Any, list[Record]] = {}
+        self._names: dict[Any, tuple[str, ...]] = {}  # the input names of each block list
         self._count = 0
         self._wake = asyncio.Event()
         self.written = 0
@@ -74,12 +77,18 @@ class PredictionLog:
         """Keep one answered request for the next write (if the sample draws it)."""
         if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
             return
-        # filed by identity: a dict lookup, not a hash of the manifest or its column names
-        key = (id(manifest), id(columns.names)) if type(columns) is NumericColumns else None
+        kept: Mapping[str, Any] | np.ndarray = columns
+        key = None
+        if type(columns) is NumericColumns:
+            # filed by identity (a dict lookup, not a hash of the manifest or the names); only
+            # the block is kept, not the columns made of it
+            key, kept = (id(manifest), id(columns.names)), columns.block
         pending = self._pending.get(key)
         if pending is None:
             pending = self._pending[key] = []
-        pending.append((request_id, protocol, manifest, time.time(), seconds, columns, answer))
+            if key is not None:
+                self._names[key] = columns.names  # type: ignore[attr-defined]
+        pending.append((request_id, protocol, manifest, time.time(), seconds, kept, answer))
         self._count += 1
         if self._count >= self.flush_rows:
             self._wake.set()
@@ -98,11 +107,12 @@ class PredictionLog:
     async def flush(self) -> None:
         """Write and announce what is pending now."""
         pending, self._pending = self._pending, {}
+        names, self._names = self._names, {}
         count, self._count = self._count, 0
         if not count:
             return
         try:
-            files = await asyncio.to_thread(self._write, pending)
+            files = await asyncio.to_thread(self._write, pending, names)
         except Exception:  # the log must never take the server down
             logger.exception("could not write %d prediction record(s); dropped", count)
             return
@@ -122,7 +132,17 @@ class PredictionLog:
         except Exception:
             logger.exception("could not announce %d prediction log file(s)", len(events))
 
-    def _write(self, pending: dict[Any, list[Record]]) -> list[tuple[str, int, Path, int]]:
+    def _write(
+        self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
+    ) -> list[tuple[str, int, Path, int]]:
+        try:
+            return self._written(pending, names)
+        finally:
+            _let_go(pending)
+
+    def _written(
+        self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
+    ) -> list[tuple[str, int, Path, int]]:
         import pyarrow.parquet as pq
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
@@ -132,13 +152,12 @@ class PredictionLog:
             if key is None:
                 groups.update(grouped(records))
             else:  # one version's requests whose inputs were blocks of the same names
-                manifest, columns = records[0][2], records[0][5]
-                assert isinstance(columns, NumericColumns)
-                same = (manifest.model, manifest.version, columns.names, True)
+                manifest = records[0][2]
+                same = (manifest.model, manifest.version, names[key], True)
                 groups.setdefault(same, []).extend(records)
-        for (model, version, names, blocks), records in groups.items():
+        for (model, version, inputs, blocks), records in groups.items():
             try:
-                rows = table(names, records, blocks=blocks)
+                rows = table(inputs, records, blocks=blocks)
             except Exception:  # one odd group must not cost the others their records
                 logger.exception(
                     "could not log %d prediction(s) of %s/%s", len(records), model, version
@@ -150,3 +169,12 @@ class PredictionLog:
             pq.write_table(rows, path)
             written.append((model, version, path, len(records)))
         return written
+
+
+def _let_go(pending: dict[Any, list[Record]], step: int = 256) -> None:
+    """Drop the written records here, in the writer's thread, a slice at a time: freeing
+    thousands of records in one call (or in the event loop, when ``flush`` returns) would
+    hold the interpreter lock for milliseconds that requests would wait."""
+    for records in pending.values():
+        while records:
+            del records[-step:]
