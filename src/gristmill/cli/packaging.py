@@ -67,10 +67,11 @@ def package(
             style="yellow",
             highlight=False,
         )
-    if written.trusted:
+    if written.local:
         err_console.print(
-            f"warning: {manifest.ref} loads code of {', '.join(written.trusted)}, which is "
-            "not in the lock: install it beside the package (or add its wheel to wheels/)",
+            f"warning: {manifest.ref} loads code of {', '.join(written.local)}, which no "
+            "installed distribution provides, so the lock cannot pin it: install it beside "
+            "the package (or add its wheel to wheels/)",
             style="yellow",
             highlight=False,
         )

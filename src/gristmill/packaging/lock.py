@@ -58,6 +58,21 @@ def lock(roots: Iterable[str] = ROOTS) -> Lock:
     return Lock(pins, tuple(sorted(missing - set(pins))))
 
 
+def distributions_of(modules: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The installed distributions that provide top-level ``modules`` (a custom step's
+    package, say), and the modules no installed distribution provides (local code)."""
+    provided = packages.packages_distributions()
+    found: list[str] = []
+    local: list[str] = []
+    for module in modules:
+        names = provided.get(module.split(".")[0])
+        if names:
+            found += names
+        else:
+            local.append(module)
+    return sorted(set(found)), local
+
+
 def _required(lines: Iterable[str], extras: frozenset[str]) -> list[Requirement]:
     """The requirements of a distribution that apply here with ``extras`` asked for."""
     found = []

@@ -22,7 +22,7 @@ from gristmill import __version__
 from gristmill.errors import ConfigError
 from gristmill.features.prepare import FeatureStores
 from gristmill.packaging import templates
-from gristmill.packaging.lock import ROOTS, lock
+from gristmill.packaging.lock import ROOTS, distributions_of, lock
 from gristmill.servables.directory import INDEX, load_directory, write_servable
 from gristmill.servables.loading import CHAMPION, load_servable, parse_ref, resolve_version
 from gristmill.servables.port import ServableManifest
@@ -33,14 +33,16 @@ WHEELS = "wheels"
 
 @dataclass(frozen=True)
 class Package:
-    """What was written: where, for which servable, each file and its size in bytes, and
-    what the lock could not pin (a requirement not installed here)."""
+    """What was written: where, for which servable, each file and its size in bytes, what
+    the lock could not pin (a requirement not installed here) and ``local``: the packages
+    of custom code the servable loads that no installed distribution provides (they must
+    be installed beside the package by hand)."""
 
     path: Path
     manifest: ServableManifest
     files: dict[str, int]
     unpinned: tuple[str, ...]
-    trusted: tuple[str, ...]
+    local: tuple[str, ...]
 
     @property
     def size(self) -> int:
@@ -95,7 +97,8 @@ def write_package(
         temporary.mkdir()
         index = write_servable(stores, version, manifest.digest, temporary)
         alias = which if isinstance(which, str) and which != CHAMPION else None
-        pinned = lock([*ROOTS, *manifest.libraries])
+        installed, local = distributions_of(index["trust"])
+        pinned = lock([*ROOTS, *manifest.libraries, *installed])
         facts = templates.Facts(manifest, __version__)
         index |= {
             "alias": alias,
@@ -124,7 +127,7 @@ def write_package(
     files = {
         str(p.relative_to(out)): p.stat().st_size for p in sorted(out.rglob("*")) if p.is_file()
     }
-    return Package(out, manifest, files, pinned.missing, tuple(index["trust"]))
+    return Package(out, manifest, files, pinned.missing, tuple(local))
 
 
 def _write(path: Path, text: str) -> None:
