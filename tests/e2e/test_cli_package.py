@@ -190,10 +190,19 @@ def test_force_replaces_a_package_whole(cli: Cli, tmp_path: Path) -> None:
     (out / "old.txt").write_text("old")
     code, _, err = cli("package", f"{NATIVE}/1", "--out", str(out))
     assert code != 0 and f"--out {out} exists and is not empty" in err and "--force" in err
-    code, _, err = cli("package", f"{NATIVE}/1", "--out", str(out), "--force")
+    wheel = tmp_path / "wheelhouse" / "gristmill-0.1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"a wheel")
+    code, _, err = cli(
+        "package", f"{NATIVE}/1", "--out", str(out), "--force", "--wheel", str(wheel)
+    )
     assert code == 0, err
     assert not (out / "old.txt").exists() and (out / "serve.py").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["pkg"]  # nothing temporary left
+    assert (out / "wheels" / wheel.name).read_bytes() == b"a wheel"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg", "wheelhouse"]  # no temp left
+    code, _, err = cli("package", NATIVE, "--out", str(out), "--force", "--wheel", "nope.whl")
+    assert code != 0 and "--wheel nope.whl: no such wheel file" in err
+    assert (out / "serve.py").is_file()  # the package that was there is untouched
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,8 @@ If gristmill {gristmill} is not on your package index, build its wheel first:
     curl -s localhost:{port}/v1/models/{model}/predict -H 'content-type: application/json' \\
          -d '{{"rows": [{example}]}}'
 
+(Placeholder values: put real ones. One object per row; `columns` of lists work too.)
+
 The same model answers the Open Inference Protocol v2 (`/v2/models/{model}/infer`,
 `/v2/health/ready`) and MLflow's scoring protocol (`/invocations`). Readiness: `/readyz`;
 metrics: `/metrics`. Settings such as `GRISTMILL_SERVE__TOKEN` (a bearer token for the admin
