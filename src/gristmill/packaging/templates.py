@@ -42,7 +42,13 @@ server starts; a damaged or replaced file stops it with one line naming the file
 import sys
 from pathlib import Path
 
-from gristmill.server.standalone import main
+try:
+    from gristmill.server.standalone import main
+except ImportError as exc:
+    sys.exit(
+        f"error: {{exc}}; install the lock first: "
+        "pip install --no-deps --find-links wheels -r requirements.txt"
+    )
 
 if __name__ == "__main__":
     sys.exit(main(Path(__file__).resolve().parent, sys.argv[1:]))

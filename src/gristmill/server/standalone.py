@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
-from gristmill.config.settings import ServeSettings, Settings
+from gristmill.config.settings import ServeSettings, Settings, load_settings
 from gristmill.errors import DataError, GristmillError, NotFoundError
 from gristmill.servables.directory import load_directory, read_index
 from gristmill.servables.loading import CHAMPION, LATEST
@@ -157,7 +157,11 @@ def _arguments(argv: Sequence[str], serve: ServeSettings) -> argparse.Namespace:
 def main(directory: Path, argv: Sequence[str] = ()) -> int:
     """Verify and load the package in ``directory``, then serve it until stopped. A wrong
     package is one line on stderr and exit code 1."""
-    settings = Settings()  # GRISTMILL_SERVE__* variables (token, batching, limits) apply
+    try:  # GRISTMILL_SERVE__* variables (token, batching, limits) apply, or ./gristmill.toml
+        settings = load_settings()
+    except GristmillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     args = _arguments(argv, settings.serve)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if importlib.util.find_spec("uvicorn") is None:
