@@ -4,7 +4,8 @@ a tampered file stops it at start; the Dockerfile and the lock say what they mus
 inputs get one clear line.
 
 Versions are trained and registered in this process (``train_and_register``): ``plain``
-compiles to ONNX, ``filtered`` (a ``filter`` step) is served natively.
+compiles to ONNX, ``filtered`` (a ``filter`` step) is served natively, and so is ``custom``
+(a step named by import path, whose package must be trusted to load).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ pytestmark = pytest.mark.slow
 
 Cli = Callable[..., tuple[int, str, str]]
 COLUMNS = ["mean_radius", "mean_texture", "mean_area"]
-ONNX, NATIVE = "plain_logreg", "filtered_logreg"
+ONNX, NATIVE, CUSTOM = "plain_logreg", "filtered_logreg", "custom_logreg"
+QUANTILES = {"columns": ["mean_texture"], "n_quantiles": 50}
 
 
 async def _train(folder: Path) -> None:
@@ -51,6 +53,7 @@ async def _train(folder: Path) -> None:
         for model, steps in (
             ("plain", [{"standardize": {"columns": ["mean_radius", "mean_area"]}}]),
             ("filtered", [{"filter": {"expr": "mean_radius > 12"}}]),
+            ("custom", [{"sklearn.preprocessing:QuantileTransformer": QUANTILES}]),
         ):
             await train_and_register(
                 services,
@@ -92,7 +95,9 @@ def _predicted(cli: Cli, where: Path, model: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-@pytest.mark.parametrize(("model", "kind"), [(ONNX, "onnx"), (NATIVE, "native")])
+@pytest.mark.parametrize(
+    ("model", "kind"), [(ONNX, "onnx"), (NATIVE, "native"), (CUSTOM, "native")]
+)
 def test_the_entry_point_serves_alone_as_predict_answers(
     cli: Cli, where: Path, tmp_path: Path, model: str, kind: str
 ) -> None:
