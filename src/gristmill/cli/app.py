@@ -110,6 +110,7 @@ def _register() -> None:
         features,
         inspect,
         maintenance,
+        packaging,
         registry,
         running,
         scoring,
@@ -127,6 +128,7 @@ def _register() -> None:
     maintenance.register(app)
     registry.register(app)
     scoring.register(app)
+    packaging.register(app)
     serving.register(app)
     dead_letters.register(app)
 

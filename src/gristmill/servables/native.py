@@ -58,7 +58,11 @@ class NativeServable:
         learner = self._scorer.learner
         values = _guarded(lambda: learner.predict(features)).to_numpy()
         probabilities = (
-            _guarded(lambda: learner.predict_proba(features)).to_numpy(dtype=np.float64)
+            # a frame's block is column-major: answers are written row by row (orjson
+            # refuses an array that is not C-contiguous)
+            np.ascontiguousarray(
+                _guarded(lambda: learner.predict_proba(features)).to_numpy(dtype=np.float64)
+            )
             if self._proba
             else None
         )

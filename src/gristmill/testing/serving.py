@@ -1,4 +1,5 @@
-"""A ``gristmill serve`` process for tests: on a free port, ready when yielded, stopped after."""
+"""Server processes for tests (``gristmill serve``, a package's ``serve.py``): on a free
+port, ready when yielded, stopped after."""
 
 from __future__ import annotations
 
@@ -49,35 +50,49 @@ def running_server(cwd: Path, *args: str, timeout: float = 90) -> Iterator[Serve
     """``gristmill serve --port <free> ARGS`` in ``cwd``, yielded once ``/readyz`` answers
     200; SIGTERM after. Its output goes to ``serve-<port>.log`` in ``cwd`` (shown if it died
     early)."""
-    import httpx
-
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    command = [sys.executable, "-m", "gristmill", "serve", "--port", str(port), *args]
+    with _serving(command, port, cwd, env, "gristmill serve", timeout) as server:
+        yield server
+
+
+@contextmanager
+def running_package(
+    package: Path, cwd: Path, env: dict[str, str], *, timeout: float = 90
+) -> Iterator[ServerProcess]:
+    """A packaged model's entry point (``python PACKAGE/serve.py --port <free>``) run in
+    ``cwd`` with exactly ``env``, yielded once ``/readyz`` answers 200; SIGTERM after."""
+    port = free_port()
+    command = [sys.executable, str(package / "serve.py"), "--port", str(port)]
+    with _serving(command, port, cwd, env, "serve.py", timeout) as server:
+        yield server
+
+
+@contextmanager
+def _serving(
+    command: list[str], port: int, cwd: Path, env: dict[str, str], what: str, timeout: float
+) -> Iterator[ServerProcess]:
+    import httpx
+
     log = cwd / f"serve-{port}.log"  # a file, not a pipe nobody reads while it runs
     with log.open("w") as output:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gristmill", "serve", "--port", str(port), *args],
-            cwd=cwd,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
+            command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, text=True
         )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"gristmill serve exited {proc.returncode}:\n{log.read_text()}"
-                )
+                raise AssertionError(f"{what} exited {proc.returncode}:\n{log.read_text()}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"gristmill serve was not ready within {timeout}s")
+                raise AssertionError(f"{what} was not ready within {timeout}s")
             time.sleep(0.1)
         yield ServerProcess(url, proc)
     finally:
