@@ -10,56 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from palmerpenguins import load_penguins
 
 from gristmill.config.settings import Settings, load_settings
 from gristmill.errors import ConfigError, DataError, NotFoundError
 from gristmill.execution.inline import InlineExecutor
 from gristmill.features.prepare import FeatureStores
-from gristmill.runtime.wiring import build_score_store, open_services, open_stores
+from gristmill.runtime.wiring import build_score_store, open_stores
 from gristmill.servables import load_servable
 from gristmill.stages.score_jobs import run_score_job
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.models import ModelVersion
 from gristmill.stores.scores import ScoreJob
-from gristmill.testing.registered import train_and_register, write_csv
+from gristmill.testing.registered import penguins, train_penguins
 
 pytestmark = pytest.mark.slow
-NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-SECTION = {
-    "entity": "penguin_id",
-    "label": "species",
-    "steps": [
-        {"impute": {"columns": NUMBERS, "strategy": "median"}},
-        {"impute": {"columns": ["sex"], "strategy": "most_frequent"}},
-        {"one_hot": {"columns": ["island", "sex"]}},
-        {"standardize": {"columns": NUMBERS}},
-        {"drop": {"columns": ["year"]}},
-    ],
-}
-
-
-def penguins() -> pd.DataFrame:
-    frame = load_penguins()
-    frame.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(frame))])
-    return frame
-
-
-async def train_penguins(settings: Settings, folder: Path) -> ModelVersion:
-    """``penguins_logreg/1``, registered the real way (every stage)."""
-    async with open_services(settings) as services:
-        made = await train_and_register(
-            services,
-            write_csv(penguins(), folder, "penguins"),
-            model="penguins",
-            section=SECTION,
-            candidates=[{"name": "logreg", "algorithm": "logistic_regression"}],
-            metric="accuracy",
-            split={"strategy": "stratified", "test_size": 0.3, "seed": 7},
-        )
-    return made["logreg"]
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +76,9 @@ def test_a_file_is_scored_by_partition_as_the_servable_answers(
     assert set(table["job_id"]) == {done.job_id} and set(table["version"]) == {1}
     assert table["penguin_id"].tolist() == frame["penguin_id"].tolist()
     servable = load_servable(stores, "penguins_logreg", 1)
-    expected = servable.predict({c.name: frame[c.name].to_numpy() for c in servable.manifest.inputs})
+    expected = servable.predict(
+        {c.name: frame[c.name].to_numpy() for c in servable.manifest.inputs}
+    )
     assert table["prediction"].tolist() == list(expected.values)
     assert expected.probabilities is not None
     for number, label in enumerate(servable.manifest.classes or ()):
@@ -217,4 +184,6 @@ def test_wrong_inputs_fail_the_job_naming_the_thing(
     with pytest.raises(error, match=message):
         score(settings, stores, job)
     recorded = stores.metadata.score_jobs.get_job(job.job_id)
-    assert recorded.state == "failed" and message.split("'")[0] in (recorded.error or "")
+    assert recorded.state == "failed" and message.split("'", maxsplit=1)[0] in (
+        recorded.error or ""
+    )

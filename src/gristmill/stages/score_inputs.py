@@ -95,9 +95,7 @@ def _batch(stores: FeatureStores, batch_id: str) -> bool:
     return True
 
 
-def read_input(
-    stores: FeatureStores, source: ScoreInput, manifest: ServableManifest
-) -> InputRows:
+def read_input(stores: FeatureStores, source: ScoreInput, manifest: ServableManifest) -> InputRows:
     """The rows of ``source`` for the servable of ``manifest``; ``DataError`` naming the
     input and the columns it lacks."""
     if source.kind == "file":
@@ -151,13 +149,11 @@ def _keys(table: pa.Table, manifest: ServableManifest) -> list[str]:
 def read_file(path: str) -> pa.Table:
     """A CSV, Parquet or JSON Lines file (a path or fsspec URL) as one table."""
     import fsspec
-    import pyarrow.csv
-    import pyarrow.json
-    import pyarrow.parquet
 
     kind = FILE_FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise ConfigError(f"cannot tell the format of {path}: name it .csv, .parquet or .jsonl")
+
     def csv(handle: object) -> pa.Table:  # an empty field is a missing value, as in pandas
         options = pa.csv.ConvertOptions(strings_can_be_null=True)
         return pa.csv.read_csv(handle, convert_options=options)

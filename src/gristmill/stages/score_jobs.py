@@ -18,7 +18,8 @@ rows are found).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from gristmill.errors import DataError
-from gristmill.execution.port import Executor
+from gristmill.execution.port import Executor, Task
 from gristmill.features.prepare import FeatureStores
 from gristmill.features.rows import ROW_ID
 from gristmill.servables.loading import load_servable, parse_ref, resolve_version
@@ -135,8 +136,7 @@ def _scores_table(
             out[f"p_{label}"] = pa.array(stacked[:, number], pa.float64())
     if any(a.rejected is not None for a in answers):
         rejected = [
-            a.rejected if a.rejected is not None else np.zeros(len(a.values), bool)
-            for a in answers
+            a.rejected if a.rejected is not None else np.zeros(len(a.values), bool) for a in answers
         ]
         out["rejected"] = pa.array(np.concatenate(rejected))
     return pa.table(out)
@@ -243,8 +243,7 @@ def _run(
         for index in range(total)
         if index not in done
     ]
-    for task in [executor.submit(score_partition, work) for work in needed]:
-        result = task.result()
+    for result in _in_flight(executor, needed):
         job = replace(
             job,
             partitions_done=job.partitions_done + 1,
@@ -255,6 +254,19 @@ def _run(
         jobs.save_job(job)
         progress(job)
     return _commit(job, stores, scores, version.ref, rows.parents)
+
+
+def _in_flight(executor: Executor, needed: list[PartitionWork]) -> Iterator[PartitionResult]:
+    """The partitions' results in order, at most two per executor worker submitted ahead
+    (bounded memory; an ``inline`` executor scores one, then reports it)."""
+    window = max(1, executor.capabilities.workers * 2)
+    waiting: deque[Task[PartitionResult]] = deque()
+    for work in needed:
+        if len(waiting) >= window:
+            yield waiting.popleft().result()
+        waiting.append(executor.submit(score_partition, work))
+    while waiting:
+        yield waiting.popleft().result()
 
 
 def _commit(

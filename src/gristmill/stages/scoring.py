@@ -132,7 +132,7 @@ def notify(url: str, body: dict[str, Any], *, attempts: int = 3, timeout: float 
             url, data=data, method="POST", headers={"Content-Type": "application/json"}
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 if 200 <= answer.status < 300:
                     return True
         except (urllib.error.URLError, OSError) as exc:
