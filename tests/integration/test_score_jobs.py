@@ -61,7 +61,7 @@ def score(settings: Settings, stores: FeatureStores, job: ScoreJob, rows: int = 
 def test_a_file_is_scored_by_partition_as_the_servable_answers(
     trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
 ) -> None:
-    settings, version, _ = trained
+    settings, _, _ = trained
     frame = penguins().drop(columns=["species"])
     path = tmp_path / "birds.parquet"
     frame.to_parquet(path)

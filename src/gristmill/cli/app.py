@@ -112,6 +112,7 @@ def _register() -> None:
         maintenance,
         registry,
         running,
+        score_jobs,
         scoring,
         serving,
         training,
@@ -127,6 +128,7 @@ def _register() -> None:
     maintenance.register(app)
     registry.register(app)
     scoring.register(app)
+    score_jobs.register(app)
     serving.register(app)
     dead_letters.register(app)
 

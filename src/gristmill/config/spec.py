@@ -207,12 +207,16 @@ class PipelineSpec(_Section):
                 f"score.source names {score.source!r}, which is not a source; sources: "
                 f"{', '.join(self.sources)}"
             )
-        if score is not None and score.feature_set is not None:
-            if score.feature_set not in (self.features or {}):
-                raise ValueError(
-                    f"score.feature_set names {score.feature_set!r}, which is not a feature "
-                    f"set; feature sets: {', '.join(self.features or {}) or 'none'}"
-                )
+        features = self.features or {}
+        if (
+            score is not None
+            and score.feature_set is not None
+            and score.feature_set not in features
+        ):
+            raise ValueError(
+                f"score.feature_set names {score.feature_set!r}, which is not a feature set; "
+                f"feature sets: {', '.join(features) or 'none'}"
+            )
         return self
 
     def scoring_model(self) -> str | None:

@@ -109,11 +109,11 @@ def build_raw(settings: Settings, metadata: MetadataStore) -> RawStore:
     )
 
 
-def build_score_store(settings: Settings) -> ScoreStore:
-    """The score store (Parquet through fsspec) at ``[scoring] store_url``."""
+def build_score_store(settings: Settings, url: str | None = None) -> ScoreStore:
+    """The score store (Parquet through fsspec) at ``url``, else ``[scoring] store_url``."""
     from gristmill.backends.parquet.scores import ParquetScoreStore
 
-    return ParquetScoreStore(settings.scores_url())
+    return ParquetScoreStore(url or settings.scores_url())
 
 
 @dataclass
