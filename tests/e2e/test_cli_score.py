@@ -85,9 +85,10 @@ def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where:
     assert f"scores: .gristmill/scores/{job} and scored.parquet" in out
     scored = pq.read_table(where / "scored.parquet").to_pandas()
     assert sorted(scored["row"]) == list(range(344))
-    assert scored["penguin_id"].tolist() == pd.read_parquet(where / "new.parquet")[
-        "penguin_id"
-    ].tolist()
+    assert (
+        scored["penguin_id"].tolist()
+        == pd.read_parquet(where / "new.parquet")["penguin_id"].tolist()
+    )
     assert {"prediction", "p_Adelie", "job_id", "model", "version", "row_id"} <= set(scored)
 
     code, out, err = cli("jobs")
