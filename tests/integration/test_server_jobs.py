@@ -121,7 +121,7 @@ async def test_the_server_runs_a_job_and_posts_its_webhook(
 async def test_a_job_asked_over_http_is_run_by_a_scoring_worker(
     trained: tuple[Settings, Path],
 ) -> None:
-    settings, folder = trained
+    settings, _folder = trained
     async with serving(settings) as client:
         answer = await client.post(
             "/v1/jobs", json={"model": "penguins_logreg@champion", "input": "source:penguins"}

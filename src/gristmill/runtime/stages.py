@@ -23,7 +23,8 @@ STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", *SCORING_ST
 # What a run's work goes on through: the event types its stages consume (``gristmill run``
 # runs these; ``gristmill worker --all`` too).
 RUN_CONSUMES = frozenset(
-    stage.consumes for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage)
+    stage.consumes
+    for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage, ScoringStage)
 )
 
 

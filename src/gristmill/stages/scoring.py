@@ -190,6 +190,8 @@ class ScoreNewBatches(_ScoreNew):
     def _input(self, event: Event, score: ScoreSpec) -> str | None:
         if score.source is None or event.payload.get("source") != score.source:
             return None
+        if event.payload.get("created") is False:  # the same bytes again: scored already
+            return None
         return f"batch:{event.payload.get('batch_id')}"
 
 
