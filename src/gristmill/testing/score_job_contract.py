@@ -69,7 +69,7 @@ class ScoreJobStoreContract:
 
     def test_a_missing_job_is_not_found_naming_it(self, store: MetadataStore) -> None:
         assert store.score_jobs.find_job("nope") is None
-        with pytest.raises(NotFoundError, match="'nope'.*gristmill jobs"):
+        with pytest.raises(NotFoundError, match=r"'nope'.*gristmill jobs"):
             store.score_jobs.get_job("nope")
 
     def test_jobs_are_listed_newest_first_with_a_limit(self, store: MetadataStore) -> None:
