@@ -161,3 +161,39 @@ async def test_wrong_requests_are_refused_naming_the_thing(
         assert message in answer.json()["error"]
         missing = await client.get("/v1/jobs/nope")
         assert missing.status_code == 404 and "gristmill jobs" in missing.json()["error"]
+
+
+async def test_the_jobs_are_in_the_openapi_document(trained: tuple[Settings, Path]) -> None:
+    settings, _ = trained
+    async with serving(settings) as client:
+        document = (await client.get("/openapi.json")).json()
+    start = document["paths"]["/v1/jobs"]["post"]
+    assert start["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobRequest"
+    }
+    assert {"202", "400", "404"} <= set(start["responses"]) and "200" not in start["responses"]
+    show = document["paths"]["/v1/jobs/{job_id}"]["get"]
+    assert [p["name"] for p in show["parameters"]] == ["job_id"]
+    assert {"JobRequest", "JobAccepted", "Job"} <= set(document["components"]["schemas"])
+
+
+async def test_a_failed_job_posts_its_webhook_too(
+    trained: tuple[Settings, Path], webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    settings, folder = trained
+    scoring = settings.scoring.model_copy(update={"server_runs_jobs": True})
+    settings = settings.model_copy(update={"scoring": scoring})
+    thin = folder / "thin.csv"
+    penguins().drop(columns=["island"]).to_csv(thin, index=False)
+    url, received = webhook
+    async with serving(settings) as client:
+        body = {"model": "penguins_logreg", "input": str(thin), "webhook": url}
+        answer = await client.post("/v1/jobs", json=body)
+        assert answer.status_code == 202, answer.text
+        job = await wait_for_end(client, answer.json()["job_id"])
+    assert job["state"] == "failed" and "lacks column(s) island" in job["error"]
+    for _ in range(100):
+        if received:
+            break
+        await asyncio.sleep(0.05)
+    assert [(r["job_id"], r["state"]) for r in received] == [(job["job_id"], "failed")]

@@ -106,11 +106,16 @@ class ScoreJobs:
                 services.executor(),
                 partition_rows=scoring.partition_rows,
             )
-        except GristmillError as exc:  # recorded as the job's error, shown by GET
-            logger.warning("score job %s failed: %s", job.job_id, exc)
-            return
-        except Exception:
-            logger.exception("score job %s failed", job.job_id)
+        except Exception as exc:  # recorded as the job's error, shown by GET
+            if isinstance(exc, GristmillError):
+                logger.warning("score job %s failed: %s", job.job_id, exc)
+            else:
+                logger.exception("score job %s failed", job.job_id)
+            failed = await asyncio.to_thread(services.metadata.score_jobs.find_job, job.job_id)
+            if failed is not None and failed.webhook:
+                summary = job_summary(failed)
+                attempts = scoring.webhook_attempts
+                await asyncio.to_thread(notify, failed.webhook, summary, attempts=attempts)
             return
         if done.webhook:
             summary = job_summary(done)

@@ -4,7 +4,9 @@
 a redelivered request finishes the job where it stopped, and a job done is not done again.
 At the end the job's webhook, when it has one, is POSTed the job's summary (tried
 ``webhook_attempts`` times; a webhook that stays down is logged, the job still succeeded),
-and ``scores.ready`` is announced.
+and ``scores.ready`` is announced. A job that fails for good (a ``DataError``,
+``ConfigError`` or ``NotFoundError``: retrying cannot heal it) posts its webhook too, and
+the worker announces ``stage.failed``.
 
 ``ScoreNewBatches`` and ``ScoreNewFeatureSets`` are the spec's ``score: {on: new_batch}``:
 they turn a new raw batch of the spec's source (``raw.ingested``) or a new feature set of
@@ -33,7 +35,7 @@ from gristmill.core.events import (
     Event,
 )
 from gristmill.core.ids import digest_json
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import PERMANENT_ERRORS, ConfigError, NotFoundError
 from gristmill.execution.port import Executor
 from gristmill.features.prepare import FeatureStores
 from gristmill.servables.loading import parse_ref, resolve_version
@@ -96,13 +98,19 @@ class ScoringStage:
 
     def handle(self, event: Event) -> StageOutcome:
         job = self.stores.metadata.score_jobs.add_job(requested_job(event.payload, event.id))
-        done = run_score_job(
-            job,
-            self.stores,
-            self.scores,
-            self.executor(),
-            partition_rows=self.partition_rows,
-        )
+        try:
+            done = run_score_job(
+                job,
+                self.stores,
+                self.scores,
+                self.executor(),
+                partition_rows=self.partition_rows,
+            )
+        except PERMANENT_ERRORS:  # the job failed for good: its webhook hears it
+            failed = self.stores.metadata.score_jobs.find_job(job.job_id)
+            if failed is not None and failed.webhook:
+                notify(failed.webhook, job_summary(failed), attempts=self.webhook_attempts)
+            raise
         if done.webhook:
             notify(done.webhook, job_summary(done), attempts=self.webhook_attempts)
         name, _ = parse_ref(done.model)
