@@ -1,5 +1,6 @@
 """A scoring worker SIGKILLed mid-partition: the request is redelivered, another worker
-takes the job over after the lease, and every row is scored exactly once.
+takes the job over after the lease, and every row is scored exactly once. Runs on every bus
+backend (SQLite, Redis Streams, NATS JetStream).
 
 The child process is a real ``StageWorker`` around the real ``ScoringStage``; it dies in
 the middle of its eighth partition (scored, not yet written), after seven were committed.
@@ -86,24 +87,39 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
     return overrides, folder
 
 
+@pytest.fixture(params=["sqlite", "redis", "nats"])
+def overrides(
+    request: pytest.FixtureRequest, trained: tuple[dict[str, Any], Path], namespace: str
+) -> dict[str, Any]:
+    """The trained home, on each bus backend (a namespace of its own)."""
+    backend = request.param
+    url = None if backend == "sqlite" else request.getfixturevalue(f"{backend}_url")
+    bus = {"backend": backend, "url": url, "namespace": namespace, "ack_wait": 1.0}
+    return {**trained[0], "bus": bus}
+
+
 @pytest.fixture
-async def services(trained: tuple[dict[str, Any], Path]) -> AsyncIterator[Services]:
-    settings: Settings = load_settings(overrides=trained[0])
+async def services(overrides: dict[str, Any]) -> AsyncIterator[Services]:
+    settings: Settings = load_settings(overrides=overrides)
     async with open_services(settings) as opened:
         yield opened
+        purge = getattr(opened.bus, "purge", None)
+        if purge is not None:
+            await purge()
 
 
 async def test_a_scoring_worker_killed_mid_partition_leaves_every_row_scored_once(
-    services: Services, trained: tuple[dict[str, Any], Path]
+    services: Services, trained: tuple[dict[str, Any], Path], overrides: dict[str, Any]
 ) -> None:
-    overrides, folder = trained
+    folder = trained[1]
     frame = pd.concat([penguins()] * 3, ignore_index=True).drop(columns=["species"])
     path = folder / "many_birds.csv"
     frame.to_csv(path, index=False)
+    job_id = f"job-{overrides['bus']['backend']}"
     request = Event(
         type=SCORES_REQUESTED,
         key="penguins_logreg",
-        payload={"job_id": "job-crash", "model": "penguins_logreg", "input": str(path)},
+        payload={"job_id": job_id, "model": "penguins_logreg", "input": str(path)},
     )
     await services.bus.publish([request])
 
@@ -117,10 +133,10 @@ async def test_a_scoring_worker_killed_mid_partition_leaves_every_row_scored_onc
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
     store = build_score_store(services.settings)
-    halfway = services.metadata.score_jobs.get_job("job-crash")
+    halfway = services.metadata.score_jobs.get_job(job_id)
     # progress is recorded as results are collected, a partition or two behind the writes
     assert halfway.state == "running" and 0 < halfway.partitions_done <= DIES_IN
-    assert store.manifest("job-crash") is None  # nothing visible yet
+    assert store.manifest(job_id) is None  # nothing visible yet
     written = {p: p.stat().st_mtime_ns for p in Path(halfway.location or "").glob("part-*")}
     assert len(written) == DIES_IN
 
@@ -136,15 +152,15 @@ async def test_a_scoring_worker_killed_mid_partition_leaves_every_row_scored_onc
             break
     assert attempt >= 2, "the request was never redelivered"
 
-    job = services.metadata.score_jobs.get_job("job-crash")
+    job = services.metadata.score_jobs.get_job(job_id)
     total = -(-len(frame) // PARTITION_ROWS)
     assert (job.state, job.partitions_done, job.partitions_total) == ("succeeded", total, total)
     assert (job.rows, job.bad_rows) == (len(frame), 0)
-    scores = store.read("job-crash").to_pandas()
+    scores = store.read(job_id).to_pandas()
     assert sorted(scores["row"]) == list(range(len(frame)))  # every row, exactly once
     assert scores["row_id"].is_unique
     for part, modified in written.items():
         assert part.stat().st_mtime_ns == modified  # committed once, never rewritten
     ready = await services.bus.consume("observer", SCORES_READY, "o", max_events=10, wait=1)
-    assert [d.event.payload["job_id"] for d in ready] == ["job-crash"]
+    assert [d.event.payload["job_id"] for d in ready] == [job_id]
     assert ready[0].event.payload["rows"] == len(frame)
