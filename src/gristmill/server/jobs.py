@@ -7,8 +7,8 @@ input names something to score (else 400 or 404) — records the job ``queued`` 
 * ``false`` (the default): the server publishes ``scores.requested`` and a ``scoring`` worker
   (``gristmill worker --stage scoring``) runs it — the server stays a thin, fast front, the
   job survives a server restart, and a worker that dies mid-job is taken over (its lease);
-* ``true``: this server runs it in a thread on its executor (one process, no workers; a job
-  in hand when the server stops stays ``running`` and can be asked for again).
+* ``true``: this server runs it in a thread on its executor (one process, no workers); a
+  server asked to stop lets the jobs it runs finish first.
 
 Either way, at the end the job's webhook (if any) is POSTed its summary, retried, and
 ``scores.ready`` is announced on the bus. ``GET`` answers the job's state, progress, rows,

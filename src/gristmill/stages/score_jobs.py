@@ -211,7 +211,13 @@ def _run(
     servable = load_servable(stores, name, version.version)
     source = resolve_input(stores, job.input)
     rows = read_input(stores, source, servable.manifest)
-    total = math.ceil(rows.table.num_rows / partition_rows)
+    # only what the partitions need travels to the executor's processes
+    needed_columns = (
+        servable.manifest.features if rows.mode == "features" else servable.manifest.inputs
+    )
+    kept = list(dict.fromkeys([c.name for c in needed_columns] + rows.keys))
+    table = rows.table.select(kept)
+    total = math.ceil(table.num_rows / partition_rows)
     done = {i: s for i, s in scores.committed(job.job_id).items() if i < total}
     job = replace(
         job,
@@ -234,7 +240,7 @@ def _run(
             index,
             index * partition_rows,
             source.ident,
-            rows.table.slice(index * partition_rows, partition_rows),
+            table.slice(index * partition_rows, partition_rows),
             rows.mode,
             tuple(rows.keys),
             servable,
