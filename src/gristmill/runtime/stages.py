@@ -18,8 +18,13 @@ from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spe
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
 from gristmill.stages.training import EvaluationStage, TrainingStage
 
-SCORING_STAGES = ("scoring", "scoring-batches", "scoring-features")
+SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
+SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
 STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", *SCORING_STAGES, STREAM_STAGE)
+# What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
+# execution for every raw batch and feature set of every pipeline; a deployment that scores
+# new data runs them by name (``gristmill run`` does when its spec has ``score:``).
+ALL_STAGES = tuple(name for name in STAGE_NAMES if name not in SCORE_TRIGGERS)
 # What a run's work goes on through: the event types its stages consume (``gristmill run``
 # runs these; ``gristmill worker --all`` too).
 RUN_CONSUMES = frozenset(
