@@ -113,6 +113,7 @@ def _register() -> None:
         packaging,
         registry,
         running,
+        score_jobs,
         scoring,
         serving,
         training,
@@ -129,6 +130,7 @@ def _register() -> None:
     registry.register(app)
     scoring.register(app)
     packaging.register(app)
+    score_jobs.register(app)
     serving.register(app)
     dead_letters.register(app)
 

@@ -16,7 +16,7 @@ from gristmill.config.settings import Settings
 from gristmill.config.spec import PipelineSpec, load_spec
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
-from gristmill.runtime.stages import STAGE_NAMES, build_workers
+from gristmill.runtime.stages import ALL_STAGES, STAGE_NAMES, build_workers
 from gristmill.runtime.wiring import open_services
 from gristmill.stores.specs import stored_spec
 
@@ -57,7 +57,13 @@ def worker(
         list[str] | None,
         typer.Option("--stage", help=f"Stage to run (repeatable): {', '.join(STAGE_NAMES)}."),
     ] = None,
-    all_stages: Annotated[bool, typer.Option("--all", help="Run every stage.")] = False,
+    all_stages: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Run every stage but the score: triggers (scoring-batches, scoring-features).",
+        ),
+    ] = False,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Events each stage handles at once (threads).")
     ] = 1,
@@ -78,10 +84,11 @@ def worker(
     \b
         gristmill worker --stage ingestion
         gristmill --bus redis --metadata postgres worker --all
+        gristmill worker --stage scoring --stage scoring-batches    score new batches
     """
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
-    names = STAGE_NAMES if all_stages else tuple(stage or ())
+    names = ALL_STAGES if all_stages else tuple(stage or ())
     pipeline = load_spec(spec) if spec else None
     folder = spec.parent if spec else None
     handled = asyncio.run(serve_stages(settings_from(ctx), names, concurrency, pipeline, folder))

@@ -159,6 +159,23 @@ class ServeSettings(BaseModel):
     )
 
 
+class ScoringSettings(BaseModel):
+    """Batch scoring (``gristmill score``, the ``scoring`` stage, ``POST /v1/jobs``): where
+    the scores go, how rows are cut into partitions, and who runs the server's jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_url: str | None = Field(
+        None, description="Folder or fsspec URL of the score store (default: under home)."
+    )
+    partition_rows: int = Field(100_000, ge=1, description="Rows scored per partition.")
+    server_runs_jobs: bool = Field(
+        False,
+        description="The server runs POST /v1/jobs itself (else it asks the scoring workers).",
+    )
+    webhook_attempts: int = Field(3, ge=1, description="Tries to POST a job's webhook.")
+
+
 class Settings(BaseSettings):
     """Everything that says *where* gristmill keeps and moves things (not *what* it does)."""
 
@@ -176,6 +193,7 @@ class Settings(BaseSettings):
     artifacts: StoreSettings = StoreSettings()
     online: OnlineSettings = OnlineSettings()
     serve: ServeSettings = ServeSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     def bus_url(self) -> str:
         if self.bus.url:
@@ -201,6 +219,9 @@ class Settings(BaseSettings):
 
     def artifacts_url(self) -> str:
         return self.artifacts.url or str(self.home / "artifacts")
+
+    def scores_url(self) -> str:
+        return self.scoring.store_url or str(self.home / "scores")
 
     def predictions_url(self) -> str:
         return self.serve.log_url or str(self.home / "predictions")

@@ -115,6 +115,29 @@ class ServeSpec(_Section):
     latency_budget_ms: float | None = Field(None, gt=0)
 
 
+class ScoreSpec(_Section):
+    """Batch scoring without a person: which model scores which input, and when.
+
+    ``on: new_batch`` scores every new raw batch of ``source`` (or every new feature set
+    ``feature_set``) with ``model`` as it arrives; ``manual`` only records the intent
+    (``gristmill score`` and ``POST /v1/jobs`` still work).
+    """
+
+    model: str | None = Field(
+        None,
+        description="NAME, NAME@ALIAS or NAME/VERSION (default: deploy.model, else `name`).",
+    )
+    source: str | None = Field(None, description="Score each new raw batch of this source.")
+    feature_set: str | None = Field(None, description="Score each new feature set of this name.")
+    on: Literal["new_batch", "manual"] = "new_batch"
+
+    @model_validator(mode="after")
+    def _one_input(self) -> ScoreSpec:
+        if (self.source is None) == (self.feature_set is None):
+            raise ValueError("name exactly one input: source: NAME or feature_set: NAME")
+        return self
+
+
 class MonitorSpec(_Section):
     drift: dict[str, Any] | None = None
     rollback: dict[str, Any] | None = None
@@ -132,6 +155,7 @@ class PipelineSpec(_Section):
     evaluate: EvaluateSpec | None = None
     deploy: DeploySpec | None = None
     serve: ServeSpec | None = None
+    score: ScoreSpec | None = None
     monitor: MonitorSpec | None = None
 
     @field_validator("sources", mode="before")
@@ -174,6 +198,33 @@ class PipelineSpec(_Section):
                         f"sources: {', '.join(self.sources)}"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _score_input_exists(self) -> PipelineSpec:
+        score = self.score
+        if score is not None and score.source is not None and score.source not in self.sources:
+            raise ValueError(
+                f"score.source names {score.source!r}, which is not a source; sources: "
+                f"{', '.join(self.sources)}"
+            )
+        features = self.features or {}
+        if (
+            score is not None
+            and score.feature_set is not None
+            and score.feature_set not in features
+        ):
+            raise ValueError(
+                f"score.feature_set names {score.feature_set!r}, which is not a feature set; "
+                f"feature sets: {', '.join(features) or 'none'}"
+            )
+        return self
+
+    def scoring_model(self) -> str | None:
+        """The model ``score:`` scores with: its ``model``, else ``deploy.model``, else the
+        pipeline's name; ``None`` without a ``score:`` section."""
+        if self.score is None:
+            return None
+        return self.score.model or (self.deploy.model if self.deploy else None) or self.name
 
     def skipped_sections(self) -> list[str]:
         """Sections present in this spec whose stages are not built yet."""

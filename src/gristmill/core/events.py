@@ -27,6 +27,8 @@ DATA_ANOMALOUS = "data.anomalous"
 MODEL_TRAINED = "model.trained"
 MODEL_EVALUATED = "model.evaluated"
 MODEL_DEPLOYED = "model.deployed"  # an alias of a registered model moved (key: the model)
+SCORES_REQUESTED = "scores.requested"  # a batch score job was asked for (key: the model)
+SCORES_READY = "scores.ready"  # a batch score job's scores are committed (key: the model)
 PREDICTIONS_LOGGED = "predictions.logged"  # a batch of the prediction log was written
 STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
 

@@ -23,7 +23,7 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
-from gristmill.runtime.stages import offline_stage
+from gristmill.runtime.stages import SCORING_STAGES, offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
@@ -177,7 +177,11 @@ async def run_pipeline(
         IngestionStage(services.raw, services.metadata, progress=on_progress),
         *(offline_stage(name, services, resolver) for name in OFFLINE_STAGES),
     ]
-    consumed = {stage.consumes for stage in stages}  # RUN_CONSUMES, what readers follow
+    if spec.score is not None and spec.score.on == "new_batch":  # new data scored in the run
+        stages += [offline_stage(name, services, resolver) for name in SCORING_STAGES]
+    consumed: dict[str, set[str]] = {}  # event type -> the stages that consume it
+    for stage in stages:
+        consumed.setdefault(stage.consumes, set()).add(stage.name)
     await services.bus.publish(roots)
     stop = asyncio.Event()
     outages = OutageLog()  # an outage is logged once for all the stages, not once each
@@ -190,7 +194,7 @@ async def run_pipeline(
     report = RunReport(run=services.metadata.runs.get_run(run_id))
     try:
         await asyncio.wait_for(
-            _follow(services, run_id, {e.id for e in roots}, consumed, report, on_event),
+            _follow(services, run_id, {e.id: e.type for e in roots}, consumed, report, on_event),
             timeout,
         )
     finally:
@@ -208,30 +212,36 @@ async def run_pipeline(
 async def _follow(
     services: Services,
     run_id: str,
-    pending: set[str],
-    consumed: set[str],
+    pending: dict[str, str],
+    consumed: dict[str, set[str]],
     report: RunReport,
     on_event: Callable[[Event], None] | None,
 ) -> None:
+    """Until nothing is ``pending`` (event id -> type): an event is settled once every stage
+    that consumes its type has a terminal execution of it, and their events become pending."""
     while pending:
         await asyncio.sleep(0.02)
         settled = _settled(services.metadata.executions.list_executions(run_id))
-        for event_id in list(pending & settled.keys()):
-            pending.discard(event_id)
-            for item in settled[event_id].outputs:
-                event = Event.model_validate(item)
-                report.events.append(event)
-                if on_event is not None:
-                    on_event(event)
-                if event.type in consumed:
-                    pending.add(event.id)
+        for event_id, event_type in list(pending.items()):
+            ended = [settled.get((stage, event_id)) for stage in sorted(consumed[event_type])]
+            if any(execution is None for execution in ended):
+                continue
+            del pending[event_id]
+            for execution in ended:
+                for item in execution.outputs if execution else []:
+                    event = Event.model_validate(item)
+                    report.events.append(event)
+                    if on_event is not None:
+                        on_event(event)
+                    if event.type in consumed:
+                        pending[event.id] = event.type
 
 
-def _settled(executions: list[StageExecution]) -> dict[str, StageExecution]:
-    """Events whose last execution is terminal (an earlier attempt that failed and was
-    retried, or whose holder died and was taken over, settles nothing)."""
+def _settled(executions: list[StageExecution]) -> dict[tuple[str, str], StageExecution]:
+    """(stage, event) pairs whose last execution is terminal (an earlier attempt that failed
+    and was retried, or whose holder died and was taken over, settles nothing)."""
     return {
-        e.input_event_id: e
+        (e.stage, e.input_event_id): e
         for e in latest_per_event(executions)
         if e.input_event_id is not None and e.status in TERMINAL
     }

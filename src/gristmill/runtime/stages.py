@@ -10,18 +10,26 @@ from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
-from gristmill.runtime.wiring import Services
+from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
+from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
 from gristmill.stages.training import EvaluationStage, TrainingStage
 
-STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", STREAM_STAGE)
+SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
+SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
+STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", *SCORING_STAGES, STREAM_STAGE)
+# What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
+# execution for every raw batch and feature set of every pipeline; a deployment that scores
+# new data runs them by name (``gristmill run`` does when its spec has ``score:``).
+ALL_STAGES = tuple(name for name in STAGE_NAMES if name not in SCORE_TRIGGERS)
 # What a run's work goes on through: the event types its stages consume (``gristmill run``
 # runs these; ``gristmill worker --all`` too).
 RUN_CONSUMES = frozenset(
-    stage.consumes for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage)
+    stage.consumes
+    for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage, ScoringStage)
 )
 
 
@@ -44,7 +52,26 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
         return PreparationStage(stores, resolver)
     if name == "training":
         return TrainingStage(stores, resolver, services.executor)
+    if name in SCORING_STAGES:
+        return scoring_stage(name, services, resolver)
     return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
+
+
+def scoring_stage(name: str, services: Services, resolver: SpecResolver) -> Stage:
+    """The batch scoring stage, or one of the spec's ``score: {on: new_batch}`` triggers."""
+    stores = services.feature_stores()
+    if name == "scoring-batches":
+        return ScoreNewBatches(stores, resolver)
+    if name == "scoring-features":
+        return ScoreNewFeatureSets(stores, resolver)
+    scoring = services.settings.scoring
+    return ScoringStage(
+        stores,
+        build_score_store(services.settings),
+        services.executor,
+        partition_rows=scoring.partition_rows,
+        webhook_attempts=scoring.webhook_attempts,
+    )
 
 
 def build_workers(

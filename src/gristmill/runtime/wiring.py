@@ -17,6 +17,7 @@ from gristmill.stores.artifacts import ArtifactStore
 from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore
+from gristmill.stores.scores import ScoreStore
 
 # backend name -> (module, class, extra that provides its driver)
 BUS_BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -106,6 +107,13 @@ def build_raw(settings: Settings, metadata: MetadataStore) -> RawStore:
     return ParquetRawStore(
         settings.raw_url(), metadata.batches, max_workers=settings.raw.max_workers
     )
+
+
+def build_score_store(settings: Settings, url: str | None = None) -> ScoreStore:
+    """The score store (Parquet through fsspec) at ``url``, else ``[scoring] store_url``."""
+    from gristmill.backends.parquet.scores import ParquetScoreStore
+
+    return ParquetScoreStore(url or settings.scores_url())
 
 
 @dataclass

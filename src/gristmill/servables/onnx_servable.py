@@ -91,10 +91,17 @@ class OnnxServable:
         threads: int = 1,
     ) -> None:
         self._manifest = manifest
+        self._graphs = (graph, learner, decode_classes, threads)
         self._full = _Runner(session(graph, threads), manifest.inputs)
         self._learner = _Runner(session(learner, threads), manifest.features)
         self._classes = np.asarray(manifest.classes, dtype=object) if decode_classes else None
         self._task = manifest.task
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sessions do not pickle; their graphs do: batch scoring sends a servable to the
+        # executor's processes, which open sessions of their own.
+        graph, learner, decode_classes, threads = self._graphs
+        return (_rebuilt, (self._manifest, graph, learner, decode_classes, threads))
 
     @property
     def manifest(self) -> ServableManifest:
@@ -118,3 +125,10 @@ class OnnxServable:
         if len(outputs) > 1:
             probabilities = outputs[1].astype(np.float64, copy=False)
         return Predictions(values, probabilities)
+
+
+def _rebuilt(
+    manifest: ServableManifest, graph: bytes, learner: bytes, decode_classes: bool, threads: int
+) -> OnnxServable:
+    """An ``OnnxServable`` unpickled: its sessions opened again from its graphs."""
+    return OnnxServable(manifest, graph, learner, decode_classes=decode_classes, threads=threads)

@@ -6,7 +6,8 @@ stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
 runs until shutdown, when the log is written one last time and the process's bus consumer
 group is deleted. The wire protocols are mounted here, and only here: the native API, the
-Open Inference Protocol and MLflow's scoring protocol.
+Open Inference Protocol and MLflow's scoring protocol; beside them the batch score jobs
+(``server.jobs``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gristmill.config.settings import Settings
 from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
+from gristmill.server import jobs as score_jobs
 from gristmill.server import reload
 from gristmill.server.http import (
     JSONResponse,
@@ -80,7 +82,8 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     models = models or RegistryModels(serve, log=log)
     if models.log is None:
         models.log = log
-    routes: list[BaseRoute] = [*protocol_routes(models)]  # matched first, in order
+    jobs = score_jobs.ScoreJobs(settings)
+    routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
     routes += service_routes(models, settings, routes)
 
     @contextlib.asynccontextmanager
@@ -88,6 +91,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
         async with open_services(settings) as services:
             log.publish = services.bus.publish
             models.attach(services.feature_stores())
+            jobs.attach(services)
             tasks = [asyncio.create_task(log.run(), name="prediction-log")]
             interval = sys.getswitchinterval()
             try:
@@ -111,6 +115,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                await jobs.close()  # the jobs this server runs end before its stores close
                 await reload.leave(services.bus)  # no consumer group left behind
 
     return Starlette(

@@ -265,6 +265,71 @@ MLFLOW_ERROR = {
         "message": {"type": "string"},
     },
 }
+JOB_REQUEST = {
+    "type": "object",
+    "required": ["model", "input"],
+    "additionalProperties": False,
+    "properties": {
+        "model": {
+            "type": "string",
+            "description": "NAME (its @champion), NAME@ALIAS or NAME/VERSION.",
+            "examples": ["churn", "churn@challenger", "churn/3"],
+        },
+        "input": {
+            "type": "string",
+            "description": "A file the server can read (.csv, .parquet, .jsonl; path or fsspec "
+            "URL), batch:BATCH_ID, source:SOURCE (its newest batch) or feature_set:ID_OR_NAME.",
+        },
+        "webhook": {
+            "type": "string",
+            "description": "An http(s) URL POSTed the job's summary when it ends.",
+        },
+    },
+}
+JOB_ACCEPTED = {
+    "type": "object",
+    "required": ["job_id", "state", "url"],
+    "properties": {
+        "job_id": {"type": "string"},
+        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "url": {"type": "string", "description": "Where to follow the job."},
+    },
+}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+JOB = {
+    "type": "object",
+    "required": ["job_id", "model", "input", "state", "progress", "rows", "bad_rows", "errors"],
+    "properties": {
+        "job_id": {"type": "string"},
+        "model": {"type": "string"},
+        "version": {"type": ["integer", "null"]},
+        "input": {"type": "string"},
+        "input_kind": _TEXT_OR_NULL,
+        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "progress": {
+            "type": "object",
+            "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+            "description": "Partitions scored of all.",
+        },
+        "partitions_done": {"type": "integer"},
+        "partitions_total": {"type": "integer"},
+        "rows": {"type": "integer", "description": "Rows scored."},
+        "bad_rows": {"type": "integer", "description": "Rows that could not be scored."},
+        "errors": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "The first bad rows: row (from 0), key, error.",
+        },
+        "error": {**_TEXT_OR_NULL, "description": "Why a failed job failed."},
+        "where": {**_TEXT_OR_NULL, "description": "The folder (URL) of the job's scores."},
+        "location": _TEXT_OR_NULL,
+        "webhook": _TEXT_OR_NULL,
+        "created_at": _TEXT_OR_NULL,
+        "started_at": _TEXT_OR_NULL,
+        "finished_at": _TEXT_OR_NULL,
+    },
+}
+
 SCHEMAS = {
     "Error": ERROR,
     "PredictRequest": PREDICT_REQUEST,
@@ -278,6 +343,9 @@ SCHEMAS = {
     "InvocationsRequest": INVOCATIONS_REQUEST,
     "InvocationsResponse": INVOCATIONS_RESPONSE,
     "MlflowError": MLFLOW_ERROR,
+    "JobRequest": JOB_REQUEST,
+    "JobAccepted": JOB_ACCEPTED,
+    "Job": JOB,
 }
 
 
@@ -404,15 +472,18 @@ def operation(
     answer: dict[str, Any] | str | None = None,
     errors: tuple[int, ...] = (),
     media: str = "application/json",
+    status: int = 200,
 ) -> dict[str, Any]:
-    """An OpenAPI operation: ``body`` and a string ``answer`` name shared schemas."""
+    """An OpenAPI operation: ``body`` and a string ``answer`` name shared schemas; ``status``
+    is the success status (202 for work accepted to run later)."""
     schema = {"$ref": f"#/components/schemas/{answer}"} if isinstance(answer, str) else answer
-    responses: dict[str, Any] = {"200": {"description": "OK"}}
+    success = str(status)
+    responses: dict[str, Any] = {success: {"description": "OK" if status == 200 else "Accepted"}}
     if schema is not None:
-        responses["200"]["content"] = {media: {"schema": schema}}
-    for status in errors:
-        responses[str(status)] = {
-            "description": ERROR_MEANING[status],
+        responses[success]["content"] = {media: {"schema": schema}}
+    for refused in errors:
+        responses[str(refused)] = {
+            "description": ERROR_MEANING[refused],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
         }
     found: dict[str, Any] = {"summary": summary, "responses": responses}
@@ -429,7 +500,7 @@ def operation(
 ERROR_MEANING = {
     400: "Bad input: malformed JSON, a missing or mistyped column (named in field)",
     401: "The server's bearer token is required",
-    404: "No such model, alias or version",
+    404: "No such model, alias, version, input or job",
     413: "More rows or bytes than the server takes in one request",
     415: "The body is not of a content type the endpoint reads",
     503: "The server is starting, or the version cannot be loaded",

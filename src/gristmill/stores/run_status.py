@@ -60,11 +60,12 @@ def execution_state(
 
 
 def latest_per_event(executions: Iterable[StageExecution]) -> list[StageExecution]:
-    """The newest execution for each input event (``executions`` oldest first): a retry or
-    a take-over replaces the attempt before it."""
-    newest: dict[str, StageExecution] = {}
+    """The newest execution of each stage for each input event (``executions`` oldest
+    first): a retry or a take-over replaces the attempt before it; two stages consuming one
+    event (preparation and a ``score:`` trigger both take ``raw.ingested``) keep one each."""
+    newest: dict[tuple[str, str], StageExecution] = {}
     for execution in executions:
-        newest[execution.input_event_id or execution.execution_id] = execution
+        newest[(execution.stage, execution.input_event_id or execution.execution_id)] = execution
     return list(newest.values())
 
 

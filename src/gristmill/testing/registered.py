@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gristmill.config.settings import Settings
 from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_EVALUATED
 from gristmill.runtime.pipeline_run import run_pipeline
-from gristmill.runtime.wiring import Services
+from gristmill.runtime.wiring import Services, open_services
 from gristmill.stores.models import ModelVersion
 from gristmill.training.gate import promote
 
@@ -64,3 +65,41 @@ async def train_and_register(
 def columns_of(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
     """Request columns: one numpy array per column, as a client would send them."""
     return {name: frame[name].to_numpy() for name in names}
+
+
+PENGUIN_NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
+PENGUIN_SECTION = {
+    "entity": "penguin_id",
+    "label": "species",
+    "steps": [
+        {"impute": {"columns": PENGUIN_NUMBERS, "strategy": "median"}},
+        {"impute": {"columns": ["sex"], "strategy": "most_frequent"}},
+        {"one_hot": {"columns": ["island", "sex"]}},
+        {"standardize": {"columns": PENGUIN_NUMBERS}},
+        {"drop": {"columns": ["year"]}},
+    ],
+}
+
+
+def penguins() -> pd.DataFrame:
+    """The Palmer penguins with a `penguin_id` entity column (p0000 …)."""
+    from palmerpenguins import load_penguins
+
+    frame = load_penguins()
+    frame.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(frame))])
+    return frame
+
+
+async def train_penguins(settings: Settings, folder: Path) -> ModelVersion:
+    """``penguins_logreg/1``, registered the real way (every stage)."""
+    async with open_services(settings) as services:
+        made = await train_and_register(
+            services,
+            write_csv(penguins(), folder, "penguins"),
+            model="penguins",
+            section=PENGUIN_SECTION,
+            candidates=[{"name": "logreg", "algorithm": "logistic_regression"}],
+            metric="accuracy",
+            split={"strategy": "stratified", "test_size": 0.3, "seed": 7},
+        )
+    return made["logreg"]

@@ -280,3 +280,26 @@ dead_letters = sa.Table(
     sa.Column("replayed_at", UtcDateTime(), nullable=True),
     sa.Index("ix_dead_letters_at", "dead_lettered_at"),
 )
+
+score_jobs = sa.Table(
+    "score_jobs",
+    metadata,
+    sa.Column("job_id", Text, primary_key=True),
+    sa.Column("model", Text, nullable=False),
+    sa.Column("input", Text, nullable=False),
+    sa.Column("state", Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("input_kind", Text, nullable=True),
+    sa.Column("partitions_total", sa.Integer(), nullable=False),
+    sa.Column("partitions_done", sa.Integer(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("bad_rows", sa.BigInteger(), nullable=False),
+    sa.Column("errors", JsonType, nullable=False),
+    sa.Column("location", Text, nullable=True),
+    sa.Column("webhook", Text, nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("error", Text, nullable=True),
+    sa.Index("ix_score_jobs_created", "created_at"),
+)

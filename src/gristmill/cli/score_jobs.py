@@ -1,0 +1,202 @@
+"""Batch scoring verbs: ``score`` an input with a registered model, list the ``jobs``.
+
+``gristmill score`` runs the job in this process (partitions on the configured executor),
+with a progress bar by partition and a summary at the end; the job is recorded in the
+metadata store like one a worker or the server runs, so ``gristmill jobs`` shows them all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gristmill.cli.console import console
+from gristmill.cli.scoring import MODEL_HELP
+from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.core.ids import new_id
+from gristmill.runtime.wiring import build_executor, build_score_store, open_stores
+from gristmill.stages.score_inputs import FORMS
+from gristmill.stages.score_jobs import run_score_job
+from gristmill.stages.scoring import job_summary
+from gristmill.stores.scores import ScoreJob, ScoreStore
+
+OUT_FORMATS = (".csv", ".parquet", ".jsonl")
+NAMED = 5
+
+
+def score_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)],
+    source: Annotated[str, typer.Argument(metavar="INPUT", help=f"What to score: {FORMS}.")],
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Also write every score to this .csv, .parquet or .jsonl file; a folder or "
+            "fsspec URL without one of those suffixes is used as the score store instead.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
+) -> None:
+    """Score a whole input with a registered model version, in partitions, into the score store.
+
+    The input's features are computed by the version's own fitted pipeline (a feature set
+    made by that pipeline is scored as it is). Partitions run in parallel on the executor;
+    a row that cannot be scored is counted and named, the rest is scored. The job can be
+    followed with `gristmill jobs`; asked again with the same job it writes nothing twice.
+
+    \b
+        gristmill score churn new_customers.parquet
+        gristmill score churn@challenger source:customers        its newest raw batch
+        gristmill score churn/3 feature_set:customers_v1 --out scores.parquet
+    """
+    settings = settings_from(ctx)
+    as_store = out is not None and Path(out).suffix.lower() not in OUT_FORMATS
+    store = build_score_store(settings, out if as_store else None)
+    job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
+    started = time.perf_counter()
+    executor = build_executor(settings)
+    with open_stores(settings) as stores, _progress() as progress:
+        bar = progress.add_task(f"scoring {source} with {model}", total=None)
+
+        def show(now: ScoreJob) -> None:
+            progress.update(bar, completed=now.partitions_done, total=now.partitions_total)
+
+        stores.metadata.score_jobs.add_job(job)
+        executor.open()
+        try:
+            done = run_score_job(
+                job,
+                stores,
+                store,
+                executor,
+                partition_rows=settings.scoring.partition_rows,
+                progress=show,
+            )
+        finally:
+            executor.close()
+    if out is not None and Path(out).suffix.lower() in OUT_FORMATS:
+        _write(store, done.job_id, out)
+    if as_json:
+        console.print_json(json.dumps(job_summary(done), default=str))
+        return
+    for line in _summary(done, time.perf_counter() - started, out):
+        console.print(line, highlight=False)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("partitions"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _summary(job: ScoreJob, seconds: float, out: str | None) -> list[str]:
+    lines = [
+        f"scored {job.rows} row(s) of {job.input} with {job.model} (version {job.version}) "
+        f"in {seconds:.1f}s: job {job.job_id}",
+        f"scores: {job.location}" + (f" and {out}" if out and out != job.location else ""),
+    ]
+    if job.bad_rows:
+        lines.append(f"{job.bad_rows} bad row(s) not scored; the first:")
+        lines += [f"  row {e['row']}{_key(e)}: {e['error']}" for e in job.errors[:NAMED]]
+    return lines
+
+
+def _key(error: dict[str, object]) -> str:
+    return f" ({error['key']})" if error.get("key") else ""
+
+
+def _write(store: ScoreStore, job_id: str, out: str) -> None:
+    import pyarrow.csv
+    import pyarrow.parquet
+
+    table = store.read(job_id)
+    suffix = Path(out).suffix.lower()
+    if suffix == ".parquet":
+        pyarrow.parquet.write_table(table, out)
+    elif suffix == ".csv":
+        pyarrow.csv.write_csv(table, out)
+    else:
+        with open(out, "w") as handle:
+            for row in table.to_pylist():
+                handle.write(json.dumps(row, default=str) + "\n")
+
+
+def jobs_command(
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job, in full.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Jobs listed.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List batch score jobs (newest first), or show one: state, progress, rows, errors, where.
+
+    \b
+        gristmill jobs
+        gristmill jobs 01J9Z3...
+    """
+    with opened_metadata(ctx) as metadata:
+        if job_id is not None:
+            job = metadata.score_jobs.get_job(job_id)
+            if as_json:
+                console.print_json(json.dumps(job_summary(job), default=str))
+                return
+            for line in describe_job(job):
+                console.print(line, highlight=False)
+            return
+        jobs = metadata.score_jobs.list_jobs(limit=limit)
+    if as_json:
+        console.print_json(json.dumps([job_summary(j) for j in jobs], default=str))
+        return
+    if not jobs:
+        console.print("no score jobs yet; start one with `gristmill score MODEL INPUT`")
+        return
+    table = Table()
+    for name in ("job", "state", "model", "input", "partitions", "rows", "bad rows", "created"):
+        table.add_column(name)
+    for job in jobs:
+        table.add_row(
+            job.job_id,
+            job.state,
+            job.model + (f" (v{job.version})" if job.version else ""),
+            job.input,
+            f"{job.partitions_done}/{job.partitions_total}",
+            str(job.rows),
+            str(job.bad_rows),
+            job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+def describe_job(job: ScoreJob) -> list[str]:
+    """One job, a line per fact."""
+    lines = [
+        f"job {job.job_id}: {job.state}",
+        f"model: {job.model}" + (f" (version {job.version})" if job.version else ""),
+        f"input: {job.input}" + (f" ({job.input_kind})" if job.input_kind else ""),
+        f"progress: {job.partitions_done}/{job.partitions_total} partitions, {job.rows} rows, "
+        f"{job.bad_rows} bad",
+        f"where: {job.location or '-'}",
+    ]
+    if job.error:
+        lines.append(f"error: {job.error}")
+    lines += [f"  row {e['row']}{_key(e)}: {e['error']}" for e in job.errors[:NAMED]]
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score", rich_help_panel="Models")(score_command)
+    app.command("jobs", rich_help_panel="Models")(jobs_command)

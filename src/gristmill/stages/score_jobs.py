@@ -1,0 +1,317 @@
+"""``run_score_job``: score an input with a registered version, partition by partition.
+
+The input's rows are cut into partitions of ``partition_rows`` (the same cut every time:
+partition *i* is rows ``[i·n, (i+1)·n)``). Each partition not yet in the score store is
+scored on the executor (``score_partition``, a module-level function: the ``local`` and
+``dask`` executors run it in other processes, carrying the servable and the store) and
+written there once, under a temporary name renamed into place. The job's progress is kept
+in the metadata store after each partition; once every partition is in place the manifest
+is written — only then do readers see the scores — and the lineage recorded.
+
+So a job killed mid-way and asked again (a worker redelivered its event) scores only the
+partitions it had not committed, and no row is written twice. A row the version cannot
+score (a value it cannot read, say) is a *bad row*: counted, named by row number and key,
+and left out; the rest of its partition is scored (the partition is halved until the bad
+rows are found).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from gristmill.errors import DataError
+from gristmill.execution.port import Executor, Task
+from gristmill.features.prepare import FeatureStores
+from gristmill.features.rows import ROW_ID
+from gristmill.servables.loading import load_servable, parse_ref, resolve_version
+from gristmill.servables.port import Predictions, Servable
+from gristmill.stages.score_inputs import read_input, resolve_input
+from gristmill.stores.metadata import LineageEdge
+from gristmill.stores.scores import SCORE_JOB_KIND, ScoreJob, ScoreStore
+
+NAMED_BAD_ROWS = 20
+"""Bad rows named in a job's errors (all are counted)."""
+
+Progress = Callable[[ScoreJob], None]
+
+
+@dataclass(frozen=True)
+class PartitionWork:
+    """One partition to score: everything ``score_partition`` needs, picklable."""
+
+    job_id: str
+    model: str
+    version: int
+    index: int
+    first_row: int
+    input_id: str
+    table: pa.Table
+    mode: str
+    keys: tuple[str, ...]
+    servable: Servable
+    store: ScoreStore
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    index: int
+    rows: int
+    bad_rows: int
+    bad: list[dict[str, Any]]
+    written: bool
+
+
+def score_partition(work: PartitionWork) -> PartitionResult:
+    """Score one partition and write it to the score store (once: see the module)."""
+    columns = {
+        name: work.table.column(name).to_numpy(zero_copy_only=False)
+        for name in work.table.column_names
+    }
+    bad: list[tuple[int, str]] = []
+    answered = _scored(work, columns, 0, work.table.num_rows, bad)
+    rows = np.concatenate([p for p, _ in answered]) if answered else np.empty(0, np.int64)
+    table = _scores_table(work, columns, rows, [a for _, a in answered])
+    named = [_bad_row(work, columns, position, error) for position, error in bad]
+    stats = {"rows": table.num_rows, "bad_rows": len(bad), "bad": named[:NAMED_BAD_ROWS]}
+    written = work.store.write_partition(work.job_id, work.index, table, stats)
+    return PartitionResult(work.index, table.num_rows, len(bad), stats["bad"], written)
+
+
+def _scored(
+    work: PartitionWork, columns: dict[str, np.ndarray], lo: int, hi: int, bad: list[Any]
+) -> list[tuple[np.ndarray, Predictions]]:
+    """Predictions of rows ``lo:hi``; halved on a ``DataError`` until the bad rows are
+    alone (each added to ``bad`` with its error)."""
+    if lo >= hi:
+        return []
+    part = {name: values[lo:hi] for name, values in columns.items()}
+    try:
+        if work.mode == "features":
+            answer = work.servable.predict_features(part)
+        else:
+            answer = work.servable.predict(part)
+    except DataError as exc:
+        if hi - lo == 1:
+            bad.append((lo, str(exc)))
+            return []
+        middle = (lo + hi) // 2
+        return _scored(work, columns, lo, middle, bad) + _scored(work, columns, middle, hi, bad)
+    return [(np.arange(lo, hi), answer)]
+
+
+def _scores_table(
+    work: PartitionWork,
+    columns: dict[str, np.ndarray],
+    positions: np.ndarray,
+    answers: list[Predictions],
+) -> pa.Table:
+    """job, model, version, row, row id, key columns, prediction (+ a probability per class)."""
+    count = len(positions)
+    rows = positions + work.first_row
+    out: dict[str, Any] = {
+        "job_id": pa.array([work.job_id] * count, pa.string()),
+        "model": pa.array([work.model] * count, pa.string()),
+        "version": pa.array(np.full(count, work.version, dtype=np.int64)),
+        "row": pa.array(rows.astype(np.int64)),
+        "row_id": pa.array(_row_ids(work, columns, positions, rows), pa.string()),
+    }
+    for key in work.keys:
+        if key != ROW_ID:
+            out[key] = pa.array(columns[key][positions]) if count else pa.array([])
+    values = np.concatenate([a.values for a in answers]) if answers else np.empty(0)
+    out["prediction"] = pa.array(_plain(values))
+    classes = work.servable.manifest.classes or ()
+    probabilities = [a.probabilities for a in answers if a.probabilities is not None]
+    if classes and probabilities and len(probabilities) == len(answers):
+        stacked = np.concatenate(probabilities)
+        for number, label in enumerate(classes):
+            out[f"p_{label}"] = pa.array(stacked[:, number], pa.float64())
+    if any(a.rejected is not None for a in answers):
+        rejected = [
+            a.rejected if a.rejected is not None else np.zeros(len(a.values), bool) for a in answers
+        ]
+        out["rejected"] = pa.array(np.concatenate(rejected))
+    return pa.table(out)
+
+
+def _plain(values: np.ndarray) -> list[Any] | np.ndarray:
+    if values.dtype != object:
+        return values
+    return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def _row_ids(
+    work: PartitionWork, columns: dict[str, np.ndarray], positions: np.ndarray, rows: np.ndarray
+) -> list[str]:
+    if ROW_ID in columns:
+        return [str(v) for v in columns[ROW_ID][positions]]
+    return [f"{work.input_id}:{row}" for row in rows]
+
+
+def _bad_row(
+    work: PartitionWork, columns: dict[str, np.ndarray], position: int, error: str
+) -> dict[str, Any]:
+    keys = {k: _json(columns[k][position]) for k in work.keys if k in columns}
+    key = ", ".join(f"{k}={v}" for k, v in keys.items()) or None
+    return {"row": work.first_row + position, "key": key, "error": error}
+
+
+def _json(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def run_score_job(
+    job: ScoreJob,
+    stores: FeatureStores,
+    scores: ScoreStore,
+    executor: Executor,
+    *,
+    partition_rows: int,
+    progress: Progress | None = None,
+) -> ScoreJob:
+    """Run (or finish) ``job``: see the module docstring. Returns the job as recorded at the
+    end; a job that fails is recorded ``failed`` with its error, and the error raised."""
+    jobs = stores.metadata.score_jobs
+    now = datetime.now(UTC)
+    job = replace(job, state="running", started_at=job.started_at or now, error=None)
+    try:
+        return _run(job, stores, scores, executor, partition_rows, progress or (lambda _: None))
+    except Exception as exc:
+        failed = replace(
+            jobs.find_job(job.job_id) or job,
+            state="failed",
+            finished_at=datetime.now(UTC),
+            error=str(exc),
+        )
+        jobs.save_job(failed)
+        if progress is not None:
+            progress(failed)
+        raise
+
+
+def _run(
+    job: ScoreJob,
+    stores: FeatureStores,
+    scores: ScoreStore,
+    executor: Executor,
+    partition_rows: int,
+    progress: Progress,
+) -> ScoreJob:
+    jobs = stores.metadata.score_jobs
+    name, which = parse_ref(job.model)
+    version = resolve_version(stores, name, which)
+    servable = load_servable(stores, name, version.version)
+    source = resolve_input(stores, job.input)
+    rows = read_input(stores, source, servable.manifest)
+    # only what the partitions need travels to the executor's processes
+    needed_columns = (
+        servable.manifest.features if rows.mode == "features" else servable.manifest.inputs
+    )
+    kept = list(dict.fromkeys([c.name for c in needed_columns] + rows.keys))
+    table = rows.table.select(kept)
+    total = math.ceil(table.num_rows / partition_rows)
+    done = {i: s for i, s in scores.committed(job.job_id).items() if i < total}
+    job = replace(
+        job,
+        version=version.version,
+        input_kind=source.kind,
+        partitions_total=total,
+        partitions_done=len(done),
+        rows=sum(int(s.get("rows", 0)) for s in done.values()),
+        bad_rows=sum(int(s.get("bad_rows", 0)) for s in done.values()),
+        errors=[b for s in done.values() for b in s.get("bad", [])][:NAMED_BAD_ROWS],
+        location=scores.location(job.job_id),
+    )
+    jobs.save_job(job)
+    progress(job)
+    needed = [
+        PartitionWork(
+            job.job_id,
+            name,
+            version.version,
+            index,
+            index * partition_rows,
+            source.ident,
+            table.slice(index * partition_rows, partition_rows),
+            rows.mode,
+            tuple(rows.keys),
+            servable,
+            scores,
+        )
+        for index in range(total)
+        if index not in done
+    ]
+    for result in _in_flight(executor, needed):
+        job = replace(
+            job,
+            partitions_done=job.partitions_done + 1,
+            rows=job.rows + result.rows,
+            bad_rows=job.bad_rows + result.bad_rows,
+            errors=(job.errors + result.bad)[:NAMED_BAD_ROWS],
+        )
+        jobs.save_job(job)
+        progress(job)
+    return _commit(job, stores, scores, version.ref, rows.parents)
+
+
+def _in_flight(executor: Executor, needed: list[PartitionWork]) -> Iterator[PartitionResult]:
+    """The partitions' results in order, at most two per executor worker submitted ahead
+    (bounded memory; an ``inline`` executor scores one, then reports it)."""
+    window = max(1, executor.capabilities.workers * 2)
+    waiting: deque[Task[PartitionResult]] = deque()
+    for work in needed:
+        if len(waiting) >= window:
+            yield waiting.popleft().result()
+        waiting.append(executor.submit(score_partition, work))
+    while waiting:
+        yield waiting.popleft().result()
+
+
+def _commit(
+    job: ScoreJob,
+    stores: FeatureStores,
+    scores: ScoreStore,
+    version_ref: str,
+    parents: list[tuple[str, str]],
+) -> ScoreJob:
+    """Write the manifest (the job becomes visible), the lineage, and the job's end."""
+    manifest = {
+        "job_id": job.job_id,
+        "model": job.model,
+        "version": job.version,
+        "input": job.input,
+        "input_kind": job.input_kind,
+        "partitions": list(range(job.partitions_total)),
+        "rows": job.rows,
+        "bad_rows": job.bad_rows,
+        "committed_at": datetime.now(UTC).isoformat(),
+    }
+    scores.commit(job.job_id, manifest)
+    edges = [LineageEdge(version_ref, "model_version", job.job_id, SCORE_JOB_KIND, "scored")]
+    edges += [LineageEdge(p, kind, job.job_id, SCORE_JOB_KIND, "scored") for p, kind in parents]
+    stores.metadata.lineage.add_edges(edges)
+    job = replace(job, state="succeeded", finished_at=datetime.now(UTC))
+    stores.metadata.score_jobs.save_job(job)
+    return job
+
+
+def ready_payload(job: ScoreJob) -> dict[str, Any]:
+    """The ``scores.ready`` payload: which job, model and version, where, rows, bad rows."""
+    return {
+        "job_id": job.job_id,
+        "model": job.model,
+        "version": job.version,
+        "input": job.input,
+        "where": job.location,
+        "rows": job.rows,
+        "bad_rows": job.bad_rows,
+        "errors": job.errors[:5],
+    }

@@ -1,0 +1,133 @@
+"""``gristmill score`` scores a whole input by partition on the local executor's processes,
+with a summary naming bad rows and where the scores are; ``gristmill jobs`` shows the jobs;
+wrong inputs get one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from gristmill.testing.cli import cli_stdout as gm
+from gristmill.testing.cli import found
+from gristmill.testing.cli import run_cli_here as gm_here
+from gristmill.testing.registered import penguins
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: birds
+sources:
+  penguins: {format: csv, path: penguins.csv}
+features:
+  penguins_v1:
+    from: [penguins]
+    entity: penguin_id
+    label: species
+    steps:
+      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
+                                    body_mass_g], strategy: median}
+      - impute: {columns: [sex], strategy: most_frequent}
+      - one_hot: {columns: [island, sex]}
+      - standardize: {columns: *numbers}
+split: {strategy: stratified, test_size: 0.3, seed: 7}
+train:
+  candidates:
+    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
+evaluate: {metric: accuracy}
+score: {model: birds, source: penguins}
+"""
+SETTINGS = """\
+[executor]
+workers = 2
+[scoring]
+partition_rows = 100
+"""
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture(scope="module")
+def where(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("score")
+    frame = penguins()
+    frame.to_csv(folder / "penguins.csv", index=False)
+    new = frame.drop(columns=["species"])
+    new.to_parquet(folder / "new.parquet", index=False)
+    bad = new.astype({"body_mass_g": object})
+    bad.loc[[2, 300], "body_mass_g"] = "heavy"
+    bad.to_csv(folder / "bad.csv", index=False)
+    new.drop(columns=["island"]).to_csv(folder / "no_island.csv", index=False)
+    (folder / "birds.yaml").write_text(SPEC)
+    (folder / "gristmill.toml").write_text(SETTINGS)
+    summary = gm("run", "birds.yaml", cwd=folder)
+    assert "skipped" not in summary or "score" not in summary.split("skipped")[-1]
+    gm("promote", found(r"(mc_\w{24})", summary), "--model", "birds", cwd=folder)
+    return folder
+
+
+@pytest.fixture
+def cli(where: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    def run(*args: str) -> tuple[int, str, str]:
+        return gm_here(*args, cwd=where, monkeypatch=monkeypatch, capsys=capsys)
+
+    return run
+
+
+def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where: Path) -> None:
+    code, out, err = cli("score", "birds", "new.parquet", "--out", "scored.parquet")
+    assert code == 0, err
+    assert "scored 344 row(s) of new.parquet with birds (version 1)" in out
+    job = found(r"job (\w{26})", out)
+    assert f"scores: .gristmill/scores/{job} and scored.parquet" in out
+    scored = pq.read_table(where / "scored.parquet").to_pandas()
+    assert sorted(scored["row"]) == list(range(344))
+    assert (
+        scored["penguin_id"].tolist()
+        == pd.read_parquet(where / "new.parquet")["penguin_id"].tolist()
+    )
+    assert {"prediction", "p_Adelie", "job_id", "model", "version", "row_id"} <= set(scored)
+
+    code, out, err = cli("jobs")
+    assert code == 0 and job in out and "succeeded" in out and "4/4" in out
+    code, out, err = cli("jobs", job, "--json")
+    shown = json.loads(out)
+    assert (shown["state"], shown["rows"], shown["progress"]) == (
+        "succeeded",
+        344,
+        {"done": 4, "total": 4},
+    )
+
+
+def test_bad_rows_are_named_in_the_summary(cli: Cli) -> None:
+    code, out, err = cli("score", "birds/1", "bad.csv")
+    assert code == 0, err
+    assert "scored 342 row(s)" in out
+    assert "2 bad row(s) not scored" in out
+    assert "row 2 (penguin_id=p0002)" in out and "row 300 (penguin_id=p0300)" in out
+
+
+def test_a_source_and_a_feature_set_are_scored(cli: Cli) -> None:
+    for source in ("source:penguins", "feature_set:penguins_v1"):
+        code, out, err = cli("score", "birds@champion", source)
+        assert code == 0, err
+        assert f"scored 344 row(s) of {source}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nobody", "new.parquet"), "no model named 'nobody' is registered"),
+        (("birds/7", "new.parquet"), "no version 7 of model 'birds'"),
+        (("birds", "missing.csv"), "no file missing.csv"),
+        (("birds", "birds.yaml"), "cannot score birds.yaml"),
+        (("birds", "no_island.csv"), "lacks column(s) island"),
+    ],
+)
+def test_wrong_inputs_are_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    code, out, err = cli("score", *args)
+    assert code != 0
+    assert message in err and "Traceback" not in err + out

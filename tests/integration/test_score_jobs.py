@@ -1,0 +1,189 @@
+"""Batch score jobs on real stores: a file, a raw batch and a feature set scored by
+partition with the version's own pipeline, bad rows named, a job asked again writing
+nothing twice, and the lineage from raw batch to scores."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gristmill.config.settings import Settings, load_settings
+from gristmill.errors import ConfigError, DataError, NotFoundError
+from gristmill.execution.inline import InlineExecutor
+from gristmill.features.prepare import FeatureStores
+from gristmill.runtime.wiring import build_score_store, open_stores
+from gristmill.servables import load_servable
+from gristmill.stages.score_jobs import run_score_job
+from gristmill.stores.lineage import lineage_graph
+from gristmill.stores.models import ModelVersion
+from gristmill.stores.scores import ScoreJob
+from gristmill.testing.registered import penguins, train_penguins
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, ModelVersion, Path]:
+    import asyncio
+
+    folder = tmp_path_factory.mktemp("scoring")
+    settings = load_settings(
+        overrides={"home": str(folder / "home"), "executor": {"backend": "inline"}}
+    )
+    version = asyncio.run(train_penguins(settings, folder))
+    return settings, version, folder
+
+
+@pytest.fixture
+def stores(trained: tuple[Settings, ModelVersion, Path]) -> Iterator[FeatureStores]:
+    with open_stores(trained[0]) as opened:
+        yield opened
+
+
+def new_job(model: str, source: str) -> ScoreJob:
+    from gristmill.core.ids import new_id
+
+    return ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
+
+
+def score(settings: Settings, stores: FeatureStores, job: ScoreJob, rows: int = 50) -> ScoreJob:
+    stores.metadata.score_jobs.add_job(job)
+    executor = InlineExecutor()
+    executor.open()
+    return run_score_job(job, stores, build_score_store(settings), executor, partition_rows=rows)
+
+
+def test_a_file_is_scored_by_partition_as_the_servable_answers(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
+) -> None:
+    settings, _, _ = trained
+    frame = penguins().drop(columns=["species"])
+    path = tmp_path / "birds.parquet"
+    frame.to_parquet(path)
+    done = score(settings, stores, new_job("penguins_logreg", str(path)))
+
+    assert (done.state, done.version, done.input_kind) == ("succeeded", 1, "file")
+    assert (done.partitions_total, done.partitions_done) == (7, 7)  # 344 rows by 50
+    assert (done.rows, done.bad_rows) == (len(frame), 0)
+    assert stores.metadata.score_jobs.get_job(done.job_id) == done
+    table = build_score_store(settings).read(done.job_id).to_pandas()
+    assert table["row"].tolist() == list(range(len(frame)))
+    assert set(table["job_id"]) == {done.job_id} and set(table["version"]) == {1}
+    assert table["penguin_id"].tolist() == frame["penguin_id"].tolist()
+    servable = load_servable(stores, "penguins_logreg", 1)
+    expected = servable.predict(
+        {c.name: frame[c.name].to_numpy() for c in servable.manifest.inputs}
+    )
+    assert table["prediction"].tolist() == list(expected.values)
+    assert expected.probabilities is not None
+    for number, label in enumerate(servable.manifest.classes or ()):
+        assert np.allclose(table[f"p_{label}"], expected.probabilities[:, number])
+
+
+def test_bad_rows_are_counted_and_named_and_the_rest_scored(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
+) -> None:
+    settings, _, _ = trained
+    frame = penguins().drop(columns=["species"])
+    frame["bill_length_mm"] = frame["bill_length_mm"].astype(object)
+    frame.loc[[5, 120], "bill_length_mm"] = "long"
+    path = tmp_path / "birds.csv"
+    frame.to_csv(path, index=False)
+    done = score(settings, stores, new_job("penguins_logreg@champion", str(path)))
+
+    assert done.state == "succeeded"
+    assert (done.rows, done.bad_rows) == (len(frame) - 2, 2)
+    assert [(e["row"], e["key"]) for e in done.errors] == [
+        (5, "penguin_id=p0005"),
+        (120, "penguin_id=p0120"),
+    ]
+    assert "bill_length_mm" in done.errors[0]["error"]
+    table = build_score_store(settings).read(done.job_id)
+    assert sorted(set(range(len(frame))) - set(table["row"].to_pylist())) == [5, 120]
+
+
+def test_a_raw_batch_and_a_feature_set_are_scored_and_linked_in_lineage(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores
+) -> None:
+    settings, version, _ = trained
+    (batch,) = stores.raw.list()
+    by_batch = score(settings, stores, new_job("penguins_logreg/1", f"batch:{batch.batch_id}"))
+    assert (by_batch.input_kind, by_batch.rows) == ("batch", batch.row_count)
+    (feature_set,) = stores.metadata.feature_sets.list_feature_sets()
+    by_features = score(settings, stores, new_job("penguins_logreg", "feature_set:penguins_v1"))
+    assert (by_features.input_kind, by_features.rows) == ("feature_set", feature_set.row_count)
+
+    store = build_score_store(settings)
+    raw_scores = store.read(by_batch.job_id).to_pandas().set_index("row_id")
+    feature_scores = store.read(by_features.job_id).to_pandas().set_index("row_id")
+    assert raw_scores.loc[feature_scores.index, "prediction"].tolist() == (
+        feature_scores["prediction"].tolist()
+    )  # the version's own pipeline on raw rows = the learner on its own features
+
+    ancestors = lineage_graph(stores.metadata.lineage, by_features.job_id).ancestors
+    nodes = {(e.parent_kind, e.parent_id) for e in ancestors}
+    assert ("model_version", version.ref) in nodes
+    assert ("candidate", version.candidate_id) in nodes
+    assert ("feature_set", feature_set.feature_set_id) in nodes
+    assert ("raw_batch", batch.batch_id) in nodes
+
+
+def test_a_job_asked_again_writes_no_partition_twice_and_hides_until_committed(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
+) -> None:
+    settings, _, _ = trained
+    path = tmp_path / "birds.csv"
+    penguins().to_csv(path, index=False)
+    store = build_score_store(settings)
+    job = new_job("penguins_logreg", str(path))
+    first = score(settings, stores, job)
+    partitions = {
+        p.name: p.stat().st_mtime_ns for p in Path(first.location or "").glob("part-*.parquet")
+    }
+    again = score(settings, stores, replace(job, state="queued"))
+    assert again.rows == first.rows == 344
+    assert {
+        p.name: p.stat().st_mtime_ns for p in Path(again.location or "").glob("part-*.parquet")
+    } == partitions
+    (Path(first.location or "") / "_manifest.json").unlink()  # as if killed before the end
+    with pytest.raises(NotFoundError, match="no committed scores"):
+        store.read(job.job_id)
+
+
+@pytest.mark.parametrize(
+    ("model", "source", "error", "message"),
+    [
+        ("nobody", "{file}", NotFoundError, "no model named 'nobody'"),
+        ("penguins_logreg/9", "{file}", NotFoundError, "no version 9"),
+        ("penguins_logreg", "missing.csv", ConfigError, "no file missing.csv"),
+        ("penguins_logreg", "{folder}/birds.txt", ConfigError, "cannot score"),
+        ("penguins_logreg", "{thin}", DataError, "lacks column"),
+    ],
+)
+def test_wrong_inputs_fail_the_job_naming_the_thing(
+    trained: tuple[Settings, ModelVersion, Path],
+    stores: FeatureStores,
+    tmp_path: Path,
+    model: str,
+    source: str,
+    error: type[Exception],
+    message: str,
+) -> None:
+    settings, _, _ = trained
+    file = tmp_path / "birds.csv"
+    penguins().to_csv(file, index=False)
+    thin = tmp_path / "thin.csv"
+    penguins().drop(columns=["island"]).to_csv(thin, index=False)
+    (tmp_path / "birds.txt").write_text("x")
+    job = new_job(model, source.format(file=file, folder=tmp_path, thin=thin))
+    with pytest.raises(error, match=message):
+        score(settings, stores, job)
+    recorded = stores.metadata.score_jobs.get_job(job.job_id)
+    assert recorded.state == "failed" and message.split("'", maxsplit=1)[0] in (
+        recorded.error or ""
+    )
