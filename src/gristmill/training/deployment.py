@@ -19,7 +19,7 @@ redelivered event or a repeated command is not a new revision).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from gristmill.errors import ConfigError, NotFoundError
 from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
@@ -152,3 +152,24 @@ def rollback(
         )
     after = registry.set_policy(replace(rolled_back(before), reason=reason), actor=actor)
     return PolicyChange(before, after)
+
+
+def announcement(change: PolicyChange, *, version: int | None = None) -> dict[str, Any]:
+    """The payload of ``model.deployed`` / ``model.rolled_back`` for ``change``: the model,
+    the policy's revision and versions, the version deployed (``version``) and, for a change
+    of primary, ``alias: champion`` and the ``previous`` primary (as ``promote`` announces)."""
+    after, before = change.after, change.before
+    payload: dict[str, Any] = {
+        "model": after.model,
+        "revision": after.revision,
+        "primary": after.primary,
+        "canary": after.canary,
+        "canary_share": after.canary_share,
+        "shadow": list(after.shadow),
+        "fallback": list(after.fallback),
+        "version": after.primary if version is None else version,
+        "previous": None if before is None else before.primary,
+    }
+    if before is None or before.primary != after.primary:
+        payload["alias"] = "champion"
+    return payload
