@@ -13,15 +13,30 @@ from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
+from gristmill.stages.deployment import DeploymentStage
 from gristmill.stages.ingestion import IngestionStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
 from gristmill.stages.training import EvaluationStage, TrainingStage
 
-STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", STREAM_STAGE)
+STAGE_NAMES = (
+    "ingestion",
+    "preparation",
+    "training",
+    "evaluation",
+    "deployment",
+    STREAM_STAGE,
+)
 # What a run's work goes on through: the event types its stages consume (``gristmill run``
 # runs these; ``gristmill worker --all`` too).
 RUN_CONSUMES = frozenset(
-    stage.consumes for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage)
+    stage.consumes
+    for stage in (
+        IngestionStage,
+        PreparationStage,
+        TrainingStage,
+        EvaluationStage,
+        DeploymentStage,
+    )
 )
 
 
@@ -44,6 +59,8 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
         return PreparationStage(stores, resolver)
     if name == "training":
         return TrainingStage(stores, resolver, services.executor)
+    if name == "deployment":
+        return DeploymentStage(services.metadata, resolver)
     return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
 
 

@@ -285,6 +285,24 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def register_candidate(
+    metadata: MetadataStore, candidate_id: str, model: str, *, actor: str = "gristmill"
+) -> tuple[ModelVersion, bool]:
+    """The version of ``model`` made from a trained candidate, registered now if it has none
+    yet (``True`` then). ``ConfigError`` for a candidate that failed in training."""
+    candidate = metadata.candidates.get_candidate(candidate_id)
+    if candidate.status != "trained" or candidate.artifact is None:
+        raise ConfigError(
+            f"candidate {candidate_id} ({candidate.name}) failed in training and has no model "
+            "to promote; pick a trained one from `gristmill ls candidates`"
+        )
+    registry = metadata.registry
+    known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
+    if known:
+        return known[0], False
+    return registry.register_version(model, candidate, actor=actor), True
+
+
 def promote(
     metadata: MetadataStore,
     candidate_id: str,
@@ -297,15 +315,8 @@ def promote(
     it has already) and move the alias; the champion it replaces becomes ``previous``. When
     ``model`` has a stored traffic policy, promoting to ``champion`` deploys the version as
     its primary (``training.deployment.deploy``), so the policy and the aliases agree."""
-    candidate = metadata.candidates.get_candidate(candidate_id)
-    if candidate.status != "trained" or candidate.artifact is None:
-        raise ConfigError(
-            f"candidate {candidate_id} ({candidate.name}) failed in training and has no model "
-            "to promote; pick a trained one from `gristmill ls candidates`"
-        )
+    version, registered = register_candidate(metadata, candidate_id, model, actor=actor)
     registry = metadata.registry
-    known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
-    version = known[0] if known else registry.register_version(model, candidate, actor=actor)
     if alias == CHAMPION and registry.get_policy(model) is not None:
         # The champion is the primary of a stored policy: move both at once.
         change = deploy(
@@ -313,7 +324,7 @@ def promote(
         )
         before = change.before.primary if change.before else None
         old = None if before is None else registry.get_version(model, before)
-        return Promotion(version, alias, not known, old)
+        return Promotion(version, alias, registered, old)
     replaced = registry.set_alias(
         model,
         alias,
@@ -321,4 +332,4 @@ def promote(
         previous=PREVIOUS if alias == CHAMPION else None,
         actor=actor,
     )
-    return Promotion(version, alias, not known, replaced)
+    return Promotion(version, alias, registered, replaced)
