@@ -32,9 +32,12 @@ ReasonOption = Annotated[
 
 def deploy_command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Registry name of the model.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registry name of the model.")],
     version: Annotated[
-        int, typer.Argument(help="The version to deploy (see `gristmill models MODEL`).")
+        int,
+        typer.Argument(
+            metavar="VERSION", help="The version to deploy (see `gristmill models MODEL`)."
+        ),
     ],
     canary: Annotated[
         float | None,
@@ -124,7 +127,7 @@ def _deployed_line(change: PolicyChange, version: int, mode: str) -> str:
 
 def rollback_command(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Registry name of the model.")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="Registry name of the model.")],
     reason: ReasonOption = "",
 ) -> None:
     """Send a model's traffic back to @previous (its first fallback), clearing any canary.
@@ -151,7 +154,8 @@ def rollback_command(
 def deployments_command(
     ctx: typer.Context,
     model: Annotated[
-        str | None, typer.Argument(help="Only this model (default: every deployed model).")
+        str | None,
+        typer.Argument(metavar="MODEL", help="Only this model (default: every deployed model)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
