@@ -40,7 +40,10 @@ def test_help_teaches_the_verbs(tmp_path: Path) -> None:
 def test_run_example_then_inspect(example: Path) -> None:
     result = gm("run", "pipeline.yaml", cwd=example, check=True)
     assert "succeeded" in result.stdout
-    assert "skipped (stages not built yet): deploy" in result.stdout
+    assert "skipped (stages not built yet)" not in result.stdout
+    assert "deployed penguins: version 1 is penguins@champion" in result.stdout
+    live = gm("deployments", "penguins", cwd=example, check=True).stdout
+    assert "1 (100%)" in live and "gristmill:deployment" in live
     assert "leaderboard (f1, test subset)" in result.stdout and "gate: passed" in result.stdout
     candidates = json.loads(gm("ls", "candidates", "--json", cwd=example, check=True).stdout)
     assert {c["name"] for c in candidates} >= {"logreg", "forest", "boosting"}

@@ -66,7 +66,8 @@ def cancer_spec(
         "split": {"strategy": "stratified", "test_size": 0.3, "seed": seed},
         "train": {"candidates": candidates, **({"task": task} if task else {})},
         "evaluate": {"metric": metric},
-        **({"deploy": deploy} if deploy else {}),
+        # promotion is by hand here: the deployment stage must not move the champion
+        "deploy": {"policy": "manual", **(deploy or {})},
     }
 
 

@@ -76,7 +76,7 @@ async def test_a_run_ingests_every_source_and_reports_the_failure(
         audit = services.metadata.audit.list_entries(subject=report.run.run_id)
 
     assert report.run.status == "partial"
-    assert report.skipped_sections == ["deploy"]
+    assert report.skipped_sections == []
     ingested = {e.key: e.payload for e in report.of_type(RAW_INGESTED)}
     assert ingested["wine"]["rows"] == 178 and ingested["numbers"]["rows"] == 1_000
     (failure,) = report.of_type(STAGE_FAILED)

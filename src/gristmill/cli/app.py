@@ -106,6 +106,7 @@ def main_options(
 def _register() -> None:
     from gristmill.cli import (
         dead_letters,
+        deployments,
         doctor,
         features,
         inspect,
@@ -128,6 +129,7 @@ def _register() -> None:
     doctor.register(app)
     maintenance.register(app)
     registry.register(app)
+    deployments.register(app)
     scoring.register(app)
     packaging.register(app)
     score_jobs.register(app)

@@ -11,6 +11,7 @@ from gristmill.cli.console import console
 from gristmill.core.events import (
     DATA_ANOMALOUS,
     FEATURES_GENERATED,
+    MODEL_DEPLOYED,
     MODEL_EVALUATED,
     MODEL_TRAINED,
     RAW_INGESTED,
@@ -49,9 +50,12 @@ def leaderboard_payload(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def print_leaderboard(payload: dict[str, Any], *, best_pictures: bool = True) -> None:
+def print_leaderboard(
+    payload: dict[str, Any], *, best_pictures: bool = True, promote_hint: bool = True
+) -> None:
     """The ranking (best ★, other metrics when the rows carry them), the candidates that
-    failed to train (when the payload lists them), the gate's decision and (unless not
+    failed to train (when the payload lists them), the gate's decision, how to serve a
+    winner (unless not ``promote_hint``: the deployment stage did it) and (unless not
     ``best_pictures``) the pictures of the best candidate, named as drawn for its task
     (ROC, PR… or residuals)."""
     metric = str(payload.get("metric"))
@@ -86,7 +90,7 @@ def print_leaderboard(payload: dict[str, Any], *, best_pictures: bool = True) ->
     images = payload.get("images", {})
     best = next((r["candidate"] for r in rows if r.get("best")), None)
     best_id = next((r.get("candidate_id") for r in rows if r.get("best")), None)
-    if gate.get("passed") and best_id and gate.get("model"):
+    if promote_hint and gate.get("passed") and best_id and gate.get("model"):
         model = gate["model"]
         console.print(
             f"serve it: gristmill promote {best_id} --model {model} · "
@@ -136,6 +140,25 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
             style="dim",
             highlight=False,
         )
+
+
+def deployed_line(p: dict[str, Any]) -> str:
+    """One line on what the deployment stage deployed (a ``model.deployed`` payload)."""
+    model, version = p.get("model"), p.get("version")
+    if p.get("mode") == "canary":
+        share = float(p.get("canary_share") or 0)
+        what = (
+            f"version {version} as a canary ({share:.0%} of requests) beside version "
+            f"{p.get('primary')}; promote it with: gristmill deploy {model} {version}"
+        )
+    else:
+        previous = p.get("previous")
+        kept = f", version {previous} kept as @previous" if previous not in (None, version) else ""
+        what = f"version {version} is {model}@champion, answering every request{kept}"
+    return (
+        f"[green]deployed[/] {model}: {what} (policy revision {p.get('revision')}) · "
+        f"gristmill deployments {model} · gristmill serve --model {model}"
+    )
 
 
 def print_run_summary(report: RunReport) -> None:
@@ -209,8 +232,11 @@ def print_run_summary(report: RunReport) -> None:
                 )
         for warning in event.payload.get("warnings", []):
             console.print(f"[yellow]split warning:[/] {warning}", highlight=False, soft_wrap=True)
+    deployed = report.of_type(MODEL_DEPLOYED)
     for event in report.of_type(MODEL_EVALUATED):
-        print_leaderboard(event.payload)
+        print_leaderboard(event.payload, promote_hint=not deployed)
+    for event in deployed:
+        console.print(deployed_line(event.payload), highlight=False, soft_wrap=True)
     heard = {e.key for e in report.events if e.type in (RAW_INGESTED, STAGE_FAILED)}
     quiet = [name for name in report.sources if name not in heard]
     if quiet:

@@ -94,11 +94,21 @@ class EvaluateSpec(_Section):
     evaluators: list[str] = Field(default_factory=list)
 
 
+DEFAULT_CANARY_SHARE = 0.1
+"""The canary's share of requests under ``policy: canary`` when ``canary`` is not given."""
+
+
 class DeploySpec(_Section):
     """How a model reaches production. The evaluation gate reads ``model`` and the margins:
-    the best candidate must beat the champion by at least both of them."""
+    the best candidate must beat the champion by at least both of them. The deployment stage
+    reads ``policy`` and ``canary``: ``gated`` deploys the gate's winner, ``always`` the best
+    candidate whatever the gate says, ``manual`` nothing; with ``canary`` (or ``policy:
+    canary``) the winner starts as a canary at that share beside the champion instead of
+    replacing it. ``canary_requests`` / ``canary_minutes`` say how long a canary must run
+    without errors before it may be promoted (by the monitoring, or by hand with
+    ``gristmill deploy MODEL VERSION``)."""
 
-    policy: Literal["manual", "gated", "always"] = "gated"
+    policy: Literal["manual", "gated", "always", "canary"] = "gated"
     model: str | None = Field(
         None, pattern=NAME_PATTERN, description="Registry name of the model (default: `name`)."
     )
@@ -108,7 +118,24 @@ class DeploySpec(_Section):
     min_relative_improvement: float = Field(
         0.0, ge=0, description="Least gain over the champion as a fraction of its value."
     )
-    canary: float | None = Field(None, ge=0, le=1)
+    canary: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Start the winner as a canary answering this share of requests.",
+    )
+    canary_requests: int | None = Field(
+        None, ge=1, description="Requests a canary must answer without errors to be promoted."
+    )
+    canary_minutes: float | None = Field(
+        None, gt=0, description="Minutes a canary must run without errors to be promoted."
+    )
+
+    def canary_share(self) -> float | None:
+        """The share the winner starts at as a canary, or ``None`` to replace the primary."""
+        if self.canary is not None:
+            return self.canary
+        return DEFAULT_CANARY_SHARE if self.policy == "canary" else None
 
 
 class ServeSpec(_Section):
@@ -228,7 +255,7 @@ class PipelineSpec(_Section):
 
     def skipped_sections(self) -> list[str]:
         """Sections present in this spec whose stages are not built yet."""
-        later = ("deploy", "serve", "monitor")
+        later = ("serve", "monitor")
         return [name for name in later if getattr(self, name) is not None]
 
 

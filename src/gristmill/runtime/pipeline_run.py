@@ -35,7 +35,7 @@ from gristmill.stores.run_status import latest_per_event, outcome
 from gristmill.stores.specs import stored_spec
 
 TERMINAL = ("succeeded", "failed", "skipped")
-OFFLINE_STAGES = ("preparation", "training", "evaluation")
+OFFLINE_STAGES = ("preparation", "training", "evaluation", "deployment")
 
 
 @dataclass

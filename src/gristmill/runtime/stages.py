@@ -13,6 +13,7 @@ from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
+from gristmill.stages.deployment import DeploymentStage
 from gristmill.stages.ingestion import IngestionStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
@@ -20,7 +21,15 @@ from gristmill.stages.training import EvaluationStage, TrainingStage
 
 SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
 SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
-STAGE_NAMES = ("ingestion", "preparation", "training", "evaluation", *SCORING_STAGES, STREAM_STAGE)
+STAGE_NAMES = (
+    "ingestion",
+    "preparation",
+    "training",
+    "evaluation",
+    "deployment",
+    *SCORING_STAGES,
+    STREAM_STAGE,
+)
 # What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
 # execution for every raw batch and feature set of every pipeline; a deployment that scores
 # new data runs them by name (``gristmill run`` does when its spec has ``score:``).
@@ -29,7 +38,14 @@ ALL_STAGES = tuple(name for name in STAGE_NAMES if name not in SCORE_TRIGGERS)
 # runs these; ``gristmill worker --all`` too).
 RUN_CONSUMES = frozenset(
     stage.consumes
-    for stage in (IngestionStage, PreparationStage, TrainingStage, EvaluationStage, ScoringStage)
+    for stage in (
+        IngestionStage,
+        PreparationStage,
+        TrainingStage,
+        EvaluationStage,
+        DeploymentStage,
+        ScoringStage,
+    )
 )
 
 
@@ -54,6 +70,8 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
         return TrainingStage(stores, resolver, services.executor)
     if name in SCORING_STAGES:
         return scoring_stage(name, services, resolver)
+    if name == "deployment":
+        return DeploymentStage(services.metadata, resolver)
     return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
 
 

@@ -38,6 +38,7 @@ from gristmill.features.rows import without_row_id
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
 from gristmill.training.bundle import Scorer, load_scorer
+from gristmill.training.deployment import deploy
 from gristmill.training.jobs import predictions_scored
 from gristmill.training.raw_rows import raw_rows
 from gristmill.training.train import TrainingResult
@@ -284,6 +285,24 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def register_candidate(
+    metadata: MetadataStore, candidate_id: str, model: str, *, actor: str = "gristmill"
+) -> tuple[ModelVersion, bool]:
+    """The version of ``model`` made from a trained candidate, registered now if it has none
+    yet (``True`` then). ``ConfigError`` for a candidate that failed in training."""
+    candidate = metadata.candidates.get_candidate(candidate_id)
+    if candidate.status != "trained" or candidate.artifact is None:
+        raise ConfigError(
+            f"candidate {candidate_id} ({candidate.name}) failed in training and has no model "
+            "to promote; pick a trained one from `gristmill ls candidates`"
+        )
+    registry = metadata.registry
+    known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
+    if known:
+        return known[0], False
+    return registry.register_version(model, candidate, actor=actor), True
+
+
 def promote(
     metadata: MetadataStore,
     candidate_id: str,
@@ -293,16 +312,19 @@ def promote(
     actor: str = "gristmill",
 ) -> Promotion:
     """Make a trained candidate ``model@alias``: register it as a version (or find the version
-    it has already) and move the alias; the champion it replaces becomes ``previous``."""
-    candidate = metadata.candidates.get_candidate(candidate_id)
-    if candidate.status != "trained" or candidate.artifact is None:
-        raise ConfigError(
-            f"candidate {candidate_id} ({candidate.name}) failed in training and has no model "
-            "to promote; pick a trained one from `gristmill ls candidates`"
-        )
+    it has already) and move the alias; the champion it replaces becomes ``previous``. When
+    ``model`` has a stored traffic policy, promoting to ``champion`` deploys the version as
+    its primary (``training.deployment.deploy``), so the policy and the aliases agree."""
+    version, registered = register_candidate(metadata, candidate_id, model, actor=actor)
     registry = metadata.registry
-    known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
-    version = known[0] if known else registry.register_version(model, candidate, actor=actor)
+    if alias == CHAMPION and registry.get_policy(model) is not None:
+        # The champion is the primary of a stored policy: move both at once.
+        change = deploy(
+            registry, model, version.version, reason=f"promote {candidate_id}", actor=actor
+        )
+        before = change.before.primary if change.before else None
+        old = None if before is None else registry.get_version(model, before)
+        return Promotion(version, alias, registered, old)
     replaced = registry.set_alias(
         model,
         alias,
@@ -310,4 +332,4 @@ def promote(
         previous=PREVIOUS if alias == CHAMPION else None,
         actor=actor,
     )
-    return Promotion(version, alias, not known, replaced)
+    return Promotion(version, alias, registered, replaced)

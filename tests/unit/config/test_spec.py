@@ -16,12 +16,12 @@ def _spec(**sections: object) -> dict[str, object]:
     return {"name": "p", "sources": {"s": {"format": "csv", "path": "a.csv"}}, **sections}
 
 
-def test_example_spec_is_valid_and_reports_later_stages_as_skipped() -> None:
+def test_example_spec_is_valid_and_skips_no_section() -> None:
     spec = load_spec(EXAMPLE)
     assert set(spec.sources) == {"penguins", "wine", "field_notes"}
     assert spec.sources["penguins"].name == "penguins"
     assert Path(spec.sources["wine"].path or "").is_absolute()
-    assert spec.skipped_sections() == ["deploy"]
+    assert spec.skipped_sections() == []  # deploy: is the deployment stage's
     assert set(spec.features or {}) == {"penguins_v1", "wine_v1"}
 
 
@@ -42,7 +42,14 @@ def test_wrong_format_names_key_path_and_choices() -> None:
         ({"train": {"candidates": []}}, "train.candidates", "at least 1"),
         ({"train": {"candidates": [{"name": "a"}]}}, "train.candidates.0.algorithm", "missing"),
         ({"evaluate": {"metric": "f1", "extra": 1}}, "evaluate.extra", "unknown key"),
-        ({"deploy": {"canary": 2}}, "deploy.canary", "less than or equal to 1"),
+        ({"deploy": {"canary": 2}}, "deploy.canary", "less than 1"),
+        ({"deploy": {"canary": 0}}, "deploy.canary", "greater than 0"),
+        (
+            {"deploy": {"canary_requests": 0}},
+            "deploy.canary_requests",
+            "greater than or equal to 1",
+        ),
+        ({"deploy": {"policy": "yolo"}}, "deploy.policy", "'yolo' is not one of"),
     ],
 )
 def test_sections_of_later_stages_must_be_well_formed(

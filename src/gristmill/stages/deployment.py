@@ -1,0 +1,118 @@
+"""The deployment stage: ``model.evaluated`` → ``model.deployed``, by the spec's ``deploy:``.
+
+A spec without a ``deploy:`` section deploys nothing (as a spec without ``train:`` trains
+nothing); with one:
+
+* ``policy: gated`` (the default): the gate's winner is deployed when the gate passed.
+* ``policy: always``: the best candidate is deployed whatever the gate said (unless it is
+  the champion already).
+* ``policy: manual``: nothing is deployed; the execution's summary says how to do it.
+* ``canary: SHARE`` (or ``policy: canary``, a share of 0.1): the winner starts as a canary
+  answering that share of requests beside the champion, instead of replacing it. Promoting
+  it once it has run ``canary_requests`` / ``canary_minutes`` without errors is the
+  monitoring's job, or a person's: ``gristmill deploy MODEL VERSION``. A model with no
+  champion yet has nothing to run a canary beside: its first version becomes the primary.
+
+Deploying registers the candidate as the model's next version (a candidate registered
+before keeps its version) and changes the traffic policy (``training.deployment.deploy``),
+which also moves ``@champion`` / ``@previous``. Both are idempotent — the registry returns
+a candidate's existing version, and a policy that routes as the stored one is not a new
+revision — and every write runs under the execution's fence, so a redelivered
+``model.evaluated`` makes neither a second version nor a second revision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gristmill.config.spec import DeploySpec
+from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
+from gristmill.core.ids import digest_json
+from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stages.specs import SpecResolver
+from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.models import effective_policy
+from gristmill.training.deployment import DeployMode, announcement, deploy
+from gristmill.training.gate import model_name, register_candidate
+
+ACTOR = "gristmill:deployment"
+
+
+def withheld(section: DeploySpec | None, gate: dict[str, Any], best: str | None) -> str:
+    """Why the best candidate is not deployed ('' when it is)."""
+    if section is None:
+        hint = f": gristmill promote {best}" if best else ""
+        return f"the spec has no deploy: section; nothing deployed{hint}"
+    if best is None:
+        return "no candidate was trained; nothing to deploy"
+    if section.policy == "manual":
+        return (
+            f"deploy.policy is manual: nothing deployed; to deploy the best candidate: "
+            f"gristmill promote {best}"
+        )
+    if gate.get("passed"):
+        return ""
+    production = gate.get("production") or {}
+    if section.policy == "always" and production.get("candidate_id") != best:
+        return ""
+    return f"the gate did not pass: {gate.get('reason', 'no reason recorded')}"
+
+
+class DeploymentStage:
+    name = "deployment"
+    consumes = MODEL_EVALUATED
+
+    def __init__(self, metadata: MetadataStore, specs: SpecResolver) -> None:
+        self.metadata = metadata
+        self.specs = specs
+
+    def idempotency_key(self, event: Event) -> str:
+        return digest_json({"event": event.id})
+
+    def handle(self, event: Event) -> StageOutcome:
+        spec = self.specs(event)
+        section = spec.deploy
+        gate: dict[str, Any] = event.payload.get("gate") or {}
+        best = event.payload.get("best")
+        why = withheld(section, gate, None if best is None else str(best))
+        if why or section is None:
+            return StageOutcome([], summary=why)
+        candidate_id = str(best)
+        model = str(gate.get("model") or model_name(spec))
+        registry = self.metadata.registry
+        version, _ = register_candidate(self.metadata, candidate_id, model, actor=ACTOR)
+        share = section.canary_share()
+        live = effective_policy(registry, model)
+        mode: DeployMode = "primary"
+        if share is not None and live is not None and live.primary != version.version:
+            mode = "canary"
+        reason = (
+            f"deploy.policy {section.policy}"
+            + (f", canary {share:g}" if mode == "canary" else "")
+            + f": {gate.get('candidate') or candidate_id} from run {event.correlation_id}"
+        )
+        change = deploy(
+            registry,
+            model,
+            version.version,
+            mode=mode,
+            share=share or 0.1,
+            reason=reason,
+            actor=ACTOR,
+        )
+        payload = announcement(change, version=version.version)
+        if not change.changed:  # done before, by a delivery whose record was lost: say the same
+            payload["previous"] = change.after.fallback[0] if change.after.fallback else None
+            if mode == "primary":
+                payload["alias"] = "champion"
+        payload |= {
+            "mode": mode,
+            "candidate_id": candidate_id,
+            "policy": section.policy,
+            "canary_requests": section.canary_requests,
+            "canary_minutes": section.canary_minutes,
+        }
+        summary = f"{model} version {version.version} deployed as {mode}"
+        if mode == "canary":
+            summary += f" ({share:.0%} of requests)"
+        return StageOutcome([Announcement(MODEL_DEPLOYED, payload, key=model)], summary=summary)
