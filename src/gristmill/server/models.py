@@ -198,6 +198,17 @@ class RegistryModels:
             tuple(loaded[n] for n in policy.fallback),
         )
 
+    async def apply_policy(self, model: str) -> TrafficPolicy | None:
+        """Read ``model``'s policy now and apply it (loading its versions first); the policy
+        this process applies after (``None``: none, ``@champion`` answers)."""
+        if model in self._routes:
+            await self.refresh_policies(model)
+            self._let_go()
+        else:
+            await self._route(model)
+        route = self._routes.get(model)
+        return None if route is None else route.policy
+
     def policies(self) -> dict[str, TrafficPolicy]:
         """The policies this process applies now, by model."""
         return {m: r.policy for m, r in sorted(self._routes.items()) if r is not None}
