@@ -94,23 +94,19 @@ async def poll(models: RegistryModels, seconds: float) -> None:
 
 async def listen(models: RegistryModels, bus: EventBus, consumer: str | None = None) -> None:
     """Refresh the model each ``model.deployed`` and ``model.rolled_back`` names, until
-    cancelled (one reader per event type)."""
-    await asyncio.gather(*(_listen(models, bus, topic, consumer) for topic in TOPICS))
-
-
-async def _listen(
-    models: RegistryModels, bus: EventBus, topic: str, consumer: str | None = None
-) -> None:
+    cancelled. One reader takes the topics in turn (a bus client is not read by two
+    coroutines at once), waiting up to half a second on each."""
     consumer = consumer or consumer_name()
     group = group_name(consumer)
     while True:
-        try:
-            deliveries = await bus.consume(group, topic, consumer, max_events=16)
-            for delivery in deliveries:
-                await models.refresh(delivery.event.key or None)
-                await bus.ack(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("could not read %s from the bus; polling goes on", topic)
-            await asyncio.sleep(1.0)
+        for topic in TOPICS:
+            try:
+                deliveries = await bus.consume(group, topic, consumer, max_events=16, wait=0.5)
+                for delivery in deliveries:
+                    await models.refresh(delivery.event.key or None)
+                    await bus.ack(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("could not read %s from the bus; polling goes on", topic)
+                await asyncio.sleep(1.0)
