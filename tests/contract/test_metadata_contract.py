@@ -148,7 +148,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0007"
+HEAD = "0008"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

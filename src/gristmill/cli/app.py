@@ -106,6 +106,7 @@ def main_options(
 def _register() -> None:
     from gristmill.cli import (
         dead_letters,
+        deployments,
         doctor,
         features,
         inspect,
@@ -126,6 +127,7 @@ def _register() -> None:
     doctor.register(app)
     maintenance.register(app)
     registry.register(app)
+    deployments.register(app)
     scoring.register(app)
     serving.register(app)
     dead_letters.register(app)

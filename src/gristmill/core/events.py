@@ -26,8 +26,8 @@ FEATURES_GENERATED = "features.generated"
 DATA_ANOMALOUS = "data.anomalous"
 MODEL_TRAINED = "model.trained"
 MODEL_EVALUATED = "model.evaluated"
-MODEL_DEPLOYED = "model.deployed"  # an alias of a registered model moved (key: the model)
-MODEL_ROLLED_BACK = "model.rolled_back"  # a model's traffic policy went back (key: the model)
+MODEL_DEPLOYED = "model.deployed"  # an alias or the traffic policy of a model changed (key: it)
+MODEL_ROLLED_BACK = "model.rolled_back"  # a model's traffic went back to @previous (key: it)
 PREDICTIONS_LOGGED = "predictions.logged"  # a batch of the prediction log was written
 STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
 

@@ -554,9 +554,4 @@ async def _shadow_rows(
 
 def read_policy(stores: FeatureStores, model: str) -> TrafficPolicy | None:
     """``model``'s stored traffic policy, or ``None`` (no policy: ``@champion`` answers)."""
-    registry: Any = stores.metadata.registry
-    get_policy = getattr(registry, "get_policy", None)
-    if get_policy is None:  # a registry without a policy store
-        return None
-    policy: TrafficPolicy | None = get_policy(model)
-    return policy
+    return stores.metadata.registry.get_policy(model)

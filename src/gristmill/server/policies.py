@@ -23,7 +23,6 @@ from typing import Any
 from gristmill.core.events import MODEL_DEPLOYED, Event
 from gristmill.errors import DataError, NotFoundError
 from gristmill.features.prepare import FeatureStores
-from gristmill.server.http import NotReadyError
 from gristmill.stores.models import TrafficPolicy
 
 FIELDS = ("primary", "canary", "canary_share", "shadow", "fallback", "reason")
@@ -113,13 +112,6 @@ def parse_policy(model: str, body: Any) -> TrafficPolicy:
     )
 
 
-def _policy_store(stores: FeatureStores) -> Any:
-    registry: Any = stores.metadata.registry
-    if not hasattr(registry, "set_policy"):
-        raise NotReadyError("this server's registry stores no traffic policies")
-    return registry
-
-
 def check_versions(stores: FeatureStores, policy: TrafficPolicy) -> None:
     """``NotFoundError`` when the model has no version; ``DataError`` naming the field of a
     version it does not have."""
@@ -144,12 +136,11 @@ def check_versions(stores: FeatureStores, policy: TrafficPolicy) -> None:
 
 
 def stored_policies(stores: FeatureStores) -> list[TrafficPolicy]:
-    policies: list[TrafficPolicy] = _policy_store(stores).list_policies()
-    return policies
+    return stores.metadata.registry.list_policies()
 
 
 def stored_policy(stores: FeatureStores, model: str) -> TrafficPolicy:
-    policy: TrafficPolicy | None = _policy_store(stores).get_policy(model)
+    policy = stores.metadata.registry.get_policy(model)
     if policy is None:
         raise NotFoundError(
             f"{model} has no traffic policy: requests naming it alone go to @champion; set "
@@ -162,9 +153,9 @@ async def store_policy(
     stores: FeatureStores, policy: TrafficPolicy, publish: Publish | None
 ) -> TrafficPolicy:
     """Check, store and announce ``policy``; the stored one (with its revision)."""
-    registry = _policy_store(stores)
+    registry = stores.metadata.registry
     await asyncio.to_thread(check_versions, stores, policy)
-    stored: TrafficPolicy = await asyncio.to_thread(registry.set_policy, policy, actor=ACTOR)
+    stored = await asyncio.to_thread(registry.set_policy, policy, actor=ACTOR)
     if publish is not None:
         payload = {**policy_body(stored), "source": ACTOR}
         await publish([Event(type=MODEL_DEPLOYED, key=stored.model, payload=payload)])

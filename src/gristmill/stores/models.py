@@ -234,6 +234,38 @@ class ModelRegistry(Protocol):
         """The aliases of ``model``, by name."""
         ...
 
+    # -- traffic policies ------------------------------------------------------------------
+
+    def get_policy(self, model: str) -> TrafficPolicy | None:
+        """The *stored* traffic policy of ``model``, or ``None`` when none was ever set.
+
+        A model without a stored policy but with a ``@champion`` is served as a single
+        policy on its champion: ask ``effective_policy(registry, model)`` for what is live.
+        """
+        ...
+
+    def set_policy(self, policy: TrafficPolicy, *, actor: str = "gristmill") -> TrafficPolicy:
+        """Store ``policy`` for ``policy.model`` atomically; return it as stored.
+
+        The stored policy has ``revision`` = the previous revision + 1 (1 for the first),
+        ``changed_at`` = now and ``changed_by`` = ``actor`` (the given values of those fields
+        are ignored). In the same transaction ``@champion`` moves to the primary and
+        ``@previous`` to the first fallback (removed when there is none), so aliases and
+        policy never disagree; an audit entry ``model.policy_set`` records who, what (the
+        policy and the revision it replaced) and why (``reason``). A policy equal in its
+        versions and share to the stored one changes nothing and returns the stored one (a
+        repeated deployment is not a new revision). ``ConfigError`` naming the field for a
+        share outside (0, 1) with a canary, a share without one, a canary equal to the
+        primary or a version named twice; ``NotFoundError`` naming the field for a version
+        that does not exist.
+        """
+        ...
+
+    def list_policies(self) -> list[TrafficPolicy]:
+        """Every stored policy, by model name (models served on ``@champion`` alone are not
+        listed: see ``effective_policy``)."""
+        ...
+
 
 def check_model_name(model: str) -> None:
     """``ConfigError`` unless ``model`` is a valid model name."""
@@ -253,3 +285,62 @@ def check_alias(alias: str) -> None:
         )
     if alias in RESERVED_ALIASES:
         raise ConfigError(f"alias {alias!r} is reserved; choose another name")
+
+
+def check_policy(policy: TrafficPolicy) -> None:
+    """``ConfigError`` naming the field when ``policy`` is inconsistent in itself (whether its
+    versions exist is the registry's to check)."""
+    check_model_name(policy.model)
+    where = f"traffic policy of {policy.model!r}"
+    if policy.canary is None:
+        if policy.canary_share != 0:
+            raise ConfigError(
+                f"{where}: canary_share {policy.canary_share:g} is set without a canary "
+                "version; name the canary or leave the share at 0"
+            )
+    else:
+        if not 0 < policy.canary_share < 1:
+            raise ConfigError(
+                f"{where}: canary_share must be between 0 and 1 (exclusive), got "
+                f"{policy.canary_share:g}; e.g. 0.1 sends a tenth of requests to the canary"
+            )
+        if policy.canary == policy.primary:
+            raise ConfigError(
+                f"{where}: canary version {policy.canary} is the primary already; make "
+                "another version the canary, or deploy it without a canary"
+            )
+    roles = [("primary", policy.primary)]
+    roles += [("canary", policy.canary)] if policy.canary is not None else []
+    roles += [("shadow", v) for v in policy.shadow] + [("fallback", v) for v in policy.fallback]
+    seen: dict[int, str] = {}
+    for role, version in roles:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ConfigError(f"{where}: {role} version must be a number from 1, got {version!r}")
+        if version in seen:
+            raise ConfigError(
+                f"{where}: version {version} is named twice (as {seen[version]} and as "
+                f"{role}); a version holds one role"
+            )
+        seen[version] = role
+
+
+def effective_policy(registry: ModelRegistry, model: str) -> TrafficPolicy | None:
+    """What answers ``model`` now: its stored policy, else a single policy on ``@champion``
+    (revision 0, since the alias moved; ``@previous`` as its fallback), else ``None``."""
+    stored = registry.get_policy(model)
+    if stored is not None:
+        return stored
+    aliases = {a.alias: a for a in registry.list_aliases(model)}
+    champion = aliases.get("champion")
+    if champion is None:
+        return None
+    previous = aliases.get("previous")
+    fallback = (previous.version,) if previous and previous.version != champion.version else ()
+    return TrafficPolicy(
+        model=model,
+        primary=champion.version,
+        fallback=fallback,
+        revision=0,
+        changed_at=champion.updated_at,
+        reason="champion alias (no policy stored)",
+    )

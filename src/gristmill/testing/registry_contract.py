@@ -14,6 +14,7 @@ from gristmill.errors import ConfigError, NotFoundError
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import ModelVersion
 from gristmill.testing.metadata_records import PAYLOAD, assert_utc, make_candidate, run_together
+from gristmill.testing.policy_contract import PolicyContract
 
 
 def register(store: MetadataStore, model: str, *candidate_ids: str) -> list[ModelVersion]:
@@ -21,8 +22,9 @@ def register(store: MetadataStore, model: str, *candidate_ids: str) -> list[Mode
     return [store.registry.register_version(model, make_candidate(c)) for c in candidate_ids]
 
 
-class RegistryContract:
-    """The semantics of ``ModelRegistry`` on a ``MetadataStore``."""
+class RegistryContract(PolicyContract):
+    """The semantics of ``ModelRegistry`` on a ``MetadataStore`` (traffic policies in the
+    inherited ``PolicyContract``)."""
 
     __test__ = False
 

@@ -38,6 +38,7 @@ from gristmill.features.rows import without_row_id
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
 from gristmill.training.bundle import Scorer, load_scorer
+from gristmill.training.deployment import deploy
 from gristmill.training.jobs import predictions_scored
 from gristmill.training.raw_rows import raw_rows
 from gristmill.training.train import TrainingResult
@@ -293,7 +294,9 @@ def promote(
     actor: str = "gristmill",
 ) -> Promotion:
     """Make a trained candidate ``model@alias``: register it as a version (or find the version
-    it has already) and move the alias; the champion it replaces becomes ``previous``."""
+    it has already) and move the alias; the champion it replaces becomes ``previous``. When
+    ``model`` has a stored traffic policy, promoting to ``champion`` deploys the version as
+    its primary (``training.deployment.deploy``), so the policy and the aliases agree."""
     candidate = metadata.candidates.get_candidate(candidate_id)
     if candidate.status != "trained" or candidate.artifact is None:
         raise ConfigError(
@@ -303,6 +306,14 @@ def promote(
     registry = metadata.registry
     known = registry.list_versions(model, candidate_id=candidate_id, limit=1)
     version = known[0] if known else registry.register_version(model, candidate, actor=actor)
+    if alias == CHAMPION and registry.get_policy(model) is not None:
+        # The champion is the primary of a stored policy: move both at once.
+        change = deploy(
+            registry, model, version.version, reason=f"promote {candidate_id}", actor=actor
+        )
+        before = change.before.primary if change.before else None
+        old = None if before is None else registry.get_version(model, before)
+        return Promotion(version, alias, not known, old)
     replaced = registry.set_alias(
         model,
         alias,

@@ -8,6 +8,10 @@ are serialized); PostgreSQL at read-committed does, under concurrent registratio
 row is read ``FOR UPDATE`` before it moves, so concurrent moves of one alias queue up and
 each records the version it really replaced. Lineage and audit rows are written in the same
 transaction as the change they describe.
+
+A traffic policy is one row per model, read ``FOR UPDATE`` before it changes, so concurrent
+changes queue up and number their revisions without gaps; the first one of a model is an
+insert that collides (and is retried as an update) when another writer got there first.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ import sqlalchemy as sa
 
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
-from gristmill.backends.sql.tables import audit_log, lineage_edges, model_aliases, model_versions
+from gristmill.backends.sql.tables import (
+    audit_log,
+    lineage_edges,
+    model_aliases,
+    model_versions,
+    traffic_policies,
+)
 from gristmill.core.ids import new_id
 from gristmill.errors import BackendError, ConfigError, NotFoundError
 from gristmill.stores.metadata import AuditEntry, LineageEdge
@@ -30,13 +40,16 @@ from gristmill.stores.models import (
     Candidate,
     ModelAlias,
     ModelVersion,
+    TrafficPolicy,
     check_alias,
     check_model_name,
+    check_policy,
 )
 
 T = TypeVar("T")
 ATTEMPTS = 50
-_versions, _aliases = model_versions, model_aliases
+_versions, _aliases, _policies = model_versions, model_aliases, traffic_policies
+CHAMPION, PREVIOUS = "champion", "previous"
 
 
 class _CollisionError(Exception):
@@ -138,6 +151,22 @@ class SqlModelRegistry:
             rows = connection.execute(query).all()
         return [to_object(ModelAlias, row) for row in rows]
 
+    def get_policy(self, model: str) -> TrafficPolicy | None:
+        with self._db.read() as connection:
+            return _select_policy(connection, model)
+
+    def set_policy(self, policy: TrafficPolicy, *, actor: str = "gristmill") -> TrafficPolicy:
+        check_policy(policy)
+        return self._retrying(
+            f"setting the traffic policy of {policy.model!r}",
+            lambda connection: self._set_policy(connection, policy, actor),
+        )
+
+    def list_policies(self) -> list[TrafficPolicy]:
+        query = sa.select(_policies).order_by(_policies.c.model)
+        with self._db.read() as connection:
+            return [_policy_of(row) for row in connection.execute(query).all()]
+
     # -- transactions ----------------------------------------------------------------------
 
     def _retrying(self, what: str, work: Callable[[sa.Connection], T]) -> T:
@@ -209,6 +238,60 @@ class SqlModelRegistry:
             self._point(connection, model, previous, old, actor)
         return None if old is None else _select_version(connection, model, old)
 
+    def _set_policy(
+        self, connection: sa.Connection, policy: TrafficPolicy, actor: str
+    ) -> TrafficPolicy:
+        model = policy.model
+        for role, version in _roles(policy):
+            if _select_version(connection, model, version) is None:
+                raise NotFoundError(
+                    f"traffic policy of {model!r}: {role} version {version} does not exist; "
+                    f"list the versions with `gristmill models {model}`"
+                )
+        current = _select_policy(connection, model, lock=True)
+        if current is not None and _same_routing(current, policy):
+            return current
+        now = datetime.now(UTC)
+        stored = TrafficPolicy(
+            model=model,
+            primary=policy.primary,
+            canary=policy.canary,
+            canary_share=float(policy.canary_share) if policy.canary is not None else 0.0,
+            shadow=tuple(policy.shadow),
+            fallback=tuple(policy.fallback),
+            revision=(current.revision if current else 0) + 1,
+            changed_at=now,
+            changed_by=actor,
+            reason=policy.reason,
+        )
+        values = {**to_values(stored), "shadow": list(stored.shadow)}
+        values["fallback"] = list(stored.fallback)
+        if current is None:
+            if not self._db.insert_new(connection, _policies, values):
+                raise _CollisionError  # another writer stored the first one: change that
+        else:
+            connection.execute(
+                sa.update(_policies).where(_policies.c.model == model).values(**values)
+            )
+        self._point(connection, model, CHAMPION, stored.primary, actor)
+        if stored.fallback:
+            self._point(connection, model, PREVIOUS, stored.fallback[0], actor)
+        else:
+            old = _locked_alias(connection, model, PREVIOUS)
+            if old is not None:
+                connection.execute(sa.delete(_aliases).where(*_alias_key(model, PREVIOUS)))
+                details = {"alias": PREVIOUS, "version": old}
+                _audit(connection, actor, "model.alias_removed", model, details, now)
+        details = {
+            "revision": stored.revision,
+            "replaced_revision": current.revision if current else None,
+            "policy": _routing(stored),
+            "before": _routing(current) if current else None,
+            "reason": stored.reason,
+        }
+        _audit(connection, actor, "model.policy_set", model, details, now)
+        return stored
+
     def _point(
         self, connection: sa.Connection, model: str, alias: str, version: int, actor: str
     ) -> int | None:
@@ -238,6 +321,44 @@ def _locked_alias(connection: sa.Connection, model: str, alias: str) -> int | No
     query = sa.select(_aliases.c.version).where(*_alias_key(model, alias)).with_for_update()
     value = connection.execute(query).scalar()
     return None if value is None else int(value)
+
+
+def _roles(policy: TrafficPolicy) -> list[tuple[str, int]]:
+    roles = [("primary", policy.primary)]
+    roles += [("canary", policy.canary)] if policy.canary is not None else []
+    return (
+        roles + [("shadow", v) for v in policy.shadow] + [("fallback", v) for v in policy.fallback]
+    )
+
+
+def _routing(policy: TrafficPolicy) -> dict[str, Any]:
+    """The part of a policy that decides who answers (what a change is about)."""
+    return {
+        "primary": policy.primary,
+        "canary": policy.canary,
+        "canary_share": policy.canary_share if policy.canary is not None else 0.0,
+        "shadow": list(policy.shadow),
+        "fallback": list(policy.fallback),
+    }
+
+
+def _same_routing(a: TrafficPolicy, b: TrafficPolicy) -> bool:
+    return _routing(a) == _routing(b)
+
+
+def _select_policy(
+    connection: sa.Connection, model: str, *, lock: bool = False
+) -> TrafficPolicy | None:
+    query = sa.select(_policies).where(_policies.c.model == model)
+    row = connection.execute(query.with_for_update() if lock else query).first()
+    return None if row is None else _policy_of(row)
+
+
+def _policy_of(row: sa.Row[Any]) -> TrafficPolicy:
+    values = dict(row._mapping)
+    values["shadow"] = tuple(int(v) for v in values["shadow"])
+    values["fallback"] = tuple(int(v) for v in values["fallback"])
+    return TrafficPolicy(**values)
 
 
 def _select_version(connection: sa.Connection, model: str, version: int) -> ModelVersion | None:

@@ -245,6 +245,22 @@ model_aliases = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# One row per model whose traffic policy was set; the history is in the audit log.
+traffic_policies = sa.Table(
+    "traffic_policies",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("primary", sa.Integer(), nullable=False),
+    sa.Column("canary", sa.Integer(), nullable=True),
+    sa.Column("canary_share", sa.Float(), nullable=False),
+    sa.Column("shadow", JsonType, nullable=False),
+    sa.Column("fallback", JsonType, nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("changed_at", UtcDateTime(), nullable=False),
+    sa.Column("changed_by", Text, nullable=False),
+    sa.Column("reason", Text, nullable=False),
+)
+
 pipeline_specs = sa.Table(
     "pipeline_specs",
     metadata,

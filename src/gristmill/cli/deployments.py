@@ -1,0 +1,225 @@
+"""Verbs of deployment: ``deploy`` a version (primary, canary or shadow), ``rollback`` to
+``@previous``, and list the ``deployments`` (what is live, how requests are shared)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gristmill.cli.announce import announce
+from gristmill.cli.console import console
+from gristmill.cli.settings import opened_metadata
+from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
+from gristmill.errors import ConfigError
+from gristmill.runtime.pipeline_run import current_actor
+from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
+from gristmill.training.deployment import (
+    DeployMode,
+    PolicyChange,
+    announcement,
+    deploy,
+    rollback,
+)
+
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why (kept in the policy and the audit log).")
+]
+
+
+def deploy_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Registry name of the model.")],
+    version: Annotated[
+        int, typer.Argument(help="The version to deploy (see `gristmill models MODEL`).")
+    ],
+    canary: Annotated[
+        float | None,
+        typer.Option(
+            "--canary",
+            metavar="SHARE",
+            help="Deploy as a canary answering this share of requests (0 < SHARE < 1), "
+            "beside the primary.",
+        ),
+    ] = None,
+    shadow: Annotated[
+        bool,
+        typer.Option(
+            "--shadow",
+            help="Deploy as a shadow: scored and logged beside every answer, never returned.",
+        ),
+    ] = False,
+    reason: ReasonOption = "",
+) -> None:
+    """Deploy a version of a model: as the primary, as a canary, or as a shadow.
+
+    Without a flag the version becomes the primary (and @champion); the primary it replaces
+    becomes @previous and the first fallback (a canary of this version is thereby promoted).
+    With --canary the version answers that share of requests (sticky per entity or request
+    key); with --shadow it scores every request beside the answer. Each change is a new
+    policy revision, an audit entry and a model.deployed event; deploying what is live
+    already changes nothing.
+
+    \b
+        gristmill models churn                           its versions
+        gristmill deploy churn 3                         version 3 answers every request
+        gristmill deploy churn 4 --canary 0.1            version 4 answers 10% of them
+        gristmill deploy churn 4 --reason "canary clean" promote the canary
+        gristmill deploy churn 5 --shadow                score beside, never answer
+        gristmill rollback churn                         back to @previous
+        gristmill deployments churn                      what is live now
+    """
+    if canary is not None and shadow:
+        raise ConfigError(
+            "--canary and --shadow exclude each other: deploy the version as a canary "
+            f"(gristmill deploy {model} {version} --canary 0.1) or as a shadow, not both"
+        )
+    if canary is not None and not 0 < canary < 1:
+        raise ConfigError(
+            f"--canary {canary:g}: the share must be between 0 and 1 (exclusive), e.g. "
+            f"gristmill deploy {model} {version} --canary 0.1 for a tenth of requests"
+        )
+    mode: DeployMode = "canary" if canary is not None else "shadow" if shadow else "primary"
+    with opened_metadata(ctx) as store:
+        change = deploy(
+            store.registry,
+            model,
+            version,
+            mode=mode,
+            share=canary if canary is not None else 0.1,
+            reason=reason,
+            actor=current_actor(),
+        )
+    if not change.changed:
+        console.print(
+            f"{model} is deployed so already (revision {change.after.revision}); nothing changed",
+            highlight=False,
+        )
+        return
+    console.print(_deployed_line(change, version, mode), highlight=False)
+    announce(ctx, MODEL_DEPLOYED, model, announcement(change, version=version))
+
+
+def _deployed_line(change: PolicyChange, version: int, mode: str) -> str:
+    after, before = change.after, change.before
+    revision = f"(policy revision {after.revision})"
+    if mode == "canary":
+        return (
+            f"{after.model}: version {version} is a canary answering {after.canary_share:.0%} "
+            f"of requests beside primary version {after.primary} {revision}"
+        )
+    if mode == "shadow":
+        return (
+            f"{after.model}: version {version} scores beside every answer of version "
+            f"{after.primary} as a shadow {revision}"
+        )
+    line = f"{after.model}: version {version} answers every request {revision}"
+    if before is not None and before.primary != after.primary:
+        line += f"; version {before.primary} is now {after.model}@previous and first fallback"
+    return line
+
+
+def rollback_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Registry name of the model.")],
+    reason: ReasonOption = "",
+) -> None:
+    """Send a model's traffic back to @previous (its first fallback), clearing any canary.
+
+    The version rolled back leaves the policy; the next fallback, if any, becomes @previous.
+
+    \b
+        gristmill rollback churn
+        gristmill rollback churn --reason "error rate up after version 4"
+        gristmill deployments churn                      what answers now
+    """
+    with opened_metadata(ctx) as store:
+        change = rollback(store.registry, model, reason=reason, actor=current_actor())
+    after = change.after
+    gone = f"; version {change.before.primary} is no longer served" if change.before else ""
+    console.print(
+        f"{model}: version {after.primary} answers every request again (policy revision "
+        f"{after.revision}){gone}",
+        highlight=False,
+    )
+    announce(ctx, MODEL_ROLLED_BACK, model, announcement(change))
+
+
+def deployments_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None, typer.Argument(help="Only this model (default: every deployed model).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """What is live: per model, the primary, canary and its share, shadows, fallbacks, the
+    policy revision, since when and by whom.
+
+    A model with a @champion but no stored policy is served by its champion alone (revision
+    0 in this list).
+
+    \b
+        gristmill deployments
+        gristmill deployments churn
+        gristmill deployments --json
+    """
+    with opened_metadata(ctx) as store:
+        policies = _live(store.registry, model)
+    if as_json:
+        console.print_json(json.dumps([asdict(p) for p in policies], default=str))
+    elif policies:
+        console.print(_table(policies))
+    elif model:
+        console.print(
+            f"model {model!r} is not deployed; deploy a version with `gristmill deploy {model} "
+            f"VERSION` (its versions: `gristmill models {model}`)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "no model is deployed yet; deploy a version with `gristmill deploy MODEL VERSION` "
+            "(registered versions: `gristmill models`)",
+            highlight=False,
+        )
+
+
+def _live(registry: ModelRegistry, model: str | None) -> list[TrafficPolicy]:
+    if model is not None:
+        found = effective_policy(registry, model)
+        return [] if found is None else [found]
+    stored = {p.model: p for p in registry.list_policies()}
+    for name in {v.model for v in registry.list_versions(limit=100_000)} - set(stored):
+        found = effective_policy(registry, name)
+        if found is not None:
+            stored[name] = found
+    return [stored[name] for name in sorted(stored)]
+
+
+def _table(policies: list[TrafficPolicy]) -> Table:
+    table = Table()
+    columns = ("model", "primary", "canary", "shadow", "fallback", "revision", "since", "by")
+    for column in (*columns, "reason"):
+        table.add_column(column, no_wrap=column != "reason")
+    for p in policies:
+        share = 1 - p.canary_share if p.canary is not None else 1.0
+        table.add_row(
+            p.model,
+            f"{p.primary} ({share:.0%})",
+            "-" if p.canary is None else f"{p.canary} ({p.canary_share:.0%})",
+            " ".join(map(str, p.shadow)) or "-",
+            " → ".join(map(str, p.fallback)) or "-",
+            str(p.revision),
+            p.changed_at.strftime("%Y-%m-%d %H:%M") if p.changed_at else "-",
+            p.changed_by,
+            p.reason or "-",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deploy", rich_help_panel="Models")(deploy_command)
+    app.command("rollback", rich_help_panel="Models")(rollback_command)
+    app.command("deployments", rich_help_panel="Models")(deployments_command)

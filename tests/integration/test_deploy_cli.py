@@ -1,0 +1,172 @@
+"""deploy, rollback and deployments on the command line, against a real SQLite home and bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gristmill.config.settings import Settings, load_settings
+from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK, Event
+from gristmill.runtime.wiring import build_bus, build_metadata
+from gristmill.stores.metadata import MetadataStore
+from gristmill.testing.cli import run_cli_here
+from gristmill.testing.metadata_records import make_candidate
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(overrides={"home": str(tmp_path / "home")})
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[MetadataStore]:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    opened = build_metadata(settings)
+    opened.open()
+    try:
+        for i in range(1, 5):
+            opened.registry.register_version("churn", make_candidate(f"c-{i}"))
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def gm(tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> Any:
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setenv("COLUMNS", "200")
+        monkeypatch.setenv("LOGNAME", "ann")  # the acting user (GRISTMILL_* are cleared)
+        home = ("--home", str(settings.home))
+        return run_cli_here(*home, *args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+
+    return run
+
+
+def announced(settings: Settings, event_type: str) -> list[Event]:
+    async def read() -> list[Event]:
+        bus = build_bus(settings)
+        await bus.open()
+        try:
+            found = await bus.consume("test-reader", event_type, "t", max_events=100, wait=0.5)
+            return [d.event for d in found]
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def test_deploy_canary_shadow_rollback_and_list(
+    gm: Any, store: MetadataStore, settings: Settings
+) -> None:
+    code, out, err = gm("deploy", "churn", "1", "--reason", "first")
+    assert code == 0, err
+    assert "churn: version 1 answers every request (policy revision 1)" in out
+    code, out, _ = gm("deploy", "churn", "2")
+    assert "version 1 is now churn@previous and first fallback" in out
+    code, out, _ = gm("deploy", "churn", "3", "--canary", "0.1")
+    assert "version 3 is a canary answering 10% of requests beside primary version 2" in out
+    code, out, _ = gm("deploy", "churn", "4", "--shadow")
+    assert code == 0 and "version 4 scores beside every answer of version 2" in out
+    code, out, _ = gm("deploy", "churn", "4", "--shadow")
+    assert "nothing changed" in out
+
+    code, out, _ = gm("deployments")
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if "churn" in line]
+    for cell in ("2 (90%)", "3 (10%)", " 4 ", " 1 ", "ann"):
+        assert cell in row, row
+    policy = store.registry.get_policy("churn")
+    assert policy is not None
+    assert (policy.primary, policy.canary, policy.shadow, policy.fallback) == (2, 3, (4,), (1,))
+    assert (policy.revision, policy.changed_by) == (4, "ann")
+
+    code, out, _ = gm("rollback", "churn", "--reason", "errors up")
+    assert code == 0
+    assert "version 1 answers every request again (policy revision 5)" in out
+    assert "version 2 is no longer served" in out
+    back = store.registry.get_policy("churn")
+    assert back is not None and (back.primary, back.canary, back.reason) == (1, None, "errors up")
+    assert {a.alias: a.version for a in store.registry.list_aliases("churn")} == {"champion": 1}
+
+    deployed = announced(settings, MODEL_DEPLOYED)
+    assert [e.payload["revision"] for e in deployed] == [1, 2, 3, 4]
+    assert deployed[2].key == "churn"
+    assert deployed[2].payload | {"shadow": []} == {
+        "model": "churn",
+        "revision": 3,
+        "primary": 2,
+        "canary": 3,
+        "canary_share": 0.1,
+        "shadow": [],
+        "fallback": [1],
+        "version": 3,
+        "previous": 2,
+    }
+    (rolled,) = announced(settings, MODEL_ROLLED_BACK)
+    assert rolled.payload["primary"] == 1 and rolled.payload["previous"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("deploy", "nope", "1"), "no version 1 of model 'nope'"),
+        (("deploy", "churn", "9"), r"no version 9 of model 'churn'.*gristmill models churn"),
+        (("deploy", "churn", "2", "--canary", "1.5"), r"--canary 1.5: the share must be"),
+        (("deploy", "churn", "2", "--canary", "0"), r"--canary 0: the share must be"),
+        (("deploy", "churn", "2", "--canary", "0.1", "--shadow"), "exclude each other"),
+        (("deploy", "churn", "2", "--shadow"), r"no live version yet.*gristmill deploy churn"),
+        (("rollback", "churn"), r"'churn' is not deployed"),
+        (("rollback", "bad name"), r"'bad name' is not deployed"),
+    ],
+)
+def test_wrong_inputs_are_one_line_and_a_failure(
+    gm: Any, store: MetadataStore, args: tuple[str, ...], message: str
+) -> None:
+    import re
+
+    code, out, err = gm(*args)
+    assert code != 0
+    assert "Traceback" not in out + err
+    assert re.search(message, " ".join(err.split())), err
+    assert store.registry.get_policy("churn") is None
+
+
+def test_rollback_without_previous_is_explained(gm: Any, store: MetadataStore) -> None:
+    gm("deploy", "churn", "1")
+    code, _, err = gm("rollback", "churn")
+    assert code == 2
+    assert "no @previous version to roll back to" in " ".join(err.split())
+
+
+def test_an_unreachable_bus_is_a_warning(gm: Any, store: MetadataStore) -> None:
+    code, out, err = gm(
+        "--bus", "redis", "--bus-url", "redis://127.0.0.1:1/0", "deploy", "churn", "1"
+    )
+    assert code == 0, err
+    assert "answers every request" in out
+    assert "warning: could not announce model.deployed of churn" in " ".join(err.split())
+    assert store.registry.get_policy("churn") is not None
+
+
+def test_deployments_lists_champions_without_a_policy(gm: Any, store: MetadataStore) -> None:
+    _, out, _ = gm("deployments")
+    assert "no model is deployed yet" in out
+    store.registry.set_alias("churn", "champion", 2)
+    _, out, _ = gm("deployments", "churn")
+    (row,) = [line for line in out.splitlines() if "churn" in line]
+    assert "2 (100%)" in row and "champion alias" in row
+    assert "'fraud' is not deployed" in gm("deployments", "fraud")[1]
+
+
+def test_help_shows_examples(gm: Any) -> None:
+    for command, example in (
+        ("deploy", "gristmill deploy churn 4 --canary 0.1"),
+        ("rollback", "gristmill rollback churn"),
+        ("deployments", "gristmill deployments churn"),
+    ):
+        code, out, _ = gm(command, "--help")
+        assert code == 0 and example in out
