@@ -255,3 +255,67 @@ async def test_a_slow_or_raising_shadow_changes_neither_answer_nor_latency(
         r for f in written.glob("*.parquet") for r in pq.read_table(f).to_pylist() if r["shadow"]
     ]
     assert shadow_rows, "the slow shadow's answers were not logged"
+
+
+async def test_admin_policy_changes_under_load_fail_no_request(two_versions: Settings) -> None:
+    """A canary starts, is promoted and rolled back through PUT /admin/policies while
+    clients send without pause: no request fails, and each stage's versions answer."""
+    async with _serving(two_versions) as (client, _models):
+        seen: list[int] = []
+        failures: list[str] = []
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            while not stop.is_set():
+                answer = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+                if answer.status_code != 200:
+                    failures.append(answer.text)
+                else:
+                    seen.append(answer.json()["version"])
+
+        senders = [asyncio.create_task(load()) for _ in range(4)]
+
+        async def put(body: dict[str, Any]) -> dict[str, Any]:
+            answer = await client.put("/admin/policies/birds", json=body)
+            assert answer.status_code == 200, answer.text
+            stored: dict[str, Any] = answer.json()
+            assert stored["applied"] == stored["revision"]
+            await asyncio.sleep(0.3)  # traffic under this policy
+            return stored
+
+        try:
+            await asyncio.sleep(0.2)
+            canary = await put({"primary": 1, "canary": 2, "canary_share": 0.3, "reason": "try"})
+            start = len(seen)
+            await asyncio.sleep(0.5)
+            assert {1, 2} <= set(seen[start:])
+            promoted = await put({"primary": 2, "fallback": [1], "reason": "good"})
+            assert promoted["revision"] == canary["revision"] + 1
+            start = len(seen)
+            await asyncio.sleep(0.3)
+            assert set(seen[start + 8 :]) == {2}  # requests in flight may finish on 1
+            await put({"primary": 1, "reason": "roll back"})
+            start = len(seen)
+            await asyncio.sleep(0.3)
+            assert set(seen[start + 8 :]) == {1}
+        finally:
+            stop.set()
+            await asyncio.gather(*senders)
+        assert not failures, failures[:3]
+
+        listed = (await client.get("/admin/policies")).json()
+        assert [p["model"] for p in listed["policies"]] == ["birds"]
+        assert listed["applied"]["birds"] == listed["policies"][0]["revision"]
+        shown = (await client.get("/admin/policies/birds")).json()
+        assert shown["primary"] == 1 and shown["reason"] == "roll back"
+        for body, field in (
+            ({"primary": 9}, "primary"),
+            ({"primary": 1, "canary": 2, "canary_share": 1.5}, "canary_share"),
+            ({"primary": 1, "canary_share": 0.2}, "canary"),
+            ({"primary": "one"}, "primary"),
+            ({"primary": 1, "shadows": [2]}, "shadows"),
+        ):
+            answer = await client.put("/admin/policies/birds", json=body)
+            assert answer.status_code == 400, answer.text
+            assert answer.json()["field"] == field
+        assert (await client.get("/admin/policies/fish")).status_code == 404
