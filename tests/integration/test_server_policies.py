@@ -25,8 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from gristmill.config.settings import Settings, load_settings
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.wiring import open_services, open_stores
+from gristmill.servables import compile_version
 from gristmill.servables.port import Predictions, Servable, ServableManifest
+from gristmill.servables.storage import recorded
 from gristmill.server.app import create_app
 from gristmill.server.models import RegistryModels
 from gristmill.stores.models import TrafficPolicy
@@ -319,3 +321,35 @@ async def test_admin_policy_changes_under_load_fail_no_request(two_versions: Set
             assert answer.status_code == 400, answer.text
             assert answer.json()["field"] == field
         assert (await client.get("/admin/policies/fish")).status_code == 404
+
+
+async def test_a_primary_that_cannot_load_is_passed_over_for_its_fallback(
+    two_versions: Settings,
+) -> None:
+    """Version 2's servable fails its digest (tampered): the policy is applied without it,
+    and its requests are answered by the fallback, counted."""
+    settings = two_versions
+    with open_stores(settings) as stores:
+        version = stores.metadata.registry.get_version("birds", 2)
+        digest = recorded(stores, version)
+        assert digest is not None
+        manifest = Path(settings.artifacts_url()) / "servable" / digest.removeprefix("sha256:")
+        manifest.write_bytes(manifest.read_bytes().replace(b'"onnx"', b'"native"', 1))
+    try:
+        async with _serving(settings) as (client, _models):
+            body = {"primary": 2, "fallback": [1], "reason": "version 2 is broken"}
+            put = await client.put("/admin/policies/birds", json=body)
+            assert put.status_code == 200, put.text
+            assert put.json()["applied"] == put.json()["revision"]
+            for _ in range(3):
+                assert await _version(client) == 1
+            metrics = (await client.get("/metrics")).text
+            line = next(
+                m
+                for m in metrics.splitlines()
+                if m.startswith('gristmill_fallbacks_total{model_name="birds",model_version="2"')
+            )
+            assert line.endswith(" 3"), line
+    finally:
+        with open_stores(settings) as stores:
+            assert compile_version(stores, version).manifest.digest == digest
