@@ -1,11 +1,12 @@
 """Traffic policies in the prediction server (its ASGI app, lifespan and all, through httpx):
 a canary's share and sticky keys, the fallback chain, shadows that are slow or raise.
 
-Two real versions of ``birds`` (1: the logistic regression, 2: the forest). Until the
-registry stores policies (branch i10-deploy), a policy is applied to the server the way
-``refresh`` applies a stored one: its versions loaded, then the route switched in one
-assignment. Versions that fail or sleep are real versions wrapped (``_Raising``,
-``_Sleeping``): a model cannot be made to fail on demand otherwise.
+Two real versions of ``birds`` (1: the logistic regression, 2: the forest). Policies are
+set through ``PUT /admin/policies/birds`` (stored in the registry, applied by the server),
+except where a version must fail or sleep: such versions are real versions wrapped
+(``_Raising``, ``_Sleeping``), a model cannot be made to fail on demand otherwise, and
+their policy is applied the way ``refresh`` applies a stored one (versions loaded, then
+the route switched in one assignment).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import numpy as np
@@ -94,6 +96,10 @@ class _Sleeping(_Raising):
 
 @asynccontextmanager
 async def _serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, RegistryModels]]:
+    # a bus of its own: a server reads the events retained before it started, and the
+    # policies other tests announced must not replace the routes these tests apply
+    bus = settings.bus.model_copy(update={"url": str(settings.home / f"bus-{uuid4().hex}.db")})
+    settings = settings.model_copy(update={"bus": bus})
     models = RegistryModels(settings.serve)  # the app gives it its prediction log
     app = create_app(settings, models)
     async with app.router.lifespan_context(app):
@@ -120,9 +126,12 @@ async def _version(client: httpx.AsyncClient, headers: dict[str, str] | None = N
 
 
 async def test_a_canary_takes_its_share_and_keys_stick(two_versions: Settings) -> None:
-    async with _serving(two_versions) as (client, models):
+    async with _serving(two_versions) as (client, _models):
         assert await _version(client) == 2  # no policy: @champion
-        await _apply(models, TrafficPolicy("birds", primary=1, canary=2, canary_share=0.2))
+        body = {"primary": 1, "canary": 2, "canary_share": 0.2, "reason": "try the forest"}
+        put = await client.put("/admin/policies/birds", json=body)
+        assert put.status_code == 200, put.text
+        assert put.json()["applied"] == put.json()["revision"]
 
         random_picks = [await _version(client) for _ in range(REQUESTS)]
         share = random_picks.count(2) / REQUESTS
@@ -143,8 +152,9 @@ async def test_a_canary_takes_its_share_and_keys_stick(two_versions: Settings) -
         assert len(seen) == 1
 
         # a name with an alias or a version bypasses the policy
-        pinned = await client.post("/v1/models/birds@champion/predict", json={"rows": _rows(1)})
-        assert pinned.json()["version"] == 2
+        for ref, expected in (("birds/versions/2", 2), ("birds@champion", 1)):
+            pinned = await client.post(f"/v1/models/{ref}/predict", json={"rows": _rows(1)})
+            assert pinned.json()["version"] == expected  # set_policy moved @champion to 1
 
         # the other protocols follow the policy and name the version that answered
         oip_versions = set()
