@@ -51,7 +51,12 @@ class Held:
         return self.is_ready
 
     async def find(
-        self, model: str, *, version: int | None = None, alias: str | None = None
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        key: str | None = None,  # no traffic policies here: @champion
     ) -> Served:
         if model not in self.servables:
             raise NotFoundError(f"no model named {model!r} is registered")

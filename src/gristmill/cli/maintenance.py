@@ -107,8 +107,7 @@ def gc(
 async def _stale_serve_groups(settings: Settings, *, dry_run: bool) -> list[str]:
     """The consumer groups dead servers of this host left on the bus, deleted unless
     ``dry_run``."""
-    from gristmill.core.events import MODEL_DEPLOYED
-    from gristmill.server.reload import stale_groups
+    from gristmill.server.reload import TOPICS, stale_groups
 
     bus = build_bus(settings)
     await bus.open()
@@ -116,7 +115,8 @@ async def _stale_serve_groups(settings: Settings, *, dry_run: bool) -> list[str]
         stale = await stale_groups(bus)
         if not dry_run:
             for group in stale:
-                await bus.delete_group(group, MODEL_DEPLOYED)
+                for topic in TOPICS:
+                    await bus.delete_group(group, topic)
     finally:
         await bus.close()
     return stale

@@ -151,6 +151,12 @@ class ServeSettings(BaseModel):
     log_url: str | None = Field(None, description="Folder of the prediction log (JSON Lines).")
     log_flush_seconds: float = Field(1.0, gt=0, description="How often the log is written.")
     log_flush_rows: int = Field(10_000, ge=1, description="Requests that trigger a write.")
+    shadow_queue: int = Field(
+        1_000, ge=1, description="Shadow scorings waiting at most (more: dropped, counted)."
+    )
+    shadow_timeout: float = Field(
+        10.0, gt=0, description="Seconds a shadow scoring may take before it is given up."
+    )
     token: str | None = Field(
         None, description="Bearer token: always required by /admin/*, by predictions if asked."
     )

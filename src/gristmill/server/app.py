@@ -32,7 +32,7 @@ from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
 from gristmill.server import jobs as score_jobs
-from gristmill.server import reload
+from gristmill.server import policies, reload
 from gristmill.server.http import (
     JSONResponse,
     check_token,
@@ -42,9 +42,9 @@ from gristmill.server.http import (
 )
 from gristmill.server.metrics import CONTENT_TYPE
 from gristmill.server.models import RegistryModels
-from gristmill.server.openapi import document, documented, operation
+from gristmill.server.openapi import document, documented, operation, parameter
 from gristmill.server.port import ServedModels
-from gristmill.server.prediction_log import PredictionLog
+from gristmill.server.prediction_log import PredictionLog, Publish
 from gristmill.server.protocols import mlflow, native, oip
 
 logger = logging.getLogger(__name__)
@@ -82,17 +82,25 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     models = models or RegistryModels(serve, log=log)
     if models.log is None:
         models.log = log
+    if models.shadows.log is None:
+        models.shadows.log = log
+    publish: list[Publish] = []  # the bus's, once the lifespan opened it
     jobs = score_jobs.ScoreJobs(settings)
     routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
     routes += service_routes(models, settings, routes)
+    routes += policy_routes(models, settings, publish)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             log.publish = services.bus.publish
+            publish.append(services.bus.publish)
             models.attach(services.feature_stores())
             jobs.attach(services)
-            tasks = [asyncio.create_task(log.run(), name="prediction-log")]
+            tasks = [
+                asyncio.create_task(log.run(), name="prediction-log"),
+                asyncio.create_task(models.shadows.run(), name="shadows"),
+            ]
             interval = sys.getswitchinterval()
             try:
                 await _preload(models, serve.models)
@@ -127,6 +135,9 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
 
 async def _preload(models: RegistryModels, refs: list[str]) -> None:
     for ref in refs:
+        if "@" not in ref and "/" not in ref:  # the model alone: its policy's versions
+            await models.find(ref)
+            continue
         name, which = parse_ref(ref)
         if isinstance(which, int):
             await models.find(name, version=which)
@@ -215,6 +226,98 @@ def service_routes(
             methods=["POST"],
         ),
         Route("/openapi.json", documented(openapi, operation("This document", answer=up))),
+    ]
+
+
+def policy_routes(
+    models: RegistryModels, settings: Settings, publish: list[Publish]
+) -> list[BaseRoute]:
+    """``/admin/policies``: read the stored traffic policies, change one (see
+    ``server.policies``); every one needs the server's token."""
+    token = settings.serve.token
+
+    async def listed(request: Request) -> Response:
+        rid = request_id(request)
+        try:
+            check_token(request, token)
+            stored = await asyncio.to_thread(policies.stored_policies, models.stores)
+        except Exception as exc:
+            return error_response(exc, rid)
+        applied = {m: p.revision for m, p in models.policies().items()}
+        body = {"policies": [policies.policy_body(p) for p in stored], "applied": applied}
+        return JSONResponse(body)
+
+    async def shown(request: Request) -> Response:
+        rid = request_id(request)
+        model = request.path_params["model"]
+        try:
+            check_token(request, token)
+            stored = await asyncio.to_thread(policies.stored_policy, models.stores, model)
+        except Exception as exc:
+            return error_response(exc, rid)
+        applied = models.policies().get(model)
+        body = policies.policy_body(stored)
+        body["applied"] = None if applied is None else applied.revision
+        return JSONResponse(body)
+
+    async def changed(request: Request) -> Response:
+        rid = request_id(request)
+        model = request.path_params["model"]
+        try:
+            check_token(request, token)
+            asked = policies.parse_policy(
+                model, await json_of(request, settings.serve.max_body_bytes)
+            )
+            bus = publish[0] if publish else None
+            stored = await policies.store_policy(models.stores, asked, bus)
+            applied = await models.apply_policy(model)
+        except Exception as exc:
+            return error_response(exc, rid)
+        body = policies.policy_body(stored)
+        body["applied"] = None if applied is None else applied.revision
+        return JSONResponse(body)
+
+    model = parameter("model", "The model's registry name")
+    return [
+        Route(
+            "/admin/policies",
+            documented(
+                listed,
+                operation(
+                    "The stored traffic policies, and the revisions this process applies",
+                    answer="PolicyList",
+                    errors=(401, 503),
+                ),
+            ),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/policies/{model}",
+            documented(
+                shown,
+                operation(
+                    "A model's stored traffic policy",
+                    parameters=(model,),
+                    answer="Policy",
+                    errors=(401, 404, 503),
+                ),
+            ),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/policies/{model}",
+            documented(
+                changed,
+                operation(
+                    "Set a model's traffic policy: stored, announced, applied here",
+                    parameters=(model,),
+                    body="PolicyRequest",
+                    answer="Policy",
+                    errors=(400, 401, 404, 413, 415, 503),
+                ),
+            ),
+            methods=["PUT"],
+        ),
     ]
 
 

@@ -2,7 +2,8 @@
 
 Records of one model version with the same input columns become one table (a record whose
 columns do not hold one value per answered row is kept without its inputs): ``request_id``,
-``protocol``, ``at`` (UTC time), ``latency_ms``, ``row`` (its place in the request), then a
+``protocol``, ``at`` (UTC time), ``latency_ms``, ``row`` (its place in the request),
+``shadow`` (a shadow version's answer, never returned), then a
 struct ``inputs`` (one field per input column), ``prediction`` and, for a classifier, a
 struct ``probabilities`` (one field per class). Columns are joined once per write
 (``np.concatenate``, one flattening per column), not per record; a column whose values
@@ -22,9 +23,10 @@ import pyarrow as pa
 
 from gristmill.servables.port import Predictions, ServableManifest
 
-# request id, protocol, manifest, time, seconds, input columns (or their block), answer
+# request id, protocol, manifest, time, seconds, input columns (or their block), answer,
+# whether a shadow version answered it
 Record = tuple[
-    str, str, ServableManifest, float, float, Mapping[str, Any] | np.ndarray, Predictions
+    str, str, ServableManifest, float, float, Mapping[str, Any] | np.ndarray, Predictions, bool
 ]
 GroupKey = tuple[str, int, tuple[str, ...], bool]  # model, version, input names, blocks
 
@@ -77,6 +79,7 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
         "at": pa.array((repeated(3, np.float64) * 1e6).astype("datetime64[us]")),
         "latency_ms": pa.array(repeated(4, np.float64) * 1000.0),
         "row": pa.array(places),
+        "shadow": pa.array(repeated(7, np.bool_)),
         "inputs": pa.StructArray.from_arrays(inputs, names=list(names))
         if names
         else pa.nulls(rows),

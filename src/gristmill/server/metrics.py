@@ -1,7 +1,9 @@
 """The server's Prometheus metrics, kept in plain counters and written as Prometheus text.
 
 Per ``(model_name, model_version)``: requests, errors, latency (a histogram in seconds),
-rows scored, batch sizes (a histogram) and cache hits. Updating one costs a dict lookup and a
+rows scored, batch sizes (a histogram), cache hits, fallbacks (requests the version passed
+on to the next of its traffic policy's fallback chain) and shadow scorings (done, failed,
+dropped). Updating one costs a dict lookup and a
 few additions on the event loop's thread (no lock, no label object per call): cheaper than a
 general client library on the request path. Each server process keeps its own figures, so a
 scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
@@ -65,6 +67,10 @@ class _Series:
     errors: int = 0
     rows: int = 0
     cache_hits: int = 0
+    fallbacks: int = 0
+    shadow_requests: int = 0
+    shadow_errors: int = 0
+    shadow_dropped: int = 0
     latency: _Histogram = field(default_factory=lambda: _Histogram(LATENCY_BUCKETS))
     batches: _Histogram = field(default_factory=lambda: _Histogram(BATCH_BUCKETS))
 
@@ -105,12 +111,34 @@ class Metrics:
     def cache_hit(self, model: str, version: int) -> None:
         self._of(model, version).cache_hits += 1
 
+    def fell_back(self, model: str, version: int) -> None:
+        """``version`` failed or was not loaded, and the next in its fallback chain was asked."""
+        self._of(model, version).fallbacks += 1
+
+    def shadow_answered(self, model: str, version: int, seconds: float) -> None:
+        self._of(model, version).shadow_requests += 1
+
+    def shadow_failed(self, model: str, version: int) -> None:
+        series = self._of(model, version)
+        series.shadow_requests += 1
+        series.shadow_errors += 1
+
+    def shadow_dropped(self, model: str, version: int) -> None:
+        self._of(model, version).shadow_dropped += 1
+
     def render(self) -> str:
         heads = {
             "requests": ("counter", "Prediction requests answered or failed."),
             "errors": ("counter", "Prediction requests that failed (any status)."),
             "rows": ("counter", "Rows scored."),
             "cache_hits": ("counter", "Answers taken from the prediction cache."),
+            "fallbacks": (
+                "counter",
+                "Requests this version failed (5xx) or could not take, passed to its fallback.",
+            ),
+            "shadow_requests": ("counter", "Requests scored by this version as a shadow."),
+            "shadow_errors": ("counter", "Shadow scorings of this version that failed."),
+            "shadow_dropped": ("counter", "Shadow scorings dropped: the shadow queue was full."),
             "latency": ("histogram", "Seconds from parsed request to answer."),
             "batch": ("histogram", "Rows per call of the model (micro-batching)."),
         }
@@ -119,6 +147,10 @@ class Metrics:
             "errors": "gristmill_errors_total",
             "rows": "gristmill_rows_total",
             "cache_hits": "gristmill_cache_hits_total",
+            "fallbacks": "gristmill_fallbacks_total",
+            "shadow_requests": "gristmill_shadow_requests_total",
+            "shadow_errors": "gristmill_shadow_errors_total",
+            "shadow_dropped": "gristmill_shadow_dropped_total",
             "latency": "gristmill_request_latency_seconds",
             "batch": "gristmill_batch_size",
         }
@@ -136,11 +168,6 @@ class Metrics:
                 elif key == "batch":
                     lines += series.batches.lines(name, labels)
                 else:
-                    value = {
-                        "requests": series.requests,
-                        "errors": series.errors,
-                        "rows": series.rows,
-                        "cache_hits": series.cache_hits,
-                    }[key]
+                    value = getattr(series, key)
                     lines.append(f"{name}{{{labels}}} {value}")
         return "\n".join(lines) + "\n"

@@ -10,6 +10,18 @@
   version that cannot be loaded (a tampered artifact) is logged and the alias stays where
   it was. A version no alias points at any more, and that no request named by number, is
   let go.
+* **Policies.** A request naming a model alone is answered per its traffic policy
+  (``routing.Route``: canary share, sticky by key; fallback chain; shadows), read from the
+  registry on first use and again by ``refresh`` when its ``revision`` changed: every
+  version the new policy names is loaded *first*, then the route is switched in one
+  assignment (a request keeps the versions it found). A version that cannot be loaded is
+  left out (its requests go down the fallback chain); a policy none of whose answering
+  versions loads is not applied. No policy: ``@champion``, as before.
+* **Fallback.** When the chosen version raises anything but a client's error (a 4xx), the
+  next of the chain scores the same columns; each hand-over is counted
+  (``gristmill_fallbacks_total`` of the version that failed), and the answer names the
+  version that answered (``Served.answered``).
+* **Shadows** score the same inputs after the answer, in ``ShadowScorer``'s queue and thread.
 * **Scoring.** One-row requests to an ONNX servable go through the prediction cache (when
   sized) and the micro-batcher; larger ones, and every native servable (pandas inside),
   run in a worker thread. Each answer is counted (``Metrics``) and logged
@@ -20,8 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
 from typing import Any
 
@@ -35,10 +49,13 @@ from gristmill.servables.loading import CHAMPION
 from gristmill.servables.port import Predictions, Servable, ServableManifest
 from gristmill.server.batching import MicroBatcher
 from gristmill.server.cache import PredictionCache
-from gristmill.server.http import NotReadyError, TooLargeError
+from gristmill.server.http import NotReadyError, TooLargeError, status_of
 from gristmill.server.metrics import Metrics
 from gristmill.server.port import EntityPredictions, Served
 from gristmill.server.prediction_log import PredictionLog
+from gristmill.server.routing import Route
+from gristmill.server.shadow import Scored, ShadowScorer
+from gristmill.stores.models import TrafficPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +83,12 @@ class RegistryModels:
         self.batcher = MicroBatcher(
             settings.max_batch_size, settings.max_batch_wait_ms / 1000.0, self.metrics.batched
         )
+        self.shadows = ShadowScorer(
+            self.metrics, size=settings.shadow_queue, timeout=settings.shadow_timeout
+        )
+        self.shadows.log = log
         self._stores: FeatureStores | None = None
+        self._routes: dict[str, Route | None] = {}  # None: no policy, @champion answers
         self._aliases: dict[tuple[str, str], int] = {}
         self._loaded: dict[Key, Servable] = {}
         self._pinned: set[Key] = set()
@@ -90,11 +112,23 @@ class RegistryModels:
         return self._stores
 
     async def find(
-        self, model: str, *, version: int | None = None, alias: str | None = None
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        key: str | None = None,
     ) -> Served:
         stores = self.stores
+        if version is None and alias is None:
+            route = self._routes.get(model) if model in self._routes else await self._route(model)
+            if route is not None:
+                chosen, fallbacks, missing = route.choose(key)
+                if missing is not None:  # the version the policy picked is not loaded
+                    self.metrics.fell_back(model, missing)
+                return Served(chosen, model, fallbacks, route.shadows)
         if version is not None:
-            key = (model, version)
+            held = (model, version)
             asked = f"{model}/{version}"
         else:
             alias = alias or CHAMPION
@@ -103,12 +137,12 @@ class RegistryModels:
             if number is None:
                 found = await asyncio.to_thread(resolve_version, stores, model, alias)
                 number = self._aliases.setdefault((model, alias), found.version)
-            key = (model, number)
-        servable = self._loaded.get(key)
+            held = (model, number)
+        servable = self._loaded.get(held)
         if servable is None:
-            servable = await self._load(key)
+            servable = await self._load(held)
             if version is not None:
-                self._pinned.add(key)  # named by number: kept while the process runs
+                self._pinned.add(held)  # named by number: kept while the process runs
         return Served(servable, asked)
 
     async def _load(self, key: Key) -> Servable:
@@ -132,6 +166,102 @@ class RegistryModels:
                 )
             return servable
 
+    async def _route(self, model: str) -> Route | None:
+        """The route of ``model``'s policy, read and loaded on its first request."""
+        policy = await asyncio.to_thread(read_policy, self.stores, model)
+        route = None if policy is None else await self._built(policy)
+        return self._routes.setdefault(model, route)
+
+    async def _built(self, policy: TrafficPolicy) -> Route:
+        """``policy`` with each of its versions loaded (``None`` for one that cannot be)."""
+        loaded: dict[int, Servable | None] = {}
+        for number in policy.versions():
+            try:
+                loaded[number] = await self._load((policy.model, number))
+            except Exception as exc:
+                loaded[number] = None
+                logger.error(
+                    "%s/%d of %s's traffic policy (revision %d) cannot be loaded (%s); its "
+                    "requests go down the fallback chain",
+                    policy.model,
+                    number,
+                    policy.model,
+                    policy.revision,
+                    exc,
+                )
+        shadows = tuple(s for n in policy.shadow if (s := loaded[n]) is not None)
+        return Route(
+            policy,
+            loaded[policy.primary],
+            None if policy.canary is None else loaded[policy.canary],
+            shadows,
+            tuple(loaded[n] for n in policy.fallback),
+        )
+
+    async def apply_policy(self, model: str) -> TrafficPolicy | None:
+        """Read ``model``'s policy now and apply it (loading its versions first); the policy
+        this process applies after (``None``: none, ``@champion`` answers)."""
+        if model in self._routes:
+            await self.refresh_policies(model)
+            self._let_go()
+        else:
+            await self._route(model)
+        route = self._routes.get(model)
+        return None if route is None else route.policy
+
+    def policies(self) -> dict[str, TrafficPolicy]:
+        """The policies this process applies now, by model."""
+        return {m: r.policy for m, r in sorted(self._routes.items()) if r is not None}
+
+    async def refresh_policies(self, model: str | None = None) -> builtins.list[str]:
+        """Read the policies of the models requests named alone (``model``, or all) again;
+        apply each whose revision changed (or that holds a version not loaded yet) once its
+        versions are loaded. Returns ``model#revision`` of each policy applied."""
+        stores = self.stores
+        applied: builtins.list[str] = []
+        names = [model] if model is not None else builtins.list(self._routes)
+        for name in names:
+            if name not in self._routes:
+                continue  # never asked for alone: read on its first request
+            route = self._routes[name]
+            try:
+                policy = await asyncio.to_thread(read_policy, stores, name)
+            except Exception:
+                logger.exception("could not read %s's traffic policy from the registry", name)
+                continue
+            if policy is None:
+                if route is not None:
+                    logger.info("%s has no traffic policy any more; @champion answers", name)
+                    self._routes[name] = None
+                    applied.append(f"{name}#0")
+                continue
+            if route is not None and route.revision == policy.revision and route.complete():
+                continue
+            new = await self._built(policy)
+            if new.primary is None and not any(new.fallbacks) and route is not None:
+                logger.error(
+                    "%s's traffic policy revision %d names no version that loads; still "
+                    "applying revision %d",
+                    name,
+                    policy.revision,
+                    route.revision,
+                )
+                continue
+            self._routes[name] = new
+            applied.append(f"{name}#{policy.revision}")
+            logger.info(
+                "%s: traffic policy revision %d applied (primary %d, canary %s at %.0f%%, "
+                "shadow %s, fallback %s)",
+                name,
+                policy.revision,
+                policy.primary,
+                policy.canary,
+                policy.canary_share * 100,
+                list(policy.shadow),
+                list(policy.fallback),
+            )
+        return applied
+
     def list(self) -> list[ServableManifest]:
         return [s.manifest for _, s in sorted(self._loaded.items())]
 
@@ -140,8 +270,9 @@ class RegistryModels:
         return {f"{m}@{a}": v for (m, a), v in sorted(self._aliases.items())}
 
     async def refresh(self, model: str | None = None) -> builtins.list[str]:
-        """Read the aliases in use (of ``model``, or all) again; switch those that moved, once
-        their new version is loaded. Returns ``model@alias`` of each switched alias."""
+        """Read the aliases and policies in use (of ``model``, or all) again; switch those
+        that moved, once their new versions are loaded. Returns ``model@alias`` of each
+        switched alias and ``model#revision`` of each policy applied."""
         stores = self.stores
         switched: builtins.list[str] = []
         for (name, alias), number in list(self._aliases.items()):
@@ -174,6 +305,7 @@ class RegistryModels:
             self._aliases[(name, alias)] = found.version
             switched.append(f"{name}@{alias}")
             logger.info("%s@%s now serves version %d (was %d)", name, alias, found.version, number)
+        switched += await self.refresh_policies(model)
         self._let_go()
         return switched
 
@@ -204,6 +336,9 @@ class RegistryModels:
 
     def _let_go(self) -> None:
         kept = {(m, v) for (m, _), v in self._aliases.items()} | self._pinned
+        for route in self._routes.values():
+            if route is not None:
+                kept |= {(route.policy.model, n) for n in route.policy.versions()}
         for key in [k for k in self._loaded if k not in kept]:
             self.batcher.forget(self._loaded.pop(key))
             self._locks.pop(key, None)
@@ -217,18 +352,32 @@ class RegistryModels:
         request_id: str,
     ) -> Predictions:
         started = perf_counter()
-        manifest = served.manifest
-        try:
-            rows = self._rows(columns)
-            answer = await self._score(served.servable, columns, rows)
-        except Exception:
-            self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
-            raise
-        seconds = perf_counter() - started
-        self.metrics.answered(manifest.model, manifest.version, rows, seconds)
-        if self.log is not None:
-            self.log.record(request_id, protocol, manifest, seconds, columns, answer)
-        return answer
+        chain = (served.servable, *served.fallbacks)
+        for index, servable in enumerate(chain):
+            manifest = servable.manifest
+            try:
+                rows = self._rows(columns)
+                answer = await self._score(servable, columns, rows)
+            except Exception as exc:
+                self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
+                if index == len(chain) - 1 or status_of(exc) < 500:
+                    raise  # the last of the chain, or the client's own error
+                self._fell_back(manifest, exc, chain[index + 1].manifest)
+                continue
+            seconds = perf_counter() - started
+            served.answered = manifest
+            self.metrics.answered(manifest.model, manifest.version, rows, seconds)
+            if self.log is not None:
+                self.log.record(request_id, protocol, manifest, seconds, columns, answer)
+            for shadow in served.shadows:
+                job = functools.partial(_shadow_rows, shadow, columns)
+                self.shadows.submit(shadow, protocol, request_id, job)
+            return answer
+        raise AssertionError("a chain has at least its chosen version")
+
+    def _fell_back(self, failed: ServableManifest, exc: Exception, to: ServableManifest) -> None:
+        self.metrics.fell_back(failed.model, failed.version)
+        logger.warning("%s failed (%r); %s answers instead", failed.ref, exc, to.ref)
 
     def _rows(self, columns: Mapping[str, Any]) -> int:
         rows = 0
@@ -273,27 +422,62 @@ class RegistryModels:
         request_id: str,
     ) -> EntityPredictions:
         started = perf_counter()
-        manifest = served.manifest
-        try:
-            self._rows({"entities": entities})
-            status, features, found = await self._vectors(manifest, entities, columns or {})
-            if found.size:
-                scored = await asyncio.to_thread(served.servable.predict_features, features)
-            else:
-                scored = None
-            answer = _scattered(manifest, scored, found, len(entities))
-        except Exception:
-            self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
-            raise
-        seconds = perf_counter() - started
-        self.metrics.answered(manifest.model, manifest.version, len(entities), seconds)
-        if self.log is not None:
-            inputs: dict[str, Any] = {manifest.entity or "entity": list(entities)}
-            for name, values in features.items():  # one value per entity, None if not found
-                inputs[name] = full = np.full(len(entities), None, dtype=object)
-                full[found] = values
-            self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
-        return EntityPredictions(answer, status)
+        given = columns or {}
+        chain = (served.servable, *served.fallbacks)
+        for index, servable in enumerate(chain):
+            manifest = servable.manifest
+            try:
+                self._rows({"entities": entities})
+                answer, status, inputs = await self._entity_answer(servable, entities, given)
+            except Exception as exc:
+                self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
+                if index == len(chain) - 1 or status_of(exc) < 500:
+                    raise
+                self._fell_back(manifest, exc, chain[index + 1].manifest)
+                continue
+            seconds = perf_counter() - started
+            served.answered = manifest
+            self.metrics.answered(manifest.model, manifest.version, len(entities), seconds)
+            if self.log is not None:
+                self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
+            for shadow in served.shadows:
+                job = functools.partial(self._shadow_entities, shadow, entities, given)
+                self.shadows.submit(shadow, protocol, request_id, job)
+            return EntityPredictions(answer, status)
+        raise AssertionError("a chain has at least its chosen version")
+
+    async def _entity_answer(
+        self,
+        servable: Servable,
+        entities: Sequence[str],
+        columns: Mapping[str, Any],
+        pool: ThreadPoolExecutor | None = None,
+    ) -> tuple[Predictions, tuple[str, ...], dict[str, Any]]:
+        """``servable``'s answer for ``entities``, each entity's status, and the inputs to
+        log (one value per entity, ``None`` where none was found); scored in ``pool`` when
+        given (shadows), else in the default one."""
+        manifest = servable.manifest
+        status, features, found = await self._vectors(manifest, entities, columns)
+        scored = None
+        if found.size:
+            loop = asyncio.get_running_loop()
+            scored = await loop.run_in_executor(pool, servable.predict_features, features)
+        answer = _scattered(manifest, scored, found, len(entities))
+        inputs: dict[str, Any] = {manifest.entity or "entity": builtins.list(entities)}
+        for name, values in features.items():
+            inputs[name] = full = np.full(len(entities), None, dtype=object)
+            full[found] = values
+        return answer, status, inputs
+
+    async def _shadow_entities(
+        self,
+        servable: Servable,
+        entities: Sequence[str],
+        columns: Mapping[str, Any],
+        pool: ThreadPoolExecutor,
+    ) -> Scored:
+        answer, _, inputs = await self._entity_answer(servable, entities, columns, pool)
+        return inputs, answer
 
     async def _vectors(
         self, manifest: ServableManifest, entities: Sequence[str], columns: Mapping[str, Any]
@@ -359,3 +543,15 @@ def _scattered(
         if scored is not None and scored.probabilities is not None:
             probabilities[found] = scored.probabilities
     return Predictions(values, probabilities)
+
+
+async def _shadow_rows(
+    servable: Servable, columns: Mapping[str, Any], pool: ThreadPoolExecutor
+) -> Scored:
+    answer = await asyncio.get_running_loop().run_in_executor(pool, servable.predict, columns)
+    return columns, answer
+
+
+def read_policy(stores: FeatureStores, model: str) -> TrafficPolicy | None:
+    """``model``'s stored traffic policy, or ``None`` (no policy: ``@champion`` answers)."""
+    return stores.metadata.registry.get_policy(model)

@@ -114,6 +114,53 @@ UNLOAD_RESPONSE = {
         "loaded": {"type": "array", "items": {"type": "string"}},
     },
 }
+VERSIONS = {"type": "array", "items": {"type": "integer", "minimum": 1}}
+POLICY_REQUEST = {
+    "type": "object",
+    "required": ["primary"],
+    "additionalProperties": False,
+    "description": "A model's traffic policy. primary answers; canary (with canary_share, "
+    "0 < share < 1) takes a share of requests, sticky per x-gristmill-key or entity; shadow "
+    "versions score beside the answer; fallback versions answer, in order, when the chosen "
+    "one fails or is not loaded.",
+    "properties": {
+        "primary": {"type": "integer", "minimum": 1},
+        "canary": {"type": ["integer", "null"], "minimum": 1},
+        "canary_share": {"type": "number", "minimum": 0, "maximum": 1},
+        "shadow": VERSIONS,
+        "fallback": VERSIONS,
+        "reason": {"type": "string"},
+    },
+}
+POLICY = {
+    "type": "object",
+    "required": ["model", "kind", "primary", "canary_share", "shadow", "fallback", "revision"],
+    "properties": {
+        "model": {"type": "string"},
+        "kind": {"enum": ["single", "canary"]},
+        "primary": {"type": "integer"},
+        "canary": {"type": ["integer", "null"]},
+        "canary_share": {"type": "number"},
+        "shadow": VERSIONS,
+        "fallback": VERSIONS,
+        "revision": {"type": "integer"},
+        "changed_at": {"type": ["string", "null"]},
+        "changed_by": {"type": "string"},
+        "reason": {"type": "string"},
+        "applied": {
+            "type": ["integer", "null"],
+            "description": "The revision this server process applies (null: none yet).",
+        },
+    },
+}
+POLICY_LIST = {
+    "type": "object",
+    "required": ["policies", "applied"],
+    "properties": {
+        "policies": {"type": "array", "items": POLICY},
+        "applied": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
 OIP_DATATYPE = {
     "enum": [
         "BOOL",
@@ -337,6 +384,9 @@ SCHEMAS = {
     "ReloadResponse": RELOAD_RESPONSE,
     "UnloadRequest": UNLOAD_REQUEST,
     "UnloadResponse": UNLOAD_RESPONSE,
+    "PolicyRequest": POLICY_REQUEST,
+    "Policy": POLICY,
+    "PolicyList": POLICY_LIST,
     "InferRequest": INFER_REQUEST,
     "InferResponse": INFER_RESPONSE,
     "OipModel": OIP_MODEL,

@@ -32,16 +32,28 @@ class NumericColumns(dict[str, np.ndarray]):
         self.block = block
 
 
-@dataclass(frozen=True)
+@dataclass
 class Served:
-    """A loaded version as a request reaches it: its servable and how it was named."""
+    """A loaded version as a request reaches it: its servable and how it was named, and,
+    when a traffic policy chose it, the versions that answer if it fails (``fallbacks``,
+    in order) and those scored beside it (``shadows``). ``predict`` sets ``answered`` to
+    the manifest of the version that actually answered (a fallback, maybe): what the
+    protocols report. One per request; what it holds stays with the request to its end."""
 
     servable: Servable
     asked: str  # what the client named: "churn", "churn@challenger", "churn/3"
+    fallbacks: tuple[Servable, ...] = ()
+    shadows: tuple[Servable, ...] = ()
+    answered: ServableManifest | None = None
 
     @property
     def manifest(self) -> ServableManifest:
         return self.servable.manifest
+
+    @property
+    def answering(self) -> ServableManifest:
+        """The manifest of the version that answered (the chosen one until ``predict``)."""
+        return self.answered or self.servable.manifest
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,9 @@ class EntityPredictions:
 class ServedModels(Protocol):
     """The versions a server holds and the one way requests are scored.
 
-    ``find`` resolves ``model`` with ``version`` (a number) or ``alias`` (default
-    ``champion``) to a loaded version, loading it on first use (hence async: loading reads
+    ``find`` resolves ``model`` with ``version`` (a number) or ``alias`` to a loaded
+    version; with neither, the model's traffic policy picks it (``key`` makes a canary pick
+    sticky; no policy: ``@champion``), loading it on first use (hence async: loading reads
     the registry and the artifact store off the event loop); ``NotFoundError`` names the
     model, version or alias when there is none (the routes answer 404), ``NotReadyError``
     (503) while the server is starting. A promotion changes what an alias finds from then
@@ -74,7 +87,12 @@ class ServedModels(Protocol):
     def ready(self) -> bool: ...
 
     async def find(
-        self, model: str, *, version: int | None = None, alias: str | None = None
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        key: str | None = None,
     ) -> Served: ...
 
     def list(self) -> list[ServableManifest]: ...

@@ -10,7 +10,8 @@ model version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.p
 one row per scored row, built column by column: ``log_tables``), and announces each
 written file on the bus as ``predictions.logged``. A row holds the request id, protocol,
 time, latency, its place in the request, the input columns, the prediction and the
-probabilities. What cannot be written is logged and dropped: the log never fails or slows
+probabilities, and ``shadow`` (true: a shadow version's answer, never returned). What
+cannot be written is logged and dropped: the log never fails or slows
 a request.
 
 Records are kept between writes, so a full garbage collection would walk them *and* every
@@ -73,8 +74,11 @@ class PredictionLog:
         seconds: float,
         columns: Mapping[str, Any],
         answer: Predictions,
+        *,
+        shadow: bool = False,
     ) -> None:
-        """Keep one answered request for the next write (if the sample draws it)."""
+        """Keep one answered request for the next write (if the sample draws it); ``shadow``:
+        a shadow version scored it beside the answer (never returned)."""
         if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
             return
         kept: Mapping[str, Any] | np.ndarray = columns
@@ -88,7 +92,7 @@ class PredictionLog:
             pending = self._pending[key] = []
             if key is not None:
                 self._names[key] = columns.names  # type: ignore[attr-defined]
-        pending.append((request_id, protocol, manifest, time.time(), seconds, kept, answer))
+        pending.append((request_id, protocol, manifest, time.time(), seconds, kept, answer, shadow))
         self._count += 1
         if self._count >= self.flush_rows:
             self._wake.set()

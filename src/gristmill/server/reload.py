@@ -1,8 +1,10 @@
-"""Promotions reach a running server two ways: ``model.deployed`` on the bus, and polling.
+"""Promotions reach a running server two ways: ``model.deployed`` (and
+``model.rolled_back``) on the bus, and polling.
 
 The bus brings a promotion within about a second; polling the registry every
 ``serve.poll_seconds`` catches what the bus cannot (a promotion made without announcing it,
-a bus that was down). Both call ``RegistryModels.refresh``, which is idempotent, so an event
+a bus that was down), aliases and traffic policies (by their ``revision``) alike. Both
+call ``RegistryModels.refresh``, which is idempotent, so an event
 seen twice, or an event and a poll, cost one registry read each and switch once.
 
 Each server process reads the bus in its own consumer group (``serve-<host>-<pid>``), since
@@ -21,7 +23,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from gristmill.bus.port import EventBus
-from gristmill.core.events import MODEL_DEPLOYED
+from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
 
 if TYPE_CHECKING:  # gc imports this module without the server's dependencies
     from gristmill.server.models import RegistryModels
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 
 GROUP_PREFIX = "serve-"
+TOPICS = (MODEL_DEPLOYED, MODEL_ROLLED_BACK)
+"""What a server listens to: an alias moved, a traffic policy changed or went back."""
 
 
 def consumer_name() -> str:
@@ -44,15 +48,16 @@ def group_name(consumer: str | None = None) -> str:
 async def leave(bus: EventBus, consumer: str | None = None) -> None:
     """Delete this process's consumer group (at a clean stop); a failure is only logged."""
     group = group_name(consumer)
-    try:
-        await bus.delete_group(group, MODEL_DEPLOYED)
-    except Exception as exc:
-        logger.warning(
-            "could not delete consumer group %s of %s (%s); `gristmill gc` removes it",
-            group,
-            MODEL_DEPLOYED,
-            exc,
-        )
+    for topic in TOPICS:
+        try:
+            await bus.delete_group(group, topic)
+        except Exception as exc:
+            logger.warning(
+                "could not delete consumer group %s of %s (%s); `gristmill gc` removes it",
+                group,
+                topic,
+                exc,
+            )
 
 
 def _gone(pid: int) -> bool:
@@ -70,7 +75,7 @@ async def stale_groups(bus: EventBus, host: str | None = None) -> list[str]:
     other hosts are not judged: whether their process runs cannot be seen from here."""
     prefix = f"{GROUP_PREFIX}{host or socket.gethostname()}-"
     stale = []
-    for group in await bus.groups(MODEL_DEPLOYED):
+    for group in await bus.groups(MODEL_DEPLOYED):  # every server reads both topics
         pid = group.removeprefix(prefix)
         if group.startswith(prefix) and pid.isascii() and pid.isdigit() and _gone(int(pid)):
             stale.append(group)
@@ -88,17 +93,20 @@ async def poll(models: RegistryModels, seconds: float) -> None:
 
 
 async def listen(models: RegistryModels, bus: EventBus, consumer: str | None = None) -> None:
-    """Refresh the model each ``model.deployed`` names, until cancelled."""
+    """Refresh the model each ``model.deployed`` and ``model.rolled_back`` names, until
+    cancelled. One reader takes the topics in turn (a bus client is not read by two
+    coroutines at once), waiting up to half a second on each."""
     consumer = consumer or consumer_name()
     group = group_name(consumer)
     while True:
-        try:
-            deliveries = await bus.consume(group, MODEL_DEPLOYED, consumer, max_events=16)
-            for delivery in deliveries:
-                await models.refresh(delivery.event.key or None)
-                await bus.ack(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("could not read model.deployed from the bus; polling goes on")
-            await asyncio.sleep(1.0)
+        for topic in TOPICS:
+            try:
+                deliveries = await bus.consume(group, topic, consumer, max_events=16, wait=0.5)
+                for delivery in deliveries:
+                    await models.refresh(delivery.event.key or None)
+                    await bus.ack(delivery)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("could not read %s from the bus; polling goes on", topic)
+                await asyncio.sleep(1.0)

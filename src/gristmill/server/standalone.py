@@ -64,7 +64,12 @@ class DirectoryModels(RegistryModels):
         return self._serving
 
     async def find(
-        self, model: str, *, version: int | None = None, alias: str | None = None
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        key: str | None = None,  # one version, so no policy to route by
     ) -> Served:
         manifest = self.servable.manifest
         serves = f"this package serves {manifest.ref} only"

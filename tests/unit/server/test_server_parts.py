@@ -279,9 +279,9 @@ def test_the_log_joins_typed_columns_and_keeps_other_records(tmp_path: Path) -> 
     matrix = np.ascontiguousarray(np.array([[1.0, 2.0], [3.0, np.nan]]).T)
     answer = Predictions(np.array([0.0, 1.0]))
     records: list[Any] = [
-        ("r0", "native", NUMERIC, 0.0, 0.001, {"a": matrix[0], "b": matrix[1]}, answer),
-        ("r1", "native", NUMERIC, 0.0, 0.001, {"a": [5.0, 6.0], "b": [7, None]}, answer),
-        ("r2", "native", NUMERIC, 0.0, 0.001, {"a": [1.0], "b": [1.0]}, answer),  # 1 for 2
+        ("r0", "native", NUMERIC, 0.0, 0.001, {"a": matrix[0], "b": matrix[1]}, answer, False),
+        ("r1", "native", NUMERIC, 0.0, 0.001, {"a": [5.0, 6.0], "b": [7, None]}, answer, False),
+        ("r2", "native", NUMERIC, 0.0, 0.001, {"a": [1.0], "b": [1.0]}, answer, False),  # 1 for 2
     ]
     groups = grouped(records)
     assert [len(v) for v in groups.values()] == [2, 1]

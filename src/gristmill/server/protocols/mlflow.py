@@ -15,7 +15,9 @@ header row. A classifier answers its class per row; a regressor its number; a ro
 step rejected, ``null``.
 
 Which model: ``?model=churn`` (also ``churn@challenger``, ``churn/3``), else the ``default``
-the routes were given, else the one model the server holds. Errors are MLflow's:
+the routes were given, else the one model the server holds. A model named alone is answered
+per its traffic policy (``x-gristmill-key`` makes a canary pick sticky); the version that
+answered is in the ``x-gristmill-model-version`` header. Errors are MLflow's:
 ``{"error_code": "BAD_REQUEST", "message": "..."}`` with 400 (413, 415 where they fit),
 ``RESOURCE_DOES_NOT_EXIST`` with 404, ``INTERNAL_ERROR`` with 500.
 """
@@ -48,6 +50,7 @@ from gristmill.server.protocols.frames import (
     from_records,
     from_rows,
 )
+from gristmill.server.routing import VERSION_HEADER, request_key
 
 PROTOCOL = "mlflow"
 FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -129,7 +132,9 @@ class _Scoring:
         data: Any = values if values.dtype.kind in "fiub" else values.tolist()
         if isinstance(data, np.ndarray):
             data = np.ascontiguousarray(data)
-        return json_response({"predictions": data}, headers={"x-request-id": request_id})
+        version = str(served.answering.version)  # the version that answered
+        headers = {"x-request-id": request_id, VERSION_HEADER: version}
+        return json_response({"predictions": data}, headers=headers)
 
     async def _find(self, request: Request) -> Served:
         ref = request.query_params.get("model") or self.default
@@ -143,6 +148,8 @@ class _Scoring:
                     field="model",
                 )
             ref = names[0]
+        if "@" not in ref and "/" not in ref:  # the model alone: its traffic policy
+            return await self.models.find(ref, key=request_key(request))
         model, which = parse_ref(ref)
         if isinstance(which, int):
             return await self.models.find(model, version=which)

@@ -14,6 +14,10 @@ of one list per raw column), or ``entities`` (keys whose features the online sto
 answer: ``model``, ``version``, ``request_id``, ``predictions`` (one per row), and
 ``probabilities`` with ``classes`` for a classifier; with entities, ``status`` per row
 (``found``, ``missing``, ``expired``, ``superseded``: only found rows have a prediction).
+
+A model named alone (no ``@alias``) is answered per its traffic policy; the
+``x-gristmill-key`` header, else the first of ``entities``, makes a canary pick sticky.
+``version`` (and the ``x-gristmill-model-version`` header) is the version that answered.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from gristmill.server.http import (
 from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import documented, operation, parameter
 from gristmill.server.port import NumericColumns, Served
+from gristmill.server.routing import VERSION_HEADER, request_key
 
 PROTOCOL = "native"
 PREDICT = "Score rows, columns or entities with a model version"
@@ -75,21 +80,22 @@ def routes(models: RegistryModels) -> list[Route]:
 
         return documented(endpoint, description)
 
-    async def find(request: Request) -> Served:
+    async def find(request: Request, key: str | None = None) -> Served:
         params = request.path_params
         if "version" in params:
             return await models.find(params["name"], version=params["version"])
-        name, which = parse_ref(params["ref"])
+        ref: str = params["ref"]
+        if "@" not in ref:  # the model alone: its traffic policy picks the version
+            return await models.find(ref, key=key)
+        name, which = parse_ref(ref)
         return await models.find(name, alias=str(which))
 
     async def predict(request: Request, rid: str) -> Response:
         check_token(request, token)
         payload = await json_of(request, settings.max_body_bytes)
-        served = await find(request)
-        manifest = served.manifest
-        entities, columns = _parsed(payload, manifest, settings.max_rows)
-        body: dict[str, Any] = {"model": manifest.model, "version": manifest.version}
-        body["request_id"] = rid
+        served = await find(request, request_key(request, payload))
+        entities, columns = _parsed(payload, served.manifest, settings.max_rows)
+        body: dict[str, Any] = {}
         if entities is None:
             answer = await models.predict(served, columns, protocol=PROTOCOL, request_id=rid)
         else:
@@ -98,8 +104,11 @@ def routes(models: RegistryModels) -> list[Route]:
             )
             answer = scored.predictions
             body["status"] = scored.status
+        manifest = served.answering  # the version that answered (a fallback, maybe)
+        body = {"model": manifest.model, "version": manifest.version, "request_id": rid, **body}
         _answer(body, manifest, answer)
-        return JSONResponse(body, headers={"x-request-id": rid})
+        headers = {"x-request-id": rid, VERSION_HEADER: str(manifest.version)}
+        return JSONResponse(body, headers=headers)
 
     async def describe(request: Request, rid: str) -> Response:
         served = await find(request)

@@ -9,7 +9,8 @@ Endpoints::
     GET  /v2/models/{name}[/versions/{v}]/ready       200 when it can be served
     POST /v2/models/{name}[/versions/{v}]/infer       inference
 
-``{name}`` is a registered model (served at ``@champion``) or ``name@alias``; ``{v}`` a
+``{name}`` is a registered model (answered per its traffic policy, else ``@champion``;
+the ``x-gristmill-key`` header makes a canary pick sticky) or ``name@alias``; ``{v}`` a
 version number (or an alias). Inputs are the manifest's raw columns, one tensor each
 (``tensors``); outputs ``predict`` (class, number, cluster id) and, for a classifier with
 probabilities, ``predict_proba`` (rows by classes, in the order of the metadata's
@@ -55,6 +56,7 @@ from gristmill.server.protocols.tensors import (
     parse_tensor,
     value_datatype,
 )
+from gristmill.server.routing import VERSION_HEADER, request_key
 
 PROTOCOL = "oip"
 HEADER_LENGTH = "inference-header-content-length"
@@ -147,6 +149,7 @@ class _OpenInference:
         predictions = await self.models.predict(
             served, columns, protocol=PROTOCOL, request_id=request_id
         )
+        manifest = served.answering  # the version that answered (a fallback, maybe)
         outputs = outputs_of(manifest, predictions)
         rows = len(predictions.values)
         explicit = payload.get("outputs") is not None
@@ -158,7 +161,7 @@ class _OpenInference:
         if isinstance(payload.get("id"), str):
             answer["id"] = payload["id"]
         answer["outputs"], blobs = _written(chosen)
-        headers = {"x-request-id": request_id}
+        headers = {"x-request-id": request_id, VERSION_HEADER: str(manifest.version)}
         if not blobs:
             return json_response(answer, headers=headers)
         head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -180,7 +183,8 @@ class _OpenInference:
         if not model:
             raise RequestError("the model name is empty")
         if version is None:
-            return await self.models.find(model, alias=alias or None)
+            key = request_key(request) if alias is None else None
+            return await self.models.find(model, alias=alias or None, key=key)
         if version.isascii() and version.isdigit():
             return await self.models.find(model, version=int(version))
         return await self.models.find(model, alias=version)
