@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -244,3 +245,23 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
     assert len(failed) <= len(senders), len(failed)
     assert all(t < replaced for t in failed)
     assert any(t > replaced for t in answered)
+
+
+def test_a_bad_or_busy_port_is_one_clear_line(tmp_path: Path) -> None:
+    from gristmill.testing.cli import run_cli
+
+    out_of_range = run_cli("serve", "--port", "99999", cwd=tmp_path, timeout=60)
+    assert out_of_range.returncode != 0
+    said = (out_of_range.stdout + out_of_range.stderr).strip()
+    assert said.count("\n") == 0, said
+    assert "--port 99999" in said and "0 to 65535" in said and "ValidationError" not in said
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        busy = run_cli("serve", "--port", str(port), cwd=tmp_path, timeout=60)
+    said = (busy.stdout + busy.stderr).strip()
+    assert busy.returncode != 0
+    assert said == f"error: port {port} is in use on 127.0.0.1; choose another with --port"
+    assert "serving on" not in said and "starting on" not in said

@@ -45,10 +45,14 @@ class Held:
     servables: dict[str, dict[int, Servable]]
     aliases: dict[str, dict[str, int]]
     calls: list[tuple[str, str, int]] = field(default_factory=list)
+    failures: list[tuple[str | None, int]] = field(default_factory=list)
     is_ready: bool = True
 
     def ready(self) -> bool:
         return self.is_ready
+
+    def failed(self, served: Served | None, status: int, seconds: float) -> None:
+        self.failures.append((None if served is None else served.asked, status))
 
     async def find(
         self,

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
+import socket
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.config.settings import ServeSettings, Settings
-from gristmill.errors import MissingExtraError
+from gristmill.errors import ConfigError, MissingExtraError
 from gristmill.runtime.wiring import open_stores
+
+MAX_PORT = 65535
 
 
 def serve(
@@ -53,7 +58,14 @@ def serve(
     }
     if model:
         overrides["models"] = list(model)
-    serve_settings = ServeSettings.model_validate({**settings.serve.model_dump(), **overrides})
+    if port is not None and not 0 <= port <= MAX_PORT:
+        raise ConfigError(f"--port {port} is not a port: give a number from 0 to {MAX_PORT}")
+    try:
+        serve_settings = ServeSettings.model_validate({**settings.serve.model_dump(), **overrides})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise ConfigError(f"serve.{where}: {problem['msg']}") from None
     settings = settings.model_copy(update={"serve": serve_settings})
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("orjson") is None:
         raise MissingExtraError("the server needs its extra: pip install 'gristmill[serve]'")
@@ -63,8 +75,9 @@ def serve(
     from gristmill.server.app import SETTINGS_VARIABLE
 
     os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    _check_port(serve_settings.host, serve_settings.port)
     console.print(
-        f"serving on http://{serve_settings.host}:{serve_settings.port} "
+        f"starting on http://{serve_settings.host}:{serve_settings.port} "
         f"({serve_settings.workers} worker(s)); docs/serving.md lists the endpoints",
         highlight=False,
     )
@@ -80,6 +93,27 @@ def serve(
         log_level="warning",
         timeout_graceful_shutdown=10,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """A port another process holds is one clear line now, before anything says it started
+    (uvicorn would log its own error after the start-up line). The probe binds and lets go
+    at once, with the address reuse uvicorn sets too (a port in TIME_WAIT is free)."""
+    if port == 0:  # any free port: uvicorn picks one
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} is in use on {host}; choose another with --port"
+                ) from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); check --host and --port"
+            ) from None
 
 
 def _check_models(settings: Settings) -> None:

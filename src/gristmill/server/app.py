@@ -17,6 +17,7 @@ import contextlib
 import gc
 import logging
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,6 +39,7 @@ from gristmill.server.http import (
     check_token,
     error_response,
     json_of,
+    prediction_token,
     request_id,
 )
 from gristmill.server.metrics import CONTENT_TYPE
@@ -58,15 +60,17 @@ SETTINGS_VARIABLE = "_GRISTMILL_SERVE_SETTINGS"
 
 def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     """The native API's routes, then the Open Inference Protocol's and MLflow's, all over
-    the same ``models``. MLflow's ``/invocations`` names no model: it scores the one model
-    the server preloads, when it preloads exactly one."""
+    the same ``models``, every prediction endpoint guarded by the same token (when
+    ``serve.token_for_predictions``). MLflow's ``/invocations`` names no model: it scores
+    the one model the server preloads, when it preloads exactly one."""
     settings = models.settings
     served: ServedModels = models  # what the protocols are given (checked by mypy)
     preloaded = settings.models[0] if len(settings.models) == 1 else None
+    token = prediction_token(settings)
     return [
         *native.routes(models),
-        *oip.routes(served, max_bytes=settings.max_body_bytes),
-        *mlflow.routes(served, default=preloaded),
+        *oip.routes(served, max_bytes=settings.max_body_bytes, token=token),
+        *mlflow.routes(served, default=preloaded, token=token),
     ]
 
 
@@ -336,12 +340,22 @@ async def _failed(request: Request, exc: Exception) -> Response:
     return error_response(exc, request_id(request))
 
 
+_NOT_A_VERSION = re.compile(r"^/v1/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)(/predict)?$")
+
+
 async def _refused(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no such path, a wrong method) as JSON errors."""
     status = exc.status_code if isinstance(exc, HTTPException) else 400
     detail = exc.detail if isinstance(exc, HTTPException) else str(exc)
     headers = exc.headers if isinstance(exc, HTTPException) else None
     message = f"{detail}: {request.method} {request.url.path}"
+    version = _NOT_A_VERSION.match(request.url.path) if status == 404 else None
+    if version is not None:
+        message += (
+            f"; {version['version']!r} is not a version: a version is a number "
+            f"(/v1/models/{version['name']}/versions/3), an alias is named as "
+            f"/v1/models/{version['name']}@ALIAS"
+        )
     return JSONResponse({"error": message}, status, headers=headers)
 
 

@@ -33,7 +33,8 @@ class _Queue:
 
 class MicroBatcher:
     """Scores one-row requests together (see the module docstring). ``on_batch`` is told
-    the manifest's model, version and size of each call that held several rows."""
+    the manifest's model, version and rows of each call of the servable it makes (1 for a
+    request scored alone, or again alone after its batch failed)."""
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class MicroBatcher:
         queue.last_size = len(items)
         servable = queue.servable
         if len(items) == 1:
+            self._called(servable, 1)
             _settle(servable, *items[0])
             return
         try:
@@ -100,14 +102,18 @@ class MicroBatcher:
             answer = servable.predict(columns)
         except (GristmillError, KeyError, ValueError, TypeError):
             for item in items:  # each request its own answer or its own error
+                self._called(servable, 1)
                 _settle(servable, *item)
             return
-        manifest = servable.manifest
-        if self._on_batch is not None:
-            self._on_batch(manifest.model, manifest.version, len(items))
+        self._called(servable, len(items))
         for index, (_, future) in enumerate(items):
             if not future.done():
                 future.set_result(_row(answer, index))
+
+    def _called(self, servable: Servable, size: int) -> None:
+        if self._on_batch is not None:
+            manifest = servable.manifest
+            self._on_batch(manifest.model, manifest.version, size)
 
 
 def _settle(

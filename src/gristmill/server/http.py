@@ -1,12 +1,13 @@
 """What every route shares: JSON in and out (orjson), errors as JSON, limits, request ids.
 
-HTTP status codes are decided here and nowhere else (``status_of``): a ``NotFoundError`` is
-404, a ``DataError`` or ``ConfigError`` 400 (the message names the field), ``TooLargeError``
-413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401, ``NotReadyError``, an
-unreachable backend and a version that cannot be loaded (``ConflictError``: an artifact
-whose bytes do not match their digest) 503. Anything else is a 500 whose body says only
-that it was unexpected and the request id to look for in the server's log: no traceback
-reaches a client.
+HTTP status codes are decided here and nowhere else (``status_of``), for every protocol
+(native, Open Inference, MLflow): a ``RequestError`` carries its own (400, 413, 415), a
+``NotFoundError`` is 404, a ``DataError`` or ``ConfigError`` 400 (the message names the
+field), ``TooLargeError`` 413, ``UnsupportedMediaError`` 415, ``UnauthorizedError`` 401
+(answered with ``WWW-Authenticate: Bearer``), ``NotReadyError``, an unreachable backend and
+a version that cannot be loaded (``ConflictError``: an artifact whose bytes do not match
+their digest) 503. Anything else is a 500 whose body says only that it was unexpected and
+the request id to look for in the server's log: no traceback reaches a client.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gristmill.config.settings import ServeSettings
 from gristmill.errors import (
     BackendUnavailableError,
     ConfigError,
@@ -61,8 +63,18 @@ class UnsupportedMediaError(DataError):
     """A request body of a content type the endpoint does not read."""
 
 
+class RequestError(DataError):
+    """The request itself is unusable (malformed body, unknown input, wrong shape or type),
+    answered with ``status`` (400 by default, 413 for too much, 415 for a content type no
+    route reads). ``field`` names what was wrong (an input tensor, a column, a JSON key)."""
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message, column=field)
+        self.status = status
+
+
 class UnauthorizedError(GristmillError):
-    """A request without the bearer token the server requires."""
+    """A request without the bearer token the server requires, or with another one."""
 
 
 class NotReadyError(GristmillError):
@@ -71,6 +83,8 @@ class NotReadyError(GristmillError):
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status of an error (see the module docstring)."""
+    if isinstance(exc, RequestError):
+        return exc.status
     for kind, status in (
         (TooLargeError, 413),
         (UnsupportedMediaError, 415),
@@ -96,12 +110,28 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=JSON_OPTIONS)
 
 
-def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """``{"error": message}``, with the field (``column``, ``row``) a ``DataError`` names."""
+def message_of(exc: BaseException, request_id: str) -> str:
+    """What the client reads: the error's own message, or, for a 500, that it was unexpected
+    and the request id under which the server logged its traceback."""
     if status_of(exc) == 500:
         logger.error("request %s failed unexpectedly", request_id, exc_info=exc)
-        return {"error": f"unexpected error; see the server log for request {request_id}"}
-    body: dict[str, Any] = {"error": str(exc)}
+        return (
+            f"unexpected error ({type(exc).__name__}); see the server log for request {request_id}"
+        )
+    return str(exc) or type(exc).__name__
+
+
+def error_headers(exc: BaseException, request_id: str) -> dict[str, str]:
+    """The headers of an error answer: the request id, and the auth scheme of a 401."""
+    headers = {REQUEST_ID: request_id}
+    if isinstance(exc, UnauthorizedError):
+        headers["www-authenticate"] = 'Bearer realm="gristmill"'
+    return headers
+
+
+def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """``{"error": message}``, with the field (``column``, ``row``) a ``DataError`` names."""
+    body: dict[str, Any] = {"error": message_of(exc, request_id)}
     if isinstance(exc, DataError):
         if exc.column is not None:
             body["field"] = exc.column
@@ -113,7 +143,7 @@ def error_body(exc: BaseException, request_id: str) -> dict[str, Any]:
 def error_response(exc: BaseException, request_id: str = "") -> JSONResponse:
     """The JSON answer to a failed request (the status from ``status_of``)."""
     request_id = request_id or new_request_id()
-    headers = {REQUEST_ID: request_id}
+    headers = error_headers(exc, request_id)
     return JSONResponse(error_body(exc, request_id), status_of(exc), headers=headers)
 
 
@@ -161,16 +191,32 @@ async def json_of(request: Request, limit: int) -> Any:
         raise DataError(f"the request body is not valid JSON: {exc}") from exc
 
 
+def prediction_token(settings: ServeSettings) -> str | None:
+    """The token every prediction endpoint (of every protocol) and ``/v1/jobs`` require:
+    ``serve.token`` when ``serve.token_for_predictions``, else none."""
+    return settings.token if settings.token_for_predictions else None
+
+
 def check_token(request: Request, token: str | None) -> None:
     """``UnauthorizedError`` unless the request carries ``Authorization: Bearer <token>``
-    (nothing is checked when no token is set)."""
+    (nothing is checked when no token is set); its message says whether the token was
+    missing or wrong."""
     if token is None:
         return
-    given = request.headers.get("authorization", "")
-    scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(
-        value.strip().encode(), token.encode()
-    ):
+    given = request.headers.get("authorization", "").strip()
+    if not given:
         raise UnauthorizedError(
-            "this endpoint needs the server's token: send Authorization: Bearer <serve.token>"
+            "this endpoint needs the server's token and the request has none: send "
+            "Authorization: Bearer <serve.token>"
+        )
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer":
+        raise UnauthorizedError(
+            f"the Authorization header uses the {scheme!r} scheme; send "
+            "Authorization: Bearer <serve.token>"
+        )
+    if not secrets.compare_digest(value.strip().encode(), token.encode()):
+        raise UnauthorizedError(
+            "the bearer token is wrong: it is not the server's serve.token; send "
+            "Authorization: Bearer <serve.token>"
         )

@@ -38,6 +38,7 @@ from gristmill.server.http import (
     check_token,
     error_response,
     json_of,
+    prediction_token,
     request_id,
 )
 from gristmill.server.openapi import documented, operation, parameter
@@ -159,8 +160,7 @@ def routes(jobs: ScoreJobs) -> list[BaseRoute]:
     async def start(request: Request) -> Response:
         rid = request_id(request)
         try:
-            if serve.token_for_predictions:
-                check_token(request, serve.token)
+            check_token(request, prediction_token(serve))
             job = await jobs.submit(await json_of(request, serve.max_body_bytes))
         except Exception as exc:
             return error_response(exc, rid)
@@ -170,8 +170,7 @@ def routes(jobs: ScoreJobs) -> list[BaseRoute]:
     async def show(request: Request) -> Response:
         rid = request_id(request)
         try:
-            if serve.token_for_predictions:
-                check_token(request, serve.token)
+            check_token(request, prediction_token(serve))
             job = await jobs.find(request.path_params["job_id"])
         except Exception as exc:
             return error_response(exc, rid)

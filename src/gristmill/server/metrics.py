@@ -1,7 +1,11 @@
 """The server's Prometheus metrics, kept in plain counters and written as Prometheus text.
 
-Per ``(model_name, model_version)``: requests, errors, latency (a histogram in seconds),
-rows scored, batch sizes (a histogram), cache hits, fallbacks (requests the version passed
+Per ``(model_name, model_version)``: requests, errors (every failed prediction request,
+4xx included, with its ``status``; a request that failed before a version was found, such
+as an unknown model or a missing token, under empty model labels), latency (a histogram in
+seconds), rows scored, batch sizes (rows per call of the model: a micro-batch's size, 1 for
+a one-row request scored alone, a request's rows otherwise; a cache hit is no call), cache
+hits, fallbacks (requests the version passed
 on to the next of its traffic policy's fallback chain) and shadow scorings (done, failed,
 dropped). Updating one costs a dict lookup and a
 few additions on the event loop's thread (no lock, no label object per call): cheaper than a
@@ -64,7 +68,7 @@ class _Histogram:
 @dataclass
 class _Series:
     requests: int = 0
-    errors: int = 0
+    errors: dict[int, int] = field(default_factory=dict)  # by HTTP status
     rows: int = 0
     cache_hits: int = 0
     fallbacks: int = 0
@@ -99,10 +103,10 @@ class Metrics:
         series.rows += rows
         series.latency.observe(seconds)
 
-    def failed(self, model: str, version: int | str, seconds: float) -> None:
+    def failed(self, model: str, version: int | str, seconds: float, status: int) -> None:
         series = self._of(model, version)
         series.requests += 1
-        series.errors += 1
+        series.errors[status] = series.errors.get(status, 0) + 1
         series.latency.observe(seconds)
 
     def batched(self, model: str, version: int, size: int) -> None:
@@ -129,7 +133,7 @@ class Metrics:
     def render(self) -> str:
         heads = {
             "requests": ("counter", "Prediction requests answered or failed."),
-            "errors": ("counter", "Prediction requests that failed (any status)."),
+            "errors": ("counter", "Prediction requests that failed, by HTTP status (4xx too)."),
             "rows": ("counter", "Rows scored."),
             "cache_hits": ("counter", "Answers taken from the prediction cache."),
             "fallbacks": (
@@ -140,7 +144,10 @@ class Metrics:
             "shadow_errors": ("counter", "Shadow scorings of this version that failed."),
             "shadow_dropped": ("counter", "Shadow scorings dropped: the shadow queue was full."),
             "latency": ("histogram", "Seconds from parsed request to answer."),
-            "batch": ("histogram", "Rows per call of the model (micro-batching)."),
+            "batch": (
+                "histogram",
+                "Rows per call of the model: a micro-batch's size, else the request's rows.",
+            ),
         }
         names = {
             "requests": "gristmill_requests_total",
@@ -167,6 +174,11 @@ class Metrics:
                     lines += series.latency.lines(name, labels)
                 elif key == "batch":
                     lines += series.batches.lines(name, labels)
+                elif key == "errors":
+                    lines += [
+                        f'{name}{{{labels},status="{status}"}} {count}'
+                        for status, count in sorted(series.errors.items())
+                    ]
                 else:
                     value = getattr(series, key)
                     lines.append(f"{name}{{{labels}}} {value}")

@@ -359,10 +359,10 @@ class RegistryModels:
                 rows = self._rows(columns)
                 answer = await self._score(servable, columns, rows)
             except Exception as exc:
-                self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
                 if index == len(chain) - 1 or status_of(exc) < 500:
+                    served.answered = manifest  # the route counts it (``failed``)
                     raise  # the last of the chain, or the client's own error
-                self._fell_back(manifest, exc, chain[index + 1].manifest)
+                self._fell_back(manifest, exc, chain[index + 1].manifest, started)
                 continue
             seconds = perf_counter() - started
             served.answered = manifest
@@ -375,7 +375,19 @@ class RegistryModels:
             return answer
         raise AssertionError("a chain has at least its chosen version")
 
-    def _fell_back(self, failed: ServableManifest, exc: Exception, to: ServableManifest) -> None:
+    def failed(self, served: Served | None, status: int, seconds: float) -> None:
+        """Count a prediction request that failed (see ``ServedModels``)."""
+        if served is None:
+            self.metrics.failed("", "", seconds, status)
+        else:
+            manifest = served.answering
+            self.metrics.failed(manifest.model, manifest.version, seconds, status)
+
+    def _fell_back(
+        self, failed: ServableManifest, exc: Exception, to: ServableManifest, started: float
+    ) -> None:
+        """``failed`` could not answer: counted as its failure, and ``to`` is asked next."""
+        self.metrics.failed(failed.model, failed.version, perf_counter() - started, status_of(exc))
         self.metrics.fell_back(failed.model, failed.version)
         logger.warning("%s failed (%r); %s answers instead", failed.ref, exc, to.ref)
 
@@ -394,9 +406,12 @@ class RegistryModels:
     async def _score(
         self, servable: Servable, columns: Mapping[str, Any], rows: int
     ) -> Predictions:
-        if servable.manifest.kind != "onnx" or rows > IN_THREAD_ROWS:
+        manifest = servable.manifest
+        if manifest.kind != "onnx" or rows > IN_THREAD_ROWS:
+            self.metrics.batched(manifest.model, manifest.version, rows)
             return await asyncio.to_thread(servable.predict, columns)
         if rows != 1:
+            self.metrics.batched(manifest.model, manifest.version, rows)
             return servable.predict(columns)
         key = self.cache.key(servable.manifest, columns) if self.cache.enabled else None
         if key is not None:
@@ -404,9 +419,10 @@ class RegistryModels:
             if cached is not None:
                 self.metrics.cache_hit(servable.manifest.model, servable.manifest.version)
                 return cached
-        if self.batcher.enabled:
+        if self.batcher.enabled:  # it counts the size of each call it makes
             answer = await self.batcher.submit(servable, columns)
         else:
+            self.metrics.batched(manifest.model, manifest.version, 1)
             answer = servable.predict(columns)
         if key is not None:
             self.cache.put(key, answer)
@@ -430,10 +446,10 @@ class RegistryModels:
                 self._rows({"entities": entities})
                 answer, status, inputs = await self._entity_answer(servable, entities, given)
             except Exception as exc:
-                self.metrics.failed(manifest.model, manifest.version, perf_counter() - started)
                 if index == len(chain) - 1 or status_of(exc) < 500:
+                    served.answered = manifest  # the route counts it (``failed``)
                     raise
-                self._fell_back(manifest, exc, chain[index + 1].manifest)
+                self._fell_back(manifest, exc, chain[index + 1].manifest, started)
                 continue
             seconds = perf_counter() - started
             served.answered = manifest

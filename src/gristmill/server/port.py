@@ -37,8 +37,9 @@ class Served:
     """A loaded version as a request reaches it: its servable and how it was named, and,
     when a traffic policy chose it, the versions that answer if it fails (``fallbacks``,
     in order) and those scored beside it (``shadows``). ``predict`` sets ``answered`` to
-    the manifest of the version that actually answered (a fallback, maybe): what the
-    protocols report. One per request; what it holds stays with the request to its end."""
+    the manifest of the version that actually answered (a fallback, maybe), or that failed
+    last: what the protocols report and count. One per request; what it holds stays with
+    the request to its end."""
 
     servable: Servable
     asked: str  # what the client named: "churn", "churn@challenger", "churn/3"
@@ -81,10 +82,15 @@ class ServedModels(Protocol):
     ``request_id`` (metrics, prediction log). ``predict_entities`` scores entities by their
     feature vectors in the online store — only vectors made by the version's own fitted
     pipeline — with ``columns`` (feature columns, one value per entity) overriding stored
-    values. ``ready`` says whether the server can answer.
+    values. ``ready`` says whether the server can answer. ``failed`` counts a prediction
+    request that failed, whatever its status (a 4xx too), under the version it reached
+    (``served``: its ``answering`` manifest; ``None`` when it failed before one was found):
+    the routes call it, so a request is counted once, wherever it failed.
     """
 
     def ready(self) -> bool: ...
+
+    def failed(self, served: Served | None, status: int, seconds: float) -> None: ...
 
     async def find(
         self,

@@ -34,6 +34,7 @@ from gristmill.servables.directory import load_directory, read_index
 from gristmill.servables.loading import CHAMPION, LATEST
 from gristmill.servables.port import Servable, ServableManifest
 from gristmill.server.app import _failed, _refused, service_routes
+from gristmill.server.http import prediction_token
 from gristmill.server.models import RegistryModels
 from gristmill.server.port import EntityPredictions, Served, ServedModels
 from gristmill.server.protocols import mlflow, native, oip
@@ -123,10 +124,11 @@ def create_directory_app(models: DirectoryModels, settings: Settings) -> Starlet
     """The app serving ``models`` (already loaded): protocol routes, then service routes."""
     served: ServedModels = models
     manifest = models.servable.manifest
+    token = prediction_token(settings.serve)
     routes: list[BaseRoute] = [
         *native.routes(models),
-        *oip.routes(served, max_bytes=settings.serve.max_body_bytes),
-        *mlflow.routes(served, default=manifest.model),
+        *oip.routes(served, max_bytes=settings.serve.max_body_bytes, token=token),
+        *mlflow.routes(served, default=manifest.model, token=token),
     ]
     routes += service_routes(models, settings, routes)
 

@@ -4,6 +4,7 @@ the prediction cache, the metrics text, the prediction log's tables, errors as H
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def test_metrics_are_prometheus_text_with_model_labels() -> None:
     metrics = Metrics()
     metrics.answered("m", 3, rows=2, seconds=0.0007)
     metrics.answered("m", 3, rows=1, seconds=0.02)
-    metrics.failed("m", 3, seconds=0.0001)
+    metrics.failed("m", 3, seconds=0.0001, status=400)
     metrics.batched("m", 3, 5)
     metrics.cache_hit("m", 3)
     text = metrics.render()
@@ -120,6 +121,7 @@ def test_metrics_are_prometheus_text_with_model_labels() -> None:
     requests = next(v for k, v in lines.items() if k.startswith("gristmill_requests_total"))
     errors = next(v for k, v in lines.items() if k.startswith("gristmill_errors_total"))
     assert (requests, errors) == ("3", "1")
+    assert f'gristmill_errors_total{{{labels},process="{os.getpid()}",status="400"}} 1' in text
     bucket = next(k for k in lines if 'le="0.001"' in k and "latency" in k)
     assert lines[bucket] == "2"  # 0.0007 and 0.0001; 0.02 is above
     assert next(v for k, v in lines.items() if "latency_seconds_count" in k) == "3"

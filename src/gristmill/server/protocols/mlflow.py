@@ -17,14 +17,19 @@ step rejected, ``null``.
 Which model: ``?model=churn`` (also ``churn@challenger``, ``churn/3``), else the ``default``
 the routes were given, else the one model the server holds. A model named alone is answered
 per its traffic policy (``x-gristmill-key`` makes a canary pick sticky); the version that
-answered is in the ``x-gristmill-model-version`` header. Errors are MLflow's:
-``{"error_code": "BAD_REQUEST", "message": "..."}`` with 400 (413, 415 where they fit),
-``RESOURCE_DOES_NOT_EXIST`` with 404, ``INTERNAL_ERROR`` with 500.
+answered is in the ``x-gristmill-model-version`` header. With ``serve.token`` and
+``serve.token_for_predictions`` set, ``/invocations`` needs ``Authorization: Bearer``.
+Errors are MLflow's bodies with the status ``server.http`` gives every protocol:
+``{"error_code": "BAD_REQUEST", "message": "..."}`` with 400 (413 for more rows than
+``serve.max_rows``, 415 for another content type), ``UNAUTHENTICATED`` with 401,
+``RESOURCE_DOES_NOT_EXIST`` with 404, ``TEMPORARILY_UNAVAILABLE`` with 503 (not ready; a
+version that cannot be loaded), ``INTERNAL_ERROR`` with 500 (naming the request id).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -34,10 +39,11 @@ from starlette.routing import Route
 
 from gristmill import __version__
 from gristmill.servables import ServableManifest, parse_ref
-from gristmill.server.http import new_request_id
+from gristmill.server.http import check_token, request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
     RequestError,
+    error_headers,
     json_response,
     load_json,
     message_of,
@@ -57,12 +63,19 @@ FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 CONTENT_TYPES = ("application/json", "text/csv")
 
 Handler = Callable[[Request], Awaitable[Response]]
+Answering = Callable[[Request, str], Awaitable[Response]]
 
 
-def routes(models: ServedModels, *, default: str | None = None) -> list[Route]:
+def routes(
+    models: ServedModels,
+    *,
+    default: str | None = None,
+    token: str | None = None,
+) -> list[Route]:
     """The protocol's routes over ``models``; ``default`` names the model ``/invocations``
-    scores when the request names none (``churn``, ``churn@alias``, ``churn/3``)."""
-    api = _Scoring(models, default)
+    scores when the request names none (``churn``, ``churn@alias``, ``churn/3``); ``token``,
+    when given, is the bearer token ``/invocations`` needs."""
+    api = _Scoring(models, default, token)
     return [
         Route("/ping", _answering(api.ping), methods=["GET"]),
         Route("/health", _answering(api.ping), methods=["GET"]),
@@ -71,17 +84,18 @@ def routes(models: ServedModels, *, default: str | None = None) -> list[Route]:
     ]
 
 
-def _answering(handler: Handler) -> Handler:
-    """``handler`` with every error answered as MLflow answers one."""
+def _answering(handler: Answering) -> Handler:
+    """``handler`` given the request's id, with every error answered as MLflow answers one
+    (the status and headers from ``server.http``)."""
 
     async def answer(request: Request) -> Response:
+        rid = request_id(request)
         try:
-            return await handler(request)
+            return await handler(request, rid)
         except Exception as exc:
             status = status_of(exc)
-            return json_response(
-                {"error_code": _code(status), "message": message_of(exc, status)}, status
-            )
+            body = {"error_code": _code(status), "message": message_of(exc, rid)}
+            return json_response(body, status, headers=error_headers(exc, rid))
 
     answer.__name__ = handler.__name__
     answer.__doc__ = handler.__doc__
@@ -89,27 +103,37 @@ def _answering(handler: Handler) -> Handler:
 
 
 def _code(status: int) -> str:
-    if status == 404:
-        return "RESOURCE_DOES_NOT_EXIST"
-    return "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
+    codes = {401: "UNAUTHENTICATED", 404: "RESOURCE_DOES_NOT_EXIST", 503: "TEMPORARILY_UNAVAILABLE"}
+    return codes.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
 
 
 class _Scoring:
-    def __init__(self, models: ServedModels, default: str | None) -> None:
+    def __init__(self, models: ServedModels, default: str | None, token: str | None) -> None:
         self.models = models
         self.default = default
+        self.token = token
 
-    async def ping(self, request: Request) -> Response:
+    async def ping(self, request: Request, rid: str) -> Response:
         """200 when the server can answer, else 503."""
         return PlainTextResponse("\n", status_code=200 if self.models.ready() else 503)
 
-    async def version(self, request: Request) -> Response:
+    async def version(self, request: Request, rid: str) -> Response:
         """The server's version."""
         return PlainTextResponse(__version__)
 
-    async def invocations(self, request: Request) -> Response:
+    async def invocations(self, request: Request, rid: str) -> Response:
         """Score a table sent as JSON or CSV; one prediction per row."""
-        served = await self._find(request)
+        started = perf_counter()
+        served = None
+        try:
+            check_token(request, self.token)
+            served = await self._find(request)
+            return await self._scored(request, served, rid)
+        except Exception as exc:  # counted, whatever its status, then answered
+            self.models.failed(served, status_of(exc), perf_counter() - started)
+            raise
+
+    async def _scored(self, request: Request, served: Served, request_id: str) -> Response:
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if media not in CONTENT_TYPES:
             shown = request.headers.get("content-type", "none")
@@ -124,7 +148,6 @@ class _Scoring:
             columns = from_csv(body, manifest)
         else:
             columns = _from_json(load_json(body), manifest)
-        request_id = request.headers.get("x-request-id") or new_request_id()
         predictions = await self.models.predict(
             served, columns, protocol=PROTOCOL, request_id=request_id
         )

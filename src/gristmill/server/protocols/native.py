@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import itemgetter
+from time import perf_counter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,7 +43,9 @@ from gristmill.server.http import (
     check_token,
     error_response,
     json_of,
+    prediction_token,
     request_id,
+    status_of,
 )
 from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import documented, operation, parameter
@@ -66,7 +69,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 def routes(models: RegistryModels) -> list[Route]:
     """The native API's routes over ``models``."""
     settings = models.settings
-    token = settings.token if settings.token_for_predictions else None
+    token = prediction_token(settings)
 
     def guarded(
         handler: Callable[[Request, str], Awaitable[Response]], description: dict[str, Any]
@@ -91,9 +94,18 @@ def routes(models: RegistryModels) -> list[Route]:
         return await models.find(name, alias=str(which))
 
     async def predict(request: Request, rid: str) -> Response:
-        check_token(request, token)
-        payload = await json_of(request, settings.max_body_bytes)
-        served = await find(request, request_key(request, payload))
+        started = perf_counter()
+        served = None
+        try:
+            check_token(request, token)
+            payload = await json_of(request, settings.max_body_bytes)
+            served = await find(request, request_key(request, payload))
+            return await scored(request, rid, served, payload)
+        except Exception as exc:  # counted, whatever its status, then answered
+            models.failed(served, status_of(exc), perf_counter() - started)
+            raise
+
+    async def scored(request: Request, rid: str, served: Served, payload: Any) -> Response:
         entities, columns = _parsed(payload, served.manifest, settings.max_rows)
         body: dict[str, Any] = {}
         if entities is None:

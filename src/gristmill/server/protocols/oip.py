@@ -14,14 +14,18 @@ the ``x-gristmill-key`` header makes a canary pick sticky) or ``name@alias``; ``
 version number (or an alias). Inputs are the manifest's raw columns, one tensor each
 (``tensors``); outputs ``predict`` (class, number, cluster id) and, for a classifier with
 probabilities, ``predict_proba`` (rows by classes, in the order of the metadata's
-``classes``). Errors are ``{"error": "..."}`` with 400 (bad request), 404 (no such model,
-version or alias), 413 (body too large once decompressed) or 500.
+``classes``). Errors are ``{"error": "..."}`` with the status ``server.http`` gives every
+protocol: 400 (bad request), 401 (``serve.token`` and ``serve.token_for_predictions`` set,
+and ``/infer`` asked without it), 404 (no such model, version or alias), 413 (body too
+large once decompressed), 415, 503 (not ready; a version that cannot be loaded) or 500
+(naming the request id).
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
 from typing import Any, NoReturn
 
 import numpy as np
@@ -32,10 +36,11 @@ from starlette.routing import Route
 
 from gristmill import __version__
 from gristmill.servables import ServableManifest
-from gristmill.server.http import new_request_id
+from gristmill.server.http import check_token, request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
     RequestError,
+    error_headers,
     json_response,
     load_json,
     message_of,
@@ -64,11 +69,15 @@ MAX_BYTES = 64 * 1024 * 1024
 """The largest request body, once decompressed (a ``Content-Encoding: gzip`` body)."""
 
 Handler = Callable[[Request], Awaitable[Response]]
+Answering = Callable[[Request, str], Awaitable[Response]]
 
 
-def routes(models: ServedModels, *, max_bytes: int = MAX_BYTES) -> list[Route]:
-    """The protocol's routes over ``models``."""
-    api = _OpenInference(models, max_bytes)
+def routes(
+    models: ServedModels, *, max_bytes: int = MAX_BYTES, token: str | None = None
+) -> list[Route]:
+    """The protocol's routes over ``models``; ``token``, when given, is the bearer token
+    every inference request must carry (metadata and health stay open)."""
+    api = _OpenInference(models, max_bytes, token)
     get, post = ["GET"], ["POST"]
     model = "/v2/models/{name}"
     version = "/v2/models/{name}/versions/{version}"
@@ -85,15 +94,17 @@ def routes(models: ServedModels, *, max_bytes: int = MAX_BYTES) -> list[Route]:
     ]
 
 
-def _answering(handler: Handler) -> Handler:
-    """``handler`` with every error answered as ``{"error": ...}`` and its status."""
+def _answering(handler: Answering) -> Handler:
+    """``handler`` given the request's id, with every error answered as ``{"error": ...}``
+    and the status and headers ``server.http`` decides."""
 
     async def answer(request: Request) -> Response:
+        rid = request_id(request)
         try:
-            return await handler(request)
+            return await handler(request, rid)
         except Exception as exc:
-            status = status_of(exc)
-            return json_response({"error": message_of(exc, status)}, status)
+            body = {"error": message_of(exc, rid)}
+            return json_response(body, status_of(exc), headers=error_headers(exc, rid))
 
     answer.__name__ = handler.__name__
     answer.__doc__ = handler.__doc__
@@ -101,32 +112,33 @@ def _answering(handler: Handler) -> Handler:
 
 
 class _OpenInference:
-    def __init__(self, models: ServedModels, max_bytes: int) -> None:
+    def __init__(self, models: ServedModels, max_bytes: int, token: str | None) -> None:
         self.models = models
         self.max_bytes = max_bytes
+        self.token = token
 
-    async def server_metadata(self, request: Request) -> Response:
+    async def server_metadata(self, request: Request, rid: str) -> Response:
         """The server's name, version and protocol extensions."""
         return json_response(
             {"name": "gristmill", "version": __version__, "extensions": ["binary_tensor_data"]}
         )
 
-    async def live(self, request: Request) -> Response:
+    async def live(self, request: Request, rid: str) -> Response:
         """200 while the server process answers."""
         return json_response({"live": True})
 
-    async def ready(self, request: Request) -> Response:
+    async def ready(self, request: Request, rid: str) -> Response:
         """200 when the server can answer inference requests, else 400."""
         if self.models.ready():
             return json_response({"ready": True})
         return json_response({"error": "the server is not ready to serve models yet"}, 400)
 
-    async def metadata(self, request: Request) -> Response:
+    async def metadata(self, request: Request, rid: str) -> Response:
         """The model's inputs (raw columns) and outputs, as tensors."""
         served = await self._find(request)
         return json_response(self._metadata(served.manifest))
 
-    async def model_ready(self, request: Request) -> Response:
+    async def model_ready(self, request: Request, rid: str) -> Response:
         """200 when the model (version, alias) is loaded and can answer; 404 when none."""
         served = await self._find(request)
         manifest = served.manifest
@@ -134,9 +146,19 @@ class _OpenInference:
             {"name": manifest.model, "version": str(manifest.version), "ready": True}
         )
 
-    async def infer(self, request: Request) -> Response:
+    async def infer(self, request: Request, rid: str) -> Response:
         """Score the request's input tensors; answer the asked outputs, JSON or binary."""
-        served = await self._find(request)
+        started = perf_counter()
+        served = None
+        try:
+            check_token(request, self.token)
+            served = await self._find(request)
+            return await self._infer(request, served, rid)
+        except Exception as exc:  # counted, whatever its status, then answered
+            self.models.failed(served, status_of(exc), perf_counter() - started)
+            raise
+
+    async def _infer(self, request: Request, served: Served, request_id: str) -> Response:
         manifest = served.manifest
         body = await self._body(request)
         header, binary = _split(body, request.headers.get(HEADER_LENGTH))
@@ -145,7 +167,6 @@ class _OpenInference:
             raise RequestError("the inference request must be a JSON object with 'inputs'")
         columns = _columns(manifest, payload, binary)
         wanted = _wanted(manifest, payload)
-        request_id = request.headers.get("x-request-id") or new_request_id()
         predictions = await self.models.predict(
             served, columns, protocol=PROTOCOL, request_id=request_id
         )
