@@ -292,6 +292,57 @@ async def test_metrics_and_the_prediction_log(trained: Any) -> None:
     assert events and events[0].event.payload["model"] == "birds"
 
 
+async def test_every_failed_prediction_is_counted_by_status_and_every_call_by_size(
+    trained: Any,
+) -> None:
+    settings, _ = trained
+    async with _serving(_tuned(settings, max_batch_size=1)) as client:
+        oip = await _oip_request(client, "birds", _rows(1)[0])
+        assert (await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})).is_success
+        assert (await client.post("/v1/models/birds/predict", json={"rows": _rows(3)})).is_success
+        assert (await client.post("/v2/models/birds/infer", json=oip)).is_success
+        bad = [
+            ("/v1/models/birds/predict", _without("bill_length_mm"), 400),
+            ("/v1/models/birds/predict", b'{"rows": [', 400),
+            ("/v2/models/birds/infer", {"inputs": oip["inputs"][1:]}, 400),
+            ("/invocations?model=birds", {"dataframe_records": _rows(51)}, 413),
+            ("/invocations?model=birds", {"dataframe_records": [{"island": "x"}]}, 400),
+            ("/v2/models/fish/infer", oip, 404),
+        ]
+        for path, body, status in bad:
+            sent = {"content": body} if isinstance(body, bytes) else {"json": body}
+            answer = await client.post(path, **sent)  # type: ignore[arg-type]
+            assert answer.status_code == status, (path, answer.text)
+        text = (await client.get("/metrics")).text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    def value(name: str, *labels: str) -> int:
+        found = [v for k, v in lines.items() if k.startswith(name) and all(x in k for x in labels)]
+        assert len(found) == 1, (name, labels, found)
+        return int(float(found[0]))
+
+    birds = 'model_name="birds",model_version="1"'
+    assert value("gristmill_errors_total{", birds, 'status="400"') == 3
+    assert value("gristmill_errors_total{", birds, 'status="413"') == 1
+    # before a version was found (malformed JSON, unknown model): under empty labels
+    assert value("gristmill_errors_total{", 'model_name=""', 'status="400"') == 1
+    assert value("gristmill_errors_total{", 'model_name=""', 'status="404"') == 1
+    # unbatched: every call of the model observed, its rows as the size (1, 3, 1)
+    assert value("gristmill_batch_size_count{", birds) == 3
+    assert value("gristmill_batch_size_sum{", birds) == 5
+    assert value("gristmill_batch_size_bucket{", birds, 'le="1"') == 2
+
+
+async def test_a_version_that_is_not_a_number_is_said_to_be_one(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        answer = await client.post("/v1/models/birds/versions/abc/predict", json={"rows": []})
+        assert answer.status_code == 404
+        said = answer.json()["error"]
+        assert "'abc' is not a version: a version is a number" in said
+        assert "/v1/models/birds@ALIAS" in said
+
+
 async def test_concurrent_one_row_requests_share_a_batch_and_the_cache_answers(
     trained: Any,
 ) -> None:
@@ -333,6 +384,21 @@ async def test_a_tampered_servable_is_refused_and_the_others_keep_serving(traine
             message = refused.json()["error"]
             assert f"refusing to load the servable of {version.ref}" in message
             assert f"gristmill compile {version.ref} --force" in message
+            # every protocol answers it as the native API does: 503 with the same message
+            model, number = version.model, version.version
+            oip = f"/v2/models/{model}/versions/{number}"
+            for method, path, body in (
+                ("GET", oip, None),
+                ("GET", f"{oip}/ready", None),
+                ("POST", f"{oip}/infer", {"inputs": []}),
+                ("POST", f"/invocations?model={model}/{number}", {"dataframe_records": _rows(1)}),
+                ("GET", f"/v1/models/{model}/versions/{number}", None),
+            ):
+                answer = await client.request(method, path, json=body)
+                assert answer.status_code == 503, (path, answer.text)
+                said = answer.json().get("error") or answer.json()["message"]
+                assert f"refusing to load the servable of {version.ref}" in said, path
+                assert answer.headers["x-request-id"], path
             ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
             assert ok.status_code == 200
     finally:
@@ -415,14 +481,53 @@ async def test_the_token_guards_admin_always_and_predictions_when_asked(trained:
         assert open_predict.status_code == 200
     guarded = _tuned(settings, token="s3cret", token_for_predictions=True)
     async with _serving(guarded) as client:
-        refused = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
-        assert refused.status_code == 401
-        allowed = await client.post(
-            "/v1/models/birds/predict",
-            json={"rows": _rows(1)},
-            headers={"authorization": "Bearer s3cret"},
-        )
-        assert allowed.status_code == 200
+        # metadata and health stay open; the OIP request is built from it
+        oip = await _oip_request(client, "birds", _rows(1)[0])
+        for path in ("/v1/models/birds", "/v2/models/birds", "/v2/models/birds/ready", "/ping"):
+            assert (await client.get(path)).status_code == 200, path
+        predictions = [
+            ("/v1/models/birds/predict", {"json": {"rows": _rows(1)}}),
+            ("/v1/models/birds/versions/1/predict", {"json": {"rows": _rows(1)}}),
+            ("/v2/models/birds/infer", {"json": oip}),
+            ("/v2/models/birds/versions/1/infer", {"json": oip}),
+            ("/invocations?model=birds", {"json": {"dataframe_records": _rows(1)}}),
+            ("/invocations?model=birds/1", {"content": _csv(_rows(1)), "headers": _CSV}),
+            ("/v1/jobs", {"json": {"model": "birds", "input": "nowhere.csv"}}),
+        ]
+        for path, request in predictions:
+            given = request.get("headers", {})
+            for token, words in ((None, "has none"), ("nope", "is wrong")):
+                headers = given if token is None else {**given, "authorization": f"Bearer {token}"}
+                refused = await client.post(path, **{**request, "headers": headers})
+                assert refused.status_code == 401, (path, token, refused.text)
+                assert refused.headers["www-authenticate"].startswith("Bearer"), path
+                said = refused.json().get("error") or refused.json()["message"]
+                assert words in said and "Bearer" in said, (path, said)
+            headers = {**given, "authorization": "Bearer s3cret"}
+            allowed = await client.post(path, **{**request, "headers": headers})
+            assert allowed.status_code != 401, (path, allowed.text)
+            if not path.startswith("/v1/jobs"):
+                assert allowed.status_code == 200, (path, allowed.text)
+        text = (await client.get("/metrics")).text
+    refusals = 'gristmill_errors_total{model_name="",model_version=""'
+    assert any(line.startswith(refusals) and 'status="401"' in line for line in text.split("\n"))
+
+
+_CSV = {"content-type": "text/csv"}
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    return pd.DataFrame(rows).to_csv(index=False).encode()
+
+
+async def _oip_request(client: httpx.AsyncClient, model: str, row: dict[str, Any]) -> Any:
+    """An OIP inference request of one row, its tensors typed as the model's metadata says."""
+    metadata = (await client.get(f"/v2/models/{model}")).json()
+    inputs = [
+        {"name": t["name"], "datatype": t["datatype"], "shape": [1], "data": [row[t["name"]]]}
+        for t in metadata["inputs"]
+    ]
+    return {"inputs": inputs}
 
 
 async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> None:

@@ -10,6 +10,7 @@ import gzip
 import socket
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         servables = {name: {1: load_servable(stores, name)} for name in names}
     models = Held(servables, {name: {"champion": 1} for name in names})
     app = Starlette(routes=[*oip.routes(models), *mlflow.routes(models)])
+    with _uvicorn(app) as host:
+        yield Running(f"http://{host}", host, models, _frames())
+
+
+@contextmanager
+def _uvicorn(app: Starlette) -> Iterator[str]:
+    """``app`` served by a real uvicorn on a free port of localhost: its ``host:port``."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     host = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -166,7 +174,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     thread.start()
     try:
         _wait_until(lambda: uv.started)
-        yield Running(f"http://{host}", host, models, _frames())
+        yield host
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
@@ -451,6 +459,70 @@ def test_bad_inference_requests_are_4xx_naming_the_field(server: Running) -> Non
         assert answer.status_code == 404, answer.text
         assert path.split("/")[3].split("@")[-1] in answer.json()["error"]
     assert _post(server, "/v2/models/penguins_logreg/versions/9/infer", good).status_code == 404
+
+
+def test_a_token_guards_infer_and_invocations_for_tritonclient_too(server: Running) -> None:
+    servable = _servable(server, "penguins_logreg")
+    rows = _rows(server, "penguins_logreg", 2)
+    guarded = Starlette(
+        routes=[
+            *oip.routes(server.models, token="s3cret"),
+            *mlflow.routes(server.models, token="s3cret"),
+        ]
+    )
+    with _uvicorn(guarded) as host, triton.InferenceServerClient(host) as client:
+        assert client.is_server_ready() and client.is_model_ready("penguins_logreg")
+        assert client.get_model_metadata("penguins_logreg")["name"] == "penguins_logreg"
+        inputs = _inputs(servable, rows, binary=False)
+        with pytest.raises(InferenceServerException, match="has none"):
+            client.infer("penguins_logreg", inputs)
+        with pytest.raises(InferenceServerException, match="is wrong"):
+            client.infer("penguins_logreg", inputs, headers={"Authorization": "Bearer nope"})
+        answer = client.infer("penguins_logreg", inputs, headers={"Authorization": "Bearer s3cret"})
+        assert answer.as_numpy("predict") is not None
+        records = orjson.loads(rows.to_json(orient="records"))
+        refused = httpx.post(
+            f"http://{host}/invocations?model=penguins_logreg", json={"dataframe_records": records}
+        )
+        assert refused.status_code == 401 and refused.json()["error_code"] == "UNAUTHENTICATED"
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+
+
+@dataclass
+class Crashing(Held):
+    """Models whose scoring fails unexpectedly (a bug, not the request's fault)."""
+
+    async def predict(
+        self,
+        served: Served,
+        columns: Mapping[str, np.ndarray],
+        *,
+        protocol: str,
+        request_id: str,
+    ) -> Predictions:
+        raise RuntimeError("the scorer crashed")
+
+
+def test_an_unexpected_error_is_a_500_naming_the_request_id(server: Running) -> None:
+    crashing = Crashing(server.models.servables, server.models.aliases)
+    app = Starlette(routes=[*oip.routes(crashing), *mlflow.routes(crashing)])
+    servable = _servable(server, "penguins_logreg")
+    rows = _rows(server, "penguins_logreg", 2)
+    records = orjson.loads(rows.to_json(orient="records"))
+    with _uvicorn(app) as host:
+        for path, body in (
+            ("/v2/models/penguins_logreg/infer", _oip_payload(servable, rows)),
+            ("/invocations?model=penguins_logreg", {"dataframe_records": records}),
+        ):
+            answer = httpx.post(
+                f"http://{host}{path}", json=body, headers={"x-request-id": "req-500"}
+            )
+            assert answer.status_code == 500, answer.text
+            said = answer.json().get("error") or answer.json()["message"]
+            assert "request req-500" in said and "crashed" not in said, said
+            assert answer.headers["x-request-id"] == "req-500"
+    assert (None, 401) not in crashing.failures
+    assert crashing.failures == [("penguins_logreg/1", 500)] * 2
 
 
 def test_server_not_ready_says_so(server: Running, client: triton.InferenceServerClient) -> None:

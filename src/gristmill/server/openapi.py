@@ -408,7 +408,7 @@ def _protocol_operations() -> dict[tuple[str, str], dict[str, Any]]:
     parts, so that their handlers stay plain)."""
     name = parameter("name", "NAME (its @champion) or NAME@ALIAS")
     version = parameter("version", "A version number (or an alias)")
-    infer_errors = (400, 404, 413, 415, 503)
+    infer_errors = (400, 401, 404, 413, 415, 503)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for path, params in (
         ("/v2/models/{name}", (name,)),
@@ -422,13 +422,16 @@ def _protocol_operations() -> dict[tuple[str, str], dict[str, Any]]:
             errors=infer_errors,
         )
         found[(path, "get")] = operation(
-            "A model's metadata (OIP)", parameters=params, answer="OipModel", errors=(400, 404)
+            "A model's metadata (OIP)",
+            parameters=params,
+            answer="OipModel",
+            errors=(400, 404, 503),
         )
         found[(f"{path}/ready", "get")] = operation(
             "200 when the model can be served (OIP)",
             parameters=params,
             answer=ANY_OBJECT,
-            errors=(400, 404),
+            errors=(400, 404, 503),
         )
     found[("/v2", "get")] = operation("The server's metadata (OIP)", answer=ANY_OBJECT)
     found[("/v2/health/live", "get")] = operation("Live (OIP)", answer=ANY_OBJECT)
@@ -452,7 +455,7 @@ def _protocol_operations() -> dict[tuple[str, str], dict[str, Any]]:
     invocations["requestBody"]["content"]["text/csv"] = {
         "schema": {"type": "string", "description": "A header row of raw columns, then rows."}
     }
-    for status in (400, 404, 413, 415, 503):
+    for status in (400, 401, 404, 413, 415, 503):
         invocations["responses"][str(status)] = {
             "description": ERROR_MEANING[status],
             "content": {"application/json": {"schema": _ref("MlflowError")}},
@@ -549,7 +552,7 @@ def operation(
 
 ERROR_MEANING = {
     400: "Bad input: malformed JSON, a missing or mistyped column (named in field)",
-    401: "The server's bearer token is required",
+    401: "The server's bearer token is missing or wrong (WWW-Authenticate: Bearer)",
     404: "No such model, alias, version, input or job",
     413: "More rows or bytes than the server takes in one request",
     415: "The body is not of a content type the endpoint reads",
