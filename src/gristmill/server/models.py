@@ -476,6 +476,8 @@ class RegistryModels:
         status, features, found = await self._vectors(manifest, entities, columns)
         scored = None
         if found.size:
+            if pool is None:  # the request's own call (a shadow's is not counted)
+                self.metrics.batched(manifest.model, manifest.version, int(found.size))
             loop = asyncio.get_running_loop()
             scored = await loop.run_in_executor(pool, servable.predict_features, features)
         answer = _scattered(manifest, scored, found, len(entities))
