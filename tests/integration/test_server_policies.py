@@ -231,6 +231,31 @@ async def _latencies(client: httpx.AsyncClient, count: int) -> tuple[list[float]
     return seconds, answers
 
 
+async def _added_latency(
+    client: httpx.AsyncClient,
+    models: RegistryModels,
+    policy: TrafficPolicy,
+    shadow: Any,
+    expected: list[Any],
+    count: int,
+) -> float:
+    """What ``shadow`` adds to the median latency: the smallest of up to three tries, each
+    comparing with the median measured alone just before it (the machine is shared: one
+    window may fall in a busy moment; a shadow that slows answers slows every try)."""
+    added = float("inf")
+    for _ in range(3):
+        await _apply(models, TrafficPolicy("birds", primary=1))
+        alone, answers = await _latencies(client, count)
+        assert answers == expected
+        await _apply(models, policy, shadows=(shadow,))
+        shadowed, answers = await _latencies(client, count)
+        assert answers == expected  # never the shadow's answer
+        added = min(added, statistics.median(shadowed) - statistics.median(alone))
+        if added <= SHADOW_BOUND:
+            break
+    return added
+
+
 async def test_a_slow_or_raising_shadow_changes_neither_answer_nor_latency(
     two_versions: Settings,
 ) -> None:
@@ -239,22 +264,15 @@ async def test_a_slow_or_raising_shadow_changes_neither_answer_nor_latency(
         policy = TrafficPolicy("birds", primary=1, shadow=(2,))
         await _apply(models, TrafficPolicy("birds", primary=1))
         await _latencies(client, 20)  # warm
-        alone, expected = await _latencies(client, count)
+        _, expected = await _latencies(client, count)
 
         route = await models._built(policy)
         slow = _Sleeping(route.shadows[0], 0.2)
-        await _apply(models, policy, shadows=(slow,))
-        shadowed, answers = await _latencies(client, count)
-        assert answers == expected
-        assert statistics.median(shadowed) <= statistics.median(alone) + SHADOW_BOUND, (
-            statistics.median(alone),
-            statistics.median(shadowed),
+        assert await _added_latency(client, models, policy, slow, expected, count) <= SHADOW_BOUND
+        raising = _Raising(route.shadows[0])
+        assert (
+            await _added_latency(client, models, policy, raising, expected, count) <= SHADOW_BOUND
         )
-
-        await _apply(models, policy, shadows=(_Raising(route.shadows[0]),))
-        raising, answers = await _latencies(client, count)
-        assert answers == expected
-        assert statistics.median(raising) <= statistics.median(alone) + SHADOW_BOUND
         deadline = time.monotonic() + 10
         while models.shadows.pending() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
