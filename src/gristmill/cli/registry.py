@@ -12,8 +12,8 @@ from rich.table import Table
 from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.runtime.pipeline_run import current_actor
 from gristmill.runtime.wiring import open_stores
 from gristmill.servables.parity import describe as parity_line
 from gristmill.stages.specs import spec_of_run
