@@ -21,6 +21,7 @@ from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.rows import ROW_ID
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services
+from gristmill.servables.storage import SERVABLE_KIND
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.models import Candidate
 from gristmill.testing.metadata_records import make_candidate
@@ -202,6 +203,12 @@ async def test_promote_and_models_on_the_command_line(services: Services, tmp_pa
     assert "cancer@champion → version 2 (was version 1, which is now cancer@previous)" in (
         second.output
     )
+    # compiled before the alias moved: a server polling in between never compiles it itself
+    compiled = services.metadata.reports.list_reports(
+        subject="cancer/2", kind=SERVABLE_KIND, limit=1
+    )
+    moved = {a.alias: a for a in services.metadata.registry.list_aliases("cancer")}["champion"]
+    assert compiled and compiled[0].created_at <= moved.updated_at
     again = await cli([*home, "promote", logreg.candidate_id])
     assert f"logreg ({logreg.candidate_id}) is cancer version 2 already" in again.output
     assert "nothing moved" in again.output

@@ -24,7 +24,8 @@ from gristmill.config.settings import load_settings
 from gristmill.config.spec import PipelineSpec, parse_spec
 from gristmill.core.events import MODEL_EVALUATED
 from gristmill.features.online_views import lookup
-from gristmill.features.prepare import FeatureStores, prepare, push_online
+from gristmill.features.prepare import prepare, push_online
+from gristmill.features.stores import FeatureStores
 from gristmill.learners.inputs import select_features
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import Services, open_services

@@ -15,7 +15,7 @@ import pytest
 from gristmill.config.settings import Settings, load_settings
 from gristmill.errors import ConfigError, DataError, NotFoundError
 from gristmill.execution.inline import InlineExecutor
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.runtime.wiring import build_score_store, open_stores
 from gristmill.servables import load_servable
 from gristmill.stages.score_jobs import run_score_job

@@ -13,9 +13,9 @@ from rich.table import Table
 from gristmill.cli.announce import announce
 from gristmill.cli.console import console
 from gristmill.cli.settings import opened_metadata
+from gristmill.core.actor import current_actor
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import current_actor
 from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
 from gristmill.training.deployment import (
     DeployMode,

@@ -6,7 +6,7 @@ import asyncio
 import json
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,14 +17,13 @@ from gristmill.cli.settings import settings_from
 from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import load_spec
 from gristmill.errors import ConfigError
-from gristmill.features.online_views import OnlineView
-from gristmill.features.online_views import lookup as online_lookup
-from gristmill.features.prepare import Prepared, prepare
-from gristmill.runtime.wiring import Services, open_services
 from gristmill.stores.features import VectorLookup
 from gristmill.stores.raw import RawBatch
-from gristmill.training.splits import split_for
-from gristmill.training.task import preset_task
+
+if TYPE_CHECKING:  # imported by the verbs that run them: `gristmill --help` stays fast
+    from gristmill.features.online_views import OnlineView
+    from gristmill.features.prepare import Prepared
+    from gristmill.runtime.wiring import Services
 
 
 def _prepared_table(results: list[Prepared]) -> Table:
@@ -112,6 +111,11 @@ def prepare_command(
             f"{spec} has no feature set {unknown[0] if unknown else ''!r}; known: {known}"
         )
 
+    from gristmill.features.prepare import prepare
+    from gristmill.runtime.wiring import open_services
+    from gristmill.training.splits import split_for
+    from gristmill.training.task import preset_task
+
     async def go() -> tuple[list[Prepared], list[str], list[str]]:
         async with open_services(settings_from(ctx)) as services:
             stores = services.feature_stores()
@@ -194,6 +198,9 @@ def lookup(
         gristmill lookup penguins_v1 p0001 p0002
         gristmill lookup penguins_v1 p0001 --model birds@champion
     """
+
+    from gristmill.features.online_views import lookup as online_lookup
+    from gristmill.runtime.wiring import open_services
 
     async def go() -> tuple[OnlineView, list[VectorLookup]]:
         async with open_services(settings_from(ctx)) as services:

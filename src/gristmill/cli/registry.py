@@ -12,14 +12,14 @@ from rich.table import Table
 from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.runtime.pipeline_run import current_actor
 from gristmill.runtime.wiring import open_stores
 from gristmill.servables.parity import describe as parity_line
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
-from gristmill.training.gate import CHAMPION, PREVIOUS, model_name, promote
+from gristmill.training.gate import CHAMPION, PREVIOUS, model_name, promote, register_candidate
 
 FIND_CANDIDATES = "`gristmill ls candidates`"
 
@@ -61,9 +61,10 @@ def promote_command(
 
     The candidate becomes the model's next version (a candidate promoted before keeps the
     version it has). The alias moves to that version; when it is `champion`, the version it
-    leaves becomes `previous`. The version is then compiled for serving (`gristmill compile`
-    shows how: ONNX, checked against the native scorer, or native). The evaluation gate
-    compares every new best candidate with the champion.
+    leaves becomes `previous`. The version is compiled for serving before the alias moves
+    (`gristmill compile` shows how: ONNX, checked against the native scorer, or native), so
+    a running server only loads it. The evaluation gate compares every new best candidate
+    with the champion.
 
     \b
         gristmill ls candidates                        find the id of the one to promote
@@ -75,9 +76,8 @@ def promote_command(
     with opened_metadata(ctx) as store:
         candidate_id, candidate = resolve_prefixed(store, "mc_", candidate_id)
         name = model or _model_of(store, candidate)
-        done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
-    version = done.version
-    if done.registered:
+        version, registered = register_candidate(store, candidate_id, name, actor=current_actor())
+    if registered:
         console.print(
             f"registered {candidate.name} ({candidate_id}) as {name} version {version.version}",
             highlight=False,
@@ -87,7 +87,12 @@ def promote_command(
             f"{candidate.name} ({candidate_id}) is {name} version {version.version} already",
             highlight=False,
         )
+    # Compiled *before* the alias moves: a server that sees the alias move (its poll may come
+    # before the announcement) then only loads the servable; it never compiles it itself
+    # while it answers requests.
     _compile(ctx, version)
+    with opened_metadata(ctx) as store:
+        done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
     target = f"{name}@{alias}"
     if done.replaced is None or done.replaced.version != version.version:
         _announce(ctx, version, alias, done.replaced)

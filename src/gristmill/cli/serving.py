@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import os
+import logging
 import socket
 from typing import Annotated, Any
 
@@ -70,29 +70,20 @@ def serve(
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("orjson") is None:
         raise MissingExtraError("the server needs its extra: pip install 'gristmill[serve]'")
     _check_models(settings)
-    import uvicorn
+    from gristmill.server import supervisor
 
-    from gristmill.server.app import SETTINGS_VARIABLE
-
-    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    supervisor.hand_over(settings, logging.getLogger().getEffectiveLevel())
     _check_port(serve_settings.host, serve_settings.port)
     console.print(
         f"starting on http://{serve_settings.host}:{serve_settings.port} "
         f"({serve_settings.workers} worker(s)); docs/serving.md lists the endpoints",
         highlight=False,
     )
-    uvicorn.run(
-        "gristmill.server.app:worker_app",
-        factory=True,
-        host=serve_settings.host,
-        port=serve_settings.port,
-        workers=serve_settings.workers,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
+    if serve_settings.workers > 1:
+        # the workers are spawned: their parent's __main__ must not be this CLI (see
+        # server.supervisor)
+        supervisor.supervise_in_new_process()
+    supervisor.run(settings)
 
 
 def _check_port(host: str, port: int) -> None:

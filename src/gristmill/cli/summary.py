@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -16,12 +16,14 @@ from gristmill.core.events import (
     MODEL_TRAINED,
     RAW_INGESTED,
 )
-from gristmill.runtime.pipeline_run import RunReport
 from gristmill.segregation import SUBSETS, SplitResult
 from gristmill.stages.base import STAGE_FAILED
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.models import Candidate
 from gristmill.training.task import describe_task
+
+if TYPE_CHECKING:  # the runner is imported by the verbs that run pipelines, not by --help
+    from gristmill.runtime.pipeline_run import RunReport
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 

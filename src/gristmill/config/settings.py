@@ -127,6 +127,13 @@ class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="Server processes (uvicorn workers).")
+    worker_healthcheck_seconds: int = Field(
+        60,
+        ge=1,
+        description="Seconds a worker may take to answer the supervisor's health check "
+        "before it is killed and replaced (uvicorn's default, 5, kills workers that start "
+        "slowly on a loaded machine).",
+    )
     models: list[str] = Field(
         default_factory=list, description="Models loaded at start: NAME, NAME@ALIAS, NAME/N."
     )

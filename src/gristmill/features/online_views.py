@@ -20,7 +20,7 @@ from gristmill.stores.features import VectorLookup
 from gristmill.stores.models import Candidate
 
 if TYPE_CHECKING:
-    from gristmill.features.prepare import FeatureStores
+    from gristmill.features.stores import FeatureStores
     from gristmill.stores.metadata import MetadataStore
 
 logger = logging.getLogger(__name__)

@@ -30,28 +30,17 @@ from gristmill.features.pipeline import FittedFeaturePipeline
 from gristmill.features.rows import ROW_ID, keyed, without_row_id
 from gristmill.features.selection import LABEL_METHODS
 from gristmill.features.serialization import dumps, loads
+from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.features.validation import REPORT_KIND, validate
-from gristmill.stores.artifacts import ArtifactStore
-from gristmill.stores.features import FeatureSet, OfflineFeatureStore, OnlineFeatureStore
+from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import LineageEdge, MetadataStore
-from gristmill.stores.raw import RawBatch, RawStore
+from gristmill.stores.raw import RawBatch
 from gristmill.stores.reports import Report
 
 logger = logging.getLogger(__name__)
 
 FEATURE_SET_KIND = "feature_set"
 PIPELINE_KIND = "feature_pipeline"
-
-
-@dataclass(frozen=True)
-class FeatureStores:
-    """The stores preparation reads and writes (``online`` is optional)."""
-
-    raw: RawStore
-    metadata: MetadataStore
-    offline: OfflineFeatureStore
-    artifacts: ArtifactStore
-    online: OnlineFeatureStore | None = None
 
 
 @dataclass(frozen=True)
@@ -216,19 +205,6 @@ def prepare(
     materialized = _materialize(spec, stored, without_row_id(features), stores)
     materialized += _refresh_views_in_use(spec, stored, without_row_id(table), stores)
     return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
-
-
-def trusted_packages(spec: FeatureSetSpec | None) -> list[str]:
-    """The packages of the custom steps the spec names: the spec is trusted configuration,
-    so the fitted objects of those steps may be loaded."""
-    if spec is None:
-        return []
-    packages = []
-    for step in spec.steps:
-        name = next(iter(step))
-        if ":" in name or "." in name:
-            packages.append(name.replace(":", ".").split(".")[0])
-    return sorted(set(packages))
 
 
 def load_pipeline(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gristmill import __version__
 from gristmill.errors import ConfigError
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.packaging import templates
 from gristmill.packaging.lock import ROOTS, distributions_of, lock
 from gristmill.servables.directory import INDEX, load_directory, write_servable

@@ -9,7 +9,6 @@ execution recorded become pending in turn. The run ends when nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import socket
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.config.spec import PipelineSpec
+from gristmill.core.actor import current_actor
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
@@ -50,11 +50,6 @@ class RunReport:
 
     def of_type(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.type == event_type]
-
-
-def current_actor() -> str:
-    """Who is acting: ``$GRISTMILL_ACTOR``, else the operating-system user."""
-    return os.environ.get("GRISTMILL_ACTOR") or getpass.getuser()
 
 
 def start_run(

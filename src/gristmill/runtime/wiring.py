@@ -12,7 +12,7 @@ from gristmill.config.settings import Settings
 from gristmill.core.imports import import_object
 from gristmill.errors import UnknownBackendError
 from gristmill.execution.port import Executor, RestartableWorkers
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.stores.artifacts import ArtifactStore
 from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
 from gristmill.stores.metadata import MetadataStore

@@ -19,7 +19,7 @@ import pandas as pd
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.features.prepare import FeatureStores, trusted_packages
+from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.servables import storage
 from gristmill.servables.native import NativeServable
 from gristmill.servables.onnx_servable import OnnxServable

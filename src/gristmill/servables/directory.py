@@ -26,7 +26,7 @@ from typing import Any
 from gristmill.core.ids import digest_bytes
 from gristmill.errors import ConflictError, DataError, NotFoundError
 from gristmill.features import serialization as pipelines
-from gristmill.features.prepare import FeatureStores, trusted_packages
+from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.learners.serialization import loads
 from gristmill.servables import storage
 from gristmill.servables.compiling import feature_section

@@ -8,6 +8,8 @@ read through the artifact store, which checks its digest: bytes altered after th
 written are refused with a ``ConflictError`` that names the artifact and how to recompile.
 The manifest must name the version's own bundle. A native servable's fitted objects load
 only through the trusted skops loader (``load_scorer``), never plain pickle.
+
+The heavy libraries are imported inside the functions that need them (see below).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from __future__ import annotations
 import json
 
 from gristmill.errors import ConfigError, ConflictError, DataError, NotFoundError
-from gristmill.features.prepare import FeatureStores, trusted_packages
+from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.servables import storage
-from gristmill.servables.compiling import compile_version, feature_section
-from gristmill.servables.native import NativeServable
-from gristmill.servables.onnx_servable import OnnxServable
 from gristmill.servables.port import Servable
 from gristmill.stores.models import ModelVersion
-from gristmill.training.bundle import load_scorer
+
+# Compiling, ONNX Runtime and the native loader (pandas, scikit-learn, skops) are imported
+# when a version needs them, not with this module: a server process starts in well under
+# a second and pays for a library only when it loads a version that uses it.
 
 CHAMPION = "champion"
 LATEST = "latest"
@@ -82,12 +84,16 @@ def load_servable(
                 f"{version.ref} has no compiled servable; compile it: gristmill compile "
                 f"{version.ref}"
             )
+        from gristmill.servables.compiling import compile_version
+
         return compile_version(stores, version, threads=threads).servable
     try:
         return load_digest(stores, version, digest, threads=threads)
     except NotFoundError:
         if not compile:  # a graph gone from the store (not altered): compile it again
             raise
+        from gristmill.servables.compiling import compile_version
+
         return compile_version(stores, version, threads=threads).servable
 
 
@@ -105,6 +111,8 @@ def load_digest(
                 f"{manifest.bundle}, not for {version.ref} ({version.artifact})"
             )
         if manifest.kind == "onnx":
+            from gristmill.servables.onnx_servable import OnnxServable
+
             graph = storage.read(stores, body["graph"], f"the ONNX graph of {version.ref}")
             learner = storage.read(stores, body["learner_graph"], f"the learner of {version.ref}")
             return OnnxServable(
@@ -118,6 +126,10 @@ def load_digest(
         raise ConflictError(f"{exc}{hint}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"the servable of {version.ref} ({digest}) is malformed: {exc}") from exc
+    from gristmill.servables.compiling import feature_section
+    from gristmill.servables.native import NativeServable
+    from gristmill.training.bundle import load_scorer
+
     candidate = stores.metadata.candidates.get_candidate(version.candidate_id)
     trust = trusted_packages(feature_section(stores, candidate))
     return NativeServable(manifest, load_scorer(stores, candidate, also_trust=trust))

@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.errors import DataError, GristmillError
-from gristmill.features.prepare import FeatureStores
 from gristmill.features.rows import without_row_id
+from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import Parity, Predictions
 from gristmill.stores.models import Candidate
 from gristmill.training.raw_rows import raw_rows

@@ -18,7 +18,7 @@ from typing import Any
 
 from gristmill.core.ids import digest_json
 from gristmill.errors import ConflictError, DataError, NotFoundError
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import InputColumn, Parity, ServableManifest
 from gristmill.stores.models import ModelVersion
 from gristmill.stores.reports import Report

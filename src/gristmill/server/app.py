@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -53,9 +52,6 @@ logger = logging.getLogger(__name__)
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread holds the GIL while another waits (Python's default: 0.005)."""
-
-SETTINGS_VARIABLE = "_GRISTMILL_SERVE_SETTINGS"
-"""How ``gristmill serve`` hands its settings to uvicorn's worker processes (JSON)."""
 
 
 def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
@@ -357,10 +353,3 @@ async def _refused(request: Request, exc: Exception) -> Response:
             f"/v1/models/{version['name']}@ALIAS"
         )
     return JSONResponse({"error": message}, status, headers=headers)
-
-
-def worker_app() -> Starlette:
-    """The app of a uvicorn worker process, from the settings ``gristmill serve`` handed it."""
-    text = os.environ.get(SETTINGS_VARIABLE)
-    settings = Settings.model_validate_json(text) if text else Settings()
-    return create_app(settings)

@@ -13,6 +13,9 @@ input names something to score (else 400 or 404) — records the job ``queued`` 
 Either way, at the end the job's webhook (if any) is POSTed its summary, retried, and
 ``scores.ready`` is announced on the bus. ``GET`` answers the job's state, progress, rows,
 bad rows and errors, and where the scores are.
+
+The scoring stage's modules (pandas, the learners) are imported by the routes that use
+them, not with the server: a worker process must start fast (``cli.serving``).
 """
 
 from __future__ import annotations
@@ -42,9 +45,6 @@ from gristmill.server.http import (
     request_id,
 )
 from gristmill.server.openapi import documented, operation, parameter
-from gristmill.stages.score_inputs import resolve_input
-from gristmill.stages.score_jobs import ready_payload, run_score_job
-from gristmill.stages.scoring import job_summary, notify, requested_job
 from gristmill.stores.scores import ScoreJob
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class ScoreJobs:
         stores = services.feature_stores()
 
         def check_and_record() -> ScoreJob:
+            from gristmill.stages.score_inputs import resolve_input
+
             name, which = parse_ref(job.model)
             resolve_version(stores, name, which)
             resolve_input(stores, job.input)
@@ -96,6 +98,9 @@ class ScoreJobs:
         return job
 
     async def _run(self, job: ScoreJob) -> None:
+        from gristmill.stages.score_jobs import ready_payload, run_score_job
+        from gristmill.stages.scoring import job_summary, notify
+
         services = self._opened()
         scoring = self.settings.scoring
         try:
@@ -143,6 +148,8 @@ def _requested(body: dict[Any, Any]) -> ScoreJob:
             f"the body of /v1/jobs has no field {unknown[0]!r}; it takes model, input, webhook",
             column=unknown[0],
         )
+    from gristmill.stages.scoring import requested_job
+
     try:
         job = requested_job(body, new_id())
     except GristmillError as exc:
@@ -174,6 +181,8 @@ def routes(jobs: ScoreJobs) -> list[BaseRoute]:
             job = await jobs.find(request.path_params["job_id"])
         except Exception as exc:
             return error_response(exc, rid)
+        from gristmill.stages.scoring import job_summary
+
         return JSONResponse(job_summary(job))
 
     return [

@@ -43,9 +43,8 @@ import numpy as np
 
 from gristmill.config.settings import ServeSettings
 from gristmill.errors import DataError, NotFoundError
-from gristmill.features.prepare import FeatureStores
-from gristmill.servables import load_servable, resolve_version
-from gristmill.servables.loading import CHAMPION
+from gristmill.features.stores import FeatureStores
+from gristmill.servables.loading import CHAMPION, load_servable, resolve_version
 from gristmill.servables.port import Predictions, Servable, ServableManifest
 from gristmill.server.batching import MicroBatcher
 from gristmill.server.cache import PredictionCache

@@ -22,7 +22,7 @@ from typing import Any
 
 from gristmill.core.events import MODEL_DEPLOYED, Event
 from gristmill.errors import DataError, NotFoundError
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.stores.models import TrafficPolicy
 
 FIELDS = ("primary", "canary", "canary_share", "shadow", "fallback", "reason")

@@ -21,12 +21,12 @@ from gristmill.core.ids import digest_json
 from gristmill.errors import PERMANENT_ERRORS as PERMANENT
 from gristmill.errors import ConfigError
 from gristmill.features.prepare import (
-    FeatureStores,
     Prepared,
     prepare,
     push_online,
     validate_batch,
 )
+from gristmill.features.stores import FeatureStores
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver, run_spec_resolver
 from gristmill.stores.raw import RawBatch

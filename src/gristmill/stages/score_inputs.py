@@ -16,8 +16,8 @@ from typing import Literal
 import pyarrow as pa
 
 from gristmill.errors import ConfigError, DataError, NotFoundError
-from gristmill.features.prepare import FeatureStores
 from gristmill.features.rows import ROW_ID
+from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import ServableManifest
 
 InputKind = Literal["feature_set", "batch", "file"]

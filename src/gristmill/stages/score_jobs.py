@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from gristmill.errors import DataError
 from gristmill.execution.port import Executor, Task
-from gristmill.features.prepare import FeatureStores
 from gristmill.features.rows import ROW_ID
+from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import load_servable, parse_ref, resolve_version
 from gristmill.servables.port import Predictions, Servable
 from gristmill.stages.score_inputs import read_input, resolve_input

@@ -37,7 +37,7 @@ from gristmill.core.events import (
 from gristmill.core.ids import digest_json
 from gristmill.errors import PERMANENT_ERRORS, ConfigError, NotFoundError
 from gristmill.execution.port import Executor
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import parse_ref, resolve_version
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.score_jobs import ready_payload, run_score_job

@@ -16,7 +16,7 @@ from gristmill.core.events import FEATURES_GENERATED, MODEL_EVALUATED, MODEL_TRA
 from gristmill.core.ids import digest_json
 from gristmill.errors import DataError
 from gristmill.execution.port import Executor
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
 from gristmill.stores.models import Candidate

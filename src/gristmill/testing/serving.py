@@ -25,10 +25,12 @@ def free_port() -> int:
 
 @dataclass(frozen=True)
 class ServerProcess:
-    """A running ``gristmill serve``: its base URL and its (supervising) process."""
+    """A running ``gristmill serve``: its base URL, its (supervising) process and the file
+    its output goes to."""
 
     url: str
     process: subprocess.Popen[str]
+    log: Path
 
     def workers(self) -> list[int]:
         """The pids of its uvicorn worker processes (none with one worker)."""
@@ -46,13 +48,20 @@ class ServerProcess:
 
 
 @contextmanager
-def running_server(cwd: Path, *args: str, timeout: float = 90) -> Iterator[ServerProcess]:
+def running_server(
+    cwd: Path, *args: str, timeout: float = 90, script: bool = False
+) -> Iterator[ServerProcess]:
     """``gristmill serve --port <free> ARGS`` in ``cwd``, yielded once ``/readyz`` answers
     200; SIGTERM after. Its output goes to ``serve-<port>.log`` in ``cwd`` (shown if it died
-    early)."""
+    early). ``script``: run the ``gristmill`` console script beside this interpreter, as a
+    user does, rather than ``python -m gristmill`` (a spawned worker re-imports the script,
+    never ``gristmill.__main__``)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
-    command = [sys.executable, "-m", "gristmill", "serve", "--port", str(port), *args]
+    program = [str(Path(sys.executable).parent / "gristmill")]
+    if not script:
+        program = [sys.executable, "-m", "gristmill"]
+    command = [*program, "serve", "--port", str(port), *args]
     with _serving(command, port, cwd, env, "gristmill serve", timeout) as server:
         yield server
 
@@ -94,7 +103,7 @@ def _serving(
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what} was not ready within {timeout}s")
             time.sleep(0.1)
-        yield ServerProcess(url, proc)
+        yield ServerProcess(url, proc, log)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

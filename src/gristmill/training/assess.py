@@ -31,7 +31,7 @@ from gristmill.errors import ConflictError, DataError, EvaluatorError, Gristmill
 from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.stores.models import Candidate
 from gristmill.stores.reports import Report
 from gristmill.training.bundle import model_bytes, own_packages

@@ -22,7 +22,7 @@ import pandas as pd
 from gristmill.errors import NotFoundError
 from gristmill.features import serialization as pipelines
 from gristmill.features.pipeline import FittedFeaturePipeline
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.learners import FittedLearner
 from gristmill.learners.inputs import select_features
 from gristmill.learners.serialization import loads, trusted_packages
@@ -98,7 +98,7 @@ def load_scorer(
 
     ``also_trust`` names packages whose types may be loaded besides the built-in ones and
     the candidate's own estimator package (if named by import path): that of a custom
-    feature step (``features.prepare.trusted_packages``). ``NotFoundError``
+    feature step (``features.stores.trusted_packages``). ``NotFoundError``
     when the model or its pipeline is not in the artifact store; ``DataError`` for a type
     not trusted.
     """

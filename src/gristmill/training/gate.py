@@ -33,8 +33,8 @@ from gristmill.config.features import FeatureSetSpec
 from gristmill.config.spec import PipelineSpec
 from gristmill.errors import ConfigError, DataError, GristmillError
 from gristmill.evaluation import higher_is_better
-from gristmill.features.prepare import FeatureStores, trusted_packages
 from gristmill.features.rows import without_row_id
+from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import Candidate, ModelVersion
 from gristmill.training.bundle import Scorer, load_scorer

@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.errors import ConfigError
-from gristmill.features.prepare import FeatureStores, combine
+from gristmill.features.prepare import combine
 from gristmill.features.rows import keyed
+from gristmill.features.stores import FeatureStores
 from gristmill.segregation import Subset, positions_by_key
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.models import Split

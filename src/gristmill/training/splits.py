@@ -20,8 +20,8 @@ import pyarrow as pa
 from gristmill.config.spec import PipelineSpec, SplitSpec, chosen_split, training_target
 from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.fitting import FitPlan
-from gristmill.features.prepare import FeatureStores
 from gristmill.features.rows import ROW_ID
+from gristmill.features.stores import FeatureStores
 from gristmill.segregation import (
     SplitResult,
     SplitWarning,

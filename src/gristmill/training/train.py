@@ -27,7 +27,7 @@ from gristmill.errors import PERMANENT_ERRORS as PERMANENT
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.evaluation import check_evaluators
 from gristmill.execution.port import Executor, Task
-from gristmill.features.prepare import FeatureStores
+from gristmill.features.stores import FeatureStores
 from gristmill.segregation import SplitResult
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import LineageEdge
