@@ -177,11 +177,23 @@ def _typed(name: str, value: Any) -> dict[str, Any]:
     return {"columns": columns}
 
 
+def _one_row(name: str, value: Any) -> dict[str, Any]:
+    return {"rows": [{**_rows(1)[0], name: value}]}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field", "words"),
     [
         (_without("bill_length_mm"), 400, "bill_length_mm", "has no column"),
-        (_typed("bill_length_mm", "long"), 400, "bill_length_mm", "needs numbers"),
+        (_typed("bill_length_mm", "long"), 400, "bill_length_mm", "takes numbers"),
+        (_typed("bill_length_mm", "41.2"), 400, "bill_length_mm", "takes numbers"),
+        (_typed("bill_length_mm", True), 400, "bill_length_mm", "takes numbers"),
+        (_typed("island", 5), 400, "island", "takes text"),
+        (_typed("island", {"a": 1}), 400, "island", "takes text"),
+        (_one_row("island", 5), 400, "island", "row 0 holds 5"),
+        (_one_row("island", {"a": 1}), 400, "island", "takes text"),
+        (_one_row("bill_length_mm", True), 400, "bill_length_mm", "row 0 holds True"),
+        (_one_row("bill_length_mm", [1.0]), 400, "bill_length_mm", "takes numbers"),
         (_typed("island", None), None, None, None),
         ({"rowz": []}, 400, "rowz", "unknown field"),
         ([1, 2], 400, "body", "JSON object"),
