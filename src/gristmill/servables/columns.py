@@ -5,7 +5,8 @@ same for every protocol and for Python callers: a number column takes numbers (`
 NaN for a missing value; a boolean, a text — even ``"41.2"`` —, an object or a list, and
 an infinity are refused), a ``bool`` column true/false (or 0/1); a text column takes
 strings (``None`` or NaN missing), never a number, boolean, object or list (JSON gives no
-way to tell a category ``5`` from a typo). Numbers become float64; text becomes an object
+way to tell a category ``5`` from a typo; a typed numpy array, a file's column that Arrow
+read as numbers, is written as text). Numbers become float64; text becomes an object
 array of ``str`` in which a missing value is ``MISSING_TEXT``. A column declared not
 nullable refuses a missing value. Every refusal is a ``DataError`` naming the column, the
 row and what was expected. Already-typed numpy arrays pass without a copy.
@@ -123,8 +124,10 @@ def _refuse(name: str, expected: str, values: Any, row: int | None) -> None:
 
 def text_values(values: Any, name: str, nullable: bool) -> None:
     """``DataError`` naming the row of the first value of a text column that is not a
-    string (nor missing where the column may be)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "US":
+    string (nor missing where the column may be). A typed numpy array (a file's column
+    that Arrow read as numbers: codes, years) is not a JSON value of the wrong kind: it
+    passes, and ``texts`` writes its values as text."""
+    if isinstance(values, np.ndarray) and values.dtype.kind != "O":
         return
     try:
         kinds = set(map(type, values))
