@@ -127,7 +127,7 @@ def text_values(values: Any, name: str, nullable: bool) -> None:
     string (nor missing where the column may be). A typed numpy array (a file's column
     that Arrow read as numbers: codes, years) is not a JSON value of the wrong kind: it
     passes, and ``texts`` writes its values as text."""
-    if isinstance(values, np.ndarray) and values.dtype.kind != "O":
+    if not _objects(values):
         return
     try:
         kinds = set(map(type, values))
@@ -150,7 +150,8 @@ def texts(values: Any, name: str, nullable: bool) -> np.ndarray:
     array = np.asarray(values, dtype=object)
     if array.ndim != 1:
         array = _flat(array, name)
-    text_values(array, name, nullable)
+    if _objects(values):  # a typed array (a file's numbers) is written as text below
+        text_values(array, name, nullable)
     out = np.empty(len(array), dtype=object)
     for index, value in enumerate(array):
         if is_missing(value):
@@ -166,6 +167,11 @@ def texts(values: Any, name: str, nullable: bool) -> np.ndarray:
         else:
             out[index] = str(value)
     return out
+
+
+def _objects(values: Any) -> bool:
+    """Whether ``values`` hold Python objects (JSON values), not a typed numpy array."""
+    return not isinstance(values, np.ndarray) or values.dtype.kind == "O"
 
 
 def is_missing(value: Any) -> bool:

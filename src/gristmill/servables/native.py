@@ -97,7 +97,8 @@ def _frame(columns: Mapping[str, Any], needed: Sequence[InputColumn]) -> pd.Data
             array = numbers(values, spec.name, spec.nullable, booleans=spec.type == "bool")
         else:
             array = np.asarray(values, dtype=object).reshape(-1)
-            if spec.type == "string":
+            objects = not isinstance(values, np.ndarray) or values.dtype.kind == "O"
+            if spec.type == "string" and objects:  # JSON values: strings only
                 text_values(array, spec.name, spec.nullable)
             elif not spec.nullable and any(is_missing(v) for v in array):
                 raise DataError(f"column {spec.name!r} may not be missing", column=spec.name)

@@ -64,6 +64,8 @@ def test_request_columns_are_typed_with_errors_naming_column_and_row() -> None:
         assert (bad.value.column, bad.value.row) == ("t", 1)
     with pytest.raises(DataError, match="column 't' may not be missing"):
         texts(["x", None], "t", False)
+    # a file's column Arrow read as numbers (codes, years) is text to a text column
+    assert texts(np.array([2007, 2008]), "t", True).tolist() == ["2007", "2008"]
 
 
 def test_model_references() -> None:

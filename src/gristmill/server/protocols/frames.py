@@ -47,10 +47,11 @@ def typed(values: Any, column: InputColumn) -> np.ndarray:
 def _texts(values: Any, column: InputColumn) -> np.ndarray:
     """Strings as they are (a missing value ``None``); a text column refuses anything else
     but a date-time column, whose values the servable reads."""
+    typed = isinstance(values, np.ndarray) and values.dtype.kind != "O"
     array = np.asarray(values, dtype=object)
     if array.ndim != 1:
         array = array.reshape(-1)
-    if column.type == "string":
+    if column.type == "string" and not typed:
         text_values(array, column.name, nullable=True)
     for index, value in enumerate(array):
         if value is None or isinstance(value, str):
