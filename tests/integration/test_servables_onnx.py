@@ -253,9 +253,9 @@ def test_a_missing_or_mistyped_column_is_named(
         with pytest.raises(DataError, match=f"column '{names[0]}' is missing") as missing:
             servable.predict({n: v for n, v in columns.items() if n != names[0]})
         assert missing.value.column == names[0]
-        with pytest.raises(DataError, match=f"column '{names[1]}' needs numbers") as mistyped:
-            servable.predict({**columns, names[1]: ["1.5", "abc", "2"]})
-        assert (mistyped.value.column, mistyped.value.row) == (names[1], 1)
+        with pytest.raises(DataError, match=f"column '{names[1]}' takes numbers") as mistyped:
+            servable.predict({**columns, names[1]: ["1.5", "abc", "2"]})  # "1.5" is text too
+        assert (mistyped.value.column, mistyped.value.row) == (names[1], 0)
         with pytest.raises(DataError, match=f"column '{names[2]}' may not be missing"):
             servable.predict({**columns, names[2]: [1.0, None, 2.0]})
         with pytest.raises(DataError, match="has 2 row"):

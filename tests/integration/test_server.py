@@ -177,11 +177,23 @@ def _typed(name: str, value: Any) -> dict[str, Any]:
     return {"columns": columns}
 
 
+def _one_row(name: str, value: Any) -> dict[str, Any]:
+    return {"rows": [{**_rows(1)[0], name: value}]}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "field", "words"),
     [
         (_without("bill_length_mm"), 400, "bill_length_mm", "has no column"),
-        (_typed("bill_length_mm", "long"), 400, "bill_length_mm", "needs numbers"),
+        (_typed("bill_length_mm", "long"), 400, "bill_length_mm", "takes numbers"),
+        (_typed("bill_length_mm", "41.2"), 400, "bill_length_mm", "takes numbers"),
+        (_typed("bill_length_mm", True), 400, "bill_length_mm", "takes numbers"),
+        (_typed("island", 5), 400, "island", "takes text"),
+        (_typed("island", {"a": 1}), 400, "island", "takes text"),
+        (_one_row("island", 5), 400, "island", "row 0 holds 5"),
+        (_one_row("island", {"a": 1}), 400, "island", "takes text"),
+        (_one_row("bill_length_mm", True), 400, "bill_length_mm", "row 0 holds True"),
+        (_one_row("bill_length_mm", [1.0]), 400, "bill_length_mm", "takes numbers"),
         (_typed("island", None), None, None, None),
         ({"rowz": []}, 400, "rowz", "unknown field"),
         ([1, 2], 400, "body", "JSON object"),
@@ -275,21 +287,40 @@ async def test_metrics_and_the_prediction_log(trained: Any) -> None:
                 headers={"x-request-id": f"logged-{start}"},
             )
         await client.post("/v1/models/birds/predict", json={"rows": [{"island": 1}]})
+        entities = await client.post(
+            "/v1/models/birds/predict",
+            json={"entities": ["p0000", "nobody"]},
+            headers={"x-request-id": "logged-entities"},
+        )
+        assert entities.status_code == 200, entities.text
         text = (await client.get("/metrics")).text
         assert 'gristmill_requests_total{model_name="birds",model_version="1"' in text
         assert "gristmill_errors_total{" in text
         assert "gristmill_request_latency_seconds_bucket" in text
     folder = Path(settings.home) / "predictions" / "birds" / "1"
-    records = pq.read_table(folder).to_pylist()
-    logged = {r["request_id"]: r for r in records}
+    # one file per kind of request: raw rows' and entities' files differ in their columns
+    files = [pq.read_table(f).to_pylist() for f in sorted(folder.glob("*.parquet"))]
+    logged = {r["request_id"]: r for table in files for r in table}
     assert {"logged-0", "logged-1", "logged-2"} <= set(logged)
     record = logged["logged-1"]
     assert record["protocol"] == "native" and record["prediction"] == "Adelie"
     assert record["inputs"]["island"] == "Torgersen" and record["row"] == 0
+    assert record["status"] is None and "features" not in record  # a raw row
     assert set(record["probabilities"]) == {"Adelie", "Chinstrap", "Gentoo"}
+    # an entity request's rows: the key in inputs, the scored features apart, a status each
+    rows = [r for table in files for r in table if r["request_id"] == "logged-entities"]
+    assert [r["inputs"] for r in rows] == [{"penguin_id": "p0000"}, {"penguin_id": "nobody"}]
+    assert [r["status"] for r in rows] == ["found", "missing"]
+    found, missing = rows[0]["features"], rows[1]["features"]
+    assert "island" not in rows[0]["inputs"] and len(found) > 4
+    assert all(isinstance(v, float) for v in found.values())  # standardized, not raw
+    assert all(v is None for v in missing.values())
     async with open_services(settings) as services:
         events = await services.bus.consume("test-log", PREDICTIONS_LOGGED, "t", max_events=100)
     assert events and events[0].event.payload["model"] == "birds"
+    for event in events:
+        path = Path(event.event.payload["path"])
+        assert path.is_absolute() and path.exists(), path
 
 
 async def test_every_failed_prediction_is_counted_by_status_and_every_call_by_size(

@@ -643,7 +643,7 @@ def test_bad_mlflow_requests_are_answered_as_mlflow_does(server: Running) -> Non
     typo = [{("sexx" if k == "sex" else k): v for k, v in r.items()} for r in records]
     refused({"dataframe_records": typo}, 400, "column 'sex' is missing", "sexx")
     mass = [{**r, "body_mass_g": "heavy"} for r in records]
-    refused({"dataframe_records": mass}, 400, "column 'body_mass_g' needs numbers", "row 0")
+    refused({"dataframe_records": mass}, 400, "column 'body_mass_g' takes numbers", "row 0")
     gap = [{**r, "year": None} for r in records]
     refused({"dataframe_records": gap}, 400, "'year' may not be missing")
     ragged = {"columns": ["island", "sex"], "data": [["Dream"], ["Dream", "male"]]}
@@ -660,3 +660,59 @@ def test_bad_mlflow_requests_are_answered_as_mlflow_does(server: Running) -> Non
     refused({"dataframe_records": records}, 404, "nope", model="nope")
     refused({"dataframe_records": records}, 404, "shadow", model="penguins_logreg@shadow")
     refused({"dataframe_records": records}, 400, "churn/3", model="penguins_logreg/x")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [
+        ("island", 5, "column 'island' takes text"),
+        ("island", {"a": 1}, "column 'island' takes text"),
+        ("bill_length_mm", True, "column 'bill_length_mm' takes numbers"),
+        ("bill_length_mm", "41.2", "column 'bill_length_mm' takes numbers"),
+        ("bill_length_mm", [41.2], "column 'bill_length_mm' takes numbers"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_refused_in_every_payload_naming_column_and_row(
+    server: Running, column: str, value: Any, words: str
+) -> None:
+    records = orjson.loads(_rows(server, "penguins_logreg", 2).to_json(orient="records"))
+    records[1][column] = value
+    columns = {n: [r[n] for r in records] for n in records[0]}
+    split = {"columns": list(columns), "data": [list(r.values()) for r in records]}
+    for body in (
+        {"dataframe_records": records},
+        {"instances": records},
+        {"inputs": columns},
+        {"dataframe_split": split},
+    ):
+        answer = _invocations(server, body, "penguins_logreg", "application/json")
+        assert answer.status_code == 400, (body, answer.text)
+        assert words in answer.json()["message"] and "row 1" in answer.json()["message"]
+
+
+def test_an_infinity_is_refused_in_json_and_binary_tensors_alike(server: Running) -> None:
+    servable = _servable(server, "penguins_logreg")
+    rows = _rows(server, "penguins_logreg", 2)
+    url = "/v2/models/penguins_logreg/infer"
+    finite = {"data": [41.0, 42.0]}
+    assert _post(server, url, _oip_payload(servable, rows, bill_length_mm=finite)).is_success
+    for literal in (b"1e400", b"Infinity", b"-Infinity"):
+        body = orjson.dumps(_oip_payload(servable, rows, bill_length_mm=finite))
+        body = body.replace(b"[41.0,42.0]", b"[41.0," + literal + b"]")
+        answer = _post(server, url, body)
+        assert answer.status_code == 400, (literal, answer.text)
+        assert "'bill_length_mm'" in answer.json()["error"] and "finite" in answer.json()["error"]
+    binary = _oip_payload(servable, rows)
+    index = next(i for i, t in enumerate(binary["inputs"]) if t["name"] == "bill_length_mm")
+    tensor = {k: v for k, v in binary["inputs"][index].items() if k != "data"}
+    binary["inputs"][index] = tensor | {"parameters": {"binary_data_size": 16}}
+    head = orjson.dumps(binary)
+    for data, status in ((np.array([41.0, 42.0]), 200), (np.array([41.0, np.inf]), 400)):
+        answer = _post(
+            server,
+            url,
+            head + data.astype("<f8").tobytes(),
+            {"Inference-Header-Content-Length": str(len(head))},
+        )
+        assert answer.status_code == status, answer.text
+    assert "element 1 is inf" in answer.json()["error"]

@@ -19,7 +19,13 @@ import numpy as np
 import pandas as pd
 
 from gristmill.errors import DataError, GristmillError
-from gristmill.servables.columns import column, is_missing, numbers, same_length
+from gristmill.servables.columns import (
+    column,
+    is_missing,
+    numbers,
+    same_length,
+    text_values,
+)
 from gristmill.servables.onnx_servable import empty_predictions
 from gristmill.servables.port import InputColumn, Predictions, ServableManifest
 from gristmill.training.bundle import Scorer
@@ -88,10 +94,13 @@ def _frame(columns: Mapping[str, Any], needed: Sequence[InputColumn]) -> pd.Data
     for spec in needed:
         values = column(columns, spec.name, needed)
         if spec.type in ("float64", "int64", "bool"):
-            array = numbers(values, spec.name, spec.nullable)
+            array = numbers(values, spec.name, spec.nullable, booleans=spec.type == "bool")
         else:
             array = np.asarray(values, dtype=object).reshape(-1)
-            if not spec.nullable and any(is_missing(v) for v in array):
+            objects = not isinstance(values, np.ndarray) or values.dtype.kind == "O"
+            if spec.type == "string" and objects:  # JSON values: strings only
+                text_values(array, spec.name, spec.nullable)
+            elif not spec.nullable and any(is_missing(v) for v in array):
                 raise DataError(f"column {spec.name!r} may not be missing", column=spec.name)
         if rows < 0:
             rows = len(array)

@@ -45,14 +45,20 @@ def session(model: bytes, threads: int = 1) -> Any:
 
 
 class _Runner:
-    """One session and the plan to feed it: ``(name, is_text, nullable)`` per input."""
+    """One session and the plan to feed it: ``(name, is_text, nullable, is_bool)`` per
+    input."""
 
     def __init__(self, sess: Any, columns: Sequence[InputColumn]) -> None:
         self.session = sess
         by_name = {c.name: c for c in columns}
         self.needed = tuple(columns)
         self.plan = tuple(
-            (i.name, by_name[i.name].type == "string", by_name[i.name].nullable)
+            (
+                i.name,
+                by_name[i.name].type == "string",
+                by_name[i.name].nullable,
+                by_name[i.name].type == "bool",
+            )
             for i in sess.get_inputs()
         )
         self.outputs = [o.name for o in sess.get_outputs()]
@@ -61,9 +67,13 @@ class _Runner:
         """The session's outputs, or ``None`` for no rows."""
         feed: dict[str, np.ndarray] = {}
         rows = -1
-        for name, text, nullable in self.plan:
+        for name, text, nullable, boolean in self.plan:
             values = column(columns, name, self.needed)
-            array = texts(values, name, nullable) if text else numbers(values, name, nullable)
+            array = (
+                texts(values, name, nullable)
+                if text
+                else numbers(values, name, nullable, booleans=boolean)
+            )
             if rows < 0:
                 rows = len(array)
             elif len(array) != rows:

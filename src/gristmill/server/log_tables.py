@@ -4,17 +4,20 @@ Records of one model version with the same input columns become one table (a rec
 columns do not hold one value per answered row is kept without its inputs): ``request_id``,
 ``protocol``, ``at`` (UTC time), ``latency_ms``, ``row`` (its place in the request),
 ``shadow`` (a shadow version's answer, never returned), then a
-struct ``inputs`` (one field per input column), ``prediction`` and, for a classifier, a
-struct ``probabilities`` (one field per class). Columns are joined once per write
-(``np.concatenate``, one flattening per column), not per record; a column whose values
-Arrow cannot type as one (numbers sent as text in some requests) is written as text.
+struct ``inputs`` (one field per raw input column; for an entity request, the entity key),
+``status`` (an entity request's per row: ``found``, ``missing``, ``expired``,
+``superseded``; null for raw rows), for an entity request a struct ``features`` (the
+standardized features the learner scored, null where none was found), ``prediction``
+and, for a classifier, a struct ``probabilities`` (one field per class). Columns are
+joined once per write (``np.concatenate``, one flattening per column), not per record; a
+column whose values Arrow cannot type as one is written as text.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -22,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.port import EntityInputs
 
 # request id, protocol, manifest, time, seconds, input columns (or their block), answer,
 # whether a shadow version answered it
@@ -83,8 +87,9 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
         "inputs": pa.StructArray.from_arrays(inputs, names=list(names))
         if names
         else pa.nulls(rows),
-        "prediction": _column([r[6].values for r in records]),
     }
+    columns.update(_entity_columns(records, rows))
+    columns["prediction"] = _column([r[6].values for r in records])
     probabilities = [r[6].probabilities for r in records if r[6].probabilities is not None]
     manifest = records[0][2]
     if manifest.classes and len(probabilities) == len(records):
@@ -93,6 +98,21 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
         arrays = [pa.array(joined[:, i]) for i in range(joined.shape[1])]
         columns["probabilities"] = pa.StructArray.from_arrays(arrays, names=fields)
     return pa.table(columns)
+
+
+def _entity_columns(records: Sequence[Record], rows: int) -> dict[str, pa.Array]:
+    """``status`` and ``features`` of entity requests' records; a null ``status`` (and no
+    ``features``) for raw rows."""
+    kept = [r[5] for r in records]
+    if not kept or not all(type(k) is EntityInputs for k in kept):
+        return {"status": pa.nulls(rows, pa.string())}
+    entity: list[EntityInputs] = kept  # type: ignore[assignment]
+    status = pa.array(list(chain.from_iterable(k.status for k in entity)), pa.string())
+    names = tuple(entity[0].features)
+    if not names or any(tuple(k.features) != names for k in entity):
+        return {"status": status}
+    values = _fields(names, [k.features for k in entity])
+    return {"status": status, "features": pa.StructArray.from_arrays(values, names=list(names))}
 
 
 def _blocks(records: Sequence[Record]) -> list[pa.Array]:
@@ -106,12 +126,17 @@ def _inputs(names: tuple[str, ...], records: Sequence[Record]) -> list[pa.Array]
     """One Arrow column per input name: each record's columns taken at once (``itemgetter``
     over the records, then transposed by ``zip``), so no Python loop runs per name and
     record; a record's float arrays (what the servable scored) are joined, not rebuilt."""
+    return _fields(names, [r[5] for r in records])  # type: ignore[misc]
+
+
+def _fields(names: tuple[str, ...], mappings: Sequence[Mapping[str, Any]]) -> list[pa.Array]:
+    """One Arrow column per name of ``mappings`` (one mapping per record)."""
     if not names:
         return []
     if len(names) == 1:
-        return [_column([r[5][names[0]] for r in records])]
+        return [_column([m[names[0]] for m in mappings])]
     getter = itemgetter(*names)
-    per_name = zip(*map(getter, (r[5] for r in records)), strict=True)
+    per_name = zip(*map(getter, mappings), strict=True)
     return [_column(list(parts)) for parts in per_name]
 
 

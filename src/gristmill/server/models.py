@@ -50,7 +50,7 @@ from gristmill.server.batching import MicroBatcher
 from gristmill.server.cache import PredictionCache
 from gristmill.server.http import NotReadyError, TooLargeError, status_of
 from gristmill.server.metrics import Metrics
-from gristmill.server.port import EntityPredictions, Served
+from gristmill.server.port import EntityInputs, EntityPredictions, Served
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.routing import Route
 from gristmill.server.shadow import Scored, ShadowScorer
@@ -467,7 +467,7 @@ class RegistryModels:
         entities: Sequence[str],
         columns: Mapping[str, Any],
         pool: ThreadPoolExecutor | None = None,
-    ) -> tuple[Predictions, tuple[str, ...], dict[str, Any]]:
+    ) -> tuple[Predictions, tuple[str, ...], EntityInputs]:
         """``servable``'s answer for ``entities``, each entity's status, and the inputs to
         log (one value per entity, ``None`` where none was found); scored in ``pool`` when
         given (shadows), else in the default one."""
@@ -480,10 +480,11 @@ class RegistryModels:
             loop = asyncio.get_running_loop()
             scored = await loop.run_in_executor(pool, servable.predict_features, features)
         answer = _scattered(manifest, scored, found, len(entities))
-        inputs: dict[str, Any] = {manifest.entity or "entity": builtins.list(entities)}
+        logged: dict[str, np.ndarray] = {}
         for name, values in features.items():
-            inputs[name] = full = np.full(len(entities), None, dtype=object)
+            logged[name] = full = np.full(len(entities), None, dtype=object)
             full[found] = values
+        inputs = EntityInputs(manifest.entity or "entity", entities, status, logged)
         return answer, status, inputs
 
     async def _shadow_entities(

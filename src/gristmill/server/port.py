@@ -32,6 +32,27 @@ class NumericColumns(dict[str, np.ndarray]):
         self.block = block
 
 
+class EntityInputs(dict[str, Any]):
+    """What the prediction log keeps of an entity request: the entity keys (the mapping's
+    one column, under the entity's name), each row's ``status`` (``found``, ``missing``,
+    ``expired``, ``superseded``) and the standardized ``features`` the learner scored
+    (from the online store or the request; ``None`` where none was found). Kept apart from
+    a row request's raw inputs, so a log column never mixes raw values and features."""
+
+    __slots__ = ("features", "status")
+
+    def __init__(
+        self,
+        entity: str,
+        keys: Sequence[str],
+        status: Sequence[str],
+        features: Mapping[str, np.ndarray],
+    ) -> None:
+        super().__init__({entity: list(keys)})
+        self.status = tuple(status)
+        self.features = dict(features)
+
+
 @dataclass
 class Served:
     """A loaded version as a request reaches it: its servable and how it was named, and,

@@ -8,9 +8,10 @@ again. A background task (``run``) takes the lists every ``flush_seconds`` (or s
 they hold ``flush_rows`` requests), writes them in a worker thread as Parquet, one file per
 model version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``,
 one row per scored row, built column by column: ``log_tables``), and announces each
-written file on the bus as ``predictions.logged``. A row holds the request id, protocol,
-time, latency, its place in the request, the input columns, the prediction and the
-probabilities, and ``shadow`` (true: a shadow version's answer, never returned). What
+written file on the bus as ``predictions.logged`` (its absolute ``path``). A row holds
+the request id, protocol, time, latency, its place in the request, the input columns (an
+entity request's keys, with its rows' ``status`` and scored ``features`` beside), the
+prediction and the probabilities, and ``shadow`` (a shadow version's answer). What
 cannot be written is logged and dropped: the log never fails or slows
 a request.
 
@@ -127,7 +128,12 @@ class PredictionLog:
             Event(
                 type=PREDICTIONS_LOGGED,
                 key=model,
-                payload={"model": model, "version": version, "path": str(path), "records": n},
+                payload={
+                    "model": model,
+                    "version": version,
+                    "path": str(path.resolve()),  # absolute: read from another cwd
+                    "records": n,
+                },
             )
             for model, version, path, n in files
         ]

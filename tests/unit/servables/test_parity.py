@@ -41,22 +41,31 @@ def test_numbers_are_compared_relative_to_their_size_above_one() -> None:
 
 
 def test_request_columns_are_typed_with_errors_naming_column_and_row() -> None:
-    assert numbers([1, None, True], "a", True).tolist()[::2] == [1.0, 1.0]
+    assert numbers([1, None, 2.5], "a", True).tolist()[::2] == [1.0, 2.5]
+    assert numbers([1, None, True], "a", True, booleans=True).tolist()[::2] == [1.0, 1.0]
     array = np.array([1.5, 2.5])
     assert numbers(array, "a", False) is array  # no copy
-    with pytest.raises(DataError, match=r"column 'a' needs numbers.*row 1: 'x'") as bad:
-        numbers([1, "x"], "a", True)
-    assert (bad.value.column, bad.value.row) == ("a", 1)
+    for value in ("x", "41.2", True, [1], {"b": 1}):
+        with pytest.raises(DataError, match=r"column 'a' takes numbers.*row 1 holds") as bad:
+            numbers([1, value], "a", True)
+        assert (bad.value.column, bad.value.row) == ("a", 1)
+    for infinite in ([1.0, float("inf")], np.array([1.0, -np.inf])):
+        with pytest.raises(DataError, match=r"column 'a' needs finite numbers; row 1") as inf:
+            numbers(infinite, "a", True)
+        assert inf.value.row == 1
+    with pytest.raises(DataError, match=r"takes numbers.*row 0 holds"):
+        numbers(np.array([True]), "a", True)
     with pytest.raises(DataError, match="column 'a' may not be missing \\(row 1 is\\)"):
         numbers([1.0, float("nan")], "a", False)
-    assert texts(["x", None, float("nan"), 3], "t", True).tolist() == [
-        "x",
-        MISSING_TEXT,
-        MISSING_TEXT,
-        "3",
-    ]
+    assert texts(["x", None, float("nan")], "t", True).tolist() == ["x", MISSING_TEXT, MISSING_TEXT]
+    for value in (3, 2.5, True, {"a": 1}, ["x"]):
+        with pytest.raises(DataError, match=r"column 't' takes text .*row 1 holds") as bad:
+            texts(["x", value], "t", True)
+        assert (bad.value.column, bad.value.row) == ("t", 1)
     with pytest.raises(DataError, match="column 't' may not be missing"):
         texts(["x", None], "t", False)
+    # a file's column Arrow read as numbers (codes, years) is text to a text column
+    assert texts(np.array([2007, 2008]), "t", True).tolist() == ["2007", "2008"]
 
 
 def test_model_references() -> None:

@@ -238,22 +238,44 @@ NUMERIC = ServableManifest(
 
 
 def test_numeric_rows_become_float_columns_and_odd_rows_take_the_general_path() -> None:
-    from gristmill.server.protocols.native import _parsed
+    from gristmill.server.protocols.native import _numeric_rows, _parsed
 
-    rows = [{"a": 1.5, "b": 2, "extra": "x"}, {"a": True, "b": None}, {"a": "3", "b": 4}]
+    rows = [{"a": 1.5, "b": 2, "extra": "x"}, {"a": 1, "b": None}, {"a": 3.0, "b": 4}]
+    assert _numeric_rows(rows, NUMERIC) is None  # a null: the general path reads it
     _, columns = _parsed({"rows": rows}, NUMERIC, 100)
     assert set(columns) == {"a", "b"}
     assert columns["a"].dtype == np.float64 and columns["a"].flags.c_contiguous
     assert columns["a"].tolist() == [1.5, 1.0, 3.0]
     assert np.isnan(columns["b"][1]) and columns["b"][[0, 2]].tolist() == [2.0, 4.0]
-    # a value that is not a number stays as sent, for the servable to name it
-    _, columns = _parsed({"rows": [{"a": 1, "b": 2}, {"a": "abc", "b": 3}]}, NUMERIC, 100)
-    assert columns["a"] == [1, "abc"] and columns["b"].tolist() == [2.0, 3.0]
     with pytest.raises(DataError) as missing:
         _parsed({"rows": [{"a": 1, "b": 2}, {"a": 2}]}, NUMERIC, 100)
     assert (missing.value.column, missing.value.row) == ("b", 1)
-    _, columns = _parsed({"rows": [{"a": [1], "b": 2}]}, NUMERIC, 100)
-    assert columns["a"] == [[1]]  # a list where a number goes: the servable names it
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (True, "takes numbers"),  # numpy would read 1.0
+        ("3", "takes numbers"),  # numpy would read 3.0; JSON text is not a number
+        ("abc", "takes numbers"),
+        ([1], "takes numbers"),
+        ({"x": 1}, "takes numbers"),
+        (float("inf"), "finite"),
+        (-float("inf"), "finite"),
+    ],
+)
+def test_a_value_that_is_not_a_finite_number_is_refused_naming_column_and_row(
+    value: Any, words: str
+) -> None:
+    from gristmill.server.protocols.native import _numeric_rows, _parsed
+
+    rows = [{"a": 1, "b": 2}, {"a": value, "b": 3}]
+    assert _numeric_rows(rows, NUMERIC) is None  # never read as a number by the fast path
+    for body in ({"rows": rows}, {"columns": {"a": [1, value], "b": [2, 3]}}):
+        with pytest.raises(DataError) as refused:
+            _parsed(body, NUMERIC, 100)
+        assert (refused.value.column, refused.value.row) == ("a", 1)
+        assert words in str(refused.value)
 
 
 def test_request_ids_are_unique_and_new_in_a_forked_child() -> None:

@@ -150,11 +150,20 @@ def test_tables_to_typed_columns() -> None:
     assert rows["income"][0] == 1.5 and np.isnan(rows["income"][1])
     assert rows["member"].tolist() == [1.0, 0.0]
     records = from_records(
-        [{"city": "Lyon", "income": 2, "visits": 1, "member": True, "extra": 1}, {"city": 7}],
+        [{"city": "Lyon", "income": 2, "visits": 1, "member": True, "extra": 1}, {"city": "7"}],
         manifest,
         "dataframe_records",
     )
     assert records["city"].tolist() == ["Lyon", "7"] and np.isnan(records["visits"][1])
+    with pytest.raises(DataError, match=r"column 'city' takes text .*row 1 holds 7") as text:
+        from_records(
+            [{"city": "Lyon", "income": 1, "visits": 1, "member": True}, {"city": 7}],
+            manifest,
+            "dataframe_records",
+        )
+    assert (text.value.column, text.value.row) == ("city", 1)
+    with pytest.raises(DataError, match=r"column 'income' takes numbers.*row 0 holds True"):
+        from_records([{"city": "a", "income": True, "visits": 1, "member": True}], manifest, "r")
     csv = b"visits,city,income,member,extra\n3,Lyon,1.5,true,x\n,,,,\n"
     columns = from_csv(csv, manifest)
     assert columns["city"].tolist() == ["Lyon", None]
@@ -164,5 +173,5 @@ def test_tables_to_typed_columns() -> None:
         from_csv(b"city,income,visits,member\nLyon,rich,1,true\n", manifest)
     with pytest.raises(RequestError, match=r"column 'member' is missing.*: extra"):
         from_records([{"city": "a", "income": 1, "visits": 1, "extra": 1}], manifest, "r")
-    with pytest.raises(DataError, match=r"column 'income' needs numbers; .*row 1"):
+    with pytest.raises(DataError, match=r"column 'income' takes numbers.*row 1 holds 'lots'"):
         from_rows([["a", 1, 1, True], ["b", "lots", 1, True]], list(records), manifest, "d")

@@ -5,8 +5,8 @@ manifest, typed by the column's type (numbers as float64 with NaN for a missing 
 as objects with ``None``), so the servable never sees pandas. A column the model takes but
 the request lacks is a ``RequestError`` naming it; columns the model does not take are
 ignored (a client may send a whole row of its table), and named in that error as a hint.
-Values of the wrong kind (text in a number column) get the servable's ``DataError``, naming
-the column and the row.
+Values of the wrong kind (text in a number column, a number in a text column, a boolean,
+an object, an infinity) get ``columns``' ``DataError``, naming the column and the row.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from gristmill.servables import InputColumn, ServableManifest
-from gristmill.servables.columns import numbers
+from gristmill.servables.columns import numbers, text_values
 from gristmill.server.protocols.errors import RequestError
 
 Columns = dict[str, np.ndarray]
@@ -40,14 +40,19 @@ ARROW = {
 def typed(values: Any, column: InputColumn) -> np.ndarray:
     """``values`` (a list or array of one value per row) as ``column``'s array."""
     if column.type in ("float64", "int64", "bool"):
-        return numbers(values, column.name, nullable=True)
-    return _texts(values)
+        return numbers(values, column.name, nullable=True, booleans=column.type == "bool")
+    return _texts(values, column)
 
 
-def _texts(values: Any) -> np.ndarray:
+def _texts(values: Any, column: InputColumn) -> np.ndarray:
+    """Strings as they are (a missing value ``None``); a text column refuses anything else
+    but a date-time column, whose values the servable reads."""
+    typed = isinstance(values, np.ndarray) and values.dtype.kind != "O"
     array = np.asarray(values, dtype=object)
     if array.ndim != 1:
         array = array.reshape(-1)
+    if column.type == "string" and not typed:
+        text_values(array, column.name, nullable=True)
     for index, value in enumerate(array):
         if value is None or isinstance(value, str):
             continue

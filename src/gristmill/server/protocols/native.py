@@ -22,6 +22,7 @@ A model named alone (no ``@alias``) is answered per its traffic policy; the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import itemgetter
@@ -34,6 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gristmill.errors import DataError
+from gristmill.servables.columns import numbers, text_values
 from gristmill.servables.loading import parse_ref
 from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.servables.storage import to_body
@@ -63,6 +65,7 @@ VERSION = parameter("version", "The version number", "integer")
 
 BODY_KEYS = ("rows", "columns", "entities")
 NUMERIC = ("float64", "int64", "bool")
+PLAIN_NUMBERS = frozenset({float, int})  # what the fast path takes (bool is not int here)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -221,17 +224,33 @@ def _parsed(
 
 
 def _numeric(columns: dict[str, Any], manifest: ServableManifest) -> dict[str, Any]:
-    """Numeric input columns as float64 arrays, once (the servable and the prediction log
-    then use them without converting again); a column numpy cannot convert stays a list,
-    for the servable to name the value at fault."""
+    """Input columns checked and typed, once: numbers as float64 arrays (the servable and
+    the prediction log then use them without converting again), text checked to be text.
+    A value of the wrong kind is a ``DataError`` naming its column and row (``columns``),
+    here, before micro-batching joins requests and row numbers would no longer be the
+    request's."""
     for column in manifest.inputs:
         values = columns.get(column.name)
-        if column.type in NUMERIC and isinstance(values, list):
-            try:
-                columns[column.name] = np.array(values, dtype=np.float64)
-            except (ValueError, TypeError):
-                continue
+        if not isinstance(values, list):
+            continue
+        if column.type in NUMERIC:
+            plain = _plain(values)
+            boolean = column.type == "bool"
+            columns[column.name] = (
+                plain if plain is not None else numbers(values, column.name, True, booleans=boolean)
+            )
+        elif column.type == "string":
+            text_values(values, column.name, nullable=column.nullable)
     return columns
+
+
+def _plain(values: list[Any]) -> np.ndarray | None:
+    """``values`` as float64 when all are finite ``int``s or ``float``s (the usual case,
+    checked by C loops alone), else ``None`` for ``numbers`` to type or refuse them."""
+    if not set(map(type, values)) <= PLAIN_NUMBERS:
+        return None
+    array = np.array(values, dtype=np.float64)
+    return array if math.isfinite(array.dot(array)) else None
 
 
 class _Plan(NamedTuple):
@@ -258,19 +277,25 @@ def _plan(manifest: ServableManifest) -> _Plan:
 
 
 def _numeric_rows(rows: Any, manifest: ServableManifest) -> NumericColumns | None:
-    """The columns of ``rows`` when every input is numeric and every row holds a number (or
-    null) for each: one float64 matrix filled by numpy from each row's values taken at once
-    (``itemgetter``; no Python loop per column and row), its rows the columns. ``None`` for
-    anything else (a missing key, a text value, a list), which the general path then reads
-    or names."""
+    """The columns of ``rows`` when every input is numeric and every row holds a finite
+    number (an ``int`` or ``float``, not a boolean) for each: one float64 matrix filled by
+    numpy from each row's values taken at once (``itemgetter``; no Python loop per column
+    and row), its rows the columns. ``None`` for anything else (a missing key, a null, a
+    text value, a list), which the general path then reads or names."""
     _, names, getter = _plan(manifest)
     if getter is None or not isinstance(rows, list) or not rows:
         return None
     width = len(names)
     try:
-        cells = map(getter, rows) if width == 1 else chain.from_iterable(map(getter, rows))
-        matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+        cells = list(map(getter, rows) if width == 1 else chain.from_iterable(map(getter, rows)))
+    except (KeyError, TypeError):
+        return None
+    # numpy would read a boolean as 0/1 and "41.2" as a number: the kinds of value are
+    # gathered in C (no Python loop per cell); any other kind goes the general way
+    if not set(map(type, cells)) <= PLAIN_NUMBERS:
+        return None
+    matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
+    if not math.isfinite(matrix.dot(matrix)):  # an infinity (or a gap): named the general way
         return None
     return NumericColumns(names, np.ascontiguousarray(matrix.reshape(len(rows), width).T))
 

@@ -14,6 +14,7 @@ missing the same way); a column declared not nullable refuses it later, in the s
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ def _numbers(array: np.ndarray, tensor: Tensor, column: InputColumn) -> np.ndarr
         )
     if tensor.datatype in INTEGERS:
         _integral(numbers, tensor)
-    return numbers
+    return _finite(numbers, tensor.name)
 
 
 def _number_or_none(value: Any) -> bool:
@@ -236,7 +237,23 @@ def _integral(numbers: np.ndarray, tensor: Tensor) -> None:
 def _widened(array: np.ndarray, column: InputColumn) -> np.ndarray:
     if column.type == "int64":
         return array.astype(np.int64, copy=False)
-    return array.astype(np.float64, copy=False)
+    return _finite(array.astype(np.float64, copy=False), column.name)
+
+
+def _finite(numbers: np.ndarray, name: str) -> np.ndarray:
+    """``numbers``, or a ``RequestError`` naming the first infinite element: an infinity is
+    refused however it came (binary ``FP64``, JSON ``Infinity`` or ``1e400``), as in every
+    protocol; NaN is a missing value. One dot product when all is finite."""
+    if not math.isfinite(numbers.dot(numbers)):
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise RequestError(
+                f"input {name!r}: element {row} is {numbers[row]}; numbers must be finite "
+                "(NaN or null for a missing value)",
+                field=name,
+            )
+    return numbers
 
 
 def _bools(array: np.ndarray, tensor: Tensor) -> np.ndarray:
