@@ -75,6 +75,8 @@ def score_partition(work: PartitionWork) -> PartitionResult:
         name: work.table.column(name).to_numpy(zero_copy_only=False)
         for name in work.table.column_names
     }
+    if work.mode != "features":
+        _read_numbers(columns, work.servable)
     bad: list[tuple[int, str]] = []
     answered = _scored(work, columns, 0, work.table.num_rows, bad)
     rows = np.concatenate([p for p, _ in answered]) if answered else np.empty(0, np.int64)
@@ -83,6 +85,28 @@ def score_partition(work: PartitionWork) -> PartitionResult:
     stats = {"rows": table.num_rows, "bad_rows": len(bad), "bad": named[:NAMED_BAD_ROWS]}
     written = work.store.write_partition(work.job_id, work.index, table, stats)
     return PartitionResult(work.index, table.num_rows, len(bad), stats["bad"], written)
+
+
+def _read_numbers(columns: dict[str, np.ndarray], servable: Servable) -> None:
+    """A file is text: a number column of a CSV that Arrow read as text (because some of its
+    values are not numbers) is read as numbers where each value is one; a value that is not
+    stays text, so the servable refuses its row (alone, named) and scores the rest."""
+    import pandas as pd
+
+    for column in servable.manifest.inputs:
+        values = columns.get(column.name)
+        if values is None or column.type not in ("float64", "int64"):
+            continue
+        if values.dtype.kind not in "OUS":
+            continue
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+        not_read = np.isnan(numbers) & ~pd.isna(values)
+        if not_read.any():
+            mixed = numbers.astype(object)
+            mixed[not_read] = values[not_read]
+            columns[column.name] = mixed
+        else:
+            columns[column.name] = numbers
 
 
 def _scored(
