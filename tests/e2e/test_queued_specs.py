@@ -91,12 +91,13 @@ def eventually(look: Callable[[MetadataStore], T | None], cwd: Path, timeout: fl
     raise AssertionError(f"nothing found within {timeout}s")
 
 
-def evaluated(run_id: str) -> Callable[[MetadataStore], list[Any] | None]:
-    """The executions of run ``run_id`` once its evaluation is terminal (else None)."""
+def deployed(run_id: str) -> Callable[[MetadataStore], list[Any] | None]:
+    """The executions of run ``run_id`` once its evaluation and the deployment stage after it
+    are terminal (else None)."""
 
     def look(store: MetadataStore) -> list[Any] | None:
         executions = store.executions.list_executions(run_id)
-        done = [e for e in executions if e.stage == "evaluation" and e.status != "running"]
+        done = [e for e in executions if e.stage == "deployment" and e.status != "running"]
         failed = [e for e in executions if e.status == "failed"]
         return executions if done or failed else None
 
@@ -112,13 +113,14 @@ def queue_and_follow(folder: Path, elsewhere: Path, times: int = 1) -> list[str]
             queued = gm("ingest", "cancer", "--spec", "pipeline.yaml", "--queue", cwd=folder)
             assert queued.returncode == 0, queued.stderr
             run_id = found(r"run (\w+) \(spec", queued.stdout)
-            executions = eventually(evaluated(run_id), elsewhere)
+            executions = eventually(deployed(run_id), elsewhere)
             by_stage = {e.stage: e for e in executions}
             assert {s: e.status for s, e in by_stage.items()} == {
                 "ingestion": "succeeded",
                 "preparation": "succeeded",
                 "training": "succeeded",
                 "evaluation": "succeeded",
+                "deployment": "succeeded",  # no deploy: section, so it deploys nothing
             }, [(e.stage, e.status, e.error) for e in executions]
             boards.append(by_stage["evaluation"].outputs[0]["payload"]["report"])
     (trained,) = by_stage["training"].outputs
