@@ -252,7 +252,7 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
                 time.sleep(0.05)
             os.kill(workers[0], signal.SIGKILL)
             killed = time.monotonic()
-            deadline = killed + 30
+            deadline = killed + 90  # a spawned worker imports for seconds on a busy machine
             while time.monotonic() < deadline:
                 now = server.workers()
                 if len(now) == 2 and workers[0] not in now:
@@ -260,7 +260,7 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
                 time.sleep(0.1)
             replaced = time.monotonic()
             after = server.workers()
-            assert len(after) == 2, "the killed worker was not replaced"
+            assert len(after) == 2, ("the killed worker was not replaced", server.log.read_text())
             while time.monotonic() < replaced + 2:  # load goes on after the replacement
                 time.sleep(0.1)
         finally:
