@@ -13,7 +13,6 @@ import typer
 
 from gristmill import __version__
 from gristmill.cli.console import console, err_console
-from gristmill.config.settings import unknown_environment
 from gristmill.errors import ConfigError, GristmillError
 
 HELP = """\
@@ -79,6 +78,8 @@ def main_options(
     ] = False,
 ) -> None:
     """Settings precedence: defaults < gristmill.toml < GRISTMILL_* environment < these flags."""
+    from gristmill.config.settings import unknown_environment  # pydantic: not for --help
+
     overrides: dict[str, Any] = {}
     if home is not None:
         overrides["home"] = home

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -14,16 +14,11 @@ from gristmill.cli.announce import announce
 from gristmill.cli.console import console
 from gristmill.cli.settings import opened_metadata
 from gristmill.core.actor import current_actor
-from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
 from gristmill.errors import ConfigError
-from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
-from gristmill.training.deployment import (
-    DeployMode,
-    PolicyChange,
-    announcement,
-    deploy,
-    rollback,
-)
+
+if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
+    from gristmill.stores.models import ModelRegistry, TrafficPolicy
+    from gristmill.training.deployment import DeployMode, PolicyChange
 
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why (kept in the policy and the audit log).")
@@ -85,6 +80,9 @@ def deploy_command(
             f"--canary {canary:g}: the share must be between 0 and 1 (exclusive), e.g. "
             f"gristmill deploy {model} {version} --canary 0.1 for a tenth of requests"
         )
+    from gristmill.core.events import MODEL_DEPLOYED
+    from gristmill.training.deployment import announcement, deploy
+
     mode: DeployMode = "canary" if canary is not None else "shadow" if shadow else "primary"
     with opened_metadata(ctx) as store:
         change = deploy(
@@ -139,6 +137,9 @@ def rollback_command(
         gristmill rollback churn --reason "error rate up after version 4"
         gristmill deployments churn                      what answers now
     """
+    from gristmill.core.events import MODEL_ROLLED_BACK
+    from gristmill.training.deployment import announcement, rollback
+
     with opened_metadata(ctx) as store:
         change = rollback(store.registry, model, reason=reason, actor=current_actor())
     after = change.after
@@ -191,6 +192,8 @@ def deployments_command(
 
 
 def _live(registry: ModelRegistry, model: str | None) -> list[TrafficPolicy]:
+    from gristmill.stores.models import effective_policy
+
     if model is not None:
         found = effective_policy(registry, model)
         return [] if found is None else [found]

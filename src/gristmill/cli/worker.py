@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import Settings
-from gristmill.config.spec import PipelineSpec, load_spec
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
-from gristmill.runtime.stages import ALL_STAGES, STAGE_NAMES, build_workers
-from gristmill.runtime.wiring import open_services
-from gristmill.stores.specs import stored_spec
+from gristmill.runtime.stage_names import ALL_STAGES, STAGE_NAMES
+
+if TYPE_CHECKING:  # the stages are imported when `worker` runs (`--help` stays fast)
+    from gristmill.config.settings import Settings
+    from gristmill.config.spec import PipelineSpec
 
 
 async def serve_stages(
@@ -33,6 +32,12 @@ async def serve_stages(
     ``spec`` (read from a file in ``folder``) is recorded in the spec store, so other
     workers find it too for the events of its sources that belong to no run.
     """
+    import asyncio
+
+    from gristmill.runtime.stages import build_workers
+    from gristmill.runtime.wiring import open_services
+    from gristmill.stores.specs import stored_spec
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,6 +91,10 @@ def worker(
         gristmill --bus redis --metadata postgres worker --all
         gristmill worker --stage scoring --stage scoring-batches    score new batches
     """
+    import asyncio
+
+    from gristmill.config.spec import load_spec
+
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
     names = ALL_STAGES if all_stages else tuple(stage or ())

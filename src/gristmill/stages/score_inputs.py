@@ -19,14 +19,11 @@ from gristmill.errors import ConfigError, DataError, NotFoundError
 from gristmill.features.rows import ROW_ID
 from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import ServableManifest
+from gristmill.stores.scores import INPUT_FORMS
 
 InputKind = Literal["feature_set", "batch", "file"]
 FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json"}
 FILE_FORMATS |= {".ndjson": "json"}
-FORMS = (
-    "a file (.csv, .parquet, .jsonl), batch:BATCH_ID, source:SOURCE (its newest batch), "
-    "feature_set:ID or feature_set:NAME (its newest)"
-)
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,8 @@ class InputRows:
 
 
 def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
-    """The input ``text`` names (see ``FORMS``); ``ConfigError`` saying which forms exist."""
+    """The input ``text`` names (see ``INPUT_FORMS``); ``ConfigError`` saying which forms
+    exist."""
     kind, _, rest = text.partition(":")
     metadata = stores.metadata
     if kind == "batch" and rest:
@@ -84,7 +82,7 @@ def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
             f"cannot score {text}: files are read as {', '.join(sorted(FILE_FORMATS))}; "
             "convert it or rename it"
         )
-    raise ConfigError(f"{text!r} names no input; give {FORMS}")
+    raise ConfigError(f"{text!r} names no input; give {INPUT_FORMS}")
 
 
 def _batch(stores: FeatureStores, batch_id: str) -> bool:
