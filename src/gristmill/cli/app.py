@@ -78,8 +78,6 @@ def main_options(
     ] = False,
 ) -> None:
     """Settings precedence: defaults < gristmill.toml < GRISTMILL_* environment < these flags."""
-    from gristmill.config.settings import unknown_environment  # pydantic: not for --help
-
     overrides: dict[str, Any] = {}
     if home is not None:
         overrides["home"] = home
@@ -99,8 +97,13 @@ def main_options(
     )
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    for name in unknown_environment(dict(os.environ)):
-        err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
+    if any(name.startswith("GRISTMILL_") for name in os.environ):
+        # the settings model (pydantic) only when there is something to check: `VERB --help`
+        # runs this callback too, and answers at once
+        from gristmill.config.settings import unknown_environment
+
+        for name in unknown_environment(dict(os.environ)):
+            err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
     ctx.obj = {"config": config, "overrides": overrides}
 
 

@@ -58,7 +58,12 @@ def score_command(
         gristmill score churn/3 feature_set:customers_v1 --out scores.parquet
     """
     from gristmill.core.ids import new_id
-    from gristmill.runtime.wiring import build_executor, build_score_store, open_stores
+    from gristmill.runtime.wiring import (
+        SCORING_PRELOAD,
+        build_executor,
+        build_score_store,
+        open_stores,
+    )
     from gristmill.stages.score_jobs import run_score_job
 
     settings = settings_from(ctx)
@@ -66,7 +71,7 @@ def score_command(
     store = build_score_store(settings, out if as_store else None)
     job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
-    executor = build_executor(settings)
+    executor = build_executor(settings, preload=SCORING_PRELOAD)
     with open_stores(settings) as stores, _progress() as progress:
         bar = progress.add_task(f"scoring {source} with {model}", total=None)
 

@@ -147,16 +147,22 @@ def _keys(table: pa.Table, manifest: ServableManifest) -> list[str]:
 def read_file(path: str) -> pa.Table:
     """A CSV, Parquet or JSON Lines file (a path or fsspec URL) as one table."""
     import fsspec
+    import pyarrow.csv
+    import pyarrow.json
+    import pyarrow.parquet
 
     kind = FILE_FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise ConfigError(f"cannot tell the format of {path}: name it .csv, .parquet or .jsonl")
 
     def csv(handle: object) -> pa.Table:  # an empty field is a missing value, as in pandas
-        options = pa.csv.ConvertOptions(strings_can_be_null=True)
-        return pa.csv.read_csv(handle, convert_options=options)
+        options = pyarrow.csv.ConvertOptions(strings_can_be_null=True)
+        return pyarrow.csv.read_csv(handle, convert_options=options)
 
-    readers = {"csv": csv, "parquet": pa.parquet.read_table, "json": pa.json.read_json}
+    def parquet(handle: object) -> pa.Table:  # one file: read_table's datasets import pandas
+        return pyarrow.parquet.ParquetFile(handle).read()
+
+    readers = {"csv": csv, "parquet": parquet, "json": pyarrow.json.read_json}
     try:
         with fsspec.open(path, "rb") as handle:
             table: pa.Table = readers[kind](handle)
