@@ -1,11 +1,5 @@
-"""What ``split``, ``train`` and ``evaluate`` do (``cli.training`` declares the verbs).
-
-Each does by hand what the training and evaluation stages do on ``features.generated``
-and ``model.trained``, with the same functions. ``train`` and ``evaluate`` record a run that
-holds the spec and announce ``model.trained`` / ``model.evaluated`` as events of that run, so
-workers downstream react (and find the spec) as they do in ``gristmill run``. This module
-imports the learning libraries: the verbs import it when they run, not when the CLI starts.
-"""
+"""What ``split``, ``train`` and ``evaluate`` do (see ``cli.training``, which declares the
+verbs and imports this module when one runs: it brings the learning libraries with it)."""
 
 from __future__ import annotations
 
