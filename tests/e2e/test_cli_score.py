@@ -102,6 +102,20 @@ def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where:
     )
 
 
+def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path) -> None:
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.csv")
+    assert code == 0, err
+    as_csv = pd.read_csv(where / "scored.csv")
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.jsonl")
+    assert code == 0, err
+    lines = (where / "scored.jsonl").read_text().splitlines()
+    as_json = pd.DataFrame([json.loads(line) for line in lines])
+    for copy in (as_csv, as_json):  # 4 partitions of 100 rows, one header, in order
+        assert copy["row"].tolist() == list(range(344))
+        assert copy["penguin_id"].tolist()[:2] == ["p0000", "p0001"]
+        assert copy["row_id"].str.endswith(":343").sum() == 1
+
+
 def test_bad_rows_are_named_in_the_summary(cli: Cli) -> None:
     code, out, err = cli("score", "birds/1", "bad.csv")
     assert code == 0, err
