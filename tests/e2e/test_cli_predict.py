@@ -14,44 +14,23 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from palmerpenguins import load_penguins
 
 from gristmill.testing.cli import cli_stdout as gm
 from gristmill.testing.cli import found
 from gristmill.testing.cli import run_cli_here as gm_here
+from gristmill.testing.registered import birds_spec
+from gristmill.testing.registered import penguins as penguin_frame
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-      - drop: {columns: [year]}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-evaluate: {metric: accuracy}
-"""
+SPEC = birds_spec()
 Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(scope="module")
 def where(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("predict")
-    penguins = load_penguins()
-    penguins.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(penguins))])
+    penguins = penguin_frame()
     penguins.to_csv(folder / "penguins.csv", index=False)
     penguins.drop(columns=["species"]).head(8).to_csv(folder / "new.csv", index=False)
     penguins.head(8).to_parquet(folder / "new.parquet", index=False)

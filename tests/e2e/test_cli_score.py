@@ -15,32 +15,11 @@ import pytest
 from gristmill.testing.cli import cli_stdout as gm
 from gristmill.testing.cli import found
 from gristmill.testing.cli import run_cli_here as gm_here
-from gristmill.testing.registered import penguins
+from gristmill.testing.registered import birds_spec, penguins
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-evaluate: {metric: accuracy}
-score: {model: birds, source: penguins}
-"""
+SPEC = birds_spec(drop_year=False, score={"model": "birds", "source": "penguins"})
 SETTINGS = """\
 [executor]
 workers = 2
