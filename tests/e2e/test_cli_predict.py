@@ -95,6 +95,7 @@ def test_compile_shows_the_manifest(cli: Cli) -> None:
         (("predict", "birds", "new.txt"), "name it .csv, .parquet or .jsonl"),
         (("predict", "birds", "absent.csv"), "no file absent.csv"),
         (("predict", "birds/x", "new.csv"), "a model version is <model>/<number>"),
+        (("predict", "birds", "new.csv", "-o", "nowhere/x.csv"), "folder nowhere does not exist"),
     ],
 )
 def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
@@ -102,3 +103,21 @@ def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], messag
     assert code != 0
     assert message in err, err
     assert "Traceback" not in err + out
+
+
+def test_a_version_that_cannot_be_served_is_not_promoted(cli: Cli, where: Path) -> None:
+    code, out, err = cli("ls", "candidates")
+    candidate = found(r"(mc_\w{24})", out)
+    models = where / ".gristmill" / "artifacts" / "model"
+    kept = {path: path.read_bytes() for path in models.iterdir() if "." not in path.name}
+    try:
+        for path, data in kept.items():  # the trained model's bytes altered on disk
+            path.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]))
+        code, out, err = cli("promote", candidate, "--model", "birds_twin")
+    finally:
+        for path, data in kept.items():
+            path.write_bytes(data)
+    assert code != 0 and "Traceback" not in err + out
+    assert "birds_twin/1 cannot be served, so no alias moves to it" in err, err
+    code, out, err = cli("models", "birds_twin")
+    assert "champion" not in out

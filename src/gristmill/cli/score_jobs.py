@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.scoring import MODEL_HELP
+from gristmill.cli.scoring import MODEL_HELP, check_output_folder
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.core.ids import new_id
 from gristmill.runtime.wiring import build_executor, build_score_store, open_stores
@@ -60,6 +60,8 @@ def score_command(
     """
     settings = settings_from(ctx)
     as_store = out is not None and Path(out).suffix.lower() not in OUT_FORMATS
+    if out is not None and not as_store:
+        check_output_folder(out)
     store = build_score_store(settings, out if as_store else None)
     job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
