@@ -54,6 +54,7 @@ from gristmill.server.port import EntityInputs, EntityPredictions, Served
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.routing import Route
 from gristmill.server.shadow import Scored, ShadowScorer
+from gristmill.server.stats_windows import StatsWindows
 from gristmill.stores.models import TrafficPolicy
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ class RegistryModels:
         log: PredictionLog | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(
+            StatsWindows() if settings.stats_flush_seconds > 0 else None
+        )
         self.log = log
         self.cache = PredictionCache(settings.cache_size, settings.cache_ttl)
         self.batcher = MicroBatcher(
