@@ -325,9 +325,10 @@ def test_a_v0009_database_migrates_to_head_its_canaries_started_when_last_change
         churn = store.registry.get_policy("churn")
         assert churn is not None
         assert (churn.canary, churn.canary_since, churn.changed_at) == (2, at(30), at(30))
+        assert churn.canary_revision == 1
         assert not churn.judged
         fraud = store.registry.get_policy("fraud")
-        assert fraud is not None and fraud.canary_since is None
+        assert fraud is not None and fraud.canary_since is None and fraud.canary_revision is None
         assert store.serving_stats.stats("churn", 2, since=at(0)).requests == 0
         assert _schema_drift(store, url, schema) == []
 

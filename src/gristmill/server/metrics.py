@@ -12,8 +12,9 @@ few additions on the event loop's thread (no lock, no label object per call): ch
 general client library on the request path. Each server process keeps its own figures, so a
 scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
 label, so their series never mix. The same figures (but shadows' and batch sizes) also go
-to ``windows`` (``StatsWindows``, when given), per minute, to be recorded in the metadata
-store where they sum over replicas.
+to ``windows`` (``StatsWindows``, when given), per minute and per the traffic policy
+``revision`` that sent the request (0: it named the version), to be recorded in the
+metadata store where they sum over replicas.
 """
 
 from __future__ import annotations
@@ -89,35 +90,39 @@ class Metrics:
             series = self._series[key] = _Series()
         return series
 
-    def answered(self, model: str, version: int, rows: int, seconds: float) -> None:
+    def answered(
+        self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
         series = self._of(model, version)
         series.requests += 1
         series.rows += rows
         series.latency.observe(seconds)
         if self.windows is not None:
-            self.windows.answered(model, version, rows, seconds)
+            self.windows.answered(model, version, rows, seconds, revision)
 
-    def failed(self, model: str, version: int | str, seconds: float, status: int) -> None:
+    def failed(
+        self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
+    ) -> None:
         series = self._of(model, version)
         series.requests += 1
         series.errors[status] = series.errors.get(status, 0) + 1
         series.latency.observe(seconds)
         if self.windows is not None:
-            self.windows.failed(model, version, seconds, status)
+            self.windows.failed(model, version, seconds, status, revision)
 
     def batched(self, model: str, version: int, size: int) -> None:
         self._of(model, version).batches.observe(size)
 
-    def cache_hit(self, model: str, version: int) -> None:
+    def cache_hit(self, model: str, version: int, revision: int = 0) -> None:
         self._of(model, version).cache_hits += 1
         if self.windows is not None:
-            self.windows.cache_hit(model, version)
+            self.windows.cache_hit(model, version, revision)
 
-    def fell_back(self, model: str, version: int) -> None:
+    def fell_back(self, model: str, version: int, revision: int = 0) -> None:
         """``version`` failed or was not loaded, and the next in its fallback chain was asked."""
         self._of(model, version).fallbacks += 1
         if self.windows is not None:
-            self.windows.fell_back(model, version)
+            self.windows.fell_back(model, version, revision)
 
     def shadow_answered(self, model: str, version: int, seconds: float) -> None:
         self._of(model, version).shadow_requests += 1

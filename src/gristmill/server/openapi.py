@@ -162,6 +162,7 @@ POLICY = {
         "promote_after_requests": {"type": ["integer", "null"]},
         "promote_after_minutes": {"type": ["number", "null"]},
         "canary_since": {"type": ["string", "null"]},
+        "canary_revision": {"type": ["integer", "null"]},
         "applied": {
             "type": ["integer", "null"],
             "description": "The revision this server process applies (null: none yet).",

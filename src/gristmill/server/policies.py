@@ -59,6 +59,7 @@ def policy_body(policy: TrafficPolicy) -> dict[str, Any]:
         "promote_after_requests": policy.promote_after_requests,
         "promote_after_minutes": policy.promote_after_minutes,
         "canary_since": None if policy.canary_since is None else policy.canary_since.isoformat(),
+        "canary_revision": policy.canary_revision,
     }
 
 

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 
 from gristmill.stores.serving_stats import LATENCY_BUCKETS, ServingWindow
 
-WindowKey = tuple[str, int, int]
-"""(model, version, minute): the minute as whole minutes since the epoch."""
+WindowKey = tuple[str, int, int, int]
+"""(model, version, minute, revision): the minute as whole minutes since the epoch, the
+revision of the traffic policy that sent the requests (0: they named the version)."""
 
 
 def steady_clock() -> Callable[[], float]:
@@ -80,24 +81,28 @@ class StatsWindows:
         self._clock = clock or steady_clock()
         self._windows: dict[WindowKey, _Window] = {}
 
-    def _of(self, model: str, version: int | str) -> _Window | None:
+    def _of(self, model: str, version: int | str, revision: int) -> _Window | None:
         if not model or (isinstance(version, str) and not version.isdigit()):
             return None  # a request that failed before a version was found
-        key = (model, int(version), int(self._clock() // 60))
+        key = (model, int(version), int(self._clock() // 60), revision)
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _Window()
         window.changes += 1
         return window
 
-    def answered(self, model: str, version: int, rows: int, seconds: float) -> None:
-        window = self._of(model, version)
+    def answered(
+        self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
+        window = self._of(model, version, revision)
         if window is not None:
             window.timed(seconds)
             window.rows += rows
 
-    def failed(self, model: str, version: int | str, seconds: float, status: int) -> None:
-        window = self._of(model, version)
+    def failed(
+        self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
+    ) -> None:
+        window = self._of(model, version, revision)
         if window is not None:
             window.timed(seconds)
             if status >= 500:
@@ -105,13 +110,13 @@ class StatsWindows:
             else:
                 window.client_errors += 1
 
-    def cache_hit(self, model: str, version: int) -> None:
-        window = self._of(model, version)
+    def cache_hit(self, model: str, version: int, revision: int = 0) -> None:
+        window = self._of(model, version, revision)
         if window is not None:
             window.cache_hits += 1
 
-    def fell_back(self, model: str, version: int) -> None:
-        window = self._of(model, version)
+    def fell_back(self, model: str, version: int, revision: int = 0) -> None:
+        window = self._of(model, version, revision)
         if window is not None:
             window.fallbacks += 1
 
@@ -122,12 +127,13 @@ class StatsWindows:
         for key, window in self._windows.items():
             if window.changes == window.recorded:
                 continue
-            model, version, minute = key
+            model, version, minute, revision = key
             copy = ServingWindow(
                 model=model,
                 version=version,
                 replica=self.replica,
                 window_start=datetime.fromtimestamp(minute * 60, UTC),
+                revision=revision,
                 requests=window.requests,
                 errors=window.errors,
                 client_errors=window.client_errors,

@@ -149,9 +149,9 @@ class TrafficPolicy:
     A canary may carry a **promotion rule**: ``promote_after_requests`` (requests it must
     answer) and/or ``promote_after_minutes`` (minutes it must run) without a server error;
     the canary judge (``training.canary``) then promotes it, or pulls it at its first error.
-    Neither set: the canary waits for a person. ``canary_since`` is when the canary version
-    started as one (kept while the policy changes otherwise, e.g. its share), set by the
-    registry.
+    Neither set: the canary waits for a person. ``canary_since`` and ``canary_revision``
+    are when, and at which revision, the canary version started as one (kept while the
+    policy changes otherwise, e.g. its share), set by the registry.
     """
 
     model: str
@@ -167,6 +167,7 @@ class TrafficPolicy:
     promote_after_requests: int | None = None
     promote_after_minutes: float | None = None
     canary_since: datetime | None = None
+    canary_revision: int | None = None
 
     @property
     def judged(self) -> bool:
@@ -271,12 +272,13 @@ class ModelRegistry(Protocol):
         """Store ``policy`` for ``policy.model`` atomically; return it as stored.
 
         The stored policy has ``revision`` = the previous revision + 1 (1 for the first),
-        ``changed_at`` = now and ``changed_by`` = ``actor``, ``canary_since`` = now for a
-        canary version that was not the canary before, else the stored one (the given values
-        of those fields are ignored). With ``expected_revision`` the change is made only if
-        the stored revision is still that one (0: no policy stored yet), checked in the same
-        transaction; else ``ConflictError`` naming both revisions and nothing is stored —
-        how one of several servers judging the same canary wins. In the same transaction
+        ``changed_at`` = now and ``changed_by`` = ``actor``; ``canary_since`` = now and
+        ``canary_revision`` = the new revision for a canary version that was not the canary
+        before, else the stored ones (the given values of those fields are ignored). With
+        ``expected_revision`` the change is made only if the stored revision is still that
+        one (0: no policy stored yet), checked in the same transaction; else
+        ``ConflictError`` naming both revisions and nothing is stored — how one of several
+        servers judging the same canary wins. In the same transaction
         ``@champion`` moves to the primary and ``@previous`` to the first fallback (removed
         when there is none), so aliases and policy never disagree; an audit entry
         ``model.policy_set`` records who, what (the policy and the revision it replaced) and

@@ -7,7 +7,10 @@ metadata store, so that figures sum over every replica of a fleet and outlive a 
 The canary judge (``training.canary``) reads them; monitoring builds on them.
 
 One row, a ``ServingWindow``, holds one **replica**'s figures of one version in one minute
-(``window_start``, a whole UTC minute). A replica id names one server process for its whole
+(``window_start``, a whole UTC minute) for the requests one traffic policy revision sent it
+(``revision``; 0 for requests that named the version or an alias): so a canary's own figures
+are told apart exactly, from the revision that made it the canary on, whatever else the
+version served in the same minute. A replica id names one server process for its whole
 life (host, pid and a random part), so only that process writes its rows. It records the
 window's *running totals* (not increments): recording a window again replaces what the same
 replica recorded for it, which makes a retried write harmless — a record that failed, or
@@ -61,14 +64,17 @@ class ServingWindow:
     failed); ``errors`` those it failed with a server error (5xx, the version's own fault,
     also when a fallback then answered); ``client_errors`` those refused for the client's
     input (4xx); ``fallbacks`` the requests it passed to the next version of its chain
-    (it failed, or was not loaded). Latencies are in seconds; ``latency_buckets`` has one
-    count per bound of ``LATENCY_BUCKETS`` plus one above the last.
+    (it failed, or was not loaded). ``revision`` is the traffic policy revision whose route
+    sent these requests (0: they named the version or an alias). Latencies are in seconds;
+    ``latency_buckets`` has one count per bound of ``LATENCY_BUCKETS`` plus one above the
+    last.
     """
 
     model: str
     version: int
     replica: str
     window_start: datetime
+    revision: int = 0
     requests: int = 0
     errors: int = 0
     client_errors: int = 0
@@ -84,11 +90,13 @@ class ServingWindow:
 
 @dataclass(frozen=True)
 class ServingStats:
-    """A version's figures summed over every replica's windows from ``since`` on."""
+    """A version's figures summed over every replica's windows from ``since`` on (and from
+    policy revision ``min_revision`` on)."""
 
     model: str
     version: int
     since: datetime
+    min_revision: int = 0
     requests: int = 0
     errors: int = 0
     client_errors: int = 0
@@ -137,7 +145,11 @@ class ServingStats:
 
 
 def summed(
-    model: str, version: int, since: datetime, windows: Iterable[ServingWindow]
+    model: str,
+    version: int,
+    since: datetime,
+    windows: Iterable[ServingWindow],
+    min_revision: int = 0,
 ) -> ServingStats:
     """The sum of ``windows`` (of ``model``/``version``) as ``ServingStats``."""
     counts = dict.fromkeys(
@@ -163,6 +175,7 @@ def summed(
         model=model,
         version=version,
         since=since,
+        min_revision=min_revision,
         latency_sum=latency_sum,
         latency_min=min(lows) if lows else None,
         latency_max=max(highs) if highs else None,
@@ -175,11 +188,13 @@ def summed(
 class ServingStatsStore(Protocol):
     """Serving figures per version, replica and minute, summed on demand.
 
-    * ``record`` is idempotent per ``(model, version, replica, window_start)``: the last
-      record of a window replaces the earlier ones (they are running totals). Several
+    * ``record`` is idempotent per ``(model, version, window_start, replica, revision)``:
+      the last record of a window replaces the earlier ones (they are running totals). Several
       replicas record at once without locking one another (each writes its own rows).
     * ``stats`` sums every replica's windows that *start* at or after the minute holding
-      ``since``: figures are per whole minute, so the minute of ``since`` counts whole.
+      ``since`` (figures are per whole minute, so the minute of ``since`` counts whole) and
+      whose ``revision`` is at least ``min_revision`` (0: any, requests naming the version
+      included).
     """
 
     def record(self, windows: Sequence[ServingWindow]) -> None:
@@ -187,14 +202,17 @@ class ServingStatsStore(Protocol):
         transaction: all or none. ``window_start`` must be a whole minute (``ValueError``)."""
         ...
 
-    def stats(self, model: str, version: int, *, since: datetime) -> ServingStats:
-        """``model``/``version``'s figures from the minute of ``since`` on, over every
-        replica (zeros when none were recorded)."""
+    def stats(
+        self, model: str, version: int, *, since: datetime, min_revision: int = 0
+    ) -> ServingStats:
+        """``model``/``version``'s figures from the minute of ``since`` on, sent by policy
+        revision ``min_revision`` or a later one, over every replica (zeros when none were
+        recorded)."""
         ...
 
     def list_windows(
         self, model: str, version: int | None = None, *, since: datetime
     ) -> list[ServingWindow]:
         """The recorded windows of ``model`` (of one version, if given) from the minute of
-        ``since`` on, oldest first (then by version and replica)."""
+        ``since`` on, oldest first (then by version, replica and revision)."""
         ...

@@ -269,23 +269,25 @@ class PolicyContract:
         )
         assert manual.revision == 3 and not manual.judged
 
-    def test_canary_since_is_kept_while_the_canary_stays(self, store: MetadataStore) -> None:
+    def test_the_canary_start_is_kept_while_the_canary_stays(self, store: MetadataStore) -> None:
         versions(store, "churn", 3)
         assert store.registry.set_policy(TrafficPolicy("churn", primary=1)).canary_since is None
         started = store.registry.set_policy(
             TrafficPolicy("churn", primary=1, canary=2, canary_share=0.1)
         )
         assert started.canary_since == started.changed_at
+        assert started.canary_revision == started.revision == 2
         assert_utc(started.canary_since)
         wider = store.registry.set_policy(replace(started, canary_share=0.3, shadow=(3,)))
         assert wider.revision == started.revision + 1
-        assert wider.canary_since == started.canary_since
+        assert (wider.canary_since, wider.canary_revision) == (started.canary_since, 2)
         other = store.registry.set_policy(replace(wider, canary=3, shadow=()))
         assert other.canary_since == other.changed_at
+        assert other.canary_revision == other.revision == 4
         assert other.canary_since is not None and started.canary_since is not None
         assert other.canary_since >= started.canary_since
         gone = store.registry.set_policy(TrafficPolicy("churn", primary=1))
-        assert gone.canary_since is None
+        assert (gone.canary_since, gone.canary_revision) == (None, None)
 
     @pytest.mark.parametrize(
         ("changes", "match"),

@@ -111,6 +111,19 @@ class ServingStatsContract:
         assert (stats.requests, stats.errors) == (25, 0)
         assert len(store.serving_stats.list_windows("churn", 2, since=T0)) == 1
 
+    def test_windows_of_other_revisions_are_apart_and_can_be_left_out(
+        self, store: MetadataStore
+    ) -> None:
+        # the same replica, version and minute: requests named by version (revision 0), sent
+        # by policy revision 4, then by revision 5
+        store.serving_stats.record([make_window(revision=r, errors=0) for r in (0, 4, 5)])
+        store.serving_stats.record([make_window("b", revision=3)])
+        assert len(store.serving_stats.list_windows("churn", 2, since=T0)) == 4
+        assert store.serving_stats.stats("churn", 2, since=T0).requests == 40
+        from_four = store.serving_stats.stats("churn", 2, since=T0, min_revision=4)
+        assert (from_four.requests, from_four.errors, from_four.replicas) == (20, 0, 1)
+        assert from_four.min_revision == 4
+
     def test_windows_are_listed_by_minute_version_and_replica(self, store: MetadataStore) -> None:
         recorded = [
             make_window("b", minute=1),

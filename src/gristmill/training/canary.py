@@ -4,8 +4,10 @@ without errors, and pulled at its first error.
 A canary is *judged* when its policy carries a promotion rule (``promote_after_requests``
 and/or ``promote_after_minutes``, from the spec's ``deploy.canary_requests`` /
 ``canary_minutes``, ``gristmill deploy --promote-after-…`` or the admin API). Its figures
-are the serving stats every server process recorded for the canary version since it became
-the canary (``policy.canary_since``, per whole minute), summed over the processes:
+are the serving stats every server process recorded for the requests the canary version
+was sent by its policy since it became the canary (``policy.canary_revision`` and later
+revisions; requests naming the version itself are not the canary's), summed over the
+processes:
 
 * **pull** when it failed a request with a server error (5xx) or passed one to its
   fallback (it raised, or could not be loaded): the policy goes back to the primary alone
@@ -98,7 +100,9 @@ def canary_progress(
         return None
     now = now or datetime.now(UTC)
     since = policy.canary_since or policy.changed_at or now
-    figures = stats.stats(policy.model, policy.canary, since=since)
+    figures = stats.stats(
+        policy.model, policy.canary, since=since, min_revision=policy.canary_revision or 0
+    )
     minutes = max(0.0, (now - since).total_seconds() / 60)
     return CanaryProgress(policy, figures, minutes)
 

@@ -104,6 +104,7 @@ def without_canary(policy: TrafficPolicy) -> TrafficPolicy:
         promote_after_requests=None,
         promote_after_minutes=None,
         canary_since=None,
+        canary_revision=None,
     )
 
 

@@ -31,13 +31,24 @@ def _canary(store: SqlMetadataStore, rule: PromotionRule | None) -> TrafficPolic
     return deploy(store.registry, "churn", 2, mode="canary", share=0.1, rule=rule).after
 
 
-def _served(store: SqlMetadataStore, replica: str = "r1", version: int = 2, **figures: int) -> None:
-    """``replica`` served ``figures`` with ``version`` this minute (running totals)."""
+def _served(
+    store: SqlMetadataStore,
+    replica: str = "r1",
+    version: int = 2,
+    revision: int | None = None,
+    **figures: int,
+) -> None:
+    """``replica`` served ``figures`` with ``version`` this minute (running totals), sent by
+    policy ``revision`` (default: the stored one)."""
+    if revision is None:
+        stored = store.registry.get_policy("churn")
+        revision = stored.revision if stored else 0
     window = ServingWindow(
         model="churn",
         version=version,
         replica=replica,
         window_start=window_start(datetime.now(UTC)),
+        revision=revision,
         latency_sum=0.001 * figures.get("requests", 0),
         **figures,  # type: ignore[arg-type]
     )
@@ -118,9 +129,16 @@ def test_a_canary_without_a_rule_is_left_to_a_person(store: SqlMetadataStore) ->
     assert policy is not None and policy.canary == 2
 
 
-def test_the_primarys_errors_do_not_judge_the_canary(store: SqlMetadataStore) -> None:
-    _canary(store, PromotionRule(requests=5))
-    _served(store, version=1, requests=100, errors=10)
+def test_only_what_the_canary_was_sent_as_the_canary_judges_it(
+    store: SqlMetadataStore,
+) -> None:
+    _served(store, requests=100, errors=3)  # version 2 named by a client, before the canary
+    canary = _canary(store, PromotionRule(requests=5))
+    _served(store, "r1", revision=0, requests=50, errors=2)  # named by version, meanwhile
+    _served(store, "r2", revision=canary.revision - 1, requests=9, errors=1)  # a lagging policy
+    _served(store, version=1, requests=100, errors=10)  # the primary's
+    _served(store, requests=4)
+    assert judge_canaries(store) == []
     _served(store, requests=5)
     [judgement] = judge_canaries(store)
     assert judgement.verdict == "promote"
@@ -134,14 +152,19 @@ def test_judges_racing_on_one_canary_change_it_once(store: SqlMetadataStore) -> 
     assert len(_audit(store)) == 1
 
 
-def test_a_changed_canary_restarts_its_count_but_a_changed_share_does_not(
+def test_a_wider_share_keeps_the_count_a_canary_started_again_restarts_it(
     store: SqlMetadataStore,
 ) -> None:
-    canary = _canary(store, PromotionRule(requests=5))
+    canary = _canary(store, PromotionRule(requests=10))
+    _served(store, "r1", requests=6)
     wider = store.registry.set_policy(replace(canary, canary_share=0.5))
-    assert wider.canary_since == canary.canary_since
-    other = deploy(
-        store.registry, "churn", 3, mode="canary", share=0.1, rule=PromotionRule(requests=5)
-    ).after
-    assert other.canary == 3 and other.canary_since is not None
-    assert canary.canary_since is not None and other.canary_since >= canary.canary_since
+    assert (wider.canary_since, wider.canary_revision) == (canary.canary_since, canary.revision)
+    _served(store, "r2", requests=4)  # sent by the wider policy: counted with the 6 before
+    [promoted] = judge_canaries(store)
+    assert promoted.verdict == "promote"
+    deploy(store.registry, "churn", 1)  # back to 1 as the primary, then 2 as a canary again
+    again = _canary(store, PromotionRule(requests=10))
+    assert again.canary_revision == again.revision > wider.revision
+    progress = canary_progress(store.serving_stats, again)
+    assert progress is not None and progress.stats.requests == 0
+    assert judge_canaries(store) == []

@@ -269,10 +269,13 @@ class SqlModelRegistry:
         if current is not None and _same_routing(current, policy):
             return current
         now = datetime.now(UTC)
-        canary_since = None
+        canary_since, canary_revision = None, None
         if policy.canary is not None:
             kept = current is not None and current.canary == policy.canary
             canary_since = (current.canary_since if kept and current else None) or now
+            canary_revision = (current.canary_revision if kept and current else None) or (
+                revision + 1
+            )
         stored = TrafficPolicy(
             model=model,
             primary=policy.primary,
@@ -287,6 +290,7 @@ class SqlModelRegistry:
             promote_after_requests=policy.promote_after_requests,
             promote_after_minutes=_minutes(policy.promote_after_minutes),
             canary_since=canary_since,
+            canary_revision=canary_revision,
         )
         values = {**to_values(stored), "shadow": list(stored.shadow)}
         values["fallback"] = list(stored.fallback)

@@ -1,6 +1,7 @@
-"""``ServingStatsStore`` on SQL: one row per (model, version, minute, replica), summed when read.
+"""``ServingStatsStore`` on SQL: one row per (model, version, minute, replica, policy
+revision), summed when read.
 
-Rows are keyed by ``(model, version, window_start, replica)`` in that order, so reading a
+Rows are keyed by ``(model, version, window_start, replica, revision)`` in that order, so reading a
 version's minutes from a time on is one range of the primary key. A record replaces the
 replica's row (an upsert): the replica writes running totals, so writing again is harmless.
 The sums are made in Python, over at most a row per replica and minute, so that both
@@ -49,8 +50,12 @@ class SqlServingStatsStore:
             for values in rows:
                 self._db.upsert(connection, _stats, values)
 
-    def stats(self, model: str, version: int, *, since: datetime) -> ServingStats:
-        return summed(model, version, since, self.list_windows(model, version, since=since))
+    def stats(
+        self, model: str, version: int, *, since: datetime, min_revision: int = 0
+    ) -> ServingStats:
+        windows = self.list_windows(model, version, since=since)
+        counted = [w for w in windows if w.revision >= min_revision]
+        return summed(model, version, since, counted, min_revision)
 
     def list_windows(
         self, model: str, version: int | None = None, *, since: datetime
@@ -60,7 +65,9 @@ class SqlServingStatsStore:
         )
         if version is not None:
             query = query.where(_stats.c.version == version)
-        query = query.order_by(_stats.c.window_start, _stats.c.version, _stats.c.replica)
+        query = query.order_by(
+            _stats.c.window_start, _stats.c.version, _stats.c.replica, _stats.c.revision
+        )
         with self._db.read() as connection:
             return [_window_of(row) for row in connection.execute(query).all()]
 

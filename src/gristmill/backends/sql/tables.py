@@ -262,6 +262,7 @@ traffic_policies = sa.Table(
     sa.Column("promote_after_requests", sa.Integer(), nullable=True),
     sa.Column("promote_after_minutes", sa.Float(), nullable=True),
     sa.Column("canary_since", UtcDateTime(), nullable=True),
+    sa.Column("canary_revision", sa.Integer(), nullable=True),
 )
 
 pipeline_specs = sa.Table(
@@ -331,6 +332,7 @@ serving_stats = sa.Table(
     sa.Column("version", sa.Integer(), primary_key=True),
     sa.Column("window_start", UtcDateTime(), primary_key=True),
     sa.Column("replica", Text, primary_key=True),
+    sa.Column("revision", sa.Integer(), primary_key=True),
     sa.Column("requests", sa.BigInteger(), nullable=False),
     sa.Column("errors", sa.BigInteger(), nullable=False),
     sa.Column("client_errors", sa.BigInteger(), nullable=False),

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), primary_key=True),
         sa.Column("window_start", _time, primary_key=True),
         sa.Column("replica", _text, primary_key=True),
+        sa.Column("revision", sa.Integer(), primary_key=True),
         sa.Column("requests", _count, nullable=False),
         sa.Column("errors", _count, nullable=False),
         sa.Column("client_errors", _count, nullable=False),
@@ -53,25 +54,29 @@ def upgrade() -> None:
         sa.Column("promote_after_requests", sa.Integer(), nullable=True),
         sa.Column("promote_after_minutes", sa.Float(), nullable=True),
         sa.Column("canary_since", _time, nullable=True),
+        sa.Column("canary_revision", sa.Integer(), nullable=True),
     ):
         op.add_column("traffic_policies", column, schema=schema)
     # A canary that runs already started, as far as anyone knows, when its policy changed.
     policies = sa.table(
         "traffic_policies",
         sa.column("canary", sa.Integer()),
+        sa.column("revision", sa.Integer()),
         sa.column("changed_at", _time),
         sa.column("canary_since", _time),
+        sa.column("canary_revision", sa.Integer()),
         schema=schema,
     )
     op.execute(
         sa.update(policies)
         .where(policies.c.canary.is_not(None))
-        .values(canary_since=policies.c.changed_at)
+        .values(canary_since=policies.c.changed_at, canary_revision=policies.c.revision)
     )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("traffic_policies", schema=_schema()) as table:
+        table.drop_column("canary_revision")
         table.drop_column("canary_since")
         table.drop_column("promote_after_minutes")
         table.drop_column("promote_after_requests")
