@@ -72,8 +72,6 @@ def deploy_command(
         typer.Option(
             "--promote-after-minutes",
             metavar="M",
-            min=0,
-            min_open=True,
             help="With --canary: promote it once it ran M minutes without a server error "
             "(and answered at least one request).",
         ),
@@ -111,6 +109,11 @@ def deploy_command(
         raise ConfigError(
             f"--canary {canary:g}: the share must be between 0 and 1 (exclusive), e.g. "
             f"gristmill deploy {model} {version} --canary 0.1 for a tenth of requests"
+        )
+    if promote_after_minutes is not None and not promote_after_minutes > 0:
+        raise ConfigError(
+            f"--promote-after-minutes {promote_after_minutes:g}: give the minutes a canary must "
+            "run, above 0 (e.g. --promote-after-minutes 30)"
         )
     rule = PromotionRule(promote_after_requests, promote_after_minutes)
     if rule and canary is None:
@@ -239,7 +242,9 @@ def deployments_command(
         rows = [asdict(p) | _progress_json(progress.get(p.model)) for p in policies]
         console.print_json(json.dumps(rows, default=str))
     elif policies:
-        console.print(_table(policies, progress))
+        console.print(_table(policies))
+        for found in progress.values():
+            console.print(_progress_line(found), highlight=False)
     elif model:
         console.print(
             f"model {model!r} is not deployed; deploy a version with `gristmill deploy {model} "
@@ -285,25 +290,32 @@ def _progress_json(progress: CanaryProgress | None) -> dict[str, object]:
     }
 
 
-def _progress_text(progress: CanaryProgress | None) -> str:
-    if progress is None:
-        return "-"
-    text = progress.describe()
-    if not progress.policy.judged:
-        return f"{text} (no rule: promote by hand)"
+def _progress_line(progress: CanaryProgress) -> str:
+    """``churn: canary 4 so far: 120/500 requests, …; promoted …`` (figures of every server)."""
+    policy = progress.policy
+    line = f"{policy.model}: canary {policy.canary} so far: {progress.describe()}"
+    if not policy.judged:
+        return (
+            line
+            + f"; no promotion rule: promote it with gristmill deploy {policy.model} "
+            + (f"{policy.canary}")
+        )
     verdict = progress.verdict()
-    return text if verdict == "wait" else f"{text} → {verdict} at the next judgement"
+    if verdict == "wait":
+        return line + "; promoted once its rule is met, pulled at its first error"
+    return (
+        line + f"; to be {'promoted' if verdict == 'promote' else 'pulled'} at the next judgement"
+    )
 
 
-def _table(policies: list[TrafficPolicy], progress: dict[str, CanaryProgress]) -> Table:
+def _table(policies: list[TrafficPolicy]) -> Table:
     table = Table()
     columns = ("model", "primary", "canary", "shadow", "fallback", "revision", "since", "by")
-    extra = ("canary progress",) if progress else ()
-    for column in (*columns, *extra, "reason"):
-        table.add_column(column, no_wrap=column not in ("reason", "canary progress"))
+    for column in (*columns, "reason"):
+        table.add_column(column, no_wrap=column != "reason")
     for p in policies:
         share = 1 - p.canary_share if p.canary is not None else 1.0
-        row = [
+        table.add_row(
             p.model,
             f"{p.primary} ({share:.0%})",
             "-" if p.canary is None else f"{p.canary} ({p.canary_share:.0%})",
@@ -312,10 +324,8 @@ def _table(policies: list[TrafficPolicy], progress: dict[str, CanaryProgress]) -
             str(p.revision),
             p.changed_at.strftime("%Y-%m-%d %H:%M") if p.changed_at else "-",
             p.changed_by,
-        ]
-        if progress:
-            row.append(_progress_text(progress.get(p.model)))
-        table.add_row(*row, p.reason or "-")
+            p.reason or "-",
+        )
     return table
 
 
