@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -369,7 +370,9 @@ def _check_rule(policy: TrafficPolicy, where: str) -> None:
             f"{where}: promote_after_requests must be a whole number from 1, got {requests!r}"
         )
     if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes < math.inf
     ):
         raise ConfigError(
             f"{where}: promote_after_minutes must be a number above 0, got {minutes!r}"
