@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK, Event
 from gristmill.runtime.wiring import build_bus, build_metadata
 from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.serving_stats import ServingWindow, window_start
 from gristmill.testing.cli import run_cli_here
 from gristmill.testing.metadata_records import make_candidate
 
@@ -76,9 +78,12 @@ def test_deploy_canary_shadow_rollback_and_list(
 
     code, out, _ = gm("deployments")
     assert code == 0
-    (row,) = [line for line in out.splitlines() if "churn" in line]
+    (row,) = [line for line in out.splitlines() if "churn" in line and "│" in line]
     for cell in ("2 (90%)", "3 (10%)", " 4 ", " 1 ", "ann"):
         assert cell in row, row
+    progress = " ".join(out.split("┘")[-1].split())
+    assert progress.startswith("churn: canary 3 so far: 0 requests, 0 errors, 0 fallbacks")
+    assert "no promotion rule: promote it with gristmill deploy churn 3" in progress
     policy = store.registry.get_policy("churn")
     assert policy is not None
     assert (policy.primary, policy.canary, policy.shadow, policy.fallback) == (2, 3, (4,), (1,))
@@ -103,6 +108,8 @@ def test_deploy_canary_shadow_rollback_and_list(
         "canary_share": 0.1,
         "shadow": [],
         "fallback": [1],
+        "promote_after_requests": None,
+        "promote_after_minutes": None,
         "version": 3,
         "previous": 2,
     }
@@ -120,6 +127,18 @@ def test_deploy_canary_shadow_rollback_and_list(
         (("deploy", "churn", "2", "--canary", "0.1", "--shadow"), "exclude each other"),
         (("deploy", "churn", "2", "--shadow"), r"no live version yet.*gristmill deploy churn"),
         (("rollback", "churn"), r"'churn' is not deployed"),
+        (
+            ("deploy", "churn", "2", "--promote-after-requests", "10"),
+            r"say when a canary is promoted; add --canary SHARE",
+        ),
+        (
+            ("deploy", "churn", "2", "--canary", "0.1", "--promote-after-minutes", "0"),
+            r"--promote-after-minutes 0: give the minutes a canary must run, above 0",
+        ),
+        (
+            ("deploy", "churn", "2", "--canary", "0.1", "--promote-after-requests", "0"),
+            r"Invalid value for '--promote-after-requests'",
+        ),
         (("rollback", "bad name"), r"'bad name' is not deployed"),
     ],
 )
@@ -140,6 +159,62 @@ def test_rollback_without_previous_is_explained(gm: Any, store: MetadataStore) -
     code, _, err = gm("rollback", "churn")
     assert code == 2
     assert "no @previous version to roll back to" in " ".join(err.split())
+
+
+def test_a_judged_canary_shows_its_progress_and_can_be_pulled_by_hand(
+    gm: Any, store: MetadataStore, settings: Settings
+) -> None:
+    gm("deploy", "churn", "1")
+    code, out, err = gm(
+        "deploy", "churn", "2", "--canary", "0.2",
+        "--promote-after-requests", "100", "--promote-after-minutes", "5",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "promoted after 100 requests and 5 minutes without errors" in " ".join(out.split())
+    policy = store.registry.get_policy("churn")
+    assert policy is not None and policy.judged and policy.canary_since is not None
+    # two servers served the canary this minute, as its policy sent it requests
+    store.serving_stats.record(
+        [
+            ServingWindow(
+                "churn", 2, replica, window_start(policy.canary_since), policy.revision,
+                requests=requests, client_errors=1,
+            )
+            for replica, requests in (("a", 21), ("b", 11))
+        ]
+    )  # fmt: skip
+    _, out, _ = gm("deployments", "churn")
+    text = " ".join(out.split())
+    assert "churn: canary 2 so far: 30/100 requests, 0 errors, 0 fallbacks, 2 client errors" in (
+        text
+    )
+    assert "/5 min, over 2 servers; promoted once its rule is met, pulled at its first" in text
+    _, out, _ = gm("deployments", "churn", "--json")
+    (row,) = json.loads(out)
+    assert row["promote_after_requests"] == 100 and row["promote_after_minutes"] == 5.0
+    assert row["canary_progress"] | {"minutes": 0} == {
+        "requests": 32,
+        "answered": 30,
+        "errors": 0,
+        "client_errors": 2,
+        "fallbacks": 0,
+        "replicas": 2,
+        "minutes": 0,
+        "judged": True,
+        "verdict": "wait",
+    }
+
+    code, out, _ = gm("rollback", "churn", "--canary", "--reason", "not now")
+    assert code == 0
+    assert "version 1 answers every request again" in out
+    assert "canary version 2 is no longer served" in out
+    pulled = store.registry.get_policy("churn")
+    assert pulled is not None and (pulled.primary, pulled.canary) == (1, None)
+    assert not pulled.judged
+    (rolled,) = announced(settings, MODEL_ROLLED_BACK)
+    assert (rolled.payload["primary"], rolled.payload["canary"]) == (1, None)
+    code, _, err = gm("rollback", "churn", "--canary")
+    assert code == 2 and "no canary to pull" in " ".join(err.split())
 
 
 def test_an_unreachable_bus_is_a_warning(gm: Any, store: MetadataStore) -> None:

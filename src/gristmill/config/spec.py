@@ -105,8 +105,9 @@ class DeploySpec(_Section):
     candidate whatever the gate says, ``manual`` nothing; with ``canary`` (or ``policy:
     canary``) the winner starts as a canary at that share beside the champion instead of
     replacing it. ``canary_requests`` / ``canary_minutes`` say how long a canary must run
-    without errors before it may be promoted (by the monitoring, or by hand with
-    ``gristmill deploy MODEL VERSION``)."""
+    without errors before the prediction servers' canary judge promotes it (it is pulled at
+    its first error); without either a person promotes it (``gristmill deploy MODEL
+    VERSION``)."""
 
     policy: Literal["manual", "gated", "always", "canary"] = "gated"
     model: str | None = Field(

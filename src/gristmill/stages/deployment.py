@@ -8,10 +8,12 @@ nothing); with one:
   the champion already).
 * ``policy: manual``: nothing is deployed; the execution's summary says how to do it.
 * ``canary: SHARE`` (or ``policy: canary``, a share of 0.1): the winner starts as a canary
-  answering that share of requests beside the champion, instead of replacing it. Promoting
-  it once it has run ``canary_requests`` / ``canary_minutes`` without errors is the
-  monitoring's job, or a person's: ``gristmill deploy MODEL VERSION``. A model with no
-  champion yet has nothing to run a canary beside: its first version becomes the primary.
+  answering that share of requests beside the champion, instead of replacing it. With
+  ``canary_requests`` and/or ``canary_minutes`` the canary carries that promotion rule and
+  the canary judge of the prediction servers promotes it once it has run so long without
+  errors, or pulls it at its first error (``training.canary``); without either it waits for
+  a person (``gristmill deploy MODEL VERSION``). A model with no champion yet has nothing
+  to run a canary beside: its first version becomes the primary.
 
 Deploying registers the candidate as the model's next version (a candidate registered
 before keeps its version) and changes the traffic policy (``training.deployment.deploy``),
@@ -32,7 +34,7 @@ from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import effective_policy
-from gristmill.training.deployment import DeployMode, announcement, deploy
+from gristmill.training.deployment import DeployMode, PromotionRule, announcement, deploy
 from gristmill.training.gate import model_name, register_candidate
 
 ACTOR = "gristmill:deployment"
@@ -97,6 +99,11 @@ class DeploymentStage:
             version.version,
             mode=mode,
             share=share or 0.1,
+            rule=(
+                PromotionRule(section.canary_requests, section.canary_minutes)
+                if mode == "canary"
+                else None
+            ),
             reason=reason,
             actor=ACTOR,
         )
