@@ -118,7 +118,7 @@ class Scheduler:
                 tick.holder,
                 extra={"stage": SCHEDULER_STAGE},
             )
-            await self._publish(tick, [Event.model_validate(item) for item in tick.events])
+            await self._publish(tick, [Event.model_validate(item) for item in tick.events], now)
         return len(waiting)
 
     async def _fire(self, schedule: Schedule, now: datetime) -> Tick | None:
@@ -154,7 +154,7 @@ class Scheduler:
             extra={"stage": SCHEDULER_STAGE, "schedule": schedule.key},
         )
         if plan.events:
-            await self._publish(tick, plan.events)
+            await self._publish(tick, plan.events, now)
         return tick
 
     def _plan(self, schedule: Schedule, due: datetime, now: datetime) -> TickPlan:
@@ -196,11 +196,10 @@ class Scheduler:
             spec = self._specs[digest] = restored_spec(self.stores.metadata.specs.get_spec(digest))
         return spec
 
-    async def _publish(self, tick: Tick, events: list[Event]) -> None:
+    async def _publish(self, tick: Tick, events: list[Event], now: datetime) -> None:
         await self.bus.publish(events)
-        await self._call(
-            self.stores.metadata.schedules.mark_published, tick.key, tick.tick_at, self.clock()
-        )
+        schedules = self.stores.metadata.schedules
+        await self._call(schedules.mark_published, tick.key, tick.tick_at, now)
 
     async def _call(self, call: Callable[..., T], *args: Any) -> T:
         """``call(*args)`` off the event loop (the stores are synchronous)."""
