@@ -12,6 +12,7 @@ from gristmill.cli.console import console
 
 if TYPE_CHECKING:
     from gristmill.runtime.schedule_views import ScheduleView
+    from gristmill.stores.schedules import Tick
 
 
 def schedules_command(
@@ -48,7 +49,7 @@ def _print_table(views: list[ScheduleView]) -> None:
     from rich.table import Table
 
     table = Table()
-    for name in ("schedule", "does", "when (UTC)", "next tick", "last tick", "made"):
+    for name in ("schedule", "does", "when (UTC)", "next tick", "last tick", "last fired"):
         table.add_column(name)
     for view in views:
         schedule, last = view.schedule, view.last
@@ -57,8 +58,8 @@ def _print_table(views: list[ScheduleView]) -> None:
             _does(view),
             schedule.timing,
             _time(view.next_tick),
-            "never" if last is None else f"{_time(last.tick_at)} {last.outcome}: {last.detail}",
-            _made(view),
+            "never" if last is None else f"{_time(last.tick_at)} {_outcome(last)}",
+            _fired(view),
         )
     console.print(table)
 
@@ -67,16 +68,21 @@ def _does(view: ScheduleView) -> str:
     schedule = view.schedule
     if schedule.action == "ingest":
         return f"ingest {schedule.target}"
-    return f"score newest {schedule.target} with {schedule.model}"
+    return f"score {schedule.target} with {schedule.model}"
 
 
-def _made(view: ScheduleView) -> str:
+def _outcome(tick: Tick) -> str:
+    """``fired``, or ``skipped: <why, in a few words>`` (``--json`` has the whole detail)."""
+    return "fired" if tick.outcome == "fired" else f"skipped: {tick.detail.split(':')[0]}"
+
+
+def _fired(view: ScheduleView) -> str:
     fired = view.fired
     if fired is None:
         return "-"
-    what = f"job {fired.ref}" if view.schedule.action == "score" else f"run {fired.ref}"
+    what = "job" if view.schedule.action == "score" else "run"
     batches = f", batch {', '.join(view.batches)}" if view.batches else ""
-    return f"{what} ({view.state}{batches}) at the tick of {_time(fired.tick_at)}"
+    return f"{_time(fired.tick_at)} {what} {fired.ref} {view.state}{batches}"
 
 
 def _time(moment: datetime) -> str:

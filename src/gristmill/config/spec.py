@@ -167,6 +167,15 @@ class ScoreSpec(_Section):
         None, description="With on: schedule: tick at a cron expression ('0 2 * * *', UTC)."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_read_as_true(cls, data: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads the bare key `on` as the boolean true: `on: schedule`
+        # arrives as {True: "schedule"}. Take it for the key it was written as.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
     @field_validator("every", mode="before")
     @classmethod
     def _every(cls, value: Any) -> str | None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 
 from gristmill.config.schedules import Timing, cron_text, every_text
 from gristmill.config.spec import parse_spec
@@ -121,3 +122,17 @@ def test_a_bad_source_schedule_is_refused_naming_the_key(schedule: Any, message:
     data["sources"]["customers"]["schedule"] = schedule
     with pytest.raises(SpecError, match=message):
         parse_spec(data)
+
+
+def test_on_written_in_yaml_is_the_key_on_not_true() -> None:
+    # YAML 1.1 reads a bare `on` key as the boolean true
+    data = yaml.safe_load(
+        "name: churn\n"
+        "sources: {customers: {format: csv, path: c.csv}}\n"
+        "score: {source: customers, on: schedule, cron: '@daily'}\n"
+    )
+    assert True in data["score"]
+    score = parse_spec(data).score
+    assert score is not None and (score.on, score.cron) == ("schedule", "@daily")
+    timing = score.timing()
+    assert timing is not None and timing.latest(at("2024-05-01 13:00:00")) == at("2024-05-01")
