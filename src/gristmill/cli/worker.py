@@ -62,7 +62,8 @@ def worker(
         bool,
         typer.Option(
             "--all",
-            help="Run every stage but the score: triggers (scoring-batches, scoring-features).",
+            help="Run every stage but the score: triggers (scoring-batches, scoring-features); "
+            "the scheduler included.",
         ),
     ] = False,
     concurrency: Annotated[
@@ -86,6 +87,11 @@ def worker(
         gristmill worker --stage ingestion
         gristmill --bus redis --metadata postgres worker --all
         gristmill worker --stage scoring --stage scoring-batches    score new batches
+        gristmill worker --stage scheduler --stage scoring     fire schedules (UTC)
+
+    The scheduler fires the ticks of the recorded schedules (a source's `schedule:`, the
+    spec's `score: {on: schedule}`), each tick once however many workers run it;
+    `gristmill schedules` lists them.
     """
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
