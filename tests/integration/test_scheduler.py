@@ -219,3 +219,30 @@ async def test_a_schedule_whose_spec_is_gone_is_skipped_saying_why(services: Ser
     assert tick.outcome == "skipped" and tick.events == [] and tick.published_at is not None
     assert "cannot fire: no pipeline spec with digest 'sha256:nope'" in tick.detail
     assert isinstance(tick, Tick)
+
+
+async def test_a_broken_schedule_is_said_once_and_stops_no_other(
+    services: Services, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from gristmill.stores.schedules import Schedule
+
+    record_spec(services.metadata, nightly_spec(tmp_path, cron="0 * * * *"), now=at())
+    broken = Schedule(
+        key="broken/score",
+        pipeline="broken",
+        action="score",
+        target="source:numbers",
+        timing="every soon",  # no spec makes this: a row edited by hand
+        spec_digest="sha256:x",
+        since=at(),
+    )
+    services.metadata.schedules.set_schedules("broken", [broken])
+    scheduler = Scheduler(services.bus, services.feature_stores())
+    (tick,) = await scheduler.fire_due(at(hours=1))
+    assert tick.key == "nightly/ingest/numbers"
+    assert await scheduler.fire_due(at(hours=1, seconds=1)) == []
+    said = [r.getMessage() for r in caplog.records if "cannot fire" in r.getMessage()]
+    assert said == [
+        "schedule broken/score cannot fire: ValueError(\"'soon' is not a duration; "
+        'write e.g. 90s, 15m, 12h, 1d or 2w"); will try again'
+    ]

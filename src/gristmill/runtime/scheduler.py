@@ -29,7 +29,7 @@ from gristmill.bus.port import EventBus
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import Event
 from gristmill.core.outages import OutageLog
-from gristmill.errors import PERMANENT_ERRORS, ConfigError, ConflictError
+from gristmill.errors import PERMANENT_ERRORS, BackendError, ConfigError, ConflictError
 from gristmill.features.stores import FeatureStores
 from gristmill.runtime.run_records import start_run
 from gristmill.runtime.worker import consumer_name, serve_until
@@ -79,6 +79,7 @@ class Scheduler:
         self.consumer = consumer_name(SCHEDULER_STAGE)
         self.handled = 0
         self._specs: dict[str, PipelineSpec] = {}
+        self._failing: dict[str, str] = {}  # schedule key -> the error last said
 
     async def run(self, stop: asyncio.Event, *, poll: float = 1.0, concurrency: int = 1) -> None:
         """Fire due ticks every ``poll`` seconds and relay unpublished ones, until ``stop``
@@ -99,10 +100,30 @@ class Scheduler:
         schedules = await self._call(self.stores.metadata.schedules.list_schedules)
         claimed = []
         for schedule in schedules:
-            tick = await self._fire(schedule, now)
+            try:
+                tick = await self._fire(schedule, now)
+            except BackendError:
+                raise  # an outage: serve_until retries with back-off
+            except Exception as exc:  # one broken schedule must not stop the others
+                self._failed(schedule, exc)
+                continue
+            self._failing.pop(schedule.key, None)
             if tick is not None:
                 claimed.append(tick)
         return claimed
+
+    def _failed(self, schedule: Schedule, exc: Exception) -> None:
+        """Say that ``schedule`` cannot fire, once per different error (it is tried again
+        at every poll)."""
+        said = repr(exc)
+        if self._failing.get(schedule.key) != said:
+            self._failing[schedule.key] = said
+            log.warning(
+                "schedule %s cannot fire: %s; will try again",
+                schedule.key,
+                said,
+                extra={"stage": SCHEDULER_STAGE, "schedule": schedule.key},
+            )
 
     async def relay(self, now: datetime | None = None) -> int:
         """Publish the events of ticks claimed over ``RELAY_AFTER`` seconds ago and still
