@@ -17,32 +17,11 @@ import pytest
 from gristmill.testing.cli import cli_stdout as gm
 from gristmill.testing.cli import found, running_worker
 from gristmill.testing.cli import run_cli_here as gm_here
-from gristmill.testing.registered import penguins
+from gristmill.testing.registered import birds_spec, penguins
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-evaluate: {metric: accuracy}
-score: {model: birds, source: penguins}
-"""
+SPEC = birds_spec(drop_year=False, score={"model": "birds", "source": "penguins"})
 SETTINGS = """\
 [executor]
 workers = 2
@@ -102,6 +81,20 @@ def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where:
         344,
         {"done": 4, "total": 4},
     )
+
+
+def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path) -> None:
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.csv")
+    assert code == 0, err
+    as_csv = pd.read_csv(where / "scored.csv")
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.jsonl")
+    assert code == 0, err
+    lines = (where / "scored.jsonl").read_text().splitlines()
+    as_json = pd.DataFrame([json.loads(line) for line in lines])
+    for copy in (as_csv, as_json):  # 4 partitions of 100 rows, one header, in order
+        assert copy["row"].tolist() == list(range(344))
+        assert copy["penguin_id"].tolist()[:2] == ["p0000", "p0001"]
+        assert copy["row_id"].str.endswith(":343").sum() == 1
 
 
 def test_bad_rows_are_named_in_the_summary(cli: Cli) -> None:

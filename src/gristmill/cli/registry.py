@@ -13,7 +13,7 @@ from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.core.actor import current_actor
-from gristmill.errors import ConfigError, GristmillError
+from gristmill.errors import ConfigError, GristmillError, MissingExtraError
 from gristmill.runtime.wiring import open_stores
 from gristmill.servables.parity import describe as parity_line
 from gristmill.stages.specs import spec_of_run
@@ -63,8 +63,9 @@ def promote_command(
     version it has). The alias moves to that version; when it is `champion`, the version it
     leaves becomes `previous`. The version is compiled for serving before the alias moves
     (`gristmill compile` shows how: ONNX, checked against the native scorer, or native), so
-    a running server only loads it. The evaluation gate compares every new best candidate
-    with the champion.
+    a running server only loads it; a version that cannot be served (a tampered artifact)
+    is refused and the alias stays where it is. The evaluation gate compares every new best
+    candidate with the champion.
 
     \b
         gristmill ls candidates                        find the id of the one to promote
@@ -146,21 +147,28 @@ def _announce(
 
 
 def _compile(ctx: typer.Context, version: ModelVersion) -> None:
-    """Compile the version's servable now, so the first request does not wait for it; a
-    failure is reported, not raised (the servable is then compiled on first load)."""
+    """Compile the version's servable now, so the first request does not wait for it. A
+    version that cannot be served (a tampered artifact, a graph that does not load) is
+    refused: the alias does not move to it. Without the serving extra installed here, the
+    failure is only reported (servers compile it on first load)."""
     from gristmill.servables import load_servable
 
     try:
         with open_stores(settings_from(ctx)) as stores:
             manifest = load_servable(stores, version.model, version.version).manifest
-    except GristmillError as exc:
+    except MissingExtraError as exc:
         err_console.print(
-            f"warning: {version.ref} could not be compiled for serving: {exc}; see "
-            f"`gristmill compile {version.ref}`",
+            f"warning: {version.ref} was not compiled for serving here ({exc}); servers "
+            "compile it when they first load it",
             style="yellow",
             highlight=False,
         )
         return
+    except GristmillError as exc:
+        raise ConfigError(
+            f"{version.ref} cannot be served, so no alias moves to it: {exc}; repair it "
+            f"(gristmill compile {version.ref} --force) and promote it again"
+        ) from exc
     summary = f"servable: {manifest.kind}"
     if manifest.parity is not None:
         summary += f" (parity: {parity_line(manifest.parity)})"

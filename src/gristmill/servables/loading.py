@@ -53,7 +53,9 @@ def resolve_version(stores: FeatureStores, model: str, which: int | str) -> Mode
     newest = registry.list_versions(model, limit=1)
     if not newest:
         raise NotFoundError(
-            f"no model named {model!r} is registered; list them with `gristmill models`"
+            f"no model named {model!r} is registered in this metadata store; list them with "
+            "`gristmill models` (`gristmill doctor` says which store is in use: by default "
+            ".gristmill/ in the folder the command runs in)"
         )
     if which == LATEST:
         return newest[0]

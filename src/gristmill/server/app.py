@@ -66,7 +66,7 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     return [
         *native.routes(models),
         *oip.routes(served, max_bytes=settings.max_body_bytes, token=token),
-        *mlflow.routes(served, default=preloaded, token=token),
+        *mlflow.routes(served, default=preloaded, token=token, max_bytes=settings.max_body_bytes),
     ]
 
 

@@ -515,8 +515,9 @@ class RegistryModels:
         for name, values in columns.items():
             if name not in names:
                 raise DataError(
-                    f"column {name!r} is not a feature of {manifest.ref}; with entities, "
-                    f"columns override its features: {', '.join(names)}",
+                    f"column {name!r} is not a feature of {manifest.ref}: with entities, "
+                    "rows or columns only override the entity's features "
+                    f"({', '.join(names)}); to score raw columns, send them without entities",
                     column=name,
                 )
             if len(values) != len(entities):
