@@ -23,7 +23,7 @@ from gristmill.runtime.stages import build_workers
 from gristmill.runtime.wiring import Services, build_score_store, open_services
 from gristmill.stores.models import ModelVersion
 from gristmill.stores.scores import ScoreJob
-from gristmill.testing.registered import penguins, train_penguins
+from gristmill.testing.registered import PENGUIN_SECTION, penguins, train_penguins
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +176,34 @@ def _fewer_penguins(folder: Path) -> str:
     path = folder / "fewer.csv"
     penguins().head(120).to_csv(path, index=False)
     return str(path)
+
+
+async def test_a_feature_set_schedule_scores_the_newest_feature_set(
+    services: Services, trained: tuple[Settings, ModelVersion, Path]
+) -> None:
+    folder = trained[2]
+    spec = parse_spec(
+        {
+            "name": "by_features",
+            "sources": {"penguins": {"format": "csv", "path": str(folder / "penguins.csv")}},
+            "features": {"penguins_v1": {"from": ["penguins"], **PENGUIN_SECTION}},
+            "score": {
+                "model": "penguins_logreg@champion",
+                "feature_set": "penguins_v1",
+                "on": "schedule",
+                "cron": "@daily",
+            },
+        }
+    )
+    record_spec(services.metadata, spec, now=T0)
+    newest = services.metadata.feature_sets.latest_feature_set("penguins_v1")
+    assert newest is not None
+    (tick,) = [
+        tick
+        for tick in await Scheduler(services.bus, services.feature_stores()).fire_due(
+            T0 + timedelta(days=1, minutes=5)
+        )
+        if tick.key == "by_features/score"
+    ]
+    assert (tick.outcome, tick.input) == ("fired", f"feature_set:{newest.feature_set_id}")
+    assert tick.tick_at == T0 + timedelta(days=1) and tick.model == "penguins_logreg/1"
