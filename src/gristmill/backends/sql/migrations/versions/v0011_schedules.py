@@ -1,8 +1,8 @@
 """Schedules: the pipelines' schedules, and each tick claimed once (its outbox beside it).
 
 Revision ID: 0011
-Revises: 0009 on this branch. 0010 is made on another branch at the same time: when both
-are merged, this revision follows 0010 instead (``down_revision = "0010"``).
+Revises: 0010 (the serving stats, made on branch i10-canary at the same time). Merge that
+branch first; on a tree without 0010 this revision would follow 0009.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | None = None
 depends_on: str | None = None
 
