@@ -5,15 +5,17 @@ wrong inputs get one clear line, never a traceback."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from gristmill.testing.cli import cli_stdout as gm
-from gristmill.testing.cli import found
+from gristmill.testing.cli import found, running_worker
 from gristmill.testing.cli import run_cli_here as gm_here
 from gristmill.testing.registered import birds_spec, penguins
 
@@ -124,3 +126,36 @@ def test_wrong_inputs_are_one_clear_line(cli: Cli, args: tuple[str, ...], messag
     code, out, err = cli("score", *args)
     assert code != 0
     assert message in err and "Traceback" not in err + out
+
+
+SCHEDULED = """\
+name: birds_hourly
+sources:
+  penguins: {format: csv, path: penguins.csv}
+score: {model: birds, source: penguins, on: schedule, every: 1s}
+"""
+
+
+def test_a_worker_scores_on_a_schedule_without_a_person(cli: Cli, where: Path) -> None:
+    (where / "scheduled.yaml").write_text(SCHEDULED)
+
+    def fired_job() -> dict[str, Any] | None:
+        code, out, err = cli("schedules", "--json")
+        assert code == 0, err
+        (view,) = [v for v in json.loads(out) if v["schedule"]["key"] == "birds_hourly/score"]
+        return view if view["state"] == "succeeded" else None
+
+    with running_worker(
+        where, "--stage", "scheduler", "--stage", "scoring", "--spec", "scheduled.yaml"
+    ):
+        deadline = time.monotonic() + 120
+        while (view := fired_job()) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert view is not None, "no scheduled job succeeded within 120 s"
+    job = view["fired"]["ref"]
+    assert view["fired"]["model"] == "birds/1"
+    code, out, _ = cli("jobs", job, "--json")
+    shown = json.loads(out)
+    assert (shown["state"], shown["rows"], shown["model"]) == ("succeeded", 344, "birds/1")
+    code, out, _ = cli("schedules")
+    assert code == 0 and "birds_hourly/score" in out and "every 1s" in out and job in out

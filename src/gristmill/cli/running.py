@@ -21,14 +21,15 @@ from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
 from gristmill.core.events import RAW_INGESTED, Event
 from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events, start_run
+from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events
+from gristmill.runtime.run_records import record_spec, start_run
 from gristmill.runtime.sending import check_records, stream_source
 from gristmill.runtime.stream import read_numbered_records, records_event
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.stages.base import STAGE_FAILED
 from gristmill.stages.spec_checks import preflight
 from gristmill.stores.run_status import QUEUE_COMMAND
-from gristmill.stores.specs import StoredSpec, stored_spec
+from gristmill.stores.specs import StoredSpec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
@@ -319,7 +320,7 @@ def send(
         async with open_services(settings_from(ctx)) as services:
             specs = services.metadata.specs
             if spec is not None and spec_file is not None:
-                specs.add_spec(stored_spec(spec, spec_file.parent))
+                record_spec(services.metadata, spec, spec_file.parent)
             else:
                 _check_against_recorded(specs.specs_naming(source, limit=1), source, numbered, file)
             await services.bus.publish(events)

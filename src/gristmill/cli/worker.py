@@ -16,9 +16,9 @@ from gristmill.config.settings import Settings
 from gristmill.config.spec import PipelineSpec, load_spec
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
+from gristmill.runtime.run_records import record_spec
 from gristmill.runtime.stages import ALL_STAGES, STAGE_NAMES, build_workers
 from gristmill.runtime.wiring import open_services
-from gristmill.stores.specs import stored_spec
 
 
 async def serve_stages(
@@ -31,7 +31,8 @@ async def serve_stages(
     """Run the named stages until a stop signal; returns how many events they handled.
 
     ``spec`` (read from a file in ``folder``) is recorded in the spec store, so other
-    workers find it too for the events of its sources that belong to no run.
+    workers find it too for the events of its sources that belong to no run, and its
+    schedules become its pipeline's.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -39,7 +40,7 @@ async def serve_stages(
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
         if spec is not None:
-            services.metadata.specs.add_spec(stored_spec(spec, folder))
+            record_spec(services.metadata, spec, folder)
         workers = build_workers(services, names, spec=spec)
         for w in workers:
             console.print(
@@ -61,7 +62,8 @@ def worker(
         bool,
         typer.Option(
             "--all",
-            help="Run every stage but the score: triggers (scoring-batches, scoring-features).",
+            help="Run every stage but the score: triggers (scoring-batches, scoring-features); "
+            "the scheduler included.",
         ),
     ] = False,
     concurrency: Annotated[
@@ -85,6 +87,11 @@ def worker(
         gristmill worker --stage ingestion
         gristmill --bus redis --metadata postgres worker --all
         gristmill worker --stage scoring --stage scoring-batches    score new batches
+        gristmill worker --stage scheduler --stage scoring     fire schedules (UTC)
+
+    The scheduler fires the ticks of the recorded schedules (a source's `schedule:`, the
+    spec's `score: {on: schedule}`), each tick once however many workers run it;
+    `gristmill schedules` lists them.
     """
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")

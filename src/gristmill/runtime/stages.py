@@ -9,6 +9,7 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
+from gristmill.runtime.scheduler import SCHEDULER_STAGE, Scheduler
 from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
 from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
@@ -29,6 +30,7 @@ STAGE_NAMES = (
     "deployment",
     *SCORING_STAGES,
     STREAM_STAGE,
+    SCHEDULER_STAGE,
 )
 # What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
 # execution for every raw batch and feature set of every pipeline; a deployment that scores
@@ -121,6 +123,9 @@ def build_workers(
                     outages=outages,
                 )
             )
+            continue
+        if name == SCHEDULER_STAGE:
+            workers.append(Scheduler(services.bus, services.feature_stores(), outages=outages))
             continue
         stage: Stage
         if name == "ingestion":

@@ -4,8 +4,8 @@ The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the r
 (``stores.reports``), the feature-set catalog (``stores.features``), and the split and
 candidate stores and the model registry (``stores.models``), the spec store
 (``stores.specs``), the dead-letter store (``stores.dead_letters``), the score jobs
-(``stores.scores``) and the serving stats (``stores.serving_stats``), kept in the same
-database.
+(``stores.scores``), the serving stats (``stores.serving_stats``) and the schedules with
+their ticks (``stores.schedules``), kept in the same database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -26,6 +26,7 @@ from gristmill.stores.fencing import Fence
 from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
 from gristmill.stores.raw import BatchCatalog
 from gristmill.stores.reports import ReportStore
+from gristmill.stores.schedules import ScheduleStore
 from gristmill.stores.scores import ScoreJobStore
 from gristmill.stores.serving_stats import ServingStatsStore
 from gristmill.stores.specs import SpecStore
@@ -275,6 +276,9 @@ class MetadataStore(Protocol):
 
     @property
     def serving_stats(self) -> ServingStatsStore: ...
+
+    @property
+    def schedules(self) -> ScheduleStore: ...
 
     def open(self) -> None: ...
 

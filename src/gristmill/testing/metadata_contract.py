@@ -42,6 +42,7 @@ from gristmill.testing.metadata_records import (
     run_together,
 )
 from gristmill.testing.model_store_contract import ModelStoreContract
+from gristmill.testing.schedule_contract import ScheduleStoreContract
 from gristmill.testing.score_job_contract import ScoreJobStoreContract
 from gristmill.testing.serving_stats_contract import ServingStatsContract
 from gristmill.testing.spec_store_contract import SpecStoreContract
@@ -72,13 +73,15 @@ class MetadataStoreContract(
     SpecStoreContract,
     ScoreJobStoreContract,
     ServingStatsContract,
+    ScheduleStoreContract,
 ):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
     ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
     and ``DeadLetterStore`` it exposes, for any backend (splits and candidates are tested
     in ``ModelStoreContract``, execution leases in ``ExecutionLeaseContract``, specs and
     dead letters in ``SpecStoreContract``, score jobs in ``ScoreJobStoreContract``, serving
-    stats in ``ServingStatsContract``)."""
+    stats in ``ServingStatsContract``, schedules and their ticks in
+    ``ScheduleStoreContract``)."""
 
     __test__ = False
 

@@ -345,3 +345,37 @@ serving_stats = sa.Table(
     sa.Column("latency_buckets", JsonType, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# The pipelines' schedules (one row each; a spec recorded replaces its pipeline's rows).
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("pipeline", Text, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("target", Text, nullable=False),
+    sa.Column("timing", Text, nullable=False),
+    sa.Column("spec_digest", Text, nullable=False),
+    sa.Column("since", UtcDateTime(), nullable=False),
+    sa.Column("model", Text, nullable=True),
+    sa.Index("ix_schedules_pipeline", "pipeline"),
+)
+
+# Each tick claimed once: the primary key is the claim; ``events`` and ``published_at`` its
+# outbox.
+schedule_ticks = sa.Table(
+    "schedule_ticks",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("tick_at", UtcDateTime(), primary_key=True),
+    sa.Column("fired_at", UtcDateTime(), nullable=False),
+    sa.Column("holder", Text, nullable=False),
+    sa.Column("outcome", Text, nullable=False),
+    sa.Column("detail", Text, nullable=False),
+    sa.Column("input", Text, nullable=True),
+    sa.Column("model", Text, nullable=True),
+    sa.Column("ref", Text, nullable=True),
+    sa.Column("events", JsonType, nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_schedule_ticks_unpublished", "published_at", "fired_at"),
+)
