@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,27 +12,65 @@ from typing import Any
 import pytest
 
 from gristmill.config.settings import Settings, load_settings
+from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK, Event
-from gristmill.runtime.wiring import build_bus, build_metadata
+from gristmill.runtime.pipeline_run import run_pipeline
+from gristmill.runtime.wiring import build_bus, build_metadata, open_services
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.serving_stats import ServingWindow, window_start
 from gristmill.testing.cli import run_cli_here
-from gristmill.testing.metadata_records import make_candidate
+from gristmill.testing.registered import PENGUIN_SECTION, penguins, write_csv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding four real trained candidates registered as churn/1 … churn/4 (deploy
+    compiles a version before any policy changes, so each needs its model bundle)."""
+    folder = tmp_path_factory.mktemp("deploy")
+    settings = load_settings(
+        overrides={"home": str(folder / "home"), "executor": {"backend": "inline"}}
+    )
+    spec = parse_spec(
+        {
+            "name": "churn",
+            "sources": {"birds": {"format": "csv", "path": str(folder / "birds.csv")}},
+            "features": {"birds_v1": {"from": ["birds"], **PENGUIN_SECTION}},
+            "split": {"strategy": "random", "test_size": 0.3, "seed": 7},
+            "train": {
+                "candidates": [
+                    {"name": f"c{i}", "algorithm": "logistic_regression", "params": {"C": c}}
+                    for i, c in enumerate((0.1, 0.5, 1.0, 2.0), start=1)
+                ]
+            },
+            "evaluate": {"metric": "accuracy"},
+        }
+    )
+    write_csv(penguins(), folder, "birds")
+
+    async def train() -> None:
+        async with open_services(settings) as services:
+            report = await run_pipeline(spec, services, timeout=280)
+            assert report.run.status == "succeeded", report.run.summary
+            trained = services.metadata.candidates.list_candidates(run_id=report.run.run_id)
+            for candidate in sorted(trained, key=lambda c: c.name):
+                services.metadata.registry.register_version("churn", candidate)
+
+    asyncio.run(train())
+    return settings.home
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(overrides={"home": str(tmp_path / "home")})
+def settings(tmp_path: Path, trained: Path) -> Settings:
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    return load_settings(overrides={"home": str(home)})
 
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[MetadataStore]:
-    settings.home.mkdir(parents=True, exist_ok=True)
     opened = build_metadata(settings)
     opened.open()
     try:
-        for i in range(1, 5):
-            opened.registry.register_version("churn", make_candidate(f"c-{i}"))
         yield opened
     finally:
         opened.close()
@@ -245,3 +284,18 @@ def test_help_shows_examples(gm: Any) -> None:
     ):
         code, out, _ = gm(command, "--help")
         assert code == 0 and example in out
+
+
+def test_a_version_that_cannot_be_served_is_not_deployed(
+    gm: Any, store: MetadataStore, settings: Settings
+) -> None:
+    assert gm("deploy", "churn", "1")[0] == 0
+    for path in (settings.home / "artifacts" / "model").iterdir():
+        if "." not in path.name:  # every trained model's bytes altered on disk
+            data = path.read_bytes()
+            path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    code, out, err = gm("deploy", "churn", "2", "--canary", "0.2")
+    assert code != 0 and "Traceback" not in out + err
+    assert "churn/2 cannot be served, so it is not deployed" in err, err
+    policy = store.registry.get_policy("churn")
+    assert policy is not None and (policy.primary, policy.canary) == (1, None)

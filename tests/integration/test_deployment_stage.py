@@ -129,7 +129,7 @@ async def test_a_redelivered_evaluation_changes_nothing(services: Services, tmp_
     (deployed,) = report.of_type(MODEL_DEPLOYED)
     audit_before = services.metadata.audit.list_entries(subject="model:cancer")
     # As if the execution's record was lost after its effects: the handler runs again.
-    stage = DeploymentStage(services.metadata, run_spec_resolver(services.metadata, spec))
+    stage = DeploymentStage(services.feature_stores(), run_spec_resolver(services.metadata, spec))
     again = stage.handle(evaluated)
     (announcement,) = again.announcements
     assert announcement.payload == deployed.payload

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gristmill.cli.announce import announce
 from gristmill.cli.console import console
+from gristmill.cli.registry import compile_servable
 from gristmill.cli.settings import opened_metadata
 from gristmill.core.actor import current_actor
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
@@ -123,6 +124,11 @@ def deploy_command(
             "--promote-after-requests 1000)"
         )
     mode: DeployMode = "canary" if canary is not None else "shadow" if shadow else "primary"
+    with opened_metadata(ctx) as store:
+        target = store.registry.get_version(model, version)
+    # compiled before the policy changes: servers then only load it, and a version that
+    # cannot be served is never deployed
+    compile_servable(ctx, target, refused="it is not deployed")
     with opened_metadata(ctx) as store:
         change = deploy(
             store.registry,

@@ -13,7 +13,7 @@ from gristmill.cli.console import console, err_console
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.core.actor import current_actor
-from gristmill.errors import ConfigError, GristmillError, MissingExtraError
+from gristmill.errors import ConfigError, GristmillError
 from gristmill.runtime.wiring import open_stores
 from gristmill.servables.parity import describe as parity_line
 from gristmill.stages.specs import spec_of_run
@@ -91,7 +91,7 @@ def promote_command(
     # Compiled *before* the alias moves: a server that sees the alias move (its poll may come
     # before the announcement) then only loads the servable; it never compiles it itself
     # while it answers requests.
-    _compile(ctx, version)
+    compile_servable(ctx, version)
     with opened_metadata(ctx) as store:
         done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
     target = f"{name}@{alias}"
@@ -146,29 +146,23 @@ def _announce(
         )
 
 
-def _compile(ctx: typer.Context, version: ModelVersion) -> None:
-    """Compile the version's servable now, so the first request does not wait for it. A
-    version that cannot be served (a tampered artifact, a graph that does not load) is
-    refused: the alias does not move to it. Without the serving extra installed here, the
-    failure is only reported (servers compile it on first load)."""
-    from gristmill.servables import load_servable
+def compile_servable(
+    ctx: typer.Context, version: ModelVersion, *, refused: str = "no alias moves to it"
+) -> None:
+    """Compile the version's servable now, so the first request does not wait for it; a
+    version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done)."""
+    from gristmill.servables.loading import compile_for_serving
 
-    try:
-        with open_stores(settings_from(ctx)) as stores:
-            manifest = load_servable(stores, version.model, version.version).manifest
-    except MissingExtraError as exc:
+    with open_stores(settings_from(ctx)) as stores:
+        manifest = compile_for_serving(stores, version.model, version.version, refused=refused)
+    if manifest is None:
         err_console.print(
-            f"warning: {version.ref} was not compiled for serving here ({exc}); servers "
-            "compile it when they first load it",
+            f"warning: {version.ref} was not compiled for serving here (ONNX Runtime is not "
+            "installed); servers compile it when they first load it",
             style="yellow",
             highlight=False,
         )
         return
-    except GristmillError as exc:
-        raise ConfigError(
-            f"{version.ref} cannot be served, so no alias moves to it: {exc}; repair it "
-            f"(gristmill compile {version.ref} --force) and promote it again"
-        ) from exc
     summary = f"servable: {manifest.kind}"
     if manifest.parity is not None:
         summary += f" (parity: {parity_line(manifest.parity)})"

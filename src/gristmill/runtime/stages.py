@@ -73,7 +73,7 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
     if name in SCORING_STAGES:
         return scoring_stage(name, services, resolver)
     if name == "deployment":
-        return DeploymentStage(services.metadata, resolver)
+        return DeploymentStage(stores, resolver)
     return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
 
 

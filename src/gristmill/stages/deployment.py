@@ -30,9 +30,10 @@ from typing import Any
 from gristmill.config.spec import DeploySpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
+from gristmill.features.stores import FeatureStores
+from gristmill.servables.loading import compile_for_serving
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
-from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import effective_policy
 from gristmill.training.deployment import DeployMode, PromotionRule, announcement, deploy
 from gristmill.training.gate import model_name, register_candidate
@@ -64,8 +65,9 @@ class DeploymentStage:
     name = "deployment"
     consumes = MODEL_EVALUATED
 
-    def __init__(self, metadata: MetadataStore, specs: SpecResolver) -> None:
-        self.metadata = metadata
+    def __init__(self, stores: FeatureStores, specs: SpecResolver) -> None:
+        self.stores = stores
+        self.metadata = stores.metadata
         self.specs = specs
 
     def idempotency_key(self, event: Event) -> str:
@@ -83,6 +85,9 @@ class DeploymentStage:
         model = str(gate.get("model") or model_name(spec))
         registry = self.metadata.registry
         version, _ = register_candidate(self.metadata, candidate_id, model, actor=ACTOR)
+        # compiled before the policy changes: servers then only load it, and a version that
+        # cannot be served is never deployed (a ConfigError: the run says why)
+        compile_for_serving(self.stores, model, version.version, refused="it is not deployed")
         share = section.canary_share()
         live = effective_policy(registry, model)
         mode: DeployMode = "primary"
