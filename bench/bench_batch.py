@@ -219,7 +219,7 @@ def phases(folder: Path, model: str, source: Path) -> dict[str, float]:
     settings = load_settings(overrides={"home": str(folder / ".gristmill")})
     with open_stores(settings) as stores:
         start = time.perf_counter()
-        servable = load_servable(stores, model)
+        servable = load_servable(stores, model, threads=0)  # as an inline job loads it
         out["load the servable"] = time.perf_counter() - start
         start = time.perf_counter()
         table = read_file(str(source))

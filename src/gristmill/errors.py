@@ -11,7 +11,7 @@
     │   └── BackendUnavailableError the service cannot be reached
     ├── EnvelopeVersionError        an event envelope is newer than this gristmill knows
     ├── NotFoundError               a `get_*` found nothing (names the id): permanent
-    ├── ConflictError               the object exists and differs (immutable stores)
+    ├── ConflictError               the object exists and differs, or changed since read
     ├── DataError                   input data is bad (names file, row, column)
     │   ├── EmptyInputError         a source produced no rows
     │   └── SchemaChangedError      a source's schema differs from its previous batch
@@ -80,7 +80,8 @@ class NotFoundError(GristmillError, LookupError):
 
 
 class ConflictError(GristmillError):
-    """An object with that id exists already and differs from the one being written."""
+    """An object with that id exists already and differs from the one being written, or it
+    changed since it was read (a traffic policy set with an ``expected_revision``)."""
 
 
 class DataError(GristmillError):

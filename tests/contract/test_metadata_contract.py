@@ -25,10 +25,11 @@ from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.migrations import VERSION_TABLE, at_head, head_revision, upgrade_to_head
 from gristmill.backends.sql.migrations.runner import SCRIPT_LOCATION
+from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.splits import SqlSplitStore
-from gristmill.backends.sql.tables import metadata, stage_executions
+from gristmill.backends.sql.tables import metadata, stage_executions, traffic_policies
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
     BackendError,
@@ -151,7 +152,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0009"
+HEAD = "0011"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -312,6 +313,49 @@ def test_a_v0006_database_migrates_to_head_its_ended_executions_published(
             running,
         ]
         assert store.executions.list_unpublished("preparation", at(100)) == []
+        assert _schema_drift(store, url, schema) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0009_database_migrates_to_head_its_canaries_started_when_last_changed(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    # A canary set before 0010 has no start recorded: it started, as far as anyone knows,
+    # when its policy last changed. It has no promotion rule (a person promotes it).
+    def fill(old: SqlDatabase) -> None:
+        registry = SqlModelRegistry(old)
+        for i in (1, 2):
+            registry.register_version("churn", make_candidate(f"c-{i}"))
+            registry.register_version("fraud", make_candidate(f"f-{i}"))
+        with old.write() as connection:
+            for model, canary in (("churn", 2), ("fraud", None)):
+                connection.execute(
+                    sa.insert(traffic_policies),
+                    {
+                        "model": model,
+                        "primary": 1,
+                        "canary": canary,
+                        "canary_share": 0.1 if canary else 0.0,
+                        "shadow": [],
+                        "fallback": [],
+                        "revision": 1,
+                        "changed_at": at(30),
+                        "changed_by": "ann",
+                        "reason": "",
+                    },
+                )
+
+    url, schema = _database_at(request, backend, "0009", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        churn = store.registry.get_policy("churn")
+        assert churn is not None
+        assert (churn.canary, churn.canary_since, churn.changed_at) == (2, at(30), at(30))
+        assert churn.canary_revision == 1
+        assert not churn.judged
+        fraud = store.registry.get_policy("fraud")
+        assert fraud is not None and fraud.canary_since is None and fraud.canary_revision is None
+        assert store.serving_stats.stats("churn", 2, since=at(0)).requests == 0
         assert _schema_drift(store, url, schema) == []
 
 

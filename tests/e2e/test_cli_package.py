@@ -213,7 +213,7 @@ def test_force_replaces_a_package_whole(cli: Cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("nosuch",), "no model named 'nosuch' is registered; list them with `gristmill models`"),
+        (("nosuch",), "no model named 'nosuch' is registered in this metadata store"),
         ((f"{ONNX}@challenger",), f"{ONNX}@challenger points at no version"),
         ((f"{ONNX}:9",), f"no version 9 of model '{ONNX}'"),
         ((f"{ONNX}/9",), f"no version 9 of model '{ONNX}'"),

@@ -14,44 +14,23 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from palmerpenguins import load_penguins
 
 from gristmill.testing.cli import cli_stdout as gm
 from gristmill.testing.cli import found
 from gristmill.testing.cli import run_cli_here as gm_here
+from gristmill.testing.registered import birds_spec
+from gristmill.testing.registered import penguins as penguin_frame
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-      - drop: {columns: [year]}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-evaluate: {metric: accuracy}
-"""
+SPEC = birds_spec()
 Cli = Callable[..., tuple[int, str, str]]
 
 
 @pytest.fixture(scope="module")
 def where(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("predict")
-    penguins = load_penguins()
-    penguins.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(penguins))])
+    penguins = penguin_frame()
     penguins.to_csv(folder / "penguins.csv", index=False)
     penguins.drop(columns=["species"]).head(8).to_csv(folder / "new.csv", index=False)
     penguins.head(8).to_parquet(folder / "new.parquet", index=False)
@@ -116,6 +95,7 @@ def test_compile_shows_the_manifest(cli: Cli) -> None:
         (("predict", "birds", "new.txt"), "name it .csv, .parquet or .jsonl"),
         (("predict", "birds", "absent.csv"), "no file absent.csv"),
         (("predict", "birds/x", "new.csv"), "a model version is <model>/<number>"),
+        (("predict", "birds", "new.csv", "-o", "nowhere/x.csv"), "folder nowhere does not exist"),
     ],
 )
 def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
@@ -123,3 +103,21 @@ def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], messag
     assert code != 0
     assert message in err, err
     assert "Traceback" not in err + out
+
+
+def test_a_version_that_cannot_be_served_is_not_promoted(cli: Cli, where: Path) -> None:
+    code, out, err = cli("ls", "candidates")
+    candidate = found(r"(mc_\w{24})", out)
+    models = where / ".gristmill" / "artifacts" / "model"
+    kept = {path: path.read_bytes() for path in models.iterdir() if "." not in path.name}
+    try:
+        for path, data in kept.items():  # the trained model's bytes altered on disk
+            path.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]))
+        code, out, err = cli("promote", candidate, "--model", "birds_twin")
+    finally:
+        for path, data in kept.items():
+            path.write_bytes(data)
+    assert code != 0 and "Traceback" not in err + out
+    assert "birds_twin/1 cannot be served, so no alias moves to it" in err, err
+    code, out, err = cli("models", "birds_twin")
+    assert "champion" not in out

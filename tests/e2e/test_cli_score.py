@@ -5,42 +5,23 @@ wrong inputs get one clear line, never a traceback."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from gristmill.testing.cli import cli_stdout as gm
-from gristmill.testing.cli import found, modules_imported
+from gristmill.testing.cli import found, modules_imported, running_worker
 from gristmill.testing.cli import run_cli_here as gm_here
-from gristmill.testing.registered import penguins
+from gristmill.testing.registered import birds_spec, penguins
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-evaluate: {metric: accuracy}
-score: {model: birds, source: penguins}
-"""
+SPEC = birds_spec(drop_year=False, score={"model": "birds", "source": "penguins"})
 SETTINGS = """\
 [executor]
 workers = 2
@@ -119,6 +100,20 @@ def test_an_onnx_version_scores_a_file_without_the_learning_libraries(where: Pat
         assert "onnxruntime" in modules
 
 
+def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path) -> None:
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.csv")
+    assert code == 0, err
+    as_csv = pd.read_csv(where / "scored.csv")
+    code, _, err = cli("score", "birds", "new.parquet", "--out", "scored.jsonl")
+    assert code == 0, err
+    lines = (where / "scored.jsonl").read_text().splitlines()
+    as_json = pd.DataFrame([json.loads(line) for line in lines])
+    for copy in (as_csv, as_json):  # 4 partitions of 100 rows, one header, in order
+        assert copy["row"].tolist() == list(range(344))
+        assert copy["penguin_id"].tolist()[:2] == ["p0000", "p0001"]
+        assert copy["row_id"].str.endswith(":343").sum() == 1
+
+
 def test_bad_rows_are_named_in_the_summary(cli: Cli) -> None:
     code, out, err = cli("score", "birds/1", "bad.csv")
     assert code == 0, err
@@ -148,3 +143,36 @@ def test_wrong_inputs_are_one_clear_line(cli: Cli, args: tuple[str, ...], messag
     code, out, err = cli("score", *args)
     assert code != 0
     assert message in err and "Traceback" not in err + out
+
+
+SCHEDULED = """\
+name: birds_hourly
+sources:
+  penguins: {format: csv, path: penguins.csv}
+score: {model: birds, source: penguins, on: schedule, every: 1s}
+"""
+
+
+def test_a_worker_scores_on_a_schedule_without_a_person(cli: Cli, where: Path) -> None:
+    (where / "scheduled.yaml").write_text(SCHEDULED)
+
+    def fired_job() -> dict[str, Any] | None:
+        code, out, err = cli("schedules", "--json")
+        assert code == 0, err
+        (view,) = [v for v in json.loads(out) if v["schedule"]["key"] == "birds_hourly/score"]
+        return view if view["state"] == "succeeded" else None
+
+    with running_worker(
+        where, "--stage", "scheduler", "--stage", "scoring", "--spec", "scheduled.yaml"
+    ):
+        deadline = time.monotonic() + 120
+        while (view := fired_job()) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert view is not None, "no scheduled job succeeded within 120 s"
+    job = view["fired"]["ref"]
+    assert view["fired"]["model"] == "birds/1"
+    code, out, _ = cli("jobs", job, "--json")
+    shown = json.loads(out)
+    assert (shown["state"], shown["rows"], shown["model"]) == ("succeeded", 344, "birds/1")
+    code, out, _ = cli("schedules")
+    assert code == 0 and "birds_hourly/score" in out and "every 1s" in out and job in out

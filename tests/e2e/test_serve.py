@@ -19,37 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
-from palmerpenguins import load_penguins
 
 from gristmill.testing.cli import cli_stdout as gm
+from gristmill.testing.registered import LOGREG, birds_spec
+from gristmill.testing.registered import penguins as penguin_frame
 from gristmill.testing.serving import running_server
 
 pytestmark = pytest.mark.slow
 
-SPEC = """\
-name: birds
-sources:
-  penguins: {format: csv, path: penguins.csv}
-features:
-  penguins_v1:
-    from: [penguins]
-    entity: penguin_id
-    label: species
-    online: {}
-    steps:
-      - impute: {columns: &numbers [bill_length_mm, bill_depth_mm, flipper_length_mm,
-                                    body_mass_g], strategy: median}
-      - impute: {columns: [sex], strategy: most_frequent}
-      - one_hot: {columns: [island, sex]}
-      - standardize: {columns: *numbers}
-      - drop: {columns: [year]}
-split: {strategy: stratified, test_size: 0.3, seed: 7}
-train:
-  candidates:
-    - {name: logreg, algorithm: logistic_regression, params: {C: 0.5}}
-    - {name: forest, algorithm: random_forest, params: {n_estimators: 5}}
-evaluate: {metric: accuracy}
-"""
+SPEC = birds_spec(
+    online=True,
+    candidates=[
+        LOGREG,
+        {"name": "forest", "algorithm": "random_forest", "params": {"n_estimators": 5}},
+    ],
+)
 ROW = {
     "island": "Dream",
     "bill_length_mm": 41.2,
@@ -67,8 +51,7 @@ version before it switches to it, so no request waits for a load (one took 3.2 s
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("serve")
-    penguins = load_penguins()
-    penguins.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(penguins))])
+    penguins = penguin_frame()
     penguins.to_csv(folder / "penguins.csv", index=False)
     (folder / "birds.yaml").write_text(SPEC)
     # the poll is slow on purpose: the switch below must come from the bus event

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,26 +12,65 @@ from typing import Any
 import pytest
 
 from gristmill.config.settings import Settings, load_settings
+from gristmill.config.spec import parse_spec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK, Event
-from gristmill.runtime.wiring import build_bus, build_metadata
+from gristmill.runtime.pipeline_run import run_pipeline
+from gristmill.runtime.wiring import build_bus, build_metadata, open_services
 from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.serving_stats import ServingWindow, window_start
 from gristmill.testing.cli import run_cli_here
-from gristmill.testing.metadata_records import make_candidate
+from gristmill.testing.registered import PENGUIN_SECTION, penguins, write_csv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home holding four real trained candidates registered as churn/1 … churn/4 (deploy
+    compiles a version before any policy changes, so each needs its model bundle)."""
+    folder = tmp_path_factory.mktemp("deploy")
+    settings = load_settings(
+        overrides={"home": str(folder / "home"), "executor": {"backend": "inline"}}
+    )
+    spec = parse_spec(
+        {
+            "name": "churn",
+            "sources": {"birds": {"format": "csv", "path": str(folder / "birds.csv")}},
+            "features": {"birds_v1": {"from": ["birds"], **PENGUIN_SECTION}},
+            "split": {"strategy": "random", "test_size": 0.3, "seed": 7},
+            "train": {
+                "candidates": [
+                    {"name": f"c{i}", "algorithm": "logistic_regression", "params": {"C": c}}
+                    for i, c in enumerate((0.1, 0.5, 1.0, 2.0), start=1)
+                ]
+            },
+            "evaluate": {"metric": "accuracy"},
+        }
+    )
+    write_csv(penguins(), folder, "birds")
+
+    async def train() -> None:
+        async with open_services(settings) as services:
+            report = await run_pipeline(spec, services, timeout=280)
+            assert report.run.status == "succeeded", report.run.summary
+            trained = services.metadata.candidates.list_candidates(run_id=report.run.run_id)
+            for candidate in sorted(trained, key=lambda c: c.name):
+                services.metadata.registry.register_version("churn", candidate)
+
+    asyncio.run(train())
+    return settings.home
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(overrides={"home": str(tmp_path / "home")})
+def settings(tmp_path: Path, trained: Path) -> Settings:
+    home = tmp_path / "home"
+    shutil.copytree(trained, home)
+    return load_settings(overrides={"home": str(home)})
 
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[MetadataStore]:
-    settings.home.mkdir(parents=True, exist_ok=True)
     opened = build_metadata(settings)
     opened.open()
     try:
-        for i in range(1, 5):
-            opened.registry.register_version("churn", make_candidate(f"c-{i}"))
         yield opened
     finally:
         opened.close()
@@ -76,9 +117,12 @@ def test_deploy_canary_shadow_rollback_and_list(
 
     code, out, _ = gm("deployments")
     assert code == 0
-    (row,) = [line for line in out.splitlines() if "churn" in line]
+    (row,) = [line for line in out.splitlines() if "churn" in line and "│" in line]
     for cell in ("2 (90%)", "3 (10%)", " 4 ", " 1 ", "ann"):
         assert cell in row, row
+    progress = " ".join(out.split("┘")[-1].split())
+    assert progress.startswith("churn: canary 3 so far: 0 requests, 0 errors, 0 fallbacks")
+    assert "no promotion rule: promote it with gristmill deploy churn 3" in progress
     policy = store.registry.get_policy("churn")
     assert policy is not None
     assert (policy.primary, policy.canary, policy.shadow, policy.fallback) == (2, 3, (4,), (1,))
@@ -103,6 +147,8 @@ def test_deploy_canary_shadow_rollback_and_list(
         "canary_share": 0.1,
         "shadow": [],
         "fallback": [1],
+        "promote_after_requests": None,
+        "promote_after_minutes": None,
         "version": 3,
         "previous": 2,
     }
@@ -120,6 +166,18 @@ def test_deploy_canary_shadow_rollback_and_list(
         (("deploy", "churn", "2", "--canary", "0.1", "--shadow"), "exclude each other"),
         (("deploy", "churn", "2", "--shadow"), r"no live version yet.*gristmill deploy churn"),
         (("rollback", "churn"), r"'churn' is not deployed"),
+        (
+            ("deploy", "churn", "2", "--promote-after-requests", "10"),
+            r"say when a canary is promoted; add --canary SHARE",
+        ),
+        (
+            ("deploy", "churn", "2", "--canary", "0.1", "--promote-after-minutes", "0"),
+            r"--promote-after-minutes 0: give the minutes a canary must run, above 0",
+        ),
+        (
+            ("deploy", "churn", "2", "--canary", "0.1", "--promote-after-requests", "0"),
+            r"Invalid value for '--promote-after-requests'",
+        ),
         (("rollback", "bad name"), r"'bad name' is not deployed"),
     ],
 )
@@ -140,6 +198,62 @@ def test_rollback_without_previous_is_explained(gm: Any, store: MetadataStore) -
     code, _, err = gm("rollback", "churn")
     assert code == 2
     assert "no @previous version to roll back to" in " ".join(err.split())
+
+
+def test_a_judged_canary_shows_its_progress_and_can_be_pulled_by_hand(
+    gm: Any, store: MetadataStore, settings: Settings
+) -> None:
+    gm("deploy", "churn", "1")
+    code, out, err = gm(
+        "deploy", "churn", "2", "--canary", "0.2",
+        "--promote-after-requests", "100", "--promote-after-minutes", "5",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "promoted after 100 requests and 5 minutes without errors" in " ".join(out.split())
+    policy = store.registry.get_policy("churn")
+    assert policy is not None and policy.judged and policy.canary_since is not None
+    # two servers served the canary this minute, as its policy sent it requests
+    store.serving_stats.record(
+        [
+            ServingWindow(
+                "churn", 2, replica, window_start(policy.canary_since), policy.revision,
+                requests=requests, client_errors=1,
+            )
+            for replica, requests in (("a", 21), ("b", 11))
+        ]
+    )  # fmt: skip
+    _, out, _ = gm("deployments", "churn")
+    text = " ".join(out.split())
+    assert "churn: canary 2 so far: 30/100 requests, 0 errors, 0 fallbacks, 2 client errors" in (
+        text
+    )
+    assert "/5 min, over 2 servers; promoted once its rule is met, pulled at its first" in text
+    _, out, _ = gm("deployments", "churn", "--json")
+    (row,) = json.loads(out)
+    assert row["promote_after_requests"] == 100 and row["promote_after_minutes"] == 5.0
+    assert row["canary_progress"] | {"minutes": 0} == {
+        "requests": 32,
+        "answered": 30,
+        "errors": 0,
+        "client_errors": 2,
+        "fallbacks": 0,
+        "replicas": 2,
+        "minutes": 0,
+        "judged": True,
+        "verdict": "wait",
+    }
+
+    code, out, _ = gm("rollback", "churn", "--canary", "--reason", "not now")
+    assert code == 0
+    assert "version 1 answers every request again" in out
+    assert "canary version 2 is no longer served" in out
+    pulled = store.registry.get_policy("churn")
+    assert pulled is not None and (pulled.primary, pulled.canary) == (1, None)
+    assert not pulled.judged
+    (rolled,) = announced(settings, MODEL_ROLLED_BACK)
+    assert (rolled.payload["primary"], rolled.payload["canary"]) == (1, None)
+    code, _, err = gm("rollback", "churn", "--canary")
+    assert code == 2 and "no canary to pull" in " ".join(err.split())
 
 
 def test_an_unreachable_bus_is_a_warning(gm: Any, store: MetadataStore) -> None:
@@ -170,3 +284,18 @@ def test_help_shows_examples(gm: Any) -> None:
     ):
         code, out, _ = gm(command, "--help")
         assert code == 0 and example in out
+
+
+def test_a_version_that_cannot_be_served_is_not_deployed(
+    gm: Any, store: MetadataStore, settings: Settings
+) -> None:
+    assert gm("deploy", "churn", "1")[0] == 0
+    for path in (settings.home / "artifacts" / "model").iterdir():
+        if "." not in path.name:  # every trained model's bytes altered on disk
+            data = path.read_bytes()
+            path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    code, out, err = gm("deploy", "churn", "2", "--canary", "0.2")
+    assert code != 0 and "Traceback" not in out + err
+    assert "churn/2 cannot be served, so it is not deployed" in err, err
+    policy = store.registry.get_policy("churn")
+    assert policy is not None and (policy.primary, policy.canary) == (1, None)

@@ -101,6 +101,9 @@ async def test_a_canary_starts_beside_the_champion(services: Services, tmp_path:
     policy = services.metadata.registry.get_policy("cancer")
     assert policy is not None
     assert (policy.primary, policy.canary, policy.canary_share) == (1, 2, 0.2)
+    # the canary carries its promotion rule: the servers' canary judge promotes it
+    assert (policy.promote_after_requests, policy.promote_after_minutes) == (500, None)
+    assert policy.judged and deployed.payload["promote_after_requests"] == 500
     champion = services.metadata.registry.find_alias("cancer", "champion")
     assert champion is not None and champion.version == 1
 
@@ -126,7 +129,7 @@ async def test_a_redelivered_evaluation_changes_nothing(services: Services, tmp_
     (deployed,) = report.of_type(MODEL_DEPLOYED)
     audit_before = services.metadata.audit.list_entries(subject="model:cancer")
     # As if the execution's record was lost after its effects: the handler runs again.
-    stage = DeploymentStage(services.metadata, run_spec_resolver(services.metadata, spec))
+    stage = DeploymentStage(services.feature_stores(), run_spec_resolver(services.metadata, spec))
     again = stage.handle(evaluated)
     (announcement,) = again.announcements
     assert announcement.payload == deployed.payload

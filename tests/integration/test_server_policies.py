@@ -344,6 +344,15 @@ async def test_admin_policy_changes_under_load_fail_no_request(two_versions: Set
             ({"primary": 1, "canary_share": 0.2}, "canary"),
             ({"primary": "one"}, "primary"),
             ({"primary": 1, "shadows": [2]}, "shadows"),
+            ({"primary": 1, "promote_after_requests": 10}, "promote_after_requests"),
+            (
+                {"primary": 1, "canary": 2, "canary_share": 0.1, "promote_after_minutes": 0},
+                "promote_after_minutes",
+            ),
+            (
+                {"primary": 1, "canary": 2, "canary_share": 0.1, "promote_after_requests": 1.5},
+                "promote_after_requests",
+            ),
         ):
             answer = await client.put("/admin/policies/birds", json=body)
             assert answer.status_code == 400, answer.text

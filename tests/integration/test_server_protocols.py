@@ -453,12 +453,26 @@ def test_bad_inference_requests_are_4xx_naming_the_field(server: Running) -> Non
 
     answer = asyncio.run(too_large())
     assert answer.status_code == 413 and "once decompressed" in answer.json()["error"]
+    as_sent = asyncio.run(_asgi_post(small, url, orjson.dumps(good) + b" " * 64))
+    assert as_sent.status_code == 413, as_sent.text
+    assert "serve.max_body_bytes" in as_sent.json()["error"]
+    refused(orjson.dumps(good), 415, "'text/plain'", **{"Content-Type": "text/plain"})
+    octets = {"Content-Type": "application/octet-stream"}
+    assert _post(server, url, orjson.dumps(good), octets).status_code == 200
 
     for path in ("/v2/models/nope/infer", "/v2/models/penguins_logreg@shadow/infer"):
         answer = _post(server, path, good)
         assert answer.status_code == 404, answer.text
         assert path.split("/")[3].split("@")[-1] in answer.json()["error"]
     assert _post(server, "/v2/models/penguins_logreg/versions/9/infer", good).status_code == 404
+
+
+async def _asgi_post(
+    app: Starlette, url: str, body: bytes, headers: Mapping[str, str] | None = None
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        return await http.post(url, content=body, headers=dict(headers or {}))
 
 
 def test_a_token_guards_infer_and_invocations_for_tritonclient_too(server: Running) -> None:
@@ -486,6 +500,13 @@ def test_a_token_guards_infer_and_invocations_for_tritonclient_too(server: Runni
         )
         assert refused.status_code == 401 and refused.json()["error_code"] == "UNAUTHENTICATED"
         assert refused.headers["www-authenticate"].startswith("Bearer")
+        bare = httpx.post(
+            f"http://{host}/invocations?model=penguins_logreg",
+            json={"dataframe_records": records},
+            headers={"Authorization": "s3cret-typed-alone"},
+        )  # the token sent without its scheme is never echoed back
+        assert bare.status_code == 401 and "not a bearer token" in bare.json()["message"]
+        assert "s3cret" not in bare.text
 
 
 @dataclass
@@ -660,6 +681,15 @@ def test_bad_mlflow_requests_are_answered_as_mlflow_does(server: Running) -> Non
     refused({"dataframe_records": records}, 404, "nope", model="nope")
     refused({"dataframe_records": records}, 404, "shadow", model="penguins_logreg@shadow")
     refused({"dataframe_records": records}, 400, "churn/3", model="penguins_logreg/x")
+    doubled = f"{header},island\n" + ",".join("1" for _ in servable.manifest.inputs) + ",Dream\n"
+    refused(doubled.encode(), 400, "names column 'island' twice", kind="text/csv")
+    body = orjson.dumps({"dataframe_records": records})
+    small = Starlette(routes=mlflow.routes(server.models, max_bytes=len(body) - 1))
+    answer = asyncio.run(
+        _asgi_post(small, "/invocations?model=penguins_logreg", body, {"Content-Type": json})
+    )
+    assert answer.status_code == 413, answer.text
+    assert "serve.max_body_bytes" in answer.json()["message"]
 
 
 @pytest.mark.parametrize(

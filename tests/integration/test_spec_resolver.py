@@ -12,7 +12,7 @@ from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.config.spec import load_spec, parse_spec, spec_digest
 from gristmill.core.events import FEATURES_GENERATED, RAW_INGESTED, Event
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import start_run
+from gristmill.runtime.run_records import start_run
 from gristmill.stages.specs import run_spec_resolver
 from gristmill.stores.metadata import Run
 from gristmill.stores.specs import stored_spec

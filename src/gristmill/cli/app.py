@@ -118,6 +118,7 @@ def _register() -> None:
         packaging,
         registry,
         running,
+        schedules,
         score_jobs,
         scoring,
         serving,
@@ -129,6 +130,7 @@ def _register() -> None:
     features.register(app)
     training.register(app)
     worker.register(app)
+    schedules.register(app)
     inspect.register(app)
     doctor.register(app)
     maintenance.register(app)

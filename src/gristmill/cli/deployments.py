@@ -12,12 +12,14 @@ from rich.table import Table
 
 from gristmill.cli.announce import announce
 from gristmill.cli.console import console
+from gristmill.cli.registry import compile_servable
 from gristmill.cli.settings import opened_metadata
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
     from gristmill.stores.models import ModelRegistry, TrafficPolicy
+    from gristmill.training.canary import CanaryProgress
     from gristmill.training.deployment import DeployMode, PolicyChange
 
 ReasonOption = Annotated[
@@ -50,6 +52,25 @@ def deploy_command(
             help="Deploy as a shadow: scored and logged beside every answer, never returned.",
         ),
     ] = False,
+    promote_after_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--promote-after-requests",
+            metavar="N",
+            min=1,
+            help="With --canary: promote it once it answered N requests without a server "
+            "error (pulled at its first one).",
+        ),
+    ] = None,
+    promote_after_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--promote-after-minutes",
+            metavar="M",
+            help="With --canary: promote it once it ran M minutes without a server error "
+            "(and answered at least one request).",
+        ),
+    ] = None,
     reason: ReasonOption = "",
 ) -> None:
     """Deploy a version of a model: as the primary, as a canary, or as a shadow.
@@ -57,19 +78,26 @@ def deploy_command(
     Without a flag the version becomes the primary (and @champion); the primary it replaces
     becomes @previous and the first fallback (a canary of this version is thereby promoted).
     With --canary the version answers that share of requests (sticky per entity or request
-    key); with --shadow it scores every request beside the answer. Each change is a new
-    policy revision, an audit entry and a model.deployed event; deploying what is live
-    already changes nothing.
+    key); with --shadow it scores every request beside the answer. A canary given
+    --promote-after-requests and/or --promote-after-minutes is judged by the prediction
+    servers: promoted once it ran so long without a server error, pulled at its first one
+    (serve.stats_flush_seconds). Each change is a new policy revision, an audit entry and a
+    model.deployed event; deploying what is live already changes nothing.
 
     \b
         gristmill models churn                           its versions
         gristmill deploy churn 3                         version 3 answers every request
         gristmill deploy churn 4 --canary 0.1            version 4 answers 10% of them
+        gristmill deploy churn 4 --canary 0.1 --promote-after-requests 5000
+                                                         ... promoted after 5000 clean answers
         gristmill deploy churn 4 --reason "canary clean" promote the canary
         gristmill deploy churn 5 --shadow                score beside, never answer
         gristmill rollback churn                         back to @previous
         gristmill deployments churn                      what is live now
     """
+    from gristmill.core.events import MODEL_DEPLOYED
+    from gristmill.training.deployment import PromotionRule, announcement, deploy
+
     if canary is not None and shadow:
         raise ConfigError(
             "--canary and --shadow exclude each other: deploy the version as a canary "
@@ -80,10 +108,24 @@ def deploy_command(
             f"--canary {canary:g}: the share must be between 0 and 1 (exclusive), e.g. "
             f"gristmill deploy {model} {version} --canary 0.1 for a tenth of requests"
         )
-    from gristmill.core.events import MODEL_DEPLOYED
-    from gristmill.training.deployment import announcement, deploy
-
+    if promote_after_minutes is not None and not promote_after_minutes > 0:
+        raise ConfigError(
+            f"--promote-after-minutes {promote_after_minutes:g}: give the minutes a canary must "
+            "run, above 0 (e.g. --promote-after-minutes 30)"
+        )
+    rule = PromotionRule(promote_after_requests, promote_after_minutes)
+    if rule and canary is None:
+        raise ConfigError(
+            "--promote-after-requests / --promote-after-minutes say when a canary is "
+            f"promoted; add --canary SHARE (gristmill deploy {model} {version} --canary 0.1 "
+            "--promote-after-requests 1000)"
+        )
     mode: DeployMode = "canary" if canary is not None else "shadow" if shadow else "primary"
+    with opened_metadata(ctx) as store:
+        target = store.registry.get_version(model, version)
+    # compiled before the policy changes: servers then only load it, and a version that
+    # cannot be served is never deployed
+    compile_servable(ctx, target, refused="it is not deployed")
     with opened_metadata(ctx) as store:
         change = deploy(
             store.registry,
@@ -91,6 +133,7 @@ def deploy_command(
             version,
             mode=mode,
             share=canary if canary is not None else 0.1,
+            rule=rule or None,
             reason=reason,
             actor=current_actor(),
         )
@@ -110,7 +153,7 @@ def _deployed_line(change: PolicyChange, version: int, mode: str) -> str:
     if mode == "canary":
         return (
             f"{after.model}: version {version} is a canary answering {after.canary_share:.0%} "
-            f"of requests beside primary version {after.primary} {revision}"
+            f"of requests beside primary version {after.primary} {revision}{_rule_text(after)}"
         )
     if mode == "shadow":
         return (
@@ -123,27 +166,49 @@ def _deployed_line(change: PolicyChange, version: int, mode: str) -> str:
     return line
 
 
+def _rule_text(policy: TrafficPolicy) -> str:
+    """``; promoted after 500 requests and 10 minutes without errors`` ('' without a rule)."""
+    terms = []
+    if policy.promote_after_requests is not None:
+        terms.append(f"{policy.promote_after_requests} requests")
+    if policy.promote_after_minutes is not None:
+        terms.append(f"{policy.promote_after_minutes:g} minutes")
+    if not terms:
+        return ""
+    return f"; promoted after {' and '.join(terms)} without errors, pulled at the first"
+
+
 def rollback_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(metavar="MODEL", help="Registry name of the model.")],
+    canary: Annotated[
+        bool,
+        typer.Option("--canary", help="Only pull the canary; the primary stays."),
+    ] = False,
     reason: ReasonOption = "",
 ) -> None:
     """Send a model's traffic back to @previous (its first fallback), clearing any canary.
 
     The version rolled back leaves the policy; the next fallback, if any, becomes @previous.
+    With --canary only the canary leaves (the primary answers every request again).
 
     \b
         gristmill rollback churn
         gristmill rollback churn --reason "error rate up after version 4"
+        gristmill rollback churn --canary                drop the canary only
         gristmill deployments churn                      what answers now
     """
     from gristmill.core.events import MODEL_ROLLED_BACK
     from gristmill.training.deployment import announcement, rollback
 
     with opened_metadata(ctx) as store:
-        change = rollback(store.registry, model, reason=reason, actor=current_actor())
+        change = rollback(
+            store.registry, model, canary_only=canary, reason=reason, actor=current_actor()
+        )
     after = change.after
     gone = f"; version {change.before.primary} is no longer served" if change.before else ""
+    if canary and change.before is not None:
+        gone = f"; canary version {change.before.canary} is no longer served"
     console.print(
         f"{model}: version {after.primary} answers every request again (policy revision "
         f"{after.revision}){gone}",
@@ -161,7 +226,8 @@ def deployments_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """What is live: per model, the primary, canary and its share, shadows, fallbacks, the
-    policy revision, since when and by whom.
+    policy revision, since when and by whom; for a canary, its progress (requests answered,
+    errors, minutes, against its promotion rule if it has one), summed over every server.
 
     A model with a @champion but no stored policy is served by its champion alone (revision
     0 in this list).
@@ -171,12 +237,22 @@ def deployments_command(
         gristmill deployments churn
         gristmill deployments --json
     """
+    from gristmill.training.canary import canary_progress
+
     with opened_metadata(ctx) as store:
         policies = _live(store.registry, model)
+        progress = {
+            p.model: found
+            for p in policies
+            if (found := canary_progress(store.serving_stats, p)) is not None
+        }
     if as_json:
-        console.print_json(json.dumps([asdict(p) for p in policies], default=str))
+        rows = [asdict(p) | _progress_json(progress.get(p.model)) for p in policies]
+        console.print_json(json.dumps(rows, default=str))
     elif policies:
         console.print(_table(policies))
+        for found in progress.values():
+            console.print(_progress_line(found), highlight=False)
     elif model:
         console.print(
             f"model {model!r} is not deployed; deploy a version with `gristmill deploy {model} "
@@ -203,6 +279,43 @@ def _live(registry: ModelRegistry, model: str | None) -> list[TrafficPolicy]:
         if found is not None:
             stored[name] = found
     return [stored[name] for name in sorted(stored)]
+
+
+def _progress_json(progress: CanaryProgress | None) -> dict[str, object]:
+    if progress is None:
+        return {"canary_progress": None}
+    stats = progress.stats
+    return {
+        "canary_progress": {
+            "requests": stats.requests,
+            "answered": stats.answered,
+            "errors": stats.errors,
+            "client_errors": stats.client_errors,
+            "fallbacks": stats.fallbacks,
+            "replicas": stats.replicas,
+            "minutes": round(progress.minutes, 3),
+            "judged": progress.policy.judged,
+            "verdict": progress.verdict(),
+        }
+    }
+
+
+def _progress_line(progress: CanaryProgress) -> str:
+    """``churn: canary 4 so far: 120/500 requests, …; promoted …`` (figures of every server)."""
+    policy = progress.policy
+    line = f"{policy.model}: canary {policy.canary} so far: {progress.describe()}"
+    if not policy.judged:
+        return (
+            line
+            + f"; no promotion rule: promote it with gristmill deploy {policy.model} "
+            + (f"{policy.canary}")
+        )
+    verdict = progress.verdict()
+    if verdict == "wait":
+        return line + "; promoted once its rule is met, pulled at its first error"
+    return (
+        line + f"; to be {'promoted' if verdict == 'promote' else 'pulled'} at the next judgement"
+    )
 
 
 def _table(policies: list[TrafficPolicy]) -> Table:

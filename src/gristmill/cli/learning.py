@@ -27,7 +27,7 @@ from gristmill.config.settings import Settings
 from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec, training_target
 from gristmill.core.events import MODEL_TRAINED, Event
 from gristmill.errors import ConfigError, NotFoundError
-from gristmill.runtime.pipeline_run import start_run
+from gristmill.runtime.run_records import start_run
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.segregation import SplitResult

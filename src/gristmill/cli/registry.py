@@ -63,8 +63,9 @@ def promote_command(
     version it has). The alias moves to that version; when it is `champion`, the version it
     leaves becomes `previous`. The version is compiled for serving before the alias moves
     (`gristmill compile` shows how: ONNX, checked against the native scorer, or native), so
-    a running server only loads it. The evaluation gate compares every new best candidate
-    with the champion.
+    a running server only loads it; a version that cannot be served (a tampered artifact)
+    is refused and the alias stays where it is. The evaluation gate compares every new best
+    candidate with the champion.
 
     \b
         gristmill ls candidates                        find the id of the one to promote
@@ -93,7 +94,7 @@ def promote_command(
     # Compiled *before* the alias moves: a server that sees the alias move (its poll may come
     # before the announcement) then only loads the servable; it never compiles it itself
     # while it answers requests.
-    _compile(ctx, version)
+    compile_servable(ctx, version)
     with opened_metadata(ctx) as store:
         done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
     target = f"{name}@{alias}"
@@ -148,20 +149,21 @@ def _announce(
         )
 
 
-def _compile(ctx: typer.Context, version: ModelVersion) -> None:
+def compile_servable(
+    ctx: typer.Context, version: ModelVersion, *, refused: str = "no alias moves to it"
+) -> None:
     """Compile the version's servable now, so the first request does not wait for it; a
-    failure is reported, not raised (the servable is then compiled on first load)."""
+    version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done)."""
     from gristmill.runtime.wiring import open_stores
-    from gristmill.servables import load_servable
+    from gristmill.servables.loading import compile_for_serving
     from gristmill.servables.parity import describe as parity_line
 
-    try:
-        with open_stores(settings_from(ctx)) as stores:
-            manifest = load_servable(stores, version.model, version.version).manifest
-    except GristmillError as exc:
+    with open_stores(settings_from(ctx)) as stores:
+        manifest = compile_for_serving(stores, version.model, version.version, refused=refused)
+    if manifest is None:
         err_console.print(
-            f"warning: {version.ref} could not be compiled for serving: {exc}; see "
-            f"`gristmill compile {version.ref}`",
+            f"warning: {version.ref} was not compiled for serving here (ONNX Runtime is not "
+            "installed); servers compile it when they first load it",
             style="yellow",
             highlight=False,
         )

@@ -101,7 +101,8 @@ async def _queue(
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
     from gristmill.core.ids import new_id
-    from gristmill.runtime.pipeline_run import source_events, start_run
+    from gristmill.runtime.pipeline_run import source_events
+    from gristmill.runtime.run_records import start_run
     from gristmill.stages.spec_checks import preflight
     from gristmill.stores.run_status import QUEUE_COMMAND
 
@@ -319,10 +320,10 @@ def send(
     import asyncio
 
     from gristmill.config.spec import load_spec
+    from gristmill.runtime.run_records import record_spec
     from gristmill.runtime.sending import check_records, stream_source
     from gristmill.runtime.stream import read_numbered_records, records_event
     from gristmill.runtime.wiring import open_services
-    from gristmill.stores.specs import stored_spec
 
     spec = load_spec(spec_file) if spec_file else None
     if spec is not None:
@@ -340,7 +341,7 @@ def send(
         async with open_services(settings_from(ctx)) as services:
             specs = services.metadata.specs
             if spec is not None and spec_file is not None:
-                specs.add_spec(stored_spec(spec, spec_file.parent))
+                record_spec(services.metadata, spec, spec_file.parent)
             else:
                 _check_against_recorded(specs.specs_naming(source, limit=1), source, numbered, file)
             await services.bus.publish(events)

@@ -11,13 +11,13 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.scoring import MODEL_HELP
+from gristmill.cli.scoring import MODEL_HELP, check_output_folder
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
 
@@ -68,6 +68,8 @@ def score_command(
 
     settings = settings_from(ctx)
     as_store = out is not None and Path(out).suffix.lower() not in OUT_FORMATS
+    if out is not None and not as_store:
+        check_output_folder(out)
     store = build_score_store(settings, out if as_store else None)
     job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
@@ -131,19 +133,65 @@ def _key(error: dict[str, object]) -> str:
 
 
 def _write(store: ScoreStore, job_id: str, out: str) -> None:
+    """The job's scores copied to ``out`` (Parquet, CSV or JSON lines by its suffix), a
+    partition at a time when they share one schema (the usual case), else joined first."""
     import pyarrow.csv
     import pyarrow.parquet
 
-    table = store.read(job_id)
+    tables = store.partitions(job_id)
+    first = next(tables, None)
+    if first is None:
+        first = store.read(job_id)
     suffix = Path(out).suffix.lower()
+    if suffix == ".parquet":
+        writer: Any = pyarrow.parquet.ParquetWriter(out, first.schema)
+    elif suffix == ".csv":
+        writer = pyarrow.csv.CSVWriter(out, first.schema)
+    else:
+        writer = _JsonLines(out)
+    same_shape = True
+    with writer:
+        writer.write_table(first)
+        for table in tables:
+            same_shape = table.schema.equals(first.schema)
+            if not same_shape:  # a partition of its own shape (no rows, say)
+                break
+            writer.write_table(table)
+    if not same_shape:
+        _write_whole(store.read(job_id), out, suffix)
+
+
+def _write_whole(table: Any, out: str, suffix: str) -> None:
+    import pyarrow.csv
+    import pyarrow.parquet
+
     if suffix == ".parquet":
         pyarrow.parquet.write_table(table, out)
     elif suffix == ".csv":
         pyarrow.csv.write_csv(table, out)
     else:
-        with open(out, "w") as handle:
-            for row in table.to_pylist():
-                handle.write(json.dumps(row, default=str) + "\n")
+        with _JsonLines(out) as writer:
+            writer.write_table(table)
+
+
+class _JsonLines:
+    """Rows as JSON lines, a table at a time (the writers' interface of pyarrow's)."""
+
+    def __init__(self, out: str) -> None:
+        self._handle = open(out, "w")  # noqa: SIM115 - closed by close()
+
+    def write_table(self, table: Any) -> None:
+        for row in table.to_pylist():
+            self._handle.write(json.dumps(row, default=str) + "\n")
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> _JsonLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def jobs_command(

@@ -62,6 +62,8 @@ def predict(
         gristmill predict penguins/3 new_birds.jsonl -o scored.csv
         gristmill predict penguins new_birds.csv --json
     """
+    if output is not None:
+        check_output_folder(output)
     columns, rows = _read(file)
     servable = _servable(ctx, model, force=False)
     answer = servable.predict(columns)
@@ -201,6 +203,20 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def check_output_folder(output: Path | str) -> None:
+    """``ConfigError`` before any work when the folder ``output`` would go in is missing (a
+    local path; a URL's folder is made by its filesystem)."""
+    text = str(output)
+    if "://" in text:
+        return
+    folder = Path(text).parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"cannot write {text}: the folder {folder} does not exist; create it or name "
+            "another file"
+        )
 
 
 def _write(table: dict[str, list[Any]], output: Path) -> None:

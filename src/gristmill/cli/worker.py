@@ -30,13 +30,14 @@ async def serve_stages(
     """Run the named stages until a stop signal; returns how many events they handled.
 
     ``spec`` (read from a file in ``folder``) is recorded in the spec store, so other
-    workers find it too for the events of its sources that belong to no run.
+    workers find it too for the events of its sources that belong to no run, and its
+    schedules become its pipeline's.
     """
     import asyncio
 
+    from gristmill.runtime.run_records import record_spec
     from gristmill.runtime.stages import build_workers
     from gristmill.runtime.wiring import open_services
-    from gristmill.stores.specs import stored_spec
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,7 +45,7 @@ async def serve_stages(
         loop.add_signal_handler(sig, stop.set)
     async with open_services(settings) as services:
         if spec is not None:
-            services.metadata.specs.add_spec(stored_spec(spec, folder))
+            record_spec(services.metadata, spec, folder)
         workers = build_workers(services, names, spec=spec)
         for w in workers:
             console.print(
@@ -66,7 +67,8 @@ def worker(
         bool,
         typer.Option(
             "--all",
-            help="Run every stage but the score: triggers (scoring-batches, scoring-features).",
+            help="Run every stage but the score: triggers (scoring-batches, scoring-features); "
+            "the scheduler included.",
         ),
     ] = False,
     concurrency: Annotated[
@@ -90,6 +92,11 @@ def worker(
         gristmill worker --stage ingestion
         gristmill --bus redis --metadata postgres worker --all
         gristmill worker --stage scoring --stage scoring-batches    score new batches
+        gristmill worker --stage scheduler --stage scoring     fire schedules (UTC)
+
+    The scheduler fires the ticks of the recorded schedules (a source's `schedule:`, the
+    spec's `score: {on: schedule}`), each tick once however many workers run it;
+    `gristmill schedules` lists them.
     """
     import asyncio
 

@@ -140,6 +140,12 @@ class ServeSettings(BaseModel):
     poll_seconds: float = Field(
         5.0, gt=0, description="How often aliases are read again from the registry."
     )
+    stats_flush_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often serving stats are recorded in the metadata store, and canaries "
+        "with a promotion rule judged (0: neither).",
+    )
     max_batch_size: int = Field(
         32, ge=1, description="Concurrent one-row requests scored together (1: no batching)."
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from gristmill.config.schedules import cron_text
 
 SourceFormat = Literal["csv", "parquet", "jsonl", "sql", "folder"]
 FileFormat = Literal["csv", "parquet", "jsonl"]
@@ -40,10 +42,19 @@ class SourceSpec(BaseModel):
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     on_schema_change: Literal["fail", "allow"] = "fail"
     partition_rows: int = Field(500_000, gt=0, description="Rows per Parquet part file.")
-    schedule: str | None = Field(None, description="Cron expression (used by the scheduler).")
+    schedule: str | None = Field(
+        None,
+        description="Cron expression (UTC): `gristmill worker` ingests the source again at "
+        "each tick.",
+    )
     stream: bool = Field(
         False, description="Also takes records sent to it (`gristmill send`, records.appended)."
     )
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _cron(cls, value: Any) -> str | None:
+        return None if value is None else cron_text(value)
 
     @model_validator(mode="after")
     def _check_fields_for_format(self) -> SourceSpec:

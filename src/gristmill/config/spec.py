@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gristmill.config.features import FeatureSetSpec
+from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
 from gristmill.core.names import NAME_PATTERN
@@ -104,8 +105,9 @@ class DeploySpec(_Section):
     candidate whatever the gate says, ``manual`` nothing; with ``canary`` (or ``policy:
     canary``) the winner starts as a canary at that share beside the champion instead of
     replacing it. ``canary_requests`` / ``canary_minutes`` say how long a canary must run
-    without errors before it may be promoted (by the monitoring, or by hand with
-    ``gristmill deploy MODEL VERSION``)."""
+    without errors before the prediction servers' canary judge promotes it (it is pulled at
+    its first error); without either a person promotes it (``gristmill deploy MODEL
+    VERSION``)."""
 
     policy: Literal["manual", "gated", "always", "canary"] = "gated"
     model: str | None = Field(
@@ -139,29 +141,6 @@ class DeploySpec(_Section):
 
 class ServeSpec(_Section):
     latency_budget_ms: float | None = Field(None, gt=0)
-
-
-class ScoreSpec(_Section):
-    """Batch scoring without a person: which model scores which input, and when.
-
-    ``on: new_batch`` scores every new raw batch of ``source`` (or every new feature set
-    ``feature_set``) with ``model`` as it arrives; ``manual`` only records the intent
-    (``gristmill score`` and ``POST /v1/jobs`` still work).
-    """
-
-    model: str | None = Field(
-        None,
-        description="NAME, NAME@ALIAS or NAME/VERSION (default: deploy.model, else `name`).",
-    )
-    source: str | None = Field(None, description="Score each new raw batch of this source.")
-    feature_set: str | None = Field(None, description="Score each new feature set of this name.")
-    on: Literal["new_batch", "manual"] = "new_batch"
-
-    @model_validator(mode="after")
-    def _one_input(self) -> ScoreSpec:
-        if (self.source is None) == (self.feature_set is None):
-            raise ValueError("name exactly one input: source: NAME or feature_set: NAME")
-        return self
 
 
 class MonitorSpec(_Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from ulid import ULID
@@ -12,6 +13,15 @@ from ulid import ULID
 def new_id() -> str:
     """A new ULID string: 26 characters, lexicographically sortable by creation time."""
     return str(ULID())
+
+
+def derived_id(at: datetime, *parts: str) -> str:
+    """A ULID whose time is ``at`` and whose random part is a digest of ``parts``: the same
+    id wherever it is derived, for work that several processes may start at once (a tick
+    of a schedule)."""
+    millis = int(at.timestamp() * 1000)
+    tail = hashlib.sha256("\x1f".join(parts).encode()).digest()[:10]
+    return str(ULID.from_bytes(millis.to_bytes(6, "big") + tail))
 
 
 def digest_bytes(data: bytes) -> str:

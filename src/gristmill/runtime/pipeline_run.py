@@ -9,20 +9,17 @@ execution recorded become pending in turn. The run ends when nothing is pending.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gristmill.config.spec import PipelineSpec
-from gristmill.core.actor import current_actor
 from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
+from gristmill.runtime.run_records import start_run
 from gristmill.runtime.stage_names import SCORING_STAGES
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
@@ -31,9 +28,8 @@ from gristmill.stages.base import Stage
 from gristmill.stages.ingestion import IngestionStage, SourceProgress
 from gristmill.stages.preparation import run_spec_resolver
 from gristmill.stages.spec_checks import preflight
-from gristmill.stores.metadata import AuditEntry, MetadataStore, Run, StageExecution
+from gristmill.stores.metadata import Run, StageExecution
 from gristmill.stores.run_status import latest_per_event, outcome
-from gristmill.stores.specs import stored_spec
 
 TERMINAL = ("succeeded", "failed", "skipped")
 OFFLINE_STAGES = ("preparation", "training", "evaluation", "deployment")
@@ -51,68 +47,6 @@ class RunReport:
 
     def of_type(self, event_type: str) -> list[Event]:
         return [e for e in self.events if e.type == event_type]
-
-
-def start_run(
-    metadata: MetadataStore,
-    spec: PipelineSpec,
-    *,
-    actor: str | None = None,
-    command: str | None = None,
-    folder: Path | None = None,
-    spec_file: Path | None = None,
-    run_id: str | None = None,
-    announced: Sequence[Event] = (),
-    in_process: bool = True,
-    **details: Any,
-) -> Run:
-    """Record a new run following ``spec`` and audit its start.
-
-    The spec is kept in the spec store by digest (with ``folder``, the folder of its file,
-    so modules beside it stay importable) and the run records the digest. Workers find the
-    spec of an event through the run its ``correlation_id`` names, so whatever announces
-    events for a pipeline (``run``, ``ingest``, ``train``, ``evaluate``) starts one.
-    ``spec_file``, the spec's file (its folder is ``folder`` unless given), is recorded in
-    the run's summary, so a worker's error about the spec can name it.
-
-    ``announced`` are the events (made with ``run_id``) whose work travels on the bus: the
-    run records them so its status can be read from its work (``stores.run_status``).
-    ``in_process``: the run's work is done (or followed) by this process, recorded as its
-    host and pid so ``gristmill gc`` can tell a live run from an abandoned one.
-    """
-    if spec_file is not None and folder is None:
-        folder = spec_file.parent
-    stored = metadata.specs.add_spec(stored_spec(spec, folder))
-    summary: dict[str, Any] = {}
-    if spec_file is not None:
-        summary["spec_file"] = str(spec_file.resolve())
-    if command is not None:
-        summary["command"] = command
-        details["command"] = command
-    if announced:
-        summary["announced"] = [{"id": e.id, "type": e.type, "key": e.key} for e in announced]
-    if in_process:
-        summary["process"] = {"host": socket.gethostname(), "pid": os.getpid()}
-    run = Run(
-        run_id=run_id or new_id(),
-        pipeline=spec.name,
-        status="running",
-        started_at=datetime.now(UTC),
-        spec_digest=stored.digest,
-        summary=summary,
-    )
-    metadata.runs.start_run(run)
-    metadata.audit.append(
-        AuditEntry(
-            entry_id=new_id(),
-            at=run.started_at,
-            actor=actor or current_actor(),
-            action="run.started",
-            subject=run.run_id,
-            details={"pipeline": spec.name, **details},
-        )
-    )
-    return run
 
 
 def source_events(

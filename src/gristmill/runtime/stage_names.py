@@ -7,6 +7,7 @@ the learning libraries they bring); ``runtime.stages`` builds the workers of the
 from __future__ import annotations
 
 STREAM_STAGE = "stream-ingestion"
+SCHEDULER_STAGE = "scheduler"
 SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
 SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
 STAGE_NAMES = (
@@ -17,6 +18,7 @@ STAGE_NAMES = (
     "deployment",
     *SCORING_STAGES,
     STREAM_STAGE,
+    SCHEDULER_STAGE,
 )
 # What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
 # execution for every raw batch and feature set of every pipeline; a deployment that scores

@@ -10,7 +10,13 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
-from gristmill.runtime.stage_names import SCORING_STAGES, STAGE_NAMES, STREAM_STAGE
+from gristmill.runtime.scheduler import Scheduler
+from gristmill.runtime.stage_names import (
+    SCHEDULER_STAGE,
+    SCORING_STAGES,
+    STAGE_NAMES,
+    STREAM_STAGE,
+)
 from gristmill.runtime.stream import StreamIngestionWorker
 from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
@@ -55,7 +61,7 @@ def offline_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
     if name in SCORING_STAGES:
         return scoring_stage(name, services, resolver)
     if name == "deployment":
-        return DeploymentStage(services.metadata, resolver)
+        return DeploymentStage(stores, resolver)
     return EvaluationStage(stores, resolver, services.settings.home / "reports", services.executor)
 
 
@@ -105,6 +111,9 @@ def build_workers(
                     outages=outages,
                 )
             )
+            continue
+        if name == SCHEDULER_STAGE:
+            workers.append(Scheduler(services.bus, services.feature_stores(), outages=outages))
             continue
         stage: Stage
         if name == "ingestion":

@@ -212,5 +212,10 @@ def _first_bad(values: Any) -> int | None:
 
 
 def _shown(values: Any, row: int) -> str:
-    text = repr(list(values)[row])
+    value = list(values)[row]
+    if isinstance(value, np.generic):  # True, not np.True_
+        value = value.item()
+    elif isinstance(value, np.ndarray):  # [1], not array([1])
+        value = value.tolist()
+    text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -16,10 +16,18 @@ from __future__ import annotations
 
 import json
 
-from gristmill.errors import ConfigError, ConflictError, DataError, NotFoundError
+from gristmill.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    ConflictError,
+    DataError,
+    GristmillError,
+    MissingExtraError,
+    NotFoundError,
+)
 from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.servables import storage
-from gristmill.servables.port import Servable
+from gristmill.servables.port import Servable, ServableManifest
 from gristmill.stores.models import ModelVersion
 
 # Compiling, ONNX Runtime and the native loader (pandas, scikit-learn, skops) are imported
@@ -53,7 +61,9 @@ def resolve_version(stores: FeatureStores, model: str, which: int | str) -> Mode
     newest = registry.list_versions(model, limit=1)
     if not newest:
         raise NotFoundError(
-            f"no model named {model!r} is registered; list them with `gristmill models`"
+            f"no model named {model!r} is registered in this metadata store; list them with "
+            "`gristmill models` (`gristmill doctor` says which store is in use: by default "
+            ".gristmill/ in the folder the command runs in)"
         )
     if which == LATEST:
         return newest[0]
@@ -133,3 +143,26 @@ def load_digest(
     candidate = stores.metadata.candidates.get_candidate(version.candidate_id)
     trust = trusted_packages(feature_section(stores, candidate))
     return NativeServable(manifest, load_scorer(stores, candidate, also_trust=trust))
+
+
+def compile_for_serving(
+    stores: FeatureStores, model: str, version: int, *, refused: str
+) -> ServableManifest | None:
+    """Compile (or load) the servable of ``model`` ``version`` now, so servers only load
+    it: its manifest; ``None`` when the serving extra is not installed here (servers then
+    compile it on first load). A version that cannot be served (a tampered artifact, a
+    graph that does not load) is a ``ConfigError`` saying ``refused`` (what is not done:
+    "no alias moves to it") and how to repair it; a store that cannot be reached is raised
+    as it is (a retry may succeed)."""
+    ref = f"{model}/{version}"
+    try:
+        return load_servable(stores, model, version).manifest
+    except BackendUnavailableError:
+        raise
+    except MissingExtraError:
+        return None
+    except GristmillError as exc:
+        raise ConfigError(
+            f"{ref} cannot be served, so {refused}: {exc}; repair it (gristmill compile "
+            f"{ref} --force) and try again"
+        ) from exc

@@ -5,15 +5,18 @@ and orjson answers; see docs/adr/0015-prediction-server.md. At start (``lifespan
 stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
 runs until shutdown, when the log is written one last time and the process's bus consumer
-group is deleted. The wire protocols are mounted here, and only here: the native API, the
-Open Inference Protocol and MLflow's scoring protocol; beside them the batch score jobs
-(``server.jobs``).
+group is deleted. Every ``serve.stats_flush_seconds`` the serving stats are recorded in the
+metadata store and the canaries with a promotion rule judged (``server.stats_flush``,
+``server.canary_judge``); once more at shutdown. The wire protocols are mounted here, and
+only here: the native API, the Open Inference Protocol and MLflow's scoring protocol;
+beside them the batch score jobs (``server.jobs``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import re
@@ -31,8 +34,8 @@ from gristmill.config.settings import Settings
 from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
+from gristmill.server import canary_judge, policies, reload
 from gristmill.server import jobs as score_jobs
-from gristmill.server import policies, reload
 from gristmill.server.http import (
     JSONResponse,
     check_token,
@@ -47,6 +50,7 @@ from gristmill.server.openapi import document, documented, operation, parameter
 from gristmill.server.port import ServedModels
 from gristmill.server.prediction_log import PredictionLog, Publish
 from gristmill.server.protocols import mlflow, native, oip
+from gristmill.server.stats_flush import StatsFlusher
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     return [
         *native.routes(models),
         *oip.routes(served, max_bytes=settings.max_body_bytes, token=token),
-        *mlflow.routes(served, default=preloaded, token=token),
+        *mlflow.routes(served, default=preloaded, token=token, max_bytes=settings.max_body_bytes),
     ]
 
 
@@ -101,6 +105,10 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 asyncio.create_task(log.run(), name="prediction-log"),
                 asyncio.create_task(models.shadows.run(), name="shadows"),
             ]
+            windows = models.metrics.windows
+            flusher = None
+            if windows is not None and serve.stats_flush_seconds > 0:
+                flusher = StatsFlusher(windows, services.metadata.serving_stats)
             interval = sys.getswitchinterval()
             try:
                 await _preload(models, serve.models)
@@ -114,6 +122,11 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 models.set_ready(True)
                 tasks.append(asyncio.create_task(reload.poll(models, serve.poll_seconds)))
                 tasks.append(asyncio.create_task(reload.listen(models, services.bus)))
+                if flusher is not None:
+                    flusher.start(
+                        serve.stats_flush_seconds,
+                        functools.partial(canary_judge.judge, models, services.bus.publish),
+                    )
                 logger.info("serving %s", ", ".join(serve.models) or "models on first request")
                 yield
             finally:
@@ -123,6 +136,8 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if flusher is not None:
+                    await flusher.stop()  # the last figures, before the stores close
                 await jobs.close()  # the jobs this server runs end before its stores close
                 await reload.leave(services.bus)  # no consumer group left behind
 

@@ -210,9 +210,9 @@ def check_token(request: Request, token: str | None) -> None:
             "Authorization: Bearer <serve.token>"
         )
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer":
+    if scheme.lower() != "bearer":  # never echoed: it may be the token itself
         raise UnauthorizedError(
-            f"the Authorization header uses the {scheme!r} scheme; send "
+            "the Authorization header is not a bearer token; send "
             "Authorization: Bearer <serve.token>"
         )
     if not secrets.compare_digest(value.strip().encode(), token.encode()):

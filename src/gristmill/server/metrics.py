@@ -11,7 +11,10 @@ dropped). Updating one costs a dict lookup and a
 few additions on the event loop's thread (no lock, no label object per call): cheaper than a
 general client library on the request path. Each server process keeps its own figures, so a
 scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
-label, so their series never mix.
+label, so their series never mix. The same figures (but shadows' and batch sizes) also go
+to ``windows`` (``StatsWindows``, when given), per minute and per the traffic policy
+``revision`` that sent the request (0: it named the version), to be recorded in the
+metadata store where they sum over replicas.
 """
 
 from __future__ import annotations
@@ -20,20 +23,9 @@ import os
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-LATENCY_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-)
+from gristmill.server.stats_windows import StatsWindows
+from gristmill.stores.serving_stats import LATENCY_BUCKETS
+
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -86,9 +78,10 @@ def _escaped(value: str) -> str:
 class Metrics:
     """Counters per model version; ``render`` writes them in the Prometheus text format."""
 
-    def __init__(self) -> None:
+    def __init__(self, windows: StatsWindows | None = None) -> None:
         self._series: dict[tuple[str, str], _Series] = {}
         self._process = str(os.getpid())
+        self.windows = windows
 
     def _of(self, model: str, version: int | str) -> _Series:
         key = (model, str(version))
@@ -97,27 +90,39 @@ class Metrics:
             series = self._series[key] = _Series()
         return series
 
-    def answered(self, model: str, version: int, rows: int, seconds: float) -> None:
+    def answered(
+        self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
         series = self._of(model, version)
         series.requests += 1
         series.rows += rows
         series.latency.observe(seconds)
+        if self.windows is not None:
+            self.windows.answered(model, version, rows, seconds, revision)
 
-    def failed(self, model: str, version: int | str, seconds: float, status: int) -> None:
+    def failed(
+        self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
+    ) -> None:
         series = self._of(model, version)
         series.requests += 1
         series.errors[status] = series.errors.get(status, 0) + 1
         series.latency.observe(seconds)
+        if self.windows is not None:
+            self.windows.failed(model, version, seconds, status, revision)
 
     def batched(self, model: str, version: int, size: int) -> None:
         self._of(model, version).batches.observe(size)
 
-    def cache_hit(self, model: str, version: int) -> None:
+    def cache_hit(self, model: str, version: int, revision: int = 0) -> None:
         self._of(model, version).cache_hits += 1
+        if self.windows is not None:
+            self.windows.cache_hit(model, version, revision)
 
-    def fell_back(self, model: str, version: int) -> None:
+    def fell_back(self, model: str, version: int, revision: int = 0) -> None:
         """``version`` failed or was not loaded, and the next in its fallback chain was asked."""
         self._of(model, version).fallbacks += 1
+        if self.windows is not None:
+            self.windows.fell_back(model, version, revision)
 
     def shadow_answered(self, model: str, version: int, seconds: float) -> None:
         self._of(model, version).shadow_requests += 1

@@ -54,6 +54,7 @@ from gristmill.server.port import EntityInputs, EntityPredictions, Served
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.routing import Route
 from gristmill.server.shadow import Scored, ShadowScorer
+from gristmill.server.stats_windows import StatsWindows
 from gristmill.stores.models import TrafficPolicy
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ class RegistryModels:
         log: PredictionLog | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(
+            StatsWindows() if settings.stats_flush_seconds > 0 else None
+        )
         self.log = log
         self.cache = PredictionCache(settings.cache_size, settings.cache_ttl)
         self.batcher = MicroBatcher(
@@ -124,8 +127,8 @@ class RegistryModels:
             if route is not None:
                 chosen, fallbacks, missing = route.choose(key)
                 if missing is not None:  # the version the policy picked is not loaded
-                    self.metrics.fell_back(model, missing)
-                return Served(chosen, model, fallbacks, route.shadows)
+                    self.metrics.fell_back(model, missing, route.revision)
+                return Served(chosen, model, fallbacks, route.shadows, revision=route.revision)
         if version is not None:
             held = (model, version)
             asked = f"{model}/{version}"
@@ -356,16 +359,16 @@ class RegistryModels:
             manifest = servable.manifest
             try:
                 rows = self._rows(columns)
-                answer = await self._score(servable, columns, rows)
+                answer = await self._score(servable, columns, rows, served.revision)
             except Exception as exc:
                 if index == len(chain) - 1 or status_of(exc) < 500:
                     served.answered = manifest  # the route counts it (``failed``)
                     raise  # the last of the chain, or the client's own error
-                self._fell_back(manifest, exc, chain[index + 1].manifest, started)
+                self._fell_back(served, manifest, exc, chain[index + 1].manifest, started)
                 continue
             seconds = perf_counter() - started
             served.answered = manifest
-            self.metrics.answered(manifest.model, manifest.version, rows, seconds)
+            self.metrics.answered(manifest.model, manifest.version, rows, seconds, served.revision)
             if self.log is not None:
                 self.log.record(request_id, protocol, manifest, seconds, columns, answer)
             for shadow in served.shadows:
@@ -380,14 +383,21 @@ class RegistryModels:
             self.metrics.failed("", "", seconds, status)
         else:
             manifest = served.answering
-            self.metrics.failed(manifest.model, manifest.version, seconds, status)
+            self.metrics.failed(manifest.model, manifest.version, seconds, status, served.revision)
 
     def _fell_back(
-        self, failed: ServableManifest, exc: Exception, to: ServableManifest, started: float
+        self,
+        served: Served,
+        failed: ServableManifest,
+        exc: Exception,
+        to: ServableManifest,
+        started: float,
     ) -> None:
         """``failed`` could not answer: counted as its failure, and ``to`` is asked next."""
-        self.metrics.failed(failed.model, failed.version, perf_counter() - started, status_of(exc))
-        self.metrics.fell_back(failed.model, failed.version)
+        seconds = perf_counter() - started
+        revision = served.revision
+        self.metrics.failed(failed.model, failed.version, seconds, status_of(exc), revision)
+        self.metrics.fell_back(failed.model, failed.version, revision)
         logger.warning("%s failed (%r); %s answers instead", failed.ref, exc, to.ref)
 
     def _rows(self, columns: Mapping[str, Any]) -> int:
@@ -403,7 +413,7 @@ class RegistryModels:
         return rows
 
     async def _score(
-        self, servable: Servable, columns: Mapping[str, Any], rows: int
+        self, servable: Servable, columns: Mapping[str, Any], rows: int, revision: int = 0
     ) -> Predictions:
         manifest = servable.manifest
         if manifest.kind != "onnx" or rows > IN_THREAD_ROWS:
@@ -416,7 +426,7 @@ class RegistryModels:
         if key is not None:
             cached = self.cache.get(key)
             if cached is not None:
-                self.metrics.cache_hit(servable.manifest.model, servable.manifest.version)
+                self.metrics.cache_hit(manifest.model, manifest.version, revision)
                 return cached
         if self.batcher.enabled:  # it counts the size of each call it makes
             answer = await self.batcher.submit(servable, columns)
@@ -448,11 +458,13 @@ class RegistryModels:
                 if index == len(chain) - 1 or status_of(exc) < 500:
                     served.answered = manifest  # the route counts it (``failed``)
                     raise
-                self._fell_back(manifest, exc, chain[index + 1].manifest, started)
+                self._fell_back(served, manifest, exc, chain[index + 1].manifest, started)
                 continue
             seconds = perf_counter() - started
             served.answered = manifest
-            self.metrics.answered(manifest.model, manifest.version, len(entities), seconds)
+            self.metrics.answered(
+                manifest.model, manifest.version, len(entities), seconds, served.revision
+            )
             if self.log is not None:
                 self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
             for shadow in served.shadows:
@@ -515,8 +527,9 @@ class RegistryModels:
         for name, values in columns.items():
             if name not in names:
                 raise DataError(
-                    f"column {name!r} is not a feature of {manifest.ref}; with entities, "
-                    f"columns override its features: {', '.join(names)}",
+                    f"column {name!r} is not a feature of {manifest.ref}: with entities, "
+                    "rows or columns only override the entity's features "
+                    f"({', '.join(names)}); to score raw columns, send them without entities",
                     column=name,
                 )
             if len(values) != len(entities):

@@ -127,6 +127,18 @@ POLICY_REQUEST = {
         "primary": {"type": "integer", "minimum": 1},
         "canary": {"type": ["integer", "null"], "minimum": 1},
         "canary_share": {"type": "number", "minimum": 0, "maximum": 1},
+        "promote_after_requests": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "The canary is promoted once it answered this many requests "
+            "without a server error (pulled at its first one).",
+        },
+        "promote_after_minutes": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "description": "The canary is promoted once it ran this many minutes without a "
+            "server error (and answered a request).",
+        },
         "shadow": VERSIONS,
         "fallback": VERSIONS,
         "reason": {"type": "string"},
@@ -147,6 +159,10 @@ POLICY = {
         "changed_at": {"type": ["string", "null"]},
         "changed_by": {"type": "string"},
         "reason": {"type": "string"},
+        "promote_after_requests": {"type": ["integer", "null"]},
+        "promote_after_minutes": {"type": ["number", "null"]},
+        "canary_since": {"type": ["string", "null"]},
+        "canary_revision": {"type": ["integer", "null"]},
         "applied": {
             "type": ["integer", "null"],
             "description": "The revision this server process applies (null: none yet).",

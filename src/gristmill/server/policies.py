@@ -5,6 +5,8 @@
     GET /admin/policies            {"policies": [...stored...], "applied": {model: revision}}
     GET /admin/policies/{model}    the stored policy, with the revision this process applies
     PUT /admin/policies/{model}    {"primary": 3, "canary": 4, "canary_share": 0.1,
+                                    "promote_after_requests": 1000,
+                                    "promote_after_minutes": 30,
                                     "shadow": [5], "fallback": [2], "reason": "..."}
 
 A PUT is checked field by field (a 400 names the field: a version that is not registered, a
@@ -25,7 +27,16 @@ from gristmill.errors import DataError, NotFoundError
 from gristmill.features.stores import FeatureStores
 from gristmill.stores.models import TrafficPolicy
 
-FIELDS = ("primary", "canary", "canary_share", "shadow", "fallback", "reason")
+FIELDS = (
+    "primary",
+    "canary",
+    "canary_share",
+    "promote_after_requests",
+    "promote_after_minutes",
+    "shadow",
+    "fallback",
+    "reason",
+)
 ACTOR = "serve-admin"
 
 Publish = Callable[[list[Event]], Awaitable[None]]
@@ -45,6 +56,10 @@ def policy_body(policy: TrafficPolicy) -> dict[str, Any]:
         "changed_at": None if policy.changed_at is None else policy.changed_at.isoformat(),
         "changed_by": policy.changed_by,
         "reason": policy.reason,
+        "promote_after_requests": policy.promote_after_requests,
+        "promote_after_minutes": policy.promote_after_minutes,
+        "canary_since": None if policy.canary_since is None else policy.canary_since.isoformat(),
+        "canary_revision": policy.canary_revision,
     }
 
 
@@ -100,6 +115,7 @@ def parse_policy(model: str, body: Any) -> TrafficPolicy:
     reason = body.get("reason", "")
     if not isinstance(reason, str):
         raise DataError(f"reason must be text; got {reason!r}", column="reason")
+    requests, minutes = _rule(body, canary)
     return TrafficPolicy(
         model=model,
         primary=primary,
@@ -109,7 +125,33 @@ def parse_policy(model: str, body: Any) -> TrafficPolicy:
         fallback=_versions(body, "fallback"),
         changed_by=ACTOR,
         reason=reason,
+        promote_after_requests=requests,
+        promote_after_minutes=minutes,
     )
+
+
+def _rule(body: dict[str, Any], canary: int | None) -> tuple[int | None, float | None]:
+    """A body's promotion rule; ``DataError`` naming the field at fault."""
+    requests = body.get("promote_after_requests")
+    minutes = body.get("promote_after_minutes")
+    if requests is not None and (
+        isinstance(requests, bool) or not isinstance(requests, int) or requests < 1
+    ):
+        raise DataError(
+            f"promote_after_requests must be a whole number from 1; got {requests!r}",
+            column="promote_after_requests",
+        )
+    if minutes is not None and (
+        isinstance(minutes, bool) or not isinstance(minutes, int | float) or not minutes > 0
+    ):
+        raise DataError(
+            f"promote_after_minutes must be a number above 0; got {minutes!r}",
+            column="promote_after_minutes",
+        )
+    if canary is None and (requests is not None or minutes is not None):
+        field = "promote_after_requests" if requests is not None else "promote_after_minutes"
+        raise DataError(f"{field} is a canary's promotion rule; name the canary", column=field)
+    return requests, None if minutes is None else float(minutes)
 
 
 def check_versions(stores: FeatureStores, policy: TrafficPolicy) -> None:

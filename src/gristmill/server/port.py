@@ -59,14 +59,16 @@ class Served:
     when a traffic policy chose it, the versions that answer if it fails (``fallbacks``,
     in order) and those scored beside it (``shadows``). ``predict`` sets ``answered`` to
     the manifest of the version that actually answered (a fallback, maybe), or that failed
-    last: what the protocols report and count. One per request; what it holds stays with
-    the request to its end."""
+    last: what the protocols report and count (per policy ``revision``). One per request;
+    what it holds stays with the request to its end."""
 
     servable: Servable
     asked: str  # what the client named: "churn", "churn@challenger", "churn/3"
     fallbacks: tuple[Servable, ...] = ()
     shadows: tuple[Servable, ...] = ()
     answered: ServableManifest | None = None
+    revision: int = 0
+    """The revision of the traffic policy that chose it (0: named by version or alias)."""
 
     @property
     def manifest(self) -> ServableManifest:

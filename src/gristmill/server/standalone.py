@@ -128,7 +128,12 @@ def create_directory_app(models: DirectoryModels, settings: Settings) -> Starlet
     routes: list[BaseRoute] = [
         *native.routes(models),
         *oip.routes(served, max_bytes=settings.serve.max_body_bytes, token=token),
-        *mlflow.routes(served, default=manifest.model, token=token),
+        *mlflow.routes(
+            served,
+            default=manifest.model,
+            token=token,
+            max_bytes=settings.serve.max_body_bytes,
+        ),
     ]
     routes += service_routes(models, settings, routes)
 

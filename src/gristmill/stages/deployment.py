@@ -8,10 +8,12 @@ nothing); with one:
   the champion already).
 * ``policy: manual``: nothing is deployed; the execution's summary says how to do it.
 * ``canary: SHARE`` (or ``policy: canary``, a share of 0.1): the winner starts as a canary
-  answering that share of requests beside the champion, instead of replacing it. Promoting
-  it once it has run ``canary_requests`` / ``canary_minutes`` without errors is the
-  monitoring's job, or a person's: ``gristmill deploy MODEL VERSION``. A model with no
-  champion yet has nothing to run a canary beside: its first version becomes the primary.
+  answering that share of requests beside the champion, instead of replacing it. With
+  ``canary_requests`` and/or ``canary_minutes`` the canary carries that promotion rule and
+  the canary judge of the prediction servers promotes it once it has run so long without
+  errors, or pulls it at its first error (``training.canary``); without either it waits for
+  a person (``gristmill deploy MODEL VERSION``). A model with no champion yet has nothing
+  to run a canary beside: its first version becomes the primary.
 
 Deploying registers the candidate as the model's next version (a candidate registered
 before keeps its version) and changes the traffic policy (``training.deployment.deploy``),
@@ -28,11 +30,12 @@ from typing import Any
 from gristmill.config.spec import DeploySpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
+from gristmill.features.stores import FeatureStores
+from gristmill.servables.loading import compile_for_serving
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
-from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import effective_policy
-from gristmill.training.deployment import DeployMode, announcement, deploy
+from gristmill.training.deployment import DeployMode, PromotionRule, announcement, deploy
 from gristmill.training.gate import model_name, register_candidate
 
 ACTOR = "gristmill:deployment"
@@ -62,8 +65,9 @@ class DeploymentStage:
     name = "deployment"
     consumes = MODEL_EVALUATED
 
-    def __init__(self, metadata: MetadataStore, specs: SpecResolver) -> None:
-        self.metadata = metadata
+    def __init__(self, stores: FeatureStores, specs: SpecResolver) -> None:
+        self.stores = stores
+        self.metadata = stores.metadata
         self.specs = specs
 
     def idempotency_key(self, event: Event) -> str:
@@ -81,6 +85,9 @@ class DeploymentStage:
         model = str(gate.get("model") or model_name(spec))
         registry = self.metadata.registry
         version, _ = register_candidate(self.metadata, candidate_id, model, actor=ACTOR)
+        # compiled before the policy changes: servers then only load it, and a version that
+        # cannot be served is never deployed (a ConfigError: the run says why)
+        compile_for_serving(self.stores, model, version.version, refused="it is not deployed")
         share = section.canary_share()
         live = effective_policy(registry, model)
         mode: DeployMode = "primary"
@@ -97,6 +104,11 @@ class DeploymentStage:
             version.version,
             mode=mode,
             share=share or 0.1,
+            rule=(
+                PromotionRule(section.canary_requests, section.canary_minutes)
+                if mode == "canary"
+                else None
+            ),
             reason=reason,
             actor=ACTOR,
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gristmill.errors import DataError
 from gristmill.execution.port import Executor, Task
@@ -140,17 +141,17 @@ def _scores_table(
 ) -> pa.Table:
     """job, model, version, row, row id, key columns, prediction (+ a probability per class)."""
     count = len(positions)
-    rows = positions + work.first_row
+    rows = pa.array((positions + work.first_row).astype(np.int64))
     out: dict[str, Any] = {
-        "job_id": pa.array([work.job_id] * count, pa.string()),
-        "model": pa.array([work.model] * count, pa.string()),
+        "job_id": pa.repeat(pa.scalar(work.job_id, pa.string()), count),
+        "model": pa.repeat(pa.scalar(work.model, pa.string()), count),
         "version": pa.array(np.full(count, work.version, dtype=np.int64)),
-        "row": pa.array(rows.astype(np.int64)),
-        "row_id": pa.array(_row_ids(work, columns, positions, rows), pa.string()),
+        "row": rows,
+        "row_id": _row_ids(work, positions, rows),
     }
     for key in work.keys:
         if key != ROW_ID:
-            out[key] = pa.array(columns[key][positions]) if count else pa.array([])
+            out[key] = work.table.column(key).take(positions) if count else pa.array([])
     values = np.concatenate([a.values for a in answers]) if answers else np.empty(0)
     out["prediction"] = pa.array(_plain(values))
     classes = work.servable.manifest.classes or ()
@@ -173,12 +174,13 @@ def _plain(values: np.ndarray) -> list[Any] | np.ndarray:
     return [v.item() if isinstance(v, np.generic) else v for v in values]
 
 
-def _row_ids(
-    work: PartitionWork, columns: dict[str, np.ndarray], positions: np.ndarray, rows: np.ndarray
-) -> list[str]:
-    if ROW_ID in columns:
-        return [str(v) for v in columns[ROW_ID][positions]]
-    return [f"{work.input_id}:{row}" for row in rows]
+def _row_ids(work: PartitionWork, positions: np.ndarray, rows: pa.Array) -> pa.Array:
+    """Each row's identity: the input's own row ids when it has them (a feature set), else
+    ``INPUT_ID:ROW`` (built by Arrow's kernels: no Python string per row)."""
+    if ROW_ID in work.table.column_names:
+        return pc.cast(work.table.column(ROW_ID).take(positions), pa.string()).combine_chunks()
+    prefix = pa.scalar(f"{work.input_id}:", pa.string())
+    return pc.binary_join_element_wise(prefix, pc.cast(rows, pa.string()), "")
 
 
 def _bad_row(
@@ -233,7 +235,10 @@ def _run(
     jobs = stores.metadata.score_jobs
     name, which = parse_ref(job.model)
     version = resolve_version(stores, name, which)
-    servable = load_servable(stores, name, version.version)
+    # partitions scored here, one after the other, may use every core (ONNX Runtime's
+    # threads); those of an executor's processes run side by side, one thread each
+    threads = 1 if executor.capabilities.separate_processes else 0
+    servable = load_servable(stores, name, version.version, threads=threads)
     source = resolve_input(stores, job.input)
     rows = read_input(stores, source, servable.manifest)
     # only what the partitions need travels to the executor's processes

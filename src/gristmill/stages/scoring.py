@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from gristmill.config.spec import ScoreSpec
+from gristmill.config.scoring import ScoreSpec
 from gristmill.core.events import (
     FEATURES_GENERATED,
     RAW_INGESTED,

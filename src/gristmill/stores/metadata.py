@@ -3,8 +3,9 @@
 The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the report store
 (``stores.reports``), the feature-set catalog (``stores.features``), and the split and
 candidate stores and the model registry (``stores.models``), the spec store
-(``stores.specs``), the dead-letter store (``stores.dead_letters``) and the score jobs
-(``stores.scores``), kept in the same database.
+(``stores.specs``), the dead-letter store (``stores.dead_letters``), the score jobs
+(``stores.scores``), the serving stats (``stores.serving_stats``) and the schedules with
+their ticks (``stores.schedules``), kept in the same database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -25,7 +26,9 @@ from gristmill.stores.fencing import Fence
 from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
 from gristmill.stores.raw import BatchCatalog
 from gristmill.stores.reports import ReportStore
+from gristmill.stores.schedules import ScheduleStore
 from gristmill.stores.scores import ScoreJobStore
+from gristmill.stores.serving_stats import ServingStatsStore
 from gristmill.stores.specs import SpecStore
 
 RunStatus = Literal["running", "succeeded", "failed", "partial"]
@@ -270,6 +273,12 @@ class MetadataStore(Protocol):
 
     @property
     def score_jobs(self) -> ScoreJobStore: ...
+
+    @property
+    def serving_stats(self) -> ServingStatsStore: ...
+
+    @property
+    def schedules(self) -> ScheduleStore: ...
 
     def open(self) -> None: ...
 

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -149,6 +150,13 @@ class TrafficPolicy:
     ``revision`` counts changes (1, 2, …) so servers can tell a newer policy from the one
     they hold; ``changed_by``/``reason`` say who changed it last and why (each change is
     also an audit entry).
+
+    A canary may carry a **promotion rule**: ``promote_after_requests`` (requests it must
+    answer) and/or ``promote_after_minutes`` (minutes it must run) without a server error;
+    the canary judge (``training.canary``) then promotes it, or pulls it at its first error.
+    Neither set: the canary waits for a person. ``canary_since`` and ``canary_revision``
+    are when, and at which revision, the canary version started as one (kept while the
+    policy changes otherwise, e.g. its share), set by the registry.
     """
 
     model: str
@@ -161,6 +169,17 @@ class TrafficPolicy:
     changed_at: datetime | None = None
     changed_by: str = "gristmill"
     reason: str = ""
+    promote_after_requests: int | None = None
+    promote_after_minutes: float | None = None
+    canary_since: datetime | None = None
+    canary_revision: int | None = None
+
+    @property
+    def judged(self) -> bool:
+        """A canary with a promotion rule: the canary judge decides its fate."""
+        return self.canary is not None and (
+            self.promote_after_requests is not None or self.promote_after_minutes is not None
+        )
 
     @property
     def kind(self) -> PolicyKind:
@@ -248,20 +267,32 @@ class ModelRegistry(Protocol):
         """
         ...
 
-    def set_policy(self, policy: TrafficPolicy, *, actor: str = "gristmill") -> TrafficPolicy:
+    def set_policy(
+        self,
+        policy: TrafficPolicy,
+        *,
+        actor: str = "gristmill",
+        expected_revision: int | None = None,
+    ) -> TrafficPolicy:
         """Store ``policy`` for ``policy.model`` atomically; return it as stored.
 
         The stored policy has ``revision`` = the previous revision + 1 (1 for the first),
-        ``changed_at`` = now and ``changed_by`` = ``actor`` (the given values of those fields
-        are ignored). In the same transaction ``@champion`` moves to the primary and
-        ``@previous`` to the first fallback (removed when there is none), so aliases and
-        policy never disagree; an audit entry ``model.policy_set`` records who, what (the
-        policy and the revision it replaced) and why (``reason``). A policy equal in its
-        versions and share to the stored one changes nothing and returns the stored one (a
-        repeated deployment is not a new revision). ``ConfigError`` naming the field for a
-        share outside (0, 1) with a canary, a share without one, a canary equal to the
-        primary or a version named twice; ``NotFoundError`` naming the field for a version
-        that does not exist.
+        ``changed_at`` = now and ``changed_by`` = ``actor``; ``canary_since`` = now and
+        ``canary_revision`` = the new revision for a canary version that was not the canary
+        before, else the stored ones (the given values of those fields are ignored). With
+        ``expected_revision`` the change is made only if the stored revision is still that
+        one (0: no policy stored yet), checked in the same transaction; else
+        ``ConflictError`` naming both revisions and nothing is stored — how one of several
+        servers judging the same canary wins. In the same transaction
+        ``@champion`` moves to the primary and ``@previous`` to the first fallback (removed
+        when there is none), so aliases and policy never disagree; an audit entry
+        ``model.policy_set`` records who, what (the policy and the revision it replaced) and
+        why (``reason``). A policy equal in its versions, share and promotion rule to the
+        stored one changes nothing and returns the stored one (a repeated deployment is not
+        a new revision). ``ConfigError`` naming the field for a share outside (0, 1) with a
+        canary, a share without one, a canary equal to the primary, a version named twice
+        or a promotion rule without a canary; ``NotFoundError`` naming the field for a
+        version that does not exist.
         """
         ...
 
@@ -313,6 +344,7 @@ def check_policy(policy: TrafficPolicy) -> None:
                 f"{where}: canary version {policy.canary} is the primary already; make "
                 "another version the canary, or deploy it without a canary"
             )
+    _check_rule(policy, where)
     roles = [("primary", policy.primary)]
     roles += [("canary", policy.canary)] if policy.canary is not None else []
     roles += [("shadow", v) for v in policy.shadow] + [("fallback", v) for v in policy.fallback]
@@ -326,6 +358,29 @@ def check_policy(policy: TrafficPolicy) -> None:
                 f"{role}); a version holds one role"
             )
         seen[version] = role
+
+
+def _check_rule(policy: TrafficPolicy, where: str) -> None:
+    requests, minutes = policy.promote_after_requests, policy.promote_after_minutes
+    if policy.canary is None and (requests is not None or minutes is not None):
+        raise ConfigError(
+            f"{where}: a promotion rule (promote_after_requests / promote_after_minutes) is "
+            "set without a canary version; name the canary, or leave the rule out"
+        )
+    if requests is not None and (
+        isinstance(requests, bool) or not isinstance(requests, int) or requests < 1
+    ):
+        raise ConfigError(
+            f"{where}: promote_after_requests must be a whole number from 1, got {requests!r}"
+        )
+    if minutes is not None and (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes < math.inf
+    ):
+        raise ConfigError(
+            f"{where}: promote_after_minutes must be a number above 0, got {minutes!r}"
+        )
 
 
 def effective_policy(registry: ModelRegistry, model: str) -> TrafficPolicy | None:

@@ -14,6 +14,7 @@ asked again writes only the partitions it had not committed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -135,5 +136,11 @@ class ScoreStore(Protocol):
 
     def read(self, job_id: str) -> pa.Table:
         """Every committed partition of the job, in order; ``NotFoundError`` before the
+        manifest is written."""
+        ...
+
+    def partitions(self, job_id: str) -> Iterator[pa.Table]:
+        """The job's committed partitions one at a time, in order (what ``read`` joins),
+        so a copy of a large job never holds it whole; ``NotFoundError`` before the
         manifest is written."""
         ...

@@ -42,7 +42,9 @@ from gristmill.testing.metadata_records import (
     run_together,
 )
 from gristmill.testing.model_store_contract import ModelStoreContract
+from gristmill.testing.schedule_contract import ScheduleStoreContract
 from gristmill.testing.score_job_contract import ScoreJobStoreContract
+from gristmill.testing.serving_stats_contract import ServingStatsContract
 from gristmill.testing.spec_store_contract import SpecStoreContract
 
 __all__ = [
@@ -66,13 +68,20 @@ StoreFactory = Callable[[], MetadataStore]
 
 
 class MetadataStoreContract(
-    ModelStoreContract, ExecutionLeaseContract, SpecStoreContract, ScoreJobStoreContract
+    ModelStoreContract,
+    ExecutionLeaseContract,
+    SpecStoreContract,
+    ScoreJobStoreContract,
+    ServingStatsContract,
+    ScheduleStoreContract,
 ):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
     ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
     and ``DeadLetterStore`` it exposes, for any backend (splits and candidates are tested
     in ``ModelStoreContract``, execution leases in ``ExecutionLeaseContract``, specs and
-    dead letters in ``SpecStoreContract``, score jobs in ``ScoreJobStoreContract``)."""
+    dead letters in ``SpecStoreContract``, score jobs in ``ScoreJobStoreContract``, serving
+    stats in ``ServingStatsContract``, schedules and their ticks in
+    ``ScheduleStoreContract``)."""
 
     __test__ = False
 

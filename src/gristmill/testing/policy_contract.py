@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import TrafficPolicy, effective_policy
 from gristmill.testing.metadata_records import assert_utc, make_candidate, run_together
@@ -187,3 +187,127 @@ class PolicyContract:
         assert sorted(d["revision"] for d in policy_entries(store, "churn")) == list(
             range(1, writers + 1)
         )
+
+    # -- expected revisions: one of several judges wins ----------------------------------
+
+    def test_a_stale_expected_revision_is_refused(self, store: MetadataStore) -> None:
+        versions(store, "churn", 3)
+        with pytest.raises(ConflictError, match=r"revision 0, not 1"):
+            store.registry.set_policy(TrafficPolicy("churn", primary=1), expected_revision=1)
+        first = store.registry.set_policy(TrafficPolicy("churn", primary=1), expected_revision=0)
+        second = store.registry.set_policy(
+            TrafficPolicy("churn", primary=2, fallback=(1,)), expected_revision=first.revision
+        )
+        assert second.revision == 2
+        for stale in (0, 1, 3):
+            with pytest.raises(ConflictError, match=rf"'churn'.*revision 2, not {stale}"):
+                store.registry.set_policy(
+                    TrafficPolicy("churn", primary=3, fallback=(2,)), expected_revision=stale
+                )
+        # refused even when the routing asked for is the stored one: the caller judged
+        # another revision
+        with pytest.raises(ConflictError):
+            store.registry.set_policy(replace(second, revision=0), expected_revision=1)
+        assert store.registry.get_policy("churn") == second
+        assert aliases(store, "churn") == {"champion": 2, "previous": 1}
+        assert [d["revision"] for d in policy_entries(store, "churn")] == [2, 1]
+
+    def test_of_racing_changes_expecting_one_revision_one_wins(self, store: MetadataStore) -> None:
+        judges = 6
+        versions(store, "churn", 2)
+        base = store.registry.set_policy(
+            TrafficPolicy("churn", primary=1, canary=2, canary_share=0.1)
+        )
+        promoted = TrafficPolicy("churn", primary=2, fallback=(1,), reason="judged")
+
+        def judge(i: int) -> str:
+            try:
+                store.registry.set_policy(
+                    promoted, actor=f"judge-{i}", expected_revision=base.revision
+                )
+            except ConflictError:
+                return "refused"
+            return "stored"
+
+        outcomes = run_together(judges, judge)
+        assert sorted(outcomes) == ["refused"] * (judges - 1) + ["stored"]
+        stored = store.registry.get_policy("churn")
+        assert stored is not None and (stored.primary, stored.revision) == (2, 2)
+        assert [d["revision"] for d in policy_entries(store, "churn")] == [2, 1]
+
+    # -- promotion rules -------------------------------------------------------------------
+
+    def test_a_canary_promotion_rule_round_trips(self, store: MetadataStore) -> None:
+        versions(store, "churn", 2)
+        ruled = TrafficPolicy(
+            "churn",
+            primary=1,
+            canary=2,
+            canary_share=0.1,
+            promote_after_requests=500,
+            promote_after_minutes=2.5,
+        )
+        stored = store.registry.set_policy(ruled)
+        assert (stored.promote_after_requests, stored.promote_after_minutes) == (500, 2.5)
+        assert stored.judged
+        assert store.registry.get_policy("churn") == stored
+        assert policy_entries(store, "churn")[0]["policy"] == {
+            "primary": 1,
+            "canary": 2,
+            "canary_share": 0.1,
+            "shadow": [],
+            "fallback": [],
+            "promote_after_requests": 500,
+            "promote_after_minutes": 2.5,
+        }
+        # a changed rule is a change; the same one again is not
+        assert store.registry.set_policy(ruled) == stored
+        longer = store.registry.set_policy(replace(ruled, promote_after_requests=900))
+        assert (longer.revision, longer.promote_after_requests) == (2, 900)
+        manual = store.registry.set_policy(
+            replace(ruled, promote_after_requests=None, promote_after_minutes=None)
+        )
+        assert manual.revision == 3 and not manual.judged
+
+    def test_the_canary_start_is_kept_while_the_canary_stays(self, store: MetadataStore) -> None:
+        versions(store, "churn", 3)
+        assert store.registry.set_policy(TrafficPolicy("churn", primary=1)).canary_since is None
+        started = store.registry.set_policy(
+            TrafficPolicy("churn", primary=1, canary=2, canary_share=0.1)
+        )
+        assert started.canary_since == started.changed_at
+        assert started.canary_revision == started.revision == 2
+        assert_utc(started.canary_since)
+        wider = store.registry.set_policy(replace(started, canary_share=0.3, shadow=(3,)))
+        assert wider.revision == started.revision + 1
+        assert (wider.canary_since, wider.canary_revision) == (started.canary_since, 2)
+        other = store.registry.set_policy(replace(wider, canary=3, shadow=()))
+        assert other.canary_since == other.changed_at
+        assert other.canary_revision == other.revision == 4
+        assert other.canary_since is not None and started.canary_since is not None
+        assert other.canary_since >= started.canary_since
+        gone = store.registry.set_policy(TrafficPolicy("churn", primary=1))
+        assert (gone.canary_since, gone.canary_revision) == (None, None)
+
+    @pytest.mark.parametrize(
+        ("changes", "match"),
+        [
+            ({"promote_after_requests": 10}, "promotion rule .* without a canary"),
+            ({"promote_after_minutes": 1.0}, "promotion rule .* without a canary"),
+            (
+                {"canary": 2, "canary_share": 0.1, "promote_after_requests": 0},
+                "promote_after_requests must be a whole number from 1",
+            ),
+            (
+                {"canary": 2, "canary_share": 0.1, "promote_after_minutes": 0.0},
+                "promote_after_minutes must be a number above 0",
+            ),
+        ],
+    )
+    def test_inconsistent_rules_are_refused(
+        self, store: MetadataStore, changes: dict[str, Any], match: str
+    ) -> None:
+        versions(store, "churn", 2)
+        with pytest.raises(ConfigError, match=match):
+            store.registry.set_policy(replace(TrafficPolicy("churn", primary=1), **changes))
+        assert store.registry.get_policy("churn") is None

@@ -81,6 +81,38 @@ PENGUIN_SECTION = {
 }
 
 
+LOGREG = {"name": "logreg", "algorithm": "logistic_regression", "params": {"C": 0.5}}
+
+
+def birds_spec(
+    *,
+    online: bool = False,
+    drop_year: bool = True,
+    candidates: list[dict[str, Any]] | None = None,
+    **sections: Any,
+) -> str:
+    """A pipeline spec (YAML) ``birds`` on ``penguins.csv`` beside it: the penguin feature
+    set (``online`` adds an online view; ``drop_year`` drops the year column), a stratified
+    split, ``candidates`` (a logistic regression by default), accuracy; ``sections`` adds
+    or replaces top-level sections (``score={...}``, ``deploy={...}``)."""
+    import yaml
+
+    steps = PENGUIN_SECTION["steps"] if drop_year else PENGUIN_SECTION["steps"][:-1]
+    feature_set = {"from": ["penguins"], "entity": "penguin_id", "label": "species"}
+    spec = {
+        "name": "birds",
+        "sources": {"penguins": {"format": "csv", "path": "penguins.csv"}},
+        "features": {
+            "penguins_v1": {**feature_set, **({"online": {}} if online else {}), "steps": steps}
+        },
+        "split": {"strategy": "stratified", "test_size": 0.3, "seed": 7},
+        "train": {"candidates": candidates or [LOGREG]},
+        "evaluate": {"metric": "accuracy"},
+        **sections,
+    }
+    return str(yaml.safe_dump(spec, sort_keys=False))
+
+
 def penguins() -> pd.DataFrame:
     """The Palmer penguins with a `penguin_id` entity column (p0000 …)."""
     from palmerpenguins import load_penguins

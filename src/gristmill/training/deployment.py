@@ -10,10 +10,17 @@ redelivered event or a repeated command is not a new revision).
 * **deploy** (no flag): the version becomes the primary; the primary it replaces becomes the
   first fallback (``@previous``), older fallbacks follow, at most ``FALLBACK_DEPTH`` in all.
   A canary that *is* the version is thereby promoted (and cleared).
-* **canary**: the version answers ``share`` of requests beside the primary.
+* **canary**: the version answers ``share`` of requests beside the primary; with a
+  ``PromotionRule`` the canary judge promotes it once it has run long enough without
+  errors, or pulls it at its first error (``training.canary``).
 * **shadow**: the version scores every request beside the answer, never answering.
 * **rollback**: the first fallback becomes the primary again; the primary that is rolled
-  back leaves the policy, and so does any canary.
+  back leaves the policy, and so does any canary. ``canary_only``: only the canary leaves
+  (a canary pulled), the primary stays.
+
+``expected_revision`` (deploy, rollback) makes the change only if the stored policy is still
+at that revision (``ConflictError`` otherwise): a decision taken on a policy someone changed
+meanwhile is not applied.
 """
 
 from __future__ import annotations
@@ -21,12 +28,24 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
 
 DeployMode = Literal["primary", "canary", "shadow"]
 FALLBACK_DEPTH = 2
 """How many earlier primaries a deployment keeps as fallbacks (each is loaded by servers)."""
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """How long a canary must run without errors before it is promoted: ``requests`` it
+    must answer and/or ``minutes`` it must run (``None``: no such condition)."""
+
+    requests: int | None = None
+    minutes: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.requests is not None or self.minutes is not None
 
 
 @dataclass(frozen=True)
@@ -51,24 +70,41 @@ def with_primary(policy: TrafficPolicy | None, model: str, version: int) -> Traf
         return policy
     fallback = [policy.primary, *(v for v in policy.fallback if v != version)]
     canary = None if policy.canary == version else policy.canary
+    kept = policy if canary is not None else without_canary(policy)
     return replace(
-        policy,
+        kept,
         primary=version,
-        canary=canary,
-        canary_share=policy.canary_share if canary is not None else 0.0,
         shadow=tuple(v for v in policy.shadow if v != version),
         fallback=tuple(dict.fromkeys(v for v in fallback if v != canary))[:FALLBACK_DEPTH],
     )
 
 
-def with_canary(policy: TrafficPolicy, version: int, share: float) -> TrafficPolicy:
-    """``policy`` with ``version`` answering ``share`` of its requests."""
+def with_canary(
+    policy: TrafficPolicy, version: int, share: float, rule: PromotionRule | None = None
+) -> TrafficPolicy:
+    """``policy`` with ``version`` answering ``share`` of its requests (judged by ``rule``)."""
+    rule = rule or PromotionRule()
     return replace(
         policy,
         canary=version,
         canary_share=share,
         shadow=tuple(v for v in policy.shadow if v != version),
         fallback=tuple(v for v in policy.fallback if v != version),
+        promote_after_requests=rule.requests,
+        promote_after_minutes=rule.minutes,
+    )
+
+
+def without_canary(policy: TrafficPolicy) -> TrafficPolicy:
+    """``policy`` with no canary (nor a promotion rule): the primary answers its share."""
+    return replace(
+        policy,
+        canary=None,
+        canary_share=0.0,
+        promote_after_requests=None,
+        promote_after_minutes=None,
+        canary_since=None,
+        canary_revision=None,
     )
 
 
@@ -93,10 +129,8 @@ def rolled_back(policy: TrafficPolicy) -> TrafficPolicy:
         )
     primary, *rest = policy.fallback
     return replace(
-        policy,
+        without_canary(policy),
         primary=primary,
-        canary=None,
-        canary_share=0.0,
         shadow=tuple(v for v in policy.shadow if v != primary),
         fallback=tuple(rest),
     )
@@ -109,16 +143,26 @@ def deploy(
     *,
     mode: DeployMode = "primary",
     share: float = 0.1,
+    rule: PromotionRule | None = None,
     reason: str = "",
     actor: str = "gristmill",
+    expected_revision: int | None = None,
 ) -> PolicyChange:
-    """Deploy ``version`` of ``model`` as its primary, a canary at ``share``, or a shadow.
+    """Deploy ``version`` of ``model`` as its primary, a canary at ``share`` (promoted by
+    the canary judge per ``rule``, when given), or a shadow.
 
     ``NotFoundError`` for a version that does not exist; ``ConfigError`` for a canary or a
-    shadow of a model that has no primary yet, or a share outside (0, 1).
+    shadow of a model that has no primary yet, a share outside (0, 1), or a ``rule`` for
+    anything but a canary; ``ConflictError`` when ``expected_revision`` is stale.
     """
+    if rule and mode != "canary":
+        raise ConfigError(
+            f"a promotion rule (after {rule.requests} requests / {rule.minutes} minutes) "
+            f"is for a canary; deploy {model} {version} as a canary to give it one"
+        )
     registry.get_version(model, version)
     before = effective_policy(registry, model)
+    _expect(before, expected_revision, model)
     if mode == "primary":
         wanted = with_primary(before, model, version)
     else:
@@ -133,25 +177,55 @@ def deploy(
                 f"{mode} (deploy another version as the {mode})"
             )
         if mode == "canary":
-            wanted = with_canary(before, version, share)
+            wanted = with_canary(before, version, share, rule)
         else:
             wanted = with_shadow(before, version)
-    after = registry.set_policy(replace(wanted, reason=reason), actor=actor)
+    after = registry.set_policy(
+        replace(wanted, reason=reason), actor=actor, expected_revision=expected_revision
+    )
     return PolicyChange(before, after)
 
 
 def rollback(
-    registry: ModelRegistry, model: str, *, reason: str = "", actor: str = "gristmill"
+    registry: ModelRegistry,
+    model: str,
+    *,
+    canary_only: bool = False,
+    reason: str = "",
+    actor: str = "gristmill",
+    expected_revision: int | None = None,
 ) -> PolicyChange:
-    """Send ``model``'s traffic back to ``@previous`` (its first fallback), clearing a canary."""
+    """Send ``model``'s traffic back to ``@previous`` (its first fallback), clearing a
+    canary; with ``canary_only``, only clear the canary (``ConfigError`` when there is
+    none). ``ConflictError`` when ``expected_revision`` is stale."""
     before = effective_policy(registry, model)
     if before is None:
         raise NotFoundError(
             f"model {model!r} is not deployed (no traffic policy and no @champion); see "
             "`gristmill deployments` and `gristmill models`"
         )
-    after = registry.set_policy(replace(rolled_back(before), reason=reason), actor=actor)
+    _expect(before, expected_revision, model)
+    if canary_only and before.canary is None:
+        raise ConfigError(
+            f"model {model!r} has no canary to pull (version {before.primary} answers every "
+            f"request); to go back to @previous: gristmill rollback {model}"
+        )
+    wanted = without_canary(before) if canary_only else rolled_back(before)
+    after = registry.set_policy(
+        replace(wanted, reason=reason), actor=actor, expected_revision=expected_revision
+    )
     return PolicyChange(before, after)
+
+
+def _expect(before: TrafficPolicy | None, expected: int | None, model: str) -> None:
+    """``ConflictError`` when the policy read is not at the ``expected`` revision (the
+    registry checks it again when it stores the change, atomically)."""
+    revision = 0 if before is None else before.revision
+    if expected is not None and revision != expected:
+        raise ConflictError(
+            f"the traffic policy of {model!r} is at revision {revision}, not {expected} as "
+            f"expected: it changed meanwhile; see `gristmill deployments {model}`"
+        )
 
 
 def announcement(change: PolicyChange, *, version: int | None = None) -> dict[str, Any]:
@@ -167,6 +241,8 @@ def announcement(change: PolicyChange, *, version: int | None = None) -> dict[st
         "canary_share": after.canary_share,
         "shadow": list(after.shadow),
         "fallback": list(after.fallback),
+        "promote_after_requests": after.promote_after_requests,
+        "promote_after_minutes": after.promote_after_minutes,
         "version": after.primary if version is None else version,
         "previous": None if before is None else before.primary,
     }

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from gristmill.backends.sql import SqlMetadataStore
-from gristmill.errors import ConfigError, NotFoundError
+from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.models import effective_policy
 from gristmill.testing.metadata_records import make_candidate
-from gristmill.training.deployment import deploy, rollback
+from gristmill.training.deployment import PromotionRule, deploy, rollback
 from gristmill.training.gate import promote
 
 
@@ -111,3 +111,41 @@ def test_promote_moves_the_primary_of_a_stored_policy(store: SqlMetadataStore) -
     assert (policy.primary, policy.canary, policy.fallback) == (3, 2, (1,))
     assert aliases(store) == {"champion": 3, "previous": 1}
     assert effective_policy(store.registry, "churn") == policy
+
+
+def test_a_canary_rule_travels_with_the_canary_and_leaves_with_it(
+    store: SqlMetadataStore,
+) -> None:
+    deploy(store.registry, "churn", 1)
+    rule = PromotionRule(requests=100, minutes=2)
+    canary = deploy(store.registry, "churn", 2, mode="canary", rule=rule).after
+    assert (canary.promote_after_requests, canary.promote_after_minutes) == (100, 2.0)
+    other_primary = deploy(store.registry, "churn", 3).after  # the canary stays, judged
+    assert (other_primary.canary, other_primary.promote_after_requests) == (2, 100)
+    promoted = deploy(store.registry, "churn", 2).after
+    assert (promoted.canary, promoted.promote_after_requests) == (None, None)
+    with pytest.raises(ConfigError, match=r"promotion rule .* is for a canary"):
+        deploy(store.registry, "churn", 4, rule=rule)
+
+
+def test_pulling_a_canary_keeps_the_primary(store: SqlMetadataStore) -> None:
+    deploy(store.registry, "churn", 1)
+    deploy(store.registry, "churn", 2)
+    deploy(store.registry, "churn", 3, mode="canary", rule=PromotionRule(requests=5))
+    pulled = rollback(store.registry, "churn", canary_only=True, reason="errors").after
+    assert (pulled.primary, pulled.canary, pulled.fallback) == (2, None, (1,))
+    assert pulled.promote_after_requests is None
+    with pytest.raises(ConfigError, match="no canary to pull"):
+        rollback(store.registry, "churn", canary_only=True)
+
+
+def test_a_change_expecting_a_stale_revision_is_refused(store: SqlMetadataStore) -> None:
+    with pytest.raises(ConflictError, match="revision 0, not 1"):
+        deploy(store.registry, "churn", 1, expected_revision=1)
+    first = deploy(store.registry, "churn", 1, expected_revision=0).after
+    deploy(store.registry, "churn", 2, mode="canary")
+    with pytest.raises(ConflictError, match="revision 2, not 1"):
+        rollback(store.registry, "churn", canary_only=True, expected_revision=first.revision)
+    with pytest.raises(ConflictError, match="revision 2, not 1"):
+        deploy(store.registry, "churn", 2, expected_revision=first.revision)
+    assert effective_policy(store.registry, "churn").canary == 2  # type: ignore[union-attr]

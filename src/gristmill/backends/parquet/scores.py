@@ -10,6 +10,7 @@ job commits.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -112,6 +113,12 @@ class ParquetScoreStore:
         return body
 
     def read(self, job_id: str) -> pa.Table:
+        tables = list(self.partitions(job_id))
+        if not tables:
+            return pa.table({})
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def partitions(self, job_id: str) -> Iterator[pa.Table]:
         manifest = self.manifest(job_id)
         if manifest is None:
             raise NotFoundError(
@@ -120,13 +127,10 @@ class ParquetScoreStore:
             )
         _, _, arrow = self._filesystem()
         folder = self._folder(job_id)
-        tables = [
+        return (
             _read_file(f"{folder}/{partition_name(int(i))}", arrow)
             for i in manifest.get("partitions", [])
-        ]
-        if not tables:
-            return pa.table({})
-        return pa.concat_tables(tables, promote_options="permissive")
+        )
 
 
 def _read_file(path: str, filesystem: Any) -> pa.Table:

@@ -16,15 +16,17 @@ from gristmill.backends.sql.migrations import at_head, upgrade_to_head
 from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
+from gristmill.backends.sql.schedules import SqlScheduleStore
 from gristmill.backends.sql.score_jobs import SqlScoreJobStore
+from gristmill.backends.sql.serving_stats import SqlServingStatsStore
 from gristmill.backends.sql.specs import SqlSpecStore
 from gristmill.backends.sql.splits import SqlSplitStore
 
 
 class SqlMetadataStore:
     """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits, model
-    candidates, the model registry, pipeline specs, dead letters and score jobs in one
-    database.
+    candidates, the model registry, pipeline specs, dead letters, score jobs, serving stats
+    and schedules in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -53,6 +55,8 @@ class SqlMetadataStore:
         self.specs = SqlSpecStore(self._db)
         self.dead_letters = SqlDeadLetterStore(self._db)
         self.score_jobs = SqlScoreJobStore(self._db)
+        self.serving_stats = SqlServingStatsStore(self._db)
+        self.schedules = SqlScheduleStore(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

@@ -34,7 +34,7 @@ from gristmill.backends.sql.tables import (
     traffic_policies,
 )
 from gristmill.core.ids import new_id
-from gristmill.errors import BackendError, ConfigError, NotFoundError
+from gristmill.errors import BackendError, ConfigError, ConflictError, NotFoundError
 from gristmill.stores.metadata import AuditEntry, LineageEdge
 from gristmill.stores.models import (
     Candidate,
@@ -155,11 +155,17 @@ class SqlModelRegistry:
         with self._db.read() as connection:
             return _select_policy(connection, model)
 
-    def set_policy(self, policy: TrafficPolicy, *, actor: str = "gristmill") -> TrafficPolicy:
+    def set_policy(
+        self,
+        policy: TrafficPolicy,
+        *,
+        actor: str = "gristmill",
+        expected_revision: int | None = None,
+    ) -> TrafficPolicy:
         check_policy(policy)
         return self._retrying(
             f"setting the traffic policy of {policy.model!r}",
-            lambda connection: self._set_policy(connection, policy, actor),
+            lambda connection: self._set_policy(connection, policy, actor, expected_revision),
         )
 
     def list_policies(self) -> list[TrafficPolicy]:
@@ -239,7 +245,11 @@ class SqlModelRegistry:
         return None if old is None else _select_version(connection, model, old)
 
     def _set_policy(
-        self, connection: sa.Connection, policy: TrafficPolicy, actor: str
+        self,
+        connection: sa.Connection,
+        policy: TrafficPolicy,
+        actor: str,
+        expected: int | None,
     ) -> TrafficPolicy:
         model = policy.model
         for role, version in _roles(policy):
@@ -249,9 +259,23 @@ class SqlModelRegistry:
                     f"list the versions with `gristmill models {model}`"
                 )
         current = _select_policy(connection, model, lock=True)
+        revision = current.revision if current else 0
+        if expected is not None and expected != revision:
+            raise ConflictError(
+                f"the traffic policy of {model!r} is at revision {revision}, not {expected} "
+                "as expected: it changed meanwhile; read it again (`gristmill deployments "
+                f"{model}`) and decide on the current one"
+            )
         if current is not None and _same_routing(current, policy):
             return current
         now = datetime.now(UTC)
+        canary_since, canary_revision = None, None
+        if policy.canary is not None:
+            kept = current is not None and current.canary == policy.canary
+            canary_since = (current.canary_since if kept and current else None) or now
+            canary_revision = (current.canary_revision if kept and current else None) or (
+                revision + 1
+            )
         stored = TrafficPolicy(
             model=model,
             primary=policy.primary,
@@ -259,10 +283,14 @@ class SqlModelRegistry:
             canary_share=float(policy.canary_share) if policy.canary is not None else 0.0,
             shadow=tuple(policy.shadow),
             fallback=tuple(policy.fallback),
-            revision=(current.revision if current else 0) + 1,
+            revision=revision + 1,
             changed_at=now,
             changed_by=actor,
             reason=policy.reason,
+            promote_after_requests=policy.promote_after_requests,
+            promote_after_minutes=_minutes(policy.promote_after_minutes),
+            canary_since=canary_since,
+            canary_revision=canary_revision,
         )
         values = {**to_values(stored), "shadow": list(stored.shadow)}
         values["fallback"] = list(stored.fallback)
@@ -312,6 +340,10 @@ class SqlModelRegistry:
         return old
 
 
+def _minutes(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
 def _alias_key(model: str, alias: str) -> tuple[sa.ColumnElement[bool], ...]:
     return (_aliases.c.model == model, _aliases.c.alias == alias)
 
@@ -332,14 +364,20 @@ def _roles(policy: TrafficPolicy) -> list[tuple[str, int]]:
 
 
 def _routing(policy: TrafficPolicy) -> dict[str, Any]:
-    """The part of a policy that decides who answers (what a change is about)."""
-    return {
+    """The part of a policy that decides who answers (what a change is about); a canary's
+    promotion rule, when it has one."""
+    routing: dict[str, Any] = {
         "primary": policy.primary,
         "canary": policy.canary,
         "canary_share": policy.canary_share if policy.canary is not None else 0.0,
         "shadow": list(policy.shadow),
         "fallback": list(policy.fallback),
     }
+    if policy.promote_after_requests is not None:
+        routing["promote_after_requests"] = policy.promote_after_requests
+    if policy.promote_after_minutes is not None:
+        routing["promote_after_minutes"] = float(policy.promote_after_minutes)
+    return routing
 
 
 def _same_routing(a: TrafficPolicy, b: TrafficPolicy) -> bool:

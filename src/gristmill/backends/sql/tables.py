@@ -259,6 +259,10 @@ traffic_policies = sa.Table(
     sa.Column("changed_at", UtcDateTime(), nullable=False),
     sa.Column("changed_by", Text, nullable=False),
     sa.Column("reason", Text, nullable=False),
+    sa.Column("promote_after_requests", sa.Integer(), nullable=True),
+    sa.Column("promote_after_minutes", sa.Float(), nullable=True),
+    sa.Column("canary_since", UtcDateTime(), nullable=True),
+    sa.Column("canary_revision", sa.Integer(), nullable=True),
 )
 
 pipeline_specs = sa.Table(
@@ -318,4 +322,60 @@ score_jobs = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("error", Text, nullable=True),
     sa.Index("ix_score_jobs_created", "created_at"),
+)
+
+# One server process's running totals for one model version in one minute (0010).
+serving_stats = sa.Table(
+    "serving_stats",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("window_start", UtcDateTime(), primary_key=True),
+    sa.Column("replica", Text, primary_key=True),
+    sa.Column("revision", sa.Integer(), primary_key=True),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("client_errors", sa.BigInteger(), nullable=False),
+    sa.Column("fallbacks", sa.BigInteger(), nullable=False),
+    sa.Column("cache_hits", sa.BigInteger(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("latency_sum", sa.Float(), nullable=False),
+    sa.Column("latency_min", sa.Float(), nullable=True),
+    sa.Column("latency_max", sa.Float(), nullable=True),
+    sa.Column("latency_buckets", JsonType, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The pipelines' schedules (one row each; a spec recorded replaces its pipeline's rows).
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("pipeline", Text, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("target", Text, nullable=False),
+    sa.Column("timing", Text, nullable=False),
+    sa.Column("spec_digest", Text, nullable=False),
+    sa.Column("since", UtcDateTime(), nullable=False),
+    sa.Column("model", Text, nullable=True),
+    sa.Index("ix_schedules_pipeline", "pipeline"),
+)
+
+# Each tick claimed once: the primary key is the claim; ``events`` and ``published_at`` its
+# outbox.
+schedule_ticks = sa.Table(
+    "schedule_ticks",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("tick_at", UtcDateTime(), primary_key=True),
+    sa.Column("fired_at", UtcDateTime(), nullable=False),
+    sa.Column("holder", Text, nullable=False),
+    sa.Column("outcome", Text, nullable=False),
+    sa.Column("detail", Text, nullable=False),
+    sa.Column("input", Text, nullable=True),
+    sa.Column("model", Text, nullable=True),
+    sa.Column("ref", Text, nullable=True),
+    sa.Column("events", JsonType, nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_schedule_ticks_unpublished", "published_at", "fired_at"),
 )

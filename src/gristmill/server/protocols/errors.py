@@ -22,6 +22,7 @@ from gristmill.server.http import (
 )
 
 __all__ = [
+    "MAX_BYTES",
     "RequestError",
     "error_headers",
     "json_response",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 JSON = "application/json"
+MAX_BYTES = 64 * 1024 * 1024
+"""The largest request body by default, as sent and once decompressed (the server passes
+``serve.max_body_bytes``)."""
 
 
 def json_response(

@@ -125,6 +125,12 @@ def from_csv(body: bytes, manifest: ServableManifest) -> Columns:
         raise RequestError(f"the CSV header row cannot be read: {exc}") from None
     if not any(header):
         raise RequestError("the CSV body is empty; send a header row, then one row per line")
+    twice = next((name for number, name in enumerate(header) if name in header[:number]), None)
+    if twice is not None:
+        raise RequestError(
+            f"the CSV header names column {twice!r} twice; name each column once",
+            field=twice,
+        )
     _present(header, manifest)
     types = {c.name: ARROW[c.type] for c in manifest.inputs}
     try:

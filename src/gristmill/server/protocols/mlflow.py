@@ -39,9 +39,10 @@ from starlette.routing import Route
 
 from gristmill import __version__
 from gristmill.servables import ServableManifest, parse_ref
-from gristmill.server.http import check_token, request_id
+from gristmill.server.http import body_of, check_token, request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
+    MAX_BYTES,
     RequestError,
     error_headers,
     json_response,
@@ -71,11 +72,13 @@ def routes(
     *,
     default: str | None = None,
     token: str | None = None,
+    max_bytes: int = MAX_BYTES,
 ) -> list[Route]:
     """The protocol's routes over ``models``; ``default`` names the model ``/invocations``
     scores when the request names none (``churn``, ``churn@alias``, ``churn/3``); ``token``,
-    when given, is the bearer token ``/invocations`` needs."""
-    api = _Scoring(models, default, token)
+    when given, is the bearer token ``/invocations`` needs; a body over ``max_bytes`` is
+    refused (413)."""
+    api = _Scoring(models, default, token, max_bytes)
     return [
         Route("/ping", _answering(api.ping), methods=["GET"]),
         Route("/health", _answering(api.ping), methods=["GET"]),
@@ -108,10 +111,13 @@ def _code(status: int) -> str:
 
 
 class _Scoring:
-    def __init__(self, models: ServedModels, default: str | None, token: str | None) -> None:
+    def __init__(
+        self, models: ServedModels, default: str | None, token: str | None, max_bytes: int
+    ) -> None:
         self.models = models
         self.default = default
         self.token = token
+        self.max_bytes = max_bytes
 
     async def ping(self, request: Request, rid: str) -> Response:
         """200 when the server can answer, else 503."""
@@ -142,7 +148,7 @@ class _Scoring:
                 f"{', '.join(CONTENT_TYPES)}; got {shown!r}",
                 status=415,
             )
-        body = await request.body()
+        body = await body_of(request, self.max_bytes)
         manifest = served.manifest
         if media == "text/csv":
             columns = from_csv(body, manifest)

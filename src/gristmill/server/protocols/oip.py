@@ -36,9 +36,10 @@ from starlette.routing import Route
 
 from gristmill import __version__
 from gristmill.servables import ServableManifest
-from gristmill.server.http import check_token, request_id
+from gristmill.server.http import body_of, check_token, request_id
 from gristmill.server.port import Served, ServedModels
 from gristmill.server.protocols.errors import (
+    MAX_BYTES,
     RequestError,
     error_headers,
     json_response,
@@ -65,8 +66,6 @@ from gristmill.server.routing import VERSION_HEADER, request_key
 
 PROTOCOL = "oip"
 HEADER_LENGTH = "inference-header-content-length"
-MAX_BYTES = 64 * 1024 * 1024
-"""The largest request body, once decompressed (a ``Content-Encoding: gzip`` body)."""
 
 Handler = Callable[[Request], Awaitable[Response]]
 Answering = Callable[[Request, str], Awaitable[Response]]
@@ -109,6 +108,10 @@ def _answering(handler: Answering) -> Handler:
     answer.__name__ = handler.__name__
     answer.__doc__ = handler.__doc__
     return answer
+
+
+BODY_TYPES = frozenset({"application/json", "application/octet-stream"})
+"""What an inference request may be sent as (or with no content type at all)."""
 
 
 class _OpenInference:
@@ -211,7 +214,15 @@ class _OpenInference:
         return await self.models.find(model, alias=version)
 
     async def _body(self, request: Request) -> bytes:
-        body = await request.body()
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind and kind not in BODY_TYPES and not kind.endswith("+json"):
+            raise RequestError(
+                f"content type {kind!r} is not read here; send the inference request as JSON "
+                "(Content-Type: application/json), or application/octet-stream with the "
+                "binary tensor extension",
+                status=415,
+            )
+        body = await body_of(request, self.max_bytes)
         encoding = request.headers.get("content-encoding", "").strip().lower()
         if encoding in ("", "identity"):
             return body

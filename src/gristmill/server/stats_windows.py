@@ -1,0 +1,166 @@
+"""This server process's serving figures per version and minute, until they are recorded.
+
+``StatsWindows`` is updated on the event loop's thread, beside ``Metrics`` (a clock read, a
+dict lookup and a few additions per request; no lock). ``pending`` copies every window
+changed since it was last recorded — its *running totals* — for ``StatsFlusher`` to record
+off the event loop; ``recorded`` then marks those copies as stored, and lets go of the
+windows of past minutes that have not changed since. A record that fails marks nothing: the
+next one writes the same windows again, with whatever they gained meanwhile. Since the store
+replaces a replica's window with the totals it is given, nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gristmill.stores.serving_stats import LATENCY_BUCKETS, ServingWindow
+
+WindowKey = tuple[str, int, int, int]
+"""(model, version, minute, revision): the minute as whole minutes since the epoch, the
+revision of the traffic policy that sent the requests (0: they named the version)."""
+
+
+def steady_clock() -> Callable[[], float]:
+    """Wall-clock seconds that never step back: the time at start plus the monotonic time
+    since. A window of a past minute gets no more requests, so it can be let go once
+    recorded (a wall clock set back would open it again, from zero, and its record would
+    replace the totals stored)."""
+    start, anchor = time.time(), time.monotonic()
+    return lambda: start + (time.monotonic() - anchor)
+
+
+def replica_id() -> str:
+    """This process's replica id: host, pid and a random part (a pid is reused, and a
+    restarted server must not replace the windows of the process before it)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class _Window:
+    requests: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    fallbacks: int = 0
+    cache_hits: int = 0
+    rows: int = 0
+    latency_sum: float = 0.0
+    latency_min: float | None = None
+    latency_max: float | None = None
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    changes: int = 0
+    recorded: int = 0
+
+    def timed(self, seconds: float) -> None:
+        self.requests += 1
+        self.latency_sum += seconds
+        self.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        if self.latency_min is None or seconds < self.latency_min:
+            self.latency_min = seconds
+        if self.latency_max is None or seconds > self.latency_max:
+            self.latency_max = seconds
+
+
+Pending = list[tuple[WindowKey, int, ServingWindow]]
+"""Copies of changed windows: key, the change count copied, the window's totals."""
+
+
+class StatsWindows:
+    """Per-minute figures of each version this process served (see the module docstring)."""
+
+    def __init__(
+        self, replica: str | None = None, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.replica = replica or replica_id()
+        self._clock = clock or steady_clock()
+        self._windows: dict[WindowKey, _Window] = {}
+
+    def _of(self, model: str, version: int | str, revision: int) -> _Window | None:
+        if not model or (isinstance(version, str) and not version.isdigit()):
+            return None  # a request that failed before a version was found
+        key = (model, int(version), int(self._clock() // 60), revision)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _Window()
+        window.changes += 1
+        return window
+
+    def answered(
+        self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
+        window = self._of(model, version, revision)
+        if window is not None:
+            window.timed(seconds)
+            window.rows += rows
+
+    def failed(
+        self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
+    ) -> None:
+        window = self._of(model, version, revision)
+        if window is not None:
+            window.timed(seconds)
+            if status >= 500:
+                window.errors += 1
+            else:
+                window.client_errors += 1
+
+    def cache_hit(self, model: str, version: int, revision: int = 0) -> None:
+        window = self._of(model, version, revision)
+        if window is not None:
+            window.cache_hits += 1
+
+    def fell_back(self, model: str, version: int, revision: int = 0) -> None:
+        window = self._of(model, version, revision)
+        if window is not None:
+            window.fallbacks += 1
+
+    def pending(self) -> Pending:
+        """Copies of the windows changed since they were last recorded."""
+        now = datetime.now(UTC)
+        copies: Pending = []
+        for key, window in self._windows.items():
+            if window.changes == window.recorded:
+                continue
+            model, version, minute, revision = key
+            copy = ServingWindow(
+                model=model,
+                version=version,
+                replica=self.replica,
+                window_start=datetime.fromtimestamp(minute * 60, UTC),
+                revision=revision,
+                requests=window.requests,
+                errors=window.errors,
+                client_errors=window.client_errors,
+                fallbacks=window.fallbacks,
+                cache_hits=window.cache_hits,
+                rows=window.rows,
+                latency_sum=window.latency_sum,
+                latency_min=window.latency_min,
+                latency_max=window.latency_max,
+                latency_buckets=tuple(window.buckets),
+                updated_at=now,
+            )
+            copies.append((key, window.changes, copy))
+        return copies
+
+    def recorded(self, copies: Pending) -> None:
+        """``copies`` (from ``pending``) are stored: windows of past minutes unchanged since
+        are let go."""
+        for key, changes, _ in copies:
+            window = self._windows.get(key)
+            if window is not None:
+                window.recorded = max(window.recorded, changes)
+        current = int(self._clock() // 60)
+        for key, window in list(self._windows.items()):
+            if key[2] < current and window.changes == window.recorded:
+                del self._windows[key]
+
+    def __len__(self) -> int:
+        """Windows held (waiting to be recorded, or of the current minute)."""
+        return len(self._windows)
