@@ -28,6 +28,8 @@ HEAVY = (
     "numpy",
     "duckdb",
     "alembic",
+    "yaml",
+    "gristmill.config.spec",
     "gristmill.stages",
     "gristmill.training",
     "gristmill.features.prepare",
