@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from gristmill.backends.sql import SqlMetadataStore
 from gristmill.backends.sql.audit import SqlAuditLog
@@ -21,7 +23,8 @@ from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
-from gristmill.backends.sql.migrations import VERSION_TABLE, upgrade_to_head
+from gristmill.backends.sql.migrations import VERSION_TABLE, at_head, head_revision, upgrade_to_head
+from gristmill.backends.sql.migrations.runner import SCRIPT_LOCATION
 from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
@@ -151,6 +154,29 @@ def _version(url: str, schema: str | None) -> str:
 
 HEAD = "0011"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def test_the_head_read_from_the_scripts_is_alembics() -> None:
+    """An open at head skips Alembic (``at_head``): the head it knows must be Alembic's."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    assert [head_revision()] == ScriptDirectory.from_config(config).get_heads() == [HEAD]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_only_a_database_at_head_is_at_head(backend: str, request: pytest.FixtureRequest) -> None:
+    url, schema = _database_at(request, backend, "0008", lambda _db: None)
+    database = SqlDatabase(url, schema=schema)
+    database.open()
+    try:
+        with database.read() as connection:
+            assert not at_head(connection, schema)
+        with SqlMetadataStore(url, schema=schema):  # opening migrates it
+            pass
+        with database.read() as connection:
+            assert at_head(connection, schema)
+    finally:
+        database.close()
 
 
 def _database_at(

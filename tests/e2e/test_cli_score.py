@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gristmill.testing.cli import cli_stdout as gm
-from gristmill.testing.cli import found, running_worker
+from gristmill.testing.cli import found, modules_imported, running_worker
 from gristmill.testing.cli import run_cli_here as gm_here
 from gristmill.testing.registered import birds_spec, penguins
 
@@ -81,6 +81,23 @@ def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where:
         344,
         {"done": 4, "total": 4},
     )
+
+
+def test_an_onnx_version_scores_a_file_without_the_learning_libraries(where: Path) -> None:
+    """Its servable is one ONNX graph (pipeline and learner): scoring a Parquet or CSV file
+    loads ONNX Runtime, pyarrow and numpy, not scikit-learn, SciPy, skops or the fitted
+    pipeline. (pandas comes with pyarrow's conversions to numpy, which import it.)"""
+    assert json.loads(gm("compile", "birds", "--json", cwd=where))["kind"] == "onnx"
+    learning = ("sklearn", "scipy", "skops", "statsmodels", "optuna", "matplotlib")
+    ours = ("gristmill.features.pipeline", "gristmill.features.prepare", "gristmill.training")
+    for source in ("new.parquet", "penguins.csv"):
+        printed, modules = modules_imported("score", "birds", source, cwd=where)
+        assert f"scored 344 row(s) of {source}" in printed
+        loaded = [
+            m for m in (*learning, *ours) if any(n == m or n.startswith(f"{m}.") for n in modules)
+        ]
+        assert loaded == []
+        assert "onnxruntime" in modules
 
 
 def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path) -> None:

@@ -13,7 +13,6 @@ import typer
 
 from gristmill import __version__
 from gristmill.cli.console import console, err_console
-from gristmill.config.settings import unknown_environment
 from gristmill.errors import ConfigError, GristmillError
 
 HELP = """\
@@ -98,8 +97,13 @@ def main_options(
     )
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    for name in unknown_environment(dict(os.environ)):
-        err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
+    if any(name.startswith("GRISTMILL_") for name in os.environ):
+        # the settings model (pydantic) only when there is something to check: `VERB --help`
+        # runs this callback too, and answers at once
+        from gristmill.config.settings import unknown_environment
+
+        for name in unknown_environment(dict(os.environ)):
+            err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
     ctx.obj = {"config": config, "overrides": overrides}
 
 

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.ids import resolve_dead_letter
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import Settings
-from gristmill.runtime.dead_letters import collect, replay
-from gristmill.runtime.wiring import open_services
-from gristmill.stores.dead_letters import DeadLetter
+
+if TYPE_CHECKING:  # settings, the bus and the stores are imported when a verb runs
+    from gristmill.config.settings import Settings
+    from gristmill.stores.dead_letters import DeadLetter
 
 HELP = """\
 The events a stage gave up on (after the bus's retry budget): list, show, replay.
@@ -42,6 +40,11 @@ REPLAY_HINT = (
 
 
 def _collected(settings: Settings) -> list[DeadLetter]:
+    import asyncio
+
+    from gristmill.runtime.dead_letters import collect
+    from gristmill.runtime.wiring import open_services
+
     async def go() -> list[DeadLetter]:
         async with open_services(settings) as services:
             await collect(services.bus, services.metadata.dead_letters)
@@ -90,6 +93,12 @@ def show(
         gristmill dead-letters show 01J9Z3K4TW8Q2N6M5R7V0XBCDE
         gristmill dead-letters show 01J9Z3         a unique start is enough
     """
+    import asyncio
+
+    from gristmill.cli.ids import resolve_dead_letter
+    from gristmill.runtime.dead_letters import collect
+    from gristmill.runtime.wiring import open_services
+
     settings = settings_from(ctx)
 
     async def go() -> DeadLetter:
@@ -129,6 +138,12 @@ def replay_command(
         gristmill dead-letters replay 01J9Z3           a unique start is enough
         gristmill dead-letters replay 01J9Z3 --again   once more, after a replay
     """
+    import asyncio
+
+    from gristmill.cli.ids import resolve_dead_letter
+    from gristmill.runtime.dead_letters import collect, replay
+    from gristmill.runtime.wiring import open_services
+
     settings = settings_from(ctx)
 
     async def go() -> str:

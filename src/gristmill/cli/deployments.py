@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -15,18 +15,12 @@ from gristmill.cli.console import console
 from gristmill.cli.registry import compile_servable
 from gristmill.cli.settings import opened_metadata
 from gristmill.core.actor import current_actor
-from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
 from gristmill.errors import ConfigError
-from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
-from gristmill.training.canary import CanaryProgress, canary_progress
-from gristmill.training.deployment import (
-    DeployMode,
-    PolicyChange,
-    PromotionRule,
-    announcement,
-    deploy,
-    rollback,
-)
+
+if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
+    from gristmill.stores.models import ModelRegistry, TrafficPolicy
+    from gristmill.training.canary import CanaryProgress
+    from gristmill.training.deployment import DeployMode, PolicyChange
 
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why (kept in the policy and the audit log).")
@@ -101,6 +95,9 @@ def deploy_command(
         gristmill rollback churn                         back to @previous
         gristmill deployments churn                      what is live now
     """
+    from gristmill.core.events import MODEL_DEPLOYED
+    from gristmill.training.deployment import PromotionRule, announcement, deploy
+
     if canary is not None and shadow:
         raise ConfigError(
             "--canary and --shadow exclude each other: deploy the version as a canary "
@@ -201,6 +198,9 @@ def rollback_command(
         gristmill rollback churn --canary                drop the canary only
         gristmill deployments churn                      what answers now
     """
+    from gristmill.core.events import MODEL_ROLLED_BACK
+    from gristmill.training.deployment import announcement, rollback
+
     with opened_metadata(ctx) as store:
         change = rollback(
             store.registry, model, canary_only=canary, reason=reason, actor=current_actor()
@@ -237,6 +237,8 @@ def deployments_command(
         gristmill deployments churn
         gristmill deployments --json
     """
+    from gristmill.training.canary import canary_progress
+
     with opened_metadata(ctx) as store:
         policies = _live(store.registry, model)
         progress = {
@@ -266,6 +268,8 @@ def deployments_command(
 
 
 def _live(registry: ModelRegistry, model: str | None) -> list[TrafficPolicy]:
+    from gristmill.stores.models import effective_policy
+
     if model is not None:
         found = effective_policy(registry, model)
         return [] if found is None else [found]

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import fsspec
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import DEFAULT_CONFIG_FILE, Settings
 from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
-from gristmill.runtime.wiring import build_bus, build_metadata, build_online
+
+if TYPE_CHECKING:  # settings and backends are imported when `doctor` runs
+    from gristmill.config.settings import Settings
 
 EXTRAS = {
     "redis": "redis",
@@ -28,6 +27,10 @@ EXTRAS = {
 
 
 async def _check_bus(settings: Settings, timeout: float) -> str:
+    import asyncio
+
+    from gristmill.runtime.wiring import build_bus
+
     bus = build_bus(settings)
     await asyncio.wait_for(bus.open(), timeout)
     await bus.close()
@@ -35,6 +38,8 @@ async def _check_bus(settings: Settings, timeout: float) -> str:
 
 
 def _check_metadata(settings: Settings) -> str:
+    from gristmill.runtime.wiring import build_metadata
+
     store = build_metadata(settings)
     store.open()
     store.close()
@@ -46,12 +51,16 @@ def _check_raw(settings: Settings) -> str:
 
 
 def _check_folder(url: str) -> str:
+    import fsspec
+
     fs, path = fsspec.core.url_to_fs(url)
     fs.makedirs(path, exist_ok=True)
     return "writable"
 
 
 def _check_online(settings: Settings) -> str:
+    from gristmill.runtime.wiring import build_online
+
     store = build_online(settings)
     store.open()
     store.close()
@@ -95,6 +104,10 @@ def doctor(
 
     Exits 1 if a backend cannot be reached, so scripts can use it as a readiness check.
     """
+    import asyncio
+
+    from gristmill.config.settings import DEFAULT_CONFIG_FILE
+
     settings = settings_from(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
     table = Table("role", "backend", "where", "status")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from functools import partial
 from pathlib import Path
@@ -12,15 +11,13 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console, err_console
-from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
-from gristmill.config.features import FeatureSetSpec
-from gristmill.config.spec import load_spec
 from gristmill.errors import ConfigError
 from gristmill.stores.features import VectorLookup
 from gristmill.stores.raw import RawBatch
 
 if TYPE_CHECKING:  # imported by the verbs that run them: `gristmill --help` stays fast
+    from gristmill.config.features import FeatureSetSpec
     from gristmill.features.online_views import OnlineView
     from gristmill.features.prepare import Prepared
     from gristmill.runtime.wiring import Services
@@ -101,6 +98,10 @@ def prepare_command(
         gristmill prepare examples/penguins/pipeline.yaml
         gristmill prepare pipeline.yaml -f penguins_v1
     """
+    import asyncio
+
+    from gristmill.config.spec import load_spec
+
     pipeline = load_spec(spec)
     sets = pipeline.features or {}
     chosen = feature_set or list(sets)
@@ -198,7 +199,9 @@ def lookup(
         gristmill lookup penguins_v1 p0001 p0002
         gristmill lookup penguins_v1 p0001 --model birds@champion
     """
+    import asyncio
 
+    from gristmill.cli.ids import resolve_prefixed
     from gristmill.features.online_views import lookup as online_lookup
     from gristmill.runtime.wiring import open_services
 

@@ -7,21 +7,18 @@ from dataclasses import asdict
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.tree import Tree
 
 from gristmill.cli.console import console
-from gristmill.cli.ids import resolve_id
-from gristmill.cli.runs import list_runs, print_run, run_record, stale_window
 from gristmill.cli.settings import opened_metadata
-from gristmill.cli.summary import print_leaderboard_report
 from gristmill.cli.tables import print_json, table, when
 from gristmill.errors import NotFoundError
-from gristmill.stores.lineage import lineage_graph
-from gristmill.stores.metadata import MetadataStore
-from gristmill.training.assess import LEADERBOARD_KIND
+from gristmill.stores.reports import LEADERBOARD_KIND
+
+if TYPE_CHECKING:  # what the verbs read with is imported when they run (`--help` stays fast)
+    from gristmill.stores.metadata import MetadataStore
 
 
 class Kind(StrEnum):
@@ -52,6 +49,8 @@ def ls(
         gristmill ls feature-sets
         gristmill ls reports --json
     """
+    from gristmill.cli.runs import list_runs, stale_window
+
     with opened_metadata(ctx) as store:
         if kind is Kind.feature_sets:
             sets = store.feature_sets.list_feature_sets(name=source, limit=limit)
@@ -128,6 +127,9 @@ def ls(
 def _find(
     store: MetadataStore, object_id: str, stale: timedelta
 ) -> tuple[str, str, dict[str, Any]]:
+    from gristmill.cli.ids import resolve_id
+    from gristmill.cli.runs import run_record
+
     kind, full, found = resolve_id(store, object_id)
     record = asdict(found)
     if kind == "run":
@@ -225,6 +227,9 @@ def show(
         gristmill show fs_3fa9           # for every kind of id
         gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
+    from gristmill.cli.runs import print_run, stale_window
+    from gristmill.cli.summary import print_leaderboard_report
+
     with opened_metadata(ctx) as store:
         kind, full_id, record = _find(store, id, stale_window(ctx))
     if as_json:
@@ -267,6 +272,8 @@ def show(
 
 
 def _lineage_node(store: MetadataStore, object_id: str) -> str:
+    from gristmill.cli.ids import resolve_id
+
     candidates = [object_id, f"source:{object_id}"]
     if Path(object_id).exists():
         candidates.append(str(Path(object_id).resolve()))
@@ -295,6 +302,10 @@ def lineage(
         gristmill lineage 01M8F62MRZ      # a batch: its file and source
         gristmill lineage penguins         # a source: its files and batches
     """
+    from rich.tree import Tree
+
+    from gristmill.stores.lineage import lineage_graph
+
     with opened_metadata(ctx) as store:
         node = _lineage_node(store, id)
         ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)

@@ -3,27 +3,18 @@ temporary files); the decisions are ``runtime.sweep``'s."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.features import parse_duration
-from gristmill.config.settings import Settings
 from gristmill.errors import ConfigError
-from gristmill.runtime.sweep import (
-    RunDecision,
-    SweptExecution,
-    close_run,
-    decide_runs,
-    stale_executions,
-    sweep_executions,
-)
-from gristmill.runtime.wiring import build_bus, build_metadata, build_raw
-from gristmill.stores.run_status import stale_after
+
+if TYPE_CHECKING:  # the sweep's work is imported when `gc` runs (`--help` stays fast)
+    from gristmill.config.settings import Settings
+    from gristmill.runtime.sweep import RunDecision, SweptExecution
 
 
 def gc(
@@ -60,6 +51,13 @@ def gc(
         gristmill gc --dry-run
         gristmill gc --older-than 6h
     """
+    import asyncio
+
+    from gristmill.config.features import parse_duration
+    from gristmill.runtime.sweep import close_run, decide_runs, stale_executions, sweep_executions
+    from gristmill.runtime.wiring import build_metadata, build_raw
+    from gristmill.stores.run_status import stale_after
+
     try:
         seconds = parse_duration(older_than)
     except ValueError as exc:
@@ -107,6 +105,7 @@ def gc(
 async def _stale_serve_groups(settings: Settings, *, dry_run: bool) -> list[str]:
     """The consumer groups dead servers of this host left on the bus, deleted unless
     ``dry_run``."""
+    from gristmill.runtime.wiring import build_bus
     from gristmill.server.reload import TOPICS, stale_groups
 
     bus = build_bus(settings)

@@ -9,7 +9,6 @@ import typer
 
 from gristmill.cli.console import console, err_console
 from gristmill.cli.settings import settings_from
-from gristmill.runtime.wiring import open_stores
 
 MODEL_HELP = (
     "The model: NAME (its @champion), NAME@ALIAS, NAME:VERSION or NAME/VERSION; list them "
@@ -49,6 +48,7 @@ def package(
         cd dist/penguins && python serve.py --port 8080
     """
     from gristmill.packaging.package import check_out, write_package
+    from gristmill.runtime.wiring import open_stores
 
     check_out(out, force=force)  # before the stores open: a wrong --out fails at once
     with open_stores(settings_from(ctx)) as stores:

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console, err_console
-from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError
-from gristmill.runtime.wiring import open_stores
-from gristmill.servables.parity import describe as parity_line
-from gristmill.stages.specs import spec_of_run
-from gristmill.stores.metadata import MetadataStore
-from gristmill.stores.models import Candidate, ModelVersion
-from gristmill.training.gate import CHAMPION, PREVIOUS, model_name, promote, register_candidate
+from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
+
+if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
+    from gristmill.stores.metadata import MetadataStore
 
 FIND_CANDIDATES = "`gristmill ls candidates`"
 
 
 def _model_of(store: MetadataStore, candidate: Candidate) -> str:
     """The model a candidate belongs to: the ``deploy.model`` or ``name`` of its run's spec."""
+    from gristmill.stages.specs import spec_of_run
+    from gristmill.training.gate import model_name
+
     run = store.runs.find_run(candidate.run_id) if candidate.run_id else None
     if run is None:
         raise ConfigError(
@@ -74,6 +74,9 @@ def promote_command(
         gristmill promote mc_5b1e                      a unique start is enough
         gristmill models churn                         its versions and aliases
     """
+    from gristmill.cli.ids import resolve_prefixed
+    from gristmill.training.gate import promote, register_candidate
+
     with opened_metadata(ctx) as store:
         candidate_id, candidate = resolve_prefixed(store, "mc_", candidate_id)
         name = model or _model_of(store, candidate)
@@ -151,7 +154,9 @@ def compile_servable(
 ) -> None:
     """Compile the version's servable now, so the first request does not wait for it; a
     version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done)."""
+    from gristmill.runtime.wiring import open_stores
     from gristmill.servables.loading import compile_for_serving
+    from gristmill.servables.parity import describe as parity_line
 
     with open_stores(settings_from(ctx)) as stores:
         manifest = compile_for_serving(stores, version.model, version.version, refused=refused)

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from gristmill.cli.console import console, quiet_unless_verbose
 from gristmill.cli.settings import settings_from
-from gristmill.cli.summary import print_run_summary
-from gristmill.config.settings import Settings
-from gristmill.config.sources import SourceSpec
-from gristmill.config.spec import PipelineSpec, load_spec, parse_spec
-from gristmill.core.events import RAW_INGESTED, Event
-from gristmill.core.ids import new_id
 from gristmill.errors import ConfigError
-from gristmill.runtime.pipeline_run import RunReport, run_pipeline, source_events
-from gristmill.runtime.run_records import record_spec, start_run
-from gristmill.runtime.sending import check_records, stream_source
-from gristmill.runtime.stream import read_numbered_records, records_event
-from gristmill.runtime.wiring import Services, open_services
-from gristmill.stages.base import STAGE_FAILED
-from gristmill.stages.spec_checks import preflight
-from gristmill.stores.run_status import QUEUE_COMMAND
-from gristmill.stores.specs import StoredSpec
+
+if TYPE_CHECKING:  # the runtime is imported by the verbs when they run: `--help` stays fast
+    from gristmill.config.settings import Settings
+    from gristmill.config.sources import SourceSpec
+    from gristmill.config.spec import PipelineSpec
+    from gristmill.runtime.pipeline_run import RunReport
+    from gristmill.runtime.wiring import Services
+    from gristmill.stores.specs import StoredSpec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
 EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
@@ -45,6 +36,14 @@ def _execute(
     command: str,
     spec_file: Path | None = None,
 ) -> RunReport | None:
+    import asyncio
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from gristmill.core.events import RAW_INGESTED, STAGE_FAILED, Event
+    from gristmill.runtime.pipeline_run import run_pipeline
+    from gristmill.runtime.wiring import open_services
+
     async def go() -> RunReport | None:
         # the summary shows each failure; the worker's own warning would repeat it
         with quiet_unless_verbose("gristmill.runtime.worker"):
@@ -101,6 +100,12 @@ async def _queue(
 ) -> None:
     """Record a run following ``spec`` (so any worker finds the spec through the events'
     ``correlation_id``) and announce its sources; workers do the rest."""
+    from gristmill.core.ids import new_id
+    from gristmill.runtime.pipeline_run import source_events
+    from gristmill.runtime.run_records import start_run
+    from gristmill.stages.spec_checks import preflight
+    from gristmill.stores.run_status import QUEUE_COMMAND
+
     preflight(spec)
     run_id = new_id()
     events = source_events(spec, run_id, only)
@@ -136,6 +141,9 @@ def run(
     \b
         gristmill run examples/penguins/pipeline.yaml
     """
+    from gristmill.cli.summary import print_run_summary
+    from gristmill.config.spec import load_spec
+
     report = _execute(
         settings_from(ctx),
         load_spec(spec),
@@ -174,6 +182,8 @@ def _name_of(path: Path) -> str:
 
 
 def _adhoc_source(target: Path, name: str | None, fmt: Format | None, **options: Any) -> SourceSpec:
+    from gristmill.config.spec import parse_spec
+
     kind = (
         fmt.value
         if fmt
@@ -226,6 +236,9 @@ def ingest(
         gristmill ingest data/penguins.csv --name penguins
         gristmill ingest landing/ --format folder --on-bad-rows quarantine
     """
+    from gristmill.cli.summary import print_run_summary
+    from gristmill.config.spec import load_spec, parse_spec
+
     target = Path(source)
     if target.exists():
         src = _adhoc_source(
@@ -304,6 +317,14 @@ def send(
         gristmill send clicks events.jsonl --spec pipeline.yaml
         gristmill send clicks more.jsonl
     """
+    import asyncio
+
+    from gristmill.config.spec import load_spec
+    from gristmill.runtime.run_records import record_spec
+    from gristmill.runtime.sending import check_records, stream_source
+    from gristmill.runtime.stream import read_numbered_records, records_event
+    from gristmill.runtime.wiring import open_services
+
     spec = load_spec(spec_file) if spec_file else None
     if spec is not None:
         stream = stream_source(spec, source, origin=str(spec_file))
@@ -333,6 +354,9 @@ def _check_against_recorded(
     recorded: list[StoredSpec], source: str, numbered: list[tuple[int, Any]], file: Path
 ) -> None:
     """The checks of ``send --spec``, against the newest recorded spec naming ``source``."""
+    from gristmill.config.spec import parse_spec
+    from gristmill.runtime.sending import check_records, stream_source
+
     if not recorded:
         raise ConfigError(
             f"no pipeline spec known to the metadata store names a source {source!r}, "

@@ -19,7 +19,7 @@ from gristmill.core.events import MODEL_EVALUATED
 from gristmill.errors import NotFoundError
 from gristmill.runtime.run_views import run_view
 from gristmill.stores.metadata import MetadataStore, Run
-from gristmill.stores.reports import Report
+from gristmill.stores.reports import LEADERBOARD_KIND, Report
 from gristmill.stores.run_status import (
     GC_CLOSER,
     LEGACY_QUEUE_COMMAND,
@@ -28,7 +28,6 @@ from gristmill.stores.run_status import (
     execution_state,
     stale_after,
 )
-from gristmill.training.assess import LEADERBOARD_KIND
 
 LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
 IN_PROCESS_COMMANDS = ("run", "ingest")  # they ran the stages themselves, as workers do

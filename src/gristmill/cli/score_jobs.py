@@ -11,21 +11,20 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.scoring import MODEL_HELP, check_output_folder
 from gristmill.cli.settings import opened_metadata, settings_from
-from gristmill.core.ids import new_id
-from gristmill.runtime.wiring import build_executor, build_score_store, open_stores
-from gristmill.stages.score_inputs import FORMS
-from gristmill.stages.score_jobs import run_score_job
-from gristmill.stages.scoring import job_summary
-from gristmill.stores.scores import ScoreJob, ScoreStore
+from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
+
+if TYPE_CHECKING:  # the scoring work is imported when a verb runs (`--help` stays fast)
+    from rich.progress import Progress
+
+    from gristmill.stores.scores import ScoreStore
 
 OUT_FORMATS = (".csv", ".parquet", ".jsonl")
 NAMED = 5
@@ -34,7 +33,7 @@ NAMED = 5
 def score_command(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(metavar="MODEL", help=MODEL_HELP)],
-    source: Annotated[str, typer.Argument(metavar="INPUT", help=f"What to score: {FORMS}.")],
+    source: Annotated[str, typer.Argument(metavar="INPUT", help=f"What to score: {INPUT_FORMS}.")],
     out: Annotated[
         str | None,
         typer.Option(
@@ -58,6 +57,15 @@ def score_command(
         gristmill score churn@challenger source:customers        its newest raw batch
         gristmill score churn/3 feature_set:customers_v1 --out scores.parquet
     """
+    from gristmill.core.ids import new_id
+    from gristmill.runtime.wiring import (
+        SCORING_PRELOAD,
+        build_executor,
+        build_score_store,
+        open_stores,
+    )
+    from gristmill.stages.score_jobs import run_score_job
+
     settings = settings_from(ctx)
     as_store = out is not None and Path(out).suffix.lower() not in OUT_FORMATS
     if out is not None and not as_store:
@@ -65,7 +73,7 @@ def score_command(
     store = build_score_store(settings, out if as_store else None)
     job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
-    executor = build_executor(settings)
+    executor = build_executor(settings, preload=SCORING_PRELOAD)
     with open_stores(settings) as stores, _progress() as progress:
         bar = progress.add_task(f"scoring {source} with {model}", total=None)
 
@@ -95,6 +103,8 @@ def score_command(
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),

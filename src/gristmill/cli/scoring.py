@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError, DataError
-from gristmill.runtime.wiring import open_stores
-from gristmill.servables.port import Predictions, Servable, ServableManifest
+
+if TYPE_CHECKING:  # numpy and the servables are imported when a verb runs
+    import numpy as np
+
+    from gristmill.servables.port import Predictions, Servable, ServableManifest
 
 MODEL_HELP = (
     "The model: NAME (its @champion), NAME@ALIAS (@latest: the newest version) or "
@@ -128,6 +130,7 @@ def describe(manifest: ServableManifest) -> list[str]:
 
 
 def _servable(ctx: typer.Context, model: str, *, force: bool) -> Servable:
+    from gristmill.runtime.wiring import open_stores
     from gristmill.servables import compile_version, load_servable, parse_ref, resolve_version
 
     name, which = parse_ref(model)
@@ -171,6 +174,8 @@ def _answers(manifest: ServableManifest, answer: Predictions, rows: int) -> dict
 
 
 def _plain(value: Any) -> Any:
+    import numpy as np
+
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):  # no prediction (a rejected row)

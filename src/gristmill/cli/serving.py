@@ -6,16 +6,16 @@ import errno
 import importlib.util
 import logging
 import socket
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import ServeSettings, Settings
 from gristmill.errors import ConfigError, MissingExtraError
-from gristmill.runtime.wiring import open_stores
+
+if TYPE_CHECKING:  # settings and the server are imported when `serve` runs
+    from gristmill.config.settings import Settings
 
 MAX_PORT = 65535
 
@@ -50,6 +50,10 @@ def serve(
         curl -s localhost:8000/v1/models/penguins/predict -H 'content-type: application/json' \\
              -d '{"rows": [{"island": "Dream", "bill_length_mm": 41.2, ...}]}'
     """
+    from pydantic import ValidationError
+
+    from gristmill.config.settings import ServeSettings
+
     settings = settings_from(ctx)
     overrides: dict[str, Any] = {
         key: value
@@ -113,6 +117,7 @@ def _check_models(settings: Settings) -> None:
     not by every worker at the same time."""
     if not settings.serve.models:
         return
+    from gristmill.runtime.wiring import open_stores
     from gristmill.servables import load_servable, parse_ref
 
     with open_stores(settings) as stores:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 
-from gristmill.config.settings import Settings, load_settings
-from gristmill.runtime.wiring import build_metadata
-from gristmill.stores.metadata import MetadataStore
+if TYPE_CHECKING:  # loaded when a verb runs, not when the CLI starts (`--help` stays fast)
+    from gristmill.config.settings import Settings
+    from gristmill.stores.metadata import MetadataStore
 
 
 def settings_from(ctx: typer.Context) -> Settings:
     """The settings of this invocation, loaded lazily so ``--help`` never fails on them."""
+    from gristmill.config.settings import load_settings
+
     obj = ctx.find_root().obj
     return load_settings(obj["config"], obj["overrides"])
 
@@ -21,6 +24,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 @contextmanager
 def opened_metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
     """The metadata store of this invocation's settings, open for the block."""
+    from gristmill.runtime.wiring import build_metadata
+
     settings = settings_from(ctx)
     settings.home.mkdir(parents=True, exist_ok=True)
     store = build_metadata(settings)

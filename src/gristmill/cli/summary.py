@@ -15,15 +15,14 @@ from gristmill.core.events import (
     MODEL_EVALUATED,
     MODEL_TRAINED,
     RAW_INGESTED,
+    STAGE_FAILED,
 )
-from gristmill.segregation import SUBSETS, SplitResult
-from gristmill.stages.base import STAGE_FAILED
-from gristmill.stores.features import FeatureSet
-from gristmill.stores.models import Candidate
-from gristmill.training.task import describe_task
 
-if TYPE_CHECKING:  # the runner is imported by the verbs that run pipelines, not by --help
+if TYPE_CHECKING:  # imported by the verbs that run pipelines, not by --help, ls or show
     from gristmill.runtime.pipeline_run import RunReport
+    from gristmill.segregation import SplitResult
+    from gristmill.stores.features import FeatureSet
+    from gristmill.stores.models import Candidate
 
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
@@ -164,6 +163,8 @@ def deployed_line(p: dict[str, Any]) -> str:
 
 
 def print_run_summary(report: RunReport) -> None:
+    from gristmill.training.task import describe_task
+
     run = report.run
     style = STATUS_STYLE.get(run.status, "white")
     console.print(
@@ -266,6 +267,8 @@ def print_run_summary(report: RunReport) -> None:
 
 def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
     """A split's id, strategy, rows per subset and warnings."""
+    from gristmill.segregation import SUBSETS
+
     manifest = result.manifest
     console.print(
         f"[bold]split {manifest.split_id}[/] of {feature_set.name} ({feature_set.feature_set_id})",

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
-from gristmill.config.settings import Settings
-from gristmill.config.spec import PipelineSpec, load_spec
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
-from gristmill.runtime.run_records import record_spec
-from gristmill.runtime.stages import ALL_STAGES, STAGE_NAMES, build_workers
-from gristmill.runtime.wiring import open_services
+from gristmill.runtime.stage_names import ALL_STAGES, STAGE_NAMES
+
+if TYPE_CHECKING:  # the stages are imported when `worker` runs (`--help` stays fast)
+    from gristmill.config.settings import Settings
+    from gristmill.config.spec import PipelineSpec
 
 
 async def serve_stages(
@@ -34,6 +33,12 @@ async def serve_stages(
     workers find it too for the events of its sources that belong to no run, and its
     schedules become its pipeline's.
     """
+    import asyncio
+
+    from gristmill.runtime.run_records import record_spec
+    from gristmill.runtime.stages import build_workers
+    from gristmill.runtime.wiring import open_services
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -93,6 +98,10 @@ def worker(
     spec's `score: {on: schedule}`), each tick once however many workers run it;
     `gristmill schedules` lists them.
     """
+    import asyncio
+
+    from gristmill.config.spec import load_spec
+
     if all_stages == bool(stage):
         raise ConfigError("pass --stage NAME (repeatable) or --all, not both and not neither")
     names = ALL_STAGES if all_stages else tuple(stage or ())

@@ -25,10 +25,9 @@ from gristmill.config.features import FeatureSetSpec
 from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
+from gristmill.core.names import NAME_PATTERN
 from gristmill.core.user_code import make_importable
 from gristmill.errors import SpecError
-
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
 def _check_name(kind: str, name: Any) -> None:

@@ -17,10 +17,13 @@ the pipeline as a pass-through column: the steps never see it, it is never a fea
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gristmill.features.pipeline import FittedFeaturePipeline
+if TYPE_CHECKING:  # the row key alone (a score job reads it) needs no scikit-learn nor pandas
+    from gristmill.features.pipeline import FittedFeaturePipeline
 
 ROW_ID = "_row_id"
 

@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 
 from gristmill.config.sources import SourceSpec
+from gristmill.core.schema import check_schema, schema_fields
 from gristmill.errors import ConfigError, DataError, EmptyInputError
 from gristmill.ingestion.bad_rows import bad_rows_error, quarantine_table
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract
 from gristmill.ingestion.files import digest_file
 from gristmill.ingestion.readers import input_files, read_file
-from gristmill.ingestion.schema import check_schema, schema_fields
 from gristmill.ingestion.sql_reader import read_sql
 from gristmill.stores.metadata import LineageEdge, MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch

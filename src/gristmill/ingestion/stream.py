@@ -25,10 +25,10 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from gristmill.core.ids import digest_json
+from gristmill.core.schema import schema_change, schema_fields
 from gristmill.errors import DataError, SchemaChangedError
 from gristmill.ingestion.ingest import RAW_BATCH_KIND
 from gristmill.ingestion.records import records_table
-from gristmill.ingestion.schema import schema_change, schema_fields
 from gristmill.stores.metadata import LineageEdge, MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 

@@ -20,7 +20,8 @@ from gristmill.core.events import SOURCE_AVAILABLE, Event
 from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
 from gristmill.runtime.run_records import start_run
-from gristmill.runtime.stages import SCORING_STAGES, offline_stage
+from gristmill.runtime.stage_names import SCORING_STAGES
+from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage

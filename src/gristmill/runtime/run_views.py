@@ -9,9 +9,31 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from gristmill.runtime.stages import RUN_CONSUMES
+from gristmill.core.events import (
+    FEATURES_GENERATED,
+    MODEL_EVALUATED,
+    MODEL_TRAINED,
+    RAW_INGESTED,
+    SCORES_REQUESTED,
+    SOURCE_AVAILABLE,
+)
 from gristmill.stores.metadata import MetadataStore, Run, StageExecution
 from gristmill.stores.run_status import RunView, view_run
+
+# What a run's work goes on through: the event types its stages consume (``gristmill run``
+# runs these; ``gristmill worker --all`` too). Named here, not read from the stage classes,
+# so that reading a run's status imports no stage (nor the learning libraries); a test
+# holds it equal to the ``consumes`` of ``runtime.stages.RUN_STAGES``.
+RUN_CONSUMES = frozenset(
+    (
+        SOURCE_AVAILABLE,
+        RAW_INGESTED,
+        FEATURES_GENERATED,
+        MODEL_TRAINED,
+        MODEL_EVALUATED,
+        SCORES_REQUESTED,
+    )
+)
 
 
 def run_view(

@@ -32,6 +32,7 @@ from gristmill.core.outages import OutageLog
 from gristmill.errors import PERMANENT_ERRORS, BackendError, ConfigError, ConflictError
 from gristmill.features.stores import FeatureStores
 from gristmill.runtime.run_records import start_run
+from gristmill.runtime.stage_names import SCHEDULER_STAGE
 from gristmill.runtime.worker import consumer_name, serve_until
 from gristmill.stages.schedule_ticks import TickPlan, plan_ingest_tick, plan_score_tick
 from gristmill.stores.schedules import Schedule, Tick
@@ -40,7 +41,6 @@ from gristmill.stores.specs import restored_spec
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEDULER_STAGE = "scheduler"
 SCHEDULE_COMMAND = "schedule"
 """The command a scheduled ingest run records (``gristmill runs`` shows it)."""
 RELAY_AFTER = 10.0

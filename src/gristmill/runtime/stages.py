@@ -1,4 +1,5 @@
-"""The stages this build of gristmill runs, as workers wired to opened services."""
+"""The stages this build of gristmill runs, as workers wired to opened services (their
+names are ``runtime.stage_names``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
-from gristmill.runtime.scheduler import SCHEDULER_STAGE, Scheduler
-from gristmill.runtime.stream import STREAM_STAGE, StreamIngestionWorker
+from gristmill.runtime.scheduler import Scheduler
+from gristmill.runtime.stage_names import (
+    SCHEDULER_STAGE,
+    SCORING_STAGES,
+    STAGE_NAMES,
+    STREAM_STAGE,
+)
+from gristmill.runtime.stream import StreamIngestionWorker
 from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
@@ -20,34 +27,15 @@ from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spe
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
 from gristmill.stages.training import EvaluationStage, TrainingStage
 
-SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
-SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
-STAGE_NAMES = (
-    "ingestion",
-    "preparation",
-    "training",
-    "evaluation",
-    "deployment",
-    *SCORING_STAGES,
-    STREAM_STAGE,
-    SCHEDULER_STAGE,
-)
-# What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
-# execution for every raw batch and feature set of every pipeline; a deployment that scores
-# new data runs them by name (``gristmill run`` does when its spec has ``score:``).
-ALL_STAGES = tuple(name for name in STAGE_NAMES if name not in SCORE_TRIGGERS)
-# What a run's work goes on through: the event types its stages consume (``gristmill run``
-# runs these; ``gristmill worker --all`` too).
-RUN_CONSUMES = frozenset(
-    stage.consumes
-    for stage in (
-        IngestionStage,
-        PreparationStage,
-        TrainingStage,
-        EvaluationStage,
-        DeploymentStage,
-        ScoringStage,
-    )
+# The stages a run's work goes through (``gristmill run`` runs these; ``gristmill worker
+# --all`` too): the event types they consume are ``run_views.RUN_CONSUMES``.
+RUN_STAGES = (
+    IngestionStage,
+    PreparationStage,
+    TrainingStage,
+    EvaluationStage,
+    DeploymentStage,
+    ScoringStage,
 )
 
 

@@ -27,13 +27,12 @@ from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError, DataError
 from gristmill.ingestion.announce import ingested_payload
 from gristmill.ingestion.stream import MicroBatcher
+from gristmill.runtime.stage_names import STREAM_STAGE
 from gristmill.runtime.worker import consumer_name, retry_delay, serve_until
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 
 log = logging.getLogger(__name__)
-
-STREAM_STAGE = "stream-ingestion"
 
 
 def records_event(source: str, records: Sequence[dict[str, Any]], **envelope: Any) -> Event:

@@ -32,6 +32,9 @@ METADATA_BACKENDS: dict[str, tuple[str, str, str | None]] = {
 
 # What executor workers import before their first task (the training jobs: scikit-learn …).
 WORKER_PRELOAD = ("gristmill.training.jobs",)
+# What they import for a score job alone (``gristmill score``): the partition scorer, which
+# loads only what the version's servable needs (ONNX Runtime, or scikit-learn when native).
+SCORING_PRELOAD = ("gristmill.stages.score_jobs",)
 
 
 def _load(role: str, name: str, table: dict[str, tuple[str, str, str | None]]) -> Any:
@@ -80,8 +83,9 @@ def build_online(settings: Settings) -> OnlineFeatureStore:
     return store
 
 
-def build_executor(settings: Settings) -> Executor:
-    """An unopened executor of the configured backend (``inline``, ``local``, ``dask``)."""
+def build_executor(settings: Settings, *, preload: tuple[str, ...] = WORKER_PRELOAD) -> Executor:
+    """An unopened executor of the configured backend (``inline``, ``local``, ``dask``);
+    ``preload`` names the modules ``local`` workers import before their first task."""
     backend = settings.executor.backend
     if backend == "inline":
         from gristmill.execution.inline import InlineExecutor
@@ -90,8 +94,8 @@ def build_executor(settings: Settings) -> Executor:
     if backend == "local":
         from gristmill.execution.local import LocalExecutor
 
-        # Workers fork from a server that has the training code (scikit-learn …) loaded.
-        return LocalExecutor(settings.executor.workers, preload=WORKER_PRELOAD)
+        # Workers fork from a server that has ``preload`` loaded (the training code by default).
+        return LocalExecutor(settings.executor.workers, preload=preload)
     cls = _load(
         "executor", backend, {"dask": ("gristmill.backends.dask.executor", "DaskExecutor", "dask")}
     )

@@ -99,7 +99,8 @@ class ScoreJobs:
 
     async def _run(self, job: ScoreJob) -> None:
         from gristmill.stages.score_jobs import ready_payload, run_score_job
-        from gristmill.stages.scoring import job_summary, notify
+        from gristmill.stages.scoring import notify
+        from gristmill.stores.scores import job_summary
 
         services = self._opened()
         scoring = self.settings.scoring
@@ -181,7 +182,7 @@ def routes(jobs: ScoreJobs) -> list[BaseRoute]:
             job = await jobs.find(request.path_params["job_id"])
         except Exception as exc:
             return error_response(exc, rid)
-        from gristmill.stages.scoring import job_summary
+        from gristmill.stores.scores import job_summary
 
         return JSONResponse(job_summary(job))
 

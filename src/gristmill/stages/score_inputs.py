@@ -19,14 +19,11 @@ from gristmill.errors import ConfigError, DataError, NotFoundError
 from gristmill.features.rows import ROW_ID
 from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import ServableManifest
+from gristmill.stores.scores import INPUT_FORMS
 
 InputKind = Literal["feature_set", "batch", "file"]
 FILE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "json"}
 FILE_FORMATS |= {".ndjson": "json"}
-FORMS = (
-    "a file (.csv, .parquet, .jsonl), batch:BATCH_ID, source:SOURCE (its newest batch), "
-    "feature_set:ID or feature_set:NAME (its newest)"
-)
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,8 @@ class InputRows:
 
 
 def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
-    """The input ``text`` names (see ``FORMS``); ``ConfigError`` saying which forms exist."""
+    """The input ``text`` names (see ``INPUT_FORMS``); ``ConfigError`` saying which forms
+    exist."""
     kind, _, rest = text.partition(":")
     metadata = stores.metadata
     if kind == "batch" and rest:
@@ -84,7 +82,7 @@ def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
             f"cannot score {text}: files are read as {', '.join(sorted(FILE_FORMATS))}; "
             "convert it or rename it"
         )
-    raise ConfigError(f"{text!r} names no input; give {FORMS}")
+    raise ConfigError(f"{text!r} names no input; give {INPUT_FORMS}")
 
 
 def _batch(stores: FeatureStores, batch_id: str) -> bool:
@@ -149,16 +147,22 @@ def _keys(table: pa.Table, manifest: ServableManifest) -> list[str]:
 def read_file(path: str) -> pa.Table:
     """A CSV, Parquet or JSON Lines file (a path or fsspec URL) as one table."""
     import fsspec
+    import pyarrow.csv
+    import pyarrow.json
+    import pyarrow.parquet
 
     kind = FILE_FORMATS.get(Path(path).suffix.lower())
     if kind is None:
         raise ConfigError(f"cannot tell the format of {path}: name it .csv, .parquet or .jsonl")
 
     def csv(handle: object) -> pa.Table:  # an empty field is a missing value, as in pandas
-        options = pa.csv.ConvertOptions(strings_can_be_null=True)
-        return pa.csv.read_csv(handle, convert_options=options)
+        options = pyarrow.csv.ConvertOptions(strings_can_be_null=True)
+        return pyarrow.csv.read_csv(handle, convert_options=options)
 
-    readers = {"csv": csv, "parquet": pa.parquet.read_table, "json": pa.json.read_json}
+    def parquet(handle: object) -> pa.Table:  # one file: read_table's datasets import pandas
+        return pyarrow.parquet.ParquetFile(handle).read()
+
+    readers = {"csv": csv, "parquet": parquet, "json": pyarrow.json.read_json}
     try:
         with fsspec.open(path, "rb") as handle:
             table: pa.Table = readers[kind](handle)

@@ -91,15 +91,16 @@ def score_partition(work: PartitionWork) -> PartitionResult:
 def _read_numbers(columns: dict[str, np.ndarray], servable: Servable) -> None:
     """A file is text: a number column of a CSV that Arrow read as text (because some of its
     values are not numbers) is read as numbers where each value is one; a value that is not
-    stays text, so the servable refuses its row (alone, named) and scores the rest."""
-    import pandas as pd
-
+    stays text, so the servable refuses its row (alone, named) and scores the rest. pandas
+    is imported only for such a column: a file of numbers read as numbers scores without it."""
     for column in servable.manifest.inputs:
         values = columns.get(column.name)
         if values is None or column.type not in ("float64", "int64"):
             continue
         if values.dtype.kind not in "OUS":
             continue
+        import pandas as pd
+
         numbers = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
         not_read = np.isnan(numbers) & ~pd.isna(values)
         if not_read.any():

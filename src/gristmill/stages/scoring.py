@@ -22,7 +22,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +41,7 @@ from gristmill.servables.loading import parse_ref, resolve_version
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.score_jobs import ready_payload, run_score_job
 from gristmill.stages.specs import SpecResolver
-from gristmill.stores.scores import ScoreJob, ScoreStore
+from gristmill.stores.scores import ScoreJob, ScoreStore, job_summary
 
 log = logging.getLogger(__name__)
 
@@ -118,17 +117,6 @@ class ScoringStage:
             [Announcement(SCORES_READY, ready_payload(done), key=name)],
             summary=f"{done.rows} row(s) scored, {done.bad_rows} bad, in {done.location}",
         )
-
-
-def job_summary(job: ScoreJob) -> dict[str, Any]:
-    """A job as JSON values (what ``GET /v1/jobs/{id}`` answers and a webhook is sent)."""
-    body = asdict(job)
-    for name in ("created_at", "started_at", "finished_at"):
-        value = body[name]
-        body[name] = value.isoformat() if value is not None else None
-    body["progress"] = {"done": job.partitions_done, "total": job.partitions_total}
-    body["where"] = job.location
-    return body
 
 
 def notify(url: str, body: dict[str, Any], *, attempts: int = 3, timeout: float = 5.0) -> bool:

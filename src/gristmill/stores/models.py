@@ -23,11 +23,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from gristmill.config.spec import NAME_PATTERN
+from gristmill.core.names import NAME_PATTERN
 from gristmill.errors import ConfigError
 
 CandidateStatus = Literal["trained", "failed"]
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+CHAMPION = "champion"
+"""The alias of the version that answers (``promote`` moves it; the deployment stage too)."""
+PREVIOUS = "previous"
+"""The alias of the version ``@champion`` left: the first fallback, where a rollback goes."""
 RESERVED_ALIASES = frozenset({"latest"})
 """Aliases no one may set: ``latest`` stands for the newest version wherever one is asked for."""
 

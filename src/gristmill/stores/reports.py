@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 ReportStatus = Literal["passed", "warned", "failed"]
+LEADERBOARD_KIND = "leaderboard"
+"""The kind of an evaluation's leaderboard report (``lb_…``)."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from gristmill.config.schedules import Timing
-from gristmill.config.spec import PipelineSpec
+
+if TYPE_CHECKING:  # the spec models (YAML, sources) load with the first spec read
+    from gristmill.config.spec import PipelineSpec
 
 ScheduleAction = Literal["score", "ingest"]
 TickOutcome = Literal["fired", "skipped"]

@@ -15,7 +15,7 @@ asked again writes only the partitions it had not committed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -26,6 +26,11 @@ JobState = Literal["queued", "running", "succeeded", "failed"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed")
 SCORE_JOB_KIND = "score_job"
 """The lineage kind of a score job (its id is the node id)."""
+INPUT_FORMS = (
+    "a file (.csv, .parquet, .jsonl), batch:BATCH_ID, source:SOURCE (its newest batch), "
+    "feature_set:ID or feature_set:NAME (its newest)"
+)
+"""The forms of a job's ``input`` (``stages.score_inputs.resolve_input`` reads them)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,17 @@ class ScoreJob:
     @property
     def ended(self) -> bool:
         return self.state in ("succeeded", "failed")
+
+
+def job_summary(job: ScoreJob) -> dict[str, Any]:
+    """A job as JSON values (what ``GET /v1/jobs/{id}`` answers and a webhook is sent)."""
+    body = asdict(job)
+    for name in ("created_at", "started_at", "finished_at"):
+        value = body[name]
+        body[name] = value.isoformat() if value is not None else None
+    body["progress"] = {"done": job.partitions_done, "total": job.partitions_total}
+    body["where"] = job.location
+    return body
 
 
 class ScoreJobStore(Protocol):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gristmill.config.spec import PipelineSpec, parse_spec, spec_digest
-from gristmill.core.user_code import make_importable
+if TYPE_CHECKING:  # the spec models (pydantic, YAML) load with the first spec read or kept
+    from gristmill.config.spec import PipelineSpec
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class SpecStore(Protocol):
 
 def stored_spec(spec: PipelineSpec, folder: Path | None = None) -> StoredSpec:
     """``spec`` as the store keeps it; ``folder`` is the folder its file is in."""
+    from gristmill.config.spec import spec_digest
+
     return StoredSpec(
         digest=spec_digest(spec),
         pipeline=spec.name,
@@ -63,6 +65,9 @@ def stored_spec(spec: PipelineSpec, folder: Path | None = None) -> StoredSpec:
 def restored_spec(stored: StoredSpec) -> PipelineSpec:
     """The pipeline spec a stored one holds; its folder, if it exists on this machine, is
     made importable (the custom steps, splits or evaluators kept beside the spec file)."""
+    from gristmill.config.spec import parse_spec
+    from gristmill.core.user_code import make_importable
+
     spec = parse_spec(stored.body, origin=f"the stored spec {stored.digest}")
     if stored.folder and Path(stored.folder).is_dir():
         make_importable(Path(stored.folder))

@@ -6,10 +6,13 @@ fails with both outputs unless the command succeeds. ``run_cli_here`` calls the 
 ``main()`` in this process (argument parsing, error display and exit codes included),
 sparing a start-up per case. ``found`` pulls an id out of printed output.
 ``running_worker`` is a ``gristmill worker`` process for the length of a block.
+``modules_imported`` runs a command in a fresh interpreter and says which modules it
+imported (a command that must answer at once is held to that, not to a timing).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -72,6 +75,36 @@ def run_cli_here(*args: str, cwd: Path, monkeypatch: Any, capsys: Any) -> tuple[
         code = exited.code
     out = capsys.readouterr()
     return code if isinstance(code, int) else (0 if code is None else 1), out.out, out.err
+
+
+def modules_imported(*args: str, cwd: Path, code: str = "") -> tuple[str, list[str]]:
+    """``gristmill ARGS`` (or, given ``code``, that Python code instead) in a fresh
+    interpreter in ``cwd``, which must succeed: (its stdout, the names of every module
+    imported by the end). The command runs as ``python -m gristmill`` runs it."""
+    if not code:
+        code = (
+            "import runpy\n"
+            f"sys.argv = ['gristmill', *{list(args)!r}]\n"
+            "try:\n"
+            "    runpy.run_module('gristmill', run_name='__main__')\n"
+            "except SystemExit as exc:\n"
+            "    assert exc.code in (0, None), f'exit code {exc.code}'\n"
+        )
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    env["COLUMNS"] = "200"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    *printed, modules = done.stdout.splitlines()
+    return "\n".join(printed), json.loads(modules)
 
 
 def found(pattern: str, text: str) -> str:

@@ -32,18 +32,17 @@ from gristmill.evaluation import check_evaluators, higher_is_better, leaderboard
 from gristmill.execution.inline import InlineExecutor
 from gristmill.execution.port import Executor, Task
 from gristmill.features.stores import FeatureStores
-from gristmill.stores.models import Candidate
-from gristmill.stores.reports import Report
+from gristmill.stores.models import CHAMPION, Candidate
+from gristmill.stores.reports import LEADERBOARD_KIND, Report
 from gristmill.training.bundle import model_bytes, own_packages
 from gristmill.training.frames import training_frames
-from gristmill.training.gate import CHAMPION, gate, model_name
+from gristmill.training.gate import gate, model_name
 from gristmill.training.jobs import evaluate_candidate
 from gristmill.training.train import TrainingResult
 from gristmill.training.tuning import DEFAULT_METRIC
 
 logger = logging.getLogger(__name__)
 
-LEADERBOARD_KIND = "leaderboard"
 # Always drawn, whatever else the spec asks for: the pictures people look at first.
 PICTURES = {
     "classification": ["roc_auc", "pr_auc", "confusion_matrix", "calibration"],

@@ -36,7 +36,7 @@ from gristmill.evaluation import higher_is_better
 from gristmill.features.rows import without_row_id
 from gristmill.features.stores import FeatureStores, trusted_packages
 from gristmill.stores.metadata import MetadataStore
-from gristmill.stores.models import Candidate, ModelVersion
+from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
 from gristmill.training.bundle import Scorer, load_scorer
 from gristmill.training.deployment import deploy
 from gristmill.training.jobs import predictions_scored
@@ -45,8 +45,6 @@ from gristmill.training.train import TrainingResult
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-PREVIOUS = "previous"
 TOLERANCE = 1e-12
 """Float noise allowed when a gain is held against a margin (0.3 - 0.2 meets 0.1)."""
 

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gristmill.core.schema import check_schema, schema_change, schema_fields
 from gristmill.errors import SchemaChangedError
 from gristmill.ingestion.bad_rows import BadRow, bad_rows_error, quarantine_table
 from gristmill.ingestion.column_types import cast_declared
 from gristmill.ingestion.extract import repartition
-from gristmill.ingestion.schema import check_schema, schema_change, schema_fields
 
 value = st.one_of(st.integers(-(10**6), 10**6).map(str), st.sampled_from(["x", "1.5", "", "7a"]))
 

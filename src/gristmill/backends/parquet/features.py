@@ -15,16 +15,14 @@ import os
 import uuid
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gristmill.backends.parquet.filesystem import open_filesystem
 from gristmill.backends.parquet.raw import _remove
+from gristmill.core.schema import schema_fields
 from gristmill.errors import ConfigError, DataError, NotFoundError
-from gristmill.ingestion.schema import schema_fields
 from gristmill.stores.features import FeatureSet, FeatureSetCatalog
 
 logger = logging.getLogger(__name__)
@@ -118,6 +116,8 @@ class ParquetOfflineStore:
                 f"the files of feature set {feature_set_id} are missing at "
                 f"{feature_set.location}; was the offline store's root moved or cleaned?"
             )
+        import pyarrow.dataset as ds  # imports pandas: only when a feature set is read
+
         return ds.dataset(files, format="parquet", filesystem=arrow).to_table(columns=columns)
 
     def as_of_join(
@@ -162,6 +162,8 @@ class ParquetOfflineStore:
 
     @staticmethod
     def _asof(spine: pa.Table, features: pa.Table, on: str) -> pa.Array:
+        import duckdb  # only joins need it: a store that only reads and writes starts without
+
         if spine["key"].type != features["key"].type:
             raise DataError(
                 f"cannot join on {on!r}: the left side's keys are {spine['key'].type}, the "

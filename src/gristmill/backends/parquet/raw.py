@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from gristmill.backends.parquet.filesystem import modified_age, open_filesystem
 from gristmill.core.ids import new_id
+from gristmill.core.schema import schema_fields, schema_fingerprint
 from gristmill.errors import ConfigError, DataError, EmptyInputError, NotFoundError
-from gristmill.ingestion.schema import schema_fields, schema_fingerprint
 from gristmill.stores.raw import BatchCatalog, RawBatch, WrittenBatch
 
 logger = logging.getLogger(__name__)
@@ -140,6 +139,8 @@ class ParquetRawStore:
                 f"raw batch {batch_id} has no column {unknown[0]!r}; its columns are {names}"
             )
         paths = [f"{self._batch_dir(batch)}/{name}" for name in _file_names(batch.files)]
+        import pyarrow.dataset as ds  # imports pandas: only when a batch is read
+
         try:
             dataset = ds.dataset(paths, format="parquet", filesystem=self._arrow)
             return dataset.to_table(columns=columns)

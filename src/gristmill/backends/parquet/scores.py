@@ -128,6 +128,12 @@ class ParquetScoreStore:
         _, _, arrow = self._filesystem()
         folder = self._folder(job_id)
         return (
-            pq.read_table(f"{folder}/{partition_name(int(i))}", filesystem=arrow)
+            _read_file(f"{folder}/{partition_name(int(i))}", arrow)
             for i in manifest.get("partitions", [])
         )
+
+
+def _read_file(path: str, filesystem: Any) -> pa.Table:
+    """One Parquet file (``pq.read_table`` would build a dataset: pyarrow then imports pandas)."""
+    with pq.ParquetFile(path, filesystem=filesystem) as handle:
+        return handle.read()

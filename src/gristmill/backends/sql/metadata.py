@@ -12,7 +12,7 @@ from gristmill.backends.sql.dead_letters import SqlDeadLetterStore
 from gristmill.backends.sql.executions import SqlExecutionStore
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.lineage import SqlLineageStore
-from gristmill.backends.sql.migrations import upgrade_to_head
+from gristmill.backends.sql.migrations import at_head, upgrade_to_head
 from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
@@ -66,9 +66,13 @@ class SqlMetadataStore:
         if self._db.is_open:
             return
         self._db.open()
+        schema = None if self._db.dialect == "sqlite" else self.schema
         try:
+            with self._db.read() as connection:  # at head (most opens): no lock, no Alembic
+                if at_head(connection, schema):
+                    return
             with self._db.write() as connection:
-                upgrade_to_head(connection, None if self._db.dialect == "sqlite" else self.schema)
+                upgrade_to_head(connection, schema)
         except BaseException:
             self._db.close()
             raise

@@ -3,22 +3,58 @@
 Several workers may open the store at the same moment; the first to take the migration lock
 upgrades the schema and the others then find it at head. The lock is the write transaction
 itself on SQLite (``BEGIN IMMEDIATE``) and a transaction-scoped advisory lock on PostgreSQL.
+
+A store already at head (every open but the first after an upgrade of gristmill) is told by
+one read of the version table (``at_head``), without Alembic: importing it and loading the
+migration scripts takes longer than a ``gristmill ls`` has to answer.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import zlib
+from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 
 from gristmill.errors import BackendError
 
 # Own version table, so another Alembic-managed app in the same schema does not collide.
 VERSION_TABLE = "gristmill_metadata_version"
 SCRIPT_LOCATION = "gristmill.backends.sql:migrations"
+VERSIONS = Path(__file__).parent / "versions"
+_ASSIGNED = r"^{name}\s*(?::[^=\n]*)?=\s*(?:None|[\"'](\w+)[\"'])\s*$"
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest revision of the migration scripts (the one no other script revises), read
+    from their text as Alembic reads their ``revision`` and ``down_revision``; ``None``
+    unless there is exactly one."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in VERSIONS.glob("v*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision = re.search(_ASSIGNED.format(name="revision"), text, re.MULTILINE)
+        down = re.search(_ASSIGNED.format(name="down_revision"), text, re.MULTILINE)
+        if revision is None or revision.group(1) is None or down is None:
+            return None  # a form this reading does not know: let Alembic decide
+        revisions.add(revision.group(1))
+        if down.group(1) is not None:
+            revised.add(down.group(1))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_head(connection: sa.Connection, schema: str | None) -> bool:
+    """Whether the tables reached through ``connection`` are at the newest revision (a
+    read: no lock, nothing written)."""
+    head = head_revision()
+    if head is None or not sa.inspect(connection).has_table(VERSION_TABLE, schema=schema):
+        return False
+    version = sa.table(VERSION_TABLE, sa.column("version_num"), schema=schema)
+    return list(connection.execute(sa.select(version.c.version_num)).scalars()) == [head]
 
 
 def upgrade_to_head(
@@ -30,6 +66,10 @@ def upgrade_to_head(
     missing and receives every table, the version table included. ``revision`` stops at an
     older revision instead (tests build an old database to migrate it).
     """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
     if connection.dialect.name == "postgresql":
         key = zlib.crc32(f"gristmill.metadata:{schema or ''}".encode())
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
