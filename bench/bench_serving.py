@@ -751,7 +751,14 @@ NOTES = """## Method
   absolute figures are low and noisy; the ratios of servers measured in the same run are
   what to read. For a quiet machine, re-run `python bench/bench_serving.py`.
 
-## Where gristmill serve's time goes (py-spy, 2026-12-03, server of i9-serve 11728fc)
+## Where gristmill serve's time went (py-spy, 2026-12-03, an earlier build: i9-serve 11728fc)
+
+This profile predates the prediction log's float blocks (ADR 15, amended): numeric requests
+now hand the log one float block (`NumericColumns`), records are filed by version when they
+are made and joined 256 at a time, and written records are freed in the writer thread, so
+the log's share below (7% of one-row requests, 30% of 1,000-row ones) is much smaller in
+today's server; the rest of the picture (uvicorn/Starlette, the micro-batcher, decoding
+the body) is unchanged. Re-profile with `py-spy record --pid` before acting on it.
 
 py-spy 0.4.3 `record --pid` on the one-worker server while wrk sent the logistic
 regression's bodies at 8 connections (10 s at 200 Hz; shares of samples; `--gil` counts only
