@@ -114,6 +114,22 @@ def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path)
         assert copy["row_id"].str.endswith(":343").sum() == 1
 
 
+def test_a_job_id_given_again_finishes_that_job_and_must_match_it(cli: Cli, where: Path) -> None:
+    code, _, err = cli("score", "birds", "new.parquet", "--job", "nightly-1")
+    assert code == 0, err
+    folder = where / ".gristmill" / "scores" / "nightly-1"
+    (folder / "_manifest.json").unlink()  # as if it had been stopped before its end
+    (folder / "part-00003.parquet").unlink()
+    code, _, err = cli("score", "birds", "new.parquet", "--job", "nightly-1")
+    assert code == 0, err
+    rows = pq.read_table(folder).column("row").to_pylist()
+    assert sorted(rows) == list(range(344))
+    code, _, err = cli("score", "birds", "bad.csv", "--job", "nightly-1")
+    assert code != 0 and "job nightly-1 scores new.parquet with birds" in err, err
+    code, _, err = cli("score", "birds", "new.parquet", "--job", "../x")
+    assert code != 0 and "a job id is 1 to 64 letters" in err, err
+
+
 def test_bad_rows_are_named_in_the_summary(cli: Cli) -> None:
     code, out, err = cli("score", "birds/1", "bad.csv")
     assert code == 0, err

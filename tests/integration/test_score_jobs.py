@@ -103,6 +103,7 @@ def test_bad_rows_are_counted_and_named_and_the_rest_scored(
         (120, "penguin_id=p0120"),
     ]
     assert "bill_length_mm" in done.errors[0]["error"]
+    assert "row 120 holds 'long'" in done.errors[1]["error"]  # the job's row, not the piece's
     table = build_score_store(settings).read(done.job_id)
     assert sorted(set(range(len(frame))) - set(table["row"].to_pylist())) == [5, 120]
 
@@ -187,3 +188,31 @@ def test_wrong_inputs_fail_the_job_naming_the_thing(
     assert recorded.state == "failed" and message.split("'", maxsplit=1)[0] in (
         recorded.error or ""
     )
+
+
+def test_a_stopped_job_finishes_with_the_version_and_cut_it_began_with(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
+) -> None:
+    settings, version, _ = trained
+    path = tmp_path / "birds.csv"
+    penguins().to_csv(path, index=False)
+    job = new_job("penguins_logreg@scoring", str(path))
+    registry = stores.metadata.registry
+    registry.set_alias(version.model, "scoring", version.version)
+    first = score(settings, stores, job, rows=50)  # 7 partitions of 50 rows
+    folder = Path(first.location or "")
+    (folder / "_manifest.json").unlink()  # as if killed after 3 partitions
+    for index in range(3, 7):
+        (folder / f"part-{index:05d}.parquet").unlink()
+    stores.metadata.score_jobs.save_job(replace(first, state="running", finished_at=None))
+    # meanwhile the alias leaves the version, and the setting changes the cut
+    registry.remove_alias(version.model, "scoring")
+    executor = InlineExecutor()
+    executor.open()
+    again = run_score_job(
+        replace(job, state="queued"), stores, build_score_store(settings), executor,
+        partition_rows=100,
+    )  # fmt: skip
+    assert (again.state, again.version, again.partitions_total) == ("succeeded", 1, 7)
+    rows = build_score_store(settings).read(job.job_id)["row"].to_pylist()
+    assert sorted(rows) == list(range(344))  # every row once, none lost to a new cut

@@ -8,6 +8,7 @@ metadata store like one a worker or the server runs, so ``gristmill jobs`` shows
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from rich.table import Table
 from gristmill.cli.console import console
 from gristmill.cli.scoring import MODEL_HELP, check_output_folder
 from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.errors import ConfigError
 from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
 
 if TYPE_CHECKING:  # the scoring work is imported when a verb runs (`--help` stays fast)
@@ -28,6 +30,7 @@ if TYPE_CHECKING:  # the scoring work is imported when a verb runs (`--help` sta
 
 OUT_FORMATS = (".csv", ".parquet", ".jsonl")
 NAMED = 5
+JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def score_command(
@@ -43,6 +46,15 @@ def score_command(
             "fsspec URL without one of those suffixes is used as the score store instead.",
         ),
     ] = None,
+    job_id: Annotated[
+        str | None,
+        typer.Option(
+            "--job",
+            help="The job's id (default: a new one). Given the id of a job that stopped "
+            "(killed, failed), it finishes that job with the version and partitions it began "
+            "with, scoring no row twice; a new id names a new job.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON.")] = False,
 ) -> None:
     """Score a whole input with a registered model version, in partitions, into the score store.
@@ -50,12 +62,14 @@ def score_command(
     The input's features are computed by the version's own fitted pipeline (a feature set
     made by that pipeline is scored as it is). Partitions run in parallel on the executor;
     a row that cannot be scored is counted and named, the rest is scored. The job can be
-    followed with `gristmill jobs`; asked again with the same job it writes nothing twice.
+    followed with `gristmill jobs`; asked again with the same job (`--job ID`) it finishes
+    what was left and writes nothing twice.
 
     \b
         gristmill score churn new_customers.parquet
         gristmill score churn@challenger source:customers        its newest raw batch
         gristmill score churn/3 feature_set:customers_v1 --out scores.parquet
+        gristmill score churn new_customers.parquet --job 01J9Z…  finish a stopped job
     """
     from gristmill.core.ids import new_id
     from gristmill.runtime.wiring import (
@@ -71,7 +85,12 @@ def score_command(
     if out is not None and not as_store:
         check_output_folder(out)
     store = build_score_store(settings, out if as_store else None)
-    job = ScoreJob(new_id(), model, source, "queued", datetime.now(UTC))
+    if job_id is not None and not JOB_ID.fullmatch(job_id):
+        raise ConfigError(
+            f"--job {job_id!r}: a job id is 1 to 64 letters, digits, '_', '-' or '.'; "
+            "list jobs with `gristmill jobs`"
+        )
+    job = ScoreJob(job_id or new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
     executor = build_executor(settings, preload=SCORING_PRELOAD)
     with open_stores(settings) as stores, _progress() as progress:
@@ -80,7 +99,17 @@ def score_command(
         def show(now: ScoreJob) -> None:
             progress.update(bar, completed=now.partitions_done, total=now.partitions_total)
 
-        stores.metadata.score_jobs.add_job(job)
+        before = stores.metadata.score_jobs.find_job(job.job_id)
+        if before is None:
+            stores.metadata.score_jobs.add_job(job)
+        elif (before.model, before.input) != (model, source):
+            raise ConfigError(
+                f"job {job.job_id} scores {before.input} with {before.model}, not {source} "
+                f"with {model}; finish it as it began (gristmill score {before.model} "
+                f"{before.input} --job {job.job_id}) or leave out --job for a new job"
+            )
+        else:
+            job = before
         executor.open()
         try:
             done = run_score_job(

@@ -57,7 +57,8 @@ def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
         batch = metadata.batches.latest_batch(rest)
         if batch is None:
             raise NotFoundError(
-                f"source {rest!r} has no raw batch yet; ingest it: gristmill ingest SPEC"
+                f"source {rest!r} has no raw batch yet; ingest it: gristmill ingest {rest} "
+                "--spec SPEC"
             )
         return ScoreInput("batch", batch.batch_id)
     if kind == "feature_set" and rest:
@@ -65,7 +66,8 @@ def resolve_input(stores: FeatureStores, text: str) -> ScoreInput:
         found = found or metadata.feature_sets.latest_feature_set(rest)
         if found is None:
             raise NotFoundError(
-                f"no feature set with id or name {rest!r}; list them with `gristmill features`"
+                f"no feature set with id or name {rest!r}; list them with "
+                "`gristmill ls feature-sets`"
             )
         return ScoreInput("feature_set", found.feature_set_id)
     suffix = Path(text).suffix.lower()

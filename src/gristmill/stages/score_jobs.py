@@ -18,6 +18,7 @@ rows are found).
 from __future__ import annotations
 
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -59,6 +60,7 @@ class PartitionWork:
     keys: tuple[str, ...]
     servable: Servable
     store: ScoreStore
+    partition_rows: int = 0  # the job's cut (rows per partition), kept with each partition
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,12 @@ def score_partition(work: PartitionWork) -> PartitionResult:
     rows = np.concatenate([p for p, _ in answered]) if answered else np.empty(0, np.int64)
     table = _scores_table(work, columns, rows, [a for _, a in answered])
     named = [_bad_row(work, columns, position, error) for position, error in bad]
-    stats = {"rows": table.num_rows, "bad_rows": len(bad), "bad": named[:NAMED_BAD_ROWS]}
+    stats = {
+        "rows": table.num_rows,
+        "bad_rows": len(bad),
+        "bad": named[:NAMED_BAD_ROWS],
+        "partition_rows": work.partition_rows,
+    }
     written = work.store.write_partition(work.job_id, work.index, table, stats)
     return PartitionResult(work.index, table.num_rows, len(bad), stats["bad"], written)
 
@@ -125,8 +132,8 @@ def _scored(
         else:
             answer = work.servable.predict(part)
     except DataError as exc:
-        if hi - lo == 1:
-            bad.append((lo, str(exc)))
+        if hi - lo == 1:  # the message counts rows of this one-row piece: say the job's row
+            bad.append((lo, re.sub(r"\brow 0\b", f"row {work.first_row + lo}", str(exc))))
             return []
         middle = (lo + hi) // 2
         return _scored(work, columns, lo, middle, bad) + _scored(work, columns, middle, hi, bad)
@@ -234,6 +241,12 @@ def _run(
 ) -> ScoreJob:
     jobs = stores.metadata.score_jobs
     name, which = parse_ref(job.model)
+    # A job asked again keeps what it started with: the version it pinned (not what the
+    # alias names now) and the cut of its partitions (not today's setting), so no
+    # partition is scored by two versions or cut two ways.
+    before = jobs.find_job(job.job_id)
+    if before is not None and before.version is not None:
+        which = before.version
     version = resolve_version(stores, name, which)
     # partitions scored here, one after the other, may use every core (ONNX Runtime's
     # threads); those of an executor's processes run side by side, one thread each
@@ -247,8 +260,10 @@ def _run(
     )
     kept = list(dict.fromkeys([c.name for c in needed_columns] + rows.keys))
     table = rows.table.select(kept)
+    committed = scores.committed(job.job_id)
+    partition_rows = _cut_of(committed, partition_rows)
     total = math.ceil(table.num_rows / partition_rows)
-    done = {i: s for i, s in scores.committed(job.job_id).items() if i < total}
+    done = {i: s for i, s in committed.items() if i < total}
     job = replace(
         job,
         version=version.version,
@@ -275,6 +290,7 @@ def _run(
             tuple(rows.keys),
             servable,
             scores,
+            partition_rows,
         )
         for index in range(total)
         if index not in done
@@ -290,6 +306,18 @@ def _run(
         jobs.save_job(job)
         progress(job)
     return _commit(job, stores, scores, version.ref, rows.parents)
+
+
+def _cut_of(committed: dict[int, dict[str, Any]], asked: int) -> int:
+    """The rows per partition of a job whose partitions ``committed`` holds: the size they
+    were cut with (each records it), else ``asked``."""
+    sizes = {int(s["partition_rows"]) for s in committed.values() if "partition_rows" in s}
+    if len(sizes) > 1:
+        raise DataError(
+            f"the job's partitions were cut with different sizes ({sorted(sizes)}); score "
+            "the input as a new job"
+        )
+    return sizes.pop() if sizes else asked
 
 
 def _partition(table: pa.Table, index: int, size: int, executor: Executor) -> pa.Table:
