@@ -1,4 +1,10 @@
-"""The ``gristmill`` command: global options, error display, and the verb groups."""
+"""The ``gristmill`` command: global options, error display, and the verb groups.
+
+Registering the verbs imports their modules, which import typer, rich and light constants
+only; what a verb runs (settings, stores, the runtime, the learning libraries) is imported
+when it runs. So ``--help`` and ``--version`` answer at once and ``ls``/``show`` load only
+the settings and the metadata store (tests/unit/cli/test_light_imports.py holds it so).
+"""
 
 from __future__ import annotations
 
