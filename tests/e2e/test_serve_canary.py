@@ -169,17 +169,20 @@ def test_two_servers_pull_a_canary_that_cannot_answer_once(fleet_folder: Path) -
         before = len(_judged(folder))
         with _fleet(folder) as fleet:
             _wait("answers", lambda: all(len(load.free) > 10 for _, load in fleet))
-            out = gm(
-                "deploy",
-                "birds",
-                "2",
-                "--canary",
-                "0.5",
-                "--promote-after-requests",
-                "50",
-                cwd=folder,
+            # through the admin API: `gristmill deploy` compiles first and would refuse the
+            # damaged version; a server's PUT stores the policy as it is and announces it
+            answer = httpx.put(
+                f"{fleet[0][0].url}/admin/policies/birds",
+                json={
+                    "primary": 1,
+                    "canary": 2,
+                    "canary_share": 0.5,
+                    "promote_after_requests": 50,
+                    "reason": "a canary whose artifact was damaged",
+                },
+                timeout=30,
             )
-            assert "promoted after 50 requests" in out
+            assert answer.status_code == 200, answer.text
             for server, _ in fleet:
                 _wait(
                     "the canary pulled",
