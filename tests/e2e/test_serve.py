@@ -221,11 +221,12 @@ def test_a_killed_worker_is_replaced_and_only_its_requests_fail(
         def load() -> None:
             with httpx.Client(base_url=server.url, timeout=10) as client:
                 while not stop.is_set():
+                    sent = time.monotonic()  # a request counts when it was sent
                     try:
                         ok = _predict(client, {"rows": [ROW]}, ref="birds").status_code == 200
                     except httpx.HTTPError:
                         ok = False
-                    (answered if ok else failed).append(time.monotonic())
+                    (answered if ok else failed).append(sent)
 
         senders = [threading.Thread(target=load) for _ in range(4)]
         for sender in senders:
