@@ -21,6 +21,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -141,7 +142,7 @@ def notify(url: str, body: dict[str, Any], *, attempts: int = 3, timeout: float 
     return False
 
 
-class _ScoreNew:
+class _ScoreNew(ABC):
     """A ``score: {on: new_batch}`` trigger (see the module docstring)."""
 
     name = ""
@@ -154,9 +155,9 @@ class _ScoreNew:
     def idempotency_key(self, event: Event) -> str:
         return digest_json({"event": event.id})
 
+    @abstractmethod
     def _input(self, event: Event, score: ScoreSpec) -> str | None:
         """The input to score for ``event``, ``None`` when the spec does not score it."""
-        raise NotImplementedError
 
     def handle(self, event: Event) -> StageOutcome:
         spec = self.specs(event)
