@@ -16,20 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from gristmill.servables import Predictions, Servable, ServableManifest
+from gristmill.servables.port import NumericColumns
 
-
-class NumericColumns(dict[str, np.ndarray]):
-    """Input columns read from one float64 block (``names`` by rows), each column a row of
-    ``block``: what a protocol hands over when every input of a request was a number. The
-    prediction log keeps the block, not the columns, so a write joins one array per
-    request instead of one per column and request. Not to be changed once made."""
-
-    __slots__ = ("block", "names")
-
-    def __init__(self, names: tuple[str, ...], block: np.ndarray) -> None:
-        super().__init__(zip(names, block, strict=True))
-        self.names = names
-        self.block = block
+__all__ = ["EntityInputs", "NumericColumns", "Served", "ServedModels"]
 
 
 class EntityInputs(dict[str, Any]):

@@ -297,7 +297,7 @@ def _numeric_rows(rows: Any, manifest: ServableManifest) -> NumericColumns | Non
     matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
     if not math.isfinite(matrix.dot(matrix)):  # an infinity (or a gap): named the general way
         return None
-    return NumericColumns(names, np.ascontiguousarray(matrix.reshape(len(rows), width).T))
+    return NumericColumns.of_rows(names, matrix.reshape(len(rows), width))
 
 
 def _entities(value: Any) -> list[str]:
