@@ -58,10 +58,17 @@ class Served:
     answered: ServableManifest | None = None
     revision: int = 0
     """The revision of the traffic policy that chose it (0: named by version or alias)."""
+    budget: float | None = None
+    """The request's latency budget in seconds (``server.budget``; ``None``: none)."""
 
     @property
     def manifest(self) -> ServableManifest:
         return self.servable.manifest
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether a version other than the chosen one answered (or failed last)."""
+        return self.answered is not None and self.answered is not self.servable.manifest
 
     @property
     def answering(self) -> ServableManifest:
