@@ -586,7 +586,11 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
     ]:
         assert method in paths[path], path
     predict = paths["/v1/models/{name}/versions/{version}/predict"]["post"]
-    assert [p["name"] for p in predict["parameters"]] == ["name", "version"]
+    assert [(p["name"], p["in"]) for p in predict["parameters"]] == [
+        ("name", "path"),
+        ("version", "path"),
+        ("x-gristmill-latency-budget-ms", "header"),
+    ]
     assert predict["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictRequest"
     }

@@ -390,3 +390,88 @@ async def test_a_primary_that_cannot_load_is_passed_over_for_its_fallback(
     finally:
         with open_stores(settings) as stores:
             assert compile_version(stores, version).manifest.digest == digest
+
+
+BUDGET_MS = 50
+EPSILON = 0.25  # seconds an overtaken answer may take beyond its budget on a busy machine
+
+
+async def test_a_slow_primary_is_overtaken_by_its_fallback_within_the_budget(
+    two_versions: Settings,
+) -> None:
+    """Better wrong than late: under a load of concurrent clients, every answer comes from
+    the fallback within the budget + EPSILON, says so, and each miss is counted."""
+    async with _serving(two_versions) as (client, models):
+        policy = TrafficPolicy("birds", primary=2, fallback=(1,))
+        route = await models._built(policy)
+        assert route.primary is not None
+        await _apply(models, policy, primary=_Sleeping(route.primary, 0.5))
+        budget = {"x-gristmill-latency-budget-ms": str(BUDGET_MS)}
+        timings: list[float] = []
+        failures: list[str] = []
+
+        async def send(index: int) -> None:
+            started = time.perf_counter()
+            answer = await client.post(
+                "/v1/models/birds/predict", json={"rows": _rows(1, start=index)}, headers=budget
+            )
+            timings.append(time.perf_counter() - started)
+            body = answer.json()
+            if answer.status_code != 200 or body["version"] != 1 or not body["fallback"]:
+                failures.append(answer.text)
+            elif answer.headers.get("x-gristmill-fallback") != "true":
+                failures.append(f"no fallback header: {dict(answer.headers)}")
+
+        sent = 0
+        for _ in range(10):  # 10 waves of 16 concurrent clients
+            await asyncio.gather(*(send(sent + i) for i in range(16)))
+            sent += 16
+        assert failures == []
+        assert max(timings) <= BUDGET_MS / 1000 + EPSILON, sorted(timings)[-5:]
+        # every request of the slow version was a miss (most not even asked: it holds as
+        # many calls as it may after missing their budget), and each was handed over
+        assert models.budgets.abandoned(route.primary) <= two_versions.serve.budget_max_abandoned
+        metrics = (await client.get("/metrics")).text
+        for counter in ("gristmill_latency_budget_misses_total", "gristmill_fallbacks_total"):
+            assert f'{counter}{{model_name="birds",model_version="2",' in metrics
+            line = next(
+                m
+                for m in metrics.splitlines()
+                if m.startswith(f'{counter}{{model_name="birds",model_version="2"')
+            )
+            assert line.endswith(f" {sent}"), line
+
+        # with no budget (0), the slow version answers itself, late, not as a fallback
+        answer = await client.post(
+            "/v1/models/birds/predict",
+            json={"rows": _rows(1)},
+            headers={"x-gristmill-latency-budget-ms": "0"},
+        )
+        assert answer.json()["version"] == 2 and answer.json()["fallback"] is False
+        assert "x-gristmill-fallback" not in answer.headers
+        # the last version of a chain is awaited: answered late, the miss counted
+        await _apply(
+            models, TrafficPolicy("birds", primary=2), primary=_Sleeping(route.primary, 0.1)
+        )
+        answer = await client.post(
+            "/v1/models/birds/predict", json={"rows": _rows(1)}, headers=budget
+        )
+        assert answer.status_code == 200 and answer.json()["version"] == 2
+        # a budget that is not a number of milliseconds is the client's error, named
+        for wrong in ("soon", "-5", "nan"):
+            answer = await client.post(
+                "/v1/models/birds/predict",
+                json={"rows": _rows(1)},
+                headers={"x-gristmill-latency-budget-ms": wrong},
+            )
+            assert answer.status_code == 400, answer.text
+            assert "x-gristmill-latency-budget-ms" in answer.json()["error"]
+        metrics = (await client.get("/metrics")).text
+        line = next(
+            m
+            for m in metrics.splitlines()
+            if m.startswith(
+                'gristmill_latency_budget_misses_total{model_name="birds",model_version="2"'
+            )
+        )
+        assert line.endswith(f" {sent + 1}"), line

@@ -170,6 +170,19 @@ class ServeSettings(BaseModel):
     shadow_timeout: float = Field(
         10.0, gt=0, description="Seconds a shadow scoring may take before it is given up."
     )
+    latency_budget_ms: float | None = Field(
+        None,
+        ge=0,
+        description="Milliseconds a version has to answer before the next of its traffic "
+        "policy's chain answers instead (none: wait; a request's x-gristmill-latency-budget-ms "
+        "header overrides it).",
+    )
+    budget_max_abandoned: int = Field(
+        8,
+        ge=1,
+        description="Calls of a version still running after missing their budget; while it "
+        "has this many, its requests go straight to the next version.",
+    )
     token: str | None = Field(
         None, description="Bearer token: always required by /admin/*, by predictions if asked."
     )

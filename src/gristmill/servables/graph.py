@@ -23,9 +23,19 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from gristmill.servables.columns import MISSING_TEXT
+from gristmill.servables.packed import PACKED_COLUMNS, PACKED_INPUT
 from gristmill.servables.unconvertible import NotConvertible
 
-__all__ = ["MISSING_TEXT", "Col", "GraphBuilder", "NotConvertible", "pruned", "split_cols"]
+__all__ = [
+    "MISSING_TEXT",
+    "PACKED_COLUMNS",
+    "PACKED_INPUT",
+    "Col",
+    "GraphBuilder",
+    "NotConvertible",
+    "pruned",
+    "split_cols",
+]
 
 ColKind = Literal["number", "string"]
 
@@ -50,6 +60,7 @@ class GraphBuilder:
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
     inputs: dict[str, onnx.ValueInfoProto] = field(default_factory=dict)
+    packed: tuple[str, ...] = ()
     _count: int = 0
     _slices: dict[tuple[str, int], str] = field(default_factory=dict)
 
@@ -80,6 +91,17 @@ class GraphBuilder:
         element = TensorProto.STRING if kind == "string" else TensorProto.DOUBLE
         self.inputs[column] = helper.make_tensor_value_info(column, element, [None, 1])
         return Col(column, 0, 1, kind)
+
+    def input_block(self, columns: Sequence[str]) -> list[Col]:
+        """The numeric raw ``columns`` as one graph input ``[rows, len(columns)]``
+        (``PACKED_INPUT``), in that order, recorded in the model's metadata
+        (``PACKED_COLUMNS``): a call then feeds one tensor instead of one per column, and a
+        step over them all reads the input as it is."""
+        self.packed = tuple(columns)
+        self.inputs[PACKED_INPUT] = helper.make_tensor_value_info(
+            PACKED_INPUT, TensorProto.DOUBLE, [None, len(columns)]
+        )
+        return split_cols(PACKED_INPUT, len(columns))
 
     def column(self, col: Col) -> str:
         """``col`` as a tensor of shape ``[rows, 1]``."""

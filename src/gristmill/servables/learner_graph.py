@@ -12,6 +12,7 @@ classifier that has them, the class probabilities (``[rows, classes]``).
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,14 @@ from onnx import compose, helper, version_converter
 
 from gristmill.learners import FittedLearner
 from gristmill.learners.estimators import FittedEstimator
-from gristmill.servables.graph import ML_OPSET, OPSET, GraphBuilder, NotConvertible, pruned
+from gristmill.servables.graph import (
+    ML_OPSET,
+    OPSET,
+    GraphBuilder,
+    NotConvertible,
+    pruned,
+)
+from gristmill.servables.packed import PACKED_COLUMNS
 
 FLOAT32_LEARNERS = (
     "DecisionTree", "ExtraTree", "RandomForest", "ExtraTrees", "GradientBoosting",
@@ -198,6 +206,8 @@ def joined(b: GraphBuilder, features: str, learner: LearnerGraph) -> onnx.ModelP
         body, opset_imports=[helper.make_opsetid(d, v) for d, v in versions.items()]
     )
     model.ir_version = max(min(model.ir_version, 10), prefixed.ir_version)
+    if b.packed:
+        helper.set_model_props(model, {PACKED_COLUMNS: json.dumps(list(b.packed))})
     return model
 
 

@@ -41,15 +41,44 @@ class OnnxGraphs:
 
 
 def onnx_graphs(scorer: Scorer, types: Mapping[str, ColumnType]) -> OnnxGraphs:
-    """Both graphs of ``scorer``; ``types`` are its raw inputs' types."""
+    """Both graphs of ``scorer``; ``types`` are its raw inputs' types.
+
+    The joined graph is built once with one input per raw column, which tells which columns
+    its features need; when those are all numbers (and more than one), it is built again
+    taking them as one tensor (``GraphBuilder.input_block``), which a call feeds at once.
+    The learner's own graph takes its features as one tensor."""
     features = list(scorer.feature_names)
     learner = learner_graph(scorer.learner, len(features))
-    b = GraphBuilder()
-    env: Env = {}
-    for name, kind in types.items():
+    for name in types:
         if name.startswith(RESERVED):
             raise NotConvertible(f"column {name!r} starts like a name the graph uses")
-        if kind != "datetime":
+    full = _joined_graph(scorer, types, learner, features, packed=())
+    needed = [i.name for i in full.graph.input]
+    if len(needed) > 1 and all(types[name] != "string" for name in needed):
+        full = _joined_graph(scorer, types, learner, features, packed=tuple(needed))
+    own = GraphBuilder()
+    learner_only = joined(own, own.block(own.input_block(features)), learner)
+    estimator = type(getattr(scorer.learner, "estimator", scorer.learner)).__name__
+    steps = () if scorer.pipeline is None else scorer.pipeline.steps
+    names = tuple(s.display_name for s in steps)
+    return OnnxGraphs(full, learner_only, tuple(needed), learner, names, estimator)
+
+
+def _joined_graph(
+    scorer: Scorer,
+    types: Mapping[str, ColumnType],
+    learner: LearnerGraph,
+    features: list[str],
+    *,
+    packed: tuple[str, ...],
+) -> onnx.ModelProto:
+    """The pipeline and the learner as one graph; the columns ``packed`` as one input."""
+    b = GraphBuilder()
+    env: Env = {}
+    if packed:
+        env.update(zip(packed, b.input_block(packed), strict=True))
+    for name, kind in types.items():
+        if kind != "datetime" and name not in env:
             env[name] = b.input(name, "string" if kind == "string" else "number")
     pipeline = scorer.pipeline
     steps = () if pipeline is None else pipeline.steps
@@ -60,13 +89,7 @@ def onnx_graphs(scorer: Scorer, types: Mapping[str, ColumnType]) -> OnnxGraphs:
     except KeyError as exc:
         raise NotConvertible(f"column {exc.args[0]!r} cannot be an ONNX input") from exc
     _numeric(cols, features)
-    full = joined(b, b.block(cols), learner)
-    own = GraphBuilder()
-    learner_only = joined(own, own.block([own.input(f, "number") for f in features]), learner)
-    inputs = tuple(i.name for i in full.graph.input)
-    estimator = type(getattr(scorer.learner, "estimator", scorer.learner)).__name__
-    names = tuple(s.display_name for s in steps)
-    return OnnxGraphs(full, learner_only, inputs, learner, names, estimator)
+    return joined(b, b.block(cols), learner)
 
 
 def _plan(pipeline: FittedFeaturePipeline | None, features: list[str]) -> list[list[str]]:

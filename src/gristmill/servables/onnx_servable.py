@@ -10,6 +10,7 @@ scales by processes, and a single row gains nothing from a thread pool.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 
 from gristmill.errors import DataError, MissingExtraError
 from gristmill.servables.columns import column, numbers, same_length, texts
-from gristmill.servables.port import InputColumn, Predictions, ServableManifest
+from gristmill.servables.packed import PACKED_COLUMNS, PACKED_INPUT
+from gristmill.servables.port import InputColumn, NumericColumns, Predictions, ServableManifest
 
 
 def empty_predictions(manifest: ServableManifest) -> Predictions:
@@ -46,27 +48,54 @@ def session(model: bytes, threads: int = 1) -> Any:
 
 class _Runner:
     """One session and the plan to feed it: ``(name, is_text, nullable, is_bool)`` per
-    input."""
+    input column; ``packed``, the columns a graph takes as one tensor (``PACKED_INPUT``),
+    in order, or ``None`` when it takes one input per column."""
 
     def __init__(self, sess: Any, columns: Sequence[InputColumn]) -> None:
         self.session = sess
         by_name = {c.name: c for c in columns}
         self.needed = tuple(columns)
+        graph_inputs = sess.get_inputs()
+        listed = sess.get_modelmeta().custom_metadata_map.get(PACKED_COLUMNS)
+        self.packed: tuple[str, ...] | None = None
+        if listed is not None and [i.name for i in graph_inputs] == [PACKED_INPUT]:
+            self.packed = tuple(json.loads(listed))
+        names = self.packed if self.packed is not None else [i.name for i in graph_inputs]
         self.plan = tuple(
             (
-                i.name,
-                by_name[i.name].type == "string",
-                by_name[i.name].nullable,
-                by_name[i.name].type == "bool",
+                name,
+                by_name[name].type == "string",
+                by_name[name].nullable,
+                by_name[name].type == "bool",
             )
-            for i in sess.get_inputs()
+            for name in names
         )
         self.outputs = [o.name for o in sess.get_outputs()]
 
     def run(self, columns: Mapping[str, Any]) -> list[Any] | None:
         """The session's outputs, or ``None`` for no rows."""
-        feed: dict[str, np.ndarray] = {}
-        rows = -1
+        if self.packed is not None:
+            if type(columns) is NumericColumns and columns.names == self.packed:
+                # finite float64 numbers, checked as they were read: fed as they are
+                matrix = columns.matrix
+                return self._run({PACKED_INPUT: matrix}) if len(matrix) else None
+            arrays = self._arrays(columns)
+            if not arrays or not len(arrays[0]):
+                return None
+            return self._run({PACKED_INPUT: np.column_stack(arrays)})
+        arrays = self._arrays(columns)
+        if arrays and not len(arrays[0]):
+            return None
+        return self._run(
+            {
+                name: array.reshape(-1, 1)
+                for (name, *_), array in zip(self.plan, arrays, strict=True)
+            }
+        )
+
+    def _arrays(self, columns: Mapping[str, Any]) -> list[np.ndarray]:
+        """Each planned column of ``columns`` checked and converted, all of one length."""
+        arrays: list[np.ndarray] = []
         for name, text, nullable, boolean in self.plan:
             values = column(columns, name, self.needed)
             array = (
@@ -74,13 +103,12 @@ class _Runner:
                 if text
                 else numbers(values, name, nullable, booleans=boolean)
             )
-            if rows < 0:
-                rows = len(array)
-            elif len(array) != rows:
-                same_length(name, len(array), rows)
-            feed[name] = array.reshape(-1, 1)
-        if rows == 0:
-            return None
+            if arrays and len(array) != len(arrays[0]):
+                same_length(name, len(array), len(arrays[0]))
+            arrays.append(array)
+        return arrays
+
+    def _run(self, feed: dict[str, np.ndarray]) -> list[Any]:
         try:
             result: list[Any] = self.session.run(self.outputs, feed)
         except Exception as exc:  # ONNX Runtime's errors are its own types

@@ -113,6 +113,34 @@ class Predictions:
     prediction (its value is missing). ``None`` when every row was answered."""
 
 
+class NumericColumns(dict[str, np.ndarray]):
+    """Input columns read from one float64 block (``names`` by rows), each column a row of
+    ``block``: what a protocol hands over when every input of a request was a finite number.
+    ``block`` is ``[columns, rows]``, usually the transposed view of a row-major ``[rows,
+    columns]`` matrix (``matrix``), which a servable whose graph takes its inputs as one
+    tensor feeds as it is. The prediction log keeps the block, not the columns, so a write
+    joins one array per request instead of one per column and request. Not to be changed
+    once made."""
+
+    __slots__ = ("block", "names")
+
+    def __init__(self, names: tuple[str, ...], block: np.ndarray) -> None:
+        super().__init__(zip(names, block, strict=True))
+        self.names = names
+        self.block = block
+
+    @classmethod
+    def of_rows(cls, names: tuple[str, ...], matrix: np.ndarray) -> NumericColumns:
+        """The columns of the row-major ``[rows, columns]`` ``matrix`` (no copy)."""
+        return cls(names, matrix.T)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The values as a C-contiguous ``[rows, columns]`` matrix (a view when the block is
+        a transposed row-major matrix, else a copy)."""
+        return np.ascontiguousarray(self.block.T)
+
+
 class Servable(Protocol):
     """A compiled model version. ``predict`` takes one array per input column (every
     column of ``manifest.inputs``, equal lengths) and answers every row; a bad value gets

@@ -69,8 +69,19 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     token = prediction_token(settings)
     return [
         *native.routes(models),
-        *oip.routes(served, max_bytes=settings.max_body_bytes, token=token),
-        *mlflow.routes(served, default=preloaded, token=token, max_bytes=settings.max_body_bytes),
+        *oip.routes(
+            served,
+            max_bytes=settings.max_body_bytes,
+            token=token,
+            budget_ms=settings.latency_budget_ms,
+        ),
+        *mlflow.routes(
+            served,
+            default=preloaded,
+            token=token,
+            max_bytes=settings.max_body_bytes,
+            budget_ms=settings.latency_budget_ms,
+        ),
     ]
 
 
@@ -136,6 +147,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                models.budgets.close()  # calls that missed their budget are not waited for
                 if flusher is not None:
                     await flusher.stop()  # the last figures, before the stores close
                 await jobs.close()  # the jobs this server runs end before its stores close

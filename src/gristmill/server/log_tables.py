@@ -118,7 +118,7 @@ def _entity_columns(records: Sequence[Record], rows: int) -> dict[str, pa.Array]
 def _blocks(records: Sequence[Record]) -> list[pa.Array]:
     """One Arrow column per input name from each record's block (names by rows), joined
     at once: no Python loop per name."""
-    joined = _concatenated([r[5] for r in records], axis=1)  # type: ignore[misc]
+    joined = np.ascontiguousarray(_concatenated([r[5] for r in records], axis=1))  # type: ignore[misc]
     return [pa.array(row) for row in joined]
 
 

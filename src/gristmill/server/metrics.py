@@ -64,6 +64,7 @@ class _Series:
     rows: int = 0
     cache_hits: int = 0
     fallbacks: int = 0
+    budget_misses: int = 0
     shadow_requests: int = 0
     shadow_errors: int = 0
     shadow_dropped: int = 0
@@ -124,6 +125,10 @@ class Metrics:
         if self.windows is not None:
             self.windows.fell_back(model, version, revision)
 
+    def budget_missed(self, model: str, version: int, revision: int = 0) -> None:
+        """``version`` did not answer within the request's latency budget."""
+        self._of(model, version).budget_misses += 1
+
     def shadow_answered(self, model: str, version: int, seconds: float) -> None:
         self._of(model, version).shadow_requests += 1
 
@@ -145,6 +150,10 @@ class Metrics:
                 "counter",
                 "Requests this version failed (5xx) or could not take, passed to its fallback.",
             ),
+            "budget_misses": (
+                "counter",
+                "Requests this version did not answer within their latency budget.",
+            ),
             "shadow_requests": ("counter", "Requests scored by this version as a shadow."),
             "shadow_errors": ("counter", "Shadow scorings of this version that failed."),
             "shadow_dropped": ("counter", "Shadow scorings dropped: the shadow queue was full."),
@@ -160,6 +169,7 @@ class Metrics:
             "rows": "gristmill_rows_total",
             "cache_hits": "gristmill_cache_hits_total",
             "fallbacks": "gristmill_fallbacks_total",
+            "budget_misses": "gristmill_latency_budget_misses_total",
             "shadow_requests": "gristmill_shadow_requests_total",
             "shadow_errors": "gristmill_shadow_errors_total",
             "shadow_dropped": "gristmill_shadow_dropped_total",

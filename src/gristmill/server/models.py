@@ -34,10 +34,10 @@ import asyncio
 import builtins
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,6 +47,7 @@ from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import CHAMPION, load_servable, resolve_version
 from gristmill.servables.port import Predictions, Servable, ServableManifest
 from gristmill.server.batching import MicroBatcher
+from gristmill.server.budget import BudgetMissedError, Budgets
 from gristmill.server.cache import PredictionCache
 from gristmill.server.http import NotReadyError, TooLargeError, status_of
 from gristmill.server.metrics import Metrics
@@ -63,6 +64,7 @@ IN_THREAD_ROWS = 1_000
 """Requests of more rows are scored in a worker thread (ONNX Runtime releases the GIL)."""
 
 Key = tuple[str, int]
+T = TypeVar("T")
 
 
 class RegistryModels:
@@ -89,6 +91,7 @@ class RegistryModels:
             self.metrics, size=settings.shadow_queue, timeout=settings.shadow_timeout
         )
         self.shadows.log = log
+        self.budgets = Budgets(settings.budget_max_abandoned)
         self._stores: FeatureStores | None = None
         self._routes: dict[str, Route | None] = {}  # None: no policy, @champion answers
         self._aliases: dict[tuple[str, str], int] = {}
@@ -354,27 +357,60 @@ class RegistryModels:
         request_id: str,
     ) -> Predictions:
         started = perf_counter()
+        rows = self._rows(columns)
+
+        def attempt(servable: Servable, pool: ThreadPoolExecutor | None) -> Awaitable[Predictions]:
+            return self._score(servable, columns, rows, served.revision, pool)
+
+        answer = await self._down_chain(served, started, attempt)
+        manifest = served.answering
+        seconds = perf_counter() - started
+        self.metrics.answered(manifest.model, manifest.version, rows, seconds, served.revision)
+        if self.log is not None:
+            self.log.record(request_id, protocol, manifest, seconds, columns, answer)
+        for shadow in served.shadows:
+            job = functools.partial(_shadow_rows, shadow, columns)
+            self.shadows.submit(shadow, protocol, request_id, job)
+        return answer
+
+    async def _down_chain(
+        self,
+        served: Served,
+        started: float,
+        attempt: Callable[[Servable, ThreadPoolExecutor | None], Awaitable[T]],
+    ) -> T:
+        """The first answer down ``served``'s chain (the chosen version, then its
+        fallbacks): a version that fails (not the client's error) or misses the request's
+        latency budget hands over to the next; the last one is awaited. A version with a
+        budget to keep is scored off the event loop (``attempt``'s pool), so that the next
+        can answer while it still runs. Sets ``served.answered``."""
         chain = (served.servable, *served.fallbacks)
+        budget = served.budget
         for index, servable in enumerate(chain):
             manifest = servable.manifest
+            last = index == len(chain) - 1
             try:
-                rows = self._rows(columns)
-                answer = await self._score(servable, columns, rows, served.revision)
+                if budget is None or last:
+                    result = await attempt(servable, None)
+                else:
+                    deadline = started + budget * (index + 1)
+                    left = deadline - perf_counter()
+                    result = await self.budgets.within(
+                        servable, functools.partial(attempt, servable, self.budgets.pool), left
+                    )
+            except BudgetMissedError:
+                self._missed(served, manifest, chain[index + 1].manifest)
+                continue
             except Exception as exc:
-                if index == len(chain) - 1 or status_of(exc) < 500:
+                if last or status_of(exc) < 500:
                     served.answered = manifest  # the route counts it (``failed``)
                     raise  # the last of the chain, or the client's own error
                 self._fell_back(served, manifest, exc, chain[index + 1].manifest, started)
                 continue
-            seconds = perf_counter() - started
             served.answered = manifest
-            self.metrics.answered(manifest.model, manifest.version, rows, seconds, served.revision)
-            if self.log is not None:
-                self.log.record(request_id, protocol, manifest, seconds, columns, answer)
-            for shadow in served.shadows:
-                job = functools.partial(_shadow_rows, shadow, columns)
-                self.shadows.submit(shadow, protocol, request_id, job)
-            return answer
+            if budget is not None and perf_counter() - started > budget * (index + 1):
+                self.metrics.budget_missed(manifest.model, manifest.version, served.revision)
+            return result
         raise AssertionError("a chain has at least its chosen version")
 
     def failed(self, served: Served | None, status: int, seconds: float) -> None:
@@ -400,6 +436,12 @@ class RegistryModels:
         self.metrics.fell_back(failed.model, failed.version, revision)
         logger.warning("%s failed (%r); %s answers instead", failed.ref, exc, to.ref)
 
+    def _missed(self, served: Served, missed: ServableManifest, to: ServableManifest) -> None:
+        """``missed`` did not answer within the budget: counted, and ``to`` answers."""
+        self.metrics.budget_missed(missed.model, missed.version, served.revision)
+        self.metrics.fell_back(missed.model, missed.version, served.revision)
+        logger.debug("%s missed the latency budget; %s answers instead", missed.ref, to.ref)
+
     def _rows(self, columns: Mapping[str, Any]) -> int:
         rows = 0
         for values in columns.values():
@@ -413,9 +455,20 @@ class RegistryModels:
         return rows
 
     async def _score(
-        self, servable: Servable, columns: Mapping[str, Any], rows: int, revision: int = 0
+        self,
+        servable: Servable,
+        columns: Mapping[str, Any],
+        rows: int,
+        revision: int = 0,
+        pool: ThreadPoolExecutor | None = None,
     ) -> Predictions:
+        """``servable``'s answer; in ``pool`` when given (a version with a latency budget
+        to keep: never inline on the event loop, never in the micro-batcher)."""
         manifest = servable.manifest
+        if pool is not None:
+            self.metrics.batched(manifest.model, manifest.version, rows)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pool, servable.predict, columns)
         if manifest.kind != "onnx" or rows > IN_THREAD_ROWS:
             self.metrics.batched(manifest.model, manifest.version, rows)
             return await asyncio.to_thread(servable.predict, columns)
@@ -448,30 +501,25 @@ class RegistryModels:
     ) -> EntityPredictions:
         started = perf_counter()
         given = columns or {}
-        chain = (served.servable, *served.fallbacks)
-        for index, servable in enumerate(chain):
-            manifest = servable.manifest
-            try:
-                self._rows({"entities": entities})
-                answer, status, inputs = await self._entity_answer(servable, entities, given)
-            except Exception as exc:
-                if index == len(chain) - 1 or status_of(exc) < 500:
-                    served.answered = manifest  # the route counts it (``failed``)
-                    raise
-                self._fell_back(served, manifest, exc, chain[index + 1].manifest, started)
-                continue
-            seconds = perf_counter() - started
-            served.answered = manifest
-            self.metrics.answered(
-                manifest.model, manifest.version, len(entities), seconds, served.revision
-            )
-            if self.log is not None:
-                self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
-            for shadow in served.shadows:
-                job = functools.partial(self._shadow_entities, shadow, entities, given)
-                self.shadows.submit(shadow, protocol, request_id, job)
-            return EntityPredictions(answer, status)
-        raise AssertionError("a chain has at least its chosen version")
+        self._rows({"entities": entities})
+
+        def attempt(
+            servable: Servable, pool: ThreadPoolExecutor | None
+        ) -> Awaitable[tuple[Predictions, tuple[str, ...], EntityInputs]]:
+            return self._entity_answer(servable, entities, given, pool, counted=True)
+
+        answer, status, inputs = await self._down_chain(served, started, attempt)
+        manifest = served.answering
+        seconds = perf_counter() - started
+        self.metrics.answered(
+            manifest.model, manifest.version, len(entities), seconds, served.revision
+        )
+        if self.log is not None:
+            self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
+        for shadow in served.shadows:
+            job = functools.partial(self._shadow_entities, shadow, entities, given)
+            self.shadows.submit(shadow, protocol, request_id, job)
+        return EntityPredictions(answer, status)
 
     async def _entity_answer(
         self,
@@ -479,15 +527,18 @@ class RegistryModels:
         entities: Sequence[str],
         columns: Mapping[str, Any],
         pool: ThreadPoolExecutor | None = None,
+        *,
+        counted: bool = False,
     ) -> tuple[Predictions, tuple[str, ...], EntityInputs]:
         """``servable``'s answer for ``entities``, each entity's status, and the inputs to
         log (one value per entity, ``None`` where none was found); scored in ``pool`` when
-        given (shadows), else in the default one."""
+        given (shadows, budgeted calls), else in the default one; ``counted``: the call's
+        size goes to the metrics (not a shadow's)."""
         manifest = servable.manifest
         status, features, found = await self._vectors(manifest, entities, columns)
         scored = None
         if found.size:
-            if pool is None:  # the request's own call (a shadow's is not counted)
+            if counted:  # the request's own call (a shadow's is not counted)
                 self.metrics.batched(manifest.model, manifest.version, int(found.size))
             loop = asyncio.get_running_loop()
             scored = await loop.run_in_executor(pool, servable.predict_features, features)

@@ -60,6 +60,11 @@ PREDICT_RESPONSE = {
         "model": {"type": "string"},
         "version": {"type": "integer"},
         "request_id": {"type": "string"},
+        "fallback": {
+            "type": "boolean",
+            "description": "True when a version other than the one the request reached "
+            "answered (it failed, or missed the request's latency budget).",
+        },
         "predictions": {"type": "array", "items": VALUE},
         "classes": {"type": "array", "items": VALUE},
         "probabilities": {
@@ -531,6 +536,12 @@ def parameter(name: str, description: str, kind: str = "string") -> dict[str, An
         "description": description,
         "schema": schema,
     }
+
+
+def header(name: str, description: str, kind: str = "string") -> dict[str, Any]:
+    """An optional request header."""
+    return {"name": name, "in": "header", "required": False, "description": description,
+            "schema": {"type": kind}}  # fmt: skip
 
 
 def operation(

@@ -16,20 +16,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from gristmill.servables import Predictions, Servable, ServableManifest
+from gristmill.servables.port import NumericColumns
 
-
-class NumericColumns(dict[str, np.ndarray]):
-    """Input columns read from one float64 block (``names`` by rows), each column a row of
-    ``block``: what a protocol hands over when every input of a request was a number. The
-    prediction log keeps the block, not the columns, so a write joins one array per
-    request instead of one per column and request. Not to be changed once made."""
-
-    __slots__ = ("block", "names")
-
-    def __init__(self, names: tuple[str, ...], block: np.ndarray) -> None:
-        super().__init__(zip(names, block, strict=True))
-        self.names = names
-        self.block = block
+__all__ = ["EntityInputs", "NumericColumns", "Served", "ServedModels"]
 
 
 class EntityInputs(dict[str, Any]):
@@ -69,10 +58,17 @@ class Served:
     answered: ServableManifest | None = None
     revision: int = 0
     """The revision of the traffic policy that chose it (0: named by version or alias)."""
+    budget: float | None = None
+    """The request's latency budget in seconds (``server.budget``; ``None``: none)."""
 
     @property
     def manifest(self) -> ServableManifest:
         return self.servable.manifest
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether a version other than the chosen one answered (or failed last)."""
+        return self.answered is not None and self.answered is not self.servable.manifest
 
     @property
     def answering(self) -> ServableManifest:

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from gristmill.servables.port import Servable
+from gristmill.server.budget import FALLBACK_HEADER, request_budget
 from gristmill.server.http import NotReadyError
+from gristmill.server.port import Served
 from gristmill.stores.models import TrafficPolicy
 
 KEY_HEADER = "x-gristmill-key"
@@ -51,6 +53,21 @@ def request_key(request: Request, payload: object = None) -> str | None:
         if isinstance(entities, list) and entities and isinstance(entities[0], str | int):
             return str(entities[0])
     return None
+
+
+def with_budget(served: Served, request: Request, default_ms: float | None) -> Served:
+    """``served`` with the request's latency budget (its header, else ``default_ms``)."""
+    served.budget = request_budget(request, default_ms)
+    return served
+
+
+def answer_headers(served: Served, request_id: str) -> dict[str, str]:
+    """The headers of a prediction's answer: its request id, the version that answered,
+    and ``x-gristmill-fallback: true`` when that is not the version the request reached."""
+    headers = {"x-request-id": request_id, VERSION_HEADER: str(served.answering.version)}
+    if served.fell_back:
+        headers[FALLBACK_HEADER] = "true"
+    return headers
 
 
 def key_share(model: str, key: str) -> float:

@@ -12,12 +12,15 @@ import pytest
 from palmerpenguins import load_penguins
 
 from gristmill.config.features import SelectSpec
+from gristmill.errors import DataError
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.features.steps import make_step
 from gristmill.learners.registry import make_learner
-from gristmill.servables.onnx_graphs import onnx_graphs
+from gristmill.servables.learner_graph import learner_graph
+from gristmill.servables.onnx_graphs import _joined_graph, onnx_graphs
 from gristmill.servables.onnx_servable import OnnxServable
-from gristmill.servables.port import ServableManifest
+from gristmill.servables.packed import PACKED_INPUT
+from gristmill.servables.port import NumericColumns, ServableManifest
 from gristmill.servables.schema import columns, raw_types
 from gristmill.servables.unconvertible import NotConvertible
 from gristmill.training.bundle import Scorer
@@ -181,3 +184,72 @@ def test_text_columns_are_typed_as_text() -> None:
     types = raw_types(scorer)
     assert types["island"] == "string" and types["bill_length_mm"] == "float64"
     assert types["year"] == "int64"
+
+
+NUMERIC_STEPS: list[list[dict[str, Any]]] = [
+    [
+        {"impute": {"columns": NUMBERS, "strategy": "median"}},
+        {"standardize": {"columns": NUMBERS}},
+        {"drop": {"columns": ["island", "sex"]}},
+    ],
+    [
+        {"impute": {"columns": NUMBERS, "strategy": "mean"}},
+        {"derive": {"name": "ratio", "expr": "bill_length_mm / bill_depth_mm"}},
+        {"bucketize": {"columns": ["flipper_length_mm"], "edges": [190, 210]}},
+        {"power": {"columns": ["body_mass_g"], "method": "yeo-johnson"}},
+        {"scale": {"columns": ["ratio"], "method": "minmax", "clip": True}},
+        {"drop": {"columns": ["island", "sex", "year"]}},
+    ],
+]
+
+
+@pytest.mark.parametrize("steps", NUMERIC_STEPS, ids=["standardize", "derive-bins"])
+def test_numeric_inputs_come_as_one_tensor_and_answer_as_one_per_column(
+    steps: list[dict[str, Any]],
+) -> None:
+    scorer = _scorer(steps)
+    servable = _servable(scorer)
+    graph_inputs = servable._full.session.get_inputs()
+    assert [i.name for i in graph_inputs] == [PACKED_INPUT]
+    names = tuple(c.name for c in servable.manifest.inputs)
+    assert servable._full.packed == names and graph_inputs[0].shape[1] == len(names)
+    rows = pd.concat([_penguins().sample(50, random_state=2), _awkward().head(1)])
+    _agrees(scorer, rows)
+    # the same scorer built with one input per column answers the same, to the bit
+    types = raw_types(scorer)
+    per_column = _joined_graph(
+        scorer,
+        types,
+        learner_graph(scorer.learner, len(scorer.feature_names)),
+        list(scorer.feature_names),
+        packed=(),
+    )
+    single = OnnxServable(servable.manifest, per_column.SerializeToString(), servable._graphs[1])
+    assert single._full.packed is None
+    columns = {n: rows[n].to_numpy(dtype=np.float64) for n in names}
+    packed, unpacked = servable.predict(columns), single.predict(columns)
+    assert np.array_equal(packed.values, unpacked.values)
+    assert np.array_equal(packed.probabilities, unpacked.probabilities)  # type: ignore[arg-type]
+    # finite numbers read as one block are fed as they are, and answer the same
+    finite = rows.dropna(subset=list(names))
+    matrix = np.ascontiguousarray(finite[list(names)].to_numpy(dtype=np.float64))
+    block = servable.predict(NumericColumns.of_rows(names, matrix))
+    loose = servable.predict({n: finite[n].to_numpy(dtype=np.float64) for n in names})
+    assert np.array_equal(block.probabilities, loose.probabilities)  # type: ignore[arg-type]
+    # a column missing from a dict is named, as with one input per column
+    with pytest.raises(DataError, match="column 'body_mass_g' is missing"):
+        servable.predict({n: columns[n] for n in names if n != "body_mass_g"})
+    # the learner alone takes its features as one tensor too
+    features = scorer.features(finite)
+    alone = servable.predict_features({f: features[f].to_numpy() for f in scorer.feature_names})
+    assert np.abs(alone.probabilities - block.probabilities).max() < 1e-9  # type: ignore[operator]
+
+
+def test_a_single_numeric_input_keeps_its_own_name() -> None:
+    scorer = _scorer(
+        [{"impute": {"columns": NUMBERS}}, {"drop": {"columns": ["island", "sex", "year"]}}],
+        SelectSpec(method="list", columns=["bill_length_mm"]),
+    )
+    graphs = onnx_graphs(scorer, raw_types(scorer))
+    assert [i.name for i in graphs.full.graph.input] == ["bill_length_mm"]
+    _agrees(scorer, _penguins().sample(20, random_state=3))

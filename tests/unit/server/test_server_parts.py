@@ -79,6 +79,26 @@ async def test_concurrent_rows_share_one_call_and_a_bad_row_fails_alone() -> Non
     assert done[0].values[0] == "yes" and done[2].values[0] == "no"  # type: ignore[union-attr]
 
 
+async def test_numeric_blocks_are_joined_as_one_block_in_request_order() -> None:
+    seen: list[Mapping[str, Any]] = []
+
+    class Recording(Counting):
+        def predict(self, columns: Mapping[str, Any]) -> Predictions:
+            seen.append(columns)
+            return super().predict(columns)
+
+    names = ("x", "color")
+    blocks = [NumericColumns.of_rows(names, np.array([[v, 0.5]])) for v in (1.0, -2.0, 3.0)]
+    batcher, servable = MicroBatcher(8, 0.005), Recording()
+    answers = await asyncio.gather(*(batcher.submit(servable, b) for b in blocks))
+    assert [a.values[0] for a in answers] == ["yes", "no", "yes"]
+    (joined,) = seen
+    assert type(joined) is NumericColumns and joined.names == names
+    assert joined.matrix.flags.c_contiguous
+    assert joined.matrix.tolist() == [[1.0, 0.5], [-2.0, 0.5], [3.0, 0.5]]
+    assert list(joined["x"]) == [1.0, -2.0, 3.0]
+
+
 async def test_a_lone_request_does_not_wait_and_a_full_batch_goes_at_once() -> None:
     servable = Counting()
     batcher = MicroBatcher(2, 10.0)  # a wait far longer than the test may take

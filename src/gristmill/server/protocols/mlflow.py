@@ -57,7 +57,7 @@ from gristmill.server.protocols.frames import (
     from_records,
     from_rows,
 )
-from gristmill.server.routing import VERSION_HEADER, request_key
+from gristmill.server.routing import answer_headers, request_key, with_budget
 
 PROTOCOL = "mlflow"
 FIELDS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -73,12 +73,14 @@ def routes(
     default: str | None = None,
     token: str | None = None,
     max_bytes: int = MAX_BYTES,
+    budget_ms: float | None = None,
 ) -> list[Route]:
     """The protocol's routes over ``models``; ``default`` names the model ``/invocations``
     scores when the request names none (``churn``, ``churn@alias``, ``churn/3``); ``token``,
     when given, is the bearer token ``/invocations`` needs; a body over ``max_bytes`` is
-    refused (413)."""
+    refused (413); ``budget_ms``, the latency budget of a request that sets none."""
     api = _Scoring(models, default, token, max_bytes)
+    api.budget_ms = budget_ms
     return [
         Route("/ping", _answering(api.ping), methods=["GET"]),
         Route("/health", _answering(api.ping), methods=["GET"]),
@@ -118,6 +120,7 @@ class _Scoring:
         self.default = default
         self.token = token
         self.max_bytes = max_bytes
+        self.budget_ms: float | None = None
 
     async def ping(self, request: Request, rid: str) -> Response:
         """200 when the server can answer, else 503."""
@@ -133,7 +136,7 @@ class _Scoring:
         served = None
         try:
             check_token(request, self.token)
-            served = await self._find(request)
+            served = with_budget(await self._find(request), request, self.budget_ms)
             return await self._scored(request, served, rid)
         except Exception as exc:  # counted, whatever its status, then answered
             self.models.failed(served, status_of(exc), perf_counter() - started)
@@ -161,8 +164,7 @@ class _Scoring:
         data: Any = values if values.dtype.kind in "fiub" else values.tolist()
         if isinstance(data, np.ndarray):
             data = np.ascontiguousarray(data)
-        version = str(served.answering.version)  # the version that answered
-        headers = {"x-request-id": request_id, VERSION_HEADER: version}
+        headers = answer_headers(served, request_id)  # the version that answered
         return json_response({"predictions": data}, headers=headers)
 
     async def _find(self, request: Request) -> Served:

@@ -39,6 +39,7 @@ from gristmill.servables.columns import numbers, text_values
 from gristmill.servables.loading import parse_ref
 from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.servables.storage import to_body
+from gristmill.server.budget import BUDGET_HEADER, request_budget
 from gristmill.server.http import (
     JSONResponse,
     TooLargeError,
@@ -50,9 +51,9 @@ from gristmill.server.http import (
     status_of,
 )
 from gristmill.server.models import RegistryModels
-from gristmill.server.openapi import documented, operation, parameter
+from gristmill.server.openapi import documented, header, operation, parameter
 from gristmill.server.port import NumericColumns, Served
-from gristmill.server.routing import VERSION_HEADER, request_key
+from gristmill.server.routing import answer_headers, request_key
 
 PROTOCOL = "native"
 PREDICT = "Score rows, columns or entities with a model version"
@@ -62,6 +63,12 @@ PREDICT_ERRORS = (400, 401, 404, 413, 415, 503)
 REF = parameter("ref", "NAME (its @champion) or NAME@ALIAS")
 NAME = parameter("name", "The model's registry name")
 VERSION = parameter("version", "The version number", "integer")
+BUDGET = header(
+    BUDGET_HEADER,
+    "Milliseconds the version may take before the next of its traffic policy's chain "
+    "answers instead (0: none; default serve.latency_budget_ms)",
+    "number",
+)
 
 BODY_KEYS = ("rows", "columns", "entities")
 NUMERIC = ("float64", "int64", "bool")
@@ -103,6 +110,7 @@ def routes(models: RegistryModels) -> list[Route]:
             check_token(request, token)
             payload = await json_of(request, settings.max_body_bytes)
             served = await find(request, request_key(request, payload))
+            served.budget = request_budget(request, settings.latency_budget_ms)
             return await scored(request, rid, served, payload)
         except Exception as exc:  # counted, whatever its status, then answered
             models.failed(served, status_of(exc), perf_counter() - started)
@@ -120,10 +128,15 @@ def routes(models: RegistryModels) -> list[Route]:
             answer = scored.predictions
             body["status"] = scored.status
         manifest = served.answering  # the version that answered (a fallback, maybe)
-        body = {"model": manifest.model, "version": manifest.version, "request_id": rid, **body}
+        body = {
+            "model": manifest.model,
+            "version": manifest.version,
+            "request_id": rid,
+            "fallback": served.fell_back,
+            **body,
+        }
         _answer(body, manifest, answer)
-        headers = {"x-request-id": rid, VERSION_HEADER: str(manifest.version)}
-        return JSONResponse(body, headers=headers)
+        return JSONResponse(body, headers=answer_headers(served, rid))
 
     async def describe(request: Request, rid: str) -> Response:
         served = await find(request)
@@ -169,7 +182,7 @@ def routes(models: RegistryModels) -> list[Route]:
 def _scoring(*parameters: dict[str, Any]) -> dict[str, Any]:
     return operation(
         PREDICT,
-        parameters=parameters,
+        parameters=(*parameters, BUDGET),
         body="PredictRequest",
         answer="PredictResponse",
         errors=PREDICT_ERRORS,
@@ -297,7 +310,7 @@ def _numeric_rows(rows: Any, manifest: ServableManifest) -> NumericColumns | Non
     matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
     if not math.isfinite(matrix.dot(matrix)):  # an infinity (or a gap): named the general way
         return None
-    return NumericColumns(names, np.ascontiguousarray(matrix.reshape(len(rows), width).T))
+    return NumericColumns.of_rows(names, matrix.reshape(len(rows), width))
 
 
 def _entities(value: Any) -> list[str]:

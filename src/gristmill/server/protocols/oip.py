@@ -62,7 +62,7 @@ from gristmill.server.protocols.tensors import (
     parse_tensor,
     value_datatype,
 )
-from gristmill.server.routing import VERSION_HEADER, request_key
+from gristmill.server.routing import answer_headers, request_key, with_budget
 
 PROTOCOL = "oip"
 HEADER_LENGTH = "inference-header-content-length"
@@ -72,11 +72,17 @@ Answering = Callable[[Request, str], Awaitable[Response]]
 
 
 def routes(
-    models: ServedModels, *, max_bytes: int = MAX_BYTES, token: str | None = None
+    models: ServedModels,
+    *,
+    max_bytes: int = MAX_BYTES,
+    token: str | None = None,
+    budget_ms: float | None = None,
 ) -> list[Route]:
     """The protocol's routes over ``models``; ``token``, when given, is the bearer token
-    every inference request must carry (metadata and health stay open)."""
+    every inference request must carry (metadata and health stay open); ``budget_ms``, the
+    latency budget of a request that sets none."""
     api = _OpenInference(models, max_bytes, token)
+    api.budget_ms = budget_ms
     get, post = ["GET"], ["POST"]
     model = "/v2/models/{name}"
     version = "/v2/models/{name}/versions/{version}"
@@ -119,6 +125,7 @@ class _OpenInference:
         self.models = models
         self.max_bytes = max_bytes
         self.token = token
+        self.budget_ms: float | None = None
 
     async def server_metadata(self, request: Request, rid: str) -> Response:
         """The server's name, version and protocol extensions."""
@@ -155,7 +162,7 @@ class _OpenInference:
         served = None
         try:
             check_token(request, self.token)
-            served = await self._find(request)
+            served = with_budget(await self._find(request), request, self.budget_ms)
             return await self._infer(request, served, rid)
         except Exception as exc:  # counted, whatever its status, then answered
             self.models.failed(served, status_of(exc), perf_counter() - started)
@@ -185,7 +192,7 @@ class _OpenInference:
         if isinstance(payload.get("id"), str):
             answer["id"] = payload["id"]
         answer["outputs"], blobs = _written(chosen)
-        headers = {"x-request-id": request_id, VERSION_HEADER: str(manifest.version)}
+        headers = answer_headers(served, request_id)
         if not blobs:
             return json_response(answer, headers=headers)
         head = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
