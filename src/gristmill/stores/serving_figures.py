@@ -82,6 +82,10 @@ class Figures:
     p50: float | None = None
     p90: float | None = None
     p99: float | None = None
+    p50_bounds: tuple[float, float] | None = None
+    p90_bounds: tuple[float, float] | None = None
+    p99_bounds: tuple[float, float] | None = None
+    """Where each true percentile lies (``quantile_bounds``)."""
 
     @property
     def seconds(self) -> float:
@@ -137,6 +141,9 @@ def figures(
         p50=stats.latency_quantile(0.5),
         p90=stats.latency_quantile(0.9),
         p99=stats.latency_quantile(0.99),
+        p50_bounds=quantile_bounds(stats, 0.5),
+        p90_bounds=quantile_bounds(stats, 0.9),
+        p99_bounds=quantile_bounds(stats, 0.99),
     )
 
 

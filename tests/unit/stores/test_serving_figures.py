@@ -116,6 +116,11 @@ def test_the_minute_span_is_this_minute_and_the_one_before_over_every_replica() 
     # p90: rank 18 in (50,100] ms, 3 of its 5: 50 + 50 * 3 / 5 = 80 ms
     # p99: rank 19.8 in (50,100] ms: 50 + 50 * 4.8 / 5 = 98 ms, above the max seen: 90 ms
     assert (got.p50, got.p90, got.p99) == pytest.approx((0.025, 0.08, 0.09))
+    assert (got.p50_bounds, got.p90_bounds, got.p99_bounds) == (
+        (0.01, 0.025),
+        (0.05, 0.09),  # (50,100] ms, narrowed to the max seen
+        (0.05, 0.09),
+    )
 
 
 def test_the_hour_span_starts_at_the_minute_an_hour_ago() -> None:
