@@ -15,7 +15,7 @@ from gristmill.backends.sql import SqlMetadataStore
 from gristmill.stores.models import TrafficPolicy
 from gristmill.stores.serving_stats import LATENCY_BUCKETS, ServingWindow, empty_buckets
 from gristmill.stores.serving_stats import window_start as minute_of
-from gristmill.testing.cli import run_cli_here
+from gristmill.testing.cli import modules_imported, run_cli_here
 from gristmill.testing.metadata_records import make_candidate
 
 NOW = minute_of(datetime.now(UTC))
@@ -157,3 +157,11 @@ def test_gc_prunes_serving_stats_older_than_the_setting(
     assert code == 0, err
     assert "removed 2 serving stats window(s)" in out  # 40 days ago, and v1 two hours ago
     assert windows() == 3
+
+
+def test_monitor_without_a_chart_reads_the_metadata_store_and_nothing_heavy(home: Path) -> None:
+    printed, modules = modules_imported("monitor", "churn", cwd=home)
+    assert "churn/2 — primary" in printed
+    heavy = ("matplotlib", "numpy", "pandas", "pyarrow", "sklearn", "alembic", "gristmill.stages")
+    assert [h for h in heavy if any(m == h or m.startswith(f"{h}.") for m in modules)] == []
+    assert "sqlalchemy" in modules  # the metadata store is read, for real
