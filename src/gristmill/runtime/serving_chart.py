@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from gristmill.runtime.serving_views import ServingReport
+from gristmill.runtime.serving_views import HISTORY, ServingReport
 
 MARGINS = {"left": 0.08, "right": 0.84, "bottom": 0.07, "top": 0.94, "hspace": 0.25}
 
@@ -53,6 +53,7 @@ def draw_serving_chart(report: ServingReport, path: Path | str) -> Path:
     _frame(requests, "Requests per minute", "requests")
     _frame(errors, "Server errors (5xx) per minute", "errors")
     _frame(latency, "Latency per minute, p50 and p99 (estimated from buckets)", "ms")
+    latency.set_xlim(report.until - HISTORY, report.until)  # the whole day, even if idle
     latency.set_xlabel("time (UTC)")
     figure.suptitle(
         f"{report.model}: serving over the last day, to {report.until:%Y-%m-%d %H:%M} UTC"
