@@ -121,6 +121,7 @@ def _register() -> None:
         features,
         inspect,
         maintenance,
+        monitoring,
         packaging,
         registry,
         running,
@@ -146,6 +147,7 @@ def _register() -> None:
     packaging.register(app)
     score_jobs.register(app)
     serving.register(app)
+    monitoring.register(app)
     dead_letters.register(app)
 
 

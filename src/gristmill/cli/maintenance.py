@@ -1,5 +1,6 @@
 """``gristmill gc``: clear what crashes leave behind (stale executions, runs nobody closed,
-temporary files); the decisions are ``runtime.sweep``'s."""
+temporary files) and history past its retention (serving stats); the decisions are
+``runtime.sweep``'s."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ def gc(
     ] = "1h",
     dry_run: Annotated[bool, typer.Option(help="Only say what would be done.")] = False,
 ) -> None:
-    """Mark stale stage executions failed, close runs still recorded "running", and remove
-    what crashed writers left in the raw store.
+    """Mark stale stage executions failed, close runs still recorded "running", remove
+    what crashed writers left in the raw store, and prune old serving stats.
 
     \b
     - A stage execution whose worker died with nobody to take its work over stays
@@ -46,6 +47,8 @@ def gc(
       as a batch), removed once older than --older-than.
     - A prediction server killed (kill -9) leaves its bus consumer group serve-HOST-PID;
       those of this host whose process is gone are deleted (run gc on each serving host).
+    - Serving stats (what `gristmill monitor` shows) older than serve.stats_keep_days
+      (default 30; 0 keeps all) are removed, of every model.
 
     \b
         gristmill gc --dry-run
@@ -54,7 +57,13 @@ def gc(
     import asyncio
 
     from gristmill.config.features import parse_duration
-    from gristmill.runtime.sweep import close_run, decide_runs, stale_executions, sweep_executions
+    from gristmill.runtime.sweep import (
+        close_run,
+        decide_runs,
+        prune_serving_stats,
+        stale_executions,
+        sweep_executions,
+    )
     from gristmill.runtime.wiring import build_metadata, build_raw
     from gristmill.stores.run_status import stale_after
 
@@ -82,6 +91,8 @@ def gc(
         closed = [d for d in decisions if d.status is not None]
         if not dry_run:
             closed = [d for d in closed if close_run(metadata, d)]
+        keep_days = settings.serve.stats_keep_days
+        pruned = prune_serving_stats(metadata, now, keep_days, dry_run=dry_run)
     finally:
         metadata.close()
     groups = asyncio.run(_stale_serve_groups(settings, dry_run=dry_run))
@@ -92,6 +103,12 @@ def gc(
         console.print(f"{verb} bus consumer group {group} (its server is gone)", highlight=False)
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
+    if pruned is not None and pruned[1]:
+        console.print(
+            f"{'would remove' if dry_run else 'removed'} {pruned[1]} serving stats window(s) "
+            f"before {pruned[0]:%Y-%m-%d %H:%M} UTC (serve.stats_keep_days = {keep_days:g})",
+            highlight=False,
+        )
     verb = "would be checked" if dry_run else "removed"
     abandoned = sum(1 for d in closed if d.abandoned)
     console.print(

@@ -146,6 +146,12 @@ class ServeSettings(BaseModel):
         description="How often serving stats are recorded in the metadata store, and canaries "
         "with a promotion rule judged (0: neither).",
     )
+    stats_keep_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days of serving stats history kept: `gristmill gc` removes older "
+        "minutes (0: keep all).",
+    )
     max_batch_size: int = Field(
         32, ge=1, description="Concurrent one-row requests scored together (1: no batching)."
     )

@@ -1,4 +1,5 @@
-"""What ``gristmill gc`` does to the metadata store: sweep stale executions, close runs.
+"""What ``gristmill gc`` does to the metadata store: sweep stale executions, close runs,
+prune the serving stats' history.
 
 Each kind of leftover has its own evidence. A stage execution is stale once its lease is
 long past (``stores.run_status.stale_after``): no holder that lives goes that long without
@@ -6,7 +7,8 @@ renewing, so it is swept however young it is. A run still recorded ``running`` i
 the status its work shows once that work has finished (a queued run nobody closes); it is
 closed as *abandoned* (``failed``) only when none of its work runs, its process is gone
 (or cannot be seen from here), its work is unfinished and it is older than the caller's
-cutoff (``--older-than``).
+cutoff (``--older-than``). Serving stats are kept ``serve.stats_keep_days``: older minutes
+are removed (``prune_serving_stats``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from gristmill.runtime.run_views import process_alive, run_view
 from gristmill.stores.metadata import MetadataStore, Run, RunStatus, StageExecution
 from gristmill.stores.run_status import GC_CLOSER, execution_state, latest_per_event
+from gristmill.stores.serving_stats import window_start
 
 GC = GC_CLOSER
 
@@ -154,3 +157,15 @@ def close_run(metadata: MetadataStore, decision: RunDecision) -> bool:
         summary["abandoned"] = decision.why
     metadata.runs.finish_run(current.run_id, decision.status, summary)
     return True
+
+
+def prune_serving_stats(
+    metadata: MetadataStore, now: datetime, keep_days: float, *, dry_run: bool = False
+) -> tuple[datetime, int] | None:
+    """Remove the serving stats of the minutes before ``now - keep_days`` (of every model):
+    that cutoff and how many windows were removed (with ``dry_run``: would be); ``None``
+    when ``keep_days`` is 0 (keep all)."""
+    if keep_days <= 0:
+        return None
+    cutoff = window_start(now - timedelta(days=keep_days))
+    return cutoff, metadata.serving_stats.prune(cutoff, dry_run=dry_run)

@@ -9,7 +9,10 @@ hits, fallbacks (requests the version passed
 on to the next of its traffic policy's fallback chain) and shadow scorings (done, failed,
 dropped). Updating one costs a dict lookup and a
 few additions on the event loop's thread (no lock, no label object per call): cheaper than a
-general client library on the request path. Each server process keeps its own figures, so a
+general client library on the request path. The latency min/max gauges cost the request
+path nothing more: they are read, when rendered, from ``windows`` (the lowest and highest
+latency of this minute and the one before), and left out when there are none (serving stats
+off: ``serve.stats_flush_seconds = 0``). Each server process keeps its own figures, so a
 scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
 label, so their series never mix. The same figures (but shadows' and batch sizes) also go
 to ``windows`` (``StatsWindows``, when given), per minute and per the traffic policy
@@ -158,6 +161,11 @@ class Metrics:
             "shadow_errors": ("counter", "Shadow scorings of this version that failed."),
             "shadow_dropped": ("counter", "Shadow scorings dropped: the shadow queue was full."),
             "latency": ("histogram", "Seconds from parsed request to answer."),
+            "latency_min": ("gauge", "Lowest latency (seconds) in this minute and the one before."),
+            "latency_max": (
+                "gauge",
+                "Highest latency (seconds) in this minute and the one before.",
+            ),
             "batch": (
                 "histogram",
                 "Rows per call of the model: a micro-batch's size, else the request's rows.",
@@ -174,8 +182,11 @@ class Metrics:
             "shadow_errors": "gristmill_shadow_errors_total",
             "shadow_dropped": "gristmill_shadow_dropped_total",
             "latency": "gristmill_request_latency_seconds",
+            "latency_min": "gristmill_request_latency_min_seconds",
+            "latency_max": "gristmill_request_latency_max_seconds",
             "batch": "gristmill_batch_size",
         }
+        ranges = self.windows.latency_range() if self.windows is not None else {}
         lines: list[str] = []
         for key, (kind, text) in heads.items():
             name = names[key]
@@ -189,6 +200,11 @@ class Metrics:
                     lines += series.latency.lines(name, labels)
                 elif key == "batch":
                     lines += series.batches.lines(name, labels)
+                elif key in ("latency_min", "latency_max"):
+                    seen = ranges.get((model, int(version))) if version.isdigit() else None
+                    if seen is not None:
+                        value = seen[1] if key == "latency_max" else seen[0]
+                        lines.append(f"{name}{{{labels}}} {value}")
                 elif key == "errors":
                     lines += [
                         f'{name}{{{labels},status="{status}"}} {count}'

@@ -41,6 +41,7 @@ class StatsFlusher:
         store raised (nothing is marked recorded then)."""
         copies = self.windows.pending()
         if not copies:
+            self.windows.recorded(copies)  # lets go of the minutes that are over
             return 0
         await asyncio.to_thread(self.store.record, [window for _, _, window in copies])
         self.windows.recorded(copies)

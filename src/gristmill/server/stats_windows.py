@@ -4,9 +4,11 @@
 dict lookup and a few additions per request; no lock). ``pending`` copies every window
 changed since it was last recorded — its *running totals* — for ``StatsFlusher`` to record
 off the event loop; ``recorded`` then marks those copies as stored, and lets go of the
-windows of past minutes that have not changed since. A record that fails marks nothing: the
-next one writes the same windows again, with whatever they gained meanwhile. Since the store
-replaces a replica's window with the totals it is given, nothing is lost or counted twice.
+windows older than the minute before this one that have not changed since (the minute
+before is kept for ``latency_range``, the ``/metrics`` min/max gauges). A record that fails
+marks nothing: the next one writes the same windows again, with whatever they gained
+meanwhile. Since the store replaces a replica's window with the totals it is given, nothing
+is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -150,16 +152,32 @@ class StatsWindows:
         return copies
 
     def recorded(self, copies: Pending) -> None:
-        """``copies`` (from ``pending``) are stored: windows of past minutes unchanged since
-        are let go."""
+        """``copies`` (from ``pending``) are stored: windows older than the minute before
+        this one and unchanged since are let go."""
         for key, changes, _ in copies:
             window = self._windows.get(key)
             if window is not None:
                 window.recorded = max(window.recorded, changes)
         current = int(self._clock() // 60)
         for key, window in list(self._windows.items()):
-            if key[2] < current and window.changes == window.recorded:
+            if key[2] < current - 1 and window.changes == window.recorded:
                 del self._windows[key]
+
+    def latency_range(self) -> dict[tuple[str, int], tuple[float, float]]:
+        """The lowest and highest latency (seconds) per ``(model, version)`` of the requests
+        this process timed in this minute and the one before (a version without any there
+        is left out): a sliding window of one to two minutes, as Micrometer's ``_max``."""
+        current = int(self._clock() // 60)
+        ranges: dict[tuple[str, int], tuple[float, float]] = {}
+        for (model, version, minute, _), window in self._windows.items():
+            low, high = window.latency_min, window.latency_max
+            if minute < current - 1 or low is None or high is None:
+                continue
+            seen = ranges.get((model, version))
+            if seen is not None:
+                low, high = min(low, seen[0]), max(high, seen[1])
+            ranges[(model, version)] = (low, high)
+        return ranges
 
     def __len__(self) -> int:
         """Windows held (waiting to be recorded, or of the current minute)."""

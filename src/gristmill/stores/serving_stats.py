@@ -195,6 +195,9 @@ class ServingStatsStore(Protocol):
       ``since`` (figures are per whole minute, so the minute of ``since`` counts whole) and
       whose ``revision`` is at least ``min_revision`` (0: any, requests naming the version
       included).
+    * ``prune`` removes history (``gristmill gc``, by ``serve.stats_keep_days``): windows of
+      every model that start before the minute holding ``before``. A window still being
+      written is never that old, so pruning and recording do not race.
     """
 
     def record(self, windows: Sequence[ServingWindow]) -> None:
@@ -215,4 +218,10 @@ class ServingStatsStore(Protocol):
     ) -> list[ServingWindow]:
         """The recorded windows of ``model`` (of one version, if given) from the minute of
         ``since`` on, oldest first (then by version, replica and revision)."""
+        ...
+
+    def prune(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Remove every window (of any model) that starts before the minute holding
+        ``before``; how many were removed (with ``dry_run``: how many would be, and nothing
+        is removed)."""
         ...

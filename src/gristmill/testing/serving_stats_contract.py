@@ -166,3 +166,22 @@ class ServingStatsContract:
             assert again.serving_stats.stats("churn", 2, since=T0).requests == 10
         finally:
             again.close()
+
+    def test_prune_removes_the_windows_before_the_minute_of_before(
+        self, store: MetadataStore
+    ) -> None:
+        stats = store.serving_stats
+        stats.record([make_window(minute=m) for m in range(4)])
+        stats.record([make_window("b", minute=1, version=3), make_window(minute=0, model="fraud")])
+        half_past_two = MINUTE + timedelta(minutes=2, seconds=30)
+        # minutes 0 and 1 of every model, version and replica; minute 2 holds `before`: kept
+        assert stats.prune(half_past_two, dry_run=True) == 4
+        assert len(stats.list_windows("churn", since=T0)) == 5  # a dry run removes nothing
+        assert stats.prune(half_past_two) == 4
+        assert [w.window_start for w in stats.list_windows("churn", since=T0)] == [
+            MINUTE + timedelta(minutes=2),
+            MINUTE + timedelta(minutes=3),
+        ]
+        assert stats.list_windows("fraud", since=T0) == []
+        assert stats.prune(half_past_two) == 0  # again: nothing left to remove
+        assert stats.stats("churn", 2, since=T0).requests == 20

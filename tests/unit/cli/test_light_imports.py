@@ -42,7 +42,7 @@ VERBS = (
     "run", "ingest", "send", "prepare", "lookup", "split", "train", "evaluate", "worker",
     "ls", "show", "lineage", "doctor", "gc", "promote", "models", "deploy", "rollback",
     "deployments", "predict", "compile", "package", "score", "jobs", "serve", "dead-letters",
-    "schedules",
+    "schedules", "monitor",
 )  # fmt: skip
 
 
@@ -65,7 +65,9 @@ def test_help_and_version_answer_without_heavy_libraries(
     assert printed.startswith("gristmill ") if args == ("--version",) else "Usage:" in printed
 
 
-@pytest.mark.parametrize("verb", ["ls", "show", "score", "train", "run", "worker", "serve"])
+@pytest.mark.parametrize(
+    "verb", ["ls", "show", "score", "train", "run", "worker", "serve", "monitor"]
+)
 def test_a_verbs_help_imports_nothing_the_verb_runs(verb: str, tmp_path: Path) -> None:
     printed, modules = modules_imported(verb, "--help", cwd=tmp_path)
     # typer checks the parameters of the command it calls with pydantic: its own cost

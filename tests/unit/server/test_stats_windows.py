@@ -5,6 +5,7 @@ real SQLite metadata store off the event loop, kept when a record fails, never c
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_metrics_feed_the_windows_per_version_and_minute(store: SqlMetadataStore
     assert "gristmill_requests_total" in metrics.render()
 
 
-def test_recorded_windows_of_past_minutes_are_let_go() -> None:
+def test_recorded_windows_older_than_the_minute_before_are_let_go() -> None:
     clock = Clock()
     metrics, windows = _windows(clock)
     metrics.answered("churn", 2, 1, 0.001)
@@ -78,7 +79,45 @@ def test_recorded_windows_of_past_minutes_are_let_go() -> None:
     assert len(windows) == 1 and windows.pending() == []  # this minute: kept, unchanged
     clock.now += 60
     windows.recorded(windows.pending())
+    assert len(windows) == 1  # the minute before: kept for the min/max gauges
+    clock.now += 60
+    windows.recorded(windows.pending())
     assert len(windows) == 0
+
+
+def _gauges(text: str) -> dict[str, str]:
+    """The min/max gauges' samples of ``text``, by series."""
+    return {
+        key: value
+        for key, value in (line.rsplit(" ", 1) for line in text.splitlines() if line[0] != "#")
+        if "latency_min_seconds" in key or "latency_max_seconds" in key
+    }
+
+
+def test_min_max_gauges_cover_this_minute_and_the_one_before() -> None:
+    clock = Clock()
+    metrics, windows = _windows(clock)
+    labels = f'model_name="churn",model_version="2",process="{os.getpid()}"'
+    metrics.answered("churn", 2, 1, 0.5, revision=3)
+    metrics.failed("churn", 2, 0.002, 500)
+    metrics.answered("churn", 1, 1, 0.004)
+    clock.now += 60
+    metrics.answered("churn", 2, 1, 0.03)
+    windows.recorded(windows.pending())
+    assert _gauges(metrics.render()) == {
+        f"gristmill_request_latency_min_seconds{{{labels}}}": "0.002",
+        f"gristmill_request_latency_max_seconds{{{labels}}}": "0.5",
+        f"gristmill_request_latency_min_seconds{{{labels.replace('2', '1', 1)}}}": "0.004",
+        f"gristmill_request_latency_max_seconds{{{labels.replace('2', '1', 1)}}}": "0.004",
+    }
+    clock.now += 60  # the first minute slides out: version 1 served nothing since
+    assert _gauges(metrics.render()) == {
+        f"gristmill_request_latency_min_seconds{{{labels}}}": "0.03",
+        f"gristmill_request_latency_max_seconds{{{labels}}}": "0.03",
+    }
+    clock.now += 60
+    assert _gauges(metrics.render()) == {}
+    assert "# TYPE gristmill_request_latency_max_seconds gauge" in metrics.render()
 
 
 def test_a_window_changed_while_it_was_recorded_is_recorded_again() -> None:
@@ -114,7 +153,10 @@ async def test_a_failed_flush_keeps_its_figures_and_counts_nothing_twice(
     assert await flusher.flush() == 2
     stats = store.serving_stats.stats("churn", 2, since=T0)
     assert (stats.requests, stats.errors) == (8, 1)
-    assert len(windows) == 1  # the past minute is let go, the current one kept
+    assert len(windows) == 2  # this minute and the one before are kept
+    clock.now += 60
+    assert await flusher.flush() == 0
+    assert len(windows) == 1  # the minute before the one before is let go
 
 
 async def test_the_flusher_records_on_its_interval_and_once_at_stop(

@@ -71,6 +71,15 @@ class SqlServingStatsStore:
         with self._db.read() as connection:
             return [_window_of(row) for row in connection.execute(query).all()]
 
+    def prune(self, before: datetime, *, dry_run: bool = False) -> int:
+        older = _stats.c.window_start < window_start(before)
+        if dry_run:
+            with self._db.read() as connection:
+                counted = sa.select(sa.func.count()).select_from(_stats).where(older)
+                return int(connection.execute(counted).scalar_one())
+        with self._db.write() as connection:
+            return int(connection.execute(sa.delete(_stats).where(older)).rowcount)
+
 
 def _window_of(row: sa.Row[Any]) -> ServingWindow:
     values = dict(row._mapping)

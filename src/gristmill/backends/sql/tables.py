@@ -324,7 +324,7 @@ score_jobs = sa.Table(
     sa.Index("ix_score_jobs_created", "created_at"),
 )
 
-# One server process's running totals for one model version in one minute (0010).
+# One server process's running totals for one model version in one minute (0010; by minute: 0012).
 serving_stats = sa.Table(
     "serving_stats",
     metadata,
@@ -344,6 +344,7 @@ serving_stats = sa.Table(
     sa.Column("latency_max", sa.Float(), nullable=True),
     sa.Column("latency_buckets", JsonType, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_serving_stats_window_start", "window_start"),
 )
 
 # The pipelines' schedules (one row each; a spec recorded replaces its pipeline's rows).
