@@ -140,6 +140,11 @@ class ServeSettings(BaseModel):
     poll_seconds: float = Field(
         5.0, gt=0, description="How often aliases are read again from the registry."
     )
+    metrics: bool = Field(
+        True,
+        description="Count requests for /metrics and the serving figures (false: neither; "
+        "the canary judge and automatic rollback then see nothing).",
+    )
     stats_flush_seconds: float = Field(
         10.0,
         ge=0,

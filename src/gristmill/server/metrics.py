@@ -214,3 +214,34 @@ class Metrics:
                     value = getattr(series, key)
                     lines.append(f"{name}{{{labels}}} {value}")
         return "\n".join(lines) + "\n"
+
+
+class QuietMetrics(Metrics):
+    """Counts nothing (``serve.metrics = false``): ``/metrics`` answers no series, and no
+    serving figures are recorded. For measuring what counting costs, or for a server whose
+    figures nobody reads."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def answered(
+        self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
+        return
+
+    def failed(
+        self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
+    ) -> None:
+        return
+
+    def batched(self, model: str, version: int, size: int) -> None:
+        return
+
+    def cache_hit(self, model: str, version: int, revision: int = 0) -> None:
+        return
+
+    def fell_back(self, model: str, version: int, revision: int = 0) -> None:
+        return
+
+    def budget_missed(self, model: str, version: int, revision: int = 0) -> None:
+        return

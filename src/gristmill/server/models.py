@@ -50,7 +50,7 @@ from gristmill.server.batching import MicroBatcher
 from gristmill.server.budget import BudgetMissedError, Budgets
 from gristmill.server.cache import PredictionCache
 from gristmill.server.http import NotReadyError, TooLargeError, status_of
-from gristmill.server.metrics import Metrics
+from gristmill.server.metrics import Metrics, QuietMetrics
 from gristmill.server.port import EntityInputs, EntityPredictions, Served
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.routing import Route
@@ -79,9 +79,12 @@ class RegistryModels:
         log: PredictionLog | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = metrics or Metrics(
-            StatsWindows() if settings.stats_flush_seconds > 0 else None
-        )
+        if metrics is None:
+            if not settings.metrics:
+                metrics = QuietMetrics()
+            else:
+                metrics = Metrics(StatsWindows() if settings.stats_flush_seconds > 0 else None)
+        self.metrics = metrics
         self.log = log
         self.cache = PredictionCache(settings.cache_size, settings.cache_ttl)
         self.batcher = MicroBatcher(

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from gristmill.config.settings import ServeSettings
 from gristmill.errors import DataError, NotFoundError
 from gristmill.servables.port import InputColumn, Predictions, ServableManifest
 from gristmill.server.batching import MicroBatcher
@@ -24,7 +25,8 @@ from gristmill.server.http import (
     error_body,
     status_of,
 )
-from gristmill.server.metrics import Metrics
+from gristmill.server.metrics import Metrics, QuietMetrics
+from gristmill.server.models import RegistryModels
 from gristmill.server.port import NumericColumns
 from gristmill.server.prediction_log import PredictionLog
 
@@ -145,6 +147,17 @@ def test_metrics_are_prometheus_text_with_model_labels() -> None:
     bucket = next(k for k in lines if 'le="0.001"' in k and "latency" in k)
     assert lines[bucket] == "2"  # 0.0007 and 0.0001; 0.02 is above
     assert next(v for k, v in lines.items() if "latency_seconds_count" in k) == "3"
+
+
+def test_quiet_metrics_count_nothing() -> None:
+    quiet = RegistryModels(ServeSettings(metrics=False)).metrics
+    assert isinstance(quiet, QuietMetrics) and quiet.windows is None
+    quiet.answered("m", 3, rows=2, seconds=0.0007)
+    quiet.failed("m", 3, seconds=0.0001, status=500)
+    quiet.fell_back("m", 3)
+    quiet.budget_missed("m", 3)
+    assert not [line for line in quiet.render().splitlines() if not line.startswith("#")]
+    assert type(RegistryModels(ServeSettings()).metrics) is Metrics
 
 
 async def test_the_log_writes_parquet_rows_and_announces_each_file(tmp_path: Path) -> None:
