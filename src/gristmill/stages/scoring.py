@@ -11,7 +11,9 @@ the worker announces ``stage.failed``.
 ``ScoreNewBatches`` and ``ScoreNewFeatureSets`` are the spec's ``score: {on: new_batch}``:
 they turn a new raw batch of the spec's source (``raw.ingested``) or a new feature set of
 its name (``features.generated``) into a ``scores.requested`` for the spec's model, so new
-data is scored without a person.
+data is scored without a person. They are ``Selective``: an event of a pipeline whose spec
+has no ``score: {on: new_batch}`` is acknowledged by the worker with no execution recorded,
+so ``gristmill worker --all`` runs them at the cost of a spec lookup per batch.
 """
 
 from __future__ import annotations
@@ -154,6 +156,15 @@ class _ScoreNew(ABC):
 
     def idempotency_key(self, event: Event) -> str:
         return digest_json({"event": event.id})
+
+    def wants(self, event: Event) -> bool:
+        """Whether the event's spec scores new data (``score: {on: new_batch}``); a spec
+        that cannot be told is wanted, so ``handle`` records why (``ConfigError``)."""
+        try:
+            score = self.specs(event).score
+        except ConfigError:
+            return True
+        return score is not None and score.on == "new_batch"
 
     @abstractmethod
     def _input(self, event: Event, score: ScoreSpec) -> str | None:
