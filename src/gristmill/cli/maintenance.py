@@ -42,6 +42,10 @@ def gc(
     - A run is closed as abandoned (failed) only when none of its work runs, the process
       that ran it is gone (when it can be seen from here), its work is unfinished (events
       no worker took up) and it is older than --older-than.
+    - A score job still recorded "running" whose holder is gone (its `gristmill score`
+      process, worker or server died; `gristmill jobs` shows it "stopped") is recorded
+      failed, as abandoned, whatever its age; `gristmill score MODEL INPUT --job ID`
+      finishes it.
     - A write killed midway leaves a temporary directory in the raw store (never visible
       as a batch), removed once older than --older-than.
     - A prediction server killed (kill -9) leaves its bus consumer group serve-HOST-PID;
@@ -54,7 +58,14 @@ def gc(
     import asyncio
 
     from gristmill.config.features import parse_duration
-    from gristmill.runtime.sweep import close_run, decide_runs, stale_executions, sweep_executions
+    from gristmill.runtime.sweep import (
+        close_job,
+        close_run,
+        decide_runs,
+        stale_executions,
+        stopped_jobs,
+        sweep_executions,
+    )
     from gristmill.runtime.wiring import build_metadata, build_raw
     from gristmill.stores.run_status import stale_after
 
@@ -82,6 +93,9 @@ def gc(
         closed = [d for d in decisions if d.status is not None]
         if not dry_run:
             closed = [d for d in closed if close_run(metadata, d)]
+        jobs = stopped_jobs(metadata, now, stale)
+        if not dry_run:
+            jobs = [v for v in jobs if close_job(metadata, v, now)]
     finally:
         metadata.close()
     groups = asyncio.run(_stale_serve_groups(settings, dry_run=dry_run))
@@ -90,14 +104,21 @@ def gc(
     for group in groups:
         verb = "would delete" if dry_run else "deleted"
         console.print(f"{verb} bus consumer group {group} (its server is gone)", highlight=False)
+    for view in jobs:
+        console.print(
+            f"{'would record' if dry_run else 'recorded'} stopped score job {view.job.job_id} "
+            f"failed: {view.why}; `{view.resume}` finishes it",
+            highlight=False,
+            soft_wrap=True,
+        )
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
     verb = "would be checked" if dry_run else "removed"
     abandoned = sum(1 for d in closed if d.abandoned)
     console.print(
         f"{len(leftovers)} leftover(s) {verb}; {abandoned} abandoned run(s); "
-        f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s)"
-        + (" (dry run: nothing changed)" if dry_run else ""),
+        f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s); "
+        f"{len(jobs)} stopped score job(s)" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
 
@@ -126,7 +147,8 @@ def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) 
         e = s.execution
         console.print(
             f"{'would mark' if dry_run else 'marked'} stale execution {e.execution_id} "
-            f"({e.stage}, run {e.run_id}) failed: {s.reason.removeprefix('abandoned: ')}",
+            f"({e.stage}{f', run {e.run_id}' if e.run_id else ''}) failed: "
+            f"{s.reason.removeprefix('abandoned: ')}",
             highlight=False,
             soft_wrap=True,
         )

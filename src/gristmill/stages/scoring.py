@@ -44,7 +44,7 @@ from gristmill.servables.loading import parse_ref, resolve_version
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.score_jobs import ready_payload, run_score_job
 from gristmill.stages.specs import SpecResolver
-from gristmill.stores.scores import ScoreJob, ScoreStore, job_summary
+from gristmill.stores.scores import SCORING_STAGE, ScoreJob, ScoreStore, job_key, job_summary
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def requested_job(payload: dict[str, Any], default_id: str) -> ScoreJob:
 class ScoringStage:
     """Runs the score job of each ``scores.requested`` (see the module docstring)."""
 
-    name = "scoring"
+    name = SCORING_STAGE
     consumes = SCORES_REQUESTED
 
     def __init__(
@@ -96,7 +96,7 @@ class ScoringStage:
         self.webhook_attempts = webhook_attempts
 
     def idempotency_key(self, event: Event) -> str:
-        return digest_json({"job": event.payload.get("job_id") or event.id})
+        return job_key(str(event.payload.get("job_id") or event.id))
 
     def handle(self, event: Event) -> StageOutcome:
         job = self.stores.metadata.score_jobs.add_job(requested_job(event.payload, event.id))
