@@ -16,9 +16,11 @@ from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.errors import ConflictError
 from gristmill.runtime.job_leases import holding_job
 from gristmill.runtime.job_views import view_job
+from gristmill.runtime.schedule_views import schedule_views
 from gristmill.runtime.worker import consumer_name
 from gristmill.stores.metadata import StageExecution
 from gristmill.stores.run_status import MIN_STALE_AFTER
+from gristmill.stores.schedules import Schedule, Tick
 from gristmill.stores.scores import SCORING_STAGE, ScoreJob, job_key
 
 NOW = datetime.now(UTC)
@@ -107,3 +109,21 @@ def test_a_failing_holder_ends_its_execution_failed(metadata: SqlMetadataStore) 
         raise ValueError("boom")
     ended = metadata.executions.find_execution(SCORING_STAGE, job_key("job-1"))
     assert ended is not None and (ended.status, ended.error) == ("failed", "boom")
+
+
+def test_gristmill_schedules_shows_a_scheduled_job_whose_holder_is_gone_stopped(
+    metadata: SqlMetadataStore,
+) -> None:
+    since = NOW - timedelta(days=1)
+    schedule = Schedule("birds/score", "birds", "score", "source:penguins", "every 1h", "d", since)
+    metadata.schedules.set_schedules("birds", [schedule])
+    fired = NOW - timedelta(hours=1)
+    tick = Tick("birds/score", fired, NOW, "scheduler@x:1", "fired", "", ref="job-1")
+    assert metadata.schedules.claim_tick(tick)
+    job = running_job(metadata)
+    held_by(metadata, f"scoring@{socket.gethostname()}:{dead_pid()}", NOW + timedelta(seconds=30))
+    (view,) = schedule_views(metadata, datetime.now(UTC))
+    assert view.state == "stopped"
+    metadata.score_jobs.save_job(replace(job, state="succeeded"))
+    (view,) = schedule_views(metadata, datetime.now(UTC))
+    assert view.state == "succeeded"
