@@ -15,6 +15,7 @@ from gristmill.errors import ConfigError
 if TYPE_CHECKING:  # the sweep's work is imported when `gc` runs (`--help` stays fast)
     from gristmill.config.settings import Settings
     from gristmill.runtime.sweep import RunDecision, SweptExecution
+    from gristmill.stores.metadata import MetadataStore
 
 
 def gc(
@@ -58,14 +59,7 @@ def gc(
     import asyncio
 
     from gristmill.config.features import parse_duration
-    from gristmill.runtime.sweep import (
-        close_job,
-        close_run,
-        decide_runs,
-        stale_executions,
-        stopped_jobs,
-        sweep_executions,
-    )
+    from gristmill.runtime.sweep import close_run, decide_runs, stale_executions, sweep_executions
     from gristmill.runtime.wiring import build_metadata, build_raw
     from gristmill.stores.run_status import stale_after
 
@@ -87,15 +81,13 @@ def gc(
         found = stale_executions(metadata, now, stale)
         swept = found if dry_run else sweep_executions(metadata, found, now, stale)
         _say_swept(swept, stale, dry_run=dry_run)
+        jobs = _close_stopped_jobs(metadata, now, stale, dry_run=dry_run)  # swept: stopped
         cutoff = now - timedelta(seconds=seconds)
         pretend = found if dry_run else []  # a dry run counts them failed, as gc would mark them
         decisions = decide_runs(metadata, now=now, stale=stale, cutoff=cutoff, swept=pretend)
         closed = [d for d in decisions if d.status is not None]
         if not dry_run:
             closed = [d for d in closed if close_run(metadata, d)]
-        jobs = stopped_jobs(metadata, now, stale)
-        if not dry_run:
-            jobs = [v for v in jobs if close_job(metadata, v, now)]
     finally:
         metadata.close()
     groups = asyncio.run(_stale_serve_groups(settings, dry_run=dry_run))
@@ -104,13 +96,6 @@ def gc(
     for group in groups:
         verb = "would delete" if dry_run else "deleted"
         console.print(f"{verb} bus consumer group {group} (its server is gone)", highlight=False)
-    for view in jobs:
-        console.print(
-            f"{'would record' if dry_run else 'recorded'} stopped score job {view.job.job_id} "
-            f"failed: {view.why}; `{view.resume}` finishes it",
-            highlight=False,
-            soft_wrap=True,
-        )
     for path in leftovers:
         console.print(f"removed {path}", highlight=False)
     verb = "would be checked" if dry_run else "removed"
@@ -118,7 +103,7 @@ def gc(
     console.print(
         f"{len(leftovers)} leftover(s) {verb}; {abandoned} abandoned run(s); "
         f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s); "
-        f"{len(jobs)} stopped score job(s)" + (" (dry run: nothing changed)" if dry_run else ""),
+        f"{jobs} stopped score job(s)" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
 
@@ -157,6 +142,26 @@ def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) 
             f"(stale: its lease more than {stale.total_seconds():g}s past, by bus.ack_wait)",
             style="dim",
         )
+
+
+def _close_stopped_jobs(
+    metadata: MetadataStore, now: datetime, stale: timedelta, *, dry_run: bool
+) -> int:
+    """Record the score jobs whose holder is gone failed (``runtime.job_views``), saying
+    each; how many."""
+    from gristmill.runtime.job_views import close_job, stopped_jobs
+
+    jobs = stopped_jobs(metadata, now, stale)
+    if not dry_run:
+        jobs = [view for view in jobs if close_job(metadata, view, now)]
+    for view in jobs:
+        console.print(
+            f"{'would record' if dry_run else 'recorded'} stopped score job {view.job.job_id} "
+            f"failed: {view.why}; `{view.resume}` finishes it",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return len(jobs)
 
 
 def _say_run(decision: RunDecision, *, dry_run: bool) -> None:

@@ -6,8 +6,10 @@ Whoever runs a job — a ``scoring`` worker, ``gristmill score``, a server — h
 when that execution says its holder is gone: the holder's process is known dead (same
 host), its lease lapsed long ago (``stale``, the rule of ``stores.run_status``), or the
 execution was swept by ``gristmill gc`` or taken over and failed. Every reader (``jobs``,
-``GET /v1/jobs/{id}``, ``gc``) goes through here; readers do not write (``gc`` does, with
-``closed_job``).
+``GET /v1/jobs/{id}``, ``gristmill schedules``, ``gc``) goes through here; readers do not
+write. ``gristmill gc`` records the stopped ones ``failed``, as abandoned (``close_job``),
+at any age: ``gristmill score … --job ID`` finishes them, and a holder that resumes one
+records ``running`` again.
 """
 
 from __future__ import annotations
@@ -90,3 +92,22 @@ def shown_summary(view: JobView) -> dict[str, Any]:
     elif view.status == "failed":
         body["resume"] = view.resume
     return body
+
+
+def stopped_jobs(
+    metadata: MetadataStore, now: datetime, stale: timedelta, *, limit: int = 1000
+) -> list[JobView]:
+    """The score jobs (of the newest ``limit``) recorded queued or running whose holder is
+    gone."""
+    jobs = [j for j in metadata.score_jobs.list_jobs(limit=limit) if not j.ended]
+    return [v for v in view_jobs(metadata, jobs, now=now, stale=stale) if v.status == "stopped"]
+
+
+def close_job(metadata: MetadataStore, view: JobView, now: datetime) -> bool:
+    """Record the stopped job failed (``closed_job``), unless it ended or moved on
+    meanwhile (a holder took it over); whether it was."""
+    current = metadata.score_jobs.find_job(view.job.job_id)
+    if current is None or current != view.job:
+        return False
+    metadata.score_jobs.save_job(closed_job(view, now))
+    return True

@@ -6,9 +6,7 @@ renewing, so it is swept however young it is. A run still recorded ``running`` i
 the status its work shows once that work has finished (a queued run nobody closes); it is
 closed as *abandoned* (``failed``) only when none of its work runs, its process is gone
 (or cannot be seen from here), its work is unfinished and it is older than the caller's
-cutoff (``--older-than``). A score job recorded ``running`` whose holder is gone
-(``runtime.job_views``: its process dead, its lease stale, its execution swept) is recorded
-``failed`` as abandoned, at any age: it is finished by ``gristmill score … --job ID``.
+cutoff (``--older-than``).
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from gristmill.runtime.job_views import JobView, closed_job, view_jobs
 from gristmill.runtime.run_views import process_alive, run_view
 from gristmill.stores.metadata import MetadataStore, Run, RunStatus, StageExecution
 from gristmill.stores.run_status import GC_CLOSER, execution_state, latest_per_event
@@ -156,23 +153,4 @@ def close_run(metadata: MetadataStore, decision: RunDecision) -> bool:
     if decision.abandoned:
         summary["abandoned"] = decision.why
     metadata.runs.finish_run(current.run_id, decision.status, summary)
-    return True
-
-
-def stopped_jobs(
-    metadata: MetadataStore, now: datetime, stale: timedelta, *, limit: int = 1000
-) -> list[JobView]:
-    """The score jobs (of the newest ``limit``) recorded queued or running whose holder is
-    gone."""
-    jobs = [j for j in metadata.score_jobs.list_jobs(limit=limit) if not j.ended]
-    return [v for v in view_jobs(metadata, jobs, now=now, stale=stale) if v.status == "stopped"]
-
-
-def close_job(metadata: MetadataStore, view: JobView, now: datetime) -> bool:
-    """Record the stopped job failed, unless it ended or moved on meanwhile (a holder took
-    it over); whether it was."""
-    current = metadata.score_jobs.find_job(view.job.job_id)
-    if current is None or current != view.job:
-        return False
-    metadata.score_jobs.save_job(closed_job(view, now))
     return True
