@@ -273,7 +273,58 @@ def test_deployments_lists_champions_without_a_policy(gm: Any, store: MetadataSt
     _, out, _ = gm("deployments", "churn")
     (row,) = [line for line in out.splitlines() if "churn" in line]
     assert "2 (100%)" in row and "champion alias" in row
-    assert "'fraud' is not deployed" in gm("deployments", "fraud")[1]
+
+
+def test_a_registered_model_not_deployed_is_said_and_an_unknown_one_is_an_error(
+    gm: Any, store: MetadataStore
+) -> None:
+    code, out, _ = gm("deployments", "churn")
+    assert code == 0 and "model 'churn' is not deployed; deploy a version" in " ".join(out.split())
+    for args in (("deployments", "fraud"), ("deployments", "fraud", "--history")):
+        code, out, err = gm(*args)
+        assert code != 0 and out == "" and "Traceback" not in err
+        assert "no model named 'fraud' is registered; list the registered models with " in (
+            " ".join(err.split())
+        )
+        assert "`gristmill models`" in err
+    code, _, err = gm("deployments", "chrun")
+    assert code != 0 and "did you mean 'churn'?" in err
+
+
+def test_history_lists_who_changed_what_when_and_why(gm: Any, store: MetadataStore) -> None:
+    code, out, _ = gm("deployments", "churn", "--history")
+    assert code == 0 and "no policy changes of churn yet" in out
+    gm("deploy", "churn", "1", "--reason", "first")
+    gm("deploy", "churn", "2", "--canary", "0.2", "--reason", "try two")
+    code, _, err = gm("rollback", "churn", "--canary", "--reason", "not now")
+    assert code == 0, err
+
+    code, out, _ = gm("deployments", "churn", "--history")
+    assert code == 0
+    rows = [" ".join(line.split()) for line in out.splitlines() if "│ ann │" in line]
+    assert [row.split("│")[2].strip() for row in rows] == ["3", "2", "1"]  # newest first
+    pulled, canary, first = rows
+    assert "primary 1 │ primary 1 (80%), canary 2 (20%) │ not now" in pulled
+    assert "primary 1 (80%), canary 2 (20%) │ primary 1 │ try two" in canary
+    assert "primary 1 │ - │ first" in first
+
+    _, out, _ = gm("deployments", "churn", "--history", "--limit", "1", "--json")
+    (latest,) = json.loads(out)
+    assert latest | {"at": "-"} == {
+        "at": "-",
+        "by": "ann",
+        "model": "churn",
+        "revision": 3,
+        "policy": {"primary": 1, "canary": None, "canary_share": 0.0, "shadow": [],
+                   "fallback": []},
+        "before": {"primary": 1, "canary": 2, "canary_share": 0.2, "shadow": [],
+                   "fallback": []},
+        "reason": "not now",
+    }  # fmt: skip
+    _, out, _ = gm("deployments", "--history", "--limit", "2")
+    header = next(line for line in out.splitlines() if "when (UTC)" in line)
+    assert "model" in header
+    assert sum("│ churn │" in line for line in out.splitlines()) == 2
 
 
 def test_help_shows_examples(gm: Any) -> None:
@@ -281,6 +332,7 @@ def test_help_shows_examples(gm: Any) -> None:
         ("deploy", "gristmill deploy churn 4 --canary 0.1"),
         ("rollback", "gristmill rollback churn"),
         ("deployments", "gristmill deployments churn"),
+        ("deployments", "gristmill deployments churn --history"),
     ):
         code, out, _ = gm(command, "--help")
         assert code == 0 and example in out

@@ -85,6 +85,22 @@ def test_a_file_is_scored_by_partition_as_the_servable_answers(
         assert np.allclose(table[f"p_{label}"], expected.probabilities[:, number])
 
 
+def test_a_scored_file_is_in_lineage_as_the_node_ingestion_gives_it(
+    trained: tuple[Settings, ModelVersion, Path],
+    stores: FeatureStores,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _, _ = trained
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "in" / "birds.csv"
+    penguins().drop(columns=["species"]).to_csv(path, index=False)
+    monkeypatch.chdir(tmp_path)
+    done = score(settings, stores, new_job("penguins_logreg", "in/birds.csv"), rows=500)
+    parents = {(e.parent_id, e.parent_kind) for e in stores.metadata.lineage.parents(done.job_id)}
+    assert parents == {(str(path.resolve()), "file"), ("penguins_logreg/1", "model_version")}
+
+
 def test_bad_rows_are_counted_and_named_and_the_rest_scored(
     trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
 ) -> None:

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,8 @@ from gristmill.runtime.wiring import open_services
 from gristmill.runtime.worker import StageWorker
 from gristmill.server.app import create_app
 from gristmill.stages.preparation import run_spec_resolver
+from gristmill.stores.metadata import StageExecution
+from gristmill.stores.scores import SCORING_STAGE, ScoreJob, job_key
 from gristmill.testing.registered import penguins, train_penguins
 
 pytestmark = pytest.mark.slow
@@ -115,7 +122,33 @@ async def test_the_server_runs_a_job_and_posts_its_webhook(
     assert [(r["job_id"], r["state"], r["rows"]) for r in received] == [(job_id, "succeeded", 344)]
     async with open_services(settings) as services:
         ready = await services.bus.consume("observer", SCORES_READY, "o", max_events=10, wait=1)
+        held = services.metadata.executions.find_execution(SCORING_STAGE, job_key(job_id))
     assert [d.event.payload["job_id"] for d in ready] == [job_id]
+    assert held is not None and held.status == "succeeded"  # held as a worker holds it
+    assert held.holder == f"serve@{socket.gethostname()}:{os.getpid()}"
+
+
+async def test_a_job_whose_holder_died_is_answered_stopped(trained: tuple[Settings, Path]) -> None:
+    settings, _ = trained
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    now = datetime.now(UTC)
+    async with open_services(settings) as services:
+        job = ScoreJob("job-dead", "penguins_logreg", "birds.csv", "running", now)
+        services.metadata.score_jobs.save_job(job)
+        services.metadata.executions.record_execution(
+            StageExecution(
+                "ex-dead", SCORING_STAGE, job_key(job.job_id), "running", now,
+                lease_expires_at=now + timedelta(seconds=30),
+                holder=f"scoring@{socket.gethostname()}:{dead.pid}",
+            )
+        )  # fmt: skip
+    async with serving(settings) as client:
+        answer = await client.get("/v1/jobs/job-dead")
+    shown = answer.json()
+    assert (shown["state"], shown["recorded_state"]) == ("stopped", "running")
+    assert shown["stopped"] == f"its process scoring@{socket.gethostname()}:{dead.pid} is gone"
+    assert shown["resume"] == "gristmill score penguins_logreg birds.csv --job job-dead"
 
 
 async def test_a_job_asked_over_http_is_run_by_a_scoring_worker(

@@ -1,5 +1,6 @@
 """Verbs of deployment: ``deploy`` a version (primary, canary or shadow), ``rollback`` to
-``@previous``, and list the ``deployments`` (what is live, how requests are shared)."""
+``@previous``, and list the ``deployments`` (what is live, how requests are shared; with
+``--history``, every change of the policies: who, what, when, why)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from rich.table import Table
 
 from gristmill.cli.announce import announce
 from gristmill.cli.console import console
+from gristmill.cli.deployment_history import POLICY_SET, history_rows, history_table
 from gristmill.cli.registry import compile_servable
 from gristmill.cli.settings import opened_metadata
 from gristmill.core.actor import current_actor
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, NotFoundError
 
 if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
+    from gristmill.stores.metadata import MetadataStore
     from gristmill.stores.models import ModelRegistry, TrafficPolicy
     from gristmill.training.canary import CanaryProgress
     from gristmill.training.deployment import DeployMode, PolicyChange
@@ -223,11 +226,24 @@ def deployments_command(
         str | None,
         typer.Argument(metavar="MODEL", help="Only this model (default: every deployed model)."),
     ] = None,
+    history: Annotated[
+        bool,
+        typer.Option(
+            "--history",
+            help="List the changes of the traffic policies instead, newest first: when, "
+            "by whom, the policy set and the one it replaced, and why (--reason).",
+        ),
+    ] = False,
+    limit: Annotated[
+        int, typer.Option(min=1, help="With --history: at most this many changes.")
+    ] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """What is live: per model, the primary, canary and its share, shadows, fallbacks, the
     policy revision, since when and by whom; for a canary, its progress (requests answered,
     errors, minutes, against its promotion rule if it has one), summed over every server.
+    With --history: how it got there, every policy change (deploy, rollback, a canary
+    promoted or pulled by the servers) from the audit log.
 
     A model with a @champion but no stored policy is served by its champion alone (revision
     0 in this list).
@@ -235,11 +251,18 @@ def deployments_command(
     \b
         gristmill deployments
         gristmill deployments churn
+        gristmill deployments churn --history            who changed it, when, why
+        gristmill deployments --history --limit 50       every model's changes
         gristmill deployments --json
     """
     from gristmill.training.canary import canary_progress
 
     with opened_metadata(ctx) as store:
+        if model is not None:
+            _check_known(store, model)
+        if history:
+            _print_history(store, model, limit, as_json=as_json)
+            return
         policies = _live(store.registry, model)
         progress = {
             p.model: found
@@ -263,6 +286,38 @@ def deployments_command(
         console.print(
             "no model is deployed yet; deploy a version with `gristmill deploy MODEL VERSION` "
             "(registered versions: `gristmill models`)",
+            highlight=False,
+        )
+
+
+def _check_known(store: MetadataStore, model: str) -> None:
+    """``NotFoundError`` naming ``model`` when no version of it is registered."""
+    import difflib
+
+    registry = store.registry
+    if registry.list_versions(model, limit=1) or registry.get_policy(model) is not None:
+        return
+    known = sorted({v.model for v in registry.list_versions(limit=100_000)})
+    close = difflib.get_close_matches(model, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise NotFoundError(
+        f"no model named {model!r} is registered; {hint}list the registered models with "
+        "`gristmill models`"
+    )
+
+
+def _print_history(store: MetadataStore, model: str | None, limit: int, *, as_json: bool) -> None:
+    subject = f"model:{model}" if model is not None else None
+    entries = store.audit.list_entries(subject=subject, action=POLICY_SET, limit=limit)
+    if as_json:
+        console.print_json(json.dumps(history_rows(entries), default=str))
+    elif entries:
+        console.print(history_table(entries, one_model=model is not None))
+    else:
+        which = f"of {model} " if model is not None else ""
+        console.print(
+            f"no policy changes {which}yet; deploy a version with `gristmill deploy "
+            f"{model or 'MODEL'} VERSION`",
             highlight=False,
         )
 

@@ -6,7 +6,6 @@ import json
 from dataclasses import asdict
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -272,13 +271,17 @@ def show(
 
 
 def _lineage_node(store: MetadataStore, object_id: str) -> str:
+    """The lineage node ``object_id`` names: an id, a source's name, a file (by any path
+    or ``file://`` URL of it, present or deleted), or an id's unique start."""
     from gristmill.cli.ids import resolve_id
+    from gristmill.stores.lineage import file_node, file_spellings
 
-    candidates = [object_id, f"source:{object_id}"]
-    if Path(object_id).exists():
-        candidates.append(str(Path(object_id).resolve()))
-    for candidate in candidates:
-        if store.lineage.parents(candidate) or store.lineage.children(candidate):
+    if object_id.startswith("file://"):
+        object_id = file_node(object_id)
+    candidates = [object_id, f"source:{object_id}", file_node(object_id)]
+    for candidate in dict.fromkeys(candidates):
+        spellings = file_spellings(candidate) if candidate == candidates[2] else [candidate]
+        if any(store.lineage.parents(s) or store.lineage.children(s) for s in spellings):
             return candidate
     try:
         return resolve_id(store, object_id)[1]
@@ -301,6 +304,7 @@ def lineage(
     \b
         gristmill lineage 01M8F62MRZ      # a batch: its file and source
         gristmill lineage penguins         # a source: its files and batches
+        gristmill lineage data/new.csv     # a file: its batches, the jobs that scored it
     """
     from rich.tree import Tree
 

@@ -16,6 +16,7 @@ from gristmill.errors import ConfigError
 if TYPE_CHECKING:  # the sweep's work is imported when `gc` runs (`--help` stays fast)
     from gristmill.config.settings import Settings
     from gristmill.runtime.sweep import RunDecision, SweptExecution
+    from gristmill.stores.metadata import MetadataStore
 
 
 def gc(
@@ -43,6 +44,10 @@ def gc(
     - A run is closed as abandoned (failed) only when none of its work runs, the process
       that ran it is gone (when it can be seen from here), its work is unfinished (events
       no worker took up) and it is older than --older-than.
+    - A score job still recorded "running" whose holder is gone (its `gristmill score`
+      process, worker or server died; `gristmill jobs` shows it "stopped") is recorded
+      failed, as abandoned, whatever its age; `gristmill score MODEL INPUT --job ID`
+      finishes it.
     - A write killed midway leaves a temporary directory in the raw store (never visible
       as a batch), removed once older than --older-than.
     - A prediction server killed (kill -9) leaves its bus consumer group serve-HOST-PID;
@@ -85,6 +90,7 @@ def gc(
         found = stale_executions(metadata, now, stale)
         swept = found if dry_run else sweep_executions(metadata, found, now, stale)
         _say_swept(swept, stale, dry_run=dry_run)
+        jobs = _close_stopped_jobs(metadata, now, stale, dry_run=dry_run)  # swept: stopped
         cutoff = now - timedelta(seconds=seconds)
         pretend = found if dry_run else []  # a dry run counts them failed, as gc would mark them
         decisions = decide_runs(metadata, now=now, stale=stale, cutoff=cutoff, swept=pretend)
@@ -113,8 +119,8 @@ def gc(
     abandoned = sum(1 for d in closed if d.abandoned)
     console.print(
         f"{len(leftovers)} leftover(s) {verb}; {abandoned} abandoned run(s); "
-        f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s)"
-        + (" (dry run: nothing changed)" if dry_run else ""),
+        f"{len(closed) - abandoned} finished run(s) closed; {len(swept)} stale execution(s); "
+        f"{jobs} stopped score job(s)" + (" (dry run: nothing changed)" if dry_run else ""),
         highlight=False,
     )
 
@@ -143,7 +149,8 @@ def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) 
         e = s.execution
         console.print(
             f"{'would mark' if dry_run else 'marked'} stale execution {e.execution_id} "
-            f"({e.stage}, run {e.run_id}) failed: {s.reason.removeprefix('abandoned: ')}",
+            f"({e.stage}{f', run {e.run_id}' if e.run_id else ''}) failed: "
+            f"{s.reason.removeprefix('abandoned: ')}",
             highlight=False,
             soft_wrap=True,
         )
@@ -152,6 +159,26 @@ def _say_swept(swept: list[SweptExecution], stale: timedelta, *, dry_run: bool) 
             f"(stale: its lease more than {stale.total_seconds():g}s past, by bus.ack_wait)",
             style="dim",
         )
+
+
+def _close_stopped_jobs(
+    metadata: MetadataStore, now: datetime, stale: timedelta, *, dry_run: bool
+) -> int:
+    """Record the score jobs whose holder is gone failed (``runtime.job_views``), saying
+    each; how many."""
+    from gristmill.runtime.job_views import close_job, stopped_jobs
+
+    jobs = stopped_jobs(metadata, now, stale)
+    if not dry_run:
+        jobs = [view for view in jobs if close_job(metadata, view, now)]
+    for view in jobs:
+        console.print(
+            f"{'would record' if dry_run else 'recorded'} stopped score job {view.job.job_id} "
+            f"failed: {view.why}; `{view.resume}` finishes it",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return len(jobs)
 
 
 def _say_run(decision: RunDecision, *, dry_run: bool) -> None:

@@ -28,11 +28,12 @@ def schedules_command(
     """
     from datetime import UTC
 
+    from gristmill.cli.runs import stale_window
     from gristmill.cli.settings import opened_metadata
     from gristmill.runtime.schedule_views import schedule_views
 
     with opened_metadata(ctx) as metadata:
-        views = schedule_views(metadata, datetime.now(UTC))
+        views = schedule_views(metadata, datetime.now(UTC), stale_window(ctx))
     if as_json:
         console.print_json(json.dumps([_as_json(view) for view in views], default=str))
         return

@@ -72,12 +72,14 @@ def score_command(
         gristmill score churn new_customers.parquet --job 01J9Z…  finish a stopped job
     """
     from gristmill.core.ids import new_id
+    from gristmill.runtime.job_leases import holding_job
     from gristmill.runtime.wiring import (
         SCORING_PRELOAD,
         build_executor,
         build_score_store,
         open_stores,
     )
+    from gristmill.runtime.worker import consumer_name
     from gristmill.stages.score_jobs import run_score_job
 
     settings = settings_from(ctx)
@@ -111,15 +113,22 @@ def score_command(
         else:
             job = before
         executor.open()
+        held = holding_job(  # by this process while it runs: killed, the job shows stopped
+            stores.metadata.executions,
+            job.job_id,
+            holder=consumer_name("score"),
+            ack_wait=settings.bus.ack_wait,
+        )
         try:
-            done = run_score_job(
-                job,
-                stores,
-                store,
-                executor,
-                partition_rows=settings.scoring.partition_rows,
-                progress=show,
-            )
+            with held:
+                done = run_score_job(
+                    job,
+                    stores,
+                    store,
+                    executor,
+                    partition_rows=settings.scoring.partition_rows,
+                    progress=show,
+                )
         finally:
             executor.close()
     if out is not None and Path(out).suffix.lower() in OUT_FORMATS:
@@ -231,33 +240,45 @@ def jobs_command(
 ) -> None:
     """List batch score jobs (newest first), or show one: state, progress, rows, errors, where.
 
+    A job whose holder is gone — the `gristmill score` process was killed, its worker or
+    server died and nobody took it over — is "stopped", never "running": its lease is the
+    evidence (its process, on this host, at once). `gristmill score MODEL INPUT --job ID`
+    finishes a stopped or failed job, scoring no row twice; `gristmill gc` records the
+    stopped ones failed.
+
     \b
         gristmill jobs
         gristmill jobs 01J9Z3...
     """
+    from gristmill.cli.runs import stale_window
+    from gristmill.runtime.job_views import shown_summary, view_job, view_jobs
+
+    stale, now = stale_window(ctx), datetime.now(UTC)
     with opened_metadata(ctx) as metadata:
         if job_id is not None:
-            job = metadata.score_jobs.get_job(job_id)
+            view = view_job(metadata, metadata.score_jobs.get_job(job_id), now=now, stale=stale)
             if as_json:
-                console.print_json(json.dumps(job_summary(job), default=str))
+                console.print_json(json.dumps(shown_summary(view), default=str))
                 return
-            for line in describe_job(job):
-                console.print(line, highlight=False)
+            for line in describe_job(view.job, view.status, view.why, view.resume):
+                console.print(line, highlight=False, soft_wrap=True)
             return
-        jobs = metadata.score_jobs.list_jobs(limit=limit)
+        listed = metadata.score_jobs.list_jobs(limit=limit)
+        views = view_jobs(metadata, listed, now=now, stale=stale)
     if as_json:
-        console.print_json(json.dumps([job_summary(j) for j in jobs], default=str))
+        console.print_json(json.dumps([shown_summary(v) for v in views], default=str))
         return
-    if not jobs:
+    if not views:
         console.print("no score jobs yet; start one with `gristmill score MODEL INPUT`")
         return
     table = Table()
     for name in ("job", "state", "model", "input", "partitions", "rows", "bad rows", "created"):
-        table.add_column(name)
-    for job in jobs:
+        table.add_column(name, no_wrap=name == "job")
+    for view in views:
+        job = view.job
         table.add_row(
             job.job_id,
-            job.state,
+            f"[bold red]{view.status}[/]" if view.status == "stopped" else view.status,
             job.model + (f" (v{job.version})" if job.version else ""),
             job.input,
             f"{job.partitions_done}/{job.partitions_total}",
@@ -266,12 +287,21 @@ def jobs_command(
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
+    for view in views:
+        if view.status == "stopped":
+            console.print(
+                f"job {view.job.job_id} stopped: {view.why}; `{view.resume}` finishes it",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
-def describe_job(job: ScoreJob) -> list[str]:
-    """One job, a line per fact."""
+def describe_job(job: ScoreJob, state: str = "", why: str = "", resume: str = "") -> list[str]:
+    """One job, a line per fact; ``state`` as it stands (default: as recorded), ``why`` a
+    stopped job stopped and ``resume`` the command that finishes it."""
+    state = state or job.state
     lines = [
-        f"job {job.job_id}: {job.state}",
+        f"job {job.job_id}: {state}" + (f" ({why})" if why else ""),
         f"model: {job.model}" + (f" (version {job.version})" if job.version else ""),
         f"input: {job.input}" + (f" ({job.input_kind})" if job.input_kind else ""),
         f"progress: {job.partitions_done}/{job.partitions_total} partitions, {job.rows} rows, "
@@ -281,6 +311,8 @@ def describe_job(job: ScoreJob) -> list[str]:
     if job.error:
         lines.append(f"error: {job.error}")
     lines += [f"  row {e['row']}{_key(e)}: {e['error']}" for e in job.errors[:NAMED]]
+    if resume and state in ("stopped", "failed"):
+        lines.append(f"finish it: {resume}")
     return lines
 
 

@@ -67,8 +67,8 @@ def worker(
         bool,
         typer.Option(
             "--all",
-            help="Run every stage but the score: triggers (scoring-batches, scoring-features); "
-            "the scheduler included.",
+            help="Run every stage, the scheduler and the score: triggers (scoring-batches, "
+            "scoring-features) included.",
         ),
     ] = False,
     concurrency: Annotated[
@@ -96,7 +96,10 @@ def worker(
 
     The scheduler fires the ticks of the recorded schedules (a source's `schedule:`, the
     spec's `score: {on: schedule}`), each tick once however many workers run it;
-    `gristmill schedules` lists them.
+    `gristmill schedules` lists them. The score: triggers turn a new raw batch
+    (scoring-batches) or feature set (scoring-features) into a score job when the spec
+    says `score: {on: new_batch}`; the batches of other pipelines they pass over, recording
+    nothing.
     """
     import asyncio
 

@@ -19,6 +19,7 @@ from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract
 from gristmill.ingestion.files import digest_file
 from gristmill.ingestion.readers import input_files, read_file
 from gristmill.ingestion.sql_reader import read_sql
+from gristmill.stores.lineage import FILE_KIND, file_node
 from gristmill.stores.metadata import LineageEdge, MetadataStore
 from gristmill.stores.raw import RawStore, WrittenBatch
 
@@ -120,10 +121,11 @@ def _write(
             column=extract.bad_rows[0].column,
         ) from exc
     source_node = f"source:{source.name}"
+    file = file_node(extract.origin)  # one node per file, however its path was written
     edges = [
         LineageEdge(
-            parent_id=source_node if source.format == "sql" else extract.origin,
-            parent_kind="source" if source.format == "sql" else "file",
+            parent_id=source_node if source.format == "sql" else file,
+            parent_kind="source" if source.format == "sql" else FILE_KIND,
             child_id=written.batch.batch_id,
             child_kind=RAW_BATCH_KIND,
             relation="ingested_from",
@@ -134,8 +136,8 @@ def _write(
             LineageEdge(
                 parent_id=source_node,
                 parent_kind="source",
-                child_id=extract.origin,
-                child_kind="file",
+                child_id=file,
+                child_kind=FILE_KIND,
                 relation="provided",
             )
         )

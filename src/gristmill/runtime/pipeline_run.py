@@ -107,7 +107,9 @@ async def run_pipeline(
         IngestionStage(services.raw, services.metadata, progress=on_progress),
         *(offline_stage(name, services, resolver) for name in OFFLINE_STAGES),
     ]
-    if spec.score is not None and spec.score.on == "new_batch":  # new data scored in the run
+    # New data scored in the run. Only then: a trigger that does not want an event (its
+    # spec scores nothing new) records no execution, and the run waits for one per stage.
+    if spec.score is not None and spec.score.on == "new_batch":
         stages += [offline_stage(name, services, resolver) for name in SCORING_STAGES]
     consumed: dict[str, set[str]] = {}  # event type -> the stages that consume it
     for stage in stages:

@@ -57,14 +57,33 @@ def process_alive(run: Run) -> bool | None:
     """Whether the process that recorded ``run`` (and does its work) still runs: ``None``
     when that cannot be told here (another host, or a run whose work is done by workers)."""
     process: Any = run.summary.get("process")
-    if not isinstance(process, dict) or process.get("host") != socket.gethostname():
+    if not isinstance(process, dict):
+        return None
+    return _alive(process.get("host"), process.get("pid"))
+
+
+def holder_alive(holder: str | None) -> bool | None:
+    """Whether the process named by an execution's ``holder`` (``NAME@HOST:PID``, as
+    ``runtime.worker.consumer_name`` makes it) still runs: ``None`` when that cannot be
+    told here (another host, or a holder named otherwise)."""
+    if not holder or "@" not in holder:
+        return None
+    host, _, pid = holder.rpartition("@")[2].rpartition(":")
+    return _alive(host, pid)
+
+
+def _alive(host: Any, pid: Any) -> bool | None:
+    if host != socket.gethostname():
         return None
     try:
-        os.kill(int(process["pid"]), 0)
+        number = int(pid)
+        if number <= 0:  # 0 and -N would name process groups
+            return None
+        os.kill(number, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process: it exists
         return True
-    except (KeyError, TypeError, ValueError, OSError):
+    except (TypeError, ValueError, OSError):
         return None
     return True

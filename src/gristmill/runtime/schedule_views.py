@@ -8,10 +8,12 @@ or the batches its ingest run wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gristmill.core.events import RAW_INGESTED
+from gristmill.runtime.job_views import view_job
 from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.run_status import MIN_STALE_AFTER
 from gristmill.stores.schedules import Schedule, Tick
 
 
@@ -29,12 +31,18 @@ class ScheduleView:
     batches: list[str] = field(default_factory=list)
 
 
-def schedule_views(metadata: MetadataStore, now: datetime) -> list[ScheduleView]:
-    """Every recorded schedule as it stands at ``now``, by key."""
-    return [_view(metadata, schedule, now) for schedule in metadata.schedules.list_schedules()]
+def schedule_views(
+    metadata: MetadataStore, now: datetime, stale: timedelta = MIN_STALE_AFTER
+) -> list[ScheduleView]:
+    """Every recorded schedule as it stands at ``now``, by key (a score job whose holder
+    is gone is ``stopped``: ``runtime.job_views``, with ``stale``)."""
+    schedules = metadata.schedules.list_schedules()
+    return [_view(metadata, schedule, now, stale) for schedule in schedules]
 
 
-def _view(metadata: MetadataStore, schedule: Schedule, now: datetime) -> ScheduleView:
+def _view(
+    metadata: MetadataStore, schedule: Schedule, now: datetime, stale: timedelta
+) -> ScheduleView:
     timing = schedule.when()
     upcoming = timing.following(now)
     while upcoming < schedule.since:  # ticks before it was recorded are not fired
@@ -43,19 +51,21 @@ def _view(metadata: MetadataStore, schedule: Schedule, now: datetime) -> Schedul
     fired = last if last is None or last.outcome == "fired" else None
     if last is not None and fired is None:
         fired = metadata.schedules.latest_tick(schedule.key, outcome="fired")
-    state, batches = _made(metadata, schedule, fired)
+    state, batches = _made(metadata, schedule, fired, now, stale)
     return ScheduleView(schedule, upcoming, last, fired, state, batches)
 
 
 def _made(
-    metadata: MetadataStore, schedule: Schedule, fired: Tick | None
+    metadata: MetadataStore, schedule: Schedule, fired: Tick | None, now: datetime, stale: timedelta
 ) -> tuple[str | None, list[str]]:
     """What ``fired`` made: (the job's state, []) or (the run's state, its batch ids)."""
     if fired is None or fired.ref is None:
         return None, []
     if schedule.action == "score":
         job = metadata.score_jobs.find_job(fired.ref)
-        return (job.state if job is not None else "queued"), []
+        if job is None:
+            return "queued", []
+        return view_job(metadata, job, now=now, stale=stale).status, []
     ingestions = [
         e for e in metadata.executions.list_executions(fired.ref) if e.stage == "ingestion"
     ]

@@ -20,7 +20,6 @@ STAGE_NAMES = (
     STREAM_STAGE,
     SCHEDULER_STAGE,
 )
-# What ``worker --all`` runs: every stage but the ``score:`` triggers, which would record an
-# execution for every raw batch and feature set of every pipeline; a deployment that scores
-# new data runs them by name (``gristmill run`` does when its spec has ``score:``).
-ALL_STAGES = tuple(name for name in STAGE_NAMES if name not in SCORE_TRIGGERS)
+# What ``worker --all`` runs: every stage. The ``score:`` triggers acknowledge the events of
+# a pipeline whose spec does not score new data without recording anything (``wants``).
+ALL_STAGES = STAGE_NAMES

@@ -1,6 +1,8 @@
 """Runs a stage as a long-lived, idempotent consumer of its event type.
 
-Per delivery: derive the idempotency key and claim it in the execution store; if a succeeded
+Per delivery: a ``Selective`` stage is asked first whether it wants the event, and one it
+does not want is acknowledged with nothing recorded. Else derive the idempotency key and
+claim it in the execution store; if a succeeded
 execution has that key, re-publish the events it recorded (same ids) instead of working again;
 if another consumer runs it under a live lease, wait for that one (holding our delivery) and
 then decide again; otherwise run the handler in a thread, record the execution *with* its
@@ -42,7 +44,7 @@ from gristmill.core.ids import new_id
 from gristmill.core.outages import OutageLog
 from gristmill.errors import PERMANENT_ERRORS, BackendError, LeaseLostError
 from gristmill.runtime.code_reload import CodeReload
-from gristmill.stages.base import STAGE_FAILED, Stage, StageOutcome
+from gristmill.stages.base import STAGE_FAILED, Selective, Stage, StageOutcome
 from gristmill.stores.fencing import fenced
 from gristmill.stores.metadata import ExecutionStore, StageExecution
 
@@ -140,6 +142,7 @@ class StageWorker:
         self.consumer = consumer_name(stage.name)
         self.consumes = stage.consumes
         self.handled = 0
+        self.passed = 0  # events a ``Selective`` stage did not want: acked, nothing recorded
         self.outages = outages if outages is not None else OutageLog()
         self.code = code  # custom modules changed on disk are read again before each event
         self._stop: asyncio.Event | None = None
@@ -181,6 +184,10 @@ class StageWorker:
 
     async def process(self, delivery: Delivery) -> None:
         event = delivery.event
+        if not await self._wanted(event):
+            await self.bus.ack(delivery)  # not this stage's concern: nothing recorded
+            self.passed += 1
+            return
         key = self.stage.idempotency_key(event)
         published_by = ""
         while True:
@@ -203,6 +210,20 @@ class StageWorker:
             return  # stopping: the outbox relay of the next worker publishes them
         await self.bus.ack(delivery)
         self.handled += 1
+
+    async def _wanted(self, event: Event) -> bool:
+        """``Selective.wants`` on the store threads (it may read the metadata store); a
+        stage that is not selective wants everything. An error other than an outage counts
+        as wanted: the handler meets it and it is recorded as usual."""
+        if not isinstance(self.stage, Selective):
+            return True
+        try:
+            return await self._store(self.stage.wants, event)
+        except BackendError:
+            raise
+        except Exception:
+            log.debug("wants() failed; handling the event", exc_info=True)
+            return True
 
     async def _announce(self, outputs: list[Event], execution_id: str) -> bool:
         """Publish the events ``execution_id`` recorded, retrying with back-off while the bus

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -46,6 +46,9 @@ from gristmill.server.http import (
 )
 from gristmill.server.openapi import documented, operation, parameter
 from gristmill.stores.scores import ScoreJob
+
+if TYPE_CHECKING:
+    from gristmill.runtime.job_views import JobView
 
 logger = logging.getLogger(__name__)
 JOB_ID = parameter("job_id", "The job's id, as POST /v1/jobs answered it")
@@ -104,15 +107,24 @@ class ScoreJobs:
 
         services = self._opened()
         scoring = self.settings.scoring
+
+        def held() -> ScoreJob:  # held as a worker holds it: a dead server's job shows stopped
+            from gristmill.runtime.job_leases import holding_job
+            from gristmill.runtime.worker import consumer_name
+
+            executions, holder = services.metadata.executions, consumer_name("serve")
+            ack_wait = self.settings.bus.ack_wait
+            with holding_job(executions, job.job_id, holder=holder, ack_wait=ack_wait):
+                return run_score_job(
+                    job,
+                    services.feature_stores(),
+                    build_score_store(self.settings),
+                    services.executor(),
+                    partition_rows=scoring.partition_rows,
+                )
+
         try:
-            done = await asyncio.to_thread(
-                run_score_job,
-                job,
-                services.feature_stores(),
-                build_score_store(self.settings),
-                services.executor(),
-                partition_rows=scoring.partition_rows,
-            )
+            done = await asyncio.to_thread(held)
         except Exception as exc:  # recorded as the job's error, shown by GET
             if isinstance(exc, GristmillError):
                 logger.warning("score job %s failed: %s", job.job_id, exc)
@@ -132,9 +144,19 @@ class ScoreJobs:
         ready = Event(type=SCORES_READY, key=name, payload=ready_payload(done))
         await services.bus.publish([ready])
 
-    async def find(self, job_id: str) -> ScoreJob:
+    async def find(self, job_id: str) -> JobView:
+        """The job as it stands (a job whose holder is gone is ``stopped``)."""
+        from gristmill.runtime.job_views import view_job
+        from gristmill.stores.run_status import stale_after
+
         metadata = self._opened().metadata
-        return await asyncio.to_thread(metadata.score_jobs.get_job, job_id)
+        stale = stale_after(self.settings.bus.ack_wait)
+
+        def look() -> JobView:
+            job = metadata.score_jobs.get_job(job_id)
+            return view_job(metadata, job, now=datetime.now(UTC), stale=stale)
+
+        return await asyncio.to_thread(look)
 
     async def close(self) -> None:
         """Wait for the jobs this server runs (a server stopping lets them finish)."""
@@ -179,12 +201,12 @@ def routes(jobs: ScoreJobs) -> list[BaseRoute]:
         rid = request_id(request)
         try:
             check_token(request, prediction_token(serve))
-            job = await jobs.find(request.path_params["job_id"])
+            view = await jobs.find(request.path_params["job_id"])
         except Exception as exc:
             return error_response(exc, rid)
-        from gristmill.stores.scores import job_summary
+        from gristmill.runtime.job_views import shown_summary
 
-        return JSONResponse(job_summary(job))
+        return JSONResponse(shown_summary(view))
 
     return [
         Route(

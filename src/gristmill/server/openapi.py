@@ -359,7 +359,14 @@ JOB_ACCEPTED = {
     "required": ["job_id", "state", "url"],
     "properties": {
         "job_id": {"type": "string"},
-        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "state": {
+            "enum": ["queued", "running", "succeeded", "failed", "stopped"],
+            "description": "stopped: recorded running, but its holder (a worker, a "
+            "`gristmill score`, a server) is gone; `resume` finishes it.",
+        },
+        "recorded_state": {"type": "string", "description": "A stopped job's recorded state."},
+        "stopped": {"type": "string", "description": "Why a stopped job stopped."},
+        "resume": {"type": "string", "description": "The command that finishes the job."},
         "url": {"type": "string", "description": "Where to follow the job."},
     },
 }
@@ -373,7 +380,14 @@ JOB = {
         "version": {"type": ["integer", "null"]},
         "input": {"type": "string"},
         "input_kind": _TEXT_OR_NULL,
-        "state": {"enum": ["queued", "running", "succeeded", "failed"]},
+        "state": {
+            "enum": ["queued", "running", "succeeded", "failed", "stopped"],
+            "description": "stopped: recorded running, but its holder (a worker, a "
+            "`gristmill score`, a server) is gone; `resume` finishes it.",
+        },
+        "recorded_state": {"type": "string", "description": "A stopped job's recorded state."},
+        "stopped": {"type": "string", "description": "Why a stopped job stopped."},
+        "resume": {"type": "string", "description": "The command that finishes the job."},
         "progress": {
             "type": "object",
             "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},

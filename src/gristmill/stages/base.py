@@ -6,16 +6,20 @@ runs ``handle`` in a worker thread, publishes the returned announcements as even
 the input, records the execution, and only then acks. A ``DataError`` or ``ConfigError`` is
 permanent: it is recorded and announced as ``stage.failed`` instead of being retried. Any
 other exception is retried with back-off and dead-lettered after the bus's budget.
+
+A stage that most events of its type do not concern may also be ``Selective``: the runtime
+asks ``wants(event)`` first and acknowledges an event it does not want at once, recording
+no execution and doing no work.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from gristmill.core.events import STAGE_FAILED, Event
 
-__all__ = ["STAGE_FAILED", "Announcement", "Stage", "StageOutcome"]
+__all__ = ["STAGE_FAILED", "Announcement", "Selective", "Stage", "StageOutcome"]
 
 
 @dataclass(frozen=True)
@@ -47,4 +51,17 @@ class Stage(Protocol):
 
     def handle(self, event: Event) -> StageOutcome:
         """Do the work for ``event``; must be safe to call again with the same event."""
+        ...
+
+
+@runtime_checkable
+class Selective(Protocol):
+    """The capability of a stage to pass over, unrecorded, events that do not concern it."""
+
+    def wants(self, event: Event) -> bool:
+        """Whether ``event`` may need work: ``False`` acknowledges it with no execution
+        recorded (no claim, no lease, nothing to replay). Must be cheap (metadata reads at
+        most) and must not write. A backend outage it meets leaves the event on the bus
+        (redelivered after its lease); any other error it raises counts as ``True``, so the
+        handler meets the error and it is recorded and announced as usual."""
         ...

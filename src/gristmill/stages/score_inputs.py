@@ -19,6 +19,7 @@ from gristmill.errors import ConfigError, DataError, NotFoundError
 from gristmill.features.rows import ROW_ID
 from gristmill.features.stores import FeatureStores
 from gristmill.servables.port import ServableManifest
+from gristmill.stores.lineage import FILE_KIND, file_node
 from gristmill.stores.scores import INPUT_FORMS
 
 InputKind = Literal["feature_set", "batch", "file"]
@@ -100,7 +101,8 @@ def read_input(stores: FeatureStores, source: ScoreInput, manifest: ServableMani
     input and the columns it lacks."""
     if source.kind == "file":
         table = read_file(source.ident)
-        rows = InputRows(table, "raw", _keys(table, manifest), [])
+        parents = [(file_node(source.ident), FILE_KIND)]  # the node ingestion gives it too
+        rows = InputRows(table, "raw", _keys(table, manifest), parents)
     elif source.kind == "batch":
         table = stores.raw.read(source.ident)
         rows = InputRows(table, "raw", _keys(table, manifest), [(source.ident, "raw_batch")])

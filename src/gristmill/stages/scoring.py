@@ -11,7 +11,9 @@ the worker announces ``stage.failed``.
 ``ScoreNewBatches`` and ``ScoreNewFeatureSets`` are the spec's ``score: {on: new_batch}``:
 they turn a new raw batch of the spec's source (``raw.ingested``) or a new feature set of
 its name (``features.generated``) into a ``scores.requested`` for the spec's model, so new
-data is scored without a person.
+data is scored without a person. They are ``Selective``: an event of a pipeline whose spec
+has no ``score: {on: new_batch}`` is acknowledged by the worker with no execution recorded,
+so ``gristmill worker --all`` runs them at the cost of a spec lookup per batch.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from gristmill.servables.loading import parse_ref, resolve_version
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.score_jobs import ready_payload, run_score_job
 from gristmill.stages.specs import SpecResolver
-from gristmill.stores.scores import ScoreJob, ScoreStore, job_summary
+from gristmill.stores.scores import SCORING_STAGE, ScoreJob, ScoreStore, job_key, job_summary
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ def requested_job(payload: dict[str, Any], default_id: str) -> ScoreJob:
 class ScoringStage:
     """Runs the score job of each ``scores.requested`` (see the module docstring)."""
 
-    name = "scoring"
+    name = SCORING_STAGE
     consumes = SCORES_REQUESTED
 
     def __init__(
@@ -94,7 +96,7 @@ class ScoringStage:
         self.webhook_attempts = webhook_attempts
 
     def idempotency_key(self, event: Event) -> str:
-        return digest_json({"job": event.payload.get("job_id") or event.id})
+        return job_key(str(event.payload.get("job_id") or event.id))
 
     def handle(self, event: Event) -> StageOutcome:
         job = self.stores.metadata.score_jobs.add_job(requested_job(event.payload, event.id))
@@ -154,6 +156,15 @@ class _ScoreNew(ABC):
 
     def idempotency_key(self, event: Event) -> str:
         return digest_json({"event": event.id})
+
+    def wants(self, event: Event) -> bool:
+        """Whether the event's spec scores new data (``score: {on: new_batch}``); a spec
+        that cannot be told is wanted, so ``handle`` records why (``ConfigError``)."""
+        try:
+            score = self.specs(event).score
+        except ConfigError:
+            return True
+        return score is not None and score.on == "new_batch"
 
     @abstractmethod
     def _input(self, event: Event, score: ScoreSpec) -> str | None:

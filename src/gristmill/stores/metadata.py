@@ -224,8 +224,11 @@ class LineageStore(Protocol):
 class AuditLog(Protocol):
     def append(self, entry: AuditEntry) -> None: ...
 
-    def list_entries(self, *, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        """Newest first."""
+    def list_entries(
+        self, *, subject: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries (of ``subject``, of ``action``, when given), newest
+        first."""
         ...
 
 

@@ -26,6 +26,9 @@ JobState = Literal["queued", "running", "succeeded", "failed"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed")
 SCORE_JOB_KIND = "score_job"
 """The lineage kind of a score job (its id is the node id)."""
+SCORING_STAGE = "scoring"
+"""The stage whose execution holds a score job while it runs, whoever runs it: a scoring
+worker, ``gristmill score`` or a server (``job_key`` is the execution's key; ADR 23)."""
 INPUT_FORMS = (
     "a file (.csv, .parquet, .jsonl), batch:BATCH_ID, source:SOURCE (its newest batch), "
     "feature_set:ID or feature_set:NAME (its newest)"
@@ -66,6 +69,13 @@ class ScoreJob:
     @property
     def ended(self) -> bool:
         return self.state in ("succeeded", "failed")
+
+
+def job_key(job_id: str) -> str:
+    """The idempotency key of the ``scoring`` stage's execution that holds job ``job_id``."""
+    from gristmill.core.ids import digest_json
+
+    return digest_json({"job": job_id})
 
 
 def job_summary(job: ScoreJob) -> dict[str, Any]:

@@ -266,6 +266,16 @@ class MetadataStoreContract(
         assert [e.entry_id for e in listed] == ["e-3", "e-1"]
         assert store.audit.list_entries(subject="model:none") == []
 
+    def test_audit_entries_filter_by_action(self, store: MetadataStore) -> None:
+        store.audit.append(make_entry("e-1", 1, action="model.policy_set"))
+        store.audit.append(make_entry("e-2", 2, action="model.alias_set"))
+        store.audit.append(make_entry("e-3", 3, action="model.policy_set", subject="model:x"))
+        store.audit.append(make_entry("e-4", 4, action="model.policy_set"))
+        listed = store.audit.list_entries(action="model.policy_set", limit=2)
+        assert [e.entry_id for e in listed] == ["e-4", "e-3"]
+        both = store.audit.list_entries(subject="model:churn", action="model.policy_set")
+        assert [e.entry_id for e in both] == ["e-4", "e-1"]
+
     def test_audit_append_is_idempotent_per_id(self, store: MetadataStore) -> None:
         entry = make_entry("e-1")
         store.audit.append(entry)

@@ -33,10 +33,14 @@ class SqlAuditLog:
                 "append a new entry with a new id"
             )
 
-    def list_entries(self, *, subject: str | None = None, limit: int = 100) -> list[AuditEntry]:
+    def list_entries(
+        self, *, subject: str | None = None, action: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
         query = sa.select(audit_log)
         if subject is not None:
             query = query.where(audit_log.c.subject == subject)
+        if action is not None:
+            query = query.where(audit_log.c.action == action)
         query = query.order_by(audit_log.c.at.desc(), audit_log.c.entry_id.desc()).limit(limit)
         with self._db.read() as connection:
             rows = connection.execute(query).all()
