@@ -7,7 +7,9 @@ servable runs (pipeline and learner in one), one ONNX Runtime session with the o
 gristmill's uses (one thread, sequential, every graph optimization), and nothing else — no
 routing beyond one path, no validation, no logging, no metrics, no batching. It takes the
 body gristmill's native API takes (``{"rows": [{column: value, ...}, ...]}``), decodes it
-with orjson, builds one array per column row by row, runs the session in the event loop and
+with orjson, builds the graph's input row by row — one array per column, or, for a graph
+that takes its numeric columns as one tensor (the column order in its metadata, as
+gristmill compiles numeric pipelines), one matrix — runs the session in the event loop and
 answers the classes and probabilities with orjson. uvicorn runs as ``gristmill serve`` runs
 it: one process, uvloop, httptools, no access log. It imports nothing from gristmill.
 """
@@ -15,6 +17,7 @@ it: one process, uvloop, httptools, no access log. It imports nothing from grist
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,8 @@ def build(model: str) -> FastAPI:
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     inputs = [(i.name, TYPES[i.type]) for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
+    packed = session.get_modelmeta().custom_metadata_map.get("gristmill.packed_columns")
+    columns = json.loads(packed) if packed else None
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
     @app.get("/ready")
@@ -46,10 +51,14 @@ def build(model: str) -> FastAPI:
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         rows = orjson.loads(await request.body())["rows"]
-        feed = {
-            name: np.array([row[name] for row in rows], dtype=kind).reshape(-1, 1)
-            for name, kind in inputs
-        }
+        if columns is not None:
+            ((name, kind),) = inputs
+            feed = {name: np.array([[row[c] for c in columns] for row in rows], dtype=kind)}
+        else:
+            feed = {
+                name: np.array([row[name] for row in rows], dtype=kind).reshape(-1, 1)
+                for name, kind in inputs
+            }
         labels, probabilities = session.run(outputs, feed)[:2]
         body: dict[str, Any] = {
             "predictions": labels.reshape(-1),
