@@ -118,8 +118,20 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def label_text(value: Any) -> str:
-    """A class label as text, the same whichever JSON type carried it: ``1``, ``1.0`` and
-    ``"1"`` are ``"1"``; ``True`` is ``"True"`` (as a class named by Python's ``str``)."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    """A class label as text, the same whichever JSON type carried it: a number by its value
+    (``1``, ``1.0`` and ``"1.0"`` are ``"1"``; ``0.5`` is ``"0.5"``), ``True`` as ``"True"``
+    (as a class named by Python's ``str``), other text as it is."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return repr(value)
+    text = str(value)
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return label_text(number) if math.isfinite(number) else text
