@@ -119,6 +119,7 @@ def _register() -> None:
         deployments,
         doctor,
         features,
+        feedback,
         inspect,
         maintenance,
         packaging,
@@ -146,6 +147,7 @@ def _register() -> None:
     packaging.register(app)
     score_jobs.register(app)
     serving.register(app)
+    feedback.register(app)
     dead_letters.register(app)
 
 

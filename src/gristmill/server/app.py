@@ -9,7 +9,7 @@ group is deleted. Every ``serve.stats_flush_seconds`` the serving stats are reco
 metadata store and the canaries with a promotion rule judged (``server.stats_flush``,
 ``server.canary_judge``); once more at shutdown. The wire protocols are mounted here, and
 only here: the native API, the Open Inference Protocol and MLflow's scoring protocol;
-beside them the batch score jobs (``server.jobs``).
+beside them the batch score jobs (``server.jobs``) and the feedback (``server.feedback``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from gristmill.config.settings import Settings
 from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
-from gristmill.server import canary_judge, policies, reload
+from gristmill.server import canary_judge, feedback, policies, reload
 from gristmill.server import jobs as score_jobs
 from gristmill.server.http import (
     JSONResponse,
@@ -91,6 +91,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     publish: list[Publish] = []  # the bus's, once the lifespan opened it
     jobs = score_jobs.ScoreJobs(settings)
     routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
+    routes += feedback.routes(serve, publish)
     routes += service_routes(models, settings, routes)
     routes += policy_routes(models, settings, publish)
 

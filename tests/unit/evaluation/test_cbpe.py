@@ -68,7 +68,8 @@ def test_sums_of_parts_add_up_to_the_sums_of_the_whole() -> None:
     proba = np.column_stack([1 - p, p])
     labels = predicted.astype(str).tolist()
     whole = figures(tally(classes, labels, proba), classes)
-    parts = added(tally(classes, labels[:300], proba[:300]), tally(classes, labels[300:], proba[300:]))
+    first, rest = tally(classes, labels[:300], proba[:300]), tally(classes, labels[300:], proba[300:])
+    parts = added(first, rest)
     assert figures(parts, classes) == pytest.approx(whole)
 
 
