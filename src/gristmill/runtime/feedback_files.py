@@ -55,9 +55,7 @@ def _json(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def feedback_events(
-    path: Path, model: str | None, *, per_event: int = 1000
-) -> list[Event]:
+def feedback_events(path: Path, model: str | None, *, per_event: int = 1000) -> list[Event]:
     """The file's outcomes as ``feedback.received`` events of at most ``per_event`` outcomes,
     every one checked first (``DataError`` naming file, row and column)."""
     outcomes = read_outcomes(path)

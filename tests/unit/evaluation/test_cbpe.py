@@ -68,8 +68,8 @@ def test_sums_of_parts_add_up_to_the_sums_of_the_whole() -> None:
     proba = np.column_stack([1 - p, p])
     labels = predicted.astype(str).tolist()
     whole = figures(tally(classes, labels, proba), classes)
-    first, rest = tally(classes, labels[:300], proba[:300]), tally(classes, labels[300:], proba[300:])
-    parts = added(first, rest)
+    first = tally(classes, labels[:300], proba[:300])
+    parts = added(first, tally(classes, labels[300:], proba[300:]))
     assert figures(parts, classes) == pytest.approx(whole)
 
 
