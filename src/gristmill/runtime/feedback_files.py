@@ -81,10 +81,10 @@ def _at_row(error: DataError, path: Path, start: int) -> DataError:
     field = error.column or ""
     if not field.startswith("outcomes["):
         return DataError(str(error), file=str(path), column=field or None)
-    index, _, column = field.removeprefix("outcomes[").partition("]")
+    index, _, rest = field.removeprefix("outcomes[").partition("]")
     row = start + int(index) + 1
-    column = column.removeprefix(".") or None
-    message = str(error).split(": ", 1)[-1]
+    column = rest.removeprefix(".") or None
+    message = str(error).split(": ", 1)[-1]  # "PATH is invalid: FIELD: what" -> "FIELD: what"
     if column is not None:
         message = message.split(": ", 1)[-1]
     where = f"row {row}" + (f", column {column}" if column else "")
