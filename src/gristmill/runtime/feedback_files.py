@@ -84,8 +84,6 @@ def _at_row(error: DataError, path: Path, start: int) -> DataError:
     index, _, rest = field.removeprefix("outcomes[").partition("]")
     row = start + int(index) + 1
     column = rest.removeprefix(".") or None
-    message = str(error).split(": ", 1)[-1]  # "PATH is invalid: FIELD: what" -> "FIELD: what"
-    if column is not None:
-        message = message.split(": ", 1)[-1]
+    message = str(error).split(" is invalid: ", 1)[-1].removeprefix(f"{field}: ")
     where = f"row {row}" + (f", column {column}" if column else "")
     return DataError(f"{path}, {where}: {message}", file=str(path), row=row, column=column)
