@@ -23,7 +23,14 @@ import math
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gristmill.core.names import NAME_PATTERN
 from gristmill.errors import DataError
@@ -40,7 +47,14 @@ class OutcomeItem(BaseModel):
     row: int | None = Field(None, ge=0)
     entity: str | int | None = None
     at: datetime | None = None
-    actual: bool | int | float | str = Field(allow_inf_nan=False)
+    actual: bool | int | float | str
+
+    @field_validator("actual")
+    @classmethod
+    def _finite(cls, value: bool | int | float | str) -> bool | int | float | str:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number (not NaN or infinity)")
+        return value
 
     @model_validator(mode="after")
     def _one_way_to_name_it(self) -> OutcomeItem:
