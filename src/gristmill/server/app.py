@@ -99,7 +99,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             log.publish = services.bus.publish
-            publish.append(services.bus.publish)
+            publish[:] = [services.bus.publish]  # this lifespan's bus (an app may start again)
             models.attach(services.feature_stores())
             jobs.attach(services)
             tasks = [
@@ -134,6 +134,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 sys.setswitchinterval(interval)
                 gc.unfreeze()
                 models.set_ready(False)
+                publish.clear()  # its bus closes: routes that publish answer 503 until open
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

@@ -411,6 +411,7 @@ FEEDBACK_REQUEST = {
                 "properties": {
                     "request_id": {
                         "type": "string",
+                        "minLength": 1,
                         "maxLength": 128,
                         "description": "The request_id a prediction answer carried.",
                     },
