@@ -187,3 +187,31 @@ async def test_feedback_joins_counts_and_measures_once_whatever_comes(
     )
     table = quality_table(quality)
     assert table.row_count == 1 and "of every model, 5 waiting" in str(table.caption)
+
+
+async def test_bad_feedback_and_a_missing_log_file_fail_naming_what(
+    tmp_path: Path, bus: SqliteBus, metadata: SqlMetadataStore
+) -> None:
+    setups = Setups(metadata, SPEC)
+    workers = [
+        StageWorker(FeedbackStage(metadata, setups), bus, metadata.executions),
+        StageWorker(LiveQualityStage(metadata, setups), bus, metadata.executions),
+    ]
+    bad = Event(type=FEEDBACK_RECEIVED, payload={"outcomes": [{"request_id": "r", "row": -1}]})
+    gone = Event(
+        type="predictions.logged",
+        payload={"model": "churn", "version": 1, "path": str(tmp_path / "gone.parquet")},
+    )
+    await bus.publish([bad, gone])
+    stop = asyncio.Event()
+    running = [asyncio.create_task(w.run(stop, poll=0.05)) for w in workers]
+    try:
+        await until(lambda: all(w.handled == 1 for w in workers))
+    finally:
+        stop.set()
+        await asyncio.gather(*running)
+    failed = await bus.consume("probe", "stage.failed", "p", max_events=10, wait=0.2)
+    errors = {d.event.payload["stage"]: d.event.payload["error"] for d in failed}
+    assert "outcomes[0].row" in errors["feedback"]
+    assert "gone.parquet cannot be read" in errors["live-quality"]
+    assert metadata.feedback.counts() == FeedbackCounts()

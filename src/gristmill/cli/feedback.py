@@ -48,6 +48,7 @@ def feedback(
     events = feedback_events(file, model, per_event=per_message)
 
     async def publish() -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)  # the embedded bus's folder
         bus = build_bus(settings)
         await bus.open()
         try:
