@@ -107,3 +107,10 @@ def test_a_small_reference_calibrates_nothing() -> None:
 def test_no_rows_give_no_figures() -> None:
     sums = tally(["0", "1"], [], np.empty((0, 2)))
     assert figures(sums, ["0", "1"]) == {"accuracy": None, "f1": None, "roc_auc": None}
+
+
+def test_the_reference_bins_are_the_evaluations() -> None:
+    from gristmill.evaluation.cbpe import REFERENCE_BINS
+    from gristmill.evaluation.classification import CALIBRATION_BINS
+
+    assert REFERENCE_BINS == CALIBRATION_BINS
