@@ -29,5 +29,5 @@ def test_the_default_window_is_an_hour() -> None:
 
 @pytest.mark.parametrize("given", ["soon", "1.5s", 0, "-1h"])
 def test_a_bad_window_names_the_key(given: Any) -> None:
-    with pytest.raises(SpecError, match="monitor.quality_window"):
+    with pytest.raises(SpecError, match=r"monitor\.quality_window"):
         _spec({"quality_window": given})
