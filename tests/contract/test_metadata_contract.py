@@ -152,7 +152,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0012"
+HEAD = "0014"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

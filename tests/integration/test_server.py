@@ -583,6 +583,7 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
         ("/v2/models/{name}/versions/{version}/infer", "post"),
         ("/invocations", "post"),
         ("/ping", "get"),
+        ("/v1/feedback", "post"),
     ]:
         assert method in paths[path], path
     predict = paths["/v1/models/{name}/versions/{version}/predict"]["post"]
@@ -597,7 +598,7 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
     assert {"400", "404", "413", "415"} <= set(predict["responses"])
     assert set(document["components"]["schemas"]) >= {"Error", "PredictRequest"}
     schemas = document["components"]["schemas"]
-    for path in ("/v2/models/{name}/infer", "/invocations", "/admin/unload"):
+    for path in ("/v2/models/{name}/infer", "/invocations", "/admin/unload", "/v1/feedback"):
         body = paths[path]["post"]["requestBody"]["content"]
         assert body["application/json"]["schema"]["$ref"].startswith("#/components/"), path
         assert "400" in paths[path]["post"]["responses"], path

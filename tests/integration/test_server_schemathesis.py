@@ -64,6 +64,7 @@ def test_every_operation_is_described_with_its_body(schema: Any) -> None:
         "/invocations",
         "/admin/reload",
         "/admin/unload",
+        "/v1/feedback",
     }
     for op in operations:
         if op.method.upper() == "POST" and op.path != "/admin/reload":
@@ -123,3 +124,8 @@ def test_answers_to_good_requests_match_their_schemas(schema: Any) -> None:
     for case in cases:
         answer = case.call_and_validate(checks=CHECKS)
         assert answer.status_code == 200, (case.path, answer.text)
+    feedback = schema["/v1/feedback"]["POST"].Case(
+        body={"outcomes": [{"request_id": "r-1", "actual": "Adelie"}]}
+    )
+    answer = feedback.call_and_validate(checks=CHECKS)
+    assert answer.status_code == 202, answer.text

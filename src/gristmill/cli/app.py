@@ -119,6 +119,7 @@ def _register() -> None:
         deployments,
         doctor,
         features,
+        feedback,
         inspect,
         maintenance,
         monitoring,
@@ -148,6 +149,7 @@ def _register() -> None:
     score_jobs.register(app)
     serving.register(app)
     monitoring.register(app)
+    feedback.register(app)
     dead_letters.register(app)
 
 

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from gristmill.config.features import FeatureSetSpec
+from gristmill.config.features import FeatureSetSpec, parse_duration
 from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
@@ -143,9 +143,26 @@ class ServeSpec(_Section):
     latency_budget_ms: float | None = Field(None, gt=0)
 
 
+DEFAULT_QUALITY_WINDOW = 3600.0
+"""Seconds of a live quality window when the spec names none (``monitor.quality_window``)."""
+
+
 class MonitorSpec(_Section):
     drift: dict[str, Any] | None = None
     rollback: dict[str, Any] | None = None
+    quality_window: float = Field(
+        DEFAULT_QUALITY_WINDOW,
+        description="Length of a live quality window: seconds, or a duration (15m, 1h, 1d). "
+        "Windows are aligned to the epoch (UTC) and hold the predictions made in them.",
+    )
+
+    @field_validator("quality_window", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        seconds = parse_duration(value)
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError("a quality window is a whole number of seconds, at least 1s")
+        return seconds
 
 
 class PipelineSpec(_Section):

@@ -10,6 +10,9 @@ STREAM_STAGE = "stream-ingestion"
 SCHEDULER_STAGE = "scheduler"
 SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
 SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
+QUALITY_STAGES = ("feedback", "live-quality")
+"""Live quality: of outcomes received (``feedback.received``), and of the prediction log
+(``predictions.logged``)."""
 STAGE_NAMES = (
     "ingestion",
     "preparation",
@@ -17,6 +20,7 @@ STAGE_NAMES = (
     "evaluation",
     "deployment",
     *SCORING_STAGES,
+    *QUALITY_STAGES,
     STREAM_STAGE,
     SCHEDULER_STAGE,
 )

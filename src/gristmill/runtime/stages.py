@@ -12,6 +12,7 @@ from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
 from gristmill.runtime.scheduler import Scheduler
 from gristmill.runtime.stage_names import (
+    QUALITY_STAGES,
     SCHEDULER_STAGE,
     SCORING_STAGES,
     STAGE_NAMES,
@@ -22,10 +23,14 @@ from gristmill.runtime.wiring import Services, build_score_store
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
 from gristmill.stages.deployment import DeploymentStage
+from gristmill.stages.feedback import FeedbackStage
 from gristmill.stages.ingestion import IngestionStage
+from gristmill.stages.live_quality import LiveQualityStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
+from gristmill.stages.quality_windows import Setups
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
 from gristmill.stages.training import EvaluationStage, TrainingStage
+from gristmill.stores.metadata import MetadataStore
 
 # The stages a run's work goes through (``gristmill run`` runs these; ``gristmill worker
 # --all`` too): the event types they consume are ``run_views.RUN_CONSUMES``.
@@ -82,6 +87,15 @@ def scoring_stage(name: str, services: Services, resolver: SpecResolver) -> Stag
     )
 
 
+def quality_stage(name: str, metadata: MetadataStore, spec: PipelineSpec | None) -> Stage:
+    """The feedback stage or the live quality stage; ``spec`` gives the quality window of
+    versions whose run's spec cannot be read."""
+    setups = Setups(metadata, spec)
+    if name == "feedback":
+        return FeedbackStage(metadata, setups)
+    return LiveQualityStage(metadata, setups)
+
+
 def build_workers(
     services: Services,
     names: tuple[str, ...] = STAGE_NAMES,
@@ -118,6 +132,8 @@ def build_workers(
         stage: Stage
         if name == "ingestion":
             stage = IngestionStage(services.raw, services.metadata)
+        elif name in QUALITY_STAGES:
+            stage = quality_stage(name, services.metadata, spec)
         else:
             stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
         executions = services.metadata.executions

@@ -9,7 +9,7 @@ group is deleted. Every ``serve.stats_flush_seconds`` the serving stats are reco
 metadata store and the canaries with a promotion rule judged (``server.stats_flush``,
 ``server.canary_judge``); once more at shutdown. The wire protocols are mounted here, and
 only here: the native API, the Open Inference Protocol and MLflow's scoring protocol;
-beside them the batch score jobs (``server.jobs``).
+beside them the batch score jobs (``server.jobs``) and the feedback (``server.feedback``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from gristmill.config.settings import Settings
 from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
-from gristmill.server import canary_judge, policies, reload
+from gristmill.server import canary_judge, feedback, policies, reload
 from gristmill.server import jobs as score_jobs
 from gristmill.server.http import (
     JSONResponse,
@@ -85,23 +85,34 @@ def protocol_routes(models: RegistryModels) -> list[BaseRoute]:
     ]
 
 
-def create_app(settings: Settings, models: RegistryModels | None = None) -> Starlette:
-    """The server of ``settings`` (``models`` given by tests that build their own)."""
+def _prediction_log(settings: Settings) -> PredictionLog:
     serve = settings.serve
-    log = PredictionLog(
+    return PredictionLog(
         Path(settings.predictions_url()),
         sample=serve.log_sample,
         flush_seconds=serve.log_flush_seconds,
         flush_rows=serve.log_flush_rows,
     )
-    models = models or RegistryModels(serve, log=log)
+
+
+def _logged(models: RegistryModels, log: PredictionLog) -> RegistryModels:
+    """``models``, its answers and its shadows' written to ``log`` (unless given one)."""
     if models.log is None:
         models.log = log
     if models.shadows.log is None:
         models.shadows.log = log
+    return models
+
+
+def create_app(settings: Settings, models: RegistryModels | None = None) -> Starlette:
+    """The server of ``settings`` (``models`` given by tests that build their own)."""
+    serve = settings.serve
+    log = _prediction_log(settings)
+    models = _logged(models or RegistryModels(serve, log=log), log)
     publish: list[Publish] = []  # the bus's, once the lifespan opened it
     jobs = score_jobs.ScoreJobs(settings)
     routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
+    routes += feedback.routes(serve, publish)
     routes += service_routes(models, settings, routes)
     routes += policy_routes(models, settings, publish)
 
@@ -109,7 +120,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             log.publish = services.bus.publish
-            publish.append(services.bus.publish)
+            publish[:] = [services.bus.publish]  # this lifespan's bus (an app may start again)
             models.attach(services.feature_stores())
             jobs.attach(services)
             tasks = [
@@ -144,6 +155,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 sys.setswitchinterval(interval)
                 gc.unfreeze()
                 models.set_ready(False)
+                publish.clear()  # its bus closes: routes that publish answer 503 until open
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)

@@ -411,6 +411,61 @@ JOB = {
         "finished_at": _TEXT_OR_NULL,
     },
 }
+FEEDBACK_REQUEST = {
+    "type": "object",
+    "required": ["outcomes"],
+    "additionalProperties": False,
+    "description": "Actual outcomes, each naming its prediction by request_id (and row) or "
+    "by entity (and at, default: when received; entities need model). The last outcome "
+    "received for a prediction wins; the others are counted as duplicates.",
+    "properties": {
+        "model": {"type": "string", "description": "The model (needed for entities)."},
+        "outcomes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["actual"],
+                "additionalProperties": False,
+                "properties": {
+                    "request_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "description": "The request_id a prediction answer carried.",
+                    },
+                    "row": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The row of that request (default 0).",
+                    },
+                    "entity": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "With entity: the outcome is of the entity's last "
+                        "prediction at or before this time (with a time zone).",
+                    },
+                    "actual": {
+                        "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}],
+                        "description": "What actually happened: the class, or the number.",
+                    },
+                },
+            },
+        },
+    },
+}
+FEEDBACK_ACCEPTED = {
+    "type": "object",
+    "required": ["feedback_id", "outcomes"],
+    "properties": {
+        "feedback_id": {
+            "type": "string",
+            "description": "The id of the feedback.received event that carries them.",
+        },
+        "outcomes": {"type": "integer", "description": "Outcomes accepted."},
+    },
+}
 
 SCHEMAS = {
     "Error": ERROR,
@@ -431,6 +486,8 @@ SCHEMAS = {
     "JobRequest": JOB_REQUEST,
     "JobAccepted": JOB_ACCEPTED,
     "Job": JOB,
+    "FeedbackRequest": FEEDBACK_REQUEST,
+    "FeedbackAccepted": FEEDBACK_ACCEPTED,
 }
 
 

@@ -380,3 +380,84 @@ schedule_ticks = sa.Table(
     sa.Column("published_at", UtcDateTime(), nullable=True),
     sa.Index("ix_schedule_ticks_unpublished", "published_at", "fired_at"),
 )
+
+# A JSON value that may be absent: SQL NULL (not JSON null), so ``IS NULL`` finds it.
+NullableJson = sa.JSON(none_as_null=True).with_variant(
+    postgresql.JSONB(none_as_null=True), "postgresql"
+)
+
+# Actual outcomes as feedback carried them, once per event and place (0014).
+feedback_outcomes = sa.Table(
+    "feedback_outcomes",
+    metadata,
+    sa.Column("feedback_id", Text, primary_key=True),
+    sa.Column("position", sa.Integer(), primary_key=True),
+    sa.Column("actual", JsonType, nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Column("request_id", Text, nullable=True),
+    sa.Column("row", sa.Integer(), nullable=False),
+    sa.Column("model", Text, nullable=True),
+    sa.Column("entity", Text, nullable=True),
+    sa.Column("entity_at", UtcDateTime(), nullable=True),
+    sa.Column("status", Text, nullable=False),
+    sa.Column("joined_model", Text, nullable=True),
+    sa.Index("ix_feedback_outcomes_request", "request_id", "row"),
+    sa.Index("ix_feedback_outcomes_entity", "model", "entity", "status"),
+)
+
+# Rows of the prediction log, with the actual value that won their join (0014).
+logged_predictions = sa.Table(
+    "logged_predictions",
+    metadata,
+    sa.Column("request_id", Text, primary_key=True),
+    sa.Column("row", sa.Integer(), primary_key=True),
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("window_seconds", sa.Integer(), nullable=False),
+    sa.Column("window_start", UtcDateTime(), nullable=False),
+    sa.Column("prediction", NullableJson, nullable=True),
+    sa.Column("probabilities", NullableJson, nullable=True),
+    sa.Column("entity", Text, nullable=True),
+    sa.Column("shadow", sa.Boolean(), nullable=False),
+    sa.Column("actual", NullableJson, nullable=True),
+    sa.Column("actual_order", Text, nullable=True),
+    sa.Column("outcomes", sa.Integer(), nullable=False),
+    sa.Column("late", sa.Boolean(), nullable=False),
+    sa.Index("ix_logged_predictions_entity", "model", "entity", "at"),
+    sa.Index("ix_logged_predictions_window", "model", "version", "window_seconds", "window_start"),
+)
+
+# The prediction log's files recorded, each once (0014).
+logged_sources = sa.Table(
+    "logged_sources",
+    metadata,
+    sa.Column("source", Text, primary_key=True),
+    sa.Column("model", Text, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("rows", sa.Integer(), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
+# Live quality per version and window: logged rows, estimate sums, measured figures (0014).
+quality_windows = sa.Table(
+    "quality_windows",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("window_seconds", sa.Integer(), primary_key=True),
+    sa.Column("window_start", UtcDateTime(), primary_key=True),
+    sa.Column("predictions", sa.BigInteger(), nullable=False),
+    sa.Column("classes", JsonType, nullable=False),
+    sa.Column("estimate", JsonType, nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("measured_revision", sa.Integer(), nullable=False),
+    sa.Column("labelled", sa.Integer(), nullable=False),
+    sa.Column("duplicates", sa.Integer(), nullable=False),
+    sa.Column("late", sa.Integer(), nullable=False),
+    sa.Column("unusable", sa.Integer(), nullable=False),
+    sa.Column("metrics", JsonType, nullable=False),
+    sa.Column("estimate_error", JsonType, nullable=False),
+    sa.Column("measured_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_quality_windows_unmeasured", "measured_revision", "revision"),
+)
