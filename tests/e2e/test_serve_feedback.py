@@ -11,6 +11,7 @@ Every state is waited for in the metadata store, never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from gristmill.config.settings import Settings, load_settings
 from gristmill.core.events import FEEDBACK_RECEIVED, Event
 from gristmill.runtime.wiring import build_bus, open_stores
 from gristmill.stores.feedback import FeedbackCounts, QualityWindow
-from gristmill.testing.cli import running_worker
+from gristmill.testing.cli import cli_stdout, running_worker
 from gristmill.testing.registered import penguins as penguin_frame
 from gristmill.testing.serving import running_server
 
@@ -171,6 +172,16 @@ def test_feedback_is_joined_counted_and_measured(folder: Path) -> None:
         quality = read_quality(stores.metadata, "birds")
     assert quality.rows[0].estimated["accuracy"] is not None
     assert "of every model, 3 waiting" in str(quality_table(quality).caption)
+    # `gristmill monitor` shows the same window in its live quality section
+    shown = json.loads(cli_stdout("monitor", "birds", "--json", cwd=folder))
+    [listed] = shown["quality"]["windows"]
+    assert listed["metrics"]["accuracy"] == pytest.approx(window.metrics["accuracy"])
+    assert (listed["labelled"], shown["quality"]["counts"]["received"]) == (
+        41,
+        _counts(folder).received,
+    )
+    table = cli_stdout("monitor", "birds", cwd=folder)
+    assert "Live quality" in table or "acc" in table, table
 
 
 def _measured(folder: Path) -> bool:

@@ -7,8 +7,9 @@ add their sections beside it. What the sections run is imported when the verb ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +21,7 @@ from gristmill.cli.settings import opened_metadata
 
 if TYPE_CHECKING:  # imported when the verb runs (`--help` stays fast)
     from gristmill.runtime.serving_views import ServingReport, VersionServing
+    from gristmill.stores.metadata import MetadataStore
     from gristmill.stores.serving_figures import Figures
 
 SERVING_NOTE = (
@@ -54,7 +56,9 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """How a model serves: per version, times served, errors, fallbacks, cache hits and
-    latency (avg, min, max, p50/p90/p99) over the last minute, hour and day.
+    latency (avg, min, max, p50/p90/p99) over the last minute, hour and day; then its live
+    quality per window of the last day (from actual outcomes sent back, and a label-free
+    estimate while they are late).
 
     The figures are what every `gristmill serve` process records in the metadata store
     (every serve.stats_flush_seconds), summed over the servers: they outlive restarts. Old
@@ -72,10 +76,42 @@ def monitor(
     until = datetime.now(UTC)
     with opened_metadata(ctx) as store:
         report = serving_report(store, model, version, until=until)
-    out: dict[str, Any] = {"model": model, "at": until.isoformat()}
-    out["serving"] = serving_section(report, chart, quiet=as_json)
+        out: dict[str, Any] = {"model": model, "at": until.isoformat()}
+        out["serving"] = serving_section(report, chart, quiet=as_json)
+        out["quality"] = quality_section(store, model, version, until, quiet=as_json)
     if as_json:
         console.print_json(json.dumps(out, default=str))
+
+
+def quality_section(
+    store: MetadataStore, model: str, version: int | None, until: datetime, *, quiet: bool
+) -> dict[str, Any]:
+    """The live quality windows of the last day (``docs/monitoring.md#live-quality``):
+    printed as a table unless ``quiet``; the section's JSON."""
+    from gristmill.cli.monitor_quality import quality_table, read_quality
+
+    quality = read_quality(store, model, version=version, since=until - timedelta(days=1))
+    section: dict[str, Any] = {
+        "counts": dataclasses.asdict(quality.counts),
+        "waiting_anywhere": quality.waiting_anywhere,
+        "windows": [
+            {**dataclasses.asdict(row.window), "estimated": row.estimated} for row in quality.rows
+        ],
+    }
+    if quiet:
+        return section
+    if quality.rows or quality.counts.received:
+        console.print(quality_table(quality))
+    else:
+        console.print(
+            f"{model}: no live quality yet — send actual outcomes (POST /v1/feedback, or "
+            "gristmill feedback FILE) and run the feedback and live-quality stages "
+            "(gristmill worker --all)",
+            style="dim",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return section
 
 
 def serving_section(report: ServingReport, chart: Path | None, *, quiet: bool) -> dict[str, Any]:
