@@ -152,7 +152,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0011"
+HEAD = "0013"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gristmill.config.features import FeatureSetSpec
+from gristmill.config.monitoring import MonitorSpec
 from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
@@ -143,11 +144,6 @@ class ServeSpec(_Section):
     latency_budget_ms: float | None = Field(None, gt=0)
 
 
-class MonitorSpec(_Section):
-    drift: dict[str, Any] | None = None
-    rollback: dict[str, Any] | None = None
-
-
 class PipelineSpec(_Section):
     """A whole pipeline. Only ``name`` and ``sources`` are required."""
 
@@ -232,9 +228,12 @@ class PipelineSpec(_Section):
         return self.score.model or (self.deploy.model if self.deploy else None) or self.name
 
     def skipped_sections(self) -> list[str]:
-        """Sections present in this spec whose stages are not built yet."""
-        later = ("serve", "monitor")
-        return [name for name in later if getattr(self, name) is not None]
+        """Sections present in this spec whose stages are not built yet (``monitor`` only
+        for its ``rollback``: drift is judged by the monitoring stage)."""
+        skipped = ["serve"] if self.serve is not None else []
+        if self.monitor is not None and self.monitor.rollback is not None:
+            skipped.append("monitor.rollback")
+        return skipped
 
 
 DEFAULT_SPLIT = SplitSpec(strategy="shuffled", test_size=0.25, seed=0)

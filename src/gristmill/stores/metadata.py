@@ -4,8 +4,9 @@ The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the r
 (``stores.reports``), the feature-set catalog (``stores.features``), and the split and
 candidate stores and the model registry (``stores.models``), the spec store
 (``stores.specs``), the dead-letter store (``stores.dead_letters``), the score jobs
-(``stores.scores``), the serving stats (``stores.serving_stats``) and the schedules with
-their ticks (``stores.schedules``), kept in the same database.
+(``stores.scores``), the serving stats (``stores.serving_stats``), the schedules with
+their ticks (``stores.schedules``) and the drift windows (``stores.drift``), kept in the
+same database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -21,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from gristmill.stores.dead_letters import DeadLetterStore
+from gristmill.stores.drift import DriftStore
 from gristmill.stores.features import FeatureSetCatalog
 from gristmill.stores.fencing import Fence
 from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
@@ -279,6 +281,9 @@ class MetadataStore(Protocol):
 
     @property
     def schedules(self) -> ScheduleStore: ...
+
+    @property
+    def drift(self) -> DriftStore: ...
 
     def open(self) -> None: ...
 

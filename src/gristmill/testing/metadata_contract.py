@@ -26,6 +26,7 @@ import pytest
 from gristmill.errors import ConflictError, NotFoundError
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore
+from gristmill.testing.drift_contract import DriftStoreContract
 from gristmill.testing.execution_lease_contract import ExecutionLeaseContract
 from gristmill.testing.metadata_records import (
     PAYLOAD,
@@ -74,6 +75,7 @@ class MetadataStoreContract(
     ScoreJobStoreContract,
     ServingStatsContract,
     ScheduleStoreContract,
+    DriftStoreContract,
 ):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
     ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
@@ -81,7 +83,7 @@ class MetadataStoreContract(
     in ``ModelStoreContract``, execution leases in ``ExecutionLeaseContract``, specs and
     dead letters in ``SpecStoreContract``, score jobs in ``ScoreJobStoreContract``, serving
     stats in ``ServingStatsContract``, schedules and their ticks in
-    ``ScheduleStoreContract``)."""
+    ``ScheduleStoreContract``, drift windows in ``DriftStoreContract``)."""
 
     __test__ = False
 
