@@ -31,6 +31,7 @@ MODEL_ROLLED_BACK = "model.rolled_back"  # a model's traffic went back to @previ
 SCORES_REQUESTED = "scores.requested"  # a batch score job was asked for (key: the model)
 SCORES_READY = "scores.ready"  # a batch score job's scores are committed (key: the model)
 PREDICTIONS_LOGGED = "predictions.logged"  # a batch of the prediction log was written
+MONITOR_ALERT = "monitor.alert"  # monitoring found a crossing (drift: a column in a window)
 STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
 
 

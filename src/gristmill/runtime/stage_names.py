@@ -8,6 +8,7 @@ from __future__ import annotations
 
 STREAM_STAGE = "stream-ingestion"
 SCHEDULER_STAGE = "scheduler"
+MONITORING_STAGE = "monitoring"
 SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
 SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
 STAGE_NAMES = (
@@ -17,6 +18,7 @@ STAGE_NAMES = (
     "evaluation",
     "deployment",
     *SCORING_STAGES,
+    MONITORING_STAGE,
     STREAM_STAGE,
     SCHEDULER_STAGE,
 )

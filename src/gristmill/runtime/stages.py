@@ -12,6 +12,7 @@ from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
 from gristmill.runtime.scheduler import Scheduler
 from gristmill.runtime.stage_names import (
+    MONITORING_STAGE,
     SCHEDULER_STAGE,
     SCORING_STAGES,
     STAGE_NAMES,
@@ -23,6 +24,7 @@ from gristmill.runtime.worker import StageWorker
 from gristmill.stages.base import Stage
 from gristmill.stages.deployment import DeploymentStage
 from gristmill.stages.ingestion import IngestionStage
+from gristmill.stages.monitoring import MonitoringStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
 from gristmill.stages.training import EvaluationStage, TrainingStage
@@ -118,6 +120,8 @@ def build_workers(
         stage: Stage
         if name == "ingestion":
             stage = IngestionStage(services.raw, services.metadata)
+        elif name == MONITORING_STAGE:
+            stage = MonitoringStage(services.feature_stores(), spec)
         else:
             stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
         executions = services.metadata.executions

@@ -34,7 +34,7 @@ _windows, _files, _alerts = drift_windows, drift_files, drift_alerts
 _WINDOW_FIELDS = frozenset(f.name for f in fields(DriftWindow))
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     """Ends ``take_file``'s transaction without committing it."""
 
     def __init__(self, outcome: TakeOutcome) -> None:
@@ -85,12 +85,12 @@ class SqlDriftStore:
         try:
             with self._db.write() as connection:
                 if not self._db.insert_new(connection, _files, to_values(file)):
-                    raise _Refused("seen")
+                    raise _RefusedError("seen")
                 for window in windows:
                     self._store_window(connection, window, now)
                 if alerts:
                     self._db.insert_missing(connection, _alerts, [to_values(a) for a in alerts])
-        except _Refused as refused:
+        except _RefusedError as refused:
             return refused.outcome
         return "taken"
 
@@ -100,7 +100,7 @@ class SqlDriftStore:
         values["updated_at"] = window.updated_at or now
         if window.revision == 1:
             if not self._db.insert_new(connection, _windows, values):
-                raise _Refused("conflict")
+                raise _RefusedError("conflict")
             return
         changed = connection.execute(
             sa.update(_windows)
@@ -114,7 +114,7 @@ class SqlDriftStore:
             .values({k: v for k, v in values.items() if not _windows.c[k].primary_key})
         )
         if changed.rowcount != 1:
-            raise _Refused("conflict")
+            raise _RefusedError("conflict")
 
     def list_windows(
         self,
