@@ -121,6 +121,7 @@ def _register() -> None:
         features,
         inspect,
         maintenance,
+        monitor_drift,
         packaging,
         registry,
         running,
@@ -147,6 +148,7 @@ def _register() -> None:
     score_jobs.register(app)
     serving.register(app)
     dead_letters.register(app)
+    monitor_drift.register(app)
 
 
 _register()

@@ -136,6 +136,30 @@ def column_reference(
     )
 
 
+def profiled(
+    inputs: pa.Table, predicted: pa.Array | None, *, classes: list[Any] | None = None
+) -> tuple[tuple[ColumnReference, ...], dict[str, str]]:
+    """The reference of every column of ``inputs`` and of the ``predicted`` values (a
+    category of ``classes`` when given), and why the others are not monitored."""
+    made: list[ColumnReference] = []
+    skipped: dict[str, str] = {}
+    wanted: list[tuple[str, Any, Source, str, list[Any] | None]] = [
+        (f"inputs.{n}" if n == PREDICTION else n, inputs.column(n), "inputs", n, None)
+        for n in inputs.column_names
+    ]
+    if predicted is not None:
+        wanted.append((PREDICTION, predicted, "prediction", PREDICTION, classes))
+    for name, values, source, where, categories in wanted:
+        made_or_why = column_reference(
+            name, values, source=source, field=where, categories=categories
+        )
+        if isinstance(made_or_why, str):
+            skipped[name] = made_or_why
+        else:
+            made.append(made_or_why)
+    return tuple(made), skipped
+
+
 def as_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
     """Category values as text, cast by Arrow alike on both sides of a comparison."""
     if pa.types.is_dictionary(column.type):

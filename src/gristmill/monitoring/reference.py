@@ -28,17 +28,17 @@ import numpy as np
 import pyarrow as pa
 
 from gristmill.core.ids import digest_json
-from gristmill.errors import DataError, GristmillError
+from gristmill.errors import (
+    ConfigError,
+    ConflictError,
+    DataError,
+    GristmillError,
+    MissingExtraError,
+    NotFoundError,
+)
 from gristmill.features.rows import without_row_id
 from gristmill.features.stores import FeatureStores
-from gristmill.monitoring.profile import (
-    PREDICTION,
-    ColumnReference,
-    DriftReference,
-    column_reference,
-    from_body,
-    to_body,
-)
+from gristmill.monitoring.profile import PREDICTION, DriftReference, from_body, profiled, to_body
 from gristmill.servables import storage
 from gristmill.servables.port import Servable, ServableManifest
 from gristmill.stores.models import ModelVersion
@@ -66,6 +66,16 @@ def find_reference(stores: FeatureStores, version: ModelVersion) -> DriftReferen
     digest = str(reports[0].body["reference"])
     data = storage.read(stores, digest, f"the drift reference of {version.ref}")
     return from_body(json.loads(data), digest)
+
+
+def reference_at_registration(stores: FeatureStores, version: ModelVersion) -> DriftReference | str:
+    """``version``'s drift reference, built now if it has none — or why it could not be
+    (logged: the version still deploys, and the monitoring stage tries again later)."""
+    try:
+        return ensure_reference(stores, version)
+    except (DataError, ConfigError, NotFoundError, ConflictError, MissingExtraError) as exc:
+        logger.warning("no drift reference for %s yet: %s", version.ref, exc)
+        return str(exc)
 
 
 def ensure_reference(stores: FeatureStores, version: ModelVersion) -> DriftReference:
@@ -96,7 +106,7 @@ def build_reference(
     inputs = rows.select(names)
     sample = _sample(inputs, SAMPLE_ROWS, SEED)
     predicted = predictions(servable, sample)
-    columns, skipped = _profiles(inputs, predicted, manifest)
+    columns, skipped = profiled(inputs, predicted, classes=_classes(manifest, predicted))
     sample_digest = stores.artifacts.put(
         _parquet(sample.append_column(PREDICTION, predicted)), kind=SAMPLE_KIND, media_type=PARQUET
     ).digest
@@ -110,7 +120,7 @@ def build_reference(
         sample=sample_digest,
         seed=SEED,
     )
-    return _record(stores, version, reference)
+    return record_reference(stores, version, reference)
 
 
 def training_rows(stores: FeatureStores, version: ModelVersion) -> tuple[pa.Table, str]:
@@ -164,37 +174,11 @@ def predictions(servable: Servable, table: pa.Table) -> pa.Array:
     return pa.concat_arrays([p.cast(kind) for p in parts]) if parts else pa.nulls(0)
 
 
-def _profiles(
-    inputs: pa.Table, predicted: pa.Array, manifest: ServableManifest
-) -> tuple[tuple[ColumnReference, ...], dict[str, str]]:
-    """Every monitored column's reference (inputs on all rows, the prediction on the
-    sample), and why the others are not monitored."""
-    made: list[ColumnReference] = []
-    skipped: dict[str, str] = {}
-    for name in inputs.column_names:
-        key = f"inputs.{name}" if name == PREDICTION else name
-        profiled = column_reference(key, inputs.column(name), field=name)
-        if isinstance(profiled, str):
-            skipped[key] = profiled
-        else:
-            made.append(profiled)
-    classes: list[Any] | None = None
-    if manifest.classes is not None:
-        classes = list(manifest.classes)
-    elif manifest.output == "cluster":
-        classes = sorted(set(predicted.drop_null().to_pylist()))
-    profiled = column_reference(PREDICTION, predicted, source="prediction", categories=classes)
-    if isinstance(profiled, str):
-        skipped[PREDICTION] = profiled
-    else:
-        made.append(profiled)
-    return tuple(made), skipped
-
-
-def _record(
+def record_reference(
     stores: FeatureStores, version: ModelVersion, reference: DriftReference
 ) -> DriftReference:
-    """Store ``reference`` and record it as ``version``'s (a report naming its digest)."""
+    """Store ``reference`` and record it as ``version``'s (a report naming its digest); the
+    reference with its ``digest``."""
     data = json.dumps(to_body(reference), sort_keys=True).encode()
     digest = stores.artifacts.put(data, kind=REFERENCE_KIND, media_type=MEDIA_TYPE).digest
     stores.metadata.reports.add_report(
@@ -221,6 +205,15 @@ def _record(
         reference.source,
     )
     return replace(reference, digest=digest)
+
+
+def _classes(manifest: ServableManifest, predicted: pa.Array) -> list[Any] | None:
+    """What the prediction is a category of: a classifier's classes, the clusters seen."""
+    if manifest.classes is not None:
+        return list(manifest.classes)
+    if manifest.output == "cluster":
+        return sorted(set(predicted.drop_null().to_pylist()))
+    return None
 
 
 def _sample(table: pa.Table, limit: int, seed: int) -> pa.Table:
