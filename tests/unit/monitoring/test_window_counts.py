@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from scipy import stats
 
 from gristmill.config.monitoring import DriftSpec, MonitorSpec
 from gristmill.errors import DataError
 from gristmill.features.validation.drift import KS_BINS, numeric_drift
-from gristmill.monitoring.profile import DriftReference, from_body, profiled, to_body
+from gristmill.monitoring.profile import DriftReference, from_body, to_body
 from gristmill.monitoring.verdicts import drifted, judged
 from gristmill.monitoring.window_counts import added, count_log
-from gristmill.testing.prediction_logs import log_table, manifest_of
+from gristmill.testing.prediction_logs import CHURN_INPUTS, log_table, manifest_of, reference_of
+from gristmill.testing.prediction_logs import customers as frame
 
 HOUR = 3600
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-MANIFEST = manifest_of("churn", 3, {"age": "float64", "plan": "string"}, classes=["no", "yes"])
-
-
-def frame(rows: int, *, shift: float = 0.0, seed: int = 1, plans: tuple[float, ...] = (0.6, 0.4)):
-    """``age`` (normal, mean 40 + shift · 10), ``plan`` (basic/pro by ``plans``), a
-    prediction that follows age."""
-    rng = np.random.default_rng(seed)
-    age = rng.normal(40 + 10 * shift, 10, rows)
-    plan = rng.choice(["basic", "pro"], rows, p=list(plans)).astype(object)
-    prediction = np.where(age > 40, "yes", "no").astype(object)
-    return {"age": age, "plan": plan}, prediction
+MANIFEST = manifest_of("churn", 3, CHURN_INPUTS, classes=["no", "yes"])
 
 
 @pytest.fixture(scope="module")
 def reference() -> DriftReference:
     columns, prediction = frame(20_000, seed=0)
-    inputs = pa.table({name: pa.array(values) for name, values in columns.items()})
-    made, skipped = profiled(inputs, pa.array(prediction), classes=["no", "yes"])
-    assert skipped == {}
-    return DriftReference("churn", 3, 20_000, "a test's", made, digest="sha256:ref")
+    made = reference_of(MANIFEST, columns, prediction)
+    assert made.skipped == {}
+    return replace(made, digest="sha256:ref")
 
 
 def counted(reference: DriftReference, rows: int, at: datetime | list[datetime], **shape):
