@@ -381,7 +381,7 @@ schedule_ticks = sa.Table(
 )
 
 # A model version's drift window: what its log files added up to, and the drift judged from
-# it (0013). ``window_end`` is kept beside ``window_start`` so "ends after" is one compare.
+# it (0015). ``window_end`` is kept beside ``window_start`` so "ends after" is one compare.
 drift_windows = sa.Table(
     "drift_windows",
     metadata,

@@ -1,8 +1,7 @@
 """Drift monitoring: each version's drift windows, the log files they took, their alerts.
 
-Revision ID: 0013
-Revises: 0011 on this branch. 0012 is made on another branch at the same time (issue 11's
-serving figures or feedback): when both are merged this revision follows 0012 instead.
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0013"
-down_revision: str | None = "0011"
+revision = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | None = None
 depends_on: str | None = None
 
