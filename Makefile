@@ -41,6 +41,7 @@ bench: $(STAMP) ## the benchmarks; figures go to bench/RESULTS.md
 	$(BIN)/python bench/bench_online.py   # Feast peer: python3 -m venv bench/.venv-feast && bench/.venv-feast/bin/pip install -r bench/feast/requirements.txt
 	$(BIN)/python bench/bench_serving.py  # needs wrk (apt-get install wrk); peers: bench/serving/requirements-{mlflow,mlserver}.txt
 	$(BIN)/python bench/bench_batch.py    # peer: MLflow's venv bench/.venv-mlflow (bench/serving/requirements-mlflow.txt)
+	$(BIN)/python bench/bench_monitoring.py drift  # peer: Evidently's venv bench/.venv-evidently (bench/evidently/requirements.txt)
 
 clean:
 	rm -rf $(VENV) .gristmill examples/*/.gristmill examples/*/data .pytest_cache .mypy_cache .ruff_cache

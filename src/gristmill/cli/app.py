@@ -122,6 +122,7 @@ def _register() -> None:
         feedback,
         inspect,
         maintenance,
+        monitor_drift,
         monitoring,
         packaging,
         registry,
@@ -151,6 +152,7 @@ def _register() -> None:
     monitoring.register(app)
     feedback.register(app)
     dead_letters.register(app)
+    monitor_drift.register(app)
 
 
 _register()

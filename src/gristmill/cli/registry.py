@@ -154,12 +154,21 @@ def compile_servable(
 ) -> None:
     """Compile the version's servable now, so the first request does not wait for it; a
     version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done)."""
+    from gristmill.monitoring.reference import reference_at_registration
     from gristmill.runtime.wiring import open_stores
     from gristmill.servables.loading import compile_for_serving
     from gristmill.servables.parity import describe as parity_line
 
     with open_stores(settings_from(ctx)) as stores:
         manifest = compile_for_serving(stores, version.model, version.version, refused=refused)
+        reference = reference_at_registration(stores, version)
+    if isinstance(reference, str):
+        err_console.print(
+            f"warning: no drift reference for {version.ref} yet ({reference}); the monitoring "
+            "stage tries again when its predictions are logged",
+            style="yellow",
+            highlight=False,
+        )
     if manifest is None:
         err_console.print(
             f"warning: {version.ref} was not compiled for serving here (ONNX Runtime is not "
@@ -172,6 +181,11 @@ def compile_servable(
     if manifest.parity is not None:
         summary += f" (parity: {parity_line(manifest.parity)})"
     console.print(summary, highlight=False)
+    if not isinstance(reference, str):
+        console.print(
+            f"drift reference: {len(reference.columns)} column(s), {reference.source}",
+            highlight=False,
+        )
 
 
 def models(

@@ -93,6 +93,7 @@ def worker(
         gristmill --bus redis --metadata postgres worker --all
         gristmill worker --stage scoring --stage scoring-batches    score new batches
         gristmill worker --stage scheduler --stage scoring     fire schedules (UTC)
+        gristmill worker --stage monitoring      drift of the prediction log (gristmill drift)
 
     The scheduler fires the ticks of the recorded schedules (a source's `schedule:`, the
     spec's `score: {on: schedule}`), each tick once however many workers run it;

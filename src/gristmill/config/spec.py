@@ -21,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from gristmill.config.features import FeatureSetSpec, parse_duration
+from gristmill.config.features import FeatureSetSpec
+from gristmill.config.monitoring import MonitorSpec
 from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
 from gristmill.core.ids import digest_json
@@ -143,28 +144,6 @@ class ServeSpec(_Section):
     latency_budget_ms: float | None = Field(None, gt=0)
 
 
-DEFAULT_QUALITY_WINDOW = 3600.0
-"""Seconds of a live quality window when the spec names none (``monitor.quality_window``)."""
-
-
-class MonitorSpec(_Section):
-    drift: dict[str, Any] | None = None
-    rollback: dict[str, Any] | None = None
-    quality_window: float = Field(
-        DEFAULT_QUALITY_WINDOW,
-        description="Length of a live quality window: seconds, or a duration (15m, 1h, 1d). "
-        "Windows are aligned to the epoch (UTC) and hold the predictions made in them.",
-    )
-
-    @field_validator("quality_window", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float:
-        seconds = parse_duration(value)
-        if seconds < 1 or seconds != int(seconds):
-            raise ValueError("a quality window is a whole number of seconds, at least 1s")
-        return seconds
-
-
 class PipelineSpec(_Section):
     """A whole pipeline. Only ``name`` and ``sources`` are required."""
 
@@ -249,9 +228,12 @@ class PipelineSpec(_Section):
         return self.score.model or (self.deploy.model if self.deploy else None) or self.name
 
     def skipped_sections(self) -> list[str]:
-        """Sections present in this spec whose stages are not built yet."""
-        later = ("serve", "monitor")
-        return [name for name in later if getattr(self, name) is not None]
+        """Sections present in this spec whose stages are not built yet (``monitor`` only
+        for its ``rollback``: drift is judged by the monitoring stage)."""
+        skipped = ["serve"] if self.serve is not None else []
+        if self.monitor is not None and self.monitor.rollback is not None:
+            skipped.append("monitor.rollback")
+        return skipped
 
 
 DEFAULT_SPLIT = SplitSpec(strategy="shuffled", test_size=0.25, seed=0)

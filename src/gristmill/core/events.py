@@ -32,6 +32,7 @@ SCORES_REQUESTED = "scores.requested"  # a batch score job was asked for (key: t
 SCORES_READY = "scores.ready"  # a batch score job's scores are committed (key: the model)
 PREDICTIONS_LOGGED = "predictions.logged"  # a batch of the prediction log was written
 FEEDBACK_RECEIVED = "feedback.received"  # actual outcomes of served predictions (core.feedback)
+MONITOR_ALERT = "monitor.alert"  # monitoring found a crossing (drift: a column in a window)
 STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
 
 

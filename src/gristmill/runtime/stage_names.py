@@ -8,6 +8,7 @@ from __future__ import annotations
 
 STREAM_STAGE = "stream-ingestion"
 SCHEDULER_STAGE = "scheduler"
+MONITORING_STAGE = "monitoring"
 SCORE_TRIGGERS = ("scoring-batches", "scoring-features")
 SCORING_STAGES = ("scoring", *SCORE_TRIGGERS)
 QUALITY_STAGES = ("feedback", "live-quality")
@@ -21,6 +22,7 @@ STAGE_NAMES = (
     "deployment",
     *SCORING_STAGES,
     *QUALITY_STAGES,
+    MONITORING_STAGE,
     STREAM_STAGE,
     SCHEDULER_STAGE,
 )

@@ -12,6 +12,7 @@ from gristmill.errors import ConfigError
 from gristmill.runtime.code_reload import CodeReload
 from gristmill.runtime.scheduler import Scheduler
 from gristmill.runtime.stage_names import (
+    MONITORING_STAGE,
     QUALITY_STAGES,
     SCHEDULER_STAGE,
     SCORING_STAGES,
@@ -26,6 +27,7 @@ from gristmill.stages.deployment import DeploymentStage
 from gristmill.stages.feedback import FeedbackStage
 from gristmill.stages.ingestion import IngestionStage
 from gristmill.stages.live_quality import LiveQualityStage
+from gristmill.stages.monitoring import MonitoringStage
 from gristmill.stages.preparation import PreparationStage, SpecResolver, run_spec_resolver
 from gristmill.stages.quality_windows import Setups
 from gristmill.stages.scoring import ScoreNewBatches, ScoreNewFeatureSets, ScoringStage
@@ -134,6 +136,8 @@ def build_workers(
             stage = IngestionStage(services.raw, services.metadata)
         elif name in QUALITY_STAGES:
             stage = quality_stage(name, services.metadata, spec)
+        elif name == MONITORING_STAGE:
+            stage = MonitoringStage(services.feature_stores(), spec)
         else:
             stage = offline_stage(name, services, run_spec_resolver(services.metadata, spec))
         executions = services.metadata.executions

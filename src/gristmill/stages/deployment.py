@@ -31,6 +31,7 @@ from gristmill.config.spec import DeploySpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
 from gristmill.features.stores import FeatureStores
+from gristmill.monitoring.reference import reference_at_registration
 from gristmill.servables.loading import compile_for_serving
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
@@ -88,6 +89,8 @@ class DeploymentStage:
         # compiled before the policy changes: servers then only load it, and a version that
         # cannot be served is never deployed (a ConfigError: the run says why)
         compile_for_serving(self.stores, model, version.version, refused="it is not deployed")
+        # what its drift is judged against (a failure is logged; monitoring tries again)
+        reference_at_registration(self.stores, version)
         share = section.canary_share()
         live = effective_policy(registry, model)
         mode: DeployMode = "primary"

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from gristmill.config.spec import DEFAULT_QUALITY_WINDOW, PipelineSpec
+from gristmill.config.monitoring import DEFAULT_QUALITY_WINDOW
+from gristmill.config.spec import PipelineSpec
 from gristmill.errors import GristmillError, NotFoundError
 from gristmill.evaluation.cbpe import Calibration, figures, tally
 from gristmill.evaluation.live_quality import measure

@@ -5,8 +5,8 @@ The ``MetadataStore`` also exposes the raw batch catalog (``stores.raw``), the r
 candidate stores and the model registry (``stores.models``), the spec store
 (``stores.specs``), the dead-letter store (``stores.dead_letters``), the score jobs
 (``stores.scores``), the serving stats (``stores.serving_stats``), the schedules with
-their ticks (``stores.schedules``) and the feedback with its live quality windows
-(``stores.feedback``), kept in the same database.
+their ticks (``stores.schedules``), the feedback with its live quality windows
+(``stores.feedback``) and the drift windows (``stores.drift``), kept in the same database.
 
 All ports here are synchronous (stores are called from stage handlers, which run in worker
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from gristmill.stores.dead_letters import DeadLetterStore
+from gristmill.stores.drift import DriftStore
 from gristmill.stores.features import FeatureSetCatalog
 from gristmill.stores.feedback import FeedbackStore
 from gristmill.stores.fencing import Fence
@@ -287,6 +288,9 @@ class MetadataStore(Protocol):
 
     @property
     def feedback(self) -> FeedbackStore: ...
+
+    @property
+    def drift(self) -> DriftStore: ...
 
     def open(self) -> None: ...
 

@@ -26,6 +26,7 @@ import pytest
 from gristmill.errors import ConflictError, NotFoundError
 from gristmill.stores.lineage import lineage_graph
 from gristmill.stores.metadata import MetadataStore
+from gristmill.testing.drift_contract import DriftStoreContract
 from gristmill.testing.execution_lease_contract import ExecutionLeaseContract
 from gristmill.testing.feedback_contract import FeedbackStoreContract
 from gristmill.testing.metadata_records import (
@@ -76,6 +77,7 @@ class MetadataStoreContract(
     ServingStatsContract,
     ScheduleStoreContract,
     FeedbackStoreContract,
+    DriftStoreContract,
 ):
     """The semantics of ``gristmill.stores.metadata``, with the ``BatchCatalog``,
     ``ReportStore``, ``FeatureSetCatalog``, ``SplitStore``, ``CandidateStore``, ``SpecStore``
@@ -83,7 +85,8 @@ class MetadataStoreContract(
     in ``ModelStoreContract``, execution leases in ``ExecutionLeaseContract``, specs and
     dead letters in ``SpecStoreContract``, score jobs in ``ScoreJobStoreContract``, serving
     stats in ``ServingStatsContract``, schedules and their ticks in
-    ``ScheduleStoreContract``, feedback and live quality in ``FeedbackStoreContract``)."""
+    ``ScheduleStoreContract``, feedback and live quality in ``FeedbackStoreContract``, drift
+    windows in ``DriftStoreContract``)."""
 
     __test__ = False
 

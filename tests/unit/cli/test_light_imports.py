@@ -42,7 +42,7 @@ VERBS = (
     "run", "ingest", "send", "prepare", "lookup", "split", "train", "evaluate", "worker",
     "ls", "show", "lineage", "doctor", "gc", "promote", "models", "deploy", "rollback",
     "deployments", "predict", "compile", "package", "score", "jobs", "serve", "dead-letters",
-    "schedules", "monitor", "feedback",
+    "schedules", "monitor", "feedback", "drift",
 )  # fmt: skip
 
 

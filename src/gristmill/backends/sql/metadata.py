@@ -9,6 +9,7 @@ from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.dead_letters import SqlDeadLetterStore
+from gristmill.backends.sql.drift import SqlDriftStore
 from gristmill.backends.sql.executions import SqlExecutionStore
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
 from gristmill.backends.sql.feedback import SqlFeedbackStore
@@ -27,7 +28,7 @@ from gristmill.backends.sql.splits import SqlSplitStore
 class SqlMetadataStore:
     """Runs, executions, lineage, audit, raw batches, reports, feature sets, splits, model
     candidates, the model registry, pipeline specs, dead letters, score jobs, serving stats,
-    schedules and feedback (with live quality) in one database.
+    schedules, feedback (with live quality) and drift windows in one database.
 
     ``url`` is ``sqlite:///path/to/meta.db`` (the folder is created; several processes may
     share the file) or ``postgresql+psycopg://user:pass@host/db`` (plain ``postgresql://``
@@ -59,6 +60,7 @@ class SqlMetadataStore:
         self.serving_stats = SqlServingStatsStore(self._db)
         self.schedules = SqlScheduleStore(self._db)
         self.feedback = SqlFeedbackStore(self._db)
+        self.drift = SqlDriftStore(self._db)
 
     def __repr__(self) -> str:
         schema = "" if self.schema is None else f", schema={self.schema!r}"

@@ -461,3 +461,56 @@ quality_windows = sa.Table(
     sa.Column("measured_at", UtcDateTime(), nullable=True),
     sa.Index("ix_quality_windows_unmeasured", "measured_revision", "revision"),
 )
+
+# A model version's drift window: what its log files added up to, and the drift judged from
+# it (0015). ``window_end`` is kept beside ``window_start`` so "ends after" is one compare.
+drift_windows = sa.Table(
+    "drift_windows",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("window_seconds", sa.Integer(), primary_key=True),
+    sa.Column("window_start", UtcDateTime(), primary_key=True),
+    sa.Column("window_end", UtcDateTime(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("files", sa.Integer(), nullable=False),
+    sa.Column("counts", JsonType, nullable=False),
+    sa.Column("results", JsonType, nullable=False),
+    sa.Column("alerted", JsonType, nullable=False),
+    sa.Column("revision", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# The prediction log files counted into drift windows: the primary key is the exactly-once.
+drift_files = sa.Table(
+    "drift_files",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("file", Text, primary_key=True),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("taken_at", UtcDateTime(), nullable=False),
+    sa.Column("windows", JsonType, nullable=False),
+    sa.Column("execution_id", Text, nullable=True),
+)
+
+# One alert per version, window and column that crossed its threshold.
+drift_alerts = sa.Table(
+    "drift_alerts",
+    metadata,
+    sa.Column("model", Text, primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("window_seconds", sa.Integer(), primary_key=True),
+    sa.Column("window_start", UtcDateTime(), primary_key=True),
+    sa.Column("column", Text, primary_key=True),
+    sa.Column("alert_id", Text, nullable=False),
+    sa.Column("method", Text, nullable=False),
+    sa.Column("statistic", sa.Float(), nullable=False),
+    sa.Column("threshold", sa.Float(), nullable=False),
+    sa.Column("p_value", sa.Float(), nullable=True),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("raised_at", UtcDateTime(), nullable=False),
+    sa.Column("file", Text, nullable=False),
+    sa.Column("notified_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_drift_alerts_id", "alert_id"),
+)

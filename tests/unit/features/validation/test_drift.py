@@ -13,12 +13,13 @@ from gristmill.features.validation import (
     bin_counts,
     categorical_drift,
     chi2_test,
+    ks_from_counts,
     ks_test,
     numeric_drift,
     psi,
     quantile_edges,
 )
-from gristmill.features.validation.drift import EPSILON, KS_SAMPLE
+from gristmill.features.validation.drift import EPSILON, KS_BINS, KS_SAMPLE
 
 N = 20_000
 
@@ -131,6 +132,28 @@ def test_chi2_matches_scipy_and_handles_degenerate_tables() -> None:
     assert chi2_test(ref, cur) == pytest.approx((expected.statistic, expected.pvalue))
     assert chi2_test([10], [20]) == (0.0, 1.0)
     assert chi2_test([0, 0], [5, 5]) == (0.0, 1.0)
+
+
+def test_chi2_is_scipys_on_any_two_row_table() -> None:
+    rng = np.random.default_rng(4)
+    for bins in (2, 3, 10, 40):
+        ref, cur = rng.integers(1, 10_000, bins), rng.integers(1, 10_000, bins)
+        expected = stats.chi2_contingency([ref, cur], correction=False)
+        assert chi2_test(ref, cur) == pytest.approx((expected.statistic, expected.pvalue))
+
+
+def test_ks_from_counts_on_quantile_bins_is_close_to_the_test_on_values() -> None:
+    reference = normal(1)
+    edges = quantile_edges(reference, KS_BINS)
+    for shift in (0.0, 0.03, 0.1):
+        current = normal(2, shift, 8000)
+        statistic, p_value = ks_from_counts(
+            bin_counts(reference, edges), bin_counts(current, edges)
+        )
+        exact = stats.ks_2samp(reference[:KS_SAMPLE], current)
+        assert abs(statistic - exact.statistic) <= 1 / KS_BINS + 0.01  # bins + subsample
+        assert (p_value < 0.01) == (exact.pvalue < 0.01)
+    assert ks_from_counts([0, 0], [3, 4]) == (0.0, 1.0)
 
 
 def test_aligned_counts_put_the_reference_categories_first() -> None:

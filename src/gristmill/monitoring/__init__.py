@@ -1,0 +1,1 @@
+"""Monitoring of served model versions: drift references, window counts and their verdicts."""

@@ -1,0 +1,87 @@
+"""``gristmill drift``: a model's drift windows and the newest window's columns, as tables
+or JSON; it reads the metadata store alone (no learning library, no pyarrow)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gristmill.config.settings import load_settings
+from gristmill.runtime.wiring import open_services
+from gristmill.stages.monitoring import MonitoringStage
+from gristmill.testing.cli import modules_imported, run_cli_here
+from gristmill.testing.prediction_logs import CHURN, customers, register_with_reference, write_log
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+SINCE = "5000d"  # the windows are of 2024
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose home holds churn/1, a stable window and a drifted one."""
+    where = tmp_path_factory.mktemp("drift_cli")
+
+    async def fill() -> None:
+        settings = load_settings(overrides={"home": str(where / ".gristmill")})
+        async with open_services(settings) as services:
+            stores = services.feature_stores()
+            register_with_reference(stores)
+            stage = MonitoringStage(stores)
+            for hour, shape in enumerate([{}, {"shift": 1.0, "plans": (0.1, 0.9)}]):
+                columns, prediction = customers(2000, seed=hour, **shape)  # type: ignore[arg-type]
+                at = T0 + timedelta(hours=hour)
+                stage.handle(write_log(where, CHURN, columns, prediction, at, name=f"h{hour}"))
+
+    asyncio.run(fill())
+    return where
+
+
+def drift(home: Path, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
+    return run_cli_here("drift", *args, cwd=home, monkeypatch=monkeypatch, capsys=capsys)
+
+
+def test_windows_and_the_newest_windows_columns_are_shown(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = drift(home, monkeypatch, capsys, "churn", "--since", SINCE)
+    assert code == 0, err
+    assert "2024-05-01 12:00 to 13:00" in out and "2024-05-01 13:00 to 14:00" in out
+    assert "2,000" in out and "3/3" in out
+    assert "age (psi " in out and "plan (psi " in out
+    assert "churn/1, window from 2024-05-01 13:00 UTC" in out
+    assert out.count("drifted") >= 3
+
+
+def test_json_holds_every_figure(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = drift(home, monkeypatch, capsys, "churn", "-v", "1", "--since", SINCE, "--json")
+    assert code == 0
+    stable, shifted = json.loads(out)
+    assert (stable["rows"], stable["files"], stable["alerts"]) == (2000, 1, [])
+    age = next(c for c in shifted["columns"] if c["column"] == "age")
+    assert age["drifted"] and age["method"] == "psi" and age["statistic"] > 0.2
+    assert sorted(a["column"] for a in shifted["alerts"]) == ["age", "plan", "prediction"]
+
+
+def test_nothing_to_show_and_a_bad_duration_are_said_plainly(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = drift(home, monkeypatch, capsys, "churn", "--version", "2")
+    assert code == 0 and "no drift windows of churn/2 in the last 1d" in out
+    assert "gristmill worker --stage monitoring" in out
+    code, out, err = drift(home, monkeypatch, capsys, "churn", "--since", "soon")
+    assert code != 0 and "--since" in err and "Traceback" not in err + out
+
+
+def test_drift_reads_the_metadata_store_alone(home: Path) -> None:
+    printed, modules = modules_imported("drift", "churn", "--since", SINCE, cwd=home)
+    assert "drift windows" in printed
+    heavy = ("sklearn", "pandas", "scipy", "pyarrow", "numpy", "gristmill.stages", "alembic")
+    assert [h for h in heavy if any(m == h or m.startswith(f"{h}.") for m in modules)] == []
