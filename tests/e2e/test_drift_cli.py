@@ -85,3 +85,33 @@ def test_drift_reads_the_metadata_store_alone(home: Path) -> None:
     assert "drift windows" in printed
     heavy = ("sklearn", "pandas", "scipy", "pyarrow", "numpy", "gristmill.stages", "alembic")
     assert [h for h in heavy if any(m == h or m.startswith(f"{h}.") for m in modules)] == []
+
+
+def test_monitor_shows_the_last_days_drift_beside_the_serving_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    async def fill() -> None:
+        settings = load_settings(overrides={"home": str(tmp_path / ".gristmill")})
+        async with open_services(settings) as services:
+            stores = services.feature_stores()
+            register_with_reference(stores)
+            columns, prediction = customers(2000, seed=1, shift=1.0, plans=(0.1, 0.9))
+            stage = MonitoringStage(stores)
+            stage.handle(write_log(tmp_path, CHURN, columns, prediction, now, name="now"))
+
+    asyncio.run(fill())
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, err = run_cli_here(
+        "monitor", "churn", "--json", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0, err
+    [window] = json.loads(out)["drift"]
+    assert window["rows"] == 2000 and window["version"] == 1
+    assert {"age", "plan", "prediction"} <= {a["column"] for a in window["alerts"]}
+    code, out, err = run_cli_here(
+        "monitor", "churn", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0, err
+    assert "age (psi " in out and "drifted" in out

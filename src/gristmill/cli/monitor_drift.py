@@ -72,7 +72,7 @@ def drift_command(
         )
         return
     console.print(windows_table(views))
-    for newest in _newest_per_version(views):
+    for newest in newest_per_version(views):
         console.print(columns_table(newest))
 
 
@@ -123,7 +123,7 @@ def columns_table(view: WindowDrift) -> Table:
     return table
 
 
-def _newest_per_version(views: list[WindowDrift]) -> list[WindowDrift]:
+def newest_per_version(views: list[WindowDrift]) -> list[WindowDrift]:
     newest: dict[int, WindowDrift] = {}
     for view in views:  # oldest first: the last one of a version is its newest
         newest[view.version] = view

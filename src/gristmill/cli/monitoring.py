@@ -56,9 +56,9 @@ def monitor(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """How a model serves: per version, times served, errors, fallbacks, cache hits and
-    latency (avg, min, max, p50/p90/p99) over the last minute, hour and day; then its live
-    quality per window of the last day (from actual outcomes sent back, and a label-free
-    estimate while they are late).
+    latency (avg, min, max, p50/p90/p99) over the last minute, hour and day; then the drift
+    of its inputs and predictions and its live quality per window of the last day (from
+    actual outcomes sent back, and a label-free estimate while they are late).
 
     The figures are what every `gristmill serve` process records in the metadata store
     (every serve.stats_flush_seconds), summed over the servers: they outlive restarts. Old
@@ -78,9 +78,36 @@ def monitor(
         report = serving_report(store, model, version, until=until)
         out: dict[str, Any] = {"model": model, "at": until.isoformat()}
         out["serving"] = serving_section(report, chart, quiet=as_json)
+        out["drift"] = drift_section(store, model, version, until, quiet=as_json)
         out["quality"] = quality_section(store, model, version, until, quiet=as_json)
     if as_json:
         console.print_json(json.dumps(out, default=str))
+
+
+def drift_section(
+    store: MetadataStore, model: str, version: int | None, until: datetime, *, quiet: bool
+) -> list[dict[str, Any]]:
+    """The drift windows of the last day (``docs/monitoring.md#drift``), the newest of each
+    version column by column, unless ``quiet``; the section's JSON (``gristmill drift``
+    shows other spans)."""
+    from gristmill.cli.monitor_drift import columns_table, newest_per_version, windows_table
+    from gristmill.runtime.drift_views import drift_windows
+
+    views = drift_windows(store, model, version, since=until - timedelta(days=1))
+    if not quiet:
+        if views:
+            console.print(windows_table(views))
+            for newest in newest_per_version(views):
+                console.print(columns_table(newest))
+        else:
+            console.print(
+                f"{model}: no drift windows in the last day — the monitoring stage counts the "
+                "prediction log (gristmill worker --all while gristmill serve logs)",
+                style="dim",
+                highlight=False,
+                soft_wrap=True,
+            )
+    return [dataclasses.asdict(view) for view in views]
 
 
 def quality_section(
