@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from gristmill.config.spec import DEFAULT_QUALITY_WINDOW, parse_spec
+from gristmill.config.monitoring import DEFAULT_QUALITY_WINDOW
+from gristmill.config.spec import parse_spec
 from gristmill.errors import SpecError
 
 SOURCES = {"s": {"format": "csv", "path": "s.csv"}}
