@@ -18,7 +18,10 @@ from gristmill.stores.serving_stats import window_start as minute_of
 from gristmill.testing.cli import modules_imported, run_cli_here
 from gristmill.testing.metadata_records import make_candidate
 
-NOW = minute_of(datetime.now(UTC))
+
+def _now() -> datetime:
+    """This minute: taken when a test runs (a suite may run long after this module loads)."""
+    return minute_of(datetime.now(UTC))
 
 
 def _window(version: int, minutes_ago: int, replica: str = "a", **values: Any) -> ServingWindow:
@@ -35,7 +38,7 @@ def _window(version: int, minutes_ago: int, replica: str = "a", **values: Any) -
         "latency_buckets": tuple(buckets),
         **values,
     }
-    start = NOW - timedelta(minutes=minutes_ago)
+    start = _now() - timedelta(minutes=minutes_ago)
     return ServingWindow("churn", version, replica, start, **fields)
 
 
@@ -142,7 +145,7 @@ def test_gc_prunes_serving_stats_older_than_the_setting(
 ) -> None:
     def windows() -> int:
         with SqlMetadataStore(f"sqlite:///{home / '.gristmill' / 'metadata.db'}") as store:
-            since = NOW - timedelta(days=100)
+            since = _now() - timedelta(days=100)
             return len(store.serving_stats.list_windows("churn", since=since))
 
     code, out, err = _gm(home, "gc", "--dry-run", monkeypatch=monkeypatch, capsys=capsys)

@@ -115,9 +115,23 @@ def quality_section(
 ) -> dict[str, Any]:
     """The live quality windows of the last day (``docs/monitoring.md#live-quality``):
     printed as a table unless ``quiet``; the section's JSON."""
+    since = until - timedelta(days=1)
+    counts = store.feedback.counts(model)
+    if not counts.received and not store.feedback.list_windows(model, version, since=since):
+        # nothing to measure: the estimate's code (numpy, scikit-learn) is not even loaded
+        if not quiet:
+            console.print(
+                f"{model}: no live quality yet — send actual outcomes (POST /v1/feedback, or "
+                "gristmill feedback FILE) and run the feedback and live-quality stages "
+                "(gristmill worker --all)",
+                style="dim",
+                highlight=False,
+                soft_wrap=True,
+            )
+        return {"counts": dataclasses.asdict(counts), "waiting_anywhere": None, "windows": []}
     from gristmill.cli.monitor_quality import quality_table, read_quality
 
-    quality = read_quality(store, model, version=version, since=until - timedelta(days=1))
+    quality = read_quality(store, model, version=version, since=since)
     section: dict[str, Any] = {
         "counts": dataclasses.asdict(quality.counts),
         "waiting_anywhere": quality.waiting_anywhere,
@@ -125,19 +139,8 @@ def quality_section(
             {**dataclasses.asdict(row.window), "estimated": row.estimated} for row in quality.rows
         ],
     }
-    if quiet:
-        return section
-    if quality.rows or quality.counts.received:
+    if not quiet:
         console.print(quality_table(quality))
-    else:
-        console.print(
-            f"{model}: no live quality yet — send actual outcomes (POST /v1/feedback, or "
-            "gristmill feedback FILE) and run the feedback and live-quality stages "
-            "(gristmill worker --all)",
-            style="dim",
-            highlight=False,
-            soft_wrap=True,
-        )
     return section
 
 
