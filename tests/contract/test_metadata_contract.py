@@ -152,7 +152,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0015"
+HEAD = "0016"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

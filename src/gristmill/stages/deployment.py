@@ -15,6 +15,10 @@ nothing); with one:
   a person (``gristmill deploy MODEL VERSION``). A model with no champion yet has nothing
   to run a canary beside: its first version becomes the primary.
 
+With a ``monitor.rollback`` section the policy written carries its rollback rule
+(``training.rollback``: the prediction servers demote a version that crosses it); without
+one the policy keeps the rule it had.
+
 Deploying registers the candidate as the model's next version (a candidate registered
 before keeps its version) and changes the traffic policy (``training.deployment.deploy``),
 which also moves ``@champion`` / ``@previous``. Both are idempotent — the registry returns
@@ -27,17 +31,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from gristmill.config.spec import DeploySpec
+from pydantic import ValidationError
+
+from gristmill.config.rollback import RollbackSpec
+from gristmill.config.spec import DeploySpec, PipelineSpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
+from gristmill.errors import SpecError
 from gristmill.features.stores import FeatureStores
 from gristmill.monitoring.reference import reference_at_registration
 from gristmill.servables.loading import compile_for_serving
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
 from gristmill.stores.models import effective_policy
+from gristmill.stores.rollback_rules import RollbackRule
 from gristmill.training.deployment import DeployMode, PromotionRule, announcement, deploy
 from gristmill.training.gate import model_name, register_candidate
+from gristmill.training.rollback import rule_from_spec
 
 ACTOR = "gristmill:deployment"
 
@@ -60,6 +70,32 @@ def withheld(section: DeploySpec | None, gate: dict[str, Any], best: str | None)
     if section.policy == "always" and production.get("candidate_id") != best:
         return ""
     return f"the gate did not pass: {gate.get('reason', 'no reason recorded')}"
+
+
+def spec_rollback_rule(spec: PipelineSpec) -> RollbackRule | None:
+    """The rollback rule of the spec's ``monitor.rollback`` (``None``: it has none, and the
+    policy keeps the rule it had). A ``SpecError`` names the key at fault."""
+    # TODO(merge, issue 11): once ``MonitorSpec.rollback`` is typed ``RollbackSpec``
+    # (config/monitoring.py on i11-drift still holds it as a placeholder dict), read
+    # ``spec.monitor.rollback`` directly and drop the getattr and the dict branch: the spec
+    # is then checked up front, when it is loaded.
+    given = getattr(getattr(spec, "monitor", None), "rollback", None)
+    if given is None:
+        return None
+    if isinstance(given, RollbackSpec):
+        return rule_from_spec(given)
+    try:
+        return rule_from_spec(RollbackSpec.model_validate(given))
+    except ValidationError as exc:
+        problems = [
+            (
+                ".".join(("monitor", "rollback", *map(str, error["loc"]))),
+                error["msg"].removeprefix("Value error, "),
+            )
+            for error in exc.errors()
+        ]
+        where, what = problems[0]
+        raise SpecError(f"{where}: {what}", problems) from None
 
 
 class DeploymentStage:
@@ -114,6 +150,7 @@ class DeploymentStage:
             ),
             reason=reason,
             actor=ACTOR,
+            rollback_rule=spec_rollback_rule(spec),
         )
         payload = announcement(change, version=version.version)
         if not change.changed:  # done before, by a delivery whose record was lost: say the same
