@@ -224,6 +224,9 @@ def judge_rollbacks(metadata: MetadataStore, *, now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     demoted = []
     for policy in metadata.registry.list_policies():
+        rule = policy.rollback_rule
+        if rule is None or (rule.max_miss_rate is None and rule.max_error_rate is None):
+            continue  # drift and quality are the monitoring stages' to judge
         for reading in readings(metadata.serving_stats, policy, now=now):
             crossing = reading.crossing()
             if crossing is None:
