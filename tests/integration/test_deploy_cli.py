@@ -284,6 +284,8 @@ def test_deployments_shows_the_rollback_rule_and_its_figures(gm: Any, store: Met
     assert row["rollback_rule"]["max_miss_rate"] == 0.05
     [reading] = row["rollback_readings"]
     assert (reading["version"], reading["role"], reading["budget_misses"]) == (2, "primary", 3)
+    code, out, _ = gm("deployments", "churn", "--history")
+    assert code == 0 and "rollback rule miss rate > 5%" in " ".join(out.split())
 
 
 def test_an_unreachable_bus_is_a_warning(gm: Any, store: MetadataStore) -> None:

@@ -256,5 +256,7 @@ class QuietMetrics(Metrics):
     def fell_back(self, model: str, version: int, revision: int = 0) -> None:
         return
 
-    def budget_missed(self, model: str, version: int, revision: int = 0) -> None:
+    def budget_missed(
+        self, model: str, version: int, revision: int = 0, *, overtaken: bool = False
+    ) -> None:
         return

@@ -59,8 +59,8 @@ logger = logging.getLogger(__name__)
 ROLLBACK_JUDGE = "gristmill rollback judge"
 """The actor of every automatic demotion (audit entries, ``changed_by``)."""
 Role = Literal["primary", "canary"]
-AUDIT_LOOKBACK = 500
-"""Audit entries of a model read for its cool-down (a change writes about three)."""
+AUDIT_LOOKBACK = 200
+"""Policy changes of a model read, newest first, for its cool-down."""
 
 
 def rule_from_spec(spec: RollbackSpec) -> RollbackRule:
@@ -319,8 +319,10 @@ def demote(
 
 def _last_rollback(metadata: MetadataStore, model: str) -> datetime | None:
     """When the rollback judge last changed ``model``'s policy (``None``: not lately)."""
-    entries = metadata.audit.list_entries(subject=f"model:{model}", limit=AUDIT_LOOKBACK)
+    entries = metadata.audit.list_entries(
+        subject=f"model:{model}", action="model.policy_set", limit=AUDIT_LOOKBACK
+    )
     for entry in entries:
-        if entry.actor == ROLLBACK_JUDGE and entry.action == "model.policy_set":
+        if entry.actor == ROLLBACK_JUDGE:
             return entry.at
     return None
