@@ -31,13 +31,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
-from gristmill.config.rollback import RollbackSpec
 from gristmill.config.spec import DeploySpec, PipelineSpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
-from gristmill.errors import SpecError
 from gristmill.features.stores import FeatureStores
 from gristmill.monitoring.reference import reference_at_registration
 from gristmill.servables.loading import compile_for_serving
@@ -74,28 +70,11 @@ def withheld(section: DeploySpec | None, gate: dict[str, Any], best: str | None)
 
 def spec_rollback_rule(spec: PipelineSpec) -> RollbackRule | None:
     """The rollback rule of the spec's ``monitor.rollback`` (``None``: it has none, and the
-    policy keeps the rule it had). A ``SpecError`` names the key at fault."""
-    # TODO(merge, issue 11): once ``MonitorSpec.rollback`` is typed ``RollbackSpec``
-    # (config/monitoring.py on i11-drift still holds it as a placeholder dict), read
-    # ``spec.monitor.rollback`` directly and drop the getattr and the dict branch: the spec
-    # is then checked up front, when it is loaded.
-    given = getattr(getattr(spec, "monitor", None), "rollback", None)
-    if given is None:
+    policy keeps the rule it had)."""
+    monitor = spec.monitor
+    if monitor is None or monitor.rollback is None:
         return None
-    if isinstance(given, RollbackSpec):
-        return rule_from_spec(given)
-    try:
-        return rule_from_spec(RollbackSpec.model_validate(given))
-    except ValidationError as exc:
-        problems = [
-            (
-                ".".join(("monitor", "rollback", *map(str, error["loc"]))),
-                error["msg"].removeprefix("Value error, "),
-            )
-            for error in exc.errors()
-        ]
-        where, what = problems[0]
-        raise SpecError(f"{where}: {what}", problems) from None
+    return rule_from_spec(monitor.rollback)
 
 
 class DeploymentStage:
