@@ -29,7 +29,12 @@ from gristmill.backends.sql.registry import SqlModelRegistry
 from gristmill.backends.sql.reports import SqlReportStore
 from gristmill.backends.sql.runs import SqlRunStore
 from gristmill.backends.sql.splits import SqlSplitStore
-from gristmill.backends.sql.tables import metadata, stage_executions, traffic_policies
+from gristmill.backends.sql.tables import (
+    metadata,
+    serving_stats,
+    stage_executions,
+    traffic_policies,
+)
 from gristmill.core.urls import mask_url
 from gristmill.errors import (
     BackendError,
@@ -152,7 +157,7 @@ def _version(url: str, schema: str | None) -> str:
         engine.dispose()
 
 
-HEAD = "0015"
+HEAD = "0016"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -356,6 +361,56 @@ def test_a_v0009_database_migrates_to_head_its_canaries_started_when_last_change
         fraud = store.registry.get_policy("fraud")
         assert fraud is not None and fraud.canary_since is None and fraud.canary_revision is None
         assert store.serving_stats.stats("churn", 2, since=at(0)).requests == 0
+        assert _schema_drift(store, url, schema) == []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_v0012_database_migrates_to_head_without_misses_or_rollback_rules(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    # Figures recorded before 0016 counted no latency budget miss; policies had no rule.
+    def fill(old: SqlDatabase) -> None:
+        SqlModelRegistry(old).register_version("churn", make_candidate("c-1"))
+        with old.write() as connection:
+            connection.execute(
+                sa.insert(traffic_policies),
+                {
+                    "model": "churn",
+                    "primary": 1,
+                    "canary_share": 0.0,
+                    "shadow": [],
+                    "fallback": [],
+                    "revision": 1,
+                    "changed_at": at(30),
+                    "changed_by": "ann",
+                    "reason": "",
+                },
+            )
+            values = {
+                "model": "churn",
+                "version": 1,
+                "window_start": at(0).replace(second=0, microsecond=0),
+                "replica": "a",
+                "revision": 1,
+                "requests": 10,
+                "errors": 1,
+                "client_errors": 0,
+                "fallbacks": 0,
+                "cache_hits": 0,
+                "rows": 10,
+                "latency_sum": 0.01,
+                "latency_buckets": [10] + [0] * 12,
+                "updated_at": at(0),
+            }
+            connection.execute(sa.insert(serving_stats), values)
+
+    url, schema = _database_at(request, backend, "0012", fill)
+    with SqlMetadataStore(url, schema=schema) as store:
+        assert _version(url, schema) == HEAD
+        policy = store.registry.get_policy("churn")
+        assert policy is not None and policy.rollback_rule is None
+        stats = store.serving_stats.stats("churn", 1, since=at(0))
+        assert (stats.requests, stats.errors, stats.budget_misses) == (10, 1, 0)
         assert _schema_drift(store, url, schema) == []
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK, Event
 from gristmill.runtime.pipeline_run import run_pipeline
 from gristmill.runtime.wiring import build_bus, build_metadata, open_services
 from gristmill.stores.metadata import MetadataStore
+from gristmill.stores.rollback_rules import RollbackRule
 from gristmill.stores.serving_stats import ServingWindow, window_start
 from gristmill.testing.cli import run_cli_here
 from gristmill.testing.registered import PENGUIN_SECTION, penguins, write_csv
+from gristmill.training.deployment import deploy
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +152,7 @@ def test_deploy_canary_shadow_rollback_and_list(
         "fallback": [1],
         "promote_after_requests": None,
         "promote_after_minutes": None,
+        "rollback": None,
         "version": 3,
         "previous": 2,
     }
@@ -254,6 +258,34 @@ def test_a_judged_canary_shows_its_progress_and_can_be_pulled_by_hand(
     assert (rolled.payload["primary"], rolled.payload["canary"]) == (1, None)
     code, _, err = gm("rollback", "churn", "--canary")
     assert code == 2 and "no canary to pull" in " ".join(err.split())
+
+
+def test_deployments_shows_the_rollback_rule_and_its_figures(gm: Any, store: MetadataStore) -> None:
+    rule = RollbackRule(max_miss_rate=0.05, min_requests=200, window_minutes=2)
+    gm("deploy", "churn", "1")
+    deploy(store.registry, "churn", 2, rollback_rule=rule)
+    policy = store.registry.get_policy("churn")
+    assert policy is not None
+    store.serving_stats.record(
+        [
+            ServingWindow(
+                "churn", 2, "a", window_start(datetime.now(UTC)), policy.revision,
+                requests=40, budget_misses=3,
+            )
+        ]
+    )  # fmt: skip
+    code, out, _ = gm("deployments", "churn")
+    assert code == 0
+    line = " ".join(next(x for x in out.splitlines()[1:] if "rollback rule" in x).split())
+    assert line.startswith("churn: rollback rule miss rate > 5%; ≥ 200 requests in 2 min")
+    assert "primary 2: 40 requests, 3 budget misses (7.5%), 0 errors" in " ".join(out.split())
+    code, out, _ = gm("deployments", "churn", "--json")
+    [row] = json.loads(out)
+    assert row["rollback_rule"]["max_miss_rate"] == 0.05
+    [reading] = row["rollback_readings"]
+    assert (reading["version"], reading["role"], reading["budget_misses"]) == (2, "primary", 3)
+    code, out, _ = gm("deployments", "churn", "--history")
+    assert code == 0 and "rollback rule miss rate > 5%" in " ".join(out.split())
 
 
 def test_an_unreachable_bus_is_a_warning(gm: Any, store: MetadataStore) -> None:

@@ -30,7 +30,12 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
         yield opened
 
 
-def cancer(folder: Path, candidate: dict[str, Any], deploy: dict[str, Any] | None) -> PipelineSpec:
+def cancer(
+    folder: Path,
+    candidate: dict[str, Any],
+    deploy: dict[str, Any] | None,
+    **sections: Any,
+) -> PipelineSpec:
     data = folder / "cancer.parquet"
     if not data.exists():
         frame = load_breast_cancer(as_frame=True).frame
@@ -45,6 +50,7 @@ def cancer(folder: Path, candidate: dict[str, Any], deploy: dict[str, Any] | Non
             "train": {"candidates": [candidate]},
             "evaluate": {"metric": "roc_auc"},
             **({"deploy": deploy} if deploy is not None else {}),
+            **sections,
         }
     )
 
@@ -106,6 +112,26 @@ async def test_a_canary_starts_beside_the_champion(services: Services, tmp_path:
     assert policy.judged and deployed.payload["promote_after_requests"] == 500
     champion = services.metadata.registry.find_alias("cancer", "champion")
     assert champion is not None and champion.version == 1
+
+
+async def test_the_policy_carries_the_specs_rollback_rule(
+    services: Services, tmp_path: Path
+) -> None:
+    monitor = {"rollback": {"max_miss_rate": 0.05, "on_drift": True, "window": "2m"}}
+    first = await run(services, cancer(tmp_path, STUMP, {"policy": "gated"}, monitor=monitor))
+    (deployed,) = first.of_type(MODEL_DEPLOYED)
+    assert deployed.payload["rollback"]["max_miss_rate"] == 0.05
+    policy = services.metadata.registry.get_policy("cancer")
+    assert policy is not None and policy.rollback_rule is not None
+    rule = policy.rollback_rule
+    assert (rule.max_miss_rate, rule.on_drift, rule.window_minutes) == (0.05, True, 2.0)
+    assert (rule.min_requests, rule.cooldown_minutes) == (100, 30.0)
+    # a later run whose spec has no rule deploys on top, keeping the one stored
+    second = await run(services, cancer(tmp_path, LOGREG, {"policy": "gated"}))
+    (deployed,) = second.of_type(MODEL_DEPLOYED)
+    policy = services.metadata.registry.get_policy("cancer")
+    assert policy is not None and (policy.primary, policy.fallback) == (2, (1,))
+    assert policy.rollback_rule == rule
 
 
 @pytest.mark.parametrize("deploy", [{"policy": "manual"}, None])

@@ -53,7 +53,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
         store.registry.set_policy(TrafficPolicy("churn", primary=2, fallback=(1,)))
         store.serving_stats.record(
             [
-                _window(2, 0, errors=1, fallbacks=1, cache_hits=2),
+                _window(2, 0, errors=1, fallbacks=1, cache_hits=2, budget_misses=4),
                 _window(2, 0, "b", client_errors=3),
                 _window(2, 30),
                 _window(2, 40 * 24 * 60),
@@ -79,6 +79,7 @@ def test_monitor_prints_each_versions_figures_over_the_spans(
     minute, hour, day = (versions[2]["spans"][s] for s in ("1 min", "1 h", "1 day"))
     assert (minute["requests"], minute["errors"], minute["client_errors"]) == (20, 1, 3)
     assert (minute["fallbacks"], minute["cache_hits"], minute["replicas"]) == (1, 2, 2)
+    assert (minute["budget_misses"], minute["miss_rate"]) == (4, 0.2)
     assert (hour["requests"], day["requests"]) == (30, 30)  # 40 days ago counts in none
     # 12 of 20 in (0.5,1] ms, 8 in (10,25] ms: p50 rank 10 → 0.5 + 0.5 * 10 / 12 ms
     assert minute["p50"] == pytest.approx(0.0005 + 0.0005 * 10 / 12)
@@ -95,6 +96,7 @@ def test_monitor_prints_each_versions_figures_over_the_spans(
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
     assert [c.strip() for c in lines["requests"].split("│")[2:5]] == ["20", "30", "30"]
     assert "1 (5.0%)" in lines["errors"]
+    assert "4 (20.0%)" in lines["budget misses"]
     assert "Percentiles are estimated from latency buckets" in out
 
 

@@ -35,6 +35,10 @@ def routing_text(routing: dict[str, Any] | None) -> str:
     ]
     if rule:
         parts.append("promoted after " + " and ".join(rule))
+    if routing.get("rollback"):
+        from gristmill.stores.rollback_rules import rule_of
+
+        parts.append(f"rollback rule {rule_of(routing['rollback']).describe()}")
     return ", ".join(parts)
 
 

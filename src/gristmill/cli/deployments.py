@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` 
     from gristmill.stores.models import ModelRegistry, TrafficPolicy
     from gristmill.training.canary import CanaryProgress
     from gristmill.training.deployment import DeployMode, PolicyChange
+    from gristmill.training.rollback import Reading
 
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why (kept in the policy and the audit log).")
@@ -241,7 +242,9 @@ def deployments_command(
 ) -> None:
     """What is live: per model, the primary, canary and its share, shadows, fallbacks, the
     policy revision, since when and by whom; for a canary, its progress (requests answered,
-    errors, minutes, against its promotion rule if it has one), summed over every server.
+    errors, minutes, against its promotion rule if it has one), summed over every server;
+    for a policy with a rollback rule, the rule and the figures it is judged on (requests,
+    latency budget misses, errors of its primary and canary in the rule's window).
     With --history: how it got there, every policy change (deploy, rollback, a canary
     promoted or pulled by the servers) from the audit log.
 
@@ -256,6 +259,7 @@ def deployments_command(
         gristmill deployments --json
     """
     from gristmill.training.canary import canary_progress
+    from gristmill.training.rollback import readings
 
     with opened_metadata(ctx) as store:
         if model is not None:
@@ -269,13 +273,23 @@ def deployments_command(
             for p in policies
             if (found := canary_progress(store.serving_stats, p)) is not None
         }
+        judged = {p.model: readings(store.serving_stats, p) for p in policies if p.rollback_rule}
     if as_json:
-        rows = [asdict(p) | _progress_json(progress.get(p.model)) for p in policies]
+        rows = [
+            asdict(p)
+            | _progress_json(progress.get(p.model))
+            | {"rollback_readings": [_reading_json(r) for r in judged.get(p.model, [])]}
+            for p in policies
+        ]
         console.print_json(json.dumps(rows, default=str))
     elif policies:
         console.print(_table(policies))
         for found in progress.values():
             console.print(_progress_line(found), highlight=False)
+        for policy in policies:
+            if policy.rollback_rule is not None:
+                line = _rollback_line(policy, judged.get(policy.model, []))
+                console.print(line, highlight=False, soft_wrap=True)
     elif model:
         console.print(
             f"model {model!r} is not deployed; deploy a version with `gristmill deploy {model} "
@@ -334,6 +348,34 @@ def _live(registry: ModelRegistry, model: str | None) -> list[TrafficPolicy]:
         if found is not None:
             stored[name] = found
     return [stored[name] for name in sorted(stored)]
+
+
+def _rollback_line(policy: TrafficPolicy, judged: list[Reading]) -> str:
+    """``churn: rollback rule miss rate > 5%; ≥ 100 requests in 5 min; cool-down 30 min —
+    primary 2: 42 requests, 3 budget misses (7.1%), 0 errors``."""
+    rule = policy.rollback_rule
+    if rule is None:
+        return ""
+    line = f"{policy.model}: rollback rule {rule.describe()}"
+    parts = []
+    for reading in judged:
+        stats = reading.stats
+        misses = f"{stats.budget_misses} budget misses"
+        if stats.miss_rate:
+            misses += f" ({stats.miss_rate:.1%})"
+        parts.append(
+            f"{reading.role} {reading.version}: {stats.requests} requests, {misses}, "
+            f"{stats.errors} errors"
+        )
+    if parts:
+        line += f" — in the window, this revision: {'; '.join(parts)}"
+    if not policy.fallback:
+        line += f" (the primary has no @previous to roll back to: {policy.model} stays on it)"
+    return line
+
+
+def _reading_json(reading: Reading) -> dict[str, object]:
+    return {"version": reading.version, "role": reading.role, **reading.figures()}
 
 
 def _progress_json(progress: CanaryProgress | None) -> dict[str, object]:

@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # imported when the verb runs (`--help` stays fast)
 SERVING_NOTE = (
     "Summed over every server from what they recorded (at most serve.stats_flush_seconds "
     "behind). A span counts whole minutes: '1 min' is this minute and the one before. "
-    "Errors are server errors (5xx), client errors refused input (4xx). Percentiles are "
+    "Errors are server errors (5xx), client errors refused input (4xx); budget misses are "
+    "requests not answered within their latency budget (overtaken by the next version, or "
+    "answered late). Percentiles are "
     "estimated from latency buckets: the true value lies in the same bucket (--json gives "
     "each one's bounds; docs/monitoring.md)."
 )
@@ -55,10 +57,11 @@ def monitor(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
-    """How a model serves: per version, times served, errors, fallbacks, cache hits and
-    latency (avg, min, max, p50/p90/p99) over the last minute, hour and day; then the drift
-    of its inputs and predictions and its live quality per window of the last day (from
-    actual outcomes sent back, and a label-free estimate while they are late).
+    """How a model serves: per version, times served, errors, fallbacks, latency budget
+    misses, cache hits and latency (avg, min, max, p50/p90/p99) over the last minute, hour
+    and day; then the drift of its inputs and predictions and its live quality per window
+    of the last day (from actual outcomes sent back, and a label-free estimate while they
+    are late).
 
     The figures are what every `gristmill serve` process records in the metadata store
     (every serve.stats_flush_seconds), summed over the servers: they outlive restarts. Old
@@ -186,6 +189,7 @@ def _table(model: str, served: VersionServing) -> Table:
         ("errors", _errors),
         ("client errors", lambda f: f"{f.client_errors:,}"),
         ("fallbacks", lambda f: f"{f.fallbacks:,}"),
+        ("budget misses", _misses),
         ("cache hits", lambda f: f"{f.cache_hits:,}"),
         ("latency avg", lambda f: _latency(f.latency_mean)),
         ("latency min", lambda f: _latency(f.latency_min)),
@@ -211,6 +215,11 @@ def _errors(figures: Figures) -> str:
     return f"{figures.errors:,}" + (f" ({rate:.1%})" if rate else "")
 
 
+def _misses(figures: Figures) -> str:
+    rate = figures.miss_rate
+    return f"{figures.budget_misses:,}" + (f" ({rate:.1%})" if rate else "")
+
+
 def _latency(seconds: float | None) -> str:
     """Milliseconds to three figures, seconds from 1 s on; ``-`` for none."""
     if seconds is None:
@@ -230,7 +239,11 @@ def _version_json(served: VersionServing) -> dict[str, Any]:
     for span, figures in zip(SPANS, served.spans, strict=True):
         values = asdict(figures)
         values["span"] = figures.span.total_seconds()
-        values.update(per_second=figures.per_second, error_rate=figures.error_rate)
+        values.update(
+            per_second=figures.per_second,
+            error_rate=figures.error_rate,
+            miss_rate=figures.miss_rate,
+        )
         spans[span.label] = values
     return {"version": served.version, "role": served.role, "spans": spans}
 

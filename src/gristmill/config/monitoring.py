@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gristmill.config.features import parse_duration
+from gristmill.config.rollback import RollbackSpec
 from gristmill.config.schedules import every_text
 
 DriftMethodName = Literal["psi", "ks", "chi2", "auto"]
@@ -87,15 +88,15 @@ class ColumnRule(_Section):
 
 
 class MonitorSpec(_Section):
-    """The ``monitor:`` section (see the module docstring). ``rollback`` is validated for
-    form only: automatic rollback is not built yet."""
+    """The ``monitor:`` section (see the module docstring). ``rollback`` is the rule the
+    deployment stage puts on the traffic policies it writes (``config.rollback``)."""
 
     window: str = Field(
         DEFAULT_WINDOW, description="Length of a drift window: 10m, 1h, 1d (whole seconds)."
     )
     drift: DriftSpec = Field(default_factory=DriftSpec)
     webhook: str | None = Field(None, description="An http(s) URL POSTed each drift alert.")
-    rollback: dict[str, Any] | None = None
+    rollback: RollbackSpec | None = None
     quality_window: float = Field(
         DEFAULT_QUALITY_WINDOW,
         description="Length of a live quality window: seconds, or a duration (15m, 1h, 1d). "

@@ -228,12 +228,9 @@ class PipelineSpec(_Section):
         return self.score.model or (self.deploy.model if self.deploy else None) or self.name
 
     def skipped_sections(self) -> list[str]:
-        """Sections present in this spec whose stages are not built yet (``monitor`` only
-        for its ``rollback``: drift is judged by the monitoring stage)."""
-        skipped = ["serve"] if self.serve is not None else []
-        if self.monitor is not None and self.monitor.rollback is not None:
-            skipped.append("monitor.rollback")
-        return skipped
+        """Sections present in this spec whose stages are not built yet (``monitor`` is
+        the monitoring stage's, its ``rollback`` the deployment stage's)."""
+        return ["serve"] if self.serve is not None else []
 
 
 DEFAULT_SPLIT = SplitSpec(strategy="shuffled", test_size=0.25, seed=0)

@@ -6,8 +6,9 @@ stores and the bus open, the prediction log's writer starts, the models of
 ``serve.models`` load, and only then does ``/readyz`` say ready; reloading (bus and poll)
 runs until shutdown, when the log is written one last time and the process's bus consumer
 group is deleted. Every ``serve.stats_flush_seconds`` the serving stats are recorded in the
-metadata store and the canaries with a promotion rule judged (``server.stats_flush``,
-``server.canary_judge``); once more at shutdown. The wire protocols are mounted here, and
+metadata store, the canaries with a promotion rule judged, then the policies with a
+rollback rule (``server.stats_flush``, ``server.canary_judge``, ``server.rollback_judge``);
+the stats once more at shutdown. The wire protocols are mounted here, and
 only here: the native API, the Open Inference Protocol and MLflow's scoring protocol;
 beside them the batch score jobs (``server.jobs``) and the feedback (``server.feedback``).
 """
@@ -34,7 +35,7 @@ from gristmill.config.settings import Settings
 from gristmill.errors import DataError
 from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
-from gristmill.server import canary_judge, feedback, policies, reload
+from gristmill.server import canary_judge, feedback, policies, reload, rollback_judge
 from gristmill.server import jobs as score_jobs
 from gristmill.server.http import (
     JSONResponse,
@@ -147,7 +148,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 if flusher is not None:
                     flusher.start(
                         serve.stats_flush_seconds,
-                        functools.partial(canary_judge.judge, models, services.bus.publish),
+                        functools.partial(_judge, models, services.bus.publish),
                     )
                 logger.info("serving %s", ", ".join(serve.models) or "models on first request")
                 yield
@@ -170,6 +171,19 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
         lifespan=lifespan,
         exception_handlers={HTTPException: _refused, Exception: _failed},
     )
+
+
+async def _judge(models: RegistryModels, publish: Publish) -> None:
+    """After a stats flush: the canary judge, then the rollback judge (on the policies as
+    the canary judge left them); one failing does not keep the other from judging."""
+    for judge, what in (
+        (canary_judge.judge, "the canaries"),
+        (rollback_judge.judge, "the rollback rules"),
+    ):
+        try:
+            await judge(models, publish)
+        except Exception:
+            logger.exception("could not judge %s; trying again after the next flush", what)
 
 
 async def _preload(models: RegistryModels, refs: list[str]) -> None:
@@ -304,11 +318,11 @@ def policy_routes(
         model = request.path_params["model"]
         try:
             check_token(request, token)
-            asked = policies.parse_policy(
-                model, await json_of(request, settings.serve.max_body_bytes)
-            )
+            given = await json_of(request, settings.serve.max_body_bytes)
+            asked = policies.parse_policy(model, given)
             bus = publish[0] if publish else None
-            stored = await policies.store_policy(models.stores, asked, bus)
+            keep = policies.keeps_rollback_rule(given)
+            stored = await policies.store_policy(models.stores, asked, bus, keep_rollback_rule=keep)
             applied = await models.apply_policy(model)
         except Exception as exc:
             return error_response(exc, rid)

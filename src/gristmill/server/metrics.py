@@ -1,23 +1,23 @@
 """The server's Prometheus metrics, kept in plain counters and written as Prometheus text.
 
-Per ``(model_name, model_version)``: requests, errors (every failed prediction request,
-4xx included, with its ``status``; a request that failed before a version was found, such
-as an unknown model or a missing token, under empty model labels), latency (a histogram in
-seconds), rows scored, batch sizes (rows per call of the model: a micro-batch's size, 1 for
-a one-row request scored alone, a request's rows otherwise; a cache hit is no call), cache
-hits, fallbacks (requests the version passed
-on to the next of its traffic policy's fallback chain) and shadow scorings (done, failed,
-dropped). Updating one costs a dict lookup and a
-few additions on the event loop's thread (no lock, no label object per call): cheaper than a
-general client library on the request path. The latency min/max gauges cost the request
-path nothing more: they are read, when rendered, from ``windows`` (the lowest and highest
-latency of this minute and the one before), and left out when there are none (serving stats
-off: ``serve.stats_flush_seconds = 0``). Each server process keeps its own figures, so a
-scrape of a multi-worker server sees the worker that answered it; ``process`` (its pid) is a
-label, so their series never mix. The same figures (but shadows' and batch sizes) also go
-to ``windows`` (``StatsWindows``, when given), per minute and per the traffic policy
-``revision`` that sent the request (0: it named the version), to be recorded in the
-metadata store where they sum over replicas.
+Per ``(model_name, model_version)``: requests (answered, failed, or overtaken by the next
+version at their latency budget), errors (every failed prediction request, 4xx included,
+with its ``status``; a request that failed before a version was found, such as an unknown
+model or a missing token, under empty model labels), latency (a histogram in seconds), rows
+scored, batch sizes (rows per call of the model: a micro-batch's size, 1 for a one-row
+request scored alone, a request's rows otherwise; a cache hit is no call), cache hits,
+fallbacks (requests the version passed on to the next of its traffic policy's fallback
+chain), latency budget misses and shadow scorings (done, failed, dropped). Updating one
+costs a dict lookup and a few additions on the event loop's thread (no lock, no label object
+per call): cheaper than a general client library on the request path. The latency min/max
+gauges cost the request path nothing more: they are read, when rendered, from ``windows``
+(the lowest and highest latency of this minute and the one before), and left out when there
+are none (serving stats off: ``serve.stats_flush_seconds = 0``). Each server process keeps
+its own figures, so a scrape of a multi-worker server sees the worker that answered it;
+``process`` (its pid) is a label, so their series never mix. The same figures (but shadows'
+and batch sizes) also go to ``windows`` (``StatsWindows``, when given), per minute and per
+the traffic policy ``revision`` that sent the request (0: it named the version), to be
+recorded in the metadata store where they sum over replicas.
 """
 
 from __future__ import annotations
@@ -128,9 +128,18 @@ class Metrics:
         if self.windows is not None:
             self.windows.fell_back(model, version, revision)
 
-    def budget_missed(self, model: str, version: int, revision: int = 0) -> None:
-        """``version`` did not answer within the request's latency budget."""
-        self._of(model, version).budget_misses += 1
+    def budget_missed(
+        self, model: str, version: int, revision: int = 0, *, overtaken: bool = False
+    ) -> None:
+        """``version`` did not answer within the request's latency budget: it answered late,
+        or (``overtaken``) the next version of its chain answered instead, and the request
+        counts as one of its requests (untimed: it gave no answer)."""
+        series = self._of(model, version)
+        series.budget_misses += 1
+        if overtaken:
+            series.requests += 1
+        if self.windows is not None:
+            self.windows.budget_missed(model, version, revision, overtaken=overtaken)
 
     def shadow_answered(self, model: str, version: int, seconds: float) -> None:
         self._of(model, version).shadow_requests += 1
@@ -145,7 +154,11 @@ class Metrics:
 
     def render(self) -> str:
         heads = {
-            "requests": ("counter", "Prediction requests answered or failed."),
+            "requests": (
+                "counter",
+                "Prediction requests that reached this version: answered, failed, or overtaken "
+                "at their latency budget.",
+            ),
             "errors": ("counter", "Prediction requests that failed, by HTTP status (4xx too)."),
             "rows": ("counter", "Rows scored."),
             "cache_hits": ("counter", "Answers taken from the prediction cache."),
@@ -243,5 +256,7 @@ class QuietMetrics(Metrics):
     def fell_back(self, model: str, version: int, revision: int = 0) -> None:
         return
 
-    def budget_missed(self, model: str, version: int, revision: int = 0) -> None:
+    def budget_missed(
+        self, model: str, version: int, revision: int = 0, *, overtaken: bool = False
+    ) -> None:
         return

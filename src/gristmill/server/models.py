@@ -441,8 +441,9 @@ class RegistryModels:
 
     def _missed(self, served: Served, missed: ServableManifest, to: ServableManifest) -> None:
         """``missed`` did not answer within the budget: counted, and ``to`` answers."""
-        self.metrics.budget_missed(missed.model, missed.version, served.revision)
-        self.metrics.fell_back(missed.model, missed.version, served.revision)
+        revision = served.revision
+        self.metrics.budget_missed(missed.model, missed.version, revision, overtaken=True)
+        self.metrics.fell_back(missed.model, missed.version, revision)
         logger.debug("%s missed the latency budget; %s answers instead", missed.ref, to.ref)
 
     def _rows(self, columns: Mapping[str, Any]) -> int:

@@ -120,6 +120,28 @@ UNLOAD_RESPONSE = {
     },
 }
 VERSIONS = {"type": "array", "items": {"type": "integer", "minimum": 1}}
+SHARE = {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1}
+ROLLBACK_RULE = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "When the primary or the canary is demoted automatically (docs/monitoring.md"
+    "#automatic-rollback): a miss rate (latency budget misses per request) or an error rate "
+    "(5xx per request) above its maximum over the last window_minutes, once min_requests "
+    "were served; a live quality drop or drift as the monitoring stages judge them. At "
+    "least one of max_miss_rate, max_error_rate, max_quality_drop, on_drift. Left out of a "
+    "PUT, the stored rule is kept; null removes it.",
+    "properties": {
+        "max_miss_rate": SHARE,
+        "max_error_rate": SHARE,
+        "max_quality_drop": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "quality_metric": {"type": ["string", "null"], "minLength": 1},
+        "on_drift": {"type": "boolean"},
+        "min_requests": {"type": "integer", "minimum": 1},
+        "window_minutes": {"type": "number", "exclusiveMinimum": 0},
+        "cooldown_minutes": {"type": "number", "minimum": 0},
+        "webhook": {"type": ["string", "null"], "pattern": "^https?://"},
+    },
+}
 POLICY_REQUEST = {
     "type": "object",
     "required": ["primary"],
@@ -146,6 +168,7 @@ POLICY_REQUEST = {
         },
         "shadow": VERSIONS,
         "fallback": VERSIONS,
+        "rollback": ROLLBACK_RULE,
         "reason": {"type": "string"},
     },
 }
@@ -168,6 +191,7 @@ POLICY = {
         "promote_after_minutes": {"type": ["number", "null"]},
         "canary_since": {"type": ["string", "null"]},
         "canary_revision": {"type": ["integer", "null"]},
+        "rollback": ROLLBACK_RULE,
         "applied": {
             "type": ["integer", "null"],
             "description": "The revision this server process applies (null: none yet).",

@@ -7,18 +7,23 @@
     PUT /admin/policies/{model}    {"primary": 3, "canary": 4, "canary_share": 0.1,
                                     "promote_after_requests": 1000,
                                     "promote_after_minutes": 30,
-                                    "shadow": [5], "fallback": [2], "reason": "..."}
+                                    "shadow": [5], "fallback": [2],
+                                    "rollback": {"max_miss_rate": 0.05},
+                                    "reason": "..."}
 
 A PUT is checked field by field (a 400 names the field: a version that is not registered, a
-share outside (0, 1), a canary without a share), stored with ``registry.set_policy`` (which
-numbers the revision and writes the audit entry), announced as ``model.deployed`` so every
-other server applies it, and applied by this process before it answers. All need the
-server's bearer token (``serve.token``), as ``/admin/reload`` does.
+share outside (0, 1), a canary without a share, a rollback rule's field as
+``rollback.FIELD``), stored with ``registry.set_policy`` (which numbers the revision and
+writes the audit entry), announced as ``model.deployed`` so every other server applies it,
+and applied by this process before it answers. A body without ``rollback`` keeps the stored
+policy's rollback rule; ``"rollback": null`` removes it. All need the server's bearer token
+(``serve.token``), as ``/admin/reload`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +31,7 @@ from gristmill.core.events import MODEL_DEPLOYED, Event
 from gristmill.errors import DataError, NotFoundError
 from gristmill.features.stores import FeatureStores
 from gristmill.stores.models import TrafficPolicy
+from gristmill.stores.rollback_rules import RollbackRule, rule_of, rule_problem
 
 FIELDS = (
     "primary",
@@ -35,6 +41,7 @@ FIELDS = (
     "promote_after_minutes",
     "shadow",
     "fallback",
+    "rollback",
     "reason",
 )
 ACTOR = "serve-admin"
@@ -60,6 +67,7 @@ def policy_body(policy: TrafficPolicy) -> dict[str, Any]:
         "promote_after_minutes": policy.promote_after_minutes,
         "canary_since": None if policy.canary_since is None else policy.canary_since.isoformat(),
         "canary_revision": policy.canary_revision,
+        "rollback": None if policy.rollback_rule is None else policy.rollback_rule.to_json(),
     }
 
 
@@ -116,6 +124,7 @@ def parse_policy(model: str, body: Any) -> TrafficPolicy:
     if not isinstance(reason, str):
         raise DataError(f"reason must be text; got {reason!r}", column="reason")
     requests, minutes = _rule(body, canary)
+    rollback_rule = _rollback_rule(body.get("rollback"))
     return TrafficPolicy(
         model=model,
         primary=primary,
@@ -127,7 +136,37 @@ def parse_policy(model: str, body: Any) -> TrafficPolicy:
         reason=reason,
         promote_after_requests=requests,
         promote_after_minutes=minutes,
+        rollback_rule=rollback_rule,
     )
+
+
+def keeps_rollback_rule(body: Any) -> bool:
+    """A PUT body that says nothing of ``rollback`` keeps the stored policy's rule
+    (``"rollback": null`` removes it)."""
+    return isinstance(body, dict) and "rollback" not in body
+
+
+def _rollback_rule(value: Any) -> RollbackRule | None:
+    """A body's ``rollback`` object as a rule; ``DataError`` naming ``rollback.FIELD``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DataError(
+            f'rollback must be an object such as {{"max_miss_rate": 0.05}}; got {value!r}',
+            column="rollback",
+        )
+    try:
+        rule = rule_of(value)
+    except KeyError as exc:
+        known = ", ".join(f.name for f in dataclasses.fields(RollbackRule))
+        raise DataError(
+            f"rollback has no field {exc.args[0]!r}; a rollback rule takes: {known}",
+            column=f"rollback.{exc.args[0]}",
+        ) from None
+    problem = rule_problem(rule)
+    if problem is not None:
+        raise DataError(f"rollback: {problem[1]}", column=f"rollback.{problem[0]}")
+    return rule
 
 
 def _rule(body: dict[str, Any], canary: int | None) -> tuple[int | None, float | None]:
@@ -192,11 +231,20 @@ def stored_policy(stores: FeatureStores, model: str) -> TrafficPolicy:
 
 
 async def store_policy(
-    stores: FeatureStores, policy: TrafficPolicy, publish: Publish | None
+    stores: FeatureStores,
+    policy: TrafficPolicy,
+    publish: Publish | None,
+    *,
+    keep_rollback_rule: bool = False,
 ) -> TrafficPolicy:
-    """Check, store and announce ``policy``; the stored one (with its revision)."""
+    """Check, store and announce ``policy``; the stored one (with its revision). With
+    ``keep_rollback_rule`` it takes the stored policy's rollback rule."""
     registry = stores.metadata.registry
     await asyncio.to_thread(check_versions, stores, policy)
+    if keep_rollback_rule:
+        current = await asyncio.to_thread(registry.get_policy, policy.model)
+        if current is not None:
+            policy = dataclasses.replace(policy, rollback_rule=current.rollback_rule)
     stored = await asyncio.to_thread(registry.set_policy, policy, actor=ACTOR)
     if publish is not None:
         payload = {**policy_body(stored), "source": ACTOR}

@@ -1,10 +1,11 @@
 """Recording this server process's serving stats in the metadata store, off the request path.
 
 ``StatsFlusher.run`` records the windows ``StatsWindows`` holds every
-``serve.stats_flush_seconds``, then calls ``after`` (the canary judge), until ``stop``; then
-it records once more and ends. The store is written in a worker thread, so the event loop
-never waits for the database. One flush runs at a time, and it is never cancelled half-way
-(``stop`` waits for it): two writes of the same window can therefore not land out of order.
+``serve.stats_flush_seconds``, then calls ``after`` (the canary and rollback judges), until
+``stop``; then it records once more and ends. The store is written in a worker thread, so
+the event loop never waits for the database. One flush runs at a time, and it is never
+cancelled half-way (``stop`` waits for it): two writes of the same window can therefore not
+land out of order.
 A flush that fails is logged and changes nothing: the next one writes the same windows
 again, with what they gained meanwhile (``StatsWindows``).
 """
@@ -59,7 +60,7 @@ class StatsFlusher:
                 try:
                     await after()
                 except Exception:
-                    logger.exception("could not judge the canaries; trying again in %ss", seconds)
+                    logger.exception("could not judge the policies; trying again in %ss", seconds)
 
     async def stop(self) -> None:
         """Record what is left, once, and end ``run`` (waits at most ``STOP_WITHIN``)."""

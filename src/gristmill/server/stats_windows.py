@@ -50,6 +50,7 @@ class _Window:
     errors: int = 0
     client_errors: int = 0
     fallbacks: int = 0
+    budget_misses: int = 0
     cache_hits: int = 0
     rows: int = 0
     latency_sum: float = 0.0
@@ -122,6 +123,18 @@ class StatsWindows:
         if window is not None:
             window.fallbacks += 1
 
+    def budget_missed(
+        self, model: str, version: int, revision: int = 0, *, overtaken: bool = False
+    ) -> None:
+        """``version`` missed a request's latency budget: it answered late, or (``overtaken``)
+        the next version answered instead — then the request counts as one that reached it
+        (not timed: it had no answer)."""
+        window = self._of(model, version, revision)
+        if window is not None:
+            window.budget_misses += 1
+            if overtaken:
+                window.requests += 1
+
     def pending(self) -> Pending:
         """Copies of the windows changed since they were last recorded."""
         now = datetime.now(UTC)
@@ -140,6 +153,7 @@ class StatsWindows:
                 errors=window.errors,
                 client_errors=window.client_errors,
                 fallbacks=window.fallbacks,
+                budget_misses=window.budget_misses,
                 cache_hits=window.cache_hits,
                 rows=window.rows,
                 latency_sum=window.latency_sum,

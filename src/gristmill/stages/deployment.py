@@ -15,6 +15,10 @@ nothing); with one:
   a person (``gristmill deploy MODEL VERSION``). A model with no champion yet has nothing
   to run a canary beside: its first version becomes the primary.
 
+With a ``monitor.rollback`` section the policy written carries its rollback rule
+(``training.rollback``: the prediction servers demote a version that crosses it); without
+one the policy keeps the rule it had.
+
 Deploying registers the candidate as the model's next version (a candidate registered
 before keeps its version) and changes the traffic policy (``training.deployment.deploy``),
 which also moves ``@champion`` / ``@previous``. Both are idempotent — the registry returns
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gristmill.config.spec import DeploySpec
+from gristmill.config.spec import DeploySpec, PipelineSpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
 from gristmill.features.stores import FeatureStores
@@ -36,8 +40,10 @@ from gristmill.servables.loading import compile_for_serving
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver
 from gristmill.stores.models import effective_policy
+from gristmill.stores.rollback_rules import RollbackRule
 from gristmill.training.deployment import DeployMode, PromotionRule, announcement, deploy
 from gristmill.training.gate import model_name, register_candidate
+from gristmill.training.rollback import rule_from_spec
 
 ACTOR = "gristmill:deployment"
 
@@ -60,6 +66,15 @@ def withheld(section: DeploySpec | None, gate: dict[str, Any], best: str | None)
     if section.policy == "always" and production.get("candidate_id") != best:
         return ""
     return f"the gate did not pass: {gate.get('reason', 'no reason recorded')}"
+
+
+def spec_rollback_rule(spec: PipelineSpec) -> RollbackRule | None:
+    """The rollback rule of the spec's ``monitor.rollback`` (``None``: it has none, and the
+    policy keeps the rule it had)."""
+    monitor = spec.monitor
+    if monitor is None or monitor.rollback is None:
+        return None
+    return rule_from_spec(monitor.rollback)
 
 
 class DeploymentStage:
@@ -114,6 +129,7 @@ class DeploymentStage:
             ),
             reason=reason,
             actor=ACTOR,
+            rollback_rule=spec_rollback_rule(spec),
         )
         payload = announcement(change, version=version.version)
         if not change.changed:  # done before, by a delivery whose record was lost: say the same

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from gristmill.core.names import NAME_PATTERN
 from gristmill.errors import ConfigError
+from gristmill.stores.rollback_rules import RollbackRule, rule_problem
 
 CandidateStatus = Literal["trained", "failed"]
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -157,6 +158,10 @@ class TrafficPolicy:
     Neither set: the canary waits for a person. ``canary_since`` and ``canary_revision``
     are when, and at which revision, the canary version started as one (kept while the
     policy changes otherwise, e.g. its share), set by the registry.
+
+    A policy may carry a **rollback rule** (``rollback_rule``): when its primary or canary
+    misses too many latency budgets, errs too often, drifts or loses quality, the rollback
+    judge (``training.rollback``) demotes it. Changes made from a stored policy keep it.
     """
 
     model: str
@@ -173,6 +178,7 @@ class TrafficPolicy:
     promote_after_minutes: float | None = None
     canary_since: datetime | None = None
     canary_revision: int | None = None
+    rollback_rule: RollbackRule | None = None
 
     @property
     def judged(self) -> bool:
@@ -287,12 +293,12 @@ class ModelRegistry(Protocol):
         ``@champion`` moves to the primary and ``@previous`` to the first fallback (removed
         when there is none), so aliases and policy never disagree; an audit entry
         ``model.policy_set`` records who, what (the policy and the revision it replaced) and
-        why (``reason``). A policy equal in its versions, share and promotion rule to the
-        stored one changes nothing and returns the stored one (a repeated deployment is not
-        a new revision). ``ConfigError`` naming the field for a share outside (0, 1) with a
-        canary, a share without one, a canary equal to the primary, a version named twice
-        or a promotion rule without a canary; ``NotFoundError`` naming the field for a
-        version that does not exist.
+        why (``reason``). A policy equal in its versions, share, promotion rule and rollback
+        rule to the stored one changes nothing and returns the stored one (a repeated
+        deployment is not a new revision). ``ConfigError`` naming the field for a share
+        outside (0, 1) with a canary, a share without one, a canary equal to the primary, a
+        version named twice, a promotion rule without a canary or an unsound rollback rule;
+        ``NotFoundError`` naming the field for a version that does not exist.
         """
         ...
 
@@ -345,6 +351,10 @@ def check_policy(policy: TrafficPolicy) -> None:
                 "another version the canary, or deploy it without a canary"
             )
     _check_rule(policy, where)
+    if policy.rollback_rule is not None:
+        problem = rule_problem(policy.rollback_rule)
+        if problem is not None:
+            raise ConfigError(f"{where}: rollback rule: {problem[1]}")
     roles = [("primary", policy.primary)]
     roles += [("canary", policy.canary)] if policy.canary is not None else []
     roles += [("shadow", v) for v in policy.shadow] + [("fallback", v) for v in policy.fallback]

@@ -61,7 +61,8 @@ SPANS: tuple[Span, ...] = (
 class Figures:
     """One version's figures over one span ending at ``until``, summed over every replica
     (see the module docstring). ``errors`` are server errors (5xx), ``client_errors`` the
-    requests refused for their input (4xx); latencies are in seconds, ``None`` without
+    requests refused for their input (4xx), ``budget_misses`` the requests not answered
+    within their latency budget; latencies are in seconds, ``None`` without
     requests; ``p50``/``p90``/``p99`` are estimated from the histogram."""
 
     model: str
@@ -73,6 +74,7 @@ class Figures:
     errors: int = 0
     client_errors: int = 0
     fallbacks: int = 0
+    budget_misses: int = 0
     cache_hits: int = 0
     rows: int = 0
     replicas: int = 0
@@ -101,6 +103,11 @@ class Figures:
     def error_rate(self) -> float | None:
         """Server errors per request, ``None`` without requests."""
         return self.errors / self.requests if self.requests else None
+
+    @property
+    def miss_rate(self) -> float | None:
+        """Latency budget misses per request, ``None`` without requests."""
+        return self.budget_misses / self.requests if self.requests else None
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,7 @@ def figures(
         errors=stats.errors,
         client_errors=stats.client_errors,
         fallbacks=stats.fallbacks,
+        budget_misses=stats.budget_misses,
         cache_hits=stats.cache_hits,
         rows=stats.rows,
         replicas=stats.replicas,

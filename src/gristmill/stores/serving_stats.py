@@ -1,10 +1,11 @@
 """Serving stats port: what each server process served, per model version and minute.
 
 A prediction server keeps, per ``(model, version)`` and per minute, the figures of the
-requests it answered — requests, server errors, client errors, fallbacks, cache hits, rows,
-latency (sum, min, max and a histogram on ``LATENCY_BUCKETS``) — and records them in the
-metadata store, so that figures sum over every replica of a fleet and outlive a restart.
-The canary judge (``training.canary``) reads them; monitoring builds on them.
+requests it answered — requests, server errors, client errors, fallbacks, latency budget
+misses, cache hits, rows, latency (sum, min, max and a histogram on ``LATENCY_BUCKETS``) —
+and records them in the metadata store, so that figures sum over every replica of a fleet
+and outlive a restart. The canary judge (``training.canary``) and the rollback judge
+(``training.rollback``) read them; ``gristmill monitor`` shows them.
 
 One row, a ``ServingWindow``, holds one **replica**'s figures of one version in one minute
 (``window_start``, a whole UTC minute) for the requests one traffic policy revision sent it
@@ -60,14 +61,16 @@ def empty_buckets() -> tuple[int, ...]:
 class ServingWindow:
     """One replica's running totals for one version in one minute.
 
-    ``requests`` counts every prediction request that reached the version (answered or
-    failed); ``errors`` those it failed with a server error (5xx, the version's own fault,
-    also when a fallback then answered); ``client_errors`` those refused for the client's
-    input (4xx); ``fallbacks`` the requests it passed to the next version of its chain
-    (it failed, or was not loaded). ``revision`` is the traffic policy revision whose route
-    sent these requests (0: they named the version or an alias). Latencies are in seconds;
-    ``latency_buckets`` has one count per bound of ``LATENCY_BUCKETS`` plus one above the
-    last.
+    ``requests`` counts every prediction request that reached the version (answered,
+    failed, or overtaken by the next version at its latency budget); ``errors`` those it
+    failed with a server error (5xx, the version's own fault, also when a fallback then
+    answered); ``client_errors`` those refused for the client's input (4xx); ``fallbacks``
+    the requests it passed to the next version of its chain (it failed, was not loaded, or
+    missed the budget); ``budget_misses`` the requests it did not answer within their
+    latency budget (overtaken, or answered late by the last version of a chain).
+    ``revision`` is the traffic policy revision whose route sent these requests (0: they
+    named the version or an alias). Latencies are in seconds; ``latency_buckets`` has one
+    count per bound of ``LATENCY_BUCKETS`` plus one above the last.
     """
 
     model: str
@@ -79,6 +82,7 @@ class ServingWindow:
     errors: int = 0
     client_errors: int = 0
     fallbacks: int = 0
+    budget_misses: int = 0
     cache_hits: int = 0
     rows: int = 0
     latency_sum: float = 0.0
@@ -101,6 +105,7 @@ class ServingStats:
     errors: int = 0
     client_errors: int = 0
     fallbacks: int = 0
+    budget_misses: int = 0
     cache_hits: int = 0
     rows: int = 0
     latency_sum: float = 0.0
@@ -112,8 +117,19 @@ class ServingStats:
 
     @property
     def answered(self) -> int:
-        """Requests the version answered itself."""
+        """Requests the version answered itself (an overtaken request counts as one: the
+        stored figures do not tell it apart from a late answer)."""
         return self.requests - self.errors - self.client_errors
+
+    @property
+    def miss_rate(self) -> float | None:
+        """Latency budget misses per request, ``None`` without requests."""
+        return self.budget_misses / self.requests if self.requests else None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Server errors (5xx) per request, ``None`` without requests."""
+        return self.errors / self.requests if self.requests else None
 
     @property
     def latency_mean(self) -> float | None:
@@ -153,7 +169,8 @@ def summed(
 ) -> ServingStats:
     """The sum of ``windows`` (of ``model``/``version``) as ``ServingStats``."""
     counts = dict.fromkeys(
-        ("requests", "errors", "client_errors", "fallbacks", "cache_hits", "rows"), 0
+        ("requests", "errors", "client_errors", "fallbacks", "budget_misses", "cache_hits", "rows"),
+        0,
     )
     latency_sum = 0.0
     lows: list[float] = []

@@ -15,6 +15,7 @@ from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import TrafficPolicy, effective_policy
 from gristmill.testing.metadata_records import assert_utc, make_candidate, run_together
+from gristmill.testing.rollback_rule_contract import RollbackRuleContract
 
 
 def versions(store: MetadataStore, model: str, count: int) -> None:
@@ -32,8 +33,9 @@ def policy_entries(store: MetadataStore, model: str) -> list[dict[str, Any]]:
     return [e.details for e in entries if e.action == "model.policy_set"]
 
 
-class PolicyContract:
-    """Stored traffic policies: revisions, validation, audit, aliases kept in step."""
+class PolicyContract(RollbackRuleContract):
+    """Stored traffic policies: revisions, validation, audit, aliases kept in step (their
+    rollback rules in the inherited ``RollbackRuleContract``)."""
 
     __test__ = False
 

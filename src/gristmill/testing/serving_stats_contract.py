@@ -28,7 +28,8 @@ def make_window(
     replica: str = "host-1-aa", minute: int = 0, version: int = 2, **changes: object
 ) -> ServingWindow:
     """A window of ``churn``/``version`` at ``minute`` minutes after the suite's first one:
-    10 requests, one server error, one fallback, latencies 1 ms (6 of them) and 20 ms (4)."""
+    10 requests, one server error, one fallback, two latency budget misses, latencies 1 ms
+    (6 of them) and 20 ms (4)."""
     buckets = list(empty_buckets())
     buckets[LATENCY_BUCKETS.index(0.001)] = 6
     buckets[LATENCY_BUCKETS.index(0.025)] = 4
@@ -41,6 +42,7 @@ def make_window(
         errors=1,
         client_errors=2,
         fallbacks=1,
+        budget_misses=2,
         cache_hits=3,
         rows=12,
         latency_sum=0.086,
@@ -80,6 +82,8 @@ class ServingStatsContract:
         stats = store.serving_stats.stats("churn", 2, since=T0)
         assert (stats.requests, stats.errors, stats.client_errors) == (30, 2, 6)
         assert (stats.fallbacks, stats.cache_hits, stats.rows) == (3, 9, 36)
+        assert stats.budget_misses == 6
+        assert (stats.miss_rate, stats.error_rate) == (6 / 30, 2 / 30)
         assert stats.answered == 30 - 2 - 6
         assert stats.latency_sum == pytest.approx(3 * 0.086)
         assert (stats.latency_min, stats.latency_max) == (0.0004, 0.3)

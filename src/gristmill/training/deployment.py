@@ -18,6 +18,9 @@ redelivered event or a repeated command is not a new revision).
   back leaves the policy, and so does any canary. ``canary_only``: only the canary leaves
   (a canary pulled), the primary stays.
 
+Every change starts from the live policy, so it keeps the policy's rollback rule
+(``stores.rollback_rules``) unless ``deploy`` is given another.
+
 ``expected_revision`` (deploy, rollback) makes the change only if the stored policy is still
 at that revision (``ConflictError`` otherwise): a decision taken on a policy someone changed
 meanwhile is not applied.
@@ -30,6 +33,7 @@ from typing import Any, Literal
 
 from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.models import ModelRegistry, TrafficPolicy, effective_policy
+from gristmill.stores.rollback_rules import RollbackRule
 
 DeployMode = Literal["primary", "canary", "shadow"]
 FALLBACK_DEPTH = 2
@@ -147,9 +151,11 @@ def deploy(
     reason: str = "",
     actor: str = "gristmill",
     expected_revision: int | None = None,
+    rollback_rule: RollbackRule | None = None,
 ) -> PolicyChange:
     """Deploy ``version`` of ``model`` as its primary, a canary at ``share`` (promoted by
-    the canary judge per ``rule``, when given), or a shadow.
+    the canary judge per ``rule``, when given), or a shadow. With ``rollback_rule`` the
+    policy carries that rule from this change on; without, it keeps the one it had.
 
     ``NotFoundError`` for a version that does not exist; ``ConfigError`` for a canary or a
     shadow of a model that has no primary yet, a share outside (0, 1), or a ``rule`` for
@@ -180,6 +186,8 @@ def deploy(
             wanted = with_canary(before, version, share, rule)
         else:
             wanted = with_shadow(before, version)
+    if rollback_rule is not None:
+        wanted = replace(wanted, rollback_rule=rollback_rule)
     after = registry.set_policy(
         replace(wanted, reason=reason), actor=actor, expected_revision=expected_revision
     )
@@ -243,6 +251,7 @@ def announcement(change: PolicyChange, *, version: int | None = None) -> dict[st
         "fallback": list(after.fallback),
         "promote_after_requests": after.promote_after_requests,
         "promote_after_minutes": after.promote_after_minutes,
+        "rollback": None if after.rollback_rule is None else after.rollback_rule.to_json(),
         "version": after.primary if version is None else version,
         "previous": None if before is None else before.primary,
     }

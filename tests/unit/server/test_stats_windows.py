@@ -71,6 +71,29 @@ def test_metrics_feed_the_windows_per_version_and_minute(store: SqlMetadataStore
     assert "gristmill_requests_total" in metrics.render()
 
 
+def test_budget_misses_feed_the_windows_and_an_overtaken_request_counts(
+    store: SqlMetadataStore,
+) -> None:
+    clock = Clock()
+    metrics, windows = _windows(clock)
+    # overtaken at its budget: a request of the version (untimed), a miss and a fallback
+    metrics.budget_missed("churn", 2, revision=4, overtaken=True)
+    metrics.fell_back("churn", 2, revision=4)
+    # answered, but late (the last of its chain): a request timed, and a miss
+    metrics.answered("churn", 2, rows=1, seconds=0.3, revision=4)
+    metrics.budget_missed("churn", 2, revision=4)
+    metrics.answered("churn", 2, rows=1, seconds=0.001, revision=4)
+    store.serving_stats.record([w for _, _, w in windows.pending()])
+    stats = store.serving_stats.stats("churn", 2, since=T0, min_revision=4)
+    assert (stats.requests, stats.budget_misses, stats.fallbacks) == (3, 2, 1)
+    assert stats.miss_rate == pytest.approx(2 / 3)
+    assert sum(stats.latency_buckets) == 2  # the overtaken request had no latency
+    labels = f'model_name="churn",model_version="2",process="{os.getpid()}"'
+    text = metrics.render()
+    assert f"gristmill_requests_total{{{labels}}} 3" in text
+    assert f"gristmill_latency_budget_misses_total{{{labels}}} 2" in text
+
+
 def test_recorded_windows_older_than_the_minute_before_are_let_go() -> None:
     clock = Clock()
     metrics, windows = _windows(clock)

@@ -45,6 +45,7 @@ from gristmill.stores.models import (
     check_model_name,
     check_policy,
 )
+from gristmill.stores.rollback_rules import normalized, rule_of
 
 T = TypeVar("T")
 ATTEMPTS = 50
@@ -291,9 +292,14 @@ class SqlModelRegistry:
             promote_after_minutes=_minutes(policy.promote_after_minutes),
             canary_since=canary_since,
             canary_revision=canary_revision,
+            rollback_rule=None
+            if policy.rollback_rule is None
+            else normalized(policy.rollback_rule),
         )
         values = {**to_values(stored), "shadow": list(stored.shadow)}
         values["fallback"] = list(stored.fallback)
+        rule = stored.rollback_rule
+        values["rollback_rule"] = None if rule is None else rule.to_json()
         if current is None:
             if not self._db.insert_new(connection, _policies, values):
                 raise _CollisionError  # another writer stored the first one: change that
@@ -365,7 +371,7 @@ def _roles(policy: TrafficPolicy) -> list[tuple[str, int]]:
 
 def _routing(policy: TrafficPolicy) -> dict[str, Any]:
     """The part of a policy that decides who answers (what a change is about); a canary's
-    promotion rule, when it has one."""
+    promotion rule and the rollback rule, when it has them."""
     routing: dict[str, Any] = {
         "primary": policy.primary,
         "canary": policy.canary,
@@ -377,6 +383,8 @@ def _routing(policy: TrafficPolicy) -> dict[str, Any]:
         routing["promote_after_requests"] = policy.promote_after_requests
     if policy.promote_after_minutes is not None:
         routing["promote_after_minutes"] = float(policy.promote_after_minutes)
+    if policy.rollback_rule is not None:
+        routing["rollback"] = normalized(policy.rollback_rule).to_json()
     return routing
 
 
@@ -396,6 +404,8 @@ def _policy_of(row: sa.Row[Any]) -> TrafficPolicy:
     values = dict(row._mapping)
     values["shadow"] = tuple(int(v) for v in values["shadow"])
     values["fallback"] = tuple(int(v) for v in values["fallback"])
+    rule = values["rollback_rule"]
+    values["rollback_rule"] = None if rule is None else rule_of(rule)
     return TrafficPolicy(**values)
 
 

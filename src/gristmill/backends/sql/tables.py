@@ -263,6 +263,7 @@ traffic_policies = sa.Table(
     sa.Column("promote_after_minutes", sa.Float(), nullable=True),
     sa.Column("canary_since", UtcDateTime(), nullable=True),
     sa.Column("canary_revision", sa.Integer(), nullable=True),
+    sa.Column("rollback_rule", JsonType, nullable=True),
 )
 
 pipeline_specs = sa.Table(
@@ -337,6 +338,7 @@ serving_stats = sa.Table(
     sa.Column("errors", sa.BigInteger(), nullable=False),
     sa.Column("client_errors", sa.BigInteger(), nullable=False),
     sa.Column("fallbacks", sa.BigInteger(), nullable=False),
+    sa.Column("budget_misses", sa.BigInteger(), nullable=False, server_default="0"),
     sa.Column("cache_hits", sa.BigInteger(), nullable=False),
     sa.Column("rows", sa.BigInteger(), nullable=False),
     sa.Column("latency_sum", sa.Float(), nullable=False),
