@@ -4,6 +4,7 @@ distributions counted into drift windows, each crossing alerted once (bus, log, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -18,13 +19,16 @@ import pytest
 
 from gristmill.config.settings import load_settings
 from gristmill.config.spec import PipelineSpec, parse_spec
-from gristmill.core.events import MONITOR_ALERT, STAGE_FAILED, Event
+from gristmill.core.events import MODEL_ROLLED_BACK, MONITOR_ALERT, STAGE_FAILED, Event
 from gristmill.runtime.drift_views import drift_windows
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.runtime.worker import StageWorker
 from gristmill.stages.monitoring import MonitoringStage
+from gristmill.stores.models import TrafficPolicy
+from gristmill.stores.rollback_rules import RollbackRule
 from gristmill.testing.prediction_logs import CHURN, customers, register_with_reference, write_log
 from gristmill.testing.serving import free_port
+from gristmill.training.rollback import ROLLBACK_JUDGE
 
 HOUR = 3600
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -222,3 +226,42 @@ async def test_few_rows_are_counted_but_not_judged(services: Services, tmp_path:
     [window] = drift_windows(services.metadata, "churn", since=T0)
     assert window.rows == 1000 and window.drifted == []
     assert not any(c.judged for c in window.columns)
+
+
+async def test_drift_demotes_a_live_version_whose_rule_says_on_drift_once(
+    services: Services, tmp_path: Path
+) -> None:
+    """churn/2 serves with churn/1 behind it and a rule ``on_drift``: its first drifted
+    window rolls the policy back to 1 (model.rolled_back, an audit entry), and only once."""
+    stores = services.feature_stores()
+    second = dataclasses.replace(CHURN, version=2)
+    register_with_reference(stores, second)
+    registry = services.metadata.registry
+    registry.set_policy(
+        TrafficPolicy("churn", primary=2, fallback=(1,), rollback_rule=RollbackRule(on_drift=True))
+    )
+    stage = MonitoringStage(stores, churn_spec(None))
+    columns, prediction = customers(2000, seed=5, shift=1.0, plans=(0.1, 0.9))
+    event = write_log(tmp_path, second, columns, prediction, T0, name="shifted")
+    outcome = stage.handle(event)
+    kinds = [a.type for a in outcome.announcements]
+    assert kinds.count(MODEL_ROLLED_BACK) == 1, kinds
+    policy = registry.get_policy("churn")
+    assert policy is not None and policy.primary == 1 and policy.changed_by == ROLLBACK_JUDGE
+    assert "drift in churn/2" in policy.reason
+    # a later drifted window of the demoted version, and the same file again: nothing more
+    later = write_log(tmp_path, second, columns, prediction, W1, name="later")
+    for again in (later, event):
+        assert MODEL_ROLLED_BACK not in [a.type for a in stage.handle(again).announcements]
+    assert registry.get_policy("churn").revision == policy.revision  # type: ignore[union-attr]
+    # a rule without on_drift leaves a drifting version where it is
+    register_with_reference(stores, dataclasses.replace(CHURN, version=3))
+    registry.set_policy(
+        TrafficPolicy(
+            "churn", primary=3, fallback=(1,), rollback_rule=RollbackRule(max_error_rate=0.1)
+        )
+    )
+    third = dataclasses.replace(CHURN, version=3)
+    drifted = write_log(tmp_path, third, columns, prediction, T0, name="third")
+    assert MODEL_ROLLED_BACK not in [a.type for a in stage.handle(drifted).announcements]
+    assert registry.get_policy("churn").primary == 3  # type: ignore[union-attr]

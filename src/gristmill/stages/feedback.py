@@ -21,7 +21,7 @@ from gristmill.core.events import FEEDBACK_RECEIVED, Event
 from gristmill.core.feedback import parse_feedback
 from gristmill.core.ids import digest_json
 from gristmill.stages.base import StageOutcome
-from gristmill.stages.quality_windows import Setups, measure_windows
+from gristmill.stages.quality_windows import Setups, measure_windows, quality_demotions
 from gristmill.stores.feedback import Outcome
 from gristmill.stores.metadata import MetadataStore
 
@@ -62,6 +62,6 @@ class FeedbackStage:
         measured = measure_windows(self.metadata.feedback, self.setups, joined.windows)
         summary = (
             f"{joined.recorded} outcome(s) recorded, {joined.joined} prediction(s) joined, "
-            f"{joined.waiting} waiting for their prediction; {measured} window(s) measured"
+            f"{joined.waiting} waiting for their prediction; {len(measured)} window(s) measured"
         )
-        return StageOutcome(summary=summary)
+        return StageOutcome(quality_demotions(self.metadata, measured), summary=summary)

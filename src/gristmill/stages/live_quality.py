@@ -29,7 +29,13 @@ from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.core.ids import digest_json
 from gristmill.errors import DataError
 from gristmill.stages.base import StageOutcome
-from gristmill.stages.quality_windows import Setups, VersionSetup, estimate_sums, measure_windows
+from gristmill.stages.quality_windows import (
+    Setups,
+    VersionSetup,
+    estimate_sums,
+    measure_windows,
+    quality_demotions,
+)
 from gristmill.stores.feedback import LoggedPrediction, WindowKey, window_of
 from gristmill.stores.metadata import MetadataStore
 
@@ -57,8 +63,9 @@ class LiveQualityStage:
             return StageOutcome(summary=f"{path} was recorded before; nothing to do")
         measured = measure_windows(store, self.setups, joined.windows)
         return StageOutcome(
+            quality_demotions(self.metadata, measured),
             summary=f"{joined.recorded} prediction(s) of {model}/{version} recorded, "
-            f"{joined.joined} joined to outcomes waiting; {measured} window(s) measured"
+            f"{joined.joined} joined to outcomes waiting; {len(measured)} window(s) measured",
         )
 
 

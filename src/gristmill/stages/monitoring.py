@@ -54,6 +54,7 @@ from gristmill.monitoring.reference import ensure_reference
 from gristmill.monitoring.verdicts import drifted, judged
 from gristmill.monitoring.window_counts import Counts, added, count_log
 from gristmill.stages.base import Announcement, StageOutcome
+from gristmill.stages.demotions import demoted
 from gristmill.stages.scoring import notify
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.drift import DriftAlert, DriftWindow, TakenFile
@@ -141,9 +142,33 @@ class MonitoringStage:
             return self._taken_before(logged)
         self._tell(alerts, monitor)
         return StageOutcome(
-            [Announcement(MONITOR_ALERT, payload(a), key=a.model) for a in alerts],
+            [Announcement(MONITOR_ALERT, payload(a), key=a.model) for a in alerts]
+            + self._demoted(alerts),
             summary=f"{table.num_rows} row(s) of {version.ref} counted in {len(counted)} "
             f"window(s) of {monitor.window}; {len(alerts)} alert(s)",
+        )
+
+    def _demoted(self, alerts: list[DriftAlert]) -> list[Announcement]:
+        """A drift alert of a live version whose policy's rollback rule has ``on_drift``:
+        the version demoted (once; see ``stages.demotions``), and what to announce."""
+        if not alerts:
+            return []
+        first = alerts[0]
+        columns = ", ".join(sorted({a.column for a in alerts}))
+        reason = (
+            f"drift in {first.model}/{first.version}'s window from "
+            f"{first.window_start:%Y-%m-%d %H:%M} UTC: {columns} ({first.method} "
+            f"{first.statistic:.3g} vs {first.threshold:g} on {first.column}, {first.rows} rows)"
+        )
+        figures = {"columns": sorted({a.column for a in alerts}), "alert": payload(first)}
+        return demoted(
+            self.stores.metadata,
+            first.model,
+            first.version,
+            reason,
+            figures,
+            trigger="drift",
+            judged_by=lambda rule: rule.on_drift,
         )
 
     def monitor_of(self, version: ModelVersion) -> MonitorSpec:
@@ -250,7 +275,8 @@ class MonitoringStage:
             version = self.stores.metadata.registry.get_version(logged.model, logged.version)
             self._tell(unsent, self.monitor_of(version))
         return StageOutcome(
-            [Announcement(MONITOR_ALERT, payload(a), key=a.model) for a in alerts],
+            [Announcement(MONITOR_ALERT, payload(a), key=a.model) for a in alerts]
+            + self._demoted(alerts),  # a demotion the earlier attempt did not get to
             summary=f"{logged.path} was counted before; {len(alerts)} alert(s) it raised",
         )
 

@@ -17,6 +17,7 @@ between joining and measuring), so every change is measured by some later handle
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from gristmill.config.spec import PipelineSpec
 from gristmill.errors import GristmillError, NotFoundError
 from gristmill.evaluation.cbpe import Calibration, figures, tally
 from gristmill.evaluation.live_quality import measure
+from gristmill.stages.demotions import demoted
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.feedback import FeedbackStore, Labelled, QualityWindow, WindowKey
 from gristmill.stores.metadata import MetadataStore
@@ -107,20 +109,73 @@ class Setups:
         return None
 
 
-def measure_windows(store: FeedbackStore, setups: Setups, changed: Iterable[WindowKey]) -> int:
-    """Measure ``changed`` windows, then any left unmeasured; how many were stored."""
+def measure_windows(
+    store: FeedbackStore, setups: Setups, changed: Iterable[WindowKey]
+) -> list[QualityWindow]:
+    """Measure ``changed`` windows, then any left unmeasured; the windows stored."""
     keys = list(dict.fromkeys([*changed, *store.unmeasured()]))
-    stored = 0
+    stored = []
     for key in keys:
         setup = setups.of(key.model, key.version)
         for _ in range(MEASURE_ATTEMPTS):
             window, rows = store.labelled(key)
             if window.measured_revision >= window.revision:
                 break
-            if store.record_quality(measured(window, rows, setup)):
-                stored += 1
+            done = measured(window, rows, setup)
+            if store.record_quality(done):
+                stored.append(done)
                 break
     return stored
+
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
+QUALITY_ORDER = ("accuracy", "f1", "roc_auc", "rmse", "mae", "mape")
+
+
+def quality_demotions(metadata: MetadataStore, windows: Iterable[QualityWindow]) -> list[Any]:
+    """Each measured window of a live version whose policy's rollback rule has
+    ``max_quality_drop``, judged once it holds ``min_requests`` labelled rows: live quality
+    that far below the version's offline metric (``quality_metric``, else the first of
+    accuracy, F1, ROC AUC, RMSE, MAE, MAPE both have; for the error metrics "below" is
+    above) demotes the version (``stages.demotions``); the announcements."""
+    announced: list[Any] = []
+    for window in windows:
+        policy = metadata.registry.get_policy(window.model)
+        rule = None if policy is None else policy.rollback_rule
+        if rule is None or rule.max_quality_drop is None or window.labelled < rule.min_requests:
+            continue
+        offline = metadata.registry.get_version(window.model, window.version).metrics
+        names = [rule.quality_metric] if rule.quality_metric else list(QUALITY_ORDER)
+        metric = next(
+            (n for n in names if _number(offline.get(n)) and _number(window.metrics.get(n))),
+            None,
+        )
+        if metric is None:
+            continue
+        was, now = float(offline[metric]), float(window.metrics[metric])
+        drop = now - was if metric in LOWER_IS_BETTER else was - now
+        if drop <= rule.max_quality_drop:
+            continue
+        reason = (
+            f"live {metric} {now:.4g} against {was:.4g} offline (a drop of {drop:.4g} > "
+            f"{rule.max_quality_drop:g}) on {window.labelled} labelled predictions of the "
+            f"window from {window.window_start:%Y-%m-%d %H:%M} UTC"
+        )
+        figures = {"metric": metric, "live": now, "offline": was, "labelled": window.labelled}
+        announced += demoted(
+            metadata,
+            window.model,
+            window.version,
+            reason,
+            figures,
+            trigger="quality",
+            judged_by=lambda rule: rule.max_quality_drop is not None,
+        )
+    return announced
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def measured(window: QualityWindow, rows: list[Labelled], setup: VersionSetup) -> QualityWindow:

@@ -12,7 +12,10 @@ minimum window). A version crosses the rule when
 * its **error rate** (server errors, 5xx, per request) is above ``max_error_rate``.
 
 ``on_drift`` and ``max_quality_drop`` are judged by the monitoring stages, which call
-``demote`` themselves.
+``demote`` themselves (``stages.demotions``): the drift stage on a drift alert of the live
+version, the feedback and live-quality stages when a measured window with ``min_requests``
+labelled predictions falls further below the version's offline metric than
+``max_quality_drop`` (``stages.quality_windows.quality_demotions``).
 
 A crossing **demotes** the version: a canary is pulled (``rollback(canary_only=True)``), a
 primary rolled back to ``@previous`` (``rollback``), with the revision judged as
