@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from gristmill import __version__
-from gristmill.cli.console import console, err_console
+from gristmill.cli.console import console, err_console, print_error
 from gristmill.errors import ConfigError, GristmillError
 
 HELP = """\
@@ -165,14 +165,12 @@ def main() -> None:
     try:
         app()  # standalone: click prints usage errors and exits 2, Ctrl-C exits 1
     except GristmillError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except Exception as exc:
-        err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}{_origin(exc)}: {exc}; "
-            "run again with -vv to see the traceback",
-            highlight=False,
-            soft_wrap=True,
+        print_error(
+            f"unexpected {type(exc).__name__}{_origin(exc)}: {exc}; "
+            "run again with -vv to see the traceback"
         )
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             err_console.print_exception()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
@@ -144,7 +145,10 @@ def doctor(
         ok, message = _attempt(check)
         healthy &= ok
         table.add_row(
-            role, backend, mask_url(url), f"[green]✓ {message}[/]" if ok else f"[red]✗ {message}[/]"
+            role,
+            backend,
+            mask_url(url),
+            Text(f"✓ {message}", style="green") if ok else Text(f"✗ {message}", style="red"),
         )
     console.print(table)
     source = ctx.find_root().obj["config"] or (

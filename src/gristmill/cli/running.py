@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gristmill.cli.console import console, quiet_unless_verbose
+from gristmill.cli.console import console, quiet_unless_verbose, styled
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError
 
@@ -56,7 +56,7 @@ def _execute(
                 return None
             with Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -122,7 +122,7 @@ async def _queue(
     )
     await services.bus.publish(events)
     for event in events:
-        console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
+        console.print(styled("queued source.available for ", (event.key, "bold"), f" ({event.id})"))
     console.print(
         f"run {run.run_id} (spec {run.spec_digest}) is queued; workers run it: "
         "gristmill worker --all"
