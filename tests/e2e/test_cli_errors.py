@@ -6,6 +6,9 @@ One case runs ``gristmill`` as a process; the others call its entry point in thi
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,62 @@ def test_a_spec_value_with_brackets_is_quoted_verbatim(
     code, _, err = gm_here("run", "p.yaml", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2
     assert "sources.a.schedule: '[/x] [bold]' is not a cron expression" in err
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("latin-1", "p.yaml is not UTF-8 text: byte 0xe9 at offset 9 (line 1, perhaps Latin-1"),
+        ("utf-16", "p.yaml is not UTF-8 text: byte 0xff at offset 0 (line 1, perhaps UTF-16)"),
+    ],
+)
+def test_a_spec_not_in_utf8_is_named_with_its_first_stray_byte(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    encoding: str,
+    expected: str,
+) -> None:
+    (tmp_path / "p.yaml").write_bytes("name: caf\u00e9\nsources: {}\n".encode(encoding))
+    code, out, err = gm_here("run", "p.yaml", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and not out
+    assert f"error: {expected}" in err and "save it as UTF-8" in err
+    assert "UnicodeDecodeError" not in err
+
+
+def test_a_csv_not_in_utf8_is_named_with_its_row(tmp_path: Path) -> None:
+    (tmp_path / "cities.csv").write_bytes("name,city\nann,Zürich\n".encode("latin-1"))
+    result = run_cli("ingest", "cities.csv", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cities.csv, row 2, column 'city' is not UTF-8 text: byte 0xfc" in _one_line(
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "meant"),
+    [("GRISTMILL_BUSS__BACKEND", "GRISTMILL_BUS__BACKEND"), ("GRISTMILL_HOMEE", "GRISTMILL_HOME")],
+)
+def test_a_misspelt_settings_variable_stops_the_command(
+    tmp_path: Path, variable: str, meant: str
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "gristmill", "ls", "runs"],
+        cwd=tmp_path,
+        env={**environ, variable: "redis"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and not done.stdout
+    assert f"{variable}: names no setting; did you mean {meant}?" in done.stderr
+    assert not (tmp_path / ".gristmill").exists()  # nothing ran on SQLite instead
+
+
+def test_a_misspelt_section_in_gristmill_toml_stops_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "gristmill.toml").write_text('[buss]\nbackend = "redis"\n')
+    code, _, err = gm_here("ls", "runs", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "buss: unknown key; did you mean bus?" in err

@@ -9,7 +9,6 @@ the settings and the metadata store (tests/unit/cli/test_light_imports.py holds 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -103,13 +102,6 @@ def main_options(
     )
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    if any(name.startswith("GRISTMILL_") for name in os.environ):
-        # the settings model (pydantic) only when there is something to check: `VERB --help`
-        # runs this callback too, and answers at once
-        from gristmill.config.settings import unknown_environment
-
-        for name in unknown_environment(dict(os.environ)):
-            err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
     ctx.obj = {"config": config, "overrides": overrides}
 
 

@@ -17,10 +17,12 @@ from gristmill.ingestion.column_types import arrow_types, cast_declared, check_d
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
 from gristmill.ingestion.quotes import holds_quote, refuse_stray_quote, spans_lines
+from gristmill.ingestion.text_encoding import refuse_not_utf8
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
 _HEADER_LINES = 1
+_UTF8 = "invalid UTF8"  # what pyarrow says of text that is not UTF-8
 
 
 def read_csv(
@@ -37,9 +39,13 @@ def read_csv(
     """
     if file.size == 0:
         raise EmptyInputError(f"{file.url} is empty; give it a header line and rows", file=file.url)
-    if file.size > stream_above and spec.on_bad_rows == "fail":
-        return _streamed(file, spec, content_digest)
-    table, bad_rows = _read_whole(file, spec)
+    try:
+        if file.size > stream_above and spec.on_bad_rows == "fail":
+            return _streamed(file, spec, content_digest)
+        table, bad_rows = _read_whole(file, spec)
+    except UnicodeDecodeError as exc:  # a header pyarrow read but cannot decode
+        refuse_not_utf8(file)
+        raise DataError(f"{file.url} is not UTF-8 text ({exc}); save it as UTF-8") from exc
     if table.num_rows == 0 and not bad_rows:
         raise EmptyInputError(f"{file.url} has a header but no data rows", file=file.url)
     return whole_table(
@@ -59,6 +65,8 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     try:
         table, invalid = _parse_checked(file, spec, declared, multiline)
     except pa.ArrowInvalid as exc:
+        if _UTF8 in str(exc):
+            refuse_not_utf8(file)
         if not declared or "conversion error" not in str(exc):
             raise _parse_error(exc, file, spec) from exc
         # A declared type does not fit some value: read those columns as text, then find
@@ -70,7 +78,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     if invalid:
         _, numbered = _parse(file, spec, declared, threads=False, multiline=multiline)
         bad_rows = [_malformed(row) for row in numbered]
-    check_header(table.schema, file.url)
+    check_header(table.schema, file)
     check_declared_present(table.column_names, spec.columns or {}, file=file.url)
     skipped = sorted(bad.row for bad in bad_rows if bad.row is not None)
     if as_text and spec.columns:
@@ -91,8 +99,10 @@ def _convert_options(types: dict[str, pa.DataType]) -> csv.ConvertOptions:
     return csv.ConvertOptions(column_types=types, strings_can_be_null=True)
 
 
-def check_header(schema: pa.Schema, url: str) -> None:
-    """Column names must be unique and non-empty, and text must be UTF-8."""
+def check_header(schema: pa.Schema, file: InputFile) -> None:
+    """Column names must be unique and non-empty, and text must be UTF-8 (a column pyarrow
+    read as binary has text that is not: the file is scanned for the row)."""
+    url = file.url
     seen: set[str] = set()
     for position, field in enumerate(schema, start=1):
         if not field.name.strip():
@@ -111,6 +121,7 @@ def check_header(schema: pa.Schema, url: str) -> None:
             )
         seen.add(field.name)
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            refuse_not_utf8(file, field.name)
             raise DataError(
                 f"{url}: column {field.name!r} holds text that is not valid UTF-8 (perhaps "
                 "Latin-1 or Windows-1252); re-save the file as UTF-8",
@@ -207,7 +218,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
         )
     except pa.ArrowInvalid as exc:
         raise _stream_error(exc, file, spec, invalid, None) from exc
-    check_header(reader.schema, file.url)
+    check_header(reader.schema, file)
     check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
     return Extract(
         origin=file.url,
@@ -263,8 +274,10 @@ def _parse_error(
     exc: pa.ArrowInvalid, file: InputFile, spec: SourceSpec, schema: pa.Schema | None = None
 ) -> DataError:
     # A stray quote can leave pyarrow with no rows or out of step; name it precisely.
-    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
     message = str(exc)
+    if _UTF8 in message:
+        refuse_not_utf8(file)
+    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
     column = None

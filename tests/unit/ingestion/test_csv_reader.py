@@ -143,7 +143,16 @@ def test_streamed_malformed_row_fails_with_its_text(tmp_path: Path) -> None:
     [
         (b"a,a\n1,2\n", "names column 'a' twice"),
         (b"a,\n1,2\n", "column 2 has no name"),
-        (b"name,city\nbob,caf\xe9\n", "column 'city' holds text that is not valid UTF-8"),
+        (
+            b"name,city\nann,Paris\nbob,caf\xe9\n",
+            r"odd\.csv, row 3, column 'city' is not UTF-8 text: byte 0xe9 at offset 27 \(perhaps "
+            r"Latin-1 or Windows-1252\); save the file as UTF-8",
+        ),
+        (b"n\xe4me,city\nbob,Paris\n", r"odd\.csv, row 1 is not UTF-8 text: byte 0xe4 at offset 1"),
+        (
+            "name,city\nbob,Zürich\n".encode("utf-16"),
+            r"odd\.csv, row 1 is not UTF-8 text: byte 0xff at offset 0 \(perhaps UTF-16\)",
+        ),
     ],
 )
 def test_a_header_or_encoding_that_cannot_make_a_batch_is_refused(
@@ -153,3 +162,14 @@ def test_a_header_or_encoding_that_cannot_make_a_batch_is_refused(
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read(path)
+
+
+@pytest.mark.parametrize("columns", [None, {"name": "string", "city": "string"}])
+@pytest.mark.parametrize("stream_above", [0, 1 << 40])
+def test_text_that_is_not_utf8_is_named_by_row_read_whole_or_streamed(
+    tmp_path: Path, columns: dict[str, str] | None, stream_above: int
+) -> None:
+    path = tmp_path / "cities.csv"
+    path.write_bytes(b"name,city\n" + b"ann,Paris\n" * 1000 + b"bob,Z\xfcrich\n")
+    with pytest.raises(DataError, match=r"cities\.csv, row 1002.* is not UTF-8 text: byte 0xfc"):
+        read(path, columns=columns, stream_above=stream_above)
