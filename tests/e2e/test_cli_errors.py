@@ -147,3 +147,61 @@ def test_a_misspelt_section_in_gristmill_toml_stops_the_command(
     (tmp_path / "gristmill.toml").write_text('[buss]\nbackend = "redis"\n')
     code, _, err = gm_here("ls", "runs", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code == 2 and "buss: unknown key; did you mean bus?" in err
+
+
+DOWN_BUS = ("--bus", "redis", "--bus-url", "redis://127.0.0.1:1/0")
+WRONG = {  # each verb, given something wrong
+    "run": ("run", "missing.yaml"),
+    "ingest": ("ingest", "nothing-here"),
+    "send": ("send", "clicks", "missing.jsonl"),
+    "prepare": ("prepare", "missing.yaml"),
+    "lookup": ("lookup", "no_such_set", "e1"),
+    "split": ("split", "missing.yaml"),
+    "train": ("train", "missing.yaml"),
+    "evaluate": ("evaluate", "missing.yaml"),
+    "worker": ("worker", "--stage", "trainin"),
+    "schedules": ("--home", "/proc/no/such/home", "schedules"),
+    "ls": ("ls", "nonsense"),
+    "show": ("show", "nope"),
+    "lineage": ("lineage", "nope"),
+    "doctor": (*DOWN_BUS, "doctor", "--timeout", "1"),
+    "gc": ("gc", "--older-than", "soon"),
+    "promote": ("promote", "nope", "--model", "m"),
+    "models": ("models", "nosuchmodel"),
+    "deploy": ("deploy", "nosuch", "1"),
+    "rollback": ("rollback", "nosuch"),
+    "deployments": ("deployments", "nosuch"),
+    "predict": ("predict", "m", "missing.csv"),
+    "compile": ("compile", "nosuch"),
+    "package": ("package", "nosuch", "--out", "packaged"),
+    "score": ("score", "m", "missing.csv"),
+    "jobs": ("jobs", "nope"),
+    "serve": ("serve", "--model", "nosuch", "--port", "1"),
+    "monitor": ("monitor", "nosuch"),
+    "feedback": ("feedback", "missing.csv"),
+    "dead-letters": ("dead-letters", "show", "nope"),
+}
+
+
+def test_every_verb_has_a_wrong_input_case() -> None:
+    import typer.main
+
+    from gristmill.cli.app import app
+
+    assert set(typer.main.get_command(app).commands) == set(WRONG)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("verb", sorted(WRONG))
+def test_a_verb_given_something_wrong_says_so_on_stderr_and_exits_non_zero(
+    verb: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = gm_here(*WRONG[verb], cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code in (1, 2), (code, out, err)
+    said = err.strip().splitlines()[-1]
+    assert said.startswith("error: ") or said.startswith("Error: "), err
+    assert "Traceback" not in err + out and "unexpected" not in err
+    if verb != "doctor":  # (its report, on stdout, marks each backend ✓ or ✗)
+        assert "error" not in out.lower()  # the failure is not on stdout

@@ -148,7 +148,7 @@ def prepare_command(
     for item in results:
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
-            console.print(
+            err_console.print(
                 styled(
                     (f"✗ validation stopped {item.name}:", "red"),
                     f" {len(item.anomalies)} anomalies; see gristmill show "
