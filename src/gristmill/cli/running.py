@@ -12,7 +12,7 @@ import typer
 
 from gristmill.cli.console import console, quiet_unless_verbose, styled
 from gristmill.cli.settings import settings_from
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, SpecError
 
 if TYPE_CHECKING:  # the runtime is imported by the verbs when they run: `--help` stays fast
     from gristmill.config.settings import Settings
@@ -196,7 +196,20 @@ def _adhoc_source(target: Path, name: str | None, fmt: Format | None, **options:
         )
     body = {"name": name or _name_of(target), "format": kind, "path": str(target.resolve())}
     body.update({key: value for key, value in options.items() if value is not None})
-    return parse_spec({"name": "adhoc", "sources": {body["name"]: body}}).sources[body["name"]]
+    try:
+        spec = parse_spec({"name": "adhoc", "sources": {body["name"]: body}})
+    except SpecError as exc:  # said in the words of the command line: its options
+        problems = [f"  {_option(path)}: {message}" for path, message in exc.problems]
+        raise ConfigError(f"cannot ingest {target}:\n" + "\n".join(problems)) from exc
+    return spec.sources[body["name"]]
+
+
+def _option(key_path: str) -> str:
+    """The ``ingest`` option that sets a source's key (``sources.x.names``: --columns)."""
+    key = key_path.rsplit(".", 1)[-1]
+    return {"names": "--columns", "format": "--format", "name": "--name"}.get(
+        key, f"--{key.replace('_', '-')}"
+    )
 
 
 def ingest(
@@ -223,20 +236,37 @@ def ingest(
     pattern: Annotated[
         str | None, typer.Option(help="For a folder: glob of the files to take, e.g. '*.csv'.")
     ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            help=r"For a CSV path: the field separator (default ','); '\t' or tab: a tab."
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="For a CSV path without a header row: its columns' names, in order, "
+            "comma-separated; its first line is then data (as pandas' names=). Raw batches "
+            "keep every column that arrived: choose the ones to use in the spec's features.",
+        ),
+    ] = None,
     queue: Annotated[
         bool, typer.Option("--queue", help="Only announce source.available for workers.")
     ] = False,
 ) -> None:
     """Ingest one source into the raw store and announce raw.ingested.
 
-    SOURCE is a name from the spec, or a path ingested ad hoc:
+    SOURCE is a name from the spec, or a path ingested ad hoc. The summary says which type
+    each column was read as (inferred, unless the spec's source declares `columns`).
 
     \b
         gristmill ingest customers --spec pipeline.yaml
         gristmill ingest data/penguins.csv --name penguins
         gristmill ingest landing/ --format folder --on-bad-rows quarantine
+        gristmill ingest sales.txt --format csv --delimiter ';'
+        gristmill ingest export.csv --columns id,when,amount   a file without a header
     """
-    from gristmill.cli.summary import print_run_summary
+    from gristmill.cli.summary import print_column_types, print_run_summary
     from gristmill.config.spec import load_spec, parse_spec
 
     target = Path(source)
@@ -248,6 +278,8 @@ def ingest(
             on_bad_rows=on_bad_rows.value,
             on_schema_change=on_schema_change.value,
             pattern=pattern,
+            delimiter=_delimiter(delimiter),
+            names=_names(columns),
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
         only, folder, read_from = None, None, None
@@ -256,6 +288,11 @@ def ingest(
         full = None if spec_path is None else load_spec(spec_path)
         if full is None or spec_path is None or source not in full.sources:
             raise ConfigError(_unknown_source(source, spec_path, full))
+        if delimiter is not None or columns is not None:
+            raise ConfigError(
+                f"--delimiter and --columns are for a path; {source!r} is a source of "
+                f"{spec_path}: set `delimiter:` or `names:` under sources.{source} there"
+            )
         spec, only, folder, read_from = full, [source], spec_path.parent, spec_path
     report = _execute(
         settings_from(ctx),
@@ -268,8 +305,19 @@ def ingest(
     )
     if report is not None:
         print_run_summary(report)
+        print_column_types(report, spec)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
+
+
+def _delimiter(given: str | None) -> str | None:
+    """``--delimiter`` as a character: ``\\t`` and ``tab`` are a tab."""
+    return "\t" if given in ("\\t", "tab", "TAB") else given
+
+
+def _names(given: str | None) -> list[str] | None:
+    """``--columns a,b,c`` as a list of names."""
+    return None if given is None else [name.strip() for name in given.split(",")]
 
 
 def _unknown_source(source: str, spec_path: Path | None, spec: PipelineSpec | None) -> str:

@@ -21,11 +21,18 @@ from gristmill.core.events import (
 )
 
 if TYPE_CHECKING:  # imported by the verbs that run pipelines, not by --help, ls or show
+    from gristmill.config.spec import PipelineSpec
     from gristmill.runtime.pipeline_run import RunReport
     from gristmill.segregation import SplitResult
     from gristmill.stores.features import FeatureSet
     from gristmill.stores.models import Candidate
 
+SPEC_TYPES = {
+    "double": "float64",
+    "float": "float32",
+    "date32[day]": "date",
+    "large_string": "string",
+}
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
 
@@ -289,6 +296,34 @@ def print_run_summary(report: RunReport) -> None:
             style="dim",
             soft_wrap=True,
         )
+
+
+def print_column_types(report: RunReport, spec: PipelineSpec) -> None:
+    """Per ingested source, the type each column was read as, and whether it was inferred
+    from the data or declared by the source's ``columns``."""
+    for event in report.of_type(RAW_INGESTED):
+        p = event.payload
+        source = spec.sources.get(str(p.get("source")))
+        declared = set((source.columns if source else None) or {})
+        schema = p.get("schema") or []
+        types = " · ".join(f"{c.get('name')} {_spec_type(str(c.get('type')))}" for c in schema)
+        names = {str(c.get("name")) for c in schema}
+        if not declared & names:
+            how = "inferred from the data; a spec's `columns:` declares them"
+        elif names <= declared:
+            how = "as declared"
+        else:
+            how = f"declared: {', '.join(sorted(declared & names))}; the others inferred"
+        console.print(
+            f"types of {p.get('source')}: {types} ({how})", highlight=False, soft_wrap=True
+        )
+
+
+def _spec_type(arrow: str) -> str:
+    """An Arrow type as a spec's ``columns:`` names it (``double`` is ``float64``)."""
+    if arrow.startswith("timestamp"):
+        return "timestamp"
+    return SPEC_TYPES.get(arrow, arrow)
 
 
 def print_split(result: SplitResult, feature_set: FeatureSet) -> None:

@@ -21,7 +21,6 @@ from gristmill.ingestion.text_encoding import refuse_not_utf8
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
-_HEADER_LINES = 1
 _UTF8 = "invalid UTF8"  # what pyarrow says of text that is not UTF-8
 
 
@@ -39,6 +38,8 @@ def read_csv(
     """
     if file.size == 0:
         raise EmptyInputError(f"{file.url} is empty; give it a header line and rows", file=file.url)
+    if spec.names:
+        refuse_a_header(file, spec.names, spec.delimiter)
     try:
         if file.size > stream_above and spec.on_bad_rows == "fail":
             return _streamed(file, spec, content_digest)
@@ -47,7 +48,8 @@ def read_csv(
         refuse_not_utf8(file)
         raise DataError(f"{file.url} is not UTF-8 text ({exc}); save it as UTF-8") from exc
     if table.num_rows == 0 and not bad_rows:
-        raise EmptyInputError(f"{file.url} has a header but no data rows", file=file.url)
+        what = "no rows" if spec.names else "a header but no data rows"
+        raise EmptyInputError(f"{file.url} has {what}", file=file.url)
     return whole_table(
         table,
         origin=file.url,
@@ -86,7 +88,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
             table,
             spec.columns,
             file=file.url,
-            row_number=lambda index: _line_number(index, skipped),
+            row_number=lambda index: _line_number(index, skipped, _header_lines(spec)),
             text_nulls=True,
         )
         bad_rows.extend(wrong)
@@ -137,7 +139,7 @@ def _parse_checked(
     file is scanned for one; a file where nothing spans lines pays nothing more."""
     table, invalid = _parse(file, spec, types, multiline=multiline)
     if spans_lines(table, (row.text for row in invalid)):
-        refuse_stray_quote(file, spec.delimiter, table.num_columns)
+        _refuse_stray_quote(file, spec, table.num_columns)
     return table, invalid
 
 
@@ -170,7 +172,9 @@ def _parse(
         file.url,
         lambda: csv.read_csv(
             file.source(),
-            read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
+            read_options=csv.ReadOptions(
+                use_threads=threads, block_size=_BLOCK_BYTES, column_names=spec.names
+            ),
             parse_options=csv.ParseOptions(
                 delimiter=spec.delimiter, invalid_row_handler=skip, newlines_in_values=multiline
             ),
@@ -180,16 +184,46 @@ def _parse(
     return table, invalid
 
 
+def _header_lines(spec: SourceSpec) -> int:
+    return 0 if spec.names else 1
+
+
+def _refuse_stray_quote(file: InputFile, spec: SourceSpec, columns: int | None) -> None:
+    refuse_stray_quote(file, spec.delimiter, columns, header=spec.names is None)
+
+
+def refuse_a_header(file: InputFile, names: list[str], delimiter: str) -> None:
+    """``DataError`` when a file read with ``names`` (no header row) has one after all:
+    its first line is exactly those names, which would become a row of data."""
+
+    def first_line() -> bytes:
+        with file.fs.open(file.path, "rb") as stream:
+            return bytes(stream.readline(1 << 16))
+
+    line = translate_errors(file.url, first_line).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+    fields = [
+        field.strip().strip('"') for field in line.decode("utf-8", "replace").split(delimiter)
+    ]
+    if fields == names:
+        raise DataError(
+            f"{file.url}: row 1 is a header ({line.decode('utf-8', 'replace')!r}), but the "
+            "columns were named as for a file without one (--columns, `names:`), so it would "
+            "be read as data; drop them to use the header",
+            file=file.url,
+            row=1,
+        )
+
+
 def _malformed(row: Any) -> BadRow:
     reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
     return BadRow(row=row.number, column=None, reason=reason, text=row.text)
 
 
-def _line_number(index: int, skipped: list[int]) -> int:
+def _line_number(index: int, skipped: list[int], header_lines: int) -> int:
     """The line of the ``index``-th parsed row, counting the header and skipped lines."""
-    line = index + _HEADER_LINES + 1
+    line = index + header_lines + 1
     while True:
-        shifted = index + _HEADER_LINES + 1 + bisect_right(skipped, line)
+        shifted = index + header_lines + 1 + bisect_right(skipped, line)
         if shifted == line:
             return line
         line = shifted
@@ -207,7 +241,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
             file.url,
             lambda: csv.open_csv(
                 file.source(),
-                read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
+                read_options=csv.ReadOptions(block_size=_BLOCK_BYTES, column_names=spec.names),
                 parse_options=csv.ParseOptions(
                     delimiter=spec.delimiter,
                     invalid_row_handler=fail,
@@ -244,7 +278,7 @@ def _checked(batches: Any, file: InputFile, spec: SourceSpec) -> Iterator[pa.Rec
     scanned = False
     for batch in batches:
         if not scanned and spans_lines(batch):
-            refuse_stray_quote(file, spec.delimiter, batch.num_columns)
+            _refuse_stray_quote(file, spec, batch.num_columns)
             scanned = True
         yield batch
 
@@ -260,7 +294,7 @@ def _stream_error(
         return _parse_error(exc, file, spec, schema)
     bad = _malformed(invalid[0])
     if bad.text is not None and ("\n" in bad.text or "\r" in bad.text):
-        refuse_stray_quote(file, spec.delimiter, invalid[0].expected_columns)
+        _refuse_stray_quote(file, spec, invalid[0].expected_columns)
     return DataError(
         f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads "
         f"{excerpt(bad.text or '')!r}; fix the input, or set `on_bad_rows: quarantine` (a "
@@ -277,7 +311,7 @@ def _parse_error(
     message = str(exc)
     if _UTF8 in message:
         refuse_not_utf8(file)
-    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
+    _refuse_stray_quote(file, spec, len(schema) if schema is not None else None)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
     column = None

@@ -173,3 +173,32 @@ def test_text_that_is_not_utf8_is_named_by_row_read_whole_or_streamed(
     path.write_bytes(b"name,city\n" + b"ann,Paris\n" * 1000 + b"bob,Z\xfcrich\n")
     with pytest.raises(DataError, match=r"cities\.csv, row 1002.* is not UTF-8 text: byte 0xfc"):
         read(path, columns=columns, stream_above=stream_above)
+
+
+def test_a_file_without_a_header_is_read_with_its_names(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,ann", "2,bob,extra", "3,cid"])
+    table, bad = read(path, names=["id", "name"], on_bad_rows="quarantine")
+    assert table.column_names == ["id", "name"] and table.column("id").to_pylist() == [1, 3]
+    assert [(b.row, b.reason) for b in bad] == [(2, "expected 2 fields, found 3")]
+
+
+def test_a_declared_type_that_does_not_fit_names_the_line_without_a_header(
+    tmp_path: Path,
+) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,ann", "two,bob"])
+    _, bad = read(path, names=["id", "name"], columns={"id": "int64"}, on_bad_rows="quarantine")
+    assert [(b.row, b.column) for b in bad] == [(2, "id")]
+
+
+def test_a_stray_quote_counts_data_rows_from_the_first_line_without_a_header(
+    tmp_path: Path,
+) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,a,b", '2,"c,d', "3,e,f"])
+    with pytest.raises(DataError, match=r"line 2 \(data row 2\)"):
+        read(path, names=["id", "x", "y"])
+
+
+def test_names_given_for_a_file_with_a_header_are_refused(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "x.csv", ["id,name", "1,ann"])
+    with pytest.raises(DataError, match=r"row 1 is a header \('id,name'\)"):
+        read(path, names=["id", "name"])
