@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from pyarrow import csv
@@ -17,11 +17,12 @@ from gristmill.ingestion.column_types import arrow_types, cast_declared, check_d
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
 from gristmill.ingestion.quotes import holds_quote, refuse_stray_quote, spans_lines
-from gristmill.ingestion.text_encoding import refuse_not_utf8
+from gristmill.ingestion.text_encoding import refuse_not_utf8, undecodable_rows
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
 _UTF8 = "invalid UTF8"  # what pyarrow says of text that is not UTF-8
+T = TypeVar("T")
 
 
 def read_csv(
@@ -168,8 +169,8 @@ def _parse(
         invalid.append(row)
         return "skip"
 
-    table = translate_errors(
-        file.url,
+    table = _read(
+        file,
         lambda: csv.read_csv(
             file.source(),
             read_options=csv.ReadOptions(
@@ -214,6 +215,19 @@ def refuse_a_header(file: InputFile, names: list[str], delimiter: str) -> None:
         )
 
 
+def _read(file: InputFile, action: Callable[[], T]) -> T:
+    """``action`` (pyarrow reading ``file``) with its errors translated. A rejected row
+    whose text is not UTF-8 cannot be handed to the row handler (pyarrow reports that as
+    unraisable: a traceback on stderr); it refuses the file naming its row and byte."""
+    with undecodable_rows() as seen:
+        try:
+            return translate_errors(file.url, action)
+        except pa.ArrowInvalid:
+            if seen:
+                refuse_not_utf8(file)
+            raise
+
+
 def _malformed(row: Any) -> BadRow:
     reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
     return BadRow(row=row.number, column=None, reason=reason, text=row.text)
@@ -237,8 +251,8 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
         return "error"
 
     try:
-        reader = translate_errors(
-            file.url,
+        reader = _read(
+            file,
             lambda: csv.open_csv(
                 file.source(),
                 read_options=csv.ReadOptions(block_size=_BLOCK_BYTES, column_names=spec.names),
@@ -276,7 +290,8 @@ def _checked(batches: Any, file: InputFile, spec: SourceSpec) -> Iterator[pa.Rec
     """The streamed batches; the first value that spans lines has the file checked for a
     stray quote (once: the check reads the whole file)."""
     scanned = False
-    for batch in batches:
+    iterator = iter(batches)
+    while (batch := _read(file, lambda: next(iterator, None))) is not None:
         if not scanned and spans_lines(batch):
             _refuse_stray_quote(file, spec, batch.num_columns)
             scanned = True

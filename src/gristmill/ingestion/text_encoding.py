@@ -7,7 +7,10 @@ so a file in UTF-8 pays nothing.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from gristmill.core.encoding import find_not_utf8
 from gristmill.errors import DataError
@@ -30,6 +33,28 @@ def refuse_not_utf8(file: InputFile, column: str | None = None) -> None:
         row=problem.line,
         column=column,
     )
+
+
+@contextmanager
+def undecodable_rows() -> Iterator[list[UnicodeDecodeError]]:
+    """The rows pyarrow could not decode to hand to an ``invalid_row_handler``, while the
+    block runs: it reports each as an unraisable exception (Python prints its traceback on
+    stderr); they are collected here instead, any other unraisable one is reported as
+    before."""
+    seen: list[UnicodeDecodeError] = []
+    previous = sys.unraisablehook
+
+    def collect(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError):
+            seen.append(unraisable.exc_value)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = collect
+    try:
+        yield seen
+    finally:
+        sys.unraisablehook = previous
 
 
 def _chunks(file: InputFile) -> Iterator[bytes]:

@@ -202,3 +202,14 @@ def test_names_given_for_a_file_with_a_header_are_refused(tmp_path: Path) -> Non
     path = write_lines(tmp_path / "x.csv", ["id,name", "1,ann"])
     with pytest.raises(DataError, match=r"row 1 is a header \('id,name'\)"):
         read(path, names=["id", "name"])
+
+
+@pytest.mark.parametrize("stream_above", [0, 1 << 40])
+def test_a_malformed_row_not_in_utf8_is_named_without_a_traceback(
+    tmp_path: Path, stream_above: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n1,2\n\xa9,3,4\n5,6\n")
+    with pytest.raises(DataError, match=r"x\.csv, row 3 is not UTF-8 text: byte 0xa9 at offset 8"):
+        read(path, stream_above=stream_above)
+    assert "Traceback" not in capsys.readouterr().err  # pyarrow's unraisable error is kept
