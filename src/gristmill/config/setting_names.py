@@ -11,8 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 PREFIX = "GRISTMILL_"
-# variables of that prefix that are not settings
-OTHER_VARIABLES = ("GRISTMILL_ACTOR", "GRISTMILL_TEST_")
+# variables of that prefix that are not settings: who acts, and what tests and benchmarks read
+OTHER_VARIABLES = ("GRISTMILL_ACTOR", "GRISTMILL_TEST_", "GRISTMILL_BENCH_")
 README = "see the README's settings example"
 
 
