@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gristmill.cli.adhoc import adhoc_source, delimiter_of, names_of, unknown_source
 from gristmill.cli.console import console, quiet_unless_verbose, styled
 from gristmill.cli.settings import settings_from
-from gristmill.errors import ConfigError, SpecError
+from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime is imported by the verbs when they run: `--help` stays fast
     from gristmill.config.settings import Settings
-    from gristmill.config.sources import SourceSpec
     from gristmill.config.spec import PipelineSpec
     from gristmill.runtime.pipeline_run import RunReport
     from gristmill.runtime.wiring import Services
     from gristmill.stores.specs import StoredSpec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
-EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 
 
 def _execute(
@@ -175,43 +172,6 @@ class SchemaChange(StrEnum):
     allow = "allow"
 
 
-def _name_of(path: Path) -> str:
-    """A valid source name from a file name: ``2024 sales.csv`` -> ``s_2024_sales``."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_") or "source"
-    return name if name[0].isalpha() else f"s_{name}"
-
-
-def _adhoc_source(target: Path, name: str | None, fmt: Format | None, **options: Any) -> SourceSpec:
-    from gristmill.config.spec import parse_spec
-
-    kind = (
-        fmt.value
-        if fmt
-        else ("folder" if target.is_dir() else EXTENSIONS.get(target.suffix.lower()))
-    )
-    if kind is None:
-        raise ConfigError(
-            f"cannot tell the format of {str(target)!r} from its extension; "
-            "pass --format csv|parquet|jsonl|folder"
-        )
-    body = {"name": name or _name_of(target), "format": kind, "path": str(target.resolve())}
-    body.update({key: value for key, value in options.items() if value is not None})
-    try:
-        spec = parse_spec({"name": "adhoc", "sources": {body["name"]: body}})
-    except SpecError as exc:  # said in the words of the command line: its options
-        problems = [f"  {_option(path)}: {message}" for path, message in exc.problems]
-        raise ConfigError(f"cannot ingest {target}:\n" + "\n".join(problems)) from exc
-    return spec.sources[body["name"]]
-
-
-def _option(key_path: str) -> str:
-    """The ``ingest`` option that sets a source's key (``sources.x.names``: --columns)."""
-    key = key_path.rsplit(".", 1)[-1]
-    return {"names": "--columns", "format": "--format", "name": "--name"}.get(
-        key, f"--{key.replace('_', '-')}"
-    )
-
-
 def ingest(
     ctx: typer.Context,
     source: Annotated[
@@ -271,15 +231,15 @@ def ingest(
 
     target = Path(source)
     if target.exists():
-        src = _adhoc_source(
+        src = adhoc_source(
             target,
             name,
-            fmt,
+            fmt.value if fmt else None,
             on_bad_rows=on_bad_rows.value,
             on_schema_change=on_schema_change.value,
             pattern=pattern,
-            delimiter=_delimiter(delimiter),
-            names=_names(columns),
+            delimiter=delimiter_of(delimiter),
+            names=names_of(columns),
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
         only, folder, read_from = None, None, None
@@ -287,7 +247,7 @@ def ingest(
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         full = None if spec_path is None else load_spec(spec_path)
         if full is None or spec_path is None or source not in full.sources:
-            raise ConfigError(_unknown_source(source, spec_path, full))
+            raise ConfigError(unknown_source(source, spec_path, full))
         if delimiter is not None or columns is not None:
             raise ConfigError(
                 f"--delimiter and --columns are for a path; {source!r} is a source of "
@@ -308,35 +268,6 @@ def ingest(
         print_column_types(report, spec)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
-
-
-def _delimiter(given: str | None) -> str | None:
-    """``--delimiter`` as a character: ``\\t`` and ``tab`` are a tab."""
-    return "\t" if given in ("\\t", "tab", "TAB") else given
-
-
-def _names(given: str | None) -> list[str] | None:
-    """``--columns a,b,c`` as a list of names."""
-    return None if given is None else [name.strip() for name in given.split(",")]
-
-
-def _unknown_source(source: str, spec_path: Path | None, spec: PipelineSpec | None) -> str:
-    """Why ``ingest SOURCE`` has nothing to read: a path-like SOURCE (a slash, a suffix) is a
-    missing file first; a name is not one of the spec's sources."""
-    known = ", ".join(spec.sources) if spec is not None else ""
-    if "/" in source or os.sep in source or Path(source).suffix:
-        if spec_path is None:
-            return f"file {source} not found; check the path (no spec names sources here)"
-        return (
-            f"file {source} not found; check the path (it is not a source of {spec_path} "
-            f"either; its sources: {known or 'none'})"
-        )
-    if spec_path is None:
-        return (
-            f"{source!r} is neither an existing path nor a source of a spec; "
-            "pass --spec FILE, or a path to a file"
-        )
-    return f"{spec_path} has no source named {source!r}; known: {known}"
 
 
 def send(
