@@ -158,7 +158,7 @@ def evaluation_worker_outputs(where: Path, run_id: str) -> list[dict[str, Any]]:
 def test_every_candidate_failing_exits_non_zero(
     prepared: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = gm_here(
+    code, out, err = gm_here(
         "train",
         "failing.yaml",
         "--executor",
@@ -169,7 +169,7 @@ def test_every_candidate_failing_exits_non_zero(
     )
     assert code == 1
     assert re.search(r"typo\s*│\s*logistic_regression\s*│\s*failed", out)
-    assert "no parameter 'CC'" in out and "every candidate failed" in out
+    assert "no parameter 'CC'" in out and "every candidate failed" in err
     code, _, err = gm_here(
         "evaluate", "failing.yaml", cwd=prepared, monkeypatch=monkeypatch, capsys=capsys
     )

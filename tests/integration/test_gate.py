@@ -220,7 +220,9 @@ async def test_promote_and_models_on_the_command_line(services: Services, tmp_pa
     rows = [line for line in listing.output.splitlines() if "cancer" in line]
     assert "@champion" in rows[0] and "logreg" in rows[0]
     assert "@challenger @previous" in rows[1] and "stump" in rows[1]
-    assert "no versions of model 'nope'" in (await cli([*home, "models", "nope"])).output
+    unknown = await cli([*home, "models", "nope"])
+    assert isinstance(unknown.exception, NotFoundError)
+    assert "no versions of model 'nope'" in str(unknown.exception)
 
     missing = await cli([*home, "promote", "mc_nope"])
     assert isinstance(missing.exception, NotFoundError)

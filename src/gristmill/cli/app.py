@@ -9,7 +9,6 @@ the settings and the metadata store (tests/unit/cli/test_light_imports.py holds 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gristmill import __version__
-from gristmill.cli.console import console, err_console
+from gristmill.cli.console import console, err_console, print_error
 from gristmill.errors import ConfigError, GristmillError
 
 HELP = """\
@@ -103,13 +102,6 @@ def main_options(
     )
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    if any(name.startswith("GRISTMILL_") for name in os.environ):
-        # the settings model (pydantic) only when there is something to check: `VERB --help`
-        # runs this callback too, and answers at once
-        from gristmill.config.settings import unknown_environment
-
-        for name in unknown_environment(dict(os.environ)):
-            err_console.print(f"warning: {name} names no setting and is ignored", style="yellow")
     ctx.obj = {"config": config, "overrides": overrides}
 
 
@@ -167,14 +159,12 @@ def main() -> None:
     try:
         app()  # standalone: click prints usage errors and exits 2, Ctrl-C exits 1
     except GristmillError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        print_error(str(exc))
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except Exception as exc:
-        err_console.print(
-            f"[bold red]error:[/] unexpected {type(exc).__name__}{_origin(exc)}: {exc}; "
-            "run again with -vv to see the traceback",
-            highlight=False,
-            soft_wrap=True,
+        print_error(
+            f"unexpected {type(exc).__name__}{_origin(exc)}: {exc}; "
+            "run again with -vv to see the traceback"
         )
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             err_console.print_exception()

@@ -107,7 +107,7 @@ def show(
             return resolve_dead_letter(services.metadata, letter_id)[1]
 
     letter = asyncio.run(go())
-    console.print(f"[bold]dead letter {letter.letter_id}[/]")
+    console.print(f"dead letter {letter.letter_id}", style="bold")
     console.print(f"group:          {letter.group}")
     console.print(f"event type:     {letter.event_type}")
     console.print(f"attempts:       {letter.attempts}")

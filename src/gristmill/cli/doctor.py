@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, print_error
 from gristmill.cli.settings import settings_from
 from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
-
-if TYPE_CHECKING:  # settings and backends are imported when `doctor` runs
-    from gristmill.config.settings import Settings
 
 EXTRAS = {
     "redis": "redis",
@@ -24,47 +23,6 @@ EXTRAS = {
     "dask": "distributed",
     "serve": "fastapi",
 }
-
-
-async def _check_bus(settings: Settings, timeout: float) -> str:
-    import asyncio
-
-    from gristmill.runtime.wiring import build_bus
-
-    bus = build_bus(settings)
-    await asyncio.wait_for(bus.open(), timeout)
-    await bus.close()
-    return "reachable"
-
-
-def _check_metadata(settings: Settings) -> str:
-    from gristmill.runtime.wiring import build_metadata
-
-    store = build_metadata(settings)
-    store.open()
-    store.close()
-    return "reachable, migrations applied"
-
-
-def _check_raw(settings: Settings) -> str:
-    return _check_folder(settings.raw_url())
-
-
-def _check_folder(url: str) -> str:
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(url)
-    fs.makedirs(path, exist_ok=True)
-    return "writable"
-
-
-def _check_online(settings: Settings) -> str:
-    from gristmill.runtime.wiring import build_online
-
-    store = build_online(settings)
-    store.open()
-    store.close()
-    return "reachable"
 
 
 def _attempt(check: object) -> tuple[bool, str]:
@@ -102,49 +60,43 @@ def doctor(
 ) -> None:
     """Print the resolved settings (passwords masked) and check every configured backend.
 
+    It changes nothing: no folder or database is created, no migration applied (a store
+    not made yet is reported as made at first use, when its folder can be written).
     Exits 1 if a backend cannot be reached, so scripts can use it as a readiness check.
     """
-    import asyncio
-
     from gristmill.config.settings import DEFAULT_CONFIG_FILE
+    from gristmill.runtime.probes import check_bus, check_folder, check_metadata, check_online
 
     settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True)
     table = Table("role", "backend", "where", "status")
-    checks = [
-        (
-            "bus",
-            settings.bus.backend,
-            settings.bus_url(),
-            lambda: asyncio.run(_check_bus(settings, timeout)),
-        ),
+    raw, features, artifacts = (
+        settings.raw_url(),
+        settings.features_url(),
+        settings.artifacts_url(),
+    )
+    checks: list[tuple[str, str, str, Callable[[], str]]] = [
+        ("bus", settings.bus.backend, settings.bus_url(), lambda: check_bus(settings, timeout)),
         (
             "metadata",
             settings.metadata.backend,
             settings.metadata_url(),
-            lambda: _check_metadata(settings),
+            lambda: check_metadata(settings),
         ),
-        ("raw", "parquet", settings.raw_url(), lambda: _check_raw(settings)),
-        ("online", settings.online.backend, settings.online_url(), lambda: _check_online(settings)),
-        (
-            "features",
-            "parquet",
-            settings.features_url(),
-            lambda: _check_folder(settings.features_url()),
-        ),
-        (
-            "artifacts",
-            "files",
-            settings.artifacts_url(),
-            lambda: _check_folder(settings.artifacts_url()),
-        ),
+        ("raw", "parquet", raw, lambda: check_folder(raw)),
+        ("online", settings.online.backend, settings.online_url(), lambda: check_online(settings)),
+        ("features", "parquet", features, lambda: check_folder(features)),
+        ("artifacts", "files", artifacts, lambda: check_folder(artifacts)),
     ]
-    healthy = True
+    failed = []
     for role, backend, url, check in checks:
         ok, message = _attempt(check)
-        healthy &= ok
+        if not ok:
+            failed.append(role)
         table.add_row(
-            role, backend, mask_url(url), f"[green]✓ {message}[/]" if ok else f"[red]✗ {message}[/]"
+            role,
+            backend,
+            mask_url(url),
+            Text(f"✓ {message}", style="green") if ok else Text(f"✗ {message}", style="red"),
         )
     console.print(table)
     source = ctx.find_root().obj["config"] or (
@@ -163,7 +115,10 @@ def doctor(
         for name, module in EXTRAS.items()
     ]
     console.print("extras installed: " + " · ".join(extras), highlight=False)
-    if not healthy:
+    if failed:
+        print_error(
+            f"{len(failed)} backend(s) failed their check: {', '.join(failed)} (see ✗ above)"
+        )
         raise typer.Exit(1)
 
 

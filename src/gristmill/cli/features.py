@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from gristmill.cli.console import console, err_console
+from gristmill.cli.console import console, err_console, print_error, styled
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError
 from gristmill.stores.features import VectorLookup
@@ -148,14 +148,17 @@ def prepare_command(
     for item in results:
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
-            console.print(
-                f"[red]✗ validation stopped {item.name}:[/] {len(item.anomalies)} anomalies; "
-                f"see gristmill show {failed[0] if failed else item.reports[0].report_id}",
+            err_console.print(
+                styled(
+                    (f"✗ validation stopped {item.name}:", "red"),
+                    f" {len(item.anomalies)} anomalies; see gristmill show "
+                    f"{failed[0] if failed else item.reports[0].report_id}",
+                ),
                 highlight=False,
                 soft_wrap=True,
             )
     for why in waiting:
-        err_console.print(f"[bold red]error:[/] {why}", highlight=False, soft_wrap=True)
+        print_error(why)
     if to_ingest:
         commands = "; ".join(f"gristmill ingest {s} --spec {spec}" for s in to_ingest)
         err_console.print(

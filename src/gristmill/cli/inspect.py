@@ -237,7 +237,7 @@ def show(
     if kind == "report" and record.get("kind") == LEADERBOARD_KIND:
         print_leaderboard_report(record)
         return
-    console.print(f"[bold]{kind} {full_id}[/]")
+    console.print(f"{kind} {full_id}", style="bold")
     hidden = (
         "schema",
         "executions",
@@ -306,6 +306,7 @@ def lineage(
         gristmill lineage penguins         # a source: its files and batches
         gristmill lineage data/new.csv     # a file: its batches, the jobs that scored it
     """
+    from rich.text import Text
     from rich.tree import Tree
 
     from gristmill.stores.lineage import lineage_graph
@@ -313,7 +314,7 @@ def lineage(
     with opened_metadata(ctx) as store:
         node = _lineage_node(store, id)
         ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)
-    tree = Tree(f"[bold]{node}[/]")
+    tree = Tree(Text(str(node), style="bold"))
     up = tree.add("upstream")
     for edge in ancestors:
         up.add(f"{edge.parent_kind} {edge.parent_id} → {edge.child_kind} {edge.child_id}")

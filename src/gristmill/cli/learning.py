@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gristmill.cli.console import console, quiet_unless_verbose
+from gristmill.cli.console import console, err_console, quiet_unless_verbose, styled
 from gristmill.cli.ids import resolve_prefixed
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import (
@@ -163,7 +163,7 @@ async def _train(
         total = len(_candidate_specs(spec))
         fresh: set[str] = set()
         progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -175,11 +175,11 @@ async def _train(
 
             def on_candidate(c: Candidate) -> None:  # called from the training thread
                 fresh.add(c.candidate_id)
-                mark = "[green]✓[/]" if c.status == "trained" else "[red]✗[/]"
+                mark = ("✓", "green") if c.status == "trained" else ("✗", "red")
                 tries = f", {c.attempts} attempts" if c.attempts > 1 else ""
                 took = candidate_seconds(c)
                 progress.console.print(
-                    f"{mark} {c.name} ({c.algorithm}) {c.status} in {took} s{tries}",
+                    styled(mark, f" {c.name} ({c.algorithm}) {c.status} in {took} s{tries}"),
                     highlight=False,
                 )
                 progress.advance(bar)
@@ -223,9 +223,9 @@ def train_and_show(
         f"task: {describe_task(result.task, result.task_reason)}", highlight=False, soft_wrap=True
     )
     for warning in result.split.warnings:
-        console.print(f"[yellow]split warning:[/] {warning.message}", highlight=False)
+        console.print(styled(("split warning:", "yellow"), " ", warning.message), highlight=False)
     if not result.trained:
-        console.print("[red]✗ every candidate failed[/]; see the errors above")
+        err_console.print(styled(("✗ every candidate failed", "red"), "; see the errors above"))
         raise typer.Exit(1)
     console.print(f"next: gristmill evaluate {spec}", style="dim", soft_wrap=True)
 
@@ -303,7 +303,7 @@ def evaluate_and_show(ctx: typer.Context, spec: Path, feature_set: str | None) -
     for c in candidates:
         if c.status != "trained":
             console.print(
-                f"[red]✗ {c.name} is not ranked:[/] it failed to train ({c.error})",
+                styled((f"✗ {c.name} is not ranked:", "red"), f" it failed to train ({c.error})"),
                 highlight=False,
                 soft_wrap=True,
             )

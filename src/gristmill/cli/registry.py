@@ -12,7 +12,7 @@ from rich.table import Table
 from gristmill.cli.console import console, err_console
 from gristmill.cli.settings import opened_metadata, settings_from
 from gristmill.core.actor import current_actor
-from gristmill.errors import ConfigError, GristmillError
+from gristmill.errors import ConfigError, GristmillError, NotFoundError
 from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
 
 if TYPE_CHECKING:  # the registry's work is imported when a verb runs (`--help` stays fast)
@@ -212,17 +212,16 @@ def models(
             for a in store.registry.list_aliases(model):
                 aliases.setdefault((a.model, a.version), []).append(a.alias)
         names = {v.candidate_id: _candidate_name(store, v) for v in versions}
+    if name and not versions:
+        raise NotFoundError(
+            f"no versions of model {name!r}; promote a candidate with `gristmill promote "
+            f"MC_ID --model {name}` (find ids with {FIND_CANDIDATES})"
+        )
     if as_json:
         rows = [{**asdict(v), "aliases": aliases.get((v.model, v.version), [])} for v in versions]
         console.print_json(json.dumps(rows, default=str))
     elif versions:
         console.print(_versions_table(versions, aliases, names))
-    elif name:
-        console.print(
-            f"no versions of model {name!r}; promote a candidate with `gristmill promote "
-            f"MC_ID --model {name}` (find ids with {FIND_CANDIDATES})",
-            highlight=False,
-        )
     else:
         console.print(
             "no models registered yet; promote a trained candidate with `gristmill promote "

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import re
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gristmill.cli.console import console, quiet_unless_verbose
+from gristmill.cli.adhoc import adhoc_source, delimiter_of, names_of, unknown_source
+from gristmill.cli.console import console, quiet_unless_verbose, styled
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # the runtime is imported by the verbs when they run: `--help` stays fast
     from gristmill.config.settings import Settings
-    from gristmill.config.sources import SourceSpec
     from gristmill.config.spec import PipelineSpec
     from gristmill.runtime.pipeline_run import RunReport
     from gristmill.runtime.wiring import Services
     from gristmill.stores.specs import StoredSpec
 
 DEFAULT_SPECS = ("pipeline.yaml", "gristmill.yaml")
-EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 
 
 def _execute(
@@ -56,7 +53,7 @@ def _execute(
                 return None
             with Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -122,7 +119,7 @@ async def _queue(
     )
     await services.bus.publish(events)
     for event in events:
-        console.print(f"queued source.available for [bold]{event.key}[/] ({event.id})")
+        console.print(styled("queued source.available for ", (event.key, "bold"), f" ({event.id})"))
     console.print(
         f"run {run.run_id} (spec {run.spec_digest}) is queued; workers run it: "
         "gristmill worker --all"
@@ -175,30 +172,6 @@ class SchemaChange(StrEnum):
     allow = "allow"
 
 
-def _name_of(path: Path) -> str:
-    """A valid source name from a file name: ``2024 sales.csv`` -> ``s_2024_sales``."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem).strip("_") or "source"
-    return name if name[0].isalpha() else f"s_{name}"
-
-
-def _adhoc_source(target: Path, name: str | None, fmt: Format | None, **options: Any) -> SourceSpec:
-    from gristmill.config.spec import parse_spec
-
-    kind = (
-        fmt.value
-        if fmt
-        else ("folder" if target.is_dir() else EXTENSIONS.get(target.suffix.lower()))
-    )
-    if kind is None:
-        raise ConfigError(
-            f"cannot tell the format of {str(target)!r} from its extension; "
-            "pass --format csv|parquet|jsonl|folder"
-        )
-    body = {"name": name or _name_of(target), "format": kind, "path": str(target.resolve())}
-    body.update({key: value for key, value in options.items() if value is not None})
-    return parse_spec({"name": "adhoc", "sources": {body["name"]: body}}).sources[body["name"]]
-
-
 def ingest(
     ctx: typer.Context,
     source: Annotated[
@@ -223,31 +196,50 @@ def ingest(
     pattern: Annotated[
         str | None, typer.Option(help="For a folder: glob of the files to take, e.g. '*.csv'.")
     ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(
+            help=r"For a CSV path: the field separator (default ','); '\t' or tab: a tab."
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            help="For a CSV path without a header row: its columns' names, in order, "
+            "comma-separated; its first line is then data (as pandas' names=). Raw batches "
+            "keep every column that arrived: choose the ones to use in the spec's features.",
+        ),
+    ] = None,
     queue: Annotated[
         bool, typer.Option("--queue", help="Only announce source.available for workers.")
     ] = False,
 ) -> None:
     """Ingest one source into the raw store and announce raw.ingested.
 
-    SOURCE is a name from the spec, or a path ingested ad hoc:
+    SOURCE is a name from the spec, or a path ingested ad hoc. The summary says which type
+    each column was read as (inferred, unless the spec's source declares `columns`).
 
     \b
         gristmill ingest customers --spec pipeline.yaml
         gristmill ingest data/penguins.csv --name penguins
         gristmill ingest landing/ --format folder --on-bad-rows quarantine
+        gristmill ingest sales.txt --format csv --delimiter ';'
+        gristmill ingest export.csv --columns id,when,amount   a file without a header
     """
-    from gristmill.cli.summary import print_run_summary
+    from gristmill.cli.summary import print_column_types, print_run_summary
     from gristmill.config.spec import load_spec, parse_spec
 
     target = Path(source)
     if target.exists():
-        src = _adhoc_source(
+        src = adhoc_source(
             target,
             name,
-            fmt,
+            fmt.value if fmt else None,
             on_bad_rows=on_bad_rows.value,
             on_schema_change=on_schema_change.value,
             pattern=pattern,
+            delimiter=delimiter_of(delimiter),
+            names=names_of(columns),
         )
         spec = parse_spec({"name": "adhoc", "sources": {src.name: src.model_dump()}})
         only, folder, read_from = None, None, None
@@ -255,7 +247,12 @@ def ingest(
         spec_path = spec_file or next((Path(p) for p in DEFAULT_SPECS if Path(p).exists()), None)
         full = None if spec_path is None else load_spec(spec_path)
         if full is None or spec_path is None or source not in full.sources:
-            raise ConfigError(_unknown_source(source, spec_path, full))
+            raise ConfigError(unknown_source(source, spec_path, full))
+        if delimiter is not None or columns is not None:
+            raise ConfigError(
+                f"--delimiter and --columns are for a path; {source!r} is a source of "
+                f"{spec_path}: set `delimiter:` or `names:` under sources.{source} there"
+            )
         spec, only, folder, read_from = full, [source], spec_path.parent, spec_path
     report = _execute(
         settings_from(ctx),
@@ -268,27 +265,9 @@ def ingest(
     )
     if report is not None:
         print_run_summary(report)
+        print_column_types(report, spec)
         if report.run.status != "succeeded":
             raise typer.Exit(1)
-
-
-def _unknown_source(source: str, spec_path: Path | None, spec: PipelineSpec | None) -> str:
-    """Why ``ingest SOURCE`` has nothing to read: a path-like SOURCE (a slash, a suffix) is a
-    missing file first; a name is not one of the spec's sources."""
-    known = ", ".join(spec.sources) if spec is not None else ""
-    if "/" in source or os.sep in source or Path(source).suffix:
-        if spec_path is None:
-            return f"file {source} not found; check the path (no spec names sources here)"
-        return (
-            f"file {source} not found; check the path (it is not a source of {spec_path} "
-            f"either; its sources: {known or 'none'})"
-        )
-    if spec_path is None:
-        return (
-            f"{source!r} is neither an existing path nor a source of a spec; "
-            "pass --spec FILE, or a path to a file"
-        )
-    return f"{spec_path} has no source named {source!r}; known: {known}"
 
 
 def send(

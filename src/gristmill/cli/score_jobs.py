@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from gristmill.cli.console import console
 from gristmill.cli.scoring import MODEL_HELP, check_output_folder
@@ -144,7 +145,7 @@ def _progress() -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("partitions"),
@@ -278,7 +279,7 @@ def jobs_command(
         job = view.job
         table.add_row(
             job.job_id,
-            f"[bold red]{view.status}[/]" if view.status == "stopped" else view.status,
+            Text(view.status, style="bold red") if view.status == "stopped" else view.status,
             job.model + (f" (v{job.version})" if job.version else ""),
             job.input,
             f"{job.partitions_done}/{job.partitions_total}",

@@ -24,10 +24,10 @@ def settings_from(ctx: typer.Context) -> Settings:
 @contextmanager
 def opened_metadata(ctx: typer.Context) -> Iterator[MetadataStore]:
     """The metadata store of this invocation's settings, open for the block."""
-    from gristmill.runtime.wiring import build_metadata
+    from gristmill.runtime.wiring import build_metadata, make_home
 
     settings = settings_from(ctx)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_home(settings)
     store = build_metadata(settings)
     store.open()
     try:

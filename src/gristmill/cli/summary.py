@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, err_console, styled
+from gristmill.cli.tables import overflow_of
 from gristmill.core.events import (
     DATA_ANOMALOUS,
     FEATURES_GENERATED,
@@ -19,11 +21,18 @@ from gristmill.core.events import (
 )
 
 if TYPE_CHECKING:  # imported by the verbs that run pipelines, not by --help, ls or show
+    from gristmill.config.spec import PipelineSpec
     from gristmill.runtime.pipeline_run import RunReport
     from gristmill.segregation import SplitResult
     from gristmill.stores.features import FeatureSet
     from gristmill.stores.models import Candidate
 
+SPEC_TYPES = {
+    "double": "float64",
+    "float": "float32",
+    "date32[day]": "date",
+    "large_string": "string",
+}
 STATUS_STYLE = {"succeeded": "green", "partial": "yellow", "failed": "red", "running": "cyan"}
 
 
@@ -65,7 +74,7 @@ def print_leaderboard(
     table = Table(title=f"leaderboard ({metric}, test subset)", title_justify="left")
     columns = ("rank", "candidate", metric, *(("other metrics",) if any(others) else ()), "id")
     for column in columns:
-        table.add_column(column, no_wrap=column == "id")
+        table.add_column(column, no_wrap=column == "id", overflow=overflow_of(column == "id"))
     for row, other in zip(rows, others, strict=True):
         value = row.get("value")
         mark = " ★" if row.get("best") else ""
@@ -80,14 +89,16 @@ def print_leaderboard(
         evaluation = failed.get("stage") == "evaluation" or error.startswith("evaluation: ")
         what = "its evaluation failed" if evaluation else "it failed to train"
         console.print(
-            f"[red]✗ {failed.get('candidate')} is not ranked:[/] {what} "
-            f"({error.removeprefix('evaluation: ')})",
+            styled(
+                (f"✗ {failed.get('candidate')} is not ranked:", "red"),
+                f" {what} ({error.removeprefix('evaluation: ')})",
+            ),
             highlight=False,
             soft_wrap=True,
         )
     gate = payload.get("gate", {})
-    verdict = "[green]passed[/]" if gate.get("passed") else "[red]failed[/]"
-    console.print(f"gate: {verdict} — {gate.get('reason')}", soft_wrap=True)
+    verdict = ("passed", "green") if gate.get("passed") else ("failed", "red")
+    console.print(styled("gate: ", verdict, f" — {gate.get('reason')}"), soft_wrap=True)
     images = payload.get("images", {})
     best = next((r["candidate"] for r in rows if r.get("best")), None)
     best_id = next((r.get("candidate_id") for r in rows if r.get("best")), None)
@@ -115,7 +126,7 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
     body = report.get("body", {})
     created = report.get("created_at")
     when = created.strftime("%Y-%m-%d %H:%M") if created else "-"
-    console.print(f"[bold]leaderboard {report.get('report_id')}[/]", highlight=False)
+    console.print(f"leaderboard {report.get('report_id')}", style="bold", highlight=False)
     for key, value in (
         ("split", report.get("subject")),
         ("metric", body.get("metric")),
@@ -127,7 +138,9 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
     print_leaderboard(leaderboard_payload(report), best_pictures=False)
     pictures = Table(title="pictures (PNG)", title_justify="left")
     for column in ("candidate", "picture", "file"):
-        pictures.add_column(column, no_wrap=column == "file")
+        pictures.add_column(
+            column, no_wrap=column == "file", overflow=overflow_of(column == "file")
+        )
     for candidate, drawn in body.get("images", {}).items():
         for name, path in drawn.items():
             pictures.add_row(candidate, name, str(path))
@@ -143,7 +156,7 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
         )
 
 
-def deployed_line(p: dict[str, Any]) -> str:
+def deployed_line(p: dict[str, Any]) -> Text:
     """One line on what the deployment stage deployed (a ``model.deployed`` payload)."""
     model, version = p.get("model"), p.get("version")
     if p.get("mode") == "canary":
@@ -156,9 +169,10 @@ def deployed_line(p: dict[str, Any]) -> str:
         previous = p.get("previous")
         kept = f", version {previous} kept as @previous" if previous not in (None, version) else ""
         what = f"version {version} is {model}@champion, answering every request{kept}"
-    return (
-        f"[green]deployed[/] {model}: {what} (policy revision {p.get('revision')}) · "
-        f"gristmill deployments {model} · gristmill serve --model {model}"
+    return styled(
+        ("deployed", "green"),
+        f" {model}: {what} (policy revision {p.get('revision')}) · "
+        f"gristmill deployments {model} · gristmill serve --model {model}",
     )
 
 
@@ -168,14 +182,26 @@ def print_run_summary(report: RunReport) -> None:
     run = report.run
     style = STATUS_STYLE.get(run.status, "white")
     console.print(
-        f"\n[bold]run {run.run_id}[/] of [bold]{run.pipeline}[/]: "
-        f"[{style}]{run.status}[/] in {report.seconds:.2f}s"
+        styled(
+            "\n",
+            (f"run {run.run_id}", "bold"),
+            " of ",
+            (run.pipeline, "bold"),
+            ": ",
+            (run.status, style),
+            f" in {report.seconds:.2f}s",
+        )
     )
     ingested = report.of_type(RAW_INGESTED)
     if ingested:
         table = Table(title="ingested", title_justify="left")
         for column in ("source", "batch", "rows", "columns", "bad rows", "note"):
-            table.add_column(column, justify="right" if column in ("rows", "columns") else "left")
+            table.add_column(
+                column,
+                justify="right" if column in ("rows", "columns") else "left",
+                no_wrap=column == "batch",
+                overflow=overflow_of(column == "batch"),
+            )
         for event in ingested:
             p = event.payload
             note = "new" if p.get("created", True) else "same bytes as an earlier batch"
@@ -195,6 +221,7 @@ def print_run_summary(report: RunReport) -> None:
             table.add_column(
                 column,
                 no_wrap=column == "id",
+                overflow=overflow_of(column == "id"),
                 justify="right" if column in ("rows", "cols", "online") else "left",
             )
         for event in generated:
@@ -213,9 +240,11 @@ def print_run_summary(report: RunReport) -> None:
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]
-        console.print(
-            f"[red]✗ validation stopped feature set {p.get('feature_set')}:[/] "
-            f"{len(p.get('anomalies', []))} anomalies; see gristmill show {report_id}",
+        err_console.print(
+            styled(
+                (f"✗ validation stopped feature set {p.get('feature_set')}:", "red"),
+                f" {len(p.get('anomalies', []))} anomalies; see gristmill show {report_id}",
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -229,12 +258,14 @@ def print_run_summary(report: RunReport) -> None:
         for c in event.payload.get("candidates", []):
             if c.get("status") != "trained":
                 console.print(
-                    f"[red]✗ candidate {c.get('name')} failed:[/] {c.get('error')}",
+                    styled((f"✗ candidate {c.get('name')} failed:", "red"), f" {c.get('error')}"),
                     highlight=False,
                     soft_wrap=True,
                 )
         for warning in event.payload.get("warnings", []):
-            console.print(f"[yellow]split warning:[/] {warning}", highlight=False, soft_wrap=True)
+            console.print(
+                styled(("split warning:", "yellow"), f" {warning}"), highlight=False, soft_wrap=True
+            )
     deployed = report.of_type(MODEL_DEPLOYED)
     for event in report.of_type(MODEL_EVALUATED):
         print_leaderboard(event.payload, promote_hint=not deployed)
@@ -245,9 +276,11 @@ def print_run_summary(report: RunReport) -> None:
     if quiet:
         console.print("nothing new from: " + ", ".join(quiet), style="dim")
     for event in report.of_type(STAGE_FAILED):
-        console.print(
-            f"[red]✗ {event.payload.get('stage')} failed for {event.key}:[/] "
-            f"{event.payload.get('error')}",
+        err_console.print(
+            styled(
+                (f"✗ {event.payload.get('stage')} failed for {event.key}:", "red"),
+                f" {event.payload.get('error')}",
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -265,13 +298,44 @@ def print_run_summary(report: RunReport) -> None:
         )
 
 
+def print_column_types(report: RunReport, spec: PipelineSpec) -> None:
+    """Per ingested source, the type each column was read as, and whether it was inferred
+    from the data or declared by the source's ``columns``."""
+    for event in report.of_type(RAW_INGESTED):
+        p = event.payload
+        source = spec.sources.get(str(p.get("source")))
+        declared = set((source.columns if source else None) or {})
+        schema = p.get("schema") or []
+        types = " · ".join(f"{c.get('name')} {_spec_type(str(c.get('type')))}" for c in schema)
+        names = {str(c.get("name")) for c in schema}
+        if not declared & names:
+            how = "inferred from the data; a spec's `columns:` declares them"
+        elif names <= declared:
+            how = "as declared"
+        else:
+            how = f"declared: {', '.join(sorted(declared & names))}; the others inferred"
+        console.print(
+            f"types of {p.get('source')}: {types} ({how})", highlight=False, soft_wrap=True
+        )
+
+
+def _spec_type(arrow: str) -> str:
+    """An Arrow type as a spec's ``columns:`` names it (``double`` is ``float64``)."""
+    if arrow.startswith("timestamp"):
+        return "timestamp"
+    return SPEC_TYPES.get(arrow, arrow)
+
+
 def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
     """A split's id, strategy, rows per subset and warnings."""
     from gristmill.segregation import SUBSETS
 
     manifest = result.manifest
     console.print(
-        f"[bold]split {manifest.split_id}[/] of {feature_set.name} ({feature_set.feature_set_id})",
+        styled(
+            (f"split {manifest.split_id}", "bold"),
+            f" of {feature_set.name} ({feature_set.feature_set_id})",
+        ),
         highlight=False,
         soft_wrap=True,
     )
@@ -280,7 +344,7 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
     total = sum(manifest.sizes.values()) or 1
     table = Table(title="subsets", title_justify="left")
     for column in ("subset", "rows", "share"):
-        table.add_column(column, justify="left" if column == "subset" else "right")
+        table.add_column(column, justify="left" if column == "subset" else "right", overflow="fold")
     for subset in SUBSETS:
         if subset in manifest.sizes:
             rows = manifest.sizes[subset]
@@ -288,7 +352,9 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
     console.print(table)
     for warning in result.warnings:
         console.print(
-            f"[yellow]warning ({warning.kind}, {warning.subset}):[/] {warning.message}",
+            styled(
+                (f"warning ({warning.kind}, {warning.subset}):", "yellow"), f" {warning.message}"
+            ),
             highlight=False,
             soft_wrap=True,
         )
@@ -309,12 +375,13 @@ def candidates_table(candidates: list[Candidate], fresh: set[str]) -> Table:
         table.add_column(
             column,
             no_wrap=column == "id",
+            overflow=overflow_of(column == "id"),
             justify="right" if column in ("attempts", "seconds") else "left",
         )
     for c in candidates:
-        status = "[green]trained[/]" if c.status == "trained" else "[red]failed[/]"
+        status = Text("trained", "green") if c.status == "trained" else Text("failed", "red")
         if c.candidate_id not in fresh:
-            status += " (earlier)"
+            status.append(" (earlier)")
         table.add_row(
             c.name,
             c.algorithm,

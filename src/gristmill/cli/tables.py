@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.console import OverflowMethod
 from rich.table import Table
 
 from gristmill.cli.console import console
@@ -18,12 +19,24 @@ def when(value: Any) -> str:
 
 
 def table(*columns: str, ids: tuple[str, ...] = (), **options: Any) -> Table:
-    """A table whose id columns never wrap or get cut (ids must be copyable)."""
+    """A table whose cells end as ``overflow_of`` says: ids whole, other text wrapped."""
     made = Table(**options)
     for column in columns:
         right = column in RIGHT_ALIGNED
-        made.add_column(column, no_wrap=column in ids, justify="right" if right else "left")
+        made.add_column(
+            column,
+            no_wrap=column in ids,
+            overflow=overflow_of(column in ids),
+            justify="right" if right else "left",
+        )
     return made
+
+
+def overflow_of(is_id: bool) -> OverflowMethod:
+    """How a cell too wide for its column ends: an id is never wrapped (it must be
+    copyable; only a terminal too narrow even for it cuts it, with …); any other text
+    wraps between words, a word wider than the column folding whole onto the next line."""
+    return "ellipsis" if is_id else "fold"
 
 
 def print_json(value: Any) -> None:

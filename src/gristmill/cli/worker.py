@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, styled
 from gristmill.cli.settings import settings_from
 from gristmill.core.urls import mask_url
 from gristmill.errors import ConfigError
@@ -49,8 +49,13 @@ async def serve_stages(
         workers = build_workers(services, names, spec=spec)
         for w in workers:
             console.print(
-                f"worker [bold]{w.consumer}[/] consumes [cyan]{w.consumes}[/] "
-                f"on {settings.bus.backend} bus {mask_url(settings.bus_url())}"
+                styled(
+                    "worker ",
+                    (w.consumer, "bold"),
+                    " consumes ",
+                    (str(w.consumes), "cyan"),
+                    f" on {settings.bus.backend} bus {mask_url(settings.bus_url())}",
+                )
             )
         console.print("ready; SIGTERM or Ctrl-C stops after the event in hand", style="dim")
         await asyncio.gather(*(w.run(stop, concurrency=concurrency) for w in workers))

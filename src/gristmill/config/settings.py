@@ -8,6 +8,8 @@ globally.
 
 from __future__ import annotations
 
+import codecs
+import os
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +20,12 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
+from gristmill.config.setting_names import problem_line, unknown_environment, unknown_variable
+from gristmill.core.encoding import decode_utf8
 from gristmill.errors import ConfigError
 
 BUS_BACKENDS = ("sqlite", "redis", "nats")
@@ -295,25 +300,22 @@ def _settings_class(toml_file: Path | None) -> type[Settings]:
     return FileSettings
 
 
-def _problem(error: Any) -> str:
-    where = ".".join(map(str, error["loc"]))
-    if error["type"] == "extra_forbidden":
-        return f"  {where}: unknown key (check its spelling; see the README's settings example)"
-    return f"  {where}: {str(error['msg']).removeprefix('Value error, ')}"
-
-
-def unknown_environment(environ: dict[str, str]) -> list[str]:
-    """``GRISTMILL_*`` variables that name no setting (a typo would otherwise pass silently)."""
-    sections = {name.upper() for name in Settings.model_fields}
-    known_other = ("GRISTMILL_ACTOR", "GRISTMILL_TEST_")
-    unknown = []
-    for name in environ:
-        if not name.startswith("GRISTMILL_") or name.startswith(known_other):
-            continue
-        head = name.removeprefix("GRISTMILL_").split("__")[0]
-        if head not in sections:
-            unknown.append(name)
-    return sorted(unknown)
+def _read_toml_text(path: Path) -> None:
+    """``ConfigError`` unless the settings file is UTF-8 text without a byte-order mark
+    (what TOML requires), saying which byte is not and where."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from exc
+    try:
+        decode_utf8(data, str(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if data.startswith(codecs.BOM_UTF8):
+        raise ConfigError(
+            f"{path} starts with a byte-order mark (bytes 0xef 0xbb 0xbf), which TOML does "
+            "not allow; save it as UTF-8 without one"
+        )
 
 
 def load_settings(
@@ -322,18 +324,27 @@ def load_settings(
     """Load settings: defaults, then the TOML file, then ``GRISTMILL_*`` env, then ``overrides``.
 
     ``config_file`` defaults to ``./gristmill.toml`` when it exists; a file named explicitly
-    must exist. Invalid values raise ``ConfigError`` naming the key and the file.
+    must exist. Invalid values, unknown keys and ``GRISTMILL_*`` variables that name no
+    setting raise one ``ConfigError`` naming each (and the key a misspelt one meant).
     """
+    environ = os.environ
     path = Path(config_file) if config_file else Path(DEFAULT_CONFIG_FILE)
     if config_file and not path.is_file():
         raise ConfigError(f"settings file {str(path)!r} does not exist; pass an existing file")
     toml_file = path if path.is_file() else None
+    if toml_file is not None:
+        _read_toml_text(toml_file)
+    problems = [unknown_variable(Settings, name) for name in unknown_environment(Settings, environ)]
+    loaded: Settings | None = None
     try:
         loaded = _settings_class(toml_file)(**(overrides or {}))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{toml_file} is not valid TOML: {exc}") from exc
+    except SettingsError as exc:  # a variable's value that does not parse (JSON of a section)
+        raise ConfigError(f"invalid settings: {exc}; check the GRISTMILL_* variables") from exc
     except ValidationError as exc:
+        problems += [problem_line(Settings, e, environ) for e in exc.errors()]
+    if problems or loaded is None:
         where = f" (from {toml_file}, GRISTMILL_* environment or flags)" if toml_file else ""
-        lines = [_problem(e) for e in exc.errors()]
-        raise ConfigError("invalid settings" + where + ":\n" + "\n".join(lines)) from exc
+        raise ConfigError("invalid settings" + where + ":\n" + "\n".join(problems))
     return Settings.model_validate(loaded.model_dump())

@@ -20,6 +20,7 @@ class SourceSpec(BaseModel):
 
     ``columns`` declares expected column types; values that do not parse as declared are bad
     rows, handled by ``on_bad_rows``. Without it, types are inferred from the data.
+    ``names`` reads a CSV file without a header row: its first line is data.
 
     ``stream`` marks a source that also takes records appended one message at a time
     (``gristmill send``, ``records.appended`` events) besides what is read from its ``path``
@@ -38,6 +39,11 @@ class SourceSpec(BaseModel):
         None, description="Format of the files in a folder source; default: by file extension."
     )
     columns: dict[str, ColumnType] | None = None
+    names: list[str] | None = Field(
+        None,
+        description="CSV without a header row: its columns' names, in order (its first line "
+        "is data, as with pandas' names= or DuckDB's names with header=false).",
+    )
     delimiter: str = ","
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     on_schema_change: Literal["fail", "allow"] = "fail"
@@ -56,8 +62,32 @@ class SourceSpec(BaseModel):
     def _cron(cls, value: Any) -> str | None:
         return None if value is None else cron_text(value)
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in '"\r\n':
+            raise ValueError(
+                f"the delimiter must be one character other than a quote or a line break, "
+                f'not {value!r} (a tab: "\\t")'
+            )
+        return value
+
+    @field_validator("names")
+    @classmethod
+    def _names_unique(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value or any(not name.strip() for name in value):
+            raise ValueError("give every column a name (names: [id, age, ...])")
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"names {', '.join(map(repr, twice))} more than one column")
+        return value
+
     @model_validator(mode="after")
     def _check_fields_for_format(self) -> SourceSpec:
+        if self.names is not None and self.format not in ("csv", "folder"):
+            raise ValueError(f"'names' is for CSV files without a header, not {self.format}")
         if self.format == "sql":
             if not self.url or not self.query:
                 raise ValueError("a sql source needs both 'url' (SQLAlchemy URL) and 'query'")

@@ -25,6 +25,7 @@ from gristmill.config.features import FeatureSetSpec
 from gristmill.config.monitoring import MonitorSpec
 from gristmill.config.scoring import ScoreSpec
 from gristmill.config.sources import SourceSpec
+from gristmill.core.encoding import decode_utf8
 from gristmill.core.ids import digest_json
 from gristmill.core.names import NAME_PATTERN
 from gristmill.core.user_code import make_importable
@@ -346,9 +347,11 @@ def load_spec(path: Path | str) -> PipelineSpec:
     """
     file = Path(path)
     try:
-        text = file.read_text()
+        text = decode_utf8(file.read_bytes(), str(file))
     except OSError as exc:
         raise SpecError(f"cannot read pipeline spec {str(file)!r}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise SpecError(str(exc)) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

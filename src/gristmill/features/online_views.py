@@ -170,4 +170,23 @@ def lookup(
     if stores.online is None:
         raise ConfigError("no online store is configured; set `online.backend`")
     view = resolve_view(stores, name, model=model, pipeline=pipeline)
+    if online_declared(stores.metadata, view.feature_set_id) is False:
+        raise NotFoundError(
+            f"feature set {name!r} has no online view: the spec it was prepared with has no "
+            f"`online:` under features.{name}, so no vector of it is kept for lookups; add "
+            f"`online: {{ttl: 1d}}` there (with an `entity:` key column) and prepare again"
+        )
     return view, stores.online.get(name, entities, pipeline=view.pipeline, features=features)
+
+
+def online_declared(metadata: MetadataStore, feature_set_id: str) -> bool | None:
+    """Whether the spec a feature set was prepared with asks for its online view (an
+    enabled ``online:`` in its section); ``None`` when that spec is not on record."""
+    feature_set = metadata.feature_sets.find_feature_set(feature_set_id) if feature_set_id else None
+    run = metadata.runs.find_run(feature_set.run_id) if feature_set and feature_set.run_id else None
+    stored = metadata.specs.find_spec(run.spec_digest) if run and run.spec_digest else None
+    if feature_set is None or stored is None:
+        return None
+    section = (stored.body.get("features") or {}).get(feature_set.name) or {}
+    online = section.get("online")
+    return isinstance(online, dict) and online.get("enabled", True) is not False

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from pyarrow import csv
@@ -17,10 +17,12 @@ from gristmill.ingestion.column_types import arrow_types, cast_declared, check_d
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract, repartition, whole_table
 from gristmill.ingestion.files import InputFile, translate_errors
 from gristmill.ingestion.quotes import holds_quote, refuse_stray_quote, spans_lines
+from gristmill.ingestion.text_encoding import refuse_not_utf8, undecodable_rows
 
 _BLOCK_BYTES = 16 << 20
 _COLUMN_NUMBER = re.compile(r"column #(\d+)")
-_HEADER_LINES = 1
+_UTF8 = "invalid UTF8"  # what pyarrow says of text that is not UTF-8
+T = TypeVar("T")
 
 
 def read_csv(
@@ -37,11 +39,18 @@ def read_csv(
     """
     if file.size == 0:
         raise EmptyInputError(f"{file.url} is empty; give it a header line and rows", file=file.url)
-    if file.size > stream_above and spec.on_bad_rows == "fail":
-        return _streamed(file, spec, content_digest)
-    table, bad_rows = _read_whole(file, spec)
+    if spec.names:
+        refuse_a_header(file, spec.names, spec.delimiter)
+    try:
+        if file.size > stream_above and spec.on_bad_rows == "fail":
+            return _streamed(file, spec, content_digest)
+        table, bad_rows = _read_whole(file, spec)
+    except UnicodeDecodeError as exc:  # a header pyarrow read but cannot decode
+        refuse_not_utf8(file)
+        raise DataError(f"{file.url} is not UTF-8 text ({exc}); save it as UTF-8") from exc
     if table.num_rows == 0 and not bad_rows:
-        raise EmptyInputError(f"{file.url} has a header but no data rows", file=file.url)
+        what = "no rows" if spec.names else "a header but no data rows"
+        raise EmptyInputError(f"{file.url} has {what}", file=file.url)
     return whole_table(
         table,
         origin=file.url,
@@ -59,6 +68,8 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     try:
         table, invalid = _parse_checked(file, spec, declared, multiline)
     except pa.ArrowInvalid as exc:
+        if _UTF8 in str(exc):
+            refuse_not_utf8(file)
         if not declared or "conversion error" not in str(exc):
             raise _parse_error(exc, file, spec) from exc
         # A declared type does not fit some value: read those columns as text, then find
@@ -70,7 +81,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
     if invalid:
         _, numbered = _parse(file, spec, declared, threads=False, multiline=multiline)
         bad_rows = [_malformed(row) for row in numbered]
-    check_header(table.schema, file.url)
+    check_header(table.schema, file)
     check_declared_present(table.column_names, spec.columns or {}, file=file.url)
     skipped = sorted(bad.row for bad in bad_rows if bad.row is not None)
     if as_text and spec.columns:
@@ -78,7 +89,7 @@ def _read_whole(file: InputFile, spec: SourceSpec) -> tuple[pa.Table, list[BadRo
             table,
             spec.columns,
             file=file.url,
-            row_number=lambda index: _line_number(index, skipped),
+            row_number=lambda index: _line_number(index, skipped, _header_lines(spec)),
             text_nulls=True,
         )
         bad_rows.extend(wrong)
@@ -91,8 +102,10 @@ def _convert_options(types: dict[str, pa.DataType]) -> csv.ConvertOptions:
     return csv.ConvertOptions(column_types=types, strings_can_be_null=True)
 
 
-def check_header(schema: pa.Schema, url: str) -> None:
-    """Column names must be unique and non-empty, and text must be UTF-8."""
+def check_header(schema: pa.Schema, file: InputFile) -> None:
+    """Column names must be unique and non-empty, and text must be UTF-8 (a column pyarrow
+    read as binary has text that is not: the file is scanned for the row)."""
+    url = file.url
     seen: set[str] = set()
     for position, field in enumerate(schema, start=1):
         if not field.name.strip():
@@ -111,6 +124,7 @@ def check_header(schema: pa.Schema, url: str) -> None:
             )
         seen.add(field.name)
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            refuse_not_utf8(file, field.name)
             raise DataError(
                 f"{url}: column {field.name!r} holds text that is not valid UTF-8 (perhaps "
                 "Latin-1 or Windows-1252); re-save the file as UTF-8",
@@ -126,7 +140,7 @@ def _parse_checked(
     file is scanned for one; a file where nothing spans lines pays nothing more."""
     table, invalid = _parse(file, spec, types, multiline=multiline)
     if spans_lines(table, (row.text for row in invalid)):
-        refuse_stray_quote(file, spec.delimiter, table.num_columns)
+        _refuse_stray_quote(file, spec, table.num_columns)
     return table, invalid
 
 
@@ -155,11 +169,13 @@ def _parse(
         invalid.append(row)
         return "skip"
 
-    table = translate_errors(
-        file.url,
+    table = _read(
+        file,
         lambda: csv.read_csv(
             file.source(),
-            read_options=csv.ReadOptions(use_threads=threads, block_size=_BLOCK_BYTES),
+            read_options=csv.ReadOptions(
+                use_threads=threads, block_size=_BLOCK_BYTES, column_names=spec.names
+            ),
             parse_options=csv.ParseOptions(
                 delimiter=spec.delimiter, invalid_row_handler=skip, newlines_in_values=multiline
             ),
@@ -169,16 +185,59 @@ def _parse(
     return table, invalid
 
 
+def _header_lines(spec: SourceSpec) -> int:
+    return 0 if spec.names else 1
+
+
+def _refuse_stray_quote(file: InputFile, spec: SourceSpec, columns: int | None) -> None:
+    refuse_stray_quote(file, spec.delimiter, columns, header=spec.names is None)
+
+
+def refuse_a_header(file: InputFile, names: list[str], delimiter: str) -> None:
+    """``DataError`` when a file read with ``names`` (no header row) has one after all:
+    its first line is exactly those names, which would become a row of data."""
+
+    def first_line() -> bytes:
+        with file.fs.open(file.path, "rb") as stream:
+            return bytes(stream.readline(1 << 16))
+
+    line = translate_errors(file.url, first_line).removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+    fields = [
+        field.strip().strip('"') for field in line.decode("utf-8", "replace").split(delimiter)
+    ]
+    if fields == names:
+        raise DataError(
+            f"{file.url}: row 1 is a header ({line.decode('utf-8', 'replace')!r}), but the "
+            "columns were named as for a file without one (--columns, `names:`), so it would "
+            "be read as data; drop them to use the header",
+            file=file.url,
+            row=1,
+        )
+
+
+def _read(file: InputFile, action: Callable[[], T]) -> T:
+    """``action`` (pyarrow reading ``file``) with its errors translated. A rejected row
+    whose text is not UTF-8 cannot be handed to the row handler (pyarrow reports that as
+    unraisable: a traceback on stderr); it refuses the file naming its row and byte."""
+    with undecodable_rows() as seen:
+        try:
+            return translate_errors(file.url, action)
+        except pa.ArrowInvalid:
+            if seen:
+                refuse_not_utf8(file)
+            raise
+
+
 def _malformed(row: Any) -> BadRow:
     reason = f"expected {row.expected_columns} fields, found {row.actual_columns}"
     return BadRow(row=row.number, column=None, reason=reason, text=row.text)
 
 
-def _line_number(index: int, skipped: list[int]) -> int:
+def _line_number(index: int, skipped: list[int], header_lines: int) -> int:
     """The line of the ``index``-th parsed row, counting the header and skipped lines."""
-    line = index + _HEADER_LINES + 1
+    line = index + header_lines + 1
     while True:
-        shifted = index + _HEADER_LINES + 1 + bisect_right(skipped, line)
+        shifted = index + header_lines + 1 + bisect_right(skipped, line)
         if shifted == line:
             return line
         line = shifted
@@ -192,11 +251,11 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
         return "error"
 
     try:
-        reader = translate_errors(
-            file.url,
+        reader = _read(
+            file,
             lambda: csv.open_csv(
                 file.source(),
-                read_options=csv.ReadOptions(block_size=_BLOCK_BYTES),
+                read_options=csv.ReadOptions(block_size=_BLOCK_BYTES, column_names=spec.names),
                 parse_options=csv.ParseOptions(
                     delimiter=spec.delimiter,
                     invalid_row_handler=fail,
@@ -207,7 +266,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
         )
     except pa.ArrowInvalid as exc:
         raise _stream_error(exc, file, spec, invalid, None) from exc
-    check_header(reader.schema, file.url)
+    check_header(reader.schema, file)
     check_declared_present(reader.schema.names, spec.columns or {}, file=file.url)
     return Extract(
         origin=file.url,
@@ -231,9 +290,10 @@ def _checked(batches: Any, file: InputFile, spec: SourceSpec) -> Iterator[pa.Rec
     """The streamed batches; the first value that spans lines has the file checked for a
     stray quote (once: the check reads the whole file)."""
     scanned = False
-    for batch in batches:
+    iterator = iter(batches)
+    while (batch := _read(file, lambda: next(iterator, None))) is not None:
         if not scanned and spans_lines(batch):
-            refuse_stray_quote(file, spec.delimiter, batch.num_columns)
+            _refuse_stray_quote(file, spec, batch.num_columns)
             scanned = True
         yield batch
 
@@ -249,7 +309,7 @@ def _stream_error(
         return _parse_error(exc, file, spec, schema)
     bad = _malformed(invalid[0])
     if bad.text is not None and ("\n" in bad.text or "\r" in bad.text):
-        refuse_stray_quote(file, spec.delimiter, invalid[0].expected_columns)
+        _refuse_stray_quote(file, spec, invalid[0].expected_columns)
     return DataError(
         f"bad row in {bad.where(file.url)}: {bad.reason}; the row reads "
         f"{excerpt(bad.text or '')!r}; fix the input, or set `on_bad_rows: quarantine` (a "
@@ -263,8 +323,10 @@ def _parse_error(
     exc: pa.ArrowInvalid, file: InputFile, spec: SourceSpec, schema: pa.Schema | None = None
 ) -> DataError:
     # A stray quote can leave pyarrow with no rows or out of step; name it precisely.
-    refuse_stray_quote(file, spec.delimiter, len(schema) if schema is not None else None)
     message = str(exc)
+    if _UTF8 in message:
+        refuse_not_utf8(file)
+    _refuse_stray_quote(file, spec, len(schema) if schema is not None else None)
     if "Empty CSV file" in message:
         return EmptyInputError(f"{file.url} has no header line; give it one", file=file.url)
     column = None

@@ -73,14 +73,17 @@ def spans_lines(values: pa.Table | pa.RecordBatch, texts: Iterable[str] = ()) ->
     return False
 
 
-def refuse_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> None:
+def refuse_stray_quote(
+    file: InputFile, delimiter: str, columns: int | None, *, header: bool = True
+) -> None:
     """``DataError`` naming the row where a stray quote opens, if the file has one.
 
     A quoted value is taken for a stray quote when its closing quote never comes, or when
     it holds a whole line that reads as a row of the file (as many delimiters as the
     header, for files of three columns or more). Any other quoted value may span lines.
+    ``header``: whether the file's first row is its header (not a row of data).
     """
-    stray = find_stray_quote(file, delimiter, columns)
+    stray = find_stray_quote(file, delimiter, columns, header=header)
     if stray is None:
         return
     if stray.closes:
@@ -102,7 +105,9 @@ def refuse_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> 
     )
 
 
-def find_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> StrayQuote | None:
+def find_stray_quote(
+    file: InputFile, delimiter: str, columns: int | None, *, header: bool = True
+) -> StrayQuote | None:
     """The first stray quote of ``file`` (see ``refuse_stray_quote``), or ``None``."""
     field_starts = {ord(delimiter), ord("\n"), ord("\r")}
     with _contents(file) as data:
@@ -117,7 +122,9 @@ def find_stray_quote(file: InputFile, delimiter: str, columns: int | None) -> St
             value, closing = found.group(1), found.group(2)
             if _LINE_BREAK.search(value):
                 if not closing or _holds_a_row(value, delimiter.encode(), columns):
-                    return _stray(data, first, start, value, spanning, closes=bool(closing))
+                    return _stray(
+                        data, first, start, value, spanning, closes=bool(closing), header=header
+                    )
                 spanning.append((start, found.end()))
             position = found.end()
     return None
@@ -152,6 +159,7 @@ def _stray(
     spanning: list[tuple[int, int]],
     *,
     closes: bool,
+    header: bool,
 ) -> StrayQuote:
     line_start = (
         max(data.rfind(b"\n", first, start), data.rfind(b"\r", first, start), first - 1) + 1
@@ -163,9 +171,10 @@ def _stray(
     text = bytes(data[shown_from : min(line_end, shown_from + 4 * EXCERPT_CHARS)])
     shown = excerpt(text.decode("utf-8", errors="replace"))
     line, record = _line_and_record(data, first, start, spanning)
+    headers = _HEADER_RECORDS if header else 0
     return StrayQuote(
         line=line,
-        data_row=record - _HEADER_RECORDS if record > _HEADER_RECORDS else None,
+        data_row=record - headers if record > headers else None,
         excerpt=shown if shown_from == line_start else "…" + shown,
         lines=value.count(b"\n") or value.count(b"\r"),
         closes=closes,

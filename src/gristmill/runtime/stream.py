@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.bus.port import Delivery, EventBus
+from gristmill.core.encoding import find_not_utf8
 from gristmill.core.events import RAW_INGESTED, RECORDS_APPENDED, Event
 from gristmill.core.outages import OutageLog
 from gristmill.errors import ConfigError, DataError
@@ -55,9 +56,13 @@ def read_numbered_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     so a record's line and its index may differ); ``DataError`` as ``read_records``."""
     records: list[tuple[int, dict[str, Any]]] = []
     try:
-        lines = path.read_text().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}", file=str(path)) from exc
+    problem = find_not_utf8([data])
+    if problem is not None:
+        raise DataError(problem.describe(str(path)), file=str(path), row=problem.line)
+    lines = data.decode("utf-8-sig").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -10,7 +10,7 @@ from typing import Any, cast
 from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.core.imports import import_object
-from gristmill.errors import UnknownBackendError
+from gristmill.errors import ConfigError, UnknownBackendError
 from gristmill.execution.port import Executor, RestartableWorkers
 from gristmill.features.stores import FeatureStores
 from gristmill.stores.artifacts import ArtifactStore
@@ -162,6 +162,17 @@ class Services:
             self._executor = None
 
 
+def make_home(settings: Settings) -> None:
+    """The folder of the embedded stores, made if missing; ``ConfigError`` if it cannot be."""
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the home folder {settings.home}: {exc.strerror}; set --home (or "
+            "`home` in gristmill.toml) to a folder this user can write"
+        ) from exc
+
+
 @contextmanager
 def open_stores(settings: Settings) -> Iterator[FeatureStores]:
     """The stores alone (metadata, raw, offline, artifacts; no bus, no online store), open
@@ -169,7 +180,7 @@ def open_stores(settings: Settings) -> Iterator[FeatureStores]:
     from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
     from gristmill.backends.parquet.features import ParquetOfflineStore
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_home(settings)
     metadata = build_metadata(settings)
     metadata.open()
     try:
@@ -189,7 +200,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     from gristmill.backends.fsspec.artifacts import FsspecArtifactStore
     from gristmill.backends.parquet.features import ParquetOfflineStore
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_home(settings)
     metadata = build_metadata(settings)
     metadata.open()
     online = build_online(settings)

@@ -143,7 +143,16 @@ def test_streamed_malformed_row_fails_with_its_text(tmp_path: Path) -> None:
     [
         (b"a,a\n1,2\n", "names column 'a' twice"),
         (b"a,\n1,2\n", "column 2 has no name"),
-        (b"name,city\nbob,caf\xe9\n", "column 'city' holds text that is not valid UTF-8"),
+        (
+            b"name,city\nann,Paris\nbob,caf\xe9\n",
+            r"odd\.csv, row 3, column 'city' is not UTF-8 text: byte 0xe9 at offset 27 \(perhaps "
+            r"Latin-1 or Windows-1252\); save the file as UTF-8",
+        ),
+        (b"n\xe4me,city\nbob,Paris\n", r"odd\.csv, row 1 is not UTF-8 text: byte 0xe4 at offset 1"),
+        (
+            "name,city\nbob,Zürich\n".encode("utf-16"),
+            r"odd\.csv, row 1 is not UTF-8 text: byte 0xff at offset 0 \(perhaps UTF-16\)",
+        ),
     ],
 )
 def test_a_header_or_encoding_that_cannot_make_a_batch_is_refused(
@@ -153,3 +162,54 @@ def test_a_header_or_encoding_that_cannot_make_a_batch_is_refused(
     path.write_bytes(content)
     with pytest.raises(DataError, match=message):
         read(path)
+
+
+@pytest.mark.parametrize("columns", [None, {"name": "string", "city": "string"}])
+@pytest.mark.parametrize("stream_above", [0, 1 << 40])
+def test_text_that_is_not_utf8_is_named_by_row_read_whole_or_streamed(
+    tmp_path: Path, columns: dict[str, str] | None, stream_above: int
+) -> None:
+    path = tmp_path / "cities.csv"
+    path.write_bytes(b"name,city\n" + b"ann,Paris\n" * 1000 + b"bob,Z\xfcrich\n")
+    with pytest.raises(DataError, match=r"cities\.csv, row 1002.* is not UTF-8 text: byte 0xfc"):
+        read(path, columns=columns, stream_above=stream_above)
+
+
+def test_a_file_without_a_header_is_read_with_its_names(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,ann", "2,bob,extra", "3,cid"])
+    table, bad = read(path, names=["id", "name"], on_bad_rows="quarantine")
+    assert table.column_names == ["id", "name"] and table.column("id").to_pylist() == [1, 3]
+    assert [(b.row, b.reason) for b in bad] == [(2, "expected 2 fields, found 3")]
+
+
+def test_a_declared_type_that_does_not_fit_names_the_line_without_a_header(
+    tmp_path: Path,
+) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,ann", "two,bob"])
+    _, bad = read(path, names=["id", "name"], columns={"id": "int64"}, on_bad_rows="quarantine")
+    assert [(b.row, b.column) for b in bad] == [(2, "id")]
+
+
+def test_a_stray_quote_counts_data_rows_from_the_first_line_without_a_header(
+    tmp_path: Path,
+) -> None:
+    path = write_lines(tmp_path / "x.csv", ["1,a,b", '2,"c,d', "3,e,f"])
+    with pytest.raises(DataError, match=r"line 2 \(data row 2\)"):
+        read(path, names=["id", "x", "y"])
+
+
+def test_names_given_for_a_file_with_a_header_are_refused(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "x.csv", ["id,name", "1,ann"])
+    with pytest.raises(DataError, match=r"row 1 is a header \('id,name'\)"):
+        read(path, names=["id", "name"])
+
+
+@pytest.mark.parametrize("stream_above", [0, 1 << 40])
+def test_a_malformed_row_not_in_utf8_is_named_without_a_traceback(
+    tmp_path: Path, stream_above: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"a,b\n1,2\n\xa9,3,4\n5,6\n")
+    with pytest.raises(DataError, match=r"x\.csv, row 3 is not UTF-8 text: byte 0xa9 at offset 8"):
+        read(path, stream_above=stream_above)
+    assert "Traceback" not in capsys.readouterr().err  # pyarrow's unraisable error is kept
