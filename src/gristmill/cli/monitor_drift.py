@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from gristmill.cli.console import console
+from gristmill.cli.console import console, styled
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # read when the verb runs (`--help` stays fast)
@@ -90,7 +91,7 @@ def windows_table(views: list[WindowDrift]) -> Table:
             f"{view.rows:,}",
             str(view.files),
             f"{judged}/{len(view.columns)}",
-            f"[red]{drifted}[/]" if drifted else "-",
+            styled((drifted, "red")) if drifted else "-",
         )
     return table
 
@@ -136,10 +137,10 @@ def _crossing(column: ColumnDrift) -> str:
     return f"{column.column} ({column.method} p {_number(column.p_value)})"
 
 
-def _verdict(column: ColumnDrift) -> str:
+def _verdict(column: ColumnDrift) -> Text | str:
     if column.drifted:
-        return "[red]drifted[/]"
-    return "stable" if column.judged else "[dim]not judged (too few rows)[/]"
+        return styled(("drifted", "red"))
+    return "stable" if column.judged else styled(("not judged (too few rows)", "dim"))
 
 
 def _number(value: float | None) -> str:
