@@ -23,7 +23,7 @@ from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
-from gristmill.features.join import join_inputs
+from gristmill.features.join import join_described
 from gristmill.features.materialize import materialize
 from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
@@ -106,13 +106,24 @@ def validate_batch(
     return report
 
 
-def combine(spec: FeatureSetSpec, tables: Mapping[str, pa.Table]) -> pa.Table:
+def combine(spec: FeatureSetSpec, tables: Mapping[str, pa.Table], name: str = "<set>") -> pa.Table:
     """The one input table: the single input, or the point-in-time join of several."""
+    return combine_described(spec, tables, name)[0]
+
+
+def combine_described(
+    spec: FeatureSetSpec, tables: Mapping[str, pa.Table], name: str = "<set>"
+) -> tuple[pa.Table, list[dict[str, str]]]:
+    """``combine``'s table, and its schema: each column's type and the input it came
+    from (``features.join.join_described``). Errors name ``features.<name>.join``."""
     if len(tables) == 1:
-        return next(iter(tables.values()))
+        only = next(iter(tables.values()))
+        return only, []
     if spec.join is None:
-        raise ConfigError("a feature set from several sources needs 'join'")
-    return join_inputs(tables, on=spec.join.on, timestamp=spec.join.timestamp, how=spec.join.how)
+        raise ConfigError(f"features.{name}: a feature set from several sources needs 'join'")
+    where = f"features.{name}.join"
+    plans = [spec.join.plan(source, where) for source in list(tables)[1:]]
+    return join_described(tables, plans=plans, where=where)
 
 
 def prepare(
@@ -163,7 +174,8 @@ def prepare(
             features = without_row_id(stores.offline.read(known.feature_set_id))
             materialized = _materialize(spec, known, features, stores)
         return Prepared(name, reports, feature_set=known, created=False, materialized=materialized)
-    table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
+    tables = {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_}
+    table, joined = combine_described(spec, tables, name)
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
     table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
@@ -190,6 +202,7 @@ def prepare(
                 **fitted.selection.to_dict(),
                 "learned": fitted.describe(),
                 "fitted_on": fitted_on,
+                **({"joined": joined} if joined else {}),
             },
             validation_report=reports[0].report_id,
             run_id=run_id,
