@@ -265,6 +265,8 @@ def parameter_names(algorithm: str, task: str | None = None) -> list[str] | None
     elif algorithm in ALGORITHMS:
         entry = ALGORITHMS[algorithm]
         paths = [p for t, p in entry.estimators.items() if chosen in (None, t)]
+        if not paths:  # it does not do the task: said where the task is checked
+            return None
         factories = [_import(algorithm, path, entry.install) for path in paths]
     elif ":" in algorithm or "." in algorithm:
         factories = [_import(algorithm, algorithm, None)]

@@ -123,3 +123,10 @@ def test_a_metric_of_another_task_is_refused_naming_the_valid_ones(
 
 def test_a_metric_is_left_to_the_label_when_the_spec_does_not_tell_the_task() -> None:
     preflight(spec(features=STEPS, train=train(FOREST), evaluate={"metric": "rmse"}))  # type: ignore[arg-type]
+
+
+def test_parameters_of_an_algorithm_that_does_not_do_the_task_are_left_alone() -> None:
+    linear = {"name": "lin", "algorithm": "linear_regression", "params": {"fit_intercept": True}}
+    section = train(linear, task="classification")
+    # the algorithm does not do the task: training says so; no parameter is "unknown"
+    preflight(spec(features=STEPS, train=section, evaluate={"metric": "f1"}))  # type: ignore[arg-type]
