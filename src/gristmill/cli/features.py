@@ -146,6 +146,12 @@ def prepare_command(
     if results:
         console.print(_prepared_table(results))
     for item in results:
+        if item.online_warning:
+            console.print(
+                f"[yellow]online {item.name}:[/] {item.online_warning}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
             err_console.print(

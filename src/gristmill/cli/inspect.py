@@ -136,8 +136,21 @@ def _find(
     return kind, full, record
 
 
+def _print_joined(joined: list[dict[str, Any]]) -> None:
+    """The joined input rows' schema: each column, its type, the input it came from."""
+    shown = table("column", "type", "from", title="joined inputs", title_justify="left")
+    for column in joined:
+        origin = str(column.get("from"))
+        if column.get("column"):
+            origin += f" ({column['column']})"
+        shown.add_row(str(column.get("name")), str(column.get("type")), origin)
+    console.print(shown)
+
+
 def _print_feature_set(record: dict[str, Any]) -> None:
     selection = record.get("selection") or {}
+    if selection.get("joined"):
+        _print_joined(selection["joined"])
     scores = selection.get("scores") or {}
     shown = table("column", "type", "selection score", title="columns", title_justify="left")
     for column in record["columns"]:

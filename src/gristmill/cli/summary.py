@@ -237,6 +237,14 @@ def print_run_summary(report: RunReport) -> None:
                 + ("" if p.get("created") else " (known)"),
             )
         console.print(table)
+        for event in generated:
+            if event.payload.get("online_warning"):
+                console.print(
+                    f"[yellow]online {event.payload.get('name')}:[/] "
+                    f"{event.payload['online_warning']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from gristmill.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -84,24 +95,79 @@ class SelectSpec(_Section):
 
 
 class OnlineSpec(_Section):
-    """Materialization of the newest vector per entity into the online store."""
+    """Materialization of the newest vector per entity into the online store.
+
+    ``ttl_from`` is the TTL's base: ``event`` counts it from each vector's event time (the
+    set's ``timestamp``), ``arrival`` from when its data arrived (the newest input batch's
+    ingestion, a streamed record's receipt), for historical data whose events are old."""
 
     enabled: bool = True
     ttl: float | None = Field(None, description="Seconds, or a duration: 90s, 15m, 12h, 1d.")
+    ttl_from: Literal["event", "arrival"] = "event"
 
     @field_validator("ttl", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float | None:
         return None if value is None else parse_duration(value)
 
+    @model_serializer(mode="wrap")
+    def _stable(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_defaults(self, handler(self), ("ttl_from",))
 
-class JoinSpec(_Section):
-    """How several inputs combine: as of ``timestamp`` on key ``on`` (the first is the spine).
 
-    ``key`` is accepted for ``on`` (YAML 1.1 reads a bare ``on:`` as the boolean true, which
-    is fixed here too)."""
+def _without_defaults(model: BaseModel, dumped: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """``dumped`` without the ``keys`` that hold their default: keys added to a section
+    later leave the digests (feature set ids) of sections that do not use them unchanged."""
+    fields = type(model).model_fields
+    out: dict[str, Any] = dict(dumped)
+    for key in keys:
+        name = fields[key].alias or key
+        default = fields[key].get_default(call_default_factory=True)
+        if name in out and getattr(model, key) == default:
+            out.pop(name)
+    return out
 
-    on: str
+
+def _columns(value: Any) -> Any:
+    """One column name or a list of them, as a list."""
+    return [value] if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """How one joined input meets the spine: resolved from ``join`` and ``join.inputs``."""
+
+    source: str
+    left_on: tuple[str, ...]
+    right_on: tuple[str, ...]
+    how: str
+    left_timestamp: str | None
+    right_timestamp: str | None
+    columns: tuple[str, ...] | None
+    prefix: str
+    tolerance: float | None
+
+
+_JOIN_EXTRAS = ("left_on", "right_on", "columns", "prefix", "tolerance", "inputs")
+
+
+class JoinInputSpec(_Section):
+    """What ``join`` says of one joined input, over the defaults ``join`` gives them all.
+
+    ``on`` is a key column (or list) of the same name in both; ``left_on``/``right_on`` the
+    spine's and this input's when the names differ; ``timestamp`` this input's event-time
+    column; ``columns`` what to take from it (default: all but its keys and timestamp),
+    named ``prefix`` + column; ``tolerance`` the oldest a row may be, as of the spine
+    row's time, to join (older: the row joins as missing)."""
+
+    on: list[str] | None = None
+    left_on: list[str] | None = None
+    right_on: list[str] | None = None
+    timestamp: str | None = None
+    how: Literal["asof", "exact"] | None = None
+    columns: list[str] | None = None
+    prefix: str | None = None
+    tolerance: float | None = Field(None, description="A duration: 90s, 15m, 3h, 1d.")
 
     @model_validator(mode="before")
     @classmethod
@@ -113,8 +179,90 @@ class JoinSpec(_Section):
                     value["on"] = value.pop(alias)
         return value
 
-    timestamp: str | None = None
+    @field_validator("left_on", "right_on", mode="before")
+    @classmethod
+    def _key_list(cls, value: Any) -> Any:
+        return _columns(value)
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on_list(cls, value: Any) -> Any:
+        return _columns(value)
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _keys_pair(self) -> JoinInputSpec:
+        if self.on is not None and (self.left_on is not None or self.right_on is not None):
+            raise ValueError("give 'on' (the same name in both) or 'left_on' and 'right_on'")
+        if (self.left_on is None) != (self.right_on is None):
+            raise ValueError("'left_on' and 'right_on' go together: the spine's key and this one's")
+        if self.left_on is not None and len(self.left_on) != len(self.right_on or []):
+            raise ValueError(
+                f"'left_on' names {len(self.left_on)} column(s) and 'right_on' "
+                f"{len(self.right_on or [])}: name one of this input's for each of the spine's"
+            )
+        for keys in (self.on, self.left_on, self.right_on):
+            if keys is not None and not keys:
+                raise ValueError("a join key names at least one column")
+        return self
+
+
+class JoinSpec(JoinInputSpec):
+    """How several inputs combine: as of ``timestamp`` on key ``on`` (the first is the spine).
+
+    ``key`` is accepted for ``on`` (YAML 1.1 reads a bare ``on:`` as the boolean true, which
+    is fixed here too). Every key but ``how`` and ``inputs`` is a default of each joined
+    input; ``inputs.<source>`` overrides them for one (``JoinInputSpec``). ``on`` is kept
+    as written (a column or a list) so the digests of earlier specs do not change."""
+
+    on: str | list[str] | None = None  # type: ignore[assignment]
     how: Literal["asof", "exact"] = "asof"
+    inputs: dict[str, JoinInputSpec] = Field(default_factory=dict)
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _on_list(cls, value: Any) -> Any:
+        return value
+
+    @model_serializer(mode="wrap")
+    def _stable(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_defaults(self, handler(self), _JOIN_EXTRAS)
+
+    def plan(self, source: str, where: str = "join") -> JoinPlan:
+        """How ``source`` joins; ``ConfigError`` naming ``where`` when it has no key."""
+        own = self.inputs.get(source, JoinInputSpec())
+        path = f"{where}.inputs.{source}" if source in self.inputs else where
+        keys = own if (own.on or own.left_on) else self
+        same = _columns(keys.on)
+        left = list(same or keys.left_on or [])
+        right = list(same or keys.right_on or [])
+        if not left:
+            raise ConfigError(
+                f"{path}: no key to join input {source!r} on; give 'on: <column>' (or a "
+                "list), or 'left_on' and 'right_on' when the names differ"
+            )
+        how = own.how or self.how
+        setter = own if own.tolerance is not None else self
+        if setter.tolerance is not None and how != "asof" and (setter is own or self.how != "asof"):
+            raise ConfigError(f"{path}.tolerance: a tolerance needs an as-of join (how: asof)")
+        tolerance = setter.tolerance if how == "asof" else None  # an exact input: no age
+        columns = own.columns if own.columns is not None else self.columns
+        prefix = own.prefix if own.prefix is not None else (self.prefix or "")
+        return JoinPlan(
+            source=source,
+            left_on=tuple(left),
+            right_on=tuple(right),
+            how=how,
+            left_timestamp=self.timestamp,
+            right_timestamp=own.timestamp or self.timestamp,
+            columns=None if columns is None else tuple(columns),
+            prefix=prefix,
+            tolerance=tolerance,
+        )
 
 
 class FeatureSetSpec(_Section):
@@ -161,4 +309,17 @@ class FeatureSetSpec(_Section):
             raise ValueError(
                 "a feature set from several sources needs 'join: {on: <key>, timestamp: <col>}'"
             )
+        if self.join is not None:
+            joined = self.from_[1:]
+            for source in self.join.inputs:
+                if source not in joined:
+                    raise ValueError(
+                        f"join.inputs.{source}: not a joined input of this set; its joined "
+                        f"inputs (from, after the first): {', '.join(joined) or '(none)'}"
+                    )
+            for source in joined:
+                try:
+                    self.join.plan(source)
+                except ConfigError as exc:
+                    raise ValueError(str(exc)) from exc
         return self

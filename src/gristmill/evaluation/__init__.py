@@ -6,6 +6,7 @@ from gristmill.evaluation.registry import (
     evaluate,
     evaluator_names,
     higher_is_better,
+    metric_tasks,
 )
 from gristmill.evaluation.rendering import render_curves
 from gristmill.evaluation.result import TASKS, EvaluationResult, Task
@@ -20,5 +21,6 @@ __all__ = [
     "evaluator_names",
     "higher_is_better",
     "leaderboard",
+    "metric_tasks",
     "render_curves",
 ]

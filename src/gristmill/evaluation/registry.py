@@ -90,6 +90,12 @@ def check_evaluators(task: str, names: Iterable[str]) -> list[Evaluator]:
     return [_evaluator(name, chosen) for name in names]
 
 
+def metric_tasks(name: str) -> tuple[Task, ...]:
+    """The tasks metric ``name`` fits: a built-in's, or every task for a custom evaluator
+    (imported now). ``ConfigError`` for an unknown name or a path that does not resolve."""
+    return _evaluator(name, None).tasks
+
+
 def evaluate(
     task: str,
     names: Sequence[str],

@@ -7,6 +7,7 @@ each entity's run); Python touches only the rows that become vectors, one batch 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -43,6 +44,18 @@ def latest_vectors(
     return next(batches, [])
 
 
+@dataclass(frozen=True)
+class Materialized:
+    """What ``materialize_counted`` did: ``written`` vectors were newer than what the store
+    held; of the ``entities`` in the table, ``fresh`` were within the TTL (all without
+    one); ``newest`` is the newest time a vector was stamped with (``None``: no entity)."""
+
+    written: int
+    entities: int
+    fresh: int
+    newest: datetime | None
+
+
 def materialize(
     store: OnlineFeatureStore,
     view: str,
@@ -64,15 +77,61 @@ def materialize(
     Returns how many vectors were newer than what the store held (so materializing the same
     table twice returns 0 the second time). See ``latest_vectors`` for which row wins.
     """
+    return materialize_counted(
+        store,
+        view,
+        table,
+        entity=entity,
+        timestamp=timestamp,
+        features=features,
+        ttl=ttl,
+        feature_set_id=feature_set_id,
+        pipeline=pipeline,
+        created_at=created_at,
+        batch_size=batch_size,
+    ).written
+
+
+def materialize_counted(
+    store: OnlineFeatureStore,
+    view: str,
+    table: pa.Table,
+    *,
+    entity: str,
+    timestamp: str | None,
+    features: list[str],
+    ttl: float | None,
+    feature_set_id: str,
+    pipeline: str,
+    created_at: datetime | None = None,
+    stamp: datetime | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Materialized:
+    """``materialize``, saying how many entities were fresh enough to be written.
+
+    With ``stamp``, every vector is stamped with it (the TTL then counts from it: the
+    data's arrival) though the newest row per entity is still chosen by ``timestamp``.
+    A vector already older than ``ttl`` is not written (it would read as missing at once).
+    """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, not {batch_size}")
     latest = latest_rows(table, entity=entity, timestamp=timestamp, features=features)
     origin = (feature_set_id, pipeline)
+    if stamp is not None:
+        timestamp, created_at = None, stamp
     batches = _vectors(latest, entity, timestamp, features, created_at, origin, batch_size)
-    if ttl is not None:  # a vector already past its TTL would read as missing at once
-        oldest = datetime.now(UTC) - timedelta(seconds=ttl)
-        batches = ([v for v in batch if v.event_time >= oldest] for batch in batches)
-    return sum(store.put(view, batch, ttl=ttl) for batch in batches if batch)
+    oldest = None if ttl is None else datetime.now(UTC) - timedelta(seconds=ttl)
+    written = fresh = 0
+    newest: datetime | None = None
+    for batch in batches:
+        if batch:
+            top = max(v.event_time for v in batch)
+            newest = top if newest is None else max(newest, top)
+        kept = batch if oldest is None else [v for v in batch if v.event_time >= oldest]
+        fresh += len(kept)
+        if kept:
+            written += store.put(view, kept, ttl=ttl)
+    return Materialized(written, latest.num_rows, fresh, newest)
 
 
 def latest_rows(

@@ -23,8 +23,9 @@ from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputError, NotFoundError
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
-from gristmill.features.join import join_inputs
-from gristmill.features.materialize import materialize
+from gristmill.features.join import join_described
+from gristmill.features.materialize import Materialized, materialize_counted
+from gristmill.features.online_freshness import ttl_warning
 from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
 from gristmill.features.rows import ROW_ID, keyed, without_row_id
@@ -54,6 +55,8 @@ class Prepared:
     materialized: int = 0
     stopped: bool = False
     anomalies: list[dict[str, object]] = field(default_factory=list)
+    online_warning: str | None = None
+    """Set when the TTL leaves (nearly) no vector fresh: the figure, and what to change."""
 
 
 def previous_batch(metadata: MetadataStore, batch: RawBatch) -> RawBatch | None:
@@ -106,13 +109,24 @@ def validate_batch(
     return report
 
 
-def combine(spec: FeatureSetSpec, tables: Mapping[str, pa.Table]) -> pa.Table:
+def combine(spec: FeatureSetSpec, tables: Mapping[str, pa.Table], name: str = "<set>") -> pa.Table:
     """The one input table: the single input, or the point-in-time join of several."""
+    return combine_described(spec, tables, name)[0]
+
+
+def combine_described(
+    spec: FeatureSetSpec, tables: Mapping[str, pa.Table], name: str = "<set>"
+) -> tuple[pa.Table, list[dict[str, str]]]:
+    """``combine``'s table, and its schema: each column's type and the input it came
+    from (``features.join.join_described``). Errors name ``features.<name>.join``."""
     if len(tables) == 1:
-        return next(iter(tables.values()))
+        only = next(iter(tables.values()))
+        return only, []
     if spec.join is None:
-        raise ConfigError("a feature set from several sources needs 'join'")
-    return join_inputs(tables, on=spec.join.on, timestamp=spec.join.timestamp, how=spec.join.how)
+        raise ConfigError(f"features.{name}: a feature set from several sources needs 'join'")
+    where = f"features.{name}.join"
+    plans = [spec.join.plan(source, where) for source in list(tables)[1:]]
+    return join_described(tables, plans=plans, where=where)
 
 
 def prepare(
@@ -154,16 +168,25 @@ def prepare(
         split=split.identity if split else None,
         task=task.task if task is not None and by_label else None,
     )
+    arrival = max(batch.created_at for batch in inputs.values())
     known = stores.metadata.feature_sets.find_feature_set(set_id)
     if known is not None:
         # Known offline; make sure it is online too (a new namespace, a flushed store):
         # only vectors newer than what the store holds are written.
-        materialized = 0
+        counted = None
         if spec.online is not None and spec.online.enabled and stores.online is not None:
             features = without_row_id(stores.offline.read(known.feature_set_id))
-            materialized = _materialize(spec, known, features, stores)
-        return Prepared(name, reports, feature_set=known, created=False, materialized=materialized)
-    table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
+            counted = _materialize(spec, known, features, stores, arrival=arrival)
+        return Prepared(
+            name,
+            reports,
+            feature_set=known,
+            created=False,
+            materialized=counted.written if counted else 0,
+            online_warning=ttl_warning(spec, counted, arrival),
+        )
+    tables = {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_}
+    table, joined = combine_described(spec, tables, name)
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
     table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
@@ -190,6 +213,7 @@ def prepare(
                 **fitted.selection.to_dict(),
                 "learned": fitted.describe(),
                 "fitted_on": fitted_on,
+                **({"joined": joined} if joined else {}),
             },
             validation_report=reports[0].report_id,
             run_id=run_id,
@@ -202,9 +226,19 @@ def prepare(
     )
     if stored.created_at != made_at:  # another worker recorded the very same set first
         return Prepared(name, reports, feature_set=stored, created=False)
-    materialized = _materialize(spec, stored, without_row_id(features), stores)
-    materialized += _refresh_views_in_use(spec, stored, without_row_id(table), stores)
-    return Prepared(name, reports, feature_set=stored, created=True, materialized=materialized)
+    counted = _materialize(spec, stored, without_row_id(features), stores, arrival=arrival)
+    materialized = counted.written if counted else 0
+    materialized += _refresh_views_in_use(
+        spec, stored, without_row_id(table), stores, arrival=arrival
+    )
+    return Prepared(
+        name,
+        reports,
+        feature_set=stored,
+        created=True,
+        materialized=materialized,
+        online_warning=ttl_warning(spec, counted, arrival),
+    )
 
 
 def load_pipeline(
@@ -238,8 +272,13 @@ def push_online(name: str, spec: FeatureSetSpec, records: pa.Table, stores: Feat
     # a streamed record is new now: stamp it with its arrival unless it has its own time;
     # one stamp for every pipeline, so none of their vectors supersedes another's
     stamped = datetime.now(UTC)
-    count = _materialize(spec, latest, features, stores, stamped=stamped)
-    return count + _refresh_views_in_use(spec, latest, records, stores, stamped=stamped)
+    arrival = stamped if spec.online.ttl_from == "arrival" else None
+    counted = _materialize(spec, latest, features, stores, stamped=stamped, arrival=arrival)
+    count = counted.written if counted else 0
+    refreshed = _refresh_views_in_use(
+        spec, latest, records, stores, stamped=stamped, arrival=arrival
+    )
+    return count + refreshed
 
 
 def _refresh_views_in_use(
@@ -249,6 +288,7 @@ def _refresh_views_in_use(
     stores: FeatureStores,
     *,
     stamped: datetime | None = None,
+    arrival: datetime | None = None,
 ) -> int:
     """Put ``raw``'s rows through the pipelines of the models in use (registry aliases)
     whose pipeline is not ``newest``'s, into their own parts of the view: transform only.
@@ -274,7 +314,10 @@ def _refresh_views_in_use(
                 view.pipeline, newest.name, ", ".join(view.used_by), exc,
             )  # fmt: skip
             continue
-        count += _materialize(spec, newest, features, stores, view=view, stamped=stamped)
+        counted = _materialize(
+            spec, newest, features, stores, view=view, stamped=stamped, arrival=arrival
+        )
+        count += counted.written if counted else 0
     return count
 
 
@@ -286,13 +329,16 @@ def _materialize(
     *,
     view: OnlineView | None = None,
     stamped: datetime | None = None,
-) -> int:
+    arrival: datetime | None = None,
+) -> Materialized | None:
     """Write ``features`` to the part of ``stored``'s view of the pipeline that computed
     them: ``stored``'s own, or ``view``'s (a model's). Without a timestamp column vectors
-    are stamped ``stamped``, else ``stored``'s creation time."""
+    are stamped ``stamped``, else ``stored``'s creation time; with ``online.ttl_from:
+    arrival``, every vector is stamped ``arrival`` (the TTL counts from it). ``None``
+    when the set has no online view."""
     online = spec.online
     if stores.online is None or online is None or not online.enabled:
-        return 0
+        return None
     if spec.entity is None:
         raise ConfigError(
             f"feature set {stored.name!r} has `online:` but no `entity`; name the entity key "
@@ -302,7 +348,7 @@ def _materialize(
         view = OnlineView(stored.name, stored.feature_set_id, stored.pipeline_artifact or "")
     skip = (spec.entity, spec.timestamp, spec.label, ROW_ID)
     names = [c for c in features.column_names if c not in skip]
-    count = materialize(
+    counted = materialize_counted(
         stores.online,
         stored.name,
         features,
@@ -313,6 +359,9 @@ def _materialize(
         feature_set_id=view.feature_set_id,
         pipeline=view.pipeline,
         created_at=stamped or stored.created_at,
+        stamp=arrival if online.ttl_from == "arrival" else None,
     )
-    logger.info("materialized %d vectors of %s (pipeline %s)", count, stored.name, view.pipeline)
-    return count
+    logger.info(
+        "materialized %d vectors of %s (pipeline %s)", counted.written, stored.name, view.pipeline
+    )
+    return counted

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sklearn.base import ClusterMixin, is_classifier, is_regressor
+from sklearn.base import ClassifierMixin, ClusterMixin, RegressorMixin, is_classifier, is_regressor
 
 from gristmill.core.estimators import check_copyable, check_estimator_class
 from gristmill.core.imports import import_object
@@ -251,3 +251,50 @@ def check_algorithm_path(algorithm: str) -> None:
     """``ConfigError`` unless the import path ``algorithm`` names a scikit-learn estimator
     class (importable, with ``fit`` and ``get_params``); its parameters are not checked."""
     _import(algorithm, algorithm, None)
+
+
+def parameter_names(algorithm: str, task: str | None = None) -> list[str] | None:
+    """The hyper-parameters ``algorithm`` takes, as its estimator's ``get_params()`` (its
+    ``__init__``) names them: for ``task``, or for any task it does; ``None`` when it takes
+    any keyword (``**kwargs``) or is not known. Imports the estimator (``MissingExtraError``
+    for an optional library that is absent, ``ConfigError`` for a path that does not
+    resolve)."""
+    chosen = _task(task)
+    if algorithm in FORECASTERS:
+        factories: list[Any] = [FORECASTERS[algorithm]]
+    elif algorithm in ALGORITHMS:
+        entry = ALGORITHMS[algorithm]
+        paths = [p for t, p in entry.estimators.items() if chosen in (None, t)]
+        if not paths:  # it does not do the task: said where the task is checked
+            return None
+        factories = [_import(algorithm, path, entry.install) for path in paths]
+    elif ":" in algorithm or "." in algorithm:
+        factories = [_import(algorithm, algorithm, None)]
+    else:
+        return None
+    names: set[str] = set()
+    for factory in factories:
+        parameters = inspect.signature(factory).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        names.update(p.name for p in parameters if p.name != "self")
+    return sorted(names)
+
+
+def estimator_tasks(algorithm: str) -> list[Task] | None:
+    """The tasks ``algorithm`` can do, without making it (an import path is imported and
+    its class read: classifier, regressor, clusterer); ``None`` when it cannot be told."""
+    if algorithm in FORECASTERS:
+        return ["forecasting"]
+    if algorithm in ALGORITHMS:
+        return list(ALGORITHMS[algorithm].estimators)
+    if ":" not in algorithm and "." not in algorithm:
+        return None
+    factory = _import(algorithm, algorithm, None)
+    kinds: list[tuple[type, Task]] = [
+        (ClassifierMixin, "classification"),
+        (RegressorMixin, "regression"),
+        (ClusterMixin, "clustering"),
+    ]
+    found = [task for mixin, task in kinds if issubclass(factory, mixin)]
+    return found or None

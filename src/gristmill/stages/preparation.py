@@ -13,6 +13,7 @@ scores for the task training uses (``training.task.preset_task``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gristmill.config.features import FeatureSetSpec
@@ -34,6 +35,8 @@ from gristmill.training.splits import split_for
 from gristmill.training.task import preset_task
 
 __all__ = ["PreparationStage", "SpecResolver", "run_spec_resolver"]
+
+logger = logging.getLogger(__name__)
 
 
 class PreparationStage:
@@ -94,6 +97,8 @@ class PreparationStage:
                 continue
             announcements.append(_announcement(prepared))
             notes.append(_note(prepared))
+            if prepared.online_warning:
+                logger.warning("feature set %s online: %s", name, prepared.online_warning)
         if failures and not announcements:
             first_name, first = failures[0]
             raise type(first)(f"feature set {first_name!r}: {first}") from first
@@ -201,6 +206,7 @@ def _announcement(prepared: Prepared) -> Announcement:
             "materialized": prepared.materialized,
             "reports": reports,
             "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
+            **({"online_warning": prepared.online_warning} if prepared.online_warning else {}),
         },
         key=fs.name,
     )

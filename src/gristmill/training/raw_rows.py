@@ -48,7 +48,8 @@ def raw_rows(
             f"feature set {feature_set.feature_set_id} has no input batch of {missing[0]!r}; "
             "its raw rows cannot be combined again"
         )
-    combined = combine(spec, {s: stores.raw.read(by_source[s].batch_id) for s in spec.from_})
+    tables = {s: stores.raw.read(by_source[s].batch_id) for s in spec.from_}
+    combined = combine(spec, tables, feature_set.name)
     table, _ = keyed(combined, spec.entity, spec.timestamp, by_source[spec.from_[0]].batch_id)
     parts = positions_by_key(table, read_membership(manifest, stores))
     return table.take(parts.get(subset, pa.array([], pa.int64())))
