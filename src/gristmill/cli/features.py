@@ -148,7 +148,7 @@ def prepare_command(
     for item in results:
         if item.online_warning:
             console.print(
-                f"[yellow]online {item.name}:[/] {item.online_warning}",
+                styled((f"online {item.name}:", "yellow"), " ", item.online_warning),
                 highlight=False,
                 soft_wrap=True,
             )

@@ -240,8 +240,11 @@ def print_run_summary(report: RunReport) -> None:
         for event in generated:
             if event.payload.get("online_warning"):
                 console.print(
-                    f"[yellow]online {event.payload.get('name')}:[/] "
-                    f"{event.payload['online_warning']}",
+                    styled(
+                        (f"online {event.payload.get('name')}:", "yellow"),
+                        " ",
+                        str(event.payload["online_warning"]),
+                    ),
                     highlight=False,
                     soft_wrap=True,
                 )
