@@ -198,13 +198,15 @@ def check(found: dict[str, np.ndarray], rows: int, what: str) -> dict[str, Any]:
 
 def phases(folder: Path, model: str, source: Path) -> dict[str, float]:
     """gristmill's phases, in this process, with its own functions (inline, one partition
-    after another): start-up of the command, reading, scoring, the score table, writing the
-    partitions, reading them back and writing ``--out``."""
+    after another): start-up of the command, reading, the servable's feed, scoring, the
+    score table, writing the partitions and the ``--out`` copy as they are made."""
+    from gristmill.cli.score_copies import ScoresCopy
     from gristmill.config.settings import load_settings
     from gristmill.runtime.wiring import build_score_store, open_stores
     from gristmill.servables.loading import load_servable
-    from gristmill.stages import score_jobs
+    from gristmill.stages import score_jobs, score_rows
     from gristmill.stages.score_inputs import read_file
+    from gristmill.stores.scores import ScoreJob
 
     out: dict[str, float] = {}
     env = gristmill_env()
@@ -225,35 +227,38 @@ def phases(folder: Path, model: str, source: Path) -> dict[str, float]:
         table = read_file(str(source))
         out["read the Parquet file"] = time.perf_counter() - start
         store = build_score_store(settings, str(folder / "phase_scores"))
+        copy = ScoresCopy(str(folder / "phase_out.parquet"))
         size = settings.scoring.partition_rows
-        keys: tuple[str, ...] = ()
-        sums = dict.fromkeys(("to numpy", "servable.predict", "score table", "write"), 0.0)
+        names = ("feed", "servable.predict", "score table", "write", "--out copy")
+        sums = dict.fromkeys(names, 0.0)
         job = f"phases_{model}_{time.time_ns()}"
-        for index in range(-(-table.num_rows // size)):
+        total = -(-table.num_rows // size)
+        for index in range(total):
             part = table.slice(index * size, size)
             work = score_jobs.PartitionWork(
-                job, model, 1, index, index * size, str(source), part, "raw", keys, servable, store
+                job, model, 1, index, index * size, str(source), part, "raw", (), servable, store
             )
             start = time.perf_counter()
-            columns = {n: part.column(n).to_numpy(zero_copy_only=False) for n in part.column_names}
-            sums["to numpy"] += time.perf_counter() - start
+            feed = score_rows.numeric_block(part, servable.manifest.inputs)
+            sums["feed"] += time.perf_counter() - start
             start = time.perf_counter()
-            answer = servable.predict(columns)
+            answer = servable.predict(feed if feed is not None else {})
             sums["servable.predict"] += time.perf_counter() - start
             start = time.perf_counter()
-            scores = score_jobs._scores_table(work, columns, np.arange(part.num_rows), [answer])
+            scores = score_rows.scores_table(work, np.arange(part.num_rows), [answer])
             sums["score table"] += time.perf_counter() - start
             start = time.perf_counter()
             store.write_partition(job, index, scores, {"rows": scores.num_rows, "bad_rows": 0})
             sums["write"] += time.perf_counter() - start
+            start = time.perf_counter()
+            copy.take(index, scores)
+            sums["--out copy"] += time.perf_counter() - start
         out |= {f"partitions: {k}": v for k, v in sums.items()}
-        store.commit(job, {"job_id": job, "partitions": list(range(index + 1))})
+        store.commit(job, {"job_id": job, "partitions": list(range(total))})
         start = time.perf_counter()
-        whole = store.read(job)
-        out["--out: read the score store back"] = time.perf_counter() - start
-        start = time.perf_counter()
-        pq.write_table(whole, folder / "phase_out.parquet")
-        out["--out: write the file"] = time.perf_counter() - start
+        copy.finish(store, ScoreJob(job, model, str(source), "succeeded",
+                                    datetime.now(UTC), partitions_total=total))  # fmt: skip
+        out["--out: put in place"] = time.perf_counter() - start
     return out
 
 
