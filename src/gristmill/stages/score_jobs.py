@@ -139,7 +139,8 @@ def _scored(
     alone (each added to ``bad`` with its error)."""
     if lo >= hi:
         return []
-    part = {name: values[lo:hi] for name, values in columns.items()}
+    whole = lo == 0 and hi == work.table.num_rows  # as read: a block stays one block
+    part = columns if whole else {name: values[lo:hi] for name, values in columns.items()}
     try:
         if work.mode == "features":
             answer = work.servable.predict_features(part)

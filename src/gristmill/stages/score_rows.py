@@ -79,12 +79,12 @@ def scores_table(
     """The rows written for the partition of ``work``: ids, the input's keys, prediction,
     a probability per class, ``rejected`` when a ``filter`` step rejected rows."""
     count = len(positions)
-    rows = pa.array((positions + work.first_row).astype(np.int64))
+    rows = arrow(positions + work.first_row)
     if work.layout == 1:
-        out: dict[str, Any] = {
+        out: dict[str, pa.Array | pa.ChunkedArray] = {
             "job_id": pa.repeat(pa.scalar(work.job_id, pa.string()), count),
             "model": pa.repeat(pa.scalar(work.model, pa.string()), count),
-            "version": pa.array(np.full(count, work.version, dtype=np.int64)),
+            "version": arrow(np.full(count, work.version, dtype=np.int64)),
             "row": rows,
             "row_id": _row_ids(work, positions, rows),
         }
@@ -93,33 +93,53 @@ def scores_table(
         out = {
             "job_id": constant(work.job_id, count),
             "model": constant(work.model, count),
-            "version": pa.array(np.full(count, work.version, dtype=np.int64)),
+            "version": arrow(np.full(count, work.version, dtype=np.int64)),
             "input_id": constant(work.input_id, count),
             "row": rows,
         }
         keys = list(work.keys)
     for key in keys:
-        out[key] = work.table.column(key).take(positions) if count else pa.array([])
+        out[key] = work.table.column(key).take(arrow(positions))
     values = np.concatenate([a.values for a in answers]) if answers else np.empty(0)
-    out["prediction"] = pa.array(_plain(values))
+    out["prediction"] = arrow(values)
     classes = work.servable.manifest.classes or ()
     probabilities = [a.probabilities for a in answers if a.probabilities is not None]
     if classes and probabilities and len(probabilities) == len(answers):
-        stacked = np.concatenate(probabilities)
+        stacked = np.concatenate(probabilities).astype(np.float64, copy=False)
         for number, label in enumerate(classes):
-            out[f"p_{label}"] = pa.array(stacked[:, number], pa.float64())
+            out[f"p_{label}"] = arrow(stacked[:, number])
     if any(a.rejected is not None for a in answers):
         rejected = [
             a.rejected if a.rejected is not None else np.zeros(len(a.values), bool) for a in answers
         ]
-        out["rejected"] = pa.array(np.concatenate(rejected))
-    return pa.table(out)
+        out["rejected"] = arrow(np.concatenate(rejected))
+    return pa.Table.from_arrays(list(out.values()), names=list(out))
+
+
+def arrow(values: np.ndarray) -> pa.Array:
+    """``values`` as an Arrow array. Numbers and booleans are wrapped from their buffers:
+    ``pa.array`` asks pandas whether they are a pandas object — importing it, a third of a
+    second — which a score job of an ONNX version otherwise never needs."""
+    kind = values.dtype.kind
+    if kind in "iuf" and values.dtype.byteorder in "=|":
+        flat = np.ascontiguousarray(values)
+        return pa.Array.from_buffers(
+            pa.from_numpy_dtype(flat.dtype), len(flat), [None, pa.py_buffer(flat)]
+        )
+    if kind == "b":
+        bits = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    return pa.array(_plain(values))
 
 
 def constant(value: str, count: int) -> pa.DictionaryArray:
     """``count`` times ``value``, dictionary-encoded: one value and ``count`` zeros."""
-    indices = pa.array(np.zeros(count, dtype=np.int32))
-    return pa.DictionaryArray.from_arrays(indices, pa.array([value], pa.string()))
+    text = value.encode()
+    offsets = np.array([0, len(text)], dtype=np.int32)
+    dictionary = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(text)]
+    )
+    return pa.DictionaryArray.from_arrays(arrow(np.zeros(count, dtype=np.int32)), dictionary)
 
 
 def _plain(values: np.ndarray) -> list[Any] | np.ndarray:
