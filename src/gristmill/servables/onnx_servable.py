@@ -4,14 +4,23 @@ Everything a call does not depend on is decided once, at load: the order of the 
 inputs, which are text, which may be missing, the output names. A call converts each
 column (``columns``: no copy for float64 arrays), reshapes it to ``[rows, 1]`` (a view),
 runs the session and wraps the outputs; a second session runs the learner alone on
-feature columns (``predict_features``). Sessions use one thread by default: a server
-scales by processes, and a single row gains nothing from a thread pool.
+feature columns (``predict_features``).
+
+Each session runs on one thread. A server scales by processes, and a single row gains
+nothing from a thread pool. A servable given ``threads`` above one (batch scoring in
+one process) cuts a call of many rows into pieces that its threads take in turn, each
+piece on one ONNX Runtime thread: a piece waits for no other, where ONNX Runtime's own
+pool splits each operator across its threads and waits for the slowest at every step —
+many times slower when other processes share the cores.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,8 +38,21 @@ def empty_predictions(manifest: ServableManifest) -> Predictions:
     return Predictions(np.empty(0, dtype=np.float64), probabilities)
 
 
-def session(model: bytes, threads: int = 1) -> Any:
-    """An ONNX Runtime session of ``model`` on the CPU; ``threads`` 0 lets it choose."""
+PIECE_ROWS = 8_192
+"""A call of fewer than twice this many rows runs whole, on one thread."""
+
+
+def cpu_threads(threads: int) -> int:
+    """``threads``, or the CPUs this process may use for 0."""
+    if threads > 0:
+        return threads
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def session(model: bytes) -> Any:
+    """An ONNX Runtime session of ``model`` on the CPU, on one thread (see the module)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -38,7 +60,7 @@ def session(model: bytes, threads: int = 1) -> Any:
             "ONNX Runtime is not installed: pip install 'gristmill[serve]'"
         ) from exc
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -51,8 +73,11 @@ class _Runner:
     input column; ``packed``, the columns a graph takes as one tensor (``PACKED_INPUT``),
     in order, or ``None`` when it takes one input per column."""
 
-    def __init__(self, sess: Any, columns: Sequence[InputColumn]) -> None:
+    def __init__(
+        self, sess: Any, columns: Sequence[InputColumn], pieces: Pieces | None = None
+    ) -> None:
         self.session = sess
+        self.pieces = pieces
         by_name = {c.name: c for c in columns}
         self.needed = tuple(columns)
         graph_inputs = sess.get_inputs()
@@ -109,11 +134,44 @@ class _Runner:
         return arrays
 
     def _run(self, feed: dict[str, np.ndarray]) -> list[Any]:
+        if self.pieces is not None:
+            rows = len(next(iter(feed.values())))
+            if rows >= 2 * PIECE_ROWS:
+                return self.pieces.run(self._run_one, feed, rows)
+        return self._run_one(feed)
+
+    def _run_one(self, feed: dict[str, np.ndarray]) -> list[Any]:
         try:
             result: list[Any] = self.session.run(self.outputs, feed)
         except Exception as exc:  # ONNX Runtime's errors are its own types
             raise DataError(f"the model could not score these rows: {exc}") from exc
         return result
+
+
+class Pieces:
+    """Runs a call of many rows as pieces on ``threads`` threads (see the module docstring):
+    twice as many pieces as threads, so a thread slowed by another process leaves its
+    share to the others. The threads start at the first call."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(
+        self, run_one: Callable[[dict[str, np.ndarray]], list[Any]], feed: dict[str, Any], rows: int
+    ) -> list[Any]:
+        """``run_one`` over rows ``[lo, hi)`` of ``feed`` for each piece, the outputs joined
+        in row order (every output of gristmill's graphs has a row per input row)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="gristmill-onnx")
+        step = math.ceil(rows / min(2 * self.threads, math.ceil(rows / PIECE_ROWS)))
+        answers = list(
+            self._pool.map(
+                lambda lo: run_one({k: v[lo : lo + step] for k, v in feed.items()}),
+                range(0, rows, step),
+            )
+        )
+        return [np.concatenate([a[i] for a in answers]) for i in range(len(answers[0]))]
 
 
 class OnnxServable:
@@ -130,8 +188,10 @@ class OnnxServable:
     ) -> None:
         self._manifest = manifest
         self._graphs = (graph, learner, decode_classes, threads)
-        self._full = _Runner(session(graph, threads), manifest.inputs)
-        self._learner = _Runner(session(learner, threads), manifest.features)
+        threads = cpu_threads(threads)
+        pieces = Pieces(threads) if threads > 1 else None
+        self._full = _Runner(session(graph), manifest.inputs, pieces)
+        self._learner = _Runner(session(learner), manifest.features, pieces)
         self._classes = np.asarray(manifest.classes, dtype=object) if decode_classes else None
         self._task = manifest.task
 
@@ -165,8 +225,25 @@ class OnnxServable:
         return Predictions(values, probabilities)
 
 
+_REBUILT: dict[tuple[str, int], OnnxServable] = {}
+"""The servables unpickled in this process, by digest and threads (a few, newest last)."""
+
+
 def _rebuilt(
     manifest: ServableManifest, graph: bytes, learner: bytes, decode_classes: bool, threads: int
 ) -> OnnxServable:
-    """An ``OnnxServable`` unpickled: its sessions opened again from its graphs."""
-    return OnnxServable(manifest, graph, learner, decode_classes=decode_classes, threads=threads)
+    """An ``OnnxServable`` unpickled: its sessions opened again from its graphs — once per
+    process for a stored servable (its digest names its graphs): an executor's worker
+    scoring a job's partitions one after another opens them for the first alone."""
+    key = (manifest.digest, threads)
+    found = _REBUILT.get(key) if manifest.digest else None
+    if found is not None and found.manifest == manifest:
+        return found
+    servable = OnnxServable(
+        manifest, graph, learner, decode_classes=decode_classes, threads=threads
+    )
+    if manifest.digest:
+        while len(_REBUILT) >= 4:
+            del _REBUILT[next(iter(_REBUILT))]
+        _REBUILT[key] = servable
+    return servable

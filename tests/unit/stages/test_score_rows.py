@@ -15,18 +15,12 @@ import pytest
 from palmerpenguins import load_penguins
 
 from gristmill.backends.parquet.scores import ParquetScoreStore
-from gristmill.features.pipeline import FeaturePipeline
-from gristmill.features.steps import make_step
-from gristmill.learners.registry import make_learner
-from gristmill.servables.onnx_graphs import onnx_graphs
 from gristmill.servables.onnx_servable import OnnxServable
-from gristmill.servables.port import InputColumn, NumericColumns, ServableManifest
-from gristmill.servables.schema import columns, raw_types
+from gristmill.servables.port import InputColumn, NumericColumns
 from gristmill.stages.score_jobs import PartitionWork, score_partition
 from gristmill.stages.score_rows import numeric_block
-from gristmill.training.bundle import Scorer
+from gristmill.testing.servables import MEASUREMENTS, numeric_servable
 
-NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 X, N = InputColumn("x", "float64"), InputColumn("n", "int64")
 
 
@@ -59,42 +53,11 @@ def test_anything_but_finite_numbers_goes_the_general_way(
 
 @pytest.fixture(scope="module")
 def servable() -> OnnxServable:
-    frame = load_penguins().dropna(subset=["species"]).reset_index(drop=True)
-    steps = [
-        {"impute": {"columns": NUMBERS, "strategy": "median"}},
-        {"standardize": {"columns": NUMBERS}},
-        {"drop": {"columns": ["island", "sex"]}},
-    ]
-    pipeline = FeaturePipeline(
-        tuple(make_step(*next(iter(s.items()))) for s in steps), label="species"
-    ).fit(frame)
-    features = pipeline.transform(frame)
-    learner = make_learner("logistic_regression", {"max_iter": 2000}).fit(
-        features[pipeline.feature_names], frame["species"].loc[features.index]
-    )
-    scorer = Scorer(learner, pipeline, pipeline.feature_names)
-    types = raw_types(scorer)
-    graphs = onnx_graphs(scorer, types)
-    manifest = ServableManifest(
-        model="m",
-        version=1,
-        kind="onnx",
-        reason="",
-        digest="",
-        bundle="",
-        pipeline=None,
-        task="classification",
-        output="probabilities",
-        inputs=columns({n: types[n] for n in graphs.inputs}, {}),
-        classes=tuple(scorer.classes),
-        features=columns(dict.fromkeys(scorer.feature_names, "float64"), {}),  # type: ignore[arg-type]
-    )
-    full, alone = graphs.full.SerializeToString(), graphs.learner.SerializeToString()
-    return OnnxServable(manifest, full, alone)
+    return numeric_servable()
 
 
 def _rows(servable: OnnxServable) -> pa.Table:
-    frame = load_penguins().dropna(subset=NUMBERS).reset_index(drop=True).head(40)
+    frame = load_penguins().dropna(subset=MEASUREMENTS).reset_index(drop=True).head(40)
     names = [c.name for c in servable.manifest.inputs]
     table = pa.Table.from_pandas(frame[names], preserve_index=False)
     keys = pa.array([f"p{i:04d}" for i in range(len(frame))])
