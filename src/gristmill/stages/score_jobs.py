@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -241,7 +241,9 @@ def _run(
     )
     jobs.save_job(job)
     progress(job)
-    needed = [
+    # made as they are submitted: a partition copied for other processes while the
+    # earlier ones are scored
+    needed = (
         PartitionWork(
             job.job_id,
             name,
@@ -260,7 +262,7 @@ def _run(
         )
         for index in range(total)
         if index not in done
-    ]
+    )
     for result in _in_flight(executor, needed):
         if sink is not None and result.table is not None:
             sink(result.index, result.table)
@@ -302,7 +304,7 @@ def _partition(table: pa.Table, index: int, size: int, executor: Executor) -> pa
     return pa.table(columns, schema=part.schema)
 
 
-def _in_flight(executor: Executor, needed: list[PartitionWork]) -> Iterator[PartitionResult]:
+def _in_flight(executor: Executor, needed: Iterable[PartitionWork]) -> Iterator[PartitionResult]:
     """The partitions' results in order, at most two per executor worker submitted ahead
     (bounded memory; an ``inline`` executor scores one, then reports it)."""
     window = max(1, executor.capabilities.workers * 2)
