@@ -41,6 +41,8 @@ def test_pieces_answer_as_one_thread(
     assert np.array_equal(alone.probabilities, pieced.probabilities)  # type: ignore[arg-type]
     loose = three.predict(dict(rows))  # one array per column, cut the same way
     assert np.array_equal(alone.probabilities, loose.probabilities)  # type: ignore[arg-type]
+    pieces = three._full.pieces
+    assert pieces is not None and 1 <= pieces._free.qsize() <= 3  # a session per thread at most
 
 
 def test_a_bad_value_in_a_piece_is_named(servables: tuple[OnnxServable, OnnxServable]) -> None:
