@@ -198,13 +198,15 @@ def check(found: dict[str, np.ndarray], rows: int, what: str) -> dict[str, Any]:
 
 def phases(folder: Path, model: str, source: Path) -> dict[str, float]:
     """gristmill's phases, in this process, with its own functions (inline, one partition
-    after another): start-up of the command, reading, scoring, the score table, writing the
-    partitions, reading them back and writing ``--out``."""
+    after another): start-up of the command, reading, the servable's feed, scoring, the
+    score table, writing the partitions and the ``--out`` copy as they are made."""
+    from gristmill.cli.score_copies import ScoresCopy
     from gristmill.config.settings import load_settings
     from gristmill.runtime.wiring import build_score_store, open_stores
     from gristmill.servables.loading import load_servable
-    from gristmill.stages import score_jobs
+    from gristmill.stages import score_jobs, score_rows
     from gristmill.stages.score_inputs import read_file
+    from gristmill.stores.scores import ScoreJob
 
     out: dict[str, float] = {}
     env = gristmill_env()
@@ -225,35 +227,38 @@ def phases(folder: Path, model: str, source: Path) -> dict[str, float]:
         table = read_file(str(source))
         out["read the Parquet file"] = time.perf_counter() - start
         store = build_score_store(settings, str(folder / "phase_scores"))
+        copy = ScoresCopy(str(folder / "phase_out.parquet"))
         size = settings.scoring.partition_rows
-        keys: tuple[str, ...] = ()
-        sums = dict.fromkeys(("to numpy", "servable.predict", "score table", "write"), 0.0)
+        names = ("feed", "servable.predict", "score table", "write", "--out copy")
+        sums = dict.fromkeys(names, 0.0)
         job = f"phases_{model}_{time.time_ns()}"
-        for index in range(-(-table.num_rows // size)):
+        total = -(-table.num_rows // size)
+        for index in range(total):
             part = table.slice(index * size, size)
             work = score_jobs.PartitionWork(
-                job, model, 1, index, index * size, str(source), part, "raw", keys, servable, store
+                job, model, 1, index, index * size, str(source), part, "raw", (), servable, store
             )
             start = time.perf_counter()
-            columns = {n: part.column(n).to_numpy(zero_copy_only=False) for n in part.column_names}
-            sums["to numpy"] += time.perf_counter() - start
+            feed = score_rows.numeric_block(part, servable.manifest.inputs)
+            sums["feed"] += time.perf_counter() - start
             start = time.perf_counter()
-            answer = servable.predict(columns)
+            answer = servable.predict(feed if feed is not None else {})
             sums["servable.predict"] += time.perf_counter() - start
             start = time.perf_counter()
-            scores = score_jobs._scores_table(work, columns, np.arange(part.num_rows), [answer])
+            scores = score_rows.scores_table(work, np.arange(part.num_rows), [answer])
             sums["score table"] += time.perf_counter() - start
             start = time.perf_counter()
             store.write_partition(job, index, scores, {"rows": scores.num_rows, "bad_rows": 0})
             sums["write"] += time.perf_counter() - start
+            start = time.perf_counter()
+            copy.take(index, scores)
+            sums["--out copy"] += time.perf_counter() - start
         out |= {f"partitions: {k}": v for k, v in sums.items()}
-        store.commit(job, {"job_id": job, "partitions": list(range(index + 1))})
+        store.commit(job, {"job_id": job, "partitions": list(range(total))})
         start = time.perf_counter()
-        whole = store.read(job)
-        out["--out: read the score store back"] = time.perf_counter() - start
-        start = time.perf_counter()
-        pq.write_table(whole, folder / "phase_out.parquet")
-        out["--out: write the file"] = time.perf_counter() - start
+        copy.finish(store, ScoreJob(job, model, str(source), "succeeded",
+                                    datetime.now(UTC), partitions_total=total))  # fmt: skip
+        out["--out: put in place"] = time.perf_counter() - start
     return out
 
 
@@ -348,10 +353,14 @@ NOTES = """## Method
 - gristmill: `python -m gristmill score MODEL input.parquet --out scores.parquet` in the
   folder of the trained models (embedded SQLite metadata, local score store), the executor
   set by `GRISTMILL_EXECUTOR__BACKEND`; default settings otherwise (100,000-row partitions).
-  The command writes the score store (a Parquet file per partition with job id, model,
-  version, row, row id, prediction, a probability per class; then the manifest), records
-  the job and its lineage, then reads the job back and writes `--out`. It scores through the
-  version's compiled servable (ONNX Runtime, one thread per session).
+  The command records the job, writes the score store (a Parquet file per partition in
+  layout 2, ADR 25: job id, model, version, input id, row, prediction, a probability per
+  class; then the manifest), writes `--out` from the same tables as the partitions are
+  scored (renamed into place at the end), and records the lineage. It scores through the
+  version's compiled ONNX servable: the numbers are read from Arrow into one matrix per
+  partition; `inline` cuts each partition into pieces scored on one thread per core (one
+  ONNX Runtime thread each), `local` scores whole partitions in one worker process per core
+  (one thread each).
 - The bare script reads the file with pyarrow, converts it to pandas (the pipeline was
   fitted with column names), calls `predict_proba` once and writes class and probabilities.
   The forest runs with `n_jobs=-1` (2 threads), as gristmill trained it.
@@ -359,50 +368,44 @@ NOTES = """## Method
   `mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba")`; its command reads CSV or
   JSON only (no Parquet) and writes JSON `{"predictions": [[p0, p1], …]}`: it is given the
   same rows as CSV and its class is the largest probability's.
+- `--phases` times gristmill's steps in the bench's own process with gristmill's functions
+  (the servable loaded as `inline` loads it); the start-up and imports rows are separate
+  processes. They say where the time goes, not the command's total.
 
-## Where gristmill's time goes (2026-12-03, this run, an earlier one and a cProfile)
+## What changed (2026-12-03, i10-batchspeed), and what is left
 
-Two full runs the same hour (10:35 and 10:50 UTC, load average 4 to 8 on the 2 cores: the
-figures move by 2x between runs; the ratios less). Run 1 (before the slice fix below):
-bare 13.7 / 22.4 s, gristmill inline 23.4 / 38.1 s, local 71.9 / 117.3 s, MLflow 61.3 /
-68.1 s (logistic regression / forest). A cProfile of `gristmill score serving_logreg` (inline,
-1M rows) and `python -X importtime -m gristmill --version` say where the time goes:
+Profiled with py-spy (`py-spy record --threads -f raw`) on the 1M-row file:
 
-- **Start-up, about half of gristmill's wall time.** `python -m gristmill --version` alone
-  takes 7-19 s here, most of the bare script's whole run. `cli/app.py` imports every
-  command's module at start; through `cli.dead_letters -> cli.settings -> runtime.wiring ->
-  features.prepare` that loads scikit-learn, SciPy (`scipy.stats`), pandas, skops (its
-  `_trusted_types` walks all of scikit-learn at import: 2 s of its own), dask, redis,
-  optuna, statsmodels, SQLAlchemy, duckdb and pytest (through `skops.utils._fixes`).
-  importtime, loaded machine: SciPy 3.3 s, skops 2.1 s, gristmill's own modules 1.6 s,
-  scikit-learn 1.2 s, pandas 0.8 s, SQLAlchemy 0.7 s, dask 0.7 s, redis 0.6 s of 15 s.
-  Scoring an ONNX servable needs none of scikit-learn, SciPy, skops or dask. (The bare
-  script imports scikit-learn too, to unpickle the pipeline.)
-- **The job, beyond reading and scoring, ~4-5 s for the logistic regression** (the table
-  above): the score table 1.1 s (a `row_id` string `"<input>:<row>"` built in Python for
-  each of the 1M rows; `job_id` and `model` repeated as Python lists), writing the 10
-  partitions 0.7 s, then `--out` reads every partition back from the score store (0.8-2 s)
-  and writes them again (0.4-0.7 s). The bare script writes 3 columns once.
-- **The forest: ONNX Runtime on one thread.** Servables open their sessions with
-  `intra_op_num_threads=1` (right for serving); `inline` batch scoring then uses one of the
-  two cores (7-15 s for 1M rows), where scikit-learn's forest with `n_jobs=-1` uses both.
-- **`local` is slower than `inline` on 2 cores**, every run: the pool's start (the
-  forkserver preloads `gristmill.training.jobs`, i.e. scikit-learn), the servable pickled
-  with every task and its ONNX sessions rebuilt per partition, and the parent competing
-  for the same two cores. One cause was a bug, fixed here (trivial, with a unit test): a
-  partition was a pyarrow slice, and a pickled slice carries its parent's whole buffers, so
-  each of the 10 tasks sent the entire 1M-row input to a worker (155 MB pickled instead of
-  15 MB). `stages.score_jobs._partition` now copies the rows for executors of other
-  processes: local went from 71.9 / 117.3 s (run 1) to 51.0 / 47.2 s (run 2).
+- **The servable's feed.** A partition's columns were converted one by one (`to_numpy`,
+  which imports pandas), checked with a BLAS dot product each (OpenBLAS threads fighting
+  ONNX Runtime's for the two cores) and stacked again: 1.7-3 s of the logistic
+  regression's 1M rows for a graph that runs in 0.3 s. Now a partition of finite numbers is
+  copied once from Arrow's buffers into the row-major matrix the graph takes
+  (`stages.score_rows.numeric_block`), checked by one sum.
+- **The rows written.** `row_id` (a text per row) is gone; `input_id` + `row` name a row
+  and `job_id`, `model`, `input_id` are dictionary-encoded; Parquet dictionaries only for
+  text columns (a dictionary of probabilities was built and dropped on every page):
+  a 100,000-row partition writes in 12-16 ms instead of 28-41 ms. Snappy kept (no
+  compression saves 1-4 ms per partition for 20 % more bytes).
+- **`--out`** is written from the tables as the partitions are scored, not read back from
+  the store (was 0.7-0.9 s read + 0.5-0.9 s write).
+- **No pandas.** The score rows are built from numpy buffers: a job over numbers no longer
+  imports pandas (0.3-0.5 s here).
+- **Threads.** ONNX Runtime's own pool (`intra_op_num_threads` = cores) splits each operator
+  across its threads and waits for the slowest; with other processes on the two cores it
+  ran the forest 2-4x *slower* than one thread, and two threads running one session did the
+  work of one. The `inline` executor now cuts a partition into pieces taken by one thread
+  per core, each with a session of its own on one ONNX Runtime thread; `local`
+  workers (one per core, one thread each) open a version's sessions once per process
+  instead of once per partition, and partitions are copied for them as they are submitted.
 
-What would make it faster, largest first: (1) lazy CLI imports — register commands without
-importing their modules, import scikit-learn/SciPy/skops/dask only in the commands and code
-paths that use them (skops only to read a skops artifact); (2) for batch scoring, ONNX
-sessions with as many threads as cores per executor worker (inline: all); (3) `row_id`
-built vectorised (or left out for file inputs, where `row` already says it) and `job_id`,
-`model` as dictionary-encoded constants; (4) `--out` written from the partitions as they
-are scored instead of reading the store back; (5) `local`: the servable sent once per
-worker process, and partitions read by the workers from the input themselves.
+Left: start-up and the CLI's imports (typer, rich, SQLAlchemy, pydantic, pyarrow: ~1-2 s
+of a 3 s job here) are shared by every command; `local` still pays its pool's start and
+sends each partition's rows to a worker (on 2 shared cores `inline` and `local` trade
+places from round to round); the forest's time is ONNX Runtime's tree ensemble, which costs
+the CPU scikit-learn's does on these rows (0.55 against 0.58 CPU seconds per 100,000 rows,
+one thread each): the command matches the bare script, and 3x MLflow — whose command adds
+only a CSV read and a JSON write to that script — would need a faster tree scorer.
 """
 
 

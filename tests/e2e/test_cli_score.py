@@ -70,7 +70,9 @@ def test_score_writes_the_store_and_the_out_file_and_says_where(cli: Cli, where:
         scored["penguin_id"].tolist()
         == pd.read_parquet(where / "new.parquet")["penguin_id"].tolist()
     )
-    assert {"prediction", "p_Adelie", "job_id", "model", "version", "row_id"} <= set(scored)
+    assert {"prediction", "p_Adelie", "job_id", "model", "version", "input_id"} <= set(scored)
+    assert set(scored["input_id"]) == {"new.parquet"} and set(scored["job_id"]) == {job}
+    assert [p.name for p in where.iterdir() if p.name.startswith(".scored")] == []
 
     code, out, err = cli("jobs")
     assert code == 0 and job in out and "succeeded" in out and "4/4" in out
@@ -111,7 +113,7 @@ def test_out_copies_every_partition_as_csv_and_json_lines(cli: Cli, where: Path)
     for copy in (as_csv, as_json):  # 4 partitions of 100 rows, one header, in order
         assert copy["row"].tolist() == list(range(344))
         assert copy["penguin_id"].tolist()[:2] == ["p0000", "p0001"]
-        assert copy["row_id"].str.endswith(":343").sum() == 1
+        assert set(copy["input_id"]) == {"new.parquet"} and set(copy["model"]) == {"birds"}
 
 
 def test_a_job_id_given_again_finishes_that_job_and_must_match_it(cli: Cli, where: Path) -> None:
@@ -120,10 +122,12 @@ def test_a_job_id_given_again_finishes_that_job_and_must_match_it(cli: Cli, wher
     folder = where / ".gristmill" / "scores" / "nightly-1"
     (folder / "_manifest.json").unlink()  # as if it had been stopped before its end
     (folder / "part-00003.parquet").unlink()
-    code, _, err = cli("score", "birds", "new.parquet", "--job", "nightly-1")
+    code, _, err = cli("score", "birds", "new.parquet", "--job", "nightly-1", "-o", "all.csv")
     assert code == 0, err
     rows = pq.read_table(folder).column("row").to_pylist()
     assert sorted(rows) == list(range(344))
+    # --out holds the partitions committed before too, in order (copied from the store)
+    assert pd.read_csv(where / "all.csv")["row"].tolist() == list(range(344))
     code, _, err = cli("score", "birds", "bad.csv", "--job", "nightly-1")
     assert code != 0 and "job nightly-1 scores new.parquet with birds" in err, err
     code, _, err = cli("score", "birds", "new.parquet", "--job", "../x")

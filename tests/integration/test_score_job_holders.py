@@ -23,11 +23,14 @@ from gristmill.stores.run_status import MIN_STALE_AFTER
 from gristmill.stores.schedules import Schedule, Tick
 from gristmill.stores.scores import SCORING_STAGE, ScoreJob, job_key
 
-NOW = datetime.now(UTC)
+
+def _now() -> datetime:
+    """Taken when a test runs: a module-level time goes stale in a long suite."""
+    return datetime.now(UTC)
 
 
 def running_job(metadata: SqlMetadataStore, job_id: str = "job-1") -> ScoreJob:
-    job = ScoreJob(job_id, "churn", "new.csv", "running", NOW, partitions_total=9)
+    job = ScoreJob(job_id, "churn", "new.csv", "running", _now(), partitions_total=9)
     metadata.score_jobs.save_job(job)
     return job
 
@@ -56,13 +59,13 @@ def state(metadata: SqlMetadataStore, job: ScoreJob) -> tuple[str, str]:
 def test_a_job_is_running_while_its_holder_is(metadata: SqlMetadataStore) -> None:
     job = running_job(metadata)
     assert state(metadata, job) == ("running", "")  # no holder recorded: taken at its word
-    held_by(metadata, "score@elsewhere:4242", NOW + timedelta(seconds=30))
+    held_by(metadata, "score@elsewhere:4242", _now() + timedelta(seconds=30))
     assert state(metadata, job) == ("running", "")  # another host: its lease is the evidence
 
 
 def test_a_job_whose_lease_is_long_past_is_stopped(metadata: SqlMetadataStore) -> None:
     job = running_job(metadata)
-    held_by(metadata, "scoring@elsewhere:4242", NOW - timedelta(minutes=5))
+    held_by(metadata, "scoring@elsewhere:4242", _now() - timedelta(minutes=5))
     status, why = state(metadata, job)
     assert status == "stopped"
     assert why.startswith("scoring@elsewhere:4242 stopped renewing its lease, which expired")
@@ -71,7 +74,7 @@ def test_a_job_whose_lease_is_long_past_is_stopped(metadata: SqlMetadataStore) -
 def test_a_job_whose_process_is_gone_is_stopped_at_once(metadata: SqlMetadataStore) -> None:
     job = running_job(metadata)
     holder = f"score@{socket.gethostname()}:{dead_pid()}"
-    held_by(metadata, holder, NOW + timedelta(seconds=30))
+    held_by(metadata, holder, _now() + timedelta(seconds=30))
     assert state(metadata, job) == ("stopped", f"its process {holder} is gone")
 
 
@@ -96,7 +99,7 @@ def test_a_live_holder_keeps_the_job_and_a_dead_one_is_taken_over(
         assert state(metadata, other) == ("running", "")
     ended = metadata.executions.find_execution(SCORING_STAGE, job_key("job-2"))
     assert ended is not None and ended.status == "succeeded"
-    still_running = metadata.executions.list_stale_executions(NOW + timedelta(days=1))
+    still_running = metadata.executions.list_stale_executions(_now() + timedelta(days=1))
     assert [e.holder for e in still_running] == [alive]  # job-1's; the dead holder's closed
 
 
@@ -114,14 +117,16 @@ def test_a_failing_holder_ends_its_execution_failed(metadata: SqlMetadataStore) 
 def test_gristmill_schedules_shows_a_scheduled_job_whose_holder_is_gone_stopped(
     metadata: SqlMetadataStore,
 ) -> None:
-    since = NOW - timedelta(days=1)
+    since = _now() - timedelta(days=1)
     schedule = Schedule("birds/score", "birds", "score", "source:penguins", "every 1h", "d", since)
     metadata.schedules.set_schedules("birds", [schedule])
-    fired = NOW - timedelta(hours=1)
-    tick = Tick("birds/score", fired, NOW, "scheduler@x:1", "fired", "", ref="job-1")
+    fired = _now() - timedelta(hours=1)
+    tick = Tick("birds/score", fired, _now(), "scheduler@x:1", "fired", "", ref="job-1")
     assert metadata.schedules.claim_tick(tick)
     job = running_job(metadata)
-    held_by(metadata, f"scoring@{socket.gethostname()}:{dead_pid()}", NOW + timedelta(seconds=30))
+    held_by(
+        metadata, f"scoring@{socket.gethostname()}:{dead_pid()}", _now() + timedelta(seconds=30)
+    )
     (view,) = schedule_views(metadata, datetime.now(UTC))
     assert view.state == "stopped"
     metadata.score_jobs.save_job(replace(job, state="succeeded"))

@@ -4,12 +4,15 @@ nothing twice, and the lineage from raw batch to scores."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from gristmill.config.settings import Settings, load_settings
@@ -136,8 +139,13 @@ def test_a_raw_batch_and_a_feature_set_are_scored_and_linked_in_lineage(
     assert (by_features.input_kind, by_features.rows) == ("feature_set", feature_set.row_count)
 
     store = build_score_store(settings)
-    raw_scores = store.read(by_batch.job_id).to_pandas().set_index("row_id")
-    feature_scores = store.read(by_features.job_id).to_pandas().set_index("row_id")
+    raw_scores = store.read(by_batch.job_id).to_pandas()
+    # a raw row is named by its batch and number, a feature set's row by its _row_id
+    # (the same identity: `<first batch>:<row>`, ADR 8 and 25)
+    raw_scores.index = raw_scores["input_id"].astype(str) + ":" + raw_scores["row"].astype(str)
+    assert set(raw_scores["input_id"]) == {batch.batch_id}
+    feature_scores = store.read(by_features.job_id).to_pandas().set_index("_row_id")
+    assert set(feature_scores["input_id"]) == {feature_set.feature_set_id}
     assert raw_scores.loc[feature_scores.index, "prediction"].tolist() == (
         feature_scores["prediction"].tolist()
     )  # the version's own pipeline on raw rows = the learner on its own features
@@ -232,3 +240,66 @@ def test_a_stopped_job_finishes_with_the_version_and_cut_it_began_with(
     assert (again.state, again.version, again.partitions_total) == ("succeeded", 1, 7)
     rows = build_score_store(settings).read(job.job_id)["row"].to_pylist()
     assert sorted(rows) == list(range(344))  # every row once, none lost to a new cut
+
+
+def _as_before_layout_2(part: Path) -> None:
+    """Rewrite a partition as written before ADR 25: its stats without a layout."""
+    table = pq.read_table(part)
+    metadata = dict(table.schema.metadata or {})
+    stats = json.loads(metadata[b"gristmill.partition"])
+    del stats["layout"]
+    metadata[b"gristmill.partition"] = json.dumps(stats).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), part)
+
+
+def test_a_job_begun_in_the_old_layout_finishes_in_it(
+    trained: tuple[Settings, ModelVersion, Path],
+    stores: FeatureStores,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings, _, _ = trained
+    path = tmp_path / "birds.parquet"
+    penguins().drop(columns=["species"]).to_parquet(path)
+    job = new_job("penguins_logreg", str(path))
+    with monkeypatch.context() as patched:
+        patched.setattr("gristmill.stages.score_jobs.LAYOUT", 1)
+        first = score(settings, stores, job)
+    folder = Path(first.location or "")
+    (folder / "_manifest.json").unlink()  # stopped after 3 partitions, before ADR 25
+    for index in range(7):
+        part = folder / f"part-{index:05d}.parquet"
+        if index < 3:
+            _as_before_layout_2(part)
+        else:
+            part.unlink()
+    again = score(settings, stores, replace(job, state="queued"))
+    assert (again.state, again.rows) == ("succeeded", 344)
+    store = build_score_store(settings)
+    assert store.manifest(job.job_id)["layout"] == 1  # type: ignore[index]
+    shapes = {t.schema.remove_metadata() for t in store.partitions(job.job_id)}
+    (schema,) = shapes  # one schema for the whole job: the old one
+    assert "row_id" in schema.names and "input_id" not in schema.names
+    assert schema.field("job_id").type == pa.string()
+    table = store.read(job.job_id)
+    assert table["row_id"].to_pylist() == [f"{path}:{i}" for i in range(344)]
+
+
+def test_the_sink_is_given_each_partition_scored_in_order(
+    trained: tuple[Settings, ModelVersion, Path], stores: FeatureStores, tmp_path: Path
+) -> None:
+    settings, _, _ = trained
+    path = tmp_path / "birds.parquet"
+    penguins().drop(columns=["species"]).to_parquet(path)
+    job = new_job("penguins_logreg", str(path))
+    stores.metadata.score_jobs.add_job(job)
+    given: list[tuple[int, pa.Table]] = []
+    executor = InlineExecutor()
+    executor.open()
+    store = build_score_store(settings)
+    done = run_score_job(
+        job, stores, store, executor, partition_rows=100,
+        sink=lambda index, table: given.append((index, table)),
+    )  # fmt: skip
+    assert [i for i, _ in given] == [0, 1, 2, 3] == store.manifest(done.job_id)["partitions"]  # type: ignore[index]
+    assert pa.concat_tables([t for _, t in given]).equals(store.read(done.job_id))

@@ -12,7 +12,7 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -26,8 +26,6 @@ from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
 
 if TYPE_CHECKING:  # the scoring work is imported when a verb runs (`--help` stays fast)
     from rich.progress import Progress
-
-    from gristmill.stores.scores import ScoreStore
 
 OUT_FORMATS = (".csv", ".parquet", ".jsonl")
 NAMED = 5
@@ -72,6 +70,7 @@ def score_command(
         gristmill score churn/3 feature_set:customers_v1 --out scores.parquet
         gristmill score churn new_customers.parquet --job 01J9Z…  finish a stopped job
     """
+    from gristmill.cli.score_copies import ScoresCopy
     from gristmill.core.ids import new_id
     from gristmill.runtime.job_leases import holding_job
     from gristmill.runtime.wiring import (
@@ -88,6 +87,7 @@ def score_command(
     if out is not None and not as_store:
         check_output_folder(out)
     store = build_score_store(settings, out if as_store else None)
+    copy = ScoresCopy(out) if out is not None and not as_store else None
     if job_id is not None and not JOB_ID.fullmatch(job_id):
         raise ConfigError(
             f"--job {job_id!r}: a job id is 1 to 64 letters, digits, '_', '-' or '.'; "
@@ -129,11 +129,16 @@ def score_command(
                     executor,
                     partition_rows=settings.scoring.partition_rows,
                     progress=show,
+                    sink=None if copy is None else copy.take,
                 )
+        except BaseException:
+            if copy is not None:
+                copy.discard()
+            raise
         finally:
             executor.close()
-    if out is not None and Path(out).suffix.lower() in OUT_FORMATS:
-        _write(store, done.job_id, out)
+    if copy is not None:
+        copy.finish(store, done)
     if as_json:
         console.print_json(json.dumps(job_summary(done), default=str))
         return
@@ -169,68 +174,6 @@ def _summary(job: ScoreJob, seconds: float, out: str | None) -> list[str]:
 
 def _key(error: dict[str, object]) -> str:
     return f" ({error['key']})" if error.get("key") else ""
-
-
-def _write(store: ScoreStore, job_id: str, out: str) -> None:
-    """The job's scores copied to ``out`` (Parquet, CSV or JSON lines by its suffix), a
-    partition at a time when they share one schema (the usual case), else joined first."""
-    import pyarrow.csv
-    import pyarrow.parquet
-
-    tables = store.partitions(job_id)
-    first = next(tables, None)
-    if first is None:
-        first = store.read(job_id)
-    suffix = Path(out).suffix.lower()
-    if suffix == ".parquet":
-        writer: Any = pyarrow.parquet.ParquetWriter(out, first.schema)
-    elif suffix == ".csv":
-        writer = pyarrow.csv.CSVWriter(out, first.schema)
-    else:
-        writer = _JsonLines(out)
-    same_shape = True
-    with writer:
-        writer.write_table(first)
-        for table in tables:
-            same_shape = table.schema.equals(first.schema)
-            if not same_shape:  # a partition of its own shape (no rows, say)
-                break
-            writer.write_table(table)
-    if not same_shape:
-        _write_whole(store.read(job_id), out, suffix)
-
-
-def _write_whole(table: Any, out: str, suffix: str) -> None:
-    import pyarrow.csv
-    import pyarrow.parquet
-
-    if suffix == ".parquet":
-        pyarrow.parquet.write_table(table, out)
-    elif suffix == ".csv":
-        pyarrow.csv.write_csv(table, out)
-    else:
-        with _JsonLines(out) as writer:
-            writer.write_table(table)
-
-
-class _JsonLines:
-    """Rows as JSON lines, a table at a time (the writers' interface of pyarrow's)."""
-
-    def __init__(self, out: str) -> None:
-        self._handle = open(out, "w")  # noqa: SIM115 - closed by close()
-
-    def write_table(self, table: Any) -> None:
-        for row in table.to_pylist():
-            self._handle.write(json.dumps(row, default=str) + "\n")
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> _JsonLines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def jobs_command(

@@ -4,14 +4,26 @@ Everything a call does not depend on is decided once, at load: the order of the 
 inputs, which are text, which may be missing, the output names. A call converts each
 column (``columns``: no copy for float64 arrays), reshapes it to ``[rows, 1]`` (a view),
 runs the session and wraps the outputs; a second session runs the learner alone on
-feature columns (``predict_features``). Sessions use one thread by default: a server
-scales by processes, and a single row gains nothing from a thread pool.
+feature columns (``predict_features``).
+
+Each session runs on one thread. A server scales by processes, and a single row gains
+nothing from a thread pool. A servable given ``threads`` above one (batch scoring in
+one process) cuts a call of many rows into pieces that its threads take in turn, each
+piece on a session of its thread's own, on one ONNX Runtime thread: a piece waits for no
+other, where ONNX Runtime's own pool splits each operator across its threads and waits for
+the slowest at every step — many times slower when other processes share the cores. (Runs
+of one session from several threads overlap little: measured on a tree ensemble, two
+threads on one session did the work of one, on two sessions of two.)
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+import os
+import queue
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -29,8 +41,24 @@ def empty_predictions(manifest: ServableManifest) -> Predictions:
     return Predictions(np.empty(0, dtype=np.float64), probabilities)
 
 
-def session(model: bytes, threads: int = 1) -> Any:
-    """An ONNX Runtime session of ``model`` on the CPU; ``threads`` 0 lets it choose."""
+Runs = Callable[[Any, dict[str, np.ndarray]], list[Any]]
+"""Runs a session (the first argument) on a feed: ``_Runner._run_on``."""
+
+PIECE_ROWS = 8_192
+"""A call of fewer than twice this many rows runs whole, on one thread."""
+
+
+def cpu_threads(threads: int) -> int:
+    """``threads``, or the CPUs this process may use for 0."""
+    if threads > 0:
+        return threads
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def session(model: bytes) -> Any:
+    """An ONNX Runtime session of ``model`` on the CPU, on one thread (see the module)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -38,7 +66,7 @@ def session(model: bytes, threads: int = 1) -> Any:
             "ONNX Runtime is not installed: pip install 'gristmill[serve]'"
         ) from exc
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -51,8 +79,10 @@ class _Runner:
     input column; ``packed``, the columns a graph takes as one tensor (``PACKED_INPUT``),
     in order, or ``None`` when it takes one input per column."""
 
-    def __init__(self, sess: Any, columns: Sequence[InputColumn]) -> None:
+    def __init__(self, model: bytes, columns: Sequence[InputColumn], threads: int = 1) -> None:
+        sess = session(model)
         self.session = sess
+        self.pieces = Pieces(threads, model, sess) if threads > 1 else None
         by_name = {c.name: c for c in columns}
         self.needed = tuple(columns)
         graph_inputs = sess.get_inputs()
@@ -109,11 +139,58 @@ class _Runner:
         return arrays
 
     def _run(self, feed: dict[str, np.ndarray]) -> list[Any]:
+        if self.pieces is not None:
+            rows = len(next(iter(feed.values())))
+            if rows >= 2 * PIECE_ROWS:
+                return self.pieces.run(self._run_on, feed, rows)
+        return self._run_on(self.session, feed)
+
+    def _run_on(self, sess: Any, feed: dict[str, np.ndarray]) -> list[Any]:
         try:
-            result: list[Any] = self.session.run(self.outputs, feed)
+            result: list[Any] = sess.run(self.outputs, feed)
         except Exception as exc:  # ONNX Runtime's errors are its own types
             raise DataError(f"the model could not score these rows: {exc}") from exc
         return result
+
+
+class Pieces:
+    """Runs a call of many rows as pieces on ``threads`` threads (see the module docstring):
+    twice as many pieces as threads, so a thread slowed by another process leaves its
+    share to the others. Each piece runs on a session no other piece is using: the
+    runner's own, or another of the same graph opened when a thread finds none free (so
+    at most ``threads``). The threads start at the first call."""
+
+    def __init__(self, threads: int, model: bytes, first: Any) -> None:
+        self.threads = threads
+        self._model = model
+        self._free: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._free.put(first)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, run_on: Runs, feed: dict[str, Any], rows: int) -> list[Any]:
+        """``run_on`` a free session over rows ``[lo, hi)`` of ``feed`` for each piece, the
+        outputs joined in row order (every output of gristmill's graphs has a row per input
+        row)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="gristmill-onnx")
+        step = math.ceil(rows / min(2 * self.threads, math.ceil(rows / PIECE_ROWS)))
+        answers = list(
+            self._pool.map(
+                lambda lo: self._piece(run_on, {k: v[lo : lo + step] for k, v in feed.items()}),
+                range(0, rows, step),
+            )
+        )
+        return [np.concatenate([a[i] for a in answers]) for i in range(len(answers[0]))]
+
+    def _piece(self, run_on: Runs, feed: dict[str, Any]) -> list[Any]:
+        try:
+            sess = self._free.get_nowait()
+        except queue.Empty:
+            sess = session(self._model)
+        try:
+            return run_on(sess, feed)
+        finally:
+            self._free.put(sess)
 
 
 class OnnxServable:
@@ -130,8 +207,8 @@ class OnnxServable:
     ) -> None:
         self._manifest = manifest
         self._graphs = (graph, learner, decode_classes, threads)
-        self._full = _Runner(session(graph, threads), manifest.inputs)
-        self._learner = _Runner(session(learner, threads), manifest.features)
+        self._full = _Runner(graph, manifest.inputs, cpu_threads(threads))
+        self._learner = _Runner(learner, manifest.features, cpu_threads(threads))
         self._classes = np.asarray(manifest.classes, dtype=object) if decode_classes else None
         self._task = manifest.task
 
@@ -165,8 +242,25 @@ class OnnxServable:
         return Predictions(values, probabilities)
 
 
+_REBUILT: dict[tuple[str, int], OnnxServable] = {}
+"""The servables unpickled in this process, by digest and threads (a few, newest last)."""
+
+
 def _rebuilt(
     manifest: ServableManifest, graph: bytes, learner: bytes, decode_classes: bool, threads: int
 ) -> OnnxServable:
-    """An ``OnnxServable`` unpickled: its sessions opened again from its graphs."""
-    return OnnxServable(manifest, graph, learner, decode_classes=decode_classes, threads=threads)
+    """An ``OnnxServable`` unpickled: its sessions opened again from its graphs — once per
+    process for a stored servable (its digest names its graphs): an executor's worker
+    scoring a job's partitions one after another opens them for the first alone."""
+    key = (manifest.digest, threads)
+    found = _REBUILT.get(key) if manifest.digest else None
+    if found is not None and found.manifest == manifest:
+        return found
+    servable = OnnxServable(
+        manifest, graph, learner, decode_classes=decode_classes, threads=threads
+    )
+    if manifest.digest:
+        while len(_REBUILT) >= 4:
+            del _REBUILT[next(iter(_REBUILT))]
+        _REBUILT[key] = servable
+    return servable

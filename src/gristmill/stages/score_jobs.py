@@ -20,22 +20,21 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from gristmill.errors import DataError
 from gristmill.execution.port import Executor, Task
-from gristmill.features.rows import ROW_ID
 from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import load_servable, parse_ref, resolve_version
 from gristmill.servables.port import Predictions, Servable
 from gristmill.stages.score_inputs import read_input, resolve_input
+from gristmill.stages.score_rows import LAYOUT, bad_row, numeric_block, scores_table
 from gristmill.stores.metadata import LineageEdge
 from gristmill.stores.scores import SCORE_JOB_KIND, ScoreJob, ScoreStore
 
@@ -43,6 +42,9 @@ NAMED_BAD_ROWS = 20
 """Bad rows named in a job's errors (all are counted)."""
 
 Progress = Callable[[ScoreJob], None]
+Sink = Callable[[int, pa.Table], None]
+"""Takes each partition's scores as it is scored: its index and its table (see
+``run_score_job``)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class PartitionWork:
     servable: Servable
     store: ScoreStore
     partition_rows: int = 0  # the job's cut (rows per partition), kept with each partition
+    layout: int = LAYOUT  # the score store layout of the job (ADR 25), kept likewise
+    keep_scores: bool = False  # send the partition's scores back (``run_score_job``'s sink)
 
 
 @dataclass(frozen=True)
@@ -70,29 +74,39 @@ class PartitionResult:
     bad_rows: int
     bad: list[dict[str, Any]]
     written: bool
+    table: pa.Table | None = None  # the scores, when the work asked to keep them
 
 
 def score_partition(work: PartitionWork) -> PartitionResult:
     """Score one partition and write it to the score store (once: see the module)."""
-    columns = {
-        name: work.table.column(name).to_numpy(zero_copy_only=False)
-        for name in work.table.column_names
-    }
-    if work.mode != "features":
-        _read_numbers(columns, work.servable)
+    manifest = work.servable.manifest
+    block = numeric_block(
+        work.table, manifest.features if work.mode == "features" else manifest.inputs
+    )
+    if block is not None:
+        columns: dict[str, np.ndarray] = block
+    else:
+        columns = {
+            name: work.table.column(name).to_numpy(zero_copy_only=False)
+            for name in work.table.column_names
+        }
+        if work.mode != "features":
+            _read_numbers(columns, work.servable)
     bad: list[tuple[int, str]] = []
     answered = _scored(work, columns, 0, work.table.num_rows, bad)
     rows = np.concatenate([p for p, _ in answered]) if answered else np.empty(0, np.int64)
-    table = _scores_table(work, columns, rows, [a for _, a in answered])
-    named = [_bad_row(work, columns, position, error) for position, error in bad]
+    table = scores_table(work, rows, [a for _, a in answered])
+    named = [bad_row(work, position, error) for position, error in bad]
     stats = {
         "rows": table.num_rows,
         "bad_rows": len(bad),
         "bad": named[:NAMED_BAD_ROWS],
         "partition_rows": work.partition_rows,
+        "layout": work.layout,
     }
     written = work.store.write_partition(work.job_id, work.index, table, stats)
-    return PartitionResult(work.index, table.num_rows, len(bad), stats["bad"], written)
+    kept = table if work.keep_scores else None
+    return PartitionResult(work.index, table.num_rows, len(bad), stats["bad"], written, kept)
 
 
 def _read_numbers(columns: dict[str, np.ndarray], servable: Servable) -> None:
@@ -125,7 +139,8 @@ def _scored(
     alone (each added to ``bad`` with its error)."""
     if lo >= hi:
         return []
-    part = {name: values[lo:hi] for name, values in columns.items()}
+    whole = lo == 0 and hi == work.table.num_rows  # as read: a block stays one block
+    part = columns if whole else {name: values[lo:hi] for name, values in columns.items()}
     try:
         if work.mode == "features":
             answer = work.servable.predict_features(part)
@@ -140,68 +155,6 @@ def _scored(
     return [(np.arange(lo, hi), answer)]
 
 
-def _scores_table(
-    work: PartitionWork,
-    columns: dict[str, np.ndarray],
-    positions: np.ndarray,
-    answers: list[Predictions],
-) -> pa.Table:
-    """job, model, version, row, row id, key columns, prediction (+ a probability per class)."""
-    count = len(positions)
-    rows = pa.array((positions + work.first_row).astype(np.int64))
-    out: dict[str, Any] = {
-        "job_id": pa.repeat(pa.scalar(work.job_id, pa.string()), count),
-        "model": pa.repeat(pa.scalar(work.model, pa.string()), count),
-        "version": pa.array(np.full(count, work.version, dtype=np.int64)),
-        "row": rows,
-        "row_id": _row_ids(work, positions, rows),
-    }
-    for key in work.keys:
-        if key != ROW_ID:
-            out[key] = work.table.column(key).take(positions) if count else pa.array([])
-    values = np.concatenate([a.values for a in answers]) if answers else np.empty(0)
-    out["prediction"] = pa.array(_plain(values))
-    classes = work.servable.manifest.classes or ()
-    probabilities = [a.probabilities for a in answers if a.probabilities is not None]
-    if classes and probabilities and len(probabilities) == len(answers):
-        stacked = np.concatenate(probabilities)
-        for number, label in enumerate(classes):
-            out[f"p_{label}"] = pa.array(stacked[:, number], pa.float64())
-    if any(a.rejected is not None for a in answers):
-        rejected = [
-            a.rejected if a.rejected is not None else np.zeros(len(a.values), bool) for a in answers
-        ]
-        out["rejected"] = pa.array(np.concatenate(rejected))
-    return pa.table(out)
-
-
-def _plain(values: np.ndarray) -> list[Any] | np.ndarray:
-    if values.dtype != object:
-        return values
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
-
-
-def _row_ids(work: PartitionWork, positions: np.ndarray, rows: pa.Array) -> pa.Array:
-    """Each row's identity: the input's own row ids when it has them (a feature set), else
-    ``INPUT_ID:ROW`` (built by Arrow's kernels: no Python string per row)."""
-    if ROW_ID in work.table.column_names:
-        return pc.cast(work.table.column(ROW_ID).take(positions), pa.string()).combine_chunks()
-    prefix = pa.scalar(f"{work.input_id}:", pa.string())
-    return pc.binary_join_element_wise(prefix, pc.cast(rows, pa.string()), "")
-
-
-def _bad_row(
-    work: PartitionWork, columns: dict[str, np.ndarray], position: int, error: str
-) -> dict[str, Any]:
-    keys = {k: _json(columns[k][position]) for k in work.keys if k in columns}
-    key = ", ".join(f"{k}={v}" for k, v in keys.items()) or None
-    return {"row": work.first_row + position, "key": key, "error": error}
-
-
-def _json(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def run_score_job(
     job: ScoreJob,
     stores: FeatureStores,
@@ -210,14 +163,23 @@ def run_score_job(
     *,
     partition_rows: int,
     progress: Progress | None = None,
+    sink: Sink | None = None,
 ) -> ScoreJob:
     """Run (or finish) ``job``: see the module docstring. Returns the job as recorded at the
-    end; a job that fails is recorded ``failed`` with its error, and the error raised."""
+    end; a job that fails is recorded ``failed`` with its error, and the error raised.
+
+    ``sink`` is given the scores of each partition scored by this call, in partition order,
+    as they are committed (the table written, or the same rows when another writer's was
+    in place first) — so a copy can be written without reading the store back. Partitions
+    committed before this call are not given: a sink that sees a gap reads them from the
+    store once the job is committed."""
     jobs = stores.metadata.score_jobs
     now = datetime.now(UTC)
     job = replace(job, state="running", started_at=job.started_at or now, error=None)
     try:
-        return _run(job, stores, scores, executor, partition_rows, progress or (lambda _: None))
+        return _run(
+            job, stores, scores, executor, partition_rows, progress or (lambda _: None), sink
+        )
     except Exception as exc:
         failed = replace(
             jobs.find_job(job.job_id) or job,
@@ -238,12 +200,13 @@ def _run(
     executor: Executor,
     partition_rows: int,
     progress: Progress,
+    sink: Sink | None,
 ) -> ScoreJob:
     jobs = stores.metadata.score_jobs
     name, which = parse_ref(job.model)
     # A job asked again keeps what it started with: the version it pinned (not what the
-    # alias names now) and the cut of its partitions (not today's setting), so no
-    # partition is scored by two versions or cut two ways.
+    # alias names now), the cut of its partitions (not today's setting) and their layout,
+    # so no partition is scored by two versions, cut two ways or written in two schemas.
     before = jobs.find_job(job.job_id)
     if before is not None and before.version is not None:
         which = before.version
@@ -261,7 +224,8 @@ def _run(
     kept = list(dict.fromkeys([c.name for c in needed_columns] + rows.keys))
     table = rows.table.select(kept)
     committed = scores.committed(job.job_id)
-    partition_rows = _cut_of(committed, partition_rows)
+    partition_rows = _kept(committed, "partition_rows", partition_rows)
+    layout = _kept(committed, "layout", LAYOUT)
     total = math.ceil(table.num_rows / partition_rows)
     done = {i: s for i, s in committed.items() if i < total}
     job = replace(
@@ -277,7 +241,9 @@ def _run(
     )
     jobs.save_job(job)
     progress(job)
-    needed = [
+    # made as they are submitted: a partition copied for other processes while the
+    # earlier ones are scored
+    needed = (
         PartitionWork(
             job.job_id,
             name,
@@ -291,11 +257,15 @@ def _run(
             servable,
             scores,
             partition_rows,
+            layout,
+            sink is not None,
         )
         for index in range(total)
         if index not in done
-    ]
+    )
     for result in _in_flight(executor, needed):
+        if sink is not None and result.table is not None:
+            sink(result.index, result.table)
         job = replace(
             job,
             partitions_done=job.partitions_done + 1,
@@ -305,19 +275,22 @@ def _run(
         )
         jobs.save_job(job)
         progress(job)
-    return _commit(job, stores, scores, version.ref, rows.parents)
+    return _commit(job, stores, scores, version.ref, rows.parents, layout)
 
 
-def _cut_of(committed: dict[int, dict[str, Any]], asked: int) -> int:
-    """The rows per partition of a job whose partitions ``committed`` holds: the size they
-    were cut with (each records it), else ``asked``."""
-    sizes = {int(s["partition_rows"]) for s in committed.values() if "partition_rows" in s}
-    if len(sizes) > 1:
+def _kept(committed: dict[int, dict[str, Any]], name: str, otherwise: int) -> int:
+    """What the partitions ``committed`` were written with (each records it in its stats:
+    ``partition_rows``, the cut; ``layout``, absent before ADR 25, i.e. 1), else
+    ``otherwise``. Partitions of one job that disagree are a ``DataError``."""
+    found = {int(s[name]) for s in committed.values() if name in s}
+    if name == "layout" and any(name not in s for s in committed.values()):
+        found.add(1)
+    if len(found) > 1:
         raise DataError(
-            f"the job's partitions were cut with different sizes ({sorted(sizes)}); score "
-            "the input as a new job"
+            f"the job's partitions were written with different {name} ({sorted(found)}); "
+            "score the input as a new job"
         )
-    return sizes.pop() if sizes else asked
+    return found.pop() if found else otherwise
 
 
 def _partition(table: pa.Table, index: int, size: int, executor: Executor) -> pa.Table:
@@ -331,7 +304,7 @@ def _partition(table: pa.Table, index: int, size: int, executor: Executor) -> pa
     return pa.table(columns, schema=part.schema)
 
 
-def _in_flight(executor: Executor, needed: list[PartitionWork]) -> Iterator[PartitionResult]:
+def _in_flight(executor: Executor, needed: Iterable[PartitionWork]) -> Iterator[PartitionResult]:
     """The partitions' results in order, at most two per executor worker submitted ahead
     (bounded memory; an ``inline`` executor scores one, then reports it)."""
     window = max(1, executor.capabilities.workers * 2)
@@ -350,6 +323,7 @@ def _commit(
     scores: ScoreStore,
     version_ref: str,
     parents: list[tuple[str, str]],
+    layout: int,
 ) -> ScoreJob:
     """Write the manifest (the job becomes visible), the lineage, and the job's end."""
     manifest = {
@@ -361,6 +335,7 @@ def _commit(
         "partitions": list(range(job.partitions_total)),
         "rows": job.rows,
         "bad_rows": job.bad_rows,
+        "layout": layout,
         "committed_at": datetime.now(UTC).isoformat(),
     }
     scores.commit(job.job_id, manifest)

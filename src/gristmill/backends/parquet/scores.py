@@ -29,6 +29,14 @@ def partition_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a Parquet dictionary: text (ids, keys, class labels) and columns
+    Arrow holds dictionary-encoded. Numbers are written plain: a dictionary of distinct
+    probabilities is built, found too large and dropped, for every page (twice the time)."""
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_dictionary)
+    return [f.name for f in schema if any(kind(f.type) for kind in kinds)]
+
+
 class ParquetScoreStore:
     """The score store under ``root`` (a path or fsspec URL). The constructor does no I/O and
     the store pickles as its root alone (executor tasks carry it to other processes)."""
@@ -83,7 +91,12 @@ class ParquetScoreStore:
         fs.makedirs(folder, exist_ok=True)
         temporary = f"{folder}/{_TMP_PREFIX}{partition_name(index)}-{new_id()}"
         metadata = {**(table.schema.metadata or {}), _STATS: json.dumps(stats, default=str)}
-        pq.write_table(table.replace_schema_metadata(metadata), temporary, filesystem=arrow)
+        pq.write_table(
+            table.replace_schema_metadata(metadata),
+            temporary,
+            filesystem=arrow,
+            use_dictionary=dictionary_columns(table.schema),
+        )
         if fs.exists(final):  # another writer committed it meanwhile: keep theirs
             fs.rm(temporary)
             return False
