@@ -235,6 +235,8 @@ def print_run_summary(report: RunReport) -> None:
                 )
         for warning in event.payload.get("warnings", []):
             console.print(f"[yellow]split warning:[/] {warning}", highlight=False, soft_wrap=True)
+        for note in event.payload.get("notes", []):
+            console.print(f"split note: {note}", style="dim", highlight=False, soft_wrap=True)
     deployed = report.of_type(MODEL_DEPLOYED)
     for event in report.of_type(MODEL_EVALUATED):
         print_leaderboard(event.payload, promote_hint=not deployed)
@@ -292,6 +294,8 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for note in result.notes:
+        console.print(f"note ({note.kind}): {note.message}", highlight=False, soft_wrap=True)
     if not result.warnings:
         console.print("no warnings: subsets balanced, large enough, no train/test shift")
 

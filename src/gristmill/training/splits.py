@@ -29,6 +29,7 @@ from gristmill.segregation import (
     membership_keys,
     positions_by_key,
     split,
+    warnings_and_notes,
 )
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import LineageEdge
@@ -149,14 +150,16 @@ def restore_split(feature_set: FeatureSet, manifest: Split, stores: FeatureStore
     parts = positions_by_key(table, membership)
     if _POSITION in table.column_names:
         table = table.drop_columns([_POSITION])
+    warnings, notes = warnings_and_notes([SplitWarning(**w) for w in manifest.warnings])
     return SplitResult(
         train=table.take(parts.get("train", _EMPTY)),
         test=table.take(parts.get("test", _EMPTY)),
         manifest=manifest,
         validation=table.take(parts["validation"]) if "validation" in parts else None,
-        warnings=[SplitWarning(**warning) for warning in manifest.warnings],
+        warnings=warnings,
         label=feature_set.label,
         rows=parts,
+        notes=notes,
     )
 
 
