@@ -24,10 +24,11 @@ from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputEr
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_inputs
+from gristmill.features.labels import label_rows
 from gristmill.features.materialize import materialize
 from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
-from gristmill.features.rows import ROW_ID, keyed, without_row_id
+from gristmill.features.rows import ROW_ID, keyed_input, without_row_id
 from gristmill.features.selection import LABEL_METHODS
 from gristmill.features.serialization import dumps, loads
 from gristmill.features.stores import FeatureStores, trusted_packages
@@ -166,7 +167,8 @@ def prepare(
     table = combine(spec, {s: stores.raw.read(inputs[s].batch_id) for s in spec.from_})
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
-    table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
+    table, keys = keyed_input(spec, table, batch_ids[0])
+    table = label_rows(spec, table, where=f"features.{name}")
     fitted, features, fitted_on = fit_features(
         name, spec, table, keys, feature_set_id=set_id, split=split, task=task
     )
@@ -184,7 +186,7 @@ def prepare(
             created_at=made_at,
             entity=spec.entity,
             timestamp=spec.timestamp,
-            label=spec.label,
+            label=spec.label_column,
             pipeline_artifact=artifact.digest,
             selection={
                 **fitted.selection.to_dict(),
@@ -300,7 +302,7 @@ def _materialize(
         )
     if view is None:
         view = OnlineView(stored.name, stored.feature_set_id, stored.pipeline_artifact or "")
-    skip = (spec.entity, spec.timestamp, spec.label, ROW_ID)
+    skip = (spec.entity, spec.timestamp, spec.label_column, ROW_ID)
     names = [c for c in features.column_names if c not in skip]
     count = materialize(
         stores.online,
