@@ -100,7 +100,7 @@ def fit_features(
     if task is None and pipeline.selects_by_label and label and label in table.column_names:
         task = label_task(table.column(label), label)
     if split is not None and pipeline.reads_rows:
-        _check_series_split(name, split)
+        check_series_split(name, str(split.identity.get("strategy")))
     plan = None if split is None else split.decide(feature_set_id, table, keys)
     rows = table if plan is None else plan.train
     try:
@@ -125,8 +125,9 @@ def fit_features(
     return fitted, features, {**fitted_on, **labels}
 
 
-def _check_series_split(name: str, split: FitSplit) -> None:
-    strategy = split.identity.get("strategy")
+def check_series_split(name: str, strategy: str) -> None:
+    """``ConfigError`` when feature set ``name``, whose pipeline has series steps, is split
+    by a ``strategy`` that scatters a series' rows between the subsets."""
     if strategy in SERIES_SPLITS:
         return
     raise ConfigError(

@@ -24,6 +24,7 @@ step).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -379,13 +380,23 @@ class FillGaps(SeriesStep):
         grid = pd.date_range(known.min(), known.max(), freq=offset)
         off = known.difference(grid)
         if len(off):
-            guess = pd.infer_freq(known.sort_values()[:50]) if len(known) >= 3 else None
+            guess = _looks_like(known)
             hint = f"; the times look like freq {guess!r}" if guess else ""
             raise DataError(
                 f"step {self.display_name!r}: time {off[0]} of column {self.time!r} is not on "
                 f"freq {self.freq!r}{hint}",
                 column=self.time,
             )
+
+
+def _looks_like(known: pd.DatetimeIndex) -> str | None:
+    """The frequency the first times of a series look like (``W-SAT``), if pandas can tell."""
+    if len(known) < 3:
+        return None
+    with warnings.catch_warnings():  # pandas 3 announces an offset instead of a string
+        warnings.simplefilter("ignore", DeprecationWarning)
+        guess = pd.infer_freq(known.sort_values()[:50])
+    return None if guess is None else str(getattr(guess, "freqstr", guess))
 
 
 def _like(times: pd.DatetimeIndex, original: pd.Series) -> Any:
