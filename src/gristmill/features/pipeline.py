@@ -173,7 +173,7 @@ class FeaturePipeline:
         target = None if label is None else label.reindex(features.index)
         if target is not None and target.isna().any():  # rows without a label score nothing
             known = target.notna().to_numpy()
-            features, target = features[known], target[known]
+            features, target = features[known], target[known].infer_objects()
         try:
             return select_features(features, target, select, task=task)
         except ConfigError as exc:
