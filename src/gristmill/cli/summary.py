@@ -210,6 +210,13 @@ def print_run_summary(report: RunReport) -> None:
                 + ("" if p.get("created") else " (known)"),
             )
         console.print(table)
+        from gristmill.stores.features import unlabelled_line
+
+        for event in generated:
+            label = event.payload.get("label")
+            line = unlabelled_line(str(event.payload.get("name")), label) if label else None
+            if line:
+                console.print(line, style="yellow", highlight=False, soft_wrap=True)
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]

@@ -201,6 +201,7 @@ def _announcement(prepared: Prepared) -> Announcement:
             "materialized": prepared.materialized,
             "reports": reports,
             "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
+            **({"label": fs.label_outcome} if fs.label_outcome else {}),
         },
         key=fs.name,
     )

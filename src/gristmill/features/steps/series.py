@@ -336,6 +336,11 @@ class FillGaps(SeriesStep):
         kinds = {type(v).__name__ for v in values.dropna().head(100)}
         if kinds <= {"date", "datetime", "Timestamp"}:
             return pd.to_datetime(values)
+        if kinds <= {"str"}:  # dates sent as text (JSON): ISO 8601
+            try:
+                return pd.to_datetime(values, format="ISO8601")
+            except (ValueError, TypeError):
+                pass
         raise DataError(
             f"step {self.display_name!r} needs dates or times in column {column!r} (for 'freq' "
             f"and to interpolate by time); it holds {values.dtype} values — declare it as date "
@@ -406,6 +411,10 @@ def _like(times: pd.DatetimeIndex, original: pd.Series) -> Any:
         stamps = times.tz_localize(tz) if tz is not None and times.tz is None else times
         return pd.Series(stamps, dtype=original.dtype).to_numpy()
     sample = original.dropna().head(1)
-    if len(sample) and type(sample.iloc[0]).__name__ == "date":
+    kind = type(sample.iloc[0]).__name__ if len(sample) else ""
+    if kind == "date":
         return np.array([t.date() for t in times], dtype=object)
+    if kind == "str":  # text in, text out: a date, or a full ISO 8601 time
+        dates = len(str(sample.iloc[0])) == 10
+        return np.array([t.strftime("%Y-%m-%d") if dates else t.isoformat() for t in times])
     return np.array(list(times), dtype=object)
