@@ -9,8 +9,9 @@ way to tell a category ``5`` from a typo; a typed numpy array, a file's column t
 read as numbers, is written as text); a date read from a file (Arrow's ``date32``, which
 pandas holds as text-typed objects) passes as it is, as it did when the model was fitted.
 Numbers become float64; text becomes an object array of ``str`` in which a missing value is
-``MISSING_TEXT``. A column declared not nullable refuses a missing value. Every refusal is a ``DataError`` naming the column, the
-row and what was expected. Already-typed numpy arrays pass without a copy.
+``MISSING_TEXT``. A column declared not nullable refuses a missing value. Every refusal is
+a ``DataError`` naming the column, the row and what was expected. Already-typed numpy
+arrays pass without a copy.
 """
 
 from __future__ import annotations
