@@ -117,7 +117,7 @@ def fit_features(
     features = name_added_rows(features)
     if features.num_rows == 0:
         raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
-    labels = _label_count(name, spec, features)
+    labels = _label_count(spec, features)
     if plan is None:
         fitted_on = {"subset": "all", "rows": rows.num_rows, "key": keys}
     else:
@@ -155,7 +155,7 @@ def _by_subset(
     return keyed_table(joined), parts
 
 
-def _label_count(name: str, spec: FeatureSetSpec, features: pa.Table) -> dict[str, Any]:
+def _label_count(spec: FeatureSetSpec, features: pa.Table) -> dict[str, Any]:
     """``{"label": …}`` for the feature set's ``fitted_on``: the rows without a label, left
     out of the subsets; ``DataError`` when there are some and ``label.missing`` is error."""
     rule = spec.label_rule()
@@ -164,7 +164,7 @@ def _label_count(name: str, spec: FeatureSetSpec, features: pa.Table) -> dict[st
     missing = unlabelled(features, rule.name)
     if missing and rule.missing == "error":
         raise DataError(
-            f"feature set {name!r}: {missing:,} of {features.num_rows:,} rows have no label "
+            f"{missing:,} of {features.num_rows:,} rows have no label "
             f"{rule.name!r} (label.missing is error); fill or filter them, or set "
             "label.missing: drop to leave them out of training and evaluation",
             column=rule.name,
