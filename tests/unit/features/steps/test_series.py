@@ -90,9 +90,12 @@ def test_freq_refuses_times_off_its_grid_and_duplicates(weekly: pd.DataFrame) ->
     twice = pd.concat([weekly.head(3), weekly.head(1)])
     with pytest.raises(DataError, match="two rows share time 1958-03-29"):
         run("fill_gaps", twice, columns=["co2"], time="week", freq="W-SAT")
-    text = weekly.assign(week=weekly["week"].astype(str))
+    named = weekly.assign(week=[f"week {i}" for i in range(len(weekly))])
     with pytest.raises(DataError, match="needs dates or times in column 'week'"):
-        run("fill_gaps", text, columns=["co2"], time="week", freq="W-SAT")
+        run("fill_gaps", named, columns=["co2"], time="week", freq="W-SAT")
+    text = weekly.dropna().assign(week=lambda f: f["week"].dt.strftime("%Y-%m-%d"))
+    out = run("fill_gaps", text, columns=["co2"], time="week", freq="W-SAT")  # ISO text (JSON)
+    assert len(out) == len(weekly) and out["week"].iloc[1] == "1958-04-05"
 
 
 @pytest.mark.parametrize(
