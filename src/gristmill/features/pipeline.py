@@ -341,9 +341,11 @@ def _apply(
         out = step.transform(frame)
         return out.drop(columns=[name]), out[name]
     if fit:
-        step.fit(data, None if label is None else label.reindex(data.index))
+        step.fit(data, label)  # on ``data``'s rows: realigned after every step
     out = step.transform(data)
-    return out, None if label is None else label.reindex(out.index)
+    if label is None or out.index is data.index:  # most steps keep the rows (and the index)
+        return out, label
+    return out, label.reindex(out.index)
 
 
 def _check_label_use(step: FeatureStep, label: str | None, before: list[FeatureStep]) -> None:
