@@ -36,6 +36,7 @@ from sklearn.base import clone
 from gristmill.config.features import FeatureSetSpec, SelectSpec
 from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, DataError, EmptyInputError
+from gristmill.features.labels import apply_step, check_label_use, label_inputs
 from gristmill.features.selection import (
     LABEL_METHODS,
     FeatureSelection,
@@ -44,8 +45,6 @@ from gristmill.features.selection import (
 )
 from gristmill.features.steps import FeatureStep, make_step
 from gristmill.features.steps.base import jsonable
-from gristmill.features.steps.expressions import Expression
-from gristmill.features.steps.series import LOOKS_AHEAD
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class FeaturePipeline:
             ((name, options),) = entry.items()
             try:
                 step = make_step(name, options)
-                _check_label_use(step, label, steps)
+                check_label_use(step, label, steps)
             except ConfigError as exc:
                 raise ConfigError(f"{prefix}steps[{index}] ({name}): {exc}") from exc
             steps.append(step)
@@ -85,7 +84,7 @@ class FeaturePipeline:
                 "features against the label; "
                 "set 'label' or choose method variance or list"
             )
-        inputs = _label_inputs(spec, prefix)
+        inputs = label_inputs(spec, prefix)
         return cls(tuple(steps), label, spec.entity, spec.timestamp, spec.select, where, inputs)
 
     @property
@@ -121,7 +120,7 @@ class FeaturePipeline:
         for index, template in enumerate(self.steps):
             step = clone(template)
             try:
-                data, label = _apply(step, data, label, self.label, fit=True)
+                data, label = apply_step(step, data, label, self.label, fit=True)
             except DataError as exc:
                 raise self._label_input_read(index, step, exc) from exc
             fitted.append(step)
@@ -228,7 +227,7 @@ class FittedFeaturePipeline:
         elif self.label and self.label in frame.columns:
             label = frame[self.label]
         for step in self.steps:
-            data, label = _apply(step, data, label, self.label, fit=False)
+            data, label = apply_step(step, data, label, self.label, fit=False)
             if len(data) == 0:
                 break
         if not keep_added and len(data) and data.index.min() < 0:
@@ -322,70 +321,6 @@ class FittedFeaturePipeline:
             if str(data[column].dtype) != dtype and column not in absent
         }
         return data.assign(**changed) if changed else data
-
-
-def _apply(
-    step: FeatureStep,
-    data: pd.DataFrame,
-    label: pd.Series | None,
-    name: str | None,
-    *,
-    fit: bool,
-) -> tuple[pd.DataFrame, pd.Series | None]:
-    """``step`` (fitted first when ``fit``) applied to ``data``; the label goes along: to a
-    step that reads it (which may fill it), else realigned to the rows the step left."""
-    if label is not None and name is not None and step.reads_label(name):
-        frame = data.assign(**{name: label.reindex(data.index)})
-        if fit:
-            step.fit(frame, frame[name])
-        out = step.transform(frame)
-        return out.drop(columns=[name]), out[name]
-    if fit:
-        step.fit(data, label)  # on ``data``'s rows: realigned after every step
-    out = step.transform(data)
-    if label is None or out.index is data.index:  # most steps keep the rows (and the index)
-        return out, label
-    return out, label.reindex(out.index)
-
-
-def _check_label_use(step: FeatureStep, label: str | None, before: list[FeatureStep]) -> None:
-    """``ConfigError`` for a step that names the label but may not read it, and for a lag
-    or window of the label after a fill that reads later values (a row's own label would
-    reach its features)."""
-    if label is None:
-        return
-    columns = getattr(step, "columns", None) or []
-    if label in columns and not step.reads_label(label):
-        raise ConfigError(
-            f"it names the label {label!r}, which is kept out of the steps (only fill_gaps, "
-            "lag and rolling may read it; a label made from other columns is label.expr)"
-        )
-    if step.reads_label(label) and step.step_name in ("lag", "rolling"):
-        ahead = [
-            s for s in before if s.reads_label(label) and getattr(s, "method", "") in LOOKS_AHEAD
-        ]
-        if ahead:
-            raise ConfigError(
-                f"it reads the label {label!r} after a fill_gaps with method "
-                f"{getattr(ahead[0], 'method', '')!r}, which fills a gap from later values: "
-                "a row's own label would reach its features; fill the label with ffill, or "
-                "put the lag before the fill"
-            )
-
-
-def _label_inputs(spec: FeatureSetSpec, prefix: str) -> tuple[str, ...]:
-    """The columns a derived label reads, which are no features (``label.inputs: drop``)."""
-    rule = spec.label_rule()
-    if rule is None or rule.expr is None:
-        return ()
-    try:
-        expression = Expression.parse(rule.expr, step="label", option="expr")
-    except ConfigError as exc:
-        raise ConfigError(f"{prefix}{spec.label_source()}: {exc}") from exc
-    if rule.inputs == "keep":
-        return ()
-    roles = {rule.name, spec.entity, spec.timestamp}
-    return tuple(c for c in expression.columns if c not in roles)
 
 
 def _role(conformed: pd.DataFrame, data: pd.DataFrame, role: str) -> pd.Series:

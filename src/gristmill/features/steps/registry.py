@@ -27,8 +27,9 @@ from gristmill.errors import ConfigError
 from gristmill.features.steps.base import FeatureStep
 from gristmill.features.steps.estimators import EstimatorStep
 from gristmill.features.steps.extracts import DateParts, Derive, TextStats, Tfidf
+from gristmill.features.steps.gaps import FillGaps
 from gristmill.features.steps.selectors import Drop, Filter
-from gristmill.features.steps.series import FillGaps, Lag, Rolling
+from gristmill.features.steps.series import Lag, Rolling
 from gristmill.features.steps.transforms import (
     Bucketize,
     Impute,
