@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test lint format docs bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: $(STAMP) ## ruff, mypy (strict) and the import-layer contracts
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench examples
 	$(BIN)/ruff format src tests bench examples
+
+docs: $(STAMP) ## write docs/spec.md's tables of algorithms and metrics from the registries
+	$(BIN)/python -m gristmill.training.spec_reference docs/spec.md
 
 test: lint ## lint, then the whole test suite (real services; in CI an absent one fails)
 	$(BIN)/pytest

@@ -131,6 +131,7 @@ async def test_the_fitted_pipeline_learns_from_the_training_rows_only(
         "subset": "train",
         "rows": ROWS - TEST,
         "key": [ROW_ID],
+        "label": {"name": "y", "missing": "drop", "unlabelled": 0},
     }
 
 

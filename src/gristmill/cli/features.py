@@ -13,7 +13,7 @@ from rich.table import Table
 from gristmill.cli.console import console, err_console, print_error, styled
 from gristmill.cli.settings import settings_from
 from gristmill.errors import ConfigError
-from gristmill.stores.features import VectorLookup
+from gristmill.stores.features import VectorLookup, unlabelled_line
 from gristmill.stores.raw import RawBatch
 
 if TYPE_CHECKING:  # imported by the verbs that run them: `gristmill --help` stays fast
@@ -152,6 +152,10 @@ def prepare_command(
                 highlight=False,
                 soft_wrap=True,
             )
+        label = item.feature_set.label_outcome if item.feature_set else None
+        line = unlabelled_line(item.name, label) if label else None
+        if line:
+            console.print(line, style="yellow", highlight=False, soft_wrap=True)
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
             err_console.print(

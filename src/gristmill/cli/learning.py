@@ -31,6 +31,7 @@ from gristmill.runtime.run_records import start_run
 from gristmill.runtime.stages import offline_stage
 from gristmill.runtime.wiring import Services, open_services
 from gristmill.segregation import SplitResult
+from gristmill.segregation.result import NOTE_KINDS
 from gristmill.stages.spec_checks import preflight
 from gristmill.stages.training import payload_of, trained_payload
 from gristmill.stores.features import FeatureSet
@@ -224,6 +225,8 @@ def train_and_show(
     )
     for warning in result.split.warnings:
         console.print(styled(("split warning:", "yellow"), " ", warning.message), highlight=False)
+    for note in result.split.notes:
+        console.print(f"split note: {note.message}", highlight=False, style="dim")
     if not result.trained:
         err_console.print(styled(("✗ every candidate failed", "red"), "; see the errors above"))
         raise typer.Exit(1)
@@ -263,9 +266,15 @@ def _trained_event(
 ) -> Event:
     """The ``model.trained`` the training stage would have announced for these candidates."""
     split = services.metadata.splits.get_split(candidates[0].split_id)
-    warnings = [str(w.get("message")) for w in split.warnings]
+    warnings = [str(w.get("message")) for w in split.warnings if w.get("kind") not in NOTE_KINDS]
+    notes = [str(w.get("message")) for w in split.warnings if w.get("kind") in NOTE_KINDS]
     payload = trained_payload(
-        feature_set.feature_set_id, split.split_id, candidates[0].task, warnings, candidates
+        feature_set.feature_set_id,
+        split.split_id,
+        candidates[0].task,
+        warnings,
+        candidates,
+        notes=notes,
     )
     return Event(type=MODEL_TRAINED, key=feature_set.name, payload=payload, correlation_id=run_id)
 

@@ -36,26 +36,49 @@ def _model_of(store: MetadataStore, candidate: Candidate) -> str:
     return model_name(spec_of_run(store, run))
 
 
+GATE_REFUSED = 3
+"""``promote --best``'s exit code when the gate did not pass: nothing was promoted."""
+
+
 def promote_command(
     ctx: typer.Context,
-    candidate_id: Annotated[
-        str,
+    target: Annotated[
+        str | None,
         typer.Argument(
-            metavar="MC_ID",
-            help=f"A trained candidate's id (mc_…) or its unique start; list them with "
-            f"{FIND_CANDIDATES}.",
+            metavar="MC_ID | RUN",
+            help=f"A trained candidate's id (mc_…) or its unique start ({FIND_CANDIDATES}); "
+            "with --best, a run id or its unique start (`gristmill ls runs`; default: the "
+            "newest run that evaluated candidates).",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    best: Annotated[
+        bool,
+        typer.Option(
+            "--best",
+            help="Promote the gate's winner of the run (the newest by default): the best "
+            "candidate, if the gate let it pass. Exit code 3 (nothing promoted) when the gate "
+            "did not pass.",
+        ),
+    ] = False,
     model: Annotated[
         str | None,
         typer.Option(
             help="Registry name of the model (default: deploy.model, else the name, of the "
-            "spec whose run trained the candidate)."
+            "spec whose run trained the candidate; with --best, the model the gate judged for)."
         ),
     ] = None,
     alias: Annotated[
         str, typer.Option(help="The alias to point at the version: champion, challenger, …")
     ] = CHAMPION,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (what was promoted, or why not) on stdout; the "
+            "messages go to stderr.",
+        ),
+    ] = False,
 ) -> None:
     """Make a trained candidate a version of a model and point an alias at it.
 
@@ -67,13 +90,94 @@ def promote_command(
     is refused and the alias stays where it is. The evaluation gate compares every new best
     candidate with the champion.
 
+    With --best, the candidate is the gate's winner of a run's leaderboard: of the newest
+    run that evaluated candidates, or of RUN. For scripts: exit code 0 when it is promoted
+    (or is that version at the alias already: "moved": false), 3 when the gate did not pass
+    (nothing changes; "reason" says why), 1 when there is no such run or leaderboard, 2 for
+    a wrong argument; with --json, stdout holds one object: promoted, reason, run, report,
+    candidate_id, candidate, model, version, alias, registered, moved, previous.
+
     \b
         gristmill ls candidates                        find the id of the one to promote
         gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f
         gristmill promote mc_5b1e0c9d2a7f4e3b8c6d1a0f --model churn --alias challenger
         gristmill promote mc_5b1e                      a unique start is enough
+        gristmill promote --best                       the gate's winner of the newest run
+        gristmill promote --best 01HV3K --json         of that run, as JSON (exit 3: refused)
         gristmill models churn                         its versions and aliases
     """
+    out = err_console if as_json else console
+    if best:
+        chosen = _gate_winner(ctx, target)
+        if not chosen["promoted"]:
+            if as_json:
+                console.print_json(json.dumps(chosen))
+            out.print(f"nothing promoted: {chosen['reason']}", highlight=False, soft_wrap=True)
+            raise typer.Exit(GATE_REFUSED)
+        candidate_id = str(chosen["candidate_id"])
+        model = model or str(chosen["model"])
+    elif target is None:
+        raise ConfigError(
+            "name the candidate to promote (gristmill promote MC_ID; find ids with "
+            f"{FIND_CANDIDATES}), or promote the gate's winner: gristmill promote --best"
+        )
+    else:
+        candidate_id, chosen = target, {}
+    done = _promote(ctx, candidate_id, model, alias, out)
+    if as_json:
+        console.print_json(json.dumps({**chosen, "promoted": True, **done}))
+
+
+def _gate_winner(ctx: typer.Context, run: str | None) -> dict[str, Any]:
+    """The gate's decision of ``run``'s leaderboard (the newest run's without one): the
+    winner's ``candidate_id`` and ``model`` and ``promoted`` (whether the gate passed),
+    with the ``run``, the ``report`` and the gate's ``reason``."""
+    from gristmill.cli.ids import resolve_id
+    from gristmill.errors import NotFoundError
+    from gristmill.runtime.run_views import newest_leaderboard, run_leaderboards
+    from gristmill.stores.metadata import Run
+
+    with opened_metadata(ctx) as store:
+        if run is None:
+            found = newest_leaderboard(store)
+            if found is None:
+                raise NotFoundError(
+                    "no run has evaluated candidates yet, so there is no gate's winner to "
+                    "promote; run a pipeline with a train: and evaluate: section first"
+                )
+            recorded, report = found
+        else:
+            if run.lower().startswith("mc_"):
+                raise ConfigError(
+                    f"{run!r} is a candidate; with --best name a run (`gristmill ls runs`), "
+                    f"or promote the candidate itself: gristmill promote {run}"
+                )
+            kind, full, record = resolve_id(store, run)
+            if not isinstance(record, Run):
+                raise ConfigError(f"{run!r} is a {kind}, not a run; list runs: gristmill ls runs")
+            boards = run_leaderboards(store, record)
+            if not boards:
+                raise NotFoundError(
+                    f"run {full} evaluated no candidates (no leaderboard); see "
+                    f"gristmill show {full}"
+                )
+            recorded, report = record, boards[-1]
+    gate = report.body.get("gate") or {}
+    return {
+        "promoted": bool(gate.get("passed")),
+        "reason": str(gate.get("reason", "")),
+        "run": recorded.run_id if recorded else report.run_id,
+        "report": report.report_id,
+        "candidate_id": gate.get("candidate_id"),
+        "candidate": gate.get("candidate"),
+        "model": gate.get("model"),
+    }
+
+
+def _promote(
+    ctx: typer.Context, candidate_id: str, model: str | None, alias: str, out: Any
+) -> dict[str, Any]:
+    """Register, compile and move the alias (see ``promote_command``); what was done."""
     from gristmill.cli.ids import resolve_prefixed
     from gristmill.training.gate import promote, register_candidate
 
@@ -82,34 +186,45 @@ def promote_command(
         name = model or _model_of(store, candidate)
         version, registered = register_candidate(store, candidate_id, name, actor=current_actor())
     if registered:
-        console.print(
+        out.print(
             f"registered {candidate.name} ({candidate_id}) as {name} version {version.version}",
             highlight=False,
         )
     else:
-        console.print(
+        out.print(
             f"{candidate.name} ({candidate_id}) is {name} version {version.version} already",
             highlight=False,
         )
     # Compiled *before* the alias moves: a server that sees the alias move (its poll may come
     # before the announcement) then only loads the servable; it never compiles it itself
     # while it answers requests.
-    compile_servable(ctx, version)
+    compile_servable(ctx, version, out=out)
     with opened_metadata(ctx) as store:
         done = promote(store, candidate_id, name, alias=alias, actor=current_actor())
     target = f"{name}@{alias}"
-    if done.replaced is None or done.replaced.version != version.version:
+    moved = done.replaced is None or done.replaced.version != version.version
+    if moved:
         _announce(ctx, version, alias, done.replaced)
     if done.replaced is None:
-        console.print(f"{target} → version {version.version}", highlight=False)
-    elif done.replaced.version == version.version:
-        console.print(f"{target} is version {version.version} already; nothing moved")
+        out.print(f"{target} → version {version.version}", highlight=False)
+    elif not moved:
+        out.print(f"{target} is version {version.version} already; nothing moved")
     else:
         kept = f", which is now {name}@{PREVIOUS}" if alias == CHAMPION else ""
-        console.print(
+        out.print(
             f"{target} → version {version.version} (was version {done.replaced.version}{kept})",
             highlight=False,
         )
+    return {
+        "candidate_id": candidate_id,
+        "candidate": candidate.name,
+        "model": name,
+        "version": version.version,
+        "alias": alias,
+        "registered": registered,
+        "moved": moved,
+        "previous": None if done.replaced is None else done.replaced.version,
+    }
 
 
 def _announce(
@@ -150,10 +265,16 @@ def _announce(
 
 
 def compile_servable(
-    ctx: typer.Context, version: ModelVersion, *, refused: str = "no alias moves to it"
+    ctx: typer.Context,
+    version: ModelVersion,
+    *,
+    refused: str = "no alias moves to it",
+    out: Any = None,
 ) -> None:
     """Compile the version's servable now, so the first request does not wait for it; a
-    version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done)."""
+    version that cannot be served is a ``ConfigError`` saying ``refused`` (what is not done).
+    What it says goes to ``out`` (the console by default)."""
+    out = out or console
     from gristmill.monitoring.reference import reference_at_registration
     from gristmill.runtime.wiring import open_stores
     from gristmill.servables.loading import compile_for_serving
@@ -180,9 +301,9 @@ def compile_servable(
     summary = f"servable: {manifest.kind}"
     if manifest.parity is not None:
         summary += f" (parity: {parity_line(manifest.parity)})"
-    console.print(summary, highlight=False)
+    out.print(summary, highlight=False)
     if not isinstance(reference, str):
-        console.print(
+        out.print(
             f"drift reference: {len(reference.columns)} column(s), {reference.source}",
             highlight=False,
         )

@@ -15,11 +15,8 @@ from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import leaderboard_payload, print_leaderboard
 from gristmill.cli.tables import table, when
-from gristmill.core.events import MODEL_EVALUATED
-from gristmill.errors import NotFoundError
-from gristmill.runtime.run_views import run_view
+from gristmill.runtime.run_views import run_leaderboards, run_view
 from gristmill.stores.metadata import MetadataStore, Run
-from gristmill.stores.reports import LEADERBOARD_KIND, Report
 from gristmill.stores.run_status import (
     GC_CLOSER,
     LEGACY_QUEUE_COMMAND,
@@ -29,7 +26,6 @@ from gristmill.stores.run_status import (
     stale_after,
 )
 
-LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
 IN_PROCESS_COMMANDS = ("run", "ingest")  # they ran the stages themselves, as workers do
 
 
@@ -88,29 +84,10 @@ def run_record(store: MetadataStore, run: Run, stale: timedelta) -> dict[str, An
     ]
     record["pending"] = view.pending
     record["audit"] = [asdict(a) for a in store.audit.list_entries(subject=run.run_id)]
-    record["leaderboards"] = [asdict(r) for r in _leaderboards(store, run)]
+    record["leaderboards"] = [asdict(r) for r in run_leaderboards(store, run)]
     spec = store.specs.find_spec(run.spec_digest)
     record["spec"] = spec.body if spec else run.summary.get("spec")
     return record
-
-
-def _leaderboards(store: MetadataStore, run: Run) -> list[Report]:
-    """The leaderboard reports of ``run``: those its recorded outputs name (``model.evaluated``
-    of its stage executions, or of the command that recorded it), else those of the newest
-    ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
-    outputs = [o for e in store.executions.list_executions(run.run_id) for o in e.outputs]
-    payloads = [o.get("payload", {}) for o in outputs if o.get("type") == MODEL_EVALUATED]
-    payloads += [o for o in run.summary.get("outputs", []) if o.get("type") == MODEL_EVALUATED]
-    found = []
-    for report_id in dict.fromkeys(str(p["report"]) for p in payloads if p.get("report")):
-        try:
-            found.append(store.reports.get_report(report_id))
-        except NotFoundError:  # named, yet not recorded (the metadata store was reset)
-            continue
-    if found:
-        return found
-    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=LEADERBOARD_SCAN)
-    return [r for r in reversed(recent) if r.run_id == run.run_id]
 
 
 def print_run(record: dict[str, Any]) -> None:

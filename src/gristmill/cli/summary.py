@@ -248,6 +248,13 @@ def print_run_summary(report: RunReport) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+        from gristmill.stores.features import unlabelled_line
+
+        for event in generated:
+            label = event.payload.get("label")
+            line = unlabelled_line(str(event.payload.get("name")), label) if label else None
+            if line:
+                console.print(line, style="yellow", highlight=False, soft_wrap=True)
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]
@@ -277,6 +284,8 @@ def print_run_summary(report: RunReport) -> None:
             console.print(
                 styled(("split warning:", "yellow"), f" {warning}"), highlight=False, soft_wrap=True
             )
+        for note in event.payload.get("notes", []):
+            console.print(f"split note: {note}", style="dim", highlight=False, soft_wrap=True)
     deployed = report.of_type(MODEL_DEPLOYED)
     for event in report.of_type(MODEL_EVALUATED):
         print_leaderboard(event.payload, promote_hint=not deployed)
@@ -369,6 +378,8 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    for note in result.notes:
+        console.print(f"note ({note.kind}): {note.message}", highlight=False, soft_wrap=True)
     if not result.warnings:
         console.print("no warnings: subsets balanced, large enough, no train/test shift")
 

@@ -265,13 +265,33 @@ class JoinSpec(JoinInputSpec):
         )
 
 
+class LabelSpec(_Section):
+    """The label: a column of the input rows (``name``), or one derived from them by
+    ``expr`` (the ``derive`` step's expressions: ``delay > 15``).
+
+    A derived label is computed from the input rows (after the join, before the split and
+    any step), the same way wherever rows are labelled — preparation, the gate's re-scoring
+    — and never at serving. A row missing any column ``expr`` reads has no label.
+    ``missing``: rows without a label are left out of training and evaluation (``drop``,
+    counted and reported) or refuse the feature set (``error``). ``inputs``: the columns
+    ``expr`` reads hold the answer, so they are no features (``drop``) unless ``keep``.
+    """
+
+    name: str = Field(min_length=1)
+    expr: str | None = Field(None, description="An expression over input columns.")
+    missing: Literal["drop", "error"] = "drop"
+    inputs: Literal["drop", "keep"] = "drop"
+
+
 class FeatureSetSpec(_Section):
     """One feature set, computed from one or more sources by a pipeline of steps."""
 
     from_: list[str] = Field(alias="from", min_length=1)
     entity: str | None = Field(None, description="Entity key column (for the online store).")
     timestamp: str | None = Field(None, description="Event-time column.")
-    label: str | None = None
+    label: str | LabelSpec | None = Field(
+        None, description="The label column, or {name, expr, missing, inputs}."
+    )
     validation: ValidationSpec = ValidationSpec()
     steps: list[dict[str, dict[str, Any]]] = Field(default_factory=list)
     select: SelectSpec | None = None
@@ -294,6 +314,55 @@ class FeatureSetSpec(_Section):
                     name, options = next(iter(step.items()))
                     value[index] = {name: options or {}}
         return value
+
+    @property
+    def label_column(self) -> str | None:
+        """The label's column name (given, or the name of the derived label)."""
+        return self.label.name if isinstance(self.label, LabelSpec) else self.label
+
+    def label_rule(self) -> LabelSpec | None:
+        """The label as a ``LabelSpec``: a ``derive`` step named as the label becomes its
+        expression (``label_step`` says which step that is)."""
+        if self.label is None:
+            return None
+        rule = self.label if isinstance(self.label, LabelSpec) else LabelSpec(name=self.label)
+        index = self.label_step()
+        if index is None:
+            return rule
+        options = self.steps[index]["derive"]
+        return rule.model_copy(update={"expr": options.get("expr")})
+
+    def label_step(self) -> int | None:
+        """The index of the ``derive`` step whose output is the label, if there is one."""
+        name = self.label_column
+        for index, step in enumerate(self.steps):
+            options = step.get("derive")
+            if name is not None and isinstance(options, dict) and options.get("name") == name:
+                return index
+        return None
+
+    def adds_rows(self) -> bool:
+        """Whether a step adds rows: ``fill_gaps`` with ``freq`` (its rows are then keyed
+        by row id)."""
+        return any(
+            isinstance(step.get("fill_gaps"), dict) and step["fill_gaps"].get("freq")
+            for step in self.steps
+        )
+
+    def label_source(self) -> str:
+        """Where the label's expression is written, for messages."""
+        index = self.label_step()
+        return "label.expr" if index is None else f"steps[{index}] (derive)"
+
+    @model_validator(mode="after")
+    def _one_label_expression(self) -> FeatureSetSpec:
+        index = self.label_step()
+        if index is not None and isinstance(self.label, LabelSpec) and self.label.expr:
+            raise ValueError(
+                f"the label {self.label.name!r} is derived twice: by label.expr and by "
+                f"steps[{index}] (derive); keep one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _online_needs_entity(self) -> FeatureSetSpec:

@@ -44,15 +44,44 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _subset_size(value: Any) -> Any:
+    """A subset's size: a share (a number between 0 and 1) or a count (a whole number ≥ 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value  # pydantic names the type that is wrong
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"a count of rows must be at least 1; got {value}")
+        return value
+    if not 0 < value < 1:
+        raise ValueError(
+            f"{value!r} is neither a share (between 0 and 1, e.g. 0.25) nor a count of rows "
+            "(a whole number, e.g. 104)"
+        )
+    return value
+
+
 class SplitSpec(_Section):
+    """How the training set's input rows are split. ``test_size`` and ``validation_size``
+    are a share of the rows (``0.25``) or a count of them (``104``): of groups for
+    ``group``."""
+
     strategy: Literal["sequential", "random", "shuffled", "stratified", "time", "group", "custom"]
-    test_size: float = Field(0.25, gt=0, lt=1)
-    validation_size: float | None = Field(None, gt=0, lt=1)
+    test_size: int | float = Field(
+        0.25, description="A share of the rows (0 < x < 1) or a count of rows (a whole number)."
+    )
+    validation_size: int | float | None = Field(
+        None, description="A share of the rows (0 < x < 1) or a count of rows (a whole number)."
+    )
     seed: int | None = None
     column: str | None = None
     custom: str | None = Field(
         None, description="the custom strategy's function, as an import path (pkg.mod:split)"
     )
+
+    @field_validator("test_size", "validation_size")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return _subset_size(value)
 
 
 class TuneSpec(_Section):

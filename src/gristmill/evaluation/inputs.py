@@ -91,7 +91,7 @@ def _proba(y_proba: Any, classes: list[Any], given: Sequence[Any] | None, rows: 
         absent = [c for c in classes if c not in y_proba.columns]
         if absent:
             raise DataError(f"y_proba has no column for class(es) {', '.join(map(str, absent))}")
-        y_proba = y_proba[classes]
+        y_proba = y_proba.reindex(columns=classes)  # by label: [False, True] is no mask
     proba = np.asarray(y_proba, dtype=float)
     if proba.ndim != 2 or proba.shape != (rows, len(classes)):
         raise DataError(

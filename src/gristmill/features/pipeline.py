@@ -8,9 +8,18 @@ the two agree on every row.
 The roles of columns:
 
 * ``label`` — kept out of the steps; it is the ``y`` of selection and is passed through.
+  Only series steps that name it (``fill_gaps``, ``lag``, ``rolling``) read it: then the
+  label's *past* values are an input (a request carries them, its own rows left empty),
+  a filled label is what the output carries, and no other step ever sees it.
+* the columns a derived label reads (``label: {expr: …}``) — they hold the answer: never
+  features, never inputs (unless ``label.inputs: keep``).
 * ``entity`` and ``timestamp`` — steps may read them (``date_parts`` on the timestamp), but
   they are never features: the output carries their original values, untouched.
 * every other column is input to the steps; what the last step leaves, selection narrows.
+
+Rows: a ``filter`` step removes rows; ``fill_gaps`` with ``freq`` adds rows for the times a
+series skips. Added rows get negative index labels (-1, -2, …); ``transform`` leaves them
+out unless asked (``keep_added``): an answer has one row per row given.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from sklearn.base import clone
 from gristmill.config.features import FeatureSetSpec, SelectSpec
 from gristmill.core.tasks import TaskChoice
 from gristmill.errors import ConfigError, DataError, EmptyInputError
+from gristmill.features.labels import apply_step, check_label_use, label_inputs
 from gristmill.features.selection import (
     LABEL_METHODS,
     FeatureSelection,
@@ -47,31 +57,45 @@ class FeaturePipeline:
     timestamp: str | None = None
     select: SelectSpec | None = None
     where: str = ""
+    label_inputs: tuple[str, ...] = ()
 
     @classmethod
     def from_spec(cls, spec: FeatureSetSpec, *, where: str = "") -> FeaturePipeline:
         """The pipeline a ``features.<name>`` section describes; ``ConfigError`` names the step
-        by its key path, ``where`` (``features.<name>``) first when given."""
-        steps = []
+        by its key path, ``where`` (``features.<name>``) first when given. A ``derive`` step
+        named as the label is the label's expression (``features.labels``), not a step."""
+        steps: list[FeatureStep] = []
         prefix = f"{where}." if where else ""
+        label = spec.label_column
+        lifted = spec.label_step()
         for index, entry in enumerate(spec.steps):
+            if index == lifted:
+                continue
             ((name, options),) = entry.items()
             try:
-                steps.append(make_step(name, options))
+                step = make_step(name, options)
+                check_label_use(step, label, steps)
             except ConfigError as exc:
                 raise ConfigError(f"{prefix}steps[{index}] ({name}): {exc}") from exc
-        if spec.select is not None and spec.select.method in LABEL_METHODS and not spec.label:
+            steps.append(step)
+        if spec.select is not None and spec.select.method in LABEL_METHODS and not label:
             raise ConfigError(
                 f"{where}{': ' if where else ''}select method {spec.select.method!r} scores "
                 "features against the label; "
                 "set 'label' or choose method variance or list"
             )
-        return cls(tuple(steps), spec.label, spec.entity, spec.timestamp, spec.select, where)
+        inputs = label_inputs(spec, prefix)
+        return cls(tuple(steps), label, spec.entity, spec.timestamp, spec.select, where, inputs)
 
     @property
     def selects_by_label(self) -> bool:
         """Whether selection scores features against the label (so depends on the task)."""
         return self.select is not None and self.select.method in LABEL_METHODS
+
+    @property
+    def reads_rows(self) -> bool:
+        """Whether a row's features depend on other rows (a series step)."""
+        return any(step.reads_rows for step in self.steps)
 
     def fit(self, frame: pd.DataFrame, *, task: TaskChoice | None = None) -> FittedFeaturePipeline:
         """Fit every step in order on ``frame`` (each on what the previous one left), then select.
@@ -87,13 +111,18 @@ class FeaturePipeline:
         _require(frame, roles, "its label, entity and timestamp columns")
         frame = frame.reset_index(drop=True)
         label = frame[self.label] if self.label else None
-        data = frame.drop(columns=[self.label]) if self.label else frame
+        hidden = [c for c in (self.label, *self.label_inputs) if c and c in frame.columns]
+        data = frame.drop(columns=hidden) if hidden else frame
         inputs = {str(c): str(dtype) for c, dtype in data.dtypes.items()}
+        if label is not None and any(step.reads_label(self.label) for step in self.steps):
+            inputs[str(self.label)] = str(label.dtype)  # its past values are an input
         fitted: list[FeatureStep] = []
         for index, template in enumerate(self.steps):
             step = clone(template)
-            target = None if label is None else label.loc[data.index]
-            data = step.fit(data, target).transform(data)
+            try:
+                data, label = apply_step(step, data, label, self.label, fit=True)
+            except DataError as exc:
+                raise self._label_input_read(index, step, exc) from exc
             fitted.append(step)
             if len(data) == 0:
                 raise DataError(f"steps[{index}] ({step.display_name}) left no row to fit on")
@@ -121,6 +150,18 @@ class FeaturePipeline:
         """``fit`` on an Arrow table."""
         return self.fit(table.to_pandas(), task=task)
 
+    def _label_input_read(self, index: int, step: FeatureStep, exc: DataError) -> DataError:
+        """``exc``, explained when the step read a column the label is derived from."""
+        column = getattr(exc, "column", None)
+        if column is None or column not in self.label_inputs:
+            return exc
+        return DataError(
+            f"steps[{index}] ({step.display_name}) reads column {column!r}, which the label "
+            f"{self.label!r} is derived from: it holds the answer, so it is no feature; leave "
+            "it out of the steps, or set label.inputs: keep to use it anyway",
+            column=column,
+        )
+
     def _select(
         self,
         select: SelectSpec,
@@ -128,7 +169,10 @@ class FeaturePipeline:
         label: pd.Series | None,
         task: TaskChoice | None,
     ) -> FeatureSelection:
-        target = None if label is None else label.loc[features.index]
+        target = None if label is None else label.reindex(features.index)
+        if target is not None and target.isna().any():  # rows without a label score nothing
+            known = target.notna().to_numpy()
+            features, target = features[known], target[known].infer_objects()
         try:
             return select_features(features, target, select, task=task)
         except ConfigError as exc:
@@ -158,48 +202,66 @@ class FittedFeaturePipeline:
         """The feature columns of the output, in order (entity, timestamp, label aside)."""
         return list(self.selection.kept)
 
-    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+    @property
+    def label_history(self) -> bool:
+        """Whether the label's past values are an input (a series step reads the label)."""
+        return self.label is not None and self.label in self.inputs
+
+    def transform(self, frame: pd.DataFrame, *, keep_added: bool = False) -> pd.DataFrame:
         """Features of every row ``frame`` has (a filtered-out row is absent), on its index.
 
         Columns: entity, timestamp (their values as given, in their dtype at fit), the
-        features, and the label when ``frame`` has it. Numeric features are float64, so a
-        batch whose integer column has gaps and a request without them agree. ``DataError``
-        for a missing input column or a value of the wrong type.
+        features, and the label when ``frame`` has it (filled, when a step fills it).
+        Numeric features are float64, so a batch whose integer column has gaps and a
+        request without them agree. Series steps compute from ``frame``'s rows alone.
+        ``keep_added``: rows ``fill_gaps`` added are kept (on negative index labels).
+        ``DataError`` for a missing input column or a value of the wrong type.
         """
         _check_frame(frame, "transform")
         original = frame.index
         frame = frame.reset_index(drop=True)
         conformed = data = self._conform(frame)
+        label = None
+        if self.label_history:
+            label, data = conformed[self.label], conformed.drop(columns=[str(self.label)])
+        elif self.label and self.label in frame.columns:
+            label = frame[self.label]
         for step in self.steps:
-            data = step.transform(data)
+            data, label = apply_step(step, data, label, self.label, fit=False)
             if len(data) == 0:
                 break
+        if not keep_added and len(data) and data.index.min() < 0:
+            data = data[data.index >= 0]
         rows = data.index
         parts: dict[str, Any] = {}
         for role in (self.entity, self.timestamp):
             if role:
-                parts[role] = conformed[role].loc[rows]
+                parts[role] = _role(conformed, data, role)
         for name in self.feature_names:
             parts[name] = _feature(data[name]) if len(data) else pd.Series([], dtype=np.float64)
-        if self.label and self.label in frame.columns:
-            parts[self.label] = frame[self.label].loc[rows]
+        if label is not None and self.label in frame.columns:
+            parts[str(self.label)] = label.reindex(rows)
         result = pd.DataFrame(parts, index=rows, copy=False)  # no 2-D block copy of every column
-        result.index = original[rows]
+        result.index = _original_index(original, rows)
         return result
 
     def transform_one(self, record: Mapping[str, Any]) -> dict[str, Any] | None:
         """The features of one request, as ``transform`` gives them for that row: entity,
         timestamp and the features, never the label (it is no input at scoring time; a
-        record that carries it, such as a training row, has it left out).
+        record that carries it, such as a training row, has it left out — and a series step
+        reading the label has no earlier row to read in a single record).
 
         ``None`` when a ``filter`` step rejects the row (the batch result has no such row).
         Missing values may be given as ``None``.
         """
         inputs = {k: v for k, v in record.items() if k != self.label}
+        if self.label_history:
+            inputs[str(self.label)] = None
         result = self.transform(pd.DataFrame([inputs]))
         if len(result) == 0:
             return None
         row: dict[str, Any] = result.to_dict(orient="records")[0]
+        row.pop(str(self.label), None)
         return row
 
     def transform_table(self, table: pa.Table) -> pa.Table:
@@ -231,7 +293,7 @@ class FittedFeaturePipeline:
         dropped: list[str] = []
         read: set[str] = set()
         for step in self.steps:
-            columns = getattr(step, "columns", None)
+            columns = getattr(step, "read_columns", getattr(step, "columns", None))
             if columns is None:
                 break
             if step.step_name == "drop":
@@ -244,6 +306,13 @@ class FittedFeaturePipeline:
         absent = [c for c in self.dropped_inputs if c not in frame.columns]
         if absent:  # removed by a drop step before anything reads them: any value will do
             frame = frame.assign(**dict.fromkeys(absent))
+        if self.label_history and self.label not in frame.columns:
+            raise DataError(
+                f"the feature pipeline needs column {self.label!r}, the label's past values: "
+                "its fill_gaps, lag or rolling steps read them (give the rows before those to "
+                "predict, with their label; a row's own label is never read)",
+                column=self.label,
+            )
         _require(frame, self.inputs, "the columns it was fitted on")
         data = frame[list(self.inputs)]
         changed = {
@@ -252,6 +321,24 @@ class FittedFeaturePipeline:
             if str(data[column].dtype) != dtype and column not in absent
         }
         return data.assign(**changed) if changed else data
+
+
+def _role(conformed: pd.DataFrame, data: pd.DataFrame, role: str) -> pd.Series:
+    """A role column's values for the rows ``data`` holds: as given, or (rows a step added)
+    as the step wrote them."""
+    rows = data.index
+    values = conformed[role].reindex(rows)
+    added = rows < 0
+    if added.any() and role in data.columns:
+        values[added] = data[role][added]
+    return values
+
+
+def _original_index(original: pd.Index, rows: pd.Index) -> pd.Index:
+    """The caller's index of each row; an added row keeps its negative label."""
+    if not len(rows) or rows.min() >= 0:
+        return original[rows]
+    return pd.Index([original[r] if r >= 0 else r for r in rows])
 
 
 def _check_frame(frame: object, action: str) -> None:

@@ -24,11 +24,12 @@ from gristmill.errors import ConfigError, ConflictError, DataError, EmptyInputEr
 from gristmill.features.fitting import FitSplit, fit_features
 from gristmill.features.identity import definition_digest, feature_set_id
 from gristmill.features.join import join_described
+from gristmill.features.labels import label_rows
 from gristmill.features.materialize import Materialized, materialize_counted
 from gristmill.features.online_freshness import ttl_warning
 from gristmill.features.online_views import OnlineView, views_in_use
 from gristmill.features.pipeline import FittedFeaturePipeline
-from gristmill.features.rows import ROW_ID, keyed, without_row_id
+from gristmill.features.rows import ROW_ID, keyed_input, without_row_id
 from gristmill.features.selection import LABEL_METHODS
 from gristmill.features.serialization import dumps, loads
 from gristmill.features.stores import FeatureStores, trusted_packages
@@ -189,7 +190,8 @@ def prepare(
     table, joined = combine_described(spec, tables, name)
     if table.num_rows == 0:
         raise EmptyInputError(f"feature set {name!r}: its inputs hold no rows")
-    table, keys = keyed(table, spec.entity, spec.timestamp, batch_ids[0])
+    table, keys = keyed_input(spec, table, batch_ids[0])
+    table = label_rows(spec, table, where=f"features.{name}")
     fitted, features, fitted_on = fit_features(
         name, spec, table, keys, feature_set_id=set_id, split=split, task=task
     )
@@ -207,7 +209,7 @@ def prepare(
             created_at=made_at,
             entity=spec.entity,
             timestamp=spec.timestamp,
-            label=spec.label,
+            label=spec.label_column,
             pipeline_artifact=artifact.digest,
             selection={
                 **fitted.selection.to_dict(),
@@ -346,7 +348,7 @@ def _materialize(
         )
     if view is None:
         view = OnlineView(stored.name, stored.feature_set_id, stored.pipeline_artifact or "")
-    skip = (spec.entity, spec.timestamp, spec.label, ROW_ID)
+    skip = (spec.entity, spec.timestamp, spec.label_column, ROW_ID)
     names = [c for c in features.column_names if c not in skip]
     counted = materialize_counted(
         stores.online,

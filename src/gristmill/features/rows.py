@@ -9,6 +9,10 @@ Positions cannot do that; a key can. The key of a feature set's rows is
 * otherwise a row id, the column ``_row_id``: ``<first input batch id>:<row number>`` in the
   combined input (after the join, before any step), given when the rows are read.
 
+A pipeline that adds rows (``fill_gaps`` with ``freq``) is keyed by row id, whatever its
+roles: the rows it adds are named ``<first input batch id>:+<n>``, numbered in the order
+the feature set holds them.
+
 Both are computed from the raw batches alone, so the rows a feature set's split names can be
 found again in those batches (``keyed``) — by the gate, which scores a champion through its
 own fitted pipeline on the very raw rows of this test subset. The row id is carried through
@@ -17,10 +21,12 @@ the pipeline as a pass-through column: the steps never see it, it is never a fea
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from gristmill.config.features import FeatureSetSpec
 
 if TYPE_CHECKING:  # the row key alone (a score job reads it) needs no scikit-learn nor pandas
     from gristmill.features.pipeline import FittedFeaturePipeline
@@ -53,17 +59,54 @@ def keyed(
     return table.add_column(0, ROW_ID, ids), keys
 
 
+def keyed_input(
+    spec: FeatureSetSpec, table: pa.Table, first_batch: str
+) -> tuple[pa.Table, list[str]]:
+    """``keyed`` for the combined input of ``spec``'s feature set: by row id when its
+    pipeline adds rows (they have no entity and time of their own to be named by)."""
+    entity = None if spec.adds_rows() else spec.entity
+    return keyed(table, entity, spec.timestamp, first_batch)
+
+
+def name_added_rows(table: pa.Table) -> pa.Table:
+    """``table`` with a row id for each row a step added (one whose ``_row_id`` is null):
+    ``<prefix>:+<n>``, the prefix that of the other ids (the first input batch)."""
+    if ROW_ID not in table.column_names or table.column(ROW_ID).null_count == 0:
+        return table
+    ids = table.column(ROW_ID).to_pylist()
+    known = next((i for i in ids if i is not None), None)
+    prefix = known.rsplit(":", 1)[0] if known else "added"
+    numbers = iter(range(len(ids)))
+    named = [i if i is not None else f"{prefix}:+{next(numbers)}" for i in ids]
+    return table.set_column(table.schema.get_field_index(ROW_ID), ROW_ID, pa.array(named))
+
+
 def without_row_id(table: pa.Table) -> pa.Table:
     """``table`` without its row id column (what the steps and the online store see)."""
     return table.drop_columns([ROW_ID]) if ROW_ID in table.column_names else table
 
 
 def transform_keyed(fitted: FittedFeaturePipeline, table: pa.Table) -> pa.Table:
-    """``fitted.transform_table`` that keeps each surviving row's ``_row_id`` (first column)."""
+    """``fitted.transform_table`` that keeps each surviving row's ``_row_id`` (first column),
+    and the rows a step added (their id null: ``name_added_rows`` names them)."""
+    return keyed_table(keyed_frame(fitted, table))
+
+
+def keyed_table(frame: Any) -> pa.Table:
+    """A frame from ``keyed_frame`` as an Arrow table, its row ids as ``string``."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if ROW_ID not in table.column_names:
+        return table
+    ids = pc.cast(table.column(ROW_ID), pa.string())
+    return table.set_column(table.schema.get_field_index(ROW_ID), ROW_ID, ids)
+
+
+def keyed_frame(fitted: FittedFeaturePipeline, table: pa.Table) -> Any:
+    """``transform_keyed`` as a pandas DataFrame (on a fresh index)."""
     frame = table.to_pandas()
     ids = frame.pop(ROW_ID) if ROW_ID in frame.columns else None
-    result = fitted.transform(frame)
-    if ids is None:
-        return pa.Table.from_pandas(result, preserve_index=False)
-    features = pa.Table.from_pandas(result, preserve_index=False)
-    return features.add_column(0, ROW_ID, pa.array(ids.loc[result.index], pa.string()))
+    result = fitted.transform(frame, keep_added=True)
+    if ids is not None:
+        named = ids.reindex(result.index).astype(object)
+        result.insert(0, ROW_ID, named.where(named.notna(), None).to_numpy())
+    return result.reset_index(drop=True)

@@ -42,6 +42,8 @@ class Algorithm:
     categories: bool = False
     encode_labels: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    main: tuple[str, ...] = ()
+    """The parameters a spec most often sets (listed in docs/spec.md, checked to exist)."""
 
 
 def _both(classifier: str, regressor: str) -> dict[Task, str]:
@@ -51,15 +53,21 @@ def _both(classifier: str, regressor: str) -> dict[Task, str]:
 ALGORITHMS: Mapping[str, Algorithm] = {
     algorithm.name: algorithm
     for algorithm in (
-        Algorithm("linear_regression", {"regression": "sklearn.linear_model:LinearRegression"}),
+        Algorithm(
+            "linear_regression",
+            {"regression": "sklearn.linear_model:LinearRegression"},
+            main=("fit_intercept", "positive"),
+        ),
         Algorithm(
             "logistic_regression",
             {"classification": "sklearn.linear_model:LogisticRegression"},
             defaults={"max_iter": 1000},
+            main=("C", "class_weight", "max_iter", "solver"),
         ),
         Algorithm(
             "decision_tree",
             _both("sklearn.tree:DecisionTreeClassifier", "sklearn.tree:DecisionTreeRegressor"),
+            main=("max_depth", "min_samples_leaf", "criterion", "random_state"),
         ),
         Algorithm(
             "random_forest",
@@ -69,6 +77,7 @@ ALGORITHMS: Mapping[str, Algorithm] = {
             # Trees grow on threads that yield the CPU: a forest fills the cores the other
             # candidates leave idle (an executor worker caps only OpenMP and BLAS pools).
             defaults={"n_jobs": -1},
+            main=("n_estimators", "max_depth", "min_samples_leaf", "max_features", "random_state"),
         ),
         Algorithm(
             "gradient_boosting",
@@ -77,6 +86,7 @@ ALGORITHMS: Mapping[str, Algorithm] = {
                 "sklearn.ensemble:HistGradientBoostingRegressor",
             ),
             categories=True,
+            main=("learning_rate", "max_iter", "max_depth", "max_leaf_nodes", "random_state"),
         ),
         Algorithm(
             "lightgbm",
@@ -84,14 +94,20 @@ ALGORITHMS: Mapping[str, Algorithm] = {
             install="pip install lightgbm",
             categories=True,
             defaults={"verbosity": -1},
+            main=("n_estimators", "learning_rate", "num_leaves", "max_depth"),
         ),
         Algorithm(
             "xgboost",
             _both("xgboost:XGBClassifier", "xgboost:XGBRegressor"),
             install="pip install xgboost",
             encode_labels=True,
+            main=("n_estimators", "learning_rate", "max_depth", "subsample"),
         ),
-        Algorithm("kmeans", {"clustering": "sklearn.cluster:KMeans"}),
+        Algorithm(
+            "kmeans",
+            {"clustering": "sklearn.cluster:KMeans"},
+            main=("n_clusters", "n_init", "random_state"),
+        ),
     )
 }
 FORECASTERS: Mapping[str, type[SarimaxLearner]] = {"arima": ArimaLearner, "sarimax": SarimaxLearner}

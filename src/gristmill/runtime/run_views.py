@@ -17,7 +17,9 @@ from gristmill.core.events import (
     SCORES_REQUESTED,
     SOURCE_AVAILABLE,
 )
+from gristmill.errors import NotFoundError
 from gristmill.stores.metadata import MetadataStore, Run, StageExecution
+from gristmill.stores.reports import LEADERBOARD_KIND, Report
 from gristmill.stores.run_status import RunView, view_run
 
 # What a run's work goes on through: the event types its stages consume (``gristmill run``
@@ -34,6 +36,9 @@ RUN_CONSUMES = frozenset(
         SCORES_REQUESTED,
     )
 )
+
+LEADERBOARD_SCAN = 200  # how many of the newest leaderboards are searched for a run's
+RUN_SCAN = 50  # how many of the newest runs are searched for the newest leaderboard
 
 
 def run_view(
@@ -87,3 +92,36 @@ def _alive(host: Any, pid: Any) -> bool | None:
     except (TypeError, ValueError, OSError):
         return None
     return True
+
+
+def run_leaderboards(store: MetadataStore, run: Run) -> list[Report]:
+    """The leaderboard reports of ``run``, oldest first: those its recorded outputs name
+    (``model.evaluated`` of its stage executions, or of the command that recorded it), else
+    those of the newest ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
+    outputs = [o for e in store.executions.list_executions(run.run_id) for o in e.outputs]
+    payloads = [o.get("payload", {}) for o in outputs if o.get("type") == MODEL_EVALUATED]
+    payloads += [o for o in run.summary.get("outputs", []) if o.get("type") == MODEL_EVALUATED]
+    found = []
+    for report_id in dict.fromkeys(str(p["report"]) for p in payloads if p.get("report")):
+        try:
+            found.append(store.reports.get_report(report_id))
+        except NotFoundError:  # named, yet not recorded (the metadata store was reset)
+            continue
+    if found:
+        return found
+    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=LEADERBOARD_SCAN)
+    return [r for r in reversed(recent) if r.run_id == run.run_id]
+
+
+def newest_leaderboard(store: MetadataStore) -> tuple[Run | None, Report] | None:
+    """The leaderboard of the newest run that evaluated (among the ``RUN_SCAN`` newest),
+    else the newest leaderboard recorded; ``None`` when there is none."""
+    for run in store.runs.list_runs(limit=RUN_SCAN):
+        boards = run_leaderboards(store, run)
+        if boards:
+            return run, boards[-1]
+    recent = store.reports.list_reports(kind=LEADERBOARD_KIND, limit=1)
+    if not recent:
+        return None
+    run_id = recent[0].run_id
+    return (store.runs.find_run(run_id) if run_id else None), recent[0]

@@ -9,6 +9,7 @@ from gristmill.segregation.result import (
     Subset,
     WarningKind,
     membership_table,
+    warnings_and_notes,
 )
 from gristmill.segregation.splitting import split, split_id
 from gristmill.segregation.strategies import CustomSplit, known_strategies
@@ -28,4 +29,5 @@ __all__ = [
     "positions_by_key",
     "split",
     "split_id",
+    "warnings_and_notes",
 ]

@@ -17,6 +17,15 @@
 
 The label is checked for imbalance when it holds classes (not floating point, and at most
 ``Thresholds.max_classes`` distinct integers); a numeric label is checked for shift instead.
+
+A ``sequential`` or ``time`` split of a series that trends (CO2, prices, GDP) always puts
+the later, higher (or lower) values in test: that shift is what the split is for, not a
+warning. A numeric column shifts *by its trend* when its values follow the time order
+within train (Spearman's rho between row order and value at least ``Thresholds.trend`` in
+size) and the later subset lies beyond train in the trend's direction (its median above
+train's for a rising trend). Such shifts are not warned about; one **note** (kind
+``trend``) names the columns once. A level shift at the split's boundary (train flat, test
+higher) is no trend, and is still warned about.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from scipy import stats
 
 from gristmill.features.validation.drift import (
     P_VALUE_THRESHOLD,
@@ -52,6 +62,13 @@ class Thresholds:
     psi: float = PSI_THRESHOLD
     p_value: float = P_VALUE_THRESHOLD
     max_classes: int = 50
+    trend: float = 0.5
+    """Spearman's rho (in size) between row order and value within train that makes a
+    column's shift under a sequential or time split its trend (noted, not warned)."""
+
+
+TEMPORAL = frozenset({"sequential", "time"})
+"""Strategies whose train rows come before their test rows in time."""
 
 
 def diagnose(
@@ -77,7 +94,12 @@ def diagnose(
         skipped.add(plan.column)
     if classes is not None:
         skipped.add(plan.label)
-    warnings += _shifts(subsets, skipped, thresholds)
+    shifts = list(_shifts(subsets, skipped, thresholds))
+    if plan.strategy in TEMPORAL:
+        shifts, note = _trends(shifts, subsets, plan.strategy, thresholds)
+        warnings += shifts + ([note] if note else [])
+    else:
+        warnings += shifts
     return warnings
 
 
@@ -237,4 +259,64 @@ def _shift(
             "p_value_threshold": test.threshold,
         },
         train.name,
+    )
+
+
+def _trends(
+    shifts: list[SplitWarning],
+    subsets: Mapping[Subset, pa.Table],
+    strategy: str,
+    thresholds: Thresholds,
+) -> tuple[list[SplitWarning], SplitWarning | None]:
+    """The shifts that are no trend, and one note naming the columns whose shift is."""
+    kept: list[SplitWarning] = []
+    trending: dict[str, float] = {}
+    for warning in shifts:
+        column = warning.column
+        rho = None if column is None else _trend(subsets, warning.subset, column, thresholds)
+        if rho is None:
+            kept.append(warning)
+        else:
+            trending[str(column)] = rho
+    if not trending:
+        return kept, None
+    names = ", ".join(repr(c) for c in trending)
+    figures = ", ".join(f"{c} {rho:+.2f}" for c, rho in trending.items())
+    later = "test" if "validation" not in subsets else "validation and test"
+    message = (
+        f"{'column' if len(trending) == 1 else 'columns'} {names} "
+        f"{'trends' if len(trending) == 1 else 'trend'} with time (Spearman's rho of value on "
+        f"row order within train: {figures}); a {strategy} split puts the later values in "
+        f"{later}, so their shift from train is expected and not warned about"
+    )
+    numbers = {f"rho_{c}": rho for c, rho in trending.items()}
+    return kept, SplitWarning("trend", "test", message, numbers)
+
+
+def _trend(
+    subsets: Mapping[Subset, pa.Table], subset: Subset, column: str, thresholds: Thresholds
+) -> float | None:
+    """Spearman's rho of ``column`` on row order within train when its shift in ``subset``
+    is its trend (see the module docstring), else ``None``."""
+    kind = subsets["train"].schema.field(column).type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        return None
+    train = _numbers(subsets["train"].column(column))
+    later = _numbers(subsets[subset].column(column))
+    present = ~np.isnan(train)
+    if present.sum() < 3 or np.isnan(later).all():
+        return None
+    values = train[present]
+    if np.all(values == values[0]):
+        return None
+    rho = float(stats.spearmanr(np.flatnonzero(present), values).statistic)
+    if not abs(rho) >= thresholds.trend:
+        return None
+    beyond = float(np.nanmedian(later)) - float(np.median(values))
+    return rho if beyond * rho > 0 else None
+
+
+def _numbers(column: pa.ChunkedArray) -> npt.NDArray[np.float64]:
+    return np.asarray(
+        pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
     )

@@ -16,7 +16,7 @@ from gristmill.stores.models import Split
 Subset = Literal["train", "validation", "test"]
 SUBSETS: tuple[Subset, ...] = ("train", "validation", "test")
 
-WarningKind = Literal["imbalance", "small", "empty", "shift"]
+WarningKind = Literal["imbalance", "small", "empty", "shift", "trend"]
 Rows = npt.NDArray[np.int64]
 
 
@@ -27,7 +27,10 @@ class SplitWarning:
     * ``imbalance``: a class's share in ``subset`` differs from its share in train;
     * ``small``: ``subset`` has few rows, or no row of some class;
     * ``empty``: the parameters leave ``subset`` without rows;
-    * ``shift``: ``column`` is distributed differently in ``subset`` than in train.
+    * ``shift``: ``column`` is distributed differently in ``subset`` than in train;
+    * ``trend`` (a *note*, not a warning: ``SplitResult.notes``): columns that trend with
+      time, whose shift a ``sequential`` or ``time`` split always shows, so it is not warned
+      about.
 
     ``numbers`` holds the measurements and thresholds the message quotes.
     """
@@ -48,7 +51,8 @@ class SplitResult:
 
     ``validation`` is ``None`` unless the split asked for one. ``rows`` maps each subset to
     its rows' indices in the source table, in the subset's order (``membership_table``
-    turns it into a table to store).
+    turns it into a table to store). ``notes`` say what is expected of this split and so
+    not warned about (a trend); the manifest keeps them with the warnings, by kind.
     """
 
     train: pa.Table
@@ -58,6 +62,7 @@ class SplitResult:
     warnings: list[SplitWarning] = field(default_factory=list)
     label: str | None = None
     rows: Mapping[Subset, Rows] = field(default_factory=dict, repr=False)
+    notes: list[SplitWarning] = field(default_factory=list)
 
     @property
     def split_id(self) -> str:
@@ -87,6 +92,18 @@ class SplitResult:
         if self.label is None:
             raise ConfigError("this split was made without a label; pass label= to split()")
         return self.table(subset).column(self.label)
+
+
+NOTE_KINDS: frozenset[str] = frozenset({"trend"})
+"""Kinds of ``SplitWarning`` that are notes: said once, not warned about."""
+
+
+def warnings_and_notes(
+    found: list[SplitWarning],
+) -> tuple[list[SplitWarning], list[SplitWarning]]:
+    """``found`` (as ``diagnose`` or a manifest gives them) parted into warnings and notes."""
+    notes = [w for w in found if w.kind in NOTE_KINDS]
+    return [w for w in found if w.kind not in NOTE_KINDS], notes
 
 
 def membership_table(result: SplitResult) -> pa.Table:

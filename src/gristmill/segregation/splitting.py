@@ -22,7 +22,7 @@ from gristmill.config.spec import SplitSpec
 from gristmill.core.ids import digest_bytes, digest_json
 from gristmill.errors import ConfigError, DataError
 from gristmill.segregation.diagnostics import Thresholds, diagnose
-from gristmill.segregation.result import SUBSETS, SplitResult
+from gristmill.segregation.result import SUBSETS, SplitResult, warnings_and_notes
 from gristmill.segregation.strategies import (
     NEEDS_COLUMN,
     SEEDED,
@@ -67,9 +67,10 @@ def split(
     plan = _plan(table, spec, label, custom)
     assignment = assign(table, plan)
     subsets = {name: table.take(pa.array(rows, pa.int64())) for name, rows in assignment.items()}
-    warnings = diagnose(
+    found = diagnose(
         table, assignment, subsets, plan, thresholds or Thresholds(), not_features=not_features
     )
+    warnings, notes = warnings_and_notes(found)
     params = _params(plan, assignment)
     manifest = Split(
         split_id=split_id(feature_set_id, plan.strategy, params),
@@ -78,7 +79,7 @@ def split(
         params=params,
         sizes={name: len(rows) for name, rows in assignment.items()},
         created_at=datetime.now(UTC),
-        warnings=[warning.to_dict() for warning in warnings],
+        warnings=[warning.to_dict() for warning in found],
     )
     return SplitResult(
         train=subsets["train"],
@@ -88,6 +89,7 @@ def split(
         warnings=warnings,
         label=label,
         rows=assignment,
+        notes=notes,
     )
 
 
@@ -105,7 +107,8 @@ def _plan(
         raise ConfigError(
             f"unknown split strategy {strategy!r}; known: {', '.join(known_strategies())}"
         )
-    if spec.test_size + (spec.validation_size or 0.0) >= 1:
+    shares = [s for s in (spec.test_size, spec.validation_size) if isinstance(s, float)]
+    if len(shares) == 2 and sum(shares) >= 1:
         raise ConfigError(
             f"split.test_size {spec.test_size} and split.validation_size "
             f"{spec.validation_size} leave no rows to train on; keep their sum below 1"

@@ -1,8 +1,9 @@
 """Split strategies: each assigns the rows of a table to train / validation / test.
 
-Sizes are counted in *units* — rows, or groups for ``group`` — and rounded half up:
-``test = round(test_size · units)``, ``validation = round(validation_size · units)``, train
-the rest. (Rounding, not ceiling, so a fixed ratio can leave a small table's subset empty,
+Sizes are counted in *units* — rows, or groups for ``group``. A share (a float) is rounded
+half up: ``test = round(test_size · units)``, ``validation = round(validation_size ·
+units)``; a count (an int) is taken as it is (at most the units there are); train gets the
+rest. (Rounding, not ceiling, so a fixed ratio can leave a small table's subset empty,
 which the split then reports.) Every seeded strategy draws from ``numpy.random.default_rng``
 or scikit-learn with the same seed, so one seed always gives one assignment.
 
@@ -46,8 +47,8 @@ class Plan:
     """A checked split request: what ``assign`` needs besides the table."""
 
     strategy: str
-    test_size: float
-    validation_size: float | None
+    test_size: float | int
+    validation_size: float | int | None
     seed: int | None = None
     column: str | None = None
     label: str | None = None
@@ -57,8 +58,8 @@ class Plan:
 
 def subset_sizes(units: int, plan: Plan) -> tuple[int, int, int]:
     """``(train, validation, test)`` units for ``units`` rows or groups."""
-    test = min(units, _round(plan.test_size * units))
-    wanted = 0 if plan.validation_size is None else _round(plan.validation_size * units)
+    test = min(units, _units(plan.test_size, units))
+    wanted = 0 if plan.validation_size is None else _units(plan.validation_size, units)
     validation = min(units - test, wanted)
     return units - test - validation, validation, test
 
@@ -240,6 +241,11 @@ def _orderable(data_type: pa.DataType) -> bool:
         or pa.types.is_string(data_type)
         or pa.types.is_large_string(data_type)
     )
+
+
+def _units(size: float | int, units: int) -> int:
+    """A subset's units: a count as it is, a share of ``units`` rounded half up."""
+    return size if isinstance(size, int) else _round(size * units)
 
 
 def _round(value: float) -> int:

@@ -6,14 +6,17 @@ NaN for a missing value; a boolean, a text — even ``"41.2"`` —, an object or
 an infinity are refused), a ``bool`` column true/false (or 0/1); a text column takes
 strings (``None`` or NaN missing), never a number, boolean, object or list (JSON gives no
 way to tell a category ``5`` from a typo; a typed numpy array, a file's column that Arrow
-read as numbers, is written as text). Numbers become float64; text becomes an object
-array of ``str`` in which a missing value is ``MISSING_TEXT``. A column declared not
-nullable refuses a missing value. Every refusal is a ``DataError`` naming the column, the
-row and what was expected. Already-typed numpy arrays pass without a copy.
+read as numbers, is written as text); a date read from a file (Arrow's ``date32``, which
+pandas holds as text-typed objects) passes as it is, as it did when the model was fitted.
+Numbers become float64; text becomes an object array of ``str`` in which a missing value is
+``MISSING_TEXT``. A column declared not nullable refuses a missing value. Every refusal is
+a ``DataError`` naming the column, the row and what was expected. Already-typed numpy
+arrays pass without a copy.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -133,7 +136,7 @@ def text_values(values: Any, name: str, nullable: bool) -> None:
         kinds = set(map(type, values))
     except TypeError:
         return
-    if kinds <= {str, np.str_}:
+    if kinds <= {str, np.str_, dt.date}:
         return
     for row, value in enumerate(values):
         if is_missing(value):
@@ -141,7 +144,7 @@ def text_values(values: Any, name: str, nullable: bool) -> None:
                 raise DataError(
                     f"column {name!r} may not be missing (row {row} is)", column=name, row=row
                 )
-        elif not isinstance(value, str):
+        elif not isinstance(value, str | dt.date):
             _refuse(name, "text (strings)", values, row)
 
 

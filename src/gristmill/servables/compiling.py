@@ -61,7 +61,8 @@ def compile_version(stores: FeatureStores, version: ModelVersion, *, threads: in
     candidate = stores.metadata.candidates.get_candidate(version.candidate_id)
     section = feature_section(stores, candidate)
     scorer = load_scorer(stores, candidate, also_trust=trusted_packages(section))
-    rows, rows_from = held_out_rows(stores, candidate, section)
+    history = scorer.pipeline is not None and scorer.pipeline.label_history
+    rows, rows_from = held_out_rows(stores, candidate, section, keep_label=history)
     base = _base(stores, version, candidate, scorer, rows)
     graphs: OnnxGraphs | None = None
     why = ""

@@ -37,9 +37,14 @@ RULE = "classes equal; probabilities |Δ| ≤ tolerance; numbers |Δ| ≤ tolera
 
 
 def held_out_rows(
-    stores: FeatureStores, candidate: Candidate, section: FeatureSetSpec | None
+    stores: FeatureStores,
+    candidate: Candidate,
+    section: FeatureSetSpec | None,
+    *,
+    keep_label: bool = False,
 ) -> tuple[pd.DataFrame, str]:
-    """Raw rows to check a compiled servable on, and where they came from."""
+    """Raw rows to check a compiled servable on, and where they came from; without their
+    label unless ``keep_label`` (a pipeline whose series steps read the label's past)."""
     feature_set = stores.metadata.feature_sets.get_feature_set(candidate.feature_set_id)
     try:
         split = stores.metadata.splits.get_split(candidate.split_id)
@@ -55,7 +60,7 @@ def held_out_rows(
         where = f"a sample of raw batch {feature_set.inputs[0]} (test rows not found: {exc})"
     table = _spread(without_row_id(table), PARITY_ROWS)
     frame = table.to_pandas()
-    if feature_set.label and feature_set.label in frame.columns:
+    if feature_set.label and feature_set.label in frame.columns and not keep_label:
         frame = frame.drop(columns=[feature_set.label])
     if len(frame) == 0:
         raise DataError("no rows to check the compiled servable on")

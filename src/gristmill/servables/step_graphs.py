@@ -4,7 +4,8 @@ Each converter says which columns a step makes from which (``produces``), so the
 can build only what the learner's features need (feature selection narrows the raw inputs
 too), and ``build``s the wanted outputs as graph nodes over blocks of columns. A step with
 no ONNX form (a filter changes the row count; date parts, text statistics and tf-idf need
-text or date functions ONNX lacks; a custom step is code) raises ``NotConvertible`` naming
+text or date functions ONNX lacks; lags, rolling windows and gap filling read other rows;
+a custom step is code) raises ``NotConvertible`` naming
 it, and so does an option whose behaviour the graph cannot reproduce (``handle_unknown:
 error`` raises on a new category, which a graph cannot do; infrequent categories).
 """
@@ -31,6 +32,10 @@ NO_FORM = {
     "date_parts": "ONNX has no date parsing",
     "text_stats": "ONNX has no text statistics",
     "tfidf": "its tokenizer is not a standard ONNX operator",
+    "fill_gaps": "it reads the rows around each row (and may add rows), which a graph that "
+    "answers each row on its own cannot do",
+    "lag": "it reads earlier rows, which a graph that answers each row on its own cannot do",
+    "rolling": "it reads earlier rows, which a graph that answers each row on its own cannot do",
 }
 
 

@@ -207,6 +207,7 @@ def _announcement(prepared: Prepared) -> Announcement:
             "reports": reports,
             "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
             **({"online_warning": prepared.online_warning} if prepared.online_warning else {}),
+            **({"label": fs.label_outcome} if fs.label_outcome else {}),
         },
         key=fs.name,
     )

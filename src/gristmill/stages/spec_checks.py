@@ -11,9 +11,10 @@ import difflib
 from collections.abc import Callable
 from functools import partial
 
-from gristmill.config.spec import CandidateSpec, PipelineSpec, training_target
+from gristmill.config.spec import CandidateSpec, PipelineSpec, chosen_split, training_target
 from gristmill.errors import ConfigError, MissingExtraError, SpecError
 from gristmill.evaluation import evaluator_names, metric_tasks
+from gristmill.features.fitting import check_series_split
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
 from gristmill.learners.registry import (
@@ -43,6 +44,7 @@ def preflight(spec: PipelineSpec) -> None:
         for name, feature_set in (spec.features or {}).items()
     ]
     checks.append(partial(_check_split, spec))
+    checks.append(partial(_check_series_split, spec))
     checks.append(partial(_check_metric_names, spec))
     task = spec.train.task if spec.train else None
     for index, candidate in enumerate(spec.train.candidates if spec.train else []):
@@ -69,6 +71,21 @@ def _problem(error: Exception) -> tuple[str, str]:
     if sep and " " not in path.split(" (")[0]:
         return path, message
     return "(spec)", str(error)
+
+
+def _check_series_split(spec: PipelineSpec) -> None:
+    """Series steps (lags, windows, gap filling) in the set training uses need a split that
+    keeps a series' rows together in time (``features.fitting``)."""
+    name = training_target(spec)
+    section = (spec.features or {}).get(name or "")
+    if name is None or section is None:
+        return
+    try:
+        pipeline = FeaturePipeline.from_spec(section, where=f"features.{name}")
+    except ConfigError:
+        return  # reported by the check of the section itself
+    if pipeline.reads_rows:
+        check_series_split(name, chosen_split(spec).strategy)
 
 
 def _check_candidate(candidate: CandidateSpec, task: str | None) -> None:

@@ -69,6 +69,7 @@ def payload_of(result: TrainingResult) -> dict[str, object]:
         warnings,
         result.candidates,
         task_reason=result.task_reason,
+        notes=[n.message for n in result.split.notes],
     )
 
 
@@ -80,15 +81,18 @@ def trained_payload(
     candidates: list[Candidate],
     *,
     task_reason: str | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, object]:
     """The payload of ``model.trained``: what the evaluation stage needs to find the rest,
-    and why the task is what it is (``task_reason``, when known)."""
+    why the task is what it is (``task_reason``, when known), the split's warnings and its
+    ``notes`` (what is expected of it, such as a trend)."""
     return {
         "feature_set_id": feature_set_id,
         "split_id": split_id,
         "task": task,
         "task_reason": task_reason,
         "warnings": warnings,
+        "notes": notes or [],
         "candidates": [
             {"candidate_id": c.candidate_id, "name": c.name, "status": c.status, "error": c.error}
             for c in candidates

@@ -51,6 +51,28 @@ class FeatureSet:
     validation_report: str | None = None
     run_id: str | None = None
 
+    @property
+    def label_outcome(self) -> dict[str, Any] | None:
+        """What preparation recorded of the label (``selection.fitted_on.label``): its
+        ``name``, the ``missing`` policy, ``unlabelled`` (rows left out of the split's
+        subsets), and ``expr`` when it is derived; ``None`` without a label."""
+        fitted_on = self.selection.get("fitted_on") or {}
+        label = fitted_on.get("label") if isinstance(fitted_on, dict) else None
+        return dict(label) if isinstance(label, dict) else None
+
+
+def unlabelled_line(name: str, label: dict[str, Any]) -> str | None:
+    """The sentence a summary gives for rows without a label, or ``None`` when there are
+    none (``label``: a feature set's ``label_outcome``)."""
+    count = int(label.get("unlabelled") or 0)
+    if not count:
+        return None
+    rows = "row has" if count == 1 else "rows have"
+    return (
+        f"{name}: {count:,} {rows} no label {label.get('name')!r}; left out of training and "
+        "evaluation (label.missing: drop; set it to error to refuse them)"
+    )
+
 
 class FeatureSetCatalog(Protocol):
     """Feature set manifests, kept in the metadata store."""

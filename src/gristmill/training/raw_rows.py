@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.errors import ConfigError
+from gristmill.features.labels import label_rows
 from gristmill.features.prepare import combine
-from gristmill.features.rows import keyed
+from gristmill.features.rows import keyed_input
 from gristmill.features.stores import FeatureStores
 from gristmill.segregation import Subset, positions_by_key
 from gristmill.stores.features import FeatureSet
@@ -28,9 +29,10 @@ def raw_rows(
     spec: FeatureSetSpec | None,
     stores: FeatureStores,
 ) -> pa.Table:
-    """The raw rows (every ingested column, the key too) of ``subset`` of split ``manifest``
-    of ``feature_set``, in their ingestion order; ``spec`` is the feature set's section
-    (its sources, join and roles).
+    """The raw rows (every ingested column, the key too, and a derived label) of ``subset``
+    of split ``manifest`` of ``feature_set``, in their ingestion order; ``spec`` is the
+    feature set's section (its sources, join and roles). Rows a step added (gap filling)
+    are not raw rows: the model's own pipeline adds them again.
 
     ``ConfigError`` without the section; ``NotFoundError`` for a batch no longer stored;
     ``DataError`` when the raw rows lack the split's key columns.
@@ -50,6 +52,7 @@ def raw_rows(
         )
     tables = {s: stores.raw.read(by_source[s].batch_id) for s in spec.from_}
     combined = combine(spec, tables, feature_set.name)
-    table, _ = keyed(combined, spec.entity, spec.timestamp, by_source[spec.from_[0]].batch_id)
+    table, _ = keyed_input(spec, combined, by_source[spec.from_[0]].batch_id)
+    table = label_rows(spec, table, where=f"features.{feature_set.name}")
     parts = positions_by_key(table, read_membership(manifest, stores))
     return table.take(parts.get(subset, pa.array([], pa.int64())))

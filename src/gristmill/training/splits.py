@@ -20,6 +20,7 @@ import pyarrow as pa
 from gristmill.config.spec import PipelineSpec, SplitSpec, chosen_split, training_target
 from gristmill.errors import ConfigError, NotFoundError
 from gristmill.features.fitting import FitPlan
+from gristmill.features.labels import labelled_mask
 from gristmill.features.rows import ROW_ID
 from gristmill.features.stores import FeatureStores
 from gristmill.segregation import (
@@ -29,6 +30,7 @@ from gristmill.segregation import (
     membership_keys,
     positions_by_key,
     split,
+    warnings_and_notes,
 )
 from gristmill.stores.features import FeatureSet
 from gristmill.stores.metadata import LineageEdge
@@ -65,8 +67,13 @@ class TrainingSplit:
         )
         raw = keyed_membership(table, result.rows, keys)
 
-        def record(features: pa.Table) -> dict[str, Any]:
-            parts = positions_by_key(features, raw)  # a filtered-out row is in no subset
+        def record(features: pa.Table, computed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            # a filtered-out row is in no subset, nor a row without a label; a row a step
+            # added is in the subset it was computed with (``computed``)
+            found: dict[Any, Any] = (
+                dict(computed) if computed is not None else positions_by_key(features, raw)
+            )
+            parts = self._labelled(features, found)
             membership = keyed_membership(features, parts, keys)
             ref = self.stores.artifacts.put(_ipc(membership), kind=SPLIT_KIND, media_type=ARROW)
             manifest = replace(
@@ -90,7 +97,14 @@ class TrainingSplit:
                 "rows": result.train.num_rows,
             }
 
-        return FitPlan(result.train, record)
+        return FitPlan(result.train, record, {str(k): v for k, v in result.rows.items()})
+
+    def _labelled(self, features: pa.Table, parts: dict[Any, Any]) -> dict[Any, Any]:
+        """``parts`` without the rows that have no label."""
+        if self.label is None or self.label not in features.column_names:
+            return parts
+        known = labelled_mask(features, self.label).to_numpy(zero_copy_only=False)
+        return {subset: rows[known[rows]] for subset, rows in parts.items()}
 
 
 def split_for(
@@ -104,7 +118,7 @@ def split_for(
     return TrainingSplit(
         chosen_split(spec),
         stores,
-        label=section.label,
+        label=section.label_column,
         entity=section.entity,
         timestamp=section.timestamp,
         run_id=run_id,
@@ -149,14 +163,16 @@ def restore_split(feature_set: FeatureSet, manifest: Split, stores: FeatureStore
     parts = positions_by_key(table, membership)
     if _POSITION in table.column_names:
         table = table.drop_columns([_POSITION])
+    warnings, notes = warnings_and_notes([SplitWarning(**w) for w in manifest.warnings])
     return SplitResult(
         train=table.take(parts.get("train", _EMPTY)),
         test=table.take(parts.get("test", _EMPTY)),
         manifest=manifest,
         validation=table.take(parts["validation"]) if "validation" in parts else None,
-        warnings=[SplitWarning(**warning) for warning in manifest.warnings],
+        warnings=warnings,
         label=feature_set.label,
         rows=parts,
+        notes=notes,
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.config.spec import load_spec, parse_spec
+from gristmill.config.spec import SplitSpec, load_spec, parse_spec
 from gristmill.errors import SpecError
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "penguins" / "pipeline.yaml"
@@ -92,3 +92,35 @@ def test_wrong_names_are_reported_with_the_other_errors_at_once() -> None:
     with pytest.raises(SpecError) as again:  # with no other error, both still in one round
         parse_spec(data)
     assert [path for path, _ in again.value.problems] == paths[1:]
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [(0.25, 0.25), (104, 104), (1, 1)],
+)
+def test_test_size_is_a_share_or_a_count(size: float | int, expected: float | int) -> None:
+    split = SplitSpec(strategy="sequential", test_size=size, validation_size=size)
+    assert split.test_size == expected and type(split.test_size) is type(expected)
+    assert split.validation_size == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (1.0, "neither a share (between 0 and 1, e.g. 0.25) nor a count of rows"),
+        (1.5, "neither a share"),
+        (0, "a count of rows must be at least 1; got 0"),
+        (-3, "a count of rows must be at least 1"),
+        ("a lot", "split.test_size"),
+    ],
+)
+def test_a_test_size_that_is_neither_is_refused_by_key(size: object, message: str) -> None:
+    data = {
+        "name": "p",
+        "sources": {"s": {"format": "csv", "path": "s.csv"}},
+        "split": {"strategy": "sequential", "test_size": size},
+    }
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert "split.test_size" in str(caught.value)
+    assert message in str(caught.value)

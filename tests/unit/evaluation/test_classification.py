@@ -60,6 +60,16 @@ def test_multiclass_metrics_are_macro_and_one_vs_rest(wine: Output) -> None:
     assert np.array(m["confusion_matrix"]["matrix"]).sum() == len(y)
 
 
+def test_boolean_classes_with_a_probability_frame(cancer: Output) -> None:
+    # A label derived by expression (`late: delay > 15`) has the classes False and True:
+    # picking them as a frame's columns must not read them as a mask.
+    truth, predicted = cancer.y_true.astype(bool), cancer.y_pred.astype(bool)
+    frame = pd.DataFrame(cancer.proba, columns=[False, True])
+    result = evaluate("classification", ["roc_auc", "log_loss"], truth, predicted, frame)
+    assert result.metrics["roc_auc"] == pytest.approx(skm.roc_auc_score(truth, cancer.proba[:, 1]))
+    assert result.metrics["log_loss"] == pytest.approx(skm.log_loss(truth, cancer.proba))
+
+
 def test_string_classes_with_a_probability_frame(penguins: Output) -> None:
     frame = pd.DataFrame(penguins.proba, columns=penguins.classes)
     reordered = frame[list(reversed(penguins.classes))]

@@ -57,6 +57,37 @@ def test_sizes_are_ratios_of_the_units_rounded_half_up(
     assert subset_sizes(units, plan) == expected
 
 
+@pytest.mark.parametrize(
+    ("units", "test_size", "validation_size", "expected"),
+    [
+        (569, 104, None, (465, 0, 104)),  # a count is taken as it is
+        (569, 104, 0.1, (408, 57, 104)),  # a count and a share mix
+        (569, 0.25, 50, (377, 50, 142)),
+        (100, 150, None, (0, 0, 100)),  # at most the units there are
+        (100, 60, 60, (0, 40, 60)),
+    ],
+)
+def test_sizes_may_be_counts_of_units(
+    units: int,
+    test_size: float | int,
+    validation_size: float | int | None,
+    expected: tuple[int, int, int],
+) -> None:
+    plan = Plan("random", test_size, validation_size)
+    assert subset_sizes(units, plan) == expected
+
+
+def test_a_count_of_test_rows_takes_the_last_rows_of_a_sequential_split(
+    breast_cancer: pa.Table,
+) -> None:
+    table = numbered(breast_cancer)
+    result = make(table, "sequential", test_size=104, validation_size=52)
+    assert result.test.column("row_id").to_pylist() == list(range(465, 569))
+    assert result.validation is not None
+    assert result.validation.column("row_id").to_pylist() == list(range(413, 465))
+    assert result.manifest.params["test_size"] == 104
+
+
 def test_sequential_takes_the_first_rows_for_train_and_the_last_for_test(
     breast_cancer: pa.Table,
 ) -> None:

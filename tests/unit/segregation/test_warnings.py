@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -136,25 +137,82 @@ def test_imbalance_threshold_is_in_points_of_share(wine: pa.Table) -> None:
 
 
 def test_a_numeric_label_is_checked_for_shift_not_classes(diabetes: pa.Table) -> None:
+    # the highest quarter of the targets last, the rest in their own order: a level shift
     ordered = sort_by(diabetes, "target")
-    result = make(ordered, "sequential", "target", test_size=0.25)
+    cut = ordered.num_rows - round(0.25 * ordered.num_rows)
+    rest = ordered.slice(0, cut).take(np.random.default_rng(0).permutation(cut))
+    table = pa.concat_tables([rest, ordered.slice(cut)])
+    result = make(table, "sequential", "target", test_size=0.25)
     assert found(result, "imbalance") == []
     assert "target" in {w.column for w in found(result, "shift")}
+    assert result.notes == []  # no trend within train: a level shift is warned about
 
 
 # -- shift -------------------------------------------------------------------------------
 
 
-def test_a_time_split_of_trending_series_shifts(macro: pa.Table) -> None:
+def test_a_time_split_of_trending_series_notes_the_trend_once(macro: pa.Table) -> None:
     result = make(macro, "time", test_size=0.25, column="quarter_start")
-    shifted = {w.column: w for w in found(result, "shift", "test")}
-    assert {"realgdp", "cpi", "pop", "m1"} <= set(shifted)
-    assert "quarter" not in shifted  # every quarter in both subsets alike
-    assert "quarter_start" not in shifted  # the split's own column is not compared
-    gdp = shifted["realgdp"]
+    shifted = {w.column for w in found(result, "shift", "test")}
+    assert not {"realgdp", "cpi", "pop", "m1"} & shifted  # their shift is their trend
+    (note,) = result.notes
+    assert note.kind == "trend"
+    for column in ("realgdp", "cpi", "pop", "m1"):
+        assert f"'{column}'" in note.message
+        assert note.numbers[f"rho_{column}"] > 0.9
+    assert "quarter" not in note.message  # every quarter in both subsets alike
+    assert "a time split puts the later values in test" in note.message
+    assert "trend" not in {w.kind for w in result.warnings}
+    stored = {w["kind"] for w in result.manifest.warnings}  # kept in the manifest, by kind
+    assert "trend" in stored
+
+
+def test_the_shift_of_a_trend_is_still_measured_as_a_shift(macro: pa.Table) -> None:
+    plan = Plan("random", 0.25, None, seed=0)  # not a time split: no trend is noted
+    ordered = make(macro, "time", test_size=0.25, column="quarter_start")
+    subsets = {"train": ordered.train, "test": ordered.test}
+    warnings = diagnose(macro, ordered.rows, subsets, plan, Thresholds())
+    gdp = next(w for w in warnings if w.column == "realgdp")
+    assert gdp.kind == "shift"
     assert gdp.numbers["psi"] > 0.2
     assert gdp.numbers["p_value"] < 0.01
     assert "column 'realgdp' is distributed differently in test than in train" in gdp.message
+
+
+def test_a_level_shift_at_the_boundary_is_warned_about_not_noted() -> None:
+    rng = np.random.default_rng(1)
+    flat = rng.normal(10.0, 1.0, 300)
+    flat[225:] += 5.0  # the last quarter jumps: no trend inside train
+    rising = np.arange(300.0) + rng.normal(0.0, 5.0, 300)
+    table = pa.table({"flat": flat, "rising": rising})
+    result = make(table, "sequential", test_size=0.25)
+    assert [w.column for w in found(result, "shift")] == ["flat"]
+    (note,) = result.notes
+    assert "column 'rising' trends with time" in note.message
+    assert "'flat'" not in note.message
+
+
+def test_a_falling_trend_is_noted_and_a_test_against_it_is_not() -> None:
+    rng = np.random.default_rng(2)
+    falling = -np.arange(300.0) + rng.normal(0.0, 5.0, 300)
+    reverted = np.concatenate([falling[:225], -falling[225:]])
+    table = pa.table({"falling": falling, "reverted": reverted})
+    result = make(table, "sequential", test_size=0.25)
+    assert [w.column for w in found(result, "shift")] == ["reverted"]  # against the trend
+    (note,) = result.notes
+    assert note.numbers["rho_falling"] < -0.9
+
+
+def test_co2_split_by_count_notes_its_trend() -> None:
+    from statsmodels.datasets import co2
+
+    frame = co2.load_pandas().data.reset_index(names="week")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    result = make(table, "time", test_size=104, column="week")
+    assert result.test.num_rows == 104  # two years of weeks
+    assert found(result, "shift") == []
+    (note,) = result.notes
+    assert "column 'co2' trends with time" in note.message
 
 
 def test_the_entity_and_timestamp_are_not_tested_for_shift(macro: pa.Table) -> None:
@@ -162,15 +220,17 @@ def test_the_entity_and_timestamp_are_not_tested_for_shift(macro: pa.Table) -> N
     year, quarter = (pc.cast(macro.column(c), pa.int64()) for c in ("year", "quarter"))
     table = macro.append_column("row_id", pc.add(pc.multiply(year, 4), quarter))
     result = make(table, "time", test_size=0.25, column="quarter_start")
-    assert "row_id" in {w.column for w in found(result, "shift")}  # unless told what it is
+    assert "rho_row_id" in result.notes[0].numbers  # unless told what it is
     plan = Plan("time", 0.25, None, column="quarter_start")
     subsets = {"train": result.train, "test": result.test}
     warnings = diagnose(
         table, result.rows, subsets, plan, Thresholds(), not_features=["row_id", "gone", None]
     )
-    shifted = {w.column for w in warnings if w.kind == "shift"}
-    assert "row_id" not in shifted
-    assert {"realgdp", "cpi"} <= shifted and "quarter_start" not in shifted
+    assert "row_id" not in {w.column for w in warnings if w.kind == "shift"}
+    (note,) = [w for w in warnings if w.kind == "trend"]
+    assert "rho_row_id" not in note.numbers
+    assert {"rho_realgdp", "rho_cpi"} <= set(note.numbers)
+    assert "quarter_start" not in note.message
 
 
 def test_a_random_split_does_not_shift(breast_cancer: pa.Table, macro: pa.Table) -> None:

@@ -46,6 +46,17 @@ class FeatureStep(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     step_name: ClassVar[str] = ""
     kind: ClassVar[StepKind] = "transform"
     choices: ClassVar[Mapping[str, Sequence[object]]] = {}
+    reads_rows: ClassVar[bool] = False
+    """Whether a row's result depends on other rows (a series step: lags, windows, gaps)."""
+
+    def reads_label(self, label: str | None) -> bool:
+        """Whether the step reads the label: only series steps that name it may (a lag of the
+        past values of the target); every other step never sees it."""
+        return False
+
+    def adds_rows(self) -> bool:
+        """Whether the step adds rows (``fill_gaps`` with ``freq``)."""
+        return False
 
     @property
     def display_name(self) -> str:

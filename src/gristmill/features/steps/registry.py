@@ -27,7 +27,9 @@ from gristmill.errors import ConfigError
 from gristmill.features.steps.base import FeatureStep
 from gristmill.features.steps.estimators import EstimatorStep
 from gristmill.features.steps.extracts import DateParts, Derive, TextStats, Tfidf
+from gristmill.features.steps.gaps import FillGaps
 from gristmill.features.steps.selectors import Drop, Filter
+from gristmill.features.steps.series import Lag, Rolling
 from gristmill.features.steps.transforms import (
     Bucketize,
     Impute,
@@ -42,8 +44,8 @@ from gristmill.features.steps.transforms import (
 STEPS: Mapping[str, type[FeatureStep]] = {
     step.step_name: step
     for step in (
-        Bucketize, DateParts, Derive, Drop, Filter, Impute, Log, OneHot, Ordinal, Power,
-        Scale, Standardize, TextStats, Tfidf,
+        Bucketize, DateParts, Derive, Drop, FillGaps, Filter, Impute, Lag, Log, OneHot,
+        Ordinal, Power, Rolling, Scale, Standardize, TextStats, Tfidf,
     )
 }  # fmt: skip
 
