@@ -169,19 +169,20 @@ async def test_an_unknown_algorithm_is_refused_before_the_run(
 async def test_a_run_where_every_candidate_fails_is_not_a_success(
     services: Services, tmp_path: Path
 ) -> None:
-    candidates = [{"name": "x", "algorithm": "logistic_regression", "params": {"CC": 1}}]
+    # a parameter's value only the estimator can judge (its name is checked before the run)
+    candidates = [{"name": "x", "algorithm": "logistic_regression", "params": {"C": -1.0}}]
     spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
     report = await run_pipeline(spec, services, timeout=240)
     assert report.run.status == "partial"
     assert report.of_type(MODEL_TRAINED) == []
     (failure,) = report.of_type(STAGE_FAILED)
     assert failure.payload["stage"] == "training"
-    assert "every candidate failed" in failure.payload["error"] and "CC" in failure.payload["error"]
+    assert "every candidate failed" in failure.payload["error"]
     (candidate,) = services.metadata.candidates.list_candidates()
-    assert candidate.status == "failed" and "CC" in (candidate.error or "")
+    assert candidate.status == "failed" and "'C'" in (candidate.error or "")
 
 
-async def test_a_search_space_typo_fails_its_candidate_only(
+async def test_a_search_space_typo_is_refused_before_the_run(
     services: Services, tmp_path: Path
 ) -> None:
     candidates = [
@@ -193,15 +194,12 @@ async def test_a_search_space_typo_fails_its_candidate_only(
         },
     ]
     spec = parse_spec(cancer_spec(tmp_path, candidates=candidates))
-    report = await run_pipeline(spec, services, timeout=240)
-    (trained,) = report.of_type(MODEL_TRAINED)
-    status = {c["name"]: c for c in trained.payload["candidates"]}
-    assert status["good"]["status"] == "trained"
-    assert status["typo"]["status"] == "failed"
-    assert "tune.space" in status["typo"]["error"] and "max_dept" in status["typo"]["error"]
-    assert "max_depth" in status["typo"]["error"]  # the suggestion
-    (evaluated,) = report.of_type(MODEL_EVALUATED)
-    assert [row["candidate"] for row in evaluated.payload["leaderboard"]] == ["good"]
+    with pytest.raises(
+        ConfigError, match=r"train\.candidates\[1\]\.tune\.space\.max_dept"
+    ) as raised:
+        await run_pipeline(spec, services, timeout=240)
+    assert "did you mean 'max_depth'" in str(raised.value)  # the suggestion
+    assert services.metadata.candidates.list_candidates() == []  # nothing ran
 
 
 async def test_an_optional_library_not_installed_is_refused_before_the_run(
