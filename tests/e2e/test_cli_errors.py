@@ -178,6 +178,7 @@ WRONG = {  # each verb, given something wrong
     "jobs": ("jobs", "nope"),
     "serve": ("serve", "--model", "nosuch", "--port", "1"),
     "monitor": ("monitor", "nosuch"),
+    "drift": ("drift", "nosuch", "--since", "soon"),
     "feedback": ("feedback", "missing.csv"),
     "dead-letters": ("dead-letters", "show", "nope"),
 }
