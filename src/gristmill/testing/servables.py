@@ -39,6 +39,11 @@ def numeric_servable(threads: int = 1) -> OnnxServable:
         features[pipeline.feature_names], frame["species"].loc[features.index]
     )
     scorer = Scorer(learner, pipeline, pipeline.feature_names)
+    return servable_of(scorer, threads=threads)
+
+
+def servable_of(scorer: Scorer, *, threads: int = 1) -> OnnxServable:
+    """``scorer`` compiled to an ONNX servable of ``m``/1 (no store, no parity check)."""
     types = raw_types(scorer)
     graphs = onnx_graphs(scorer, types)
     manifest = ServableManifest(

@@ -20,9 +20,10 @@ from gristmill.servables.learner_graph import learner_graph
 from gristmill.servables.onnx_graphs import _joined_graph, onnx_graphs
 from gristmill.servables.onnx_servable import OnnxServable
 from gristmill.servables.packed import PACKED_INPUT
-from gristmill.servables.port import NumericColumns, ServableManifest
-from gristmill.servables.schema import columns, raw_types
+from gristmill.servables.port import NumericColumns
+from gristmill.servables.schema import raw_types
 from gristmill.servables.unconvertible import NotConvertible
+from gristmill.testing.servables import servable_of
 from gristmill.training.bundle import Scorer
 
 NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -47,24 +48,7 @@ def _scorer(steps: list[dict[str, Any]], select: SelectSpec | None = None) -> Sc
 
 
 def _servable(scorer: Scorer) -> OnnxServable:
-    types = raw_types(scorer)
-    graphs = onnx_graphs(scorer, types)
-    manifest = ServableManifest(
-        model="m",
-        version=1,
-        kind="onnx",
-        reason="",
-        digest="",
-        bundle="",
-        pipeline=None,
-        task="classification",
-        output="probabilities",
-        inputs=columns({n: types[n] for n in graphs.inputs}, {}),
-        classes=tuple(scorer.classes),
-        features=columns(dict.fromkeys(scorer.feature_names, "float64"), {}),  # type: ignore[arg-type]
-    )
-    full, learner = graphs.full.SerializeToString(), graphs.learner.SerializeToString()
-    return OnnxServable(manifest, full, learner)
+    return servable_of(scorer)
 
 
 def _awkward() -> pd.DataFrame:
