@@ -22,7 +22,6 @@ A model named alone (no ``@alias``) is answered per its traffic policy; the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Awaitable, Callable
 from itertools import chain
 from operator import itemgetter
@@ -35,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gristmill.errors import DataError
-from gristmill.servables.columns import numbers, text_values
+from gristmill.servables.columns import all_finite, numbers, text_values
 from gristmill.servables.loading import parse_ref
 from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.servables.storage import to_body
@@ -263,7 +262,7 @@ def _plain(values: list[Any]) -> np.ndarray | None:
     if not set(map(type, values)) <= PLAIN_NUMBERS:
         return None
     array = np.array(values, dtype=np.float64)
-    return array if math.isfinite(array.dot(array)) else None
+    return array if all_finite(array) else None
 
 
 class _Plan(NamedTuple):
@@ -308,7 +307,7 @@ def _numeric_rows(rows: Any, manifest: ServableManifest) -> NumericColumns | Non
     if not set(map(type, cells)) <= PLAIN_NUMBERS:
         return None
     matrix = np.fromiter(cells, dtype=np.float64, count=len(rows) * width)
-    if not math.isfinite(matrix.dot(matrix)):  # an infinity (or a gap): named the general way
+    if not all_finite(matrix):  # an infinity (or a gap): named the general way
         return None
     return NumericColumns.of_rows(names, matrix.reshape(len(rows), width))
 

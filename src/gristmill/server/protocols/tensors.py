@@ -14,7 +14,6 @@ missing the same way); a column declared not nullable refuses it later, in the s
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, NamedTuple, NoReturn
 import numpy as np
 
 from gristmill.servables import InputColumn, Predictions, ServableManifest
+from gristmill.servables.columns import all_finite
 from gristmill.servables.port import ColumnType
 from gristmill.server.protocols.errors import RequestError
 
@@ -244,7 +244,7 @@ def _finite(numbers: np.ndarray, name: str) -> np.ndarray:
     """``numbers``, or a ``RequestError`` naming the first infinite element: an infinity is
     refused however it came (binary ``FP64``, JSON ``Infinity`` or ``1e400``), as in every
     protocol; NaN is a missing value. One dot product when all is finite."""
-    if not math.isfinite(numbers.dot(numbers)):
+    if not all_finite(numbers):
         infinite = np.isinf(numbers)
         if infinite.any():
             row = int(np.argmax(infinite))
