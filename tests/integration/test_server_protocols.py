@@ -31,6 +31,7 @@ from gristmill.config.settings import load_settings
 from gristmill.errors import NotFoundError
 from gristmill.runtime.wiring import open_services, open_stores
 from gristmill.servables import Predictions, Servable, ServableManifest, load_servable
+from gristmill.server import json_numbers
 from gristmill.server.port import Served
 from gristmill.server.protocols import mlflow, oip
 from gristmill.testing.registered import train_and_register, write_csv
@@ -746,3 +747,29 @@ def test_an_infinity_is_refused_in_json_and_binary_tensors_alike(server: Running
         )
         assert answer.status_code == status, answer.text
     assert "element 1 is inf" in answer.json()["error"]
+
+
+def test_a_large_json_tensor_is_read_as_a_block_and_still_refuses_odd_values(
+    server: Running,
+) -> None:
+    """A body of many numbers goes through json_numbers (a float64 block per tensor, no
+    Python object per number): the same answers, the same refusals, naming the input."""
+    servable = _servable(server, "diabetes_linear")
+    rows = _rows(server, "diabetes_linear", 400)
+    url = "/v2/models/diabetes_linear/infer"
+    body = _oip_payload(servable, rows)
+    assert len(orjson.dumps(body)) > json_numbers.LARGE
+    answer = _post(server, url, body)
+    assert answer.status_code == 200, answer.text
+    (output,) = (o for o in answer.json()["outputs"] if o["name"] == "predict")
+    expected = servable.predict(_columns(servable, rows)).values
+    np.testing.assert_allclose(output["data"], expected, rtol=1e-12)
+
+    name = servable.manifest.inputs[3].name
+    for odd, words in ((True, "must be numbers"), ("41.2", "must be numbers"), ([1.0], "shape")):
+        data = [float(v) for v in rows[name]]
+        data[300] = odd  # type: ignore[call-overload]
+        changed = _oip_payload(servable, rows, **{name: {"data": data}})
+        refused = _post(server, url, changed)
+        assert refused.status_code == 400, (odd, refused.text)
+        assert name in refused.json()["error"] and words in refused.json()["error"], refused.text

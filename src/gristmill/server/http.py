@@ -31,6 +31,7 @@ from gristmill.errors import (
     GristmillError,
     NotFoundError,
 )
+from gristmill.server import json_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -176,9 +177,12 @@ async def body_of(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def json_of(request: Request, limit: int) -> Any:
+async def json_of(
+    request: Request, limit: int, *, blocks: bool = False, lists: frozenset[str] = frozenset()
+) -> Any:
     """The request body parsed as JSON; ``UnsupportedMediaError`` for another content type,
-    ``DataError`` saying where the JSON is malformed."""
+    ``DataError`` saying where the JSON is malformed. With ``blocks``, a large body's long
+    arrays of numbers come as float64 arrays (``json_numbers``), but under ``lists``."""
     kind = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaError(
@@ -186,7 +190,7 @@ async def json_of(request: Request, limit: int) -> Any:
         )
     body = await body_of(request, limit)
     try:
-        return orjson.loads(body)
+        return json_numbers.loads(body, lists=lists) if blocks else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise DataError(f"the request body is not valid JSON: {exc}") from exc
 

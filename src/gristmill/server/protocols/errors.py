@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from gristmill.server import json_numbers
 from gristmill.server.http import (
     RequestError,
     error_headers,
@@ -45,13 +46,15 @@ def json_response(
     return Response(body, status_code=status, headers=headers, media_type=JSON)
 
 
-def load_json(body: bytes, what: str = "the request body") -> Any:
+def load_json(body: bytes, what: str = "the request body", *, blocks: bool = False) -> Any:
     """``body`` parsed; ``RequestError`` saying where the JSON broke. The literals ``NaN``
-    and ``Infinity`` (not JSON, but written by Python's encoders) are read too."""
+    and ``Infinity`` (not JSON, but written by Python's encoders) are read too. With
+    ``blocks``, a large body's long arrays of numbers come as float64 arrays
+    (``json_numbers``)."""
     if not body:
         raise RequestError(f"{what} is empty; send a JSON object")
     try:
-        return orjson.loads(body)
+        return json_numbers.loads(body) if blocks else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         problem = exc
     try:  # NaN, Infinity: not JSON, but what Python's and tritonclient's encoders write

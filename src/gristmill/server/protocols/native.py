@@ -70,6 +70,7 @@ BUDGET = header(
 )
 
 BODY_KEYS = ("rows", "columns", "entities")
+LISTS = frozenset({"entities"})  # keys whose numbers stay Python numbers (json_numbers)
 NUMERIC = ("float64", "int64", "bool")
 PLAIN_NUMBERS = frozenset({float, int})  # what the fast path takes (bool is not int here)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -107,7 +108,7 @@ def routes(models: RegistryModels) -> list[Route]:
         served = None
         try:
             check_token(request, token)
-            payload = await json_of(request, settings.max_body_bytes)
+            payload = await json_of(request, settings.max_body_bytes, blocks=True, lists=LISTS)
             served = await find(request, request_key(request, payload))
             served.budget = request_budget(request, settings.latency_budget_ms)
             return await scored(request, rid, served, payload)
@@ -243,6 +244,10 @@ def _numeric(columns: dict[str, Any], manifest: ServableManifest) -> dict[str, A
     request's."""
     for column in manifest.inputs:
         values = columns.get(column.name)
+        if type(values) is np.ndarray:  # numbers read as a block (json_numbers): finite
+            if column.type in NUMERIC:
+                continue
+            values = columns[column.name] = values.tolist()  # refused below, naming the row
         if not isinstance(values, list):
             continue
         if column.type in NUMERIC:
@@ -351,7 +356,7 @@ def _columns(columns: Any) -> dict[str, Any]:
     if not isinstance(columns, dict):
         raise DataError("columns must be an object of one list per column", column="columns")
     for name, values in columns.items():
-        if not isinstance(values, list):
+        if not isinstance(values, list | np.ndarray):
             raise DataError(
                 f"column {name!r} must be a list of values, one per row", column=str(name)
             )

@@ -172,7 +172,7 @@ class _OpenInference:
         manifest = served.manifest
         body = await self._body(request)
         header, binary = _split(body, request.headers.get(HEADER_LENGTH))
-        payload = load_json(header, "the inference request")
+        payload = load_json(header, "the inference request", blocks=True)
         if not isinstance(payload, dict):
             raise RequestError("the inference request must be a JSON object with 'inputs'")
         columns = _columns(manifest, payload, binary)

@@ -150,8 +150,11 @@ def check_datatype(tensor: Tensor, column: InputColumn) -> None:
 def from_json(tensor: Tensor, column: InputColumn) -> np.ndarray:
     """The column of a tensor whose data came as JSON (flat, or nested as its shape)."""
     check_datatype(tensor, column)
+    data = tensor.data
+    if type(data) is np.ndarray and tensor.datatype in ("BYTES", "BOOL"):
+        data = data.tolist()  # numbers read as a block (json_numbers): refused value by value
     try:
-        array = np.asarray(tensor.data)
+        array = np.asarray(data)
     except (ValueError, TypeError):
         raise RequestError(
             f"input {tensor.name!r}: 'data' is not a list of shape {list(tensor.shape)}",
@@ -164,7 +167,17 @@ def from_json(tensor: Tensor, column: InputColumn) -> np.ndarray:
         return _texts(array, tensor)
     if tensor.datatype == "BOOL":
         return _bools(array, tensor)
+    if array.dtype.kind in "fiu" and type(data) is list and _booleans_in(data):
+        _not_numbers(tensor)  # numpy would have read true as 1.0
     return _numbers(array, tensor, column)
+
+
+def _booleans_in(data: list[Any]) -> bool:
+    """Whether JSON ``data`` (nested as its shape) holds a boolean: kinds gathered in C."""
+    kinds = set(map(type, data))
+    if bool in kinds:
+        return True
+    return list in kinds and any(_booleans_in(v) for v in data if type(v) is list)
 
 
 def from_binary(tensor: Tensor, raw: memoryview, column: InputColumn) -> np.ndarray:
@@ -211,14 +224,18 @@ def _numbers(array: np.ndarray, tensor: Tensor, column: InputColumn) -> np.ndarr
     elif kind == "O" and all(_number_or_none(v) for v in array.flat):
         numbers = array.astype(np.float64)  # None becomes NaN
     else:
-        raise RequestError(
-            f"input {tensor.name!r} is {tensor.datatype}; its data must be numbers (null for "
-            "a missing value)",
-            field=tensor.name,
-        )
+        _not_numbers(tensor)
     if tensor.datatype in INTEGERS:
         _integral(numbers, tensor)
     return _finite(numbers, tensor.name)
+
+
+def _not_numbers(tensor: Tensor) -> NoReturn:
+    raise RequestError(
+        f"input {tensor.name!r} is {tensor.datatype}; its data must be numbers (null for "
+        "a missing value)",
+        field=tensor.name,
+    )
 
 
 def _number_or_none(value: Any) -> bool:
