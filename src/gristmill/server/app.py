@@ -27,6 +27,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -38,6 +39,7 @@ from gristmill.servables.loading import parse_ref
 from gristmill.server import canary_judge, feedback, policies, reload, rollback_judge
 from gristmill.server import jobs as score_jobs
 from gristmill.server.http import (
+    InFlight,
     JSONResponse,
     check_token,
     error_response,
@@ -168,6 +170,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
 
     return Starlette(
         routes=routes,
+        middleware=[Middleware(InFlight, counter=models.batcher)],
         lifespan=lifespan,
         exception_handlers={HTTPException: _refused, Exception: _failed},
     )

@@ -1,7 +1,9 @@
 """Adaptive micro-batching: concurrent one-row requests to one servable scored in one call.
 
-A one-row request joins its servable's queue and waits for its answer. The queue is scored
-on the event loop's next turn, so every request that arrived in the same turn shares the
+A one-row request that is the only request the server is handling (``in_flight``, counted
+by ``http.InFlight``) is scored at once: nothing could join it. Otherwise it joins its
+servable's queue and waits for its answer. The queue is scored on the event loop's next
+turn, so every request that arrived in the same turn shares the
 call, and an idle server adds no wait. Only when the previous call held more than one row
 (requests are arriving together) does a queue wait, at most ``max_wait`` seconds, for more
 to join, up to ``max_size`` rows. A call that fails (one request's bad value spoils the
@@ -46,6 +48,7 @@ class MicroBatcher:
         self.max_wait = max_wait
         self._on_batch = on_batch
         self._queues: dict[int, _Queue] = {}
+        self.in_flight: int | None = None  # HTTP requests being handled; None: not counted
 
     @property
     def enabled(self) -> bool:
@@ -58,6 +61,11 @@ class MicroBatcher:
         if queue is None or queue.servable is not servable:
             queue = self._queues[id(servable)] = _Queue(servable)
         future: asyncio.Future[Predictions] = loop.create_future()
+        if self.in_flight is not None and self.in_flight <= 1 and not queue.items:
+            queue.last_size = 1  # alone: scored now, no turn of the loop to wait for
+            self._called(servable, 1)
+            _settle(servable, columns, future)
+            return future
         queue.items.append((columns, future))
         if len(queue.items) >= self.max_size:
             if queue.handle is not None:

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gristmill.config.settings import ServeSettings
 from gristmill.errors import (
@@ -46,6 +47,27 @@ def _new_process_ids() -> None:
 
 
 os.register_at_fork(after_in_child=_new_process_ids)
+
+
+class InFlight:
+    """ASGI middleware counting the HTTP requests being handled into ``counter.in_flight``
+    (the micro-batcher's: a request alone is scored at once)."""
+
+    def __init__(self, app: ASGIApp, counter: Any) -> None:
+        self.app = app
+        self.counter = counter
+        counter.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        counter = self.counter
+        counter.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            counter.in_flight -= 1
 
 
 def new_request_id() -> str:

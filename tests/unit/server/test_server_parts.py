@@ -111,6 +111,19 @@ async def test_a_lone_request_does_not_wait_and_a_full_batch_goes_at_once() -> N
     assert servable.calls == [1, 2]
 
 
+async def test_the_only_request_in_flight_is_scored_at_once_others_share_a_turn() -> None:
+    servable = Counting()
+    batcher = MicroBatcher(8, 0.005)
+    batcher.in_flight = 1  # as http.InFlight counts: this request alone
+    alone = batcher.submit(servable, {"x": [1], "color": ["r"]})
+    assert alone.done() and alone.result().values[0] == "yes"  # no turn of the loop waited
+    batcher.in_flight = 3
+    futures = [batcher.submit(servable, {"x": [v], "color": ["r"]}) for v in (1, -1, 2)]
+    assert not any(f.done() for f in futures)  # they wait for the loop's next turn, together
+    await asyncio.gather(*futures)
+    assert servable.calls == [1, 3]
+
+
 def test_the_cache_keys_by_digest_and_row_and_forgets_the_oldest() -> None:
     cache = PredictionCache(size=2, ttl=60)
     answer = Predictions(np.array(["yes"], dtype=object))
