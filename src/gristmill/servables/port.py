@@ -20,7 +20,7 @@ them (vectors made by this version's own fitted pipeline, ``manifest.pipeline``)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -113,21 +113,38 @@ class Predictions:
     prediction (its value is missing). ``None`` when every row was answered."""
 
 
-class NumericColumns(dict[str, np.ndarray]):
+class NumericColumns(Mapping[str, np.ndarray]):
     """Input columns read from one float64 block (``names`` by rows), each column a row of
     ``block``: what a protocol hands over when every input of a request was a finite number.
     ``block`` is ``[columns, rows]``, usually the transposed view of a row-major ``[rows,
     columns]`` matrix (``matrix``), which a servable whose graph takes its inputs as one
     tensor feeds as it is. The prediction log keeps the block, not the columns, so a write
-    joins one array per request instead of one per column and request. Not to be changed
-    once made."""
+    joins one array per request instead of one per column and request. A column is made
+    when asked for (a graph fed the block never asks). Not to be changed once made."""
 
-    __slots__ = ("block", "names")
+    __slots__ = ("_index", "block", "names")
 
     def __init__(self, names: tuple[str, ...], block: np.ndarray) -> None:
-        super().__init__(zip(names, block, strict=True))
+        if len(names) != len(block):
+            raise ValueError(f"{len(names)} names for a block of {len(block)} columns")
         self.names = names
         self.block = block
+        self._index: dict[str, int] | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        index = self._index
+        if index is None:
+            index = self._index = {n: i for i, n in enumerate(self.names)}
+        return self.block[index[name]]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
 
     @classmethod
     def of_rows(cls, names: tuple[str, ...], matrix: np.ndarray) -> NumericColumns:

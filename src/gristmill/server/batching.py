@@ -135,7 +135,7 @@ def _settle(
         future.set_exception(exc)
 
 
-def _joined(servable: Servable, requests: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+def _joined(servable: Servable, requests: list[Mapping[str, Any]]) -> Mapping[str, np.ndarray]:
     """One column per input of ``servable``, the requests' single rows one after another
     (each request's columns taken at once and transposed by ``zip``: no Python loop per
     column and request)."""
@@ -153,7 +153,7 @@ def _joined(servable: Servable, requests: list[Mapping[str, Any]]) -> dict[str, 
         per_name: Any = [[request[names[0]] for request in requests]]
     else:
         per_name = zip(*map(itemgetter(*names), requests), strict=True)
-    joined = {}
+    joined: dict[str, np.ndarray] = {}
     for column, values in zip(inputs, per_name, strict=True):
         if column.type == "string":
             joined[column.name] = np.concatenate([np.asarray(v, dtype=object) for v in values])

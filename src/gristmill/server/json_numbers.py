@@ -86,10 +86,16 @@ class _Walk:
     def value(self, value: Any) -> Any:
         kind = type(value)
         if kind is _OBJECT:
-            return {
+            keys = list(value.keys())  # items() would convert every value
+            read = {
                 key: self.value(value[key]) if key not in self.lists else self.plain(value[key])
-                for key in value.keys()  # noqa: SIM118 (items() would convert every value)
+                for key in keys
             }
+            if len(read) != len(keys) or any("\x00" in key for key in keys):
+                # a key given twice (orjson keeps the last, a lookup here finds the first),
+                # or holding NUL (which a lookup here cuts short): orjson reads the body
+                raise ValueError("a key simdjson's lookup would not find as orjson does")
+            return read
         if kind is not _ARRAY:
             return value
         self.arrays += 1

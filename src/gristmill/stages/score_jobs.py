@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -84,7 +84,7 @@ def score_partition(work: PartitionWork) -> PartitionResult:
         work.table, manifest.features if work.mode == "features" else manifest.inputs
     )
     if block is not None:
-        columns: dict[str, np.ndarray] = block
+        columns: Mapping[str, np.ndarray] = block
     else:
         columns = {
             name: work.table.column(name).to_numpy(zero_copy_only=False)
@@ -133,7 +133,7 @@ def _read_numbers(columns: dict[str, np.ndarray], servable: Servable) -> None:
 
 
 def _scored(
-    work: PartitionWork, columns: dict[str, np.ndarray], lo: int, hi: int, bad: list[Any]
+    work: PartitionWork, columns: Mapping[str, np.ndarray], lo: int, hi: int, bad: list[Any]
 ) -> list[tuple[np.ndarray, Predictions]]:
     """Predictions of rows ``lo:hi``; halved on a ``DataError`` until the bad rows are
     alone (each added to ``bad`` with its error)."""

@@ -69,6 +69,14 @@ def test_nested_arrays_are_not_flattened() -> None:
     assert _plain(read) == {"data": nested}
 
 
+def test_keys_given_twice_or_holding_nul_read_as_orjson_reads_them() -> None:
+    block = b"[" + b", ".join([b"1.5"] * 200) + b"]"
+    twice = b'{"a": ' + block + b', "a": 7}' + b" " * LARGE
+    assert loads(twice) == {"a": 7}
+    nul = b'{"": 1, "\\u0000": false, "b": ' + block + b"}" + b" " * LARGE
+    assert _plain(loads(nul)) == orjson.loads(nul)
+
+
 def test_what_is_not_json_is_refused_as_orjson_refuses_it() -> None:
     broken = b'{"columns": {"a": [' + b"1.5, " * 5_000 + b"]}}"
     with pytest.raises(orjson.JSONDecodeError):

@@ -22,7 +22,7 @@ A model named alone (no ``@alias``) is answered per its traffic policy; the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from itertools import chain
 from operator import itemgetter
 from time import perf_counter
@@ -197,7 +197,7 @@ def _describing(*parameters: dict[str, Any]) -> dict[str, Any]:
 
 def _parsed(
     payload: Any, manifest: ServableManifest, max_rows: int
-) -> tuple[list[str] | None, dict[str, Any]]:
+) -> tuple[list[str] | None, Mapping[str, Any]]:
     """``(entities or None, columns)`` of a predict body; ``DataError`` naming the field."""
     if not isinstance(payload, dict):
         raise DataError(
