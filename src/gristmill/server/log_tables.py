@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from itertools import chain, repeat
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -68,12 +68,16 @@ def _all_of_length(values: list[Any], rows: int) -> bool:
 def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = False) -> pa.Table:
     """The rows of ``records`` (see the module docstring); with ``blocks``, every record's
     inputs is the block of ``NumericColumns`` of ``names``, joined as blocks."""
-    counts = np.fromiter((len(r[6].values) for r in records), dtype=np.int64, count=len(records))
+    count = len(records)
+    answers = list(map(itemgetter(6), records))
+    counts = np.fromiter(map(len, map(attrgetter("values"), answers)), np.int64, count=count)
     rows = int(counts.sum())
 
     def repeated(index: int, kind: Any) -> np.ndarray:
-        values = np.fromiter((r[index] for r in records), dtype=kind, count=len(records))
-        return np.repeat(values, counts)
+        # map and itemgetter: no Python frame per record (this runs in the writer thread,
+        # but holds the interpreter lock the event loop waits for)
+        values = np.fromiter(map(itemgetter(index), records), dtype=kind, count=count)
+        return values if rows == count else np.repeat(values, counts)
 
     places = np.arange(rows) - np.repeat(np.cumsum(counts) - counts, counts)
     inputs = _blocks(records) if blocks else _inputs(names, records)
@@ -89,8 +93,8 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
         else pa.nulls(rows),
     }
     columns.update(_entity_columns(records, rows))
-    columns["prediction"] = _column([r[6].values for r in records])
-    probabilities = [r[6].probabilities for r in records if r[6].probabilities is not None]
+    columns["prediction"] = _column(list(map(attrgetter("values"), answers)))
+    probabilities = [p for p in map(attrgetter("probabilities"), answers) if p is not None]
     manifest = records[0][2]
     if manifest.classes and len(probabilities) == len(records):
         joined = _concatenated(probabilities)
@@ -118,7 +122,7 @@ def _entity_columns(records: Sequence[Record], rows: int) -> dict[str, pa.Array]
 def _blocks(records: Sequence[Record]) -> list[pa.Array]:
     """One Arrow column per input name from each record's block (names by rows), joined
     at once: no Python loop per name."""
-    joined = np.ascontiguousarray(_concatenated([r[5] for r in records], axis=1))  # type: ignore[misc]
+    joined = np.ascontiguousarray(_concatenated(list(map(itemgetter(5), records)), axis=1))
     return [pa.array(row) for row in joined]
 
 
