@@ -160,9 +160,13 @@ def test_a_source_and_a_feature_set_are_scored(cli: Cli) -> None:
     ],
 )
 def test_wrong_inputs_are_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    _, before, _ = cli("jobs", "--json")
     code, out, err = cli("score", *args)
     assert code != 0
     assert message in err and "Traceback" not in err + out
+    if message != "lacks column(s) island":  # knowable before a job: none is recorded
+        assert not out.strip()
+        assert cli("jobs", "--json")[1] == before
 
 
 SCHEDULED = """\

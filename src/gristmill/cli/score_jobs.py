@@ -27,6 +27,12 @@ from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
 if TYPE_CHECKING:  # the scoring work is imported when a verb runs (`--help` stays fast)
     from rich.progress import Progress
 
+    from gristmill.cli.score_copies import ScoresCopy
+    from gristmill.config.settings import Settings
+    from gristmill.execution.port import Executor
+    from gristmill.features.stores import FeatureStores
+    from gristmill.stores.scores import ScoreStore
+
 OUT_FORMATS = (".csv", ".parquet", ".jsonl")
 NAMED = 5
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -72,15 +78,14 @@ def score_command(
     """
     from gristmill.cli.score_copies import ScoresCopy
     from gristmill.core.ids import new_id
-    from gristmill.runtime.job_leases import holding_job
     from gristmill.runtime.wiring import (
         SCORING_PRELOAD,
         build_executor,
         build_score_store,
         open_stores,
     )
-    from gristmill.runtime.worker import consumer_name
-    from gristmill.stages.score_jobs import run_score_job
+    from gristmill.servables.loading import parse_ref, resolve_version
+    from gristmill.stages.score_inputs import resolve_input
 
     settings = settings_from(ctx)
     as_store = out is not None and Path(out).suffix.lower() not in OUT_FORMATS
@@ -96,14 +101,14 @@ def score_command(
     job = ScoreJob(job_id or new_id(), model, source, "queued", datetime.now(UTC))
     started = time.perf_counter()
     executor = build_executor(settings, preload=SCORING_PRELOAD)
-    with open_stores(settings) as stores, _progress() as progress:
-        bar = progress.add_task(f"scoring {source} with {model}", total=None)
-
-        def show(now: ScoreJob) -> None:
-            progress.update(bar, completed=now.partitions_done, total=now.partitions_total)
-
+    with open_stores(settings) as stores:
         before = stores.metadata.score_jobs.find_job(job.job_id)
         if before is None:
+            # what is knowable now is said now: no job is recorded for a model or an input
+            # that is not there
+            name, which = parse_ref(model)
+            resolve_version(stores, name, which)
+            resolve_input(stores, source)
             stores.metadata.score_jobs.add_job(job)
         elif (before.model, before.input) != (model, source):
             raise ConfigError(
@@ -113,6 +118,35 @@ def score_command(
             )
         else:
             job = before
+        done = _scored(job, settings, stores, store, copy, executor)
+    if copy is not None:
+        copy.finish(store, done)
+    if as_json:
+        console.print_json(json.dumps(job_summary(done), default=str))
+        return
+    for line in _summary(done, time.perf_counter() - started, out):
+        console.print(line, highlight=False)
+
+
+def _scored(
+    job: ScoreJob,
+    settings: Settings,
+    stores: FeatureStores,
+    store: ScoreStore,
+    copy: ScoresCopy | None,
+    executor: Executor,
+) -> ScoreJob:
+    """``job`` run with a progress bar, held by this process while it runs."""
+    from gristmill.runtime.job_leases import holding_job
+    from gristmill.runtime.worker import consumer_name
+    from gristmill.stages.score_jobs import run_score_job
+
+    with _progress() as progress:
+        bar = progress.add_task(f"scoring {job.input} with {job.model}", total=None)
+
+        def show(now: ScoreJob) -> None:
+            progress.update(bar, completed=now.partitions_done, total=now.partitions_total)
+
         executor.open()
         held = holding_job(  # by this process while it runs: killed, the job shows stopped
             stores.metadata.executions,
@@ -137,13 +171,7 @@ def score_command(
             raise
         finally:
             executor.close()
-    if copy is not None:
-        copy.finish(store, done)
-    if as_json:
-        console.print_json(json.dumps(job_summary(done), default=str))
-        return
-    for line in _summary(done, time.perf_counter() - started, out):
-        console.print(line, highlight=False)
+    return done
 
 
 def _progress() -> Progress:
