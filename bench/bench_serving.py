@@ -442,6 +442,13 @@ def bare_server(folder: Path, exported: Exported) -> Server:
     )  # fmt: skip
 
 
+def decode_server(folder: Path) -> Server:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(SERVING / "decode_server.py"), "--port", str(port)]
+    return Server("decode", command, f"{base}/ready", f"{base}/predict", folder, port)
+
+
 def mlflow_server(venv: Path, exported: Exported) -> Server:
     target = exported.joblib.parent / "mlflow"
     if not target.exists():
@@ -508,6 +515,7 @@ class Target:
     server: Server
     body: str
     configs: tuple[str, ...]  # "<rows>x<connections>"
+    checked: bool = True  # its answer is checked against the pipeline's (not the floor's)
 
 
 def measure(
@@ -526,7 +534,9 @@ def measure(
             print(f"  starting {server.system} ...", file=sys.stderr, flush=True)
             stack.enter_context(running(server, logs / f"{exported.key}_{server.system}.log"))
         for target in targets:
-            diffs[target.system] = check_answer(target, bodies_, exported)
+            diffs[target.system] = (
+                check_answer(target, bodies_, exported) if target.checked else 0.0
+            )
             wrk(target.server.predict, bodies_[f"{target.body}_1"], 8, 2)  # warm-up
         configs = list(dict.fromkeys(c for t in targets for c in t.configs))
         for turn in range(rounds):
@@ -562,6 +572,7 @@ NAMES = {
     "gristmill": "gristmill serve, 1 worker (native API, rows)",
     "gristmill_columns": "gristmill serve, 1 worker (native API, columns)",
     "bare": "bare FastAPI + ONNX Runtime",
+    "decode": "decode-only FastAPI endpoint (orjson, no model)",
     "mlflow": "MLflow `models serve` (dataframe_split)",
     "mlserver": "MLServer + mlserver-sklearn (OIP v2 tensor)",
     "gristmill_4w": "gristmill serve, 4 workers (native API, rows)",
@@ -613,6 +624,13 @@ def summary_rows(exported: dict[str, Exported], results: dict[str, Any]) -> list
             f"| {LABELS[key]} | rps, 1,000 rows, 8 conn, gristmill (rows) / bare | "
             f"{cell(gm.get('1000x8'))} | {cell(bare.get('1000x8'))} | {shown(r)} | "
             f"≥ {TARGET_BIG} | {verdict(None if r is None else r >= TARGET_BIG)} |"
+        )
+        floor = runs.get("decode", {})
+        r = ratio(floor.get("1000x8"), bare.get("1000x8"))
+        lines.append(
+            f"| {LABELS[key]} | 〃, decode-only endpoint (orjson, no model) / bare | "
+            f"{cell(floor.get('1000x8'))} | {cell(bare.get('1000x8'))} | {shown(r)} | "
+            "(the limit for rows) | — |"
         )
         cols = runs.get("gristmill_columns", {})
         r = ratio(cols.get("1000x8"), bare.get("1000x8"))
@@ -801,6 +819,7 @@ def run_model(
         Target("gristmill", ours, "rows", loads),
         Target("gristmill_columns", ours, "columns", ("1000x8",)),
         Target("bare", bare_server(folder, exported), "rows", loads),
+        Target("decode", decode_server(folder), "rows", ("1000x8",), checked=False),
     ]
     if venvs.get("mlflow"):
         try:
