@@ -176,9 +176,32 @@ class PredictionLog:
             folder = self.folder / model / str(version)
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.parquet"
-            pq.write_table(rows, path)
+            # dictionaries for text only (ids, classes): numbers are written plain, which
+            # writes ~3x faster and smaller than a dictionary tried and dropped (ADR 25)
+            pq.write_table(rows, path, use_dictionary=_text_paths(rows.schema))
             written.append((model, version, path, len(records)))
         return written
+
+
+def _text_paths(schema: Any) -> list[str]:
+    """The dotted paths of the text columns of ``schema``, nested fields too."""
+    import pyarrow as pa
+
+    paths: list[str] = []
+    types = pa.types
+    TEXT = (types.is_string, types.is_large_string, types.is_dictionary)  # noqa: N806
+
+    def walk(field: Any, prefix: str) -> None:
+        name = f"{prefix}{field.name}"
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                walk(child, f"{name}.")
+        elif any(is_text(field.type) for is_text in TEXT):
+            paths.append(name)
+
+    for field in schema:
+        walk(field, "")
+    return paths
 
 
 def _let_go(pending: dict[Any, list[Record]], step: int = 256) -> None:
