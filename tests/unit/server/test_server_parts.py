@@ -362,3 +362,19 @@ def test_the_log_joins_typed_columns_and_keeps_other_records(tmp_path: Path) -> 
         {"a": 5.0, "b": 7.0},
         {"a": 6.0, "b": None},
     ]
+
+
+async def test_the_log_writes_numbers_plain_and_text_with_a_dictionary(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    names = ("x", "y")
+    for index in range(3):
+        columns = NumericColumns.of_rows(names, np.array([[1.0 + index, 2.0]]))
+        log.record(f"r{index}", "native", MANIFEST, 0.001, columns, Predictions(np.array([1.0])))
+    await log.flush()
+    meta = pq.ParquetFile(next((tmp_path / "m" / "3").glob("*.parquet"))).metadata
+    encodings = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+        for i in range(meta.num_columns)
+    }
+    assert not any("DICTIONARY" in e for e in encodings["inputs.x"])
+    assert any("DICTIONARY" in e for e in encodings["request_id"])
