@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from gristmill.core.events import (
+from gristmill.core.event_types import (
     FEATURES_GENERATED,
     MODEL_EVALUATED,
     MODEL_TRAINED,

@@ -6,19 +6,21 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.core.imports import import_object
 from gristmill.errors import BackendError, ConfigError, UnknownBackendError
-from gristmill.execution.port import Executor, RestartableWorkers
 from gristmill.features.stores import FeatureStores
-from gristmill.stores.artifacts import ArtifactStore
-from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
 from gristmill.stores.metadata import MetadataReader, MetadataStore
-from gristmill.stores.raw import RawStore
-from gristmill.stores.scores import ScoreStore
+
+if TYPE_CHECKING:  # the ports a verb that only reads (``ls``, ``show``) does not load
+    from gristmill.bus.port import EventBus
+    from gristmill.execution.port import Executor, RestartableWorkers
+    from gristmill.stores.artifacts import ArtifactStore
+    from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
+    from gristmill.stores.raw import RawStore
+    from gristmill.stores.scores import ScoreStore
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +157,7 @@ class Services:
         if executor is None:
             return True  # its workers start when it is first used
         if executor.capabilities.restartable:
-            cast(RestartableWorkers, executor).restart_workers()
+            cast("RestartableWorkers", executor).restart_workers()
             return True
         return not executor.capabilities.separate_processes  # inline: this process
 
