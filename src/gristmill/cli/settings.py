@@ -14,11 +14,15 @@ if TYPE_CHECKING:  # loaded when a verb runs, not when the CLI starts (`--help` 
 
 
 def settings_from(ctx: typer.Context) -> Settings:
-    """The settings of this invocation, loaded lazily so ``--help`` never fails on them."""
+    """The settings of this invocation, loaded lazily so ``--help`` never fails on them,
+    and once: a verb asking again gets the same."""
     from gristmill.config.settings import load_settings
 
     obj = ctx.find_root().obj
-    return load_settings(obj["config"], obj["overrides"])
+    if "settings" not in obj:
+        obj["settings"] = load_settings(obj["config"], obj["overrides"])
+    settings: Settings = obj["settings"]
+    return settings
 
 
 @contextmanager
