@@ -41,10 +41,15 @@ T = TypeVar("T", bound="DataclassInstance")
 
 BUSY_TIMEOUT_S = 30.0
 _IDS_PER_QUERY = 500  # bound parameters per statement, well under SQLite's limit
-_DECODERS = {
-    "JSON": json.loads,
-    "DATETIME": lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
-}
+
+
+def _utc(text: str) -> datetime:
+    """A stored time as the SQL adapter returns it: aware, in UTC (naive text is UTC)."""
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_DECODERS = {"JSON": json.loads, "DATETIME": _utc}
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -75,7 +80,6 @@ class _Tables:
                 uri=True,
                 timeout=BUSY_TIMEOUT_S,
                 isolation_level=None,  # each statement reads one committed state (WAL)
-                check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise BackendError(f"cannot read the metadata store at {self.path}: {exc}") from exc
