@@ -78,10 +78,10 @@ def make_home(home: Path) -> None:
     )
 
 
-def newest(home: Path, kind: str, key: str, **where: str) -> str:
-    """The id (``key``) of the newest listed ``kind`` (with ``where``'s field values)."""
+def newest(home: Path, listing: str, key: str, **where: str) -> str:
+    """The id (``key``) of the newest of ``ls LISTING`` (with ``where``'s field values)."""
     done = subprocess.run(
-        _gristmill("--home", str(home), "ls", kind, "--json", "--limit", "100"),
+        _gristmill("--home", str(home), "ls", listing, "--json", "--limit", "100"),
         check=True,
         env=_env(),
         capture_output=True,
