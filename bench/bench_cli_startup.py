@@ -4,14 +4,18 @@ Usage: ``.venv/bin/python bench/bench_cli_startup.py [--runs 7] [--home DIR]``
 
 Each command runs as a fresh process (``python -m gristmill ...``, the interpreter running
 this script), timed whole from start to exit, ``--runs`` times after one untimed run; the
-median and the fastest are reported, with the median's ratio to ``python -c pass`` (the
+median and the fastest wall time are reported, with the median CPU time (user + system:
+what the machine's load moves least), the median's ratio to ``python -c pass`` (the
 interpreter alone) and to ``python -c "import typer"`` (what any typer CLI pays before its
-first line). The commands: ``--help``, ``--version``, ``ls batches`` and ``show ID`` (the
-newest batch) on a home made by ``gristmill run examples/penguins/pipeline.yaml`` (made
-first in a temporary folder, untimed, unless ``--home`` names one). A floor row imports
-what ``ls`` and ``show`` cannot do without (typer, rich, pydantic-settings, SQLAlchemy).
-Each gristmill command is also run once with ``-X importtime`` to name the heavy libraries
-it loads.
+first line). The commands: ``--help``, ``--version``, ``ls`` of runs, batches, feature sets
+and candidates, ``show`` of a run, a batch, a feature set, a model candidate and a
+leaderboard, and ``lineage`` of a source, on a home made by ``gristmill run
+examples/penguins/pipeline.yaml`` (made first in a temporary folder, untimed, unless
+``--home`` names one). Floor rows import what ``ls`` and ``show`` cannot do without (typer
+and the pydantic it parses options with, rich, pydantic-settings for the settings, sqlite3
+for the metadata reader), and SQLAlchemy alone (what the reader spares them, ADR 28). Each
+gristmill command is also run once with ``-X importtime`` to name the heavy libraries it
+loads.
 
 Byte-code is cached as in an installed package (``PYTHONDONTWRITEBYTECODE`` is dropped from
 the commands' environment; ``--no-bytecode`` keeps it, and every run then compiles
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,28 +78,41 @@ def make_home(home: Path) -> None:
     )
 
 
-def newest_batch(home: Path) -> str:
+def newest(home: Path, listing: str, key: str, **where: str) -> str:
+    """The id (``key``) of the newest of ``ls LISTING`` (with ``where``'s field values)."""
     done = subprocess.run(
-        _gristmill("--home", str(home), "ls", "batches", "--json", "--limit", "1"),
+        _gristmill("--home", str(home), "ls", listing, "--json", "--limit", "100"),
         check=True,
         env=_env(),
         capture_output=True,
         text=True,
     )
-    batch_id: str = json.loads(done.stdout)[0]["batch_id"]
-    return batch_id
+    rows = [r for r in json.loads(done.stdout) if all(r.get(k) == v for k, v in where.items())]
+    found: str = rows[0][key]
+    return found
 
 
-def timed(command: list[str], runs: int) -> list[float]:
-    """Wall seconds of ``runs`` runs of ``command`` (after one untimed run, which warms the
-    file cache and writes the byte-code)."""
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of ``command``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
     subprocess.run(command, check=True, env=_env(), capture_output=True)
-    seconds = []
-    for _ in range(runs):
-        started = time.perf_counter()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def timings(commands: dict[str, list[str]], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """``runs`` timings of each command, the commands taking turns (one round runs each
+    once), so a change of the machine's load falls on all of them alike; one untimed run of
+    each first warms the file cache and writes the byte-code."""
+    for command in commands.values():
         subprocess.run(command, check=True, env=_env(), capture_output=True)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    found: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            found[name].append(timed(command))
+    return found
 
 
 def heavy_modules(command: list[str]) -> list[str]:
@@ -129,32 +147,45 @@ def main() -> None:
         if args.home is None:
             print(f"making a home with one penguins run in {home} (not timed) ...", flush=True)
             make_home(home)
-        batch = newest_batch(home)
         at = ("--home", str(home))
+        floor = "import typer, typer._adapters, rich.table, pydantic_settings, sqlite3"
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             'python -c "import typer"': [sys.executable, "-c", "import typer"],
-            "floor of ls/show (their libraries)": [
-                sys.executable,
-                "-c",
-                "import typer, rich.table, pydantic_settings, sqlalchemy",
-            ],
+            "floor of ls/show (their libraries)": [sys.executable, "-c", floor],
+            'python -c "import sqlalchemy"': [sys.executable, "-c", "import sqlalchemy"],
             "gristmill --help": _gristmill("--help"),
             "gristmill --version": _gristmill("--version"),
+            "gristmill ls runs": _gristmill(*at, "ls", "runs"),
             "gristmill ls batches": _gristmill(*at, "ls", "batches"),
-            "gristmill show BATCH": _gristmill(*at, "show", batch),
+            "gristmill ls feature-sets": _gristmill(*at, "ls", "feature-sets"),
+            "gristmill ls candidates": _gristmill(*at, "ls", "candidates"),
+            "gristmill show RUN": _gristmill(*at, "show", newest(home, "runs", "run_id")),
+            "gristmill show BATCH": _gristmill(*at, "show", newest(home, "batches", "batch_id")),
+            "gristmill show FEATURE_SET": _gristmill(
+                *at, "show", newest(home, "feature-sets", "feature_set_id")
+            ),
+            "gristmill show CANDIDATE": _gristmill(
+                *at, "show", newest(home, "candidates", "candidate_id")
+            ),
+            "gristmill show LEADERBOARD": _gristmill(
+                *at, "show", newest(home, "reports", "report_id", kind="leaderboard")
+            ),
+            "gristmill lineage SOURCE": _gristmill(*at, "lineage", "penguins"),
         }
         load = os.getloadavg()[0]
         rows = []
-        for name, command in commands.items():
-            seconds = timed(command, args.runs)
-            heavy = heavy_modules(command) if name.startswith("gristmill") else []
-            rows.append((name, statistics.median(seconds), min(seconds), heavy))
-            print(f"{name:28} median {rows[-1][1]:.3f} s", flush=True)
+        for name, seconds in timings(commands, args.runs).items():
+            heavy = heavy_modules(commands[name]) if name.startswith("gristmill") else []
+            walls, cpus = [w for w, _ in seconds], [c for _, c in seconds]
+            rows.append(
+                (name, statistics.median(walls), min(walls), statistics.median(cpus), heavy)
+            )
+            print(f"{name:30} median {rows[-1][1]:.3f} s, CPU {rows[-1][3]:.3f} s", flush=True)
     report(rows, args.runs, load, os.getloadavg()[0])
 
 
-def report(rows: list[tuple[str, float, float, list[str]]], runs: int, *load: float) -> None:
+def report(rows: list[tuple[str, float, float, float, list[str]]], runs: int, *load: float) -> None:
     cached = "not cached" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "cached"
     bare, typer_floor = rows[0][1], rows[1][1]
     lines = [
@@ -162,17 +193,17 @@ def report(rows: list[tuple[str, float, float, list[str]]], runs: int, *load: fl
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()} · median of {runs} runs "
-        f"each, a fresh process per run · byte-code {cached} · load average {load[0]:.1f} at "
-        f"the start, {load[1]:.1f} at the end",
+        f"each, a fresh process per run, the commands taking turns · byte-code {cached} · "
+        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end",
         "",
-        "| command | median | fastest | x `python -c pass` | x `import typer` "
+        "| command | median | fastest | CPU (median) | x `python -c pass` | x `import typer` "
         "| heavy libraries loaded |",
-        "|---|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for name, median, fastest, heavy in rows:
+    for name, median, fastest, cpu, heavy in rows:
         shown = name if name.startswith("floor") else f"`{name}`"
         lines.append(
-            f"| {shown} | {median:.3f} s | {fastest:.3f} s | {median / bare:.1f} "
+            f"| {shown} | {median:.3f} s | {fastest:.3f} s | {cpu:.3f} s | {median / bare:.1f} "
             f"| {median / typer_floor:.2f} | {', '.join(heavy) or '-'} |"
         )
     text = "\n".join(lines) + "\n"

@@ -17,12 +17,12 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from gristmill.backends.sql import SqlMetadataStore
 from gristmill.backends.sql.audit import SqlAuditLog
 from gristmill.backends.sql.batches import SqlBatchCatalog
 from gristmill.backends.sql.candidates import SqlCandidateStore
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.feature_sets import SqlFeatureSetCatalog
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.backends.sql.migrations import VERSION_TABLE, at_head, head_revision, upgrade_to_head
 from gristmill.backends.sql.migrations.runner import SCRIPT_LOCATION
 from gristmill.backends.sql.registry import SqlModelRegistry
@@ -419,7 +419,7 @@ def test_sqlite_is_shared_safely_by_processes(sqlite_url: str) -> None:
     start = time.time() + 2
     script = (
         "import sys, time\n"
-        "from gristmill.backends.sql import SqlMetadataStore\n"
+        "from gristmill.backends.sql.metadata import SqlMetadataStore\n"
         "from gristmill.testing.metadata_records import make_batch, make_run\n"
         "url, start, me = sys.argv[1], float(sys.argv[2]), sys.argv[3]\n"
         "time.sleep(max(0.0, start - time.time()))\n"

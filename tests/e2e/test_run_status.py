@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -399,15 +400,17 @@ def test_ls_runs_and_show_run_tell_the_same_status_reading_all_runs_work_at_once
                     )
                 )
     statements: list[str] = []
+    connect = sqlite3.connect
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        # every SQLite connection, whichever adapter reads (ls reads through sqlite3 alone)
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(statements.append)
+        return connection
 
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", count)
-    try:
+    with monkeypatch.context() as patched:
+        patched.setattr(sqlite3, "connect", traced)
         out = cli(tmp_path, monkeypatch, capsys, "ls", "runs", "--json", "--limit", "100")
-    finally:
-        sa.event.remove(sa.engine.Engine, "before_cursor_execute", count)
     listed = {run["run_id"]: run["status"] for run in json.loads(out)}
     assert len(listed) == 27
     reads = [s for s in statements if "FROM stage_executions" in s]

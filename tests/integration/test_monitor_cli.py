@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.stores.models import TrafficPolicy
 from gristmill.stores.serving_stats import LATENCY_BUCKETS, ServingWindow, empty_buckets
 from gristmill.stores.serving_stats import window_start as minute_of

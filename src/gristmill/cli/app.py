@@ -1,13 +1,16 @@
-"""The ``gristmill`` command: global options, error display, and the verb groups.
+"""The ``gristmill`` command: global options, error display, and the verbs.
 
-Registering the verbs imports their modules, which import typer, rich and light constants
-only; what a verb runs (settings, stores, the runtime, the learning libraries) is imported
-when it runs. So ``--help`` and ``--version`` answer at once and ``ls``/``show`` load only
-the settings and the metadata store (tests/unit/cli/test_light_imports.py holds it so).
+A verb's module is imported, and its command built, only when the verb is run or listed
+(``--help`` lists them all): ``VERBS`` names the module of each. A verb's module imports
+typer, rich and light constants only; what the verb runs (settings, stores, the runtime,
+the learning libraries) is imported when it runs. So ``--help`` and ``--version`` answer at
+once, and ``ls``/``show`` load only their own module, the settings and the metadata reader
+(tests/unit/cli/test_light_imports.py and tests/e2e/test_cli_startup.py hold it so).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import sysconfig
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from gristmill import __version__
 from gristmill.cli.console import console, err_console, print_error
@@ -38,7 +43,72 @@ Start here:
   gristmill doctor                                settings in force, backends reachable?
 """
 
+# verb -> the module of gristmill.cli whose ``register(app)`` adds it; ``--help`` lists
+# the verbs in this order (a test holds it equal to what the modules register).
+VERBS = {
+    "send": "running",
+    "run": "running",
+    "ingest": "running",
+    "prepare": "features",
+    "lookup": "features",
+    "split": "training",
+    "train": "training",
+    "evaluate": "training",
+    "worker": "worker",
+    "schedules": "schedules",
+    "ls": "inspect",
+    "show": "inspect",
+    "lineage": "inspect",
+    "doctor": "doctor",
+    "gc": "maintenance",
+    "promote": "registry",
+    "models": "registry",
+    "deploy": "deployments",
+    "rollback": "deployments",
+    "deployments": "deployments",
+    "predict": "scoring",
+    "compile": "scoring",
+    "package": "packaging",
+    "score": "score_jobs",
+    "jobs": "score_jobs",
+    "serve": "serving",
+    "monitor": "monitoring",
+    "feedback": "feedback",
+    "drift": "monitor_drift",
+    "dead-letters": "dead_letters",
+}
+
+
+def _verbs() -> typer.Typer:
+    """A Typer to register verbs on, set as the ``gristmill`` one is."""
+    return typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+
+
+def verbs_of(module: str) -> dict[str, Any]:
+    """The commands the module ``gristmill.cli.<module>`` registers, by verb."""
+    verbs = _verbs()
+    importlib.import_module(f"gristmill.cli.{module}").register(verbs)
+    return dict(typer.main.get_group(verbs).commands)
+
+
+class VerbGroup(TyperGroup):
+    """The ``gristmill`` group, building a verb's command when it is asked for: a verb that
+    runs imports its own module only, and typer reads the signatures of its commands only.
+    A name that is no verb loads them all, so the error can suggest the nearest."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands:
+            wanted = [VERBS[cmd_name]] if cmd_name in VERBS else dict.fromkeys(VERBS.values())
+            for module in wanted:
+                self.commands.update(verbs_of(module))
+        return self.commands.get(cmd_name)
+
+
 app = typer.Typer(
+    cls=VerbGroup,
     help=HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -103,51 +173,6 @@ def main_options(
     if verbose < 2:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = {"config": config, "overrides": overrides}
-
-
-def _register() -> None:
-    from gristmill.cli import (
-        dead_letters,
-        deployments,
-        doctor,
-        features,
-        feedback,
-        inspect,
-        maintenance,
-        monitor_drift,
-        monitoring,
-        packaging,
-        registry,
-        running,
-        schedules,
-        score_jobs,
-        scoring,
-        serving,
-        training,
-        worker,
-    )
-
-    running.register(app)
-    features.register(app)
-    training.register(app)
-    worker.register(app)
-    schedules.register(app)
-    inspect.register(app)
-    doctor.register(app)
-    maintenance.register(app)
-    registry.register(app)
-    deployments.register(app)
-    scoring.register(app)
-    packaging.register(app)
-    score_jobs.register(app)
-    serving.register(app)
-    monitoring.register(app)
-    feedback.register(app)
-    dead_letters.register(app)
-    monitor_drift.register(app)
-
-
-_register()
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from gristmill.errors import NotFoundError
 from gristmill.stores.dead_letters import DeadLetter
-from gristmill.stores.metadata import MetadataStore, Run
+from gristmill.stores.metadata import MetadataReader, MetadataStore, Run
 
 PREFIX_SCAN = 1000  # how many of the newest ids of each listing a prefix is matched against
 ULID_FIRST = "01234567"  # a ULID starts with its timestamp, whose first character is 0-7
@@ -37,7 +37,7 @@ class _IdKind:
     """Whether ``recent`` is newest first, so a start matching nothing names the newest."""
 
 
-def _id_kinds(store: MetadataStore) -> dict[str, _IdKind]:
+def _id_kinds(store: MetadataReader) -> dict[str, _IdKind]:
     """The kinds by id prefix; ``""`` (runs and batches, whose ids are ULIDs) comes last."""
 
     def splits() -> set[str]:  # no listing: the splits of candidates and of feature sets
@@ -85,7 +85,7 @@ def _id_kinds(store: MetadataStore) -> dict[str, _IdKind]:
     }
 
 
-def resolve_id(store: MetadataStore, object_id: str) -> tuple[str, str, Any]:
+def resolve_id(store: MetadataReader, object_id: str) -> tuple[str, str, Any]:
     """``(kind, full id, record)`` of the object ``object_id`` names or uniquely starts."""
     kinds = _id_kinds(store)
     typed = object_id.lower()
@@ -102,7 +102,7 @@ def resolve_id(store: MetadataStore, object_id: str) -> tuple[str, str, Any]:
     return name, full, found
 
 
-def resolve_prefixed(store: MetadataStore, prefix: str, object_id: str) -> tuple[str, Any]:
+def resolve_prefixed(store: MetadataReader, prefix: str, object_id: str) -> tuple[str, Any]:
     """``(full id, record)`` of the one object of ``prefix``'s kind (``mc_``, ``fs_``) whose
     id ``object_id`` is or uniquely starts; ``NotFoundError`` when it names none, several,
     or an id of another kind."""

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import read_metadata
 from gristmill.cli.tables import print_json, table, when
 from gristmill.errors import NotFoundError
 from gristmill.stores.reports import LEADERBOARD_KIND
 
 if TYPE_CHECKING:  # what the verbs read with is imported when they run (`--help` stays fast)
-    from gristmill.stores.metadata import MetadataStore
+    from gristmill.stores.metadata import MetadataReader
 
 
 class Kind(StrEnum):
@@ -50,7 +50,7 @@ def ls(
     """
     from gristmill.cli.runs import list_runs, stale_window
 
-    with opened_metadata(ctx) as store:
+    with read_metadata(ctx) as store:
         if kind is Kind.feature_sets:
             sets = store.feature_sets.list_feature_sets(name=source, limit=limit)
             rows = [asdict(f) for f in sets]
@@ -124,7 +124,7 @@ def ls(
 
 
 def _find(
-    store: MetadataStore, object_id: str, stale: timedelta
+    store: MetadataReader, object_id: str, stale: timedelta
 ) -> tuple[str, str, dict[str, Any]]:
     from gristmill.cli.ids import resolve_id
     from gristmill.cli.runs import run_record
@@ -242,7 +242,7 @@ def show(
     from gristmill.cli.runs import print_run, stale_window
     from gristmill.cli.summary import print_leaderboard_report
 
-    with opened_metadata(ctx) as store:
+    with read_metadata(ctx) as store:
         kind, full_id, record = _find(store, id, stale_window(ctx))
     if as_json:
         console.print_json(json.dumps(record, default=str))
@@ -283,7 +283,7 @@ def show(
         print_run(record)
 
 
-def _lineage_node(store: MetadataStore, object_id: str) -> str:
+def _lineage_node(store: MetadataReader, object_id: str) -> str:
     """The lineage node ``object_id`` names: an id, a source's name, a file (by any path
     or ``file://`` URL of it, present or deleted), or an id's unique start."""
     from gristmill.cli.ids import resolve_id
@@ -324,7 +324,7 @@ def lineage(
 
     from gristmill.stores.lineage import lineage_graph
 
-    with opened_metadata(ctx) as store:
+    with read_metadata(ctx) as store:
         node = _lineage_node(store, id)
         ancestors, descendants = lineage_graph(store.lineage, node, depth=depth)
     tree = Tree(Text(str(node), style="bold"))

@@ -16,7 +16,7 @@ from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import leaderboard_payload, print_leaderboard
 from gristmill.cli.tables import table, when
 from gristmill.runtime.run_views import run_leaderboards, run_view
-from gristmill.stores.metadata import MetadataStore, Run
+from gristmill.stores.metadata import MetadataReader, Run
 from gristmill.stores.run_status import (
     GC_CLOSER,
     LEGACY_QUEUE_COMMAND,
@@ -44,7 +44,7 @@ def _seconds(run: Run, view: RunView) -> Any:
 
 
 def list_runs(
-    store: MetadataStore, limit: int, stale: timedelta
+    store: MetadataReader, limit: int, stale: timedelta
 ) -> tuple[list[dict[str, Any]], Table]:
     """The newest ``limit`` runs, as JSON rows and as a table."""
     runs, now = store.runs.list_runs(limit=limit), datetime.now(UTC)
@@ -67,7 +67,7 @@ def list_runs(
     return rows, shown
 
 
-def run_record(store: MetadataStore, run: Run, stale: timedelta) -> dict[str, Any]:
+def run_record(store: MetadataReader, run: Run, stale: timedelta) -> dict[str, Any]:
     """What ``show RUN`` shows (and ``--json`` prints): the run with its status as it
     stands, its executions with theirs, the events still waiting for a worker, its audit
     entries, leaderboards and spec."""

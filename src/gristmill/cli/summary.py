@@ -10,7 +10,7 @@ from rich.text import Text
 
 from gristmill.cli.console import console, err_console, styled
 from gristmill.cli.tables import overflow_of
-from gristmill.core.events import (
+from gristmill.core.event_types import (
     DATA_ANOMALOUS,
     FEATURES_GENERATED,
     MODEL_DEPLOYED,

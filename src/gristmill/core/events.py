@@ -2,7 +2,8 @@
 
 The envelope is versioned (``schema_version``); a consumer that meets a newer major version
 than it knows refuses the event instead of guessing: validation raises
-``EnvelopeVersionError`` (see docs/adr/0002-event-envelope-and-delivery.md).
+``EnvelopeVersionError`` (see docs/adr/0002-event-envelope-and-delivery.md). The event
+types (``RAW_INGESTED``…) are defined in ``core.event_types`` and exported here too.
 """
 
 from __future__ import annotations
@@ -12,28 +13,47 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gristmill.core.event_types import (
+    DATA_ANOMALOUS,
+    FEATURES_GENERATED,
+    FEEDBACK_RECEIVED,
+    MODEL_DEPLOYED,
+    MODEL_EVALUATED,
+    MODEL_ROLLED_BACK,
+    MODEL_TRAINED,
+    MONITOR_ALERT,
+    PREDICTIONS_LOGGED,
+    RAW_INGESTED,
+    RECORDS_APPENDED,
+    SCORES_READY,
+    SCORES_REQUESTED,
+    SOURCE_AVAILABLE,
+    STAGE_FAILED,
+)
 from gristmill.core.ids import new_id
 from gristmill.errors import EnvelopeVersionError
 
 ENVELOPE_VERSION = 1
 
-# Event types are past-tense facts. These are the ones the stages built so far announce or
-# consume; stages may define more.
-SOURCE_AVAILABLE = "source.available"
-RAW_INGESTED = "raw.ingested"
-RECORDS_APPENDED = "records.appended"
-FEATURES_GENERATED = "features.generated"
-DATA_ANOMALOUS = "data.anomalous"
-MODEL_TRAINED = "model.trained"
-MODEL_EVALUATED = "model.evaluated"
-MODEL_DEPLOYED = "model.deployed"  # an alias or the traffic policy of a model changed (key: it)
-MODEL_ROLLED_BACK = "model.rolled_back"  # a model's traffic went back to @previous (key: it)
-SCORES_REQUESTED = "scores.requested"  # a batch score job was asked for (key: the model)
-SCORES_READY = "scores.ready"  # a batch score job's scores are committed (key: the model)
-PREDICTIONS_LOGGED = "predictions.logged"  # a batch of the prediction log was written
-FEEDBACK_RECEIVED = "feedback.received"  # actual outcomes of served predictions (core.feedback)
-MONITOR_ALERT = "monitor.alert"  # monitoring found a crossing (drift: a column in a window)
-STAGE_FAILED = "stage.failed"  # a stage gave up on an event (its error in the payload)
+__all__ = [
+    "DATA_ANOMALOUS",
+    "ENVELOPE_VERSION",
+    "FEATURES_GENERATED",
+    "FEEDBACK_RECEIVED",
+    "MODEL_DEPLOYED",
+    "MODEL_EVALUATED",
+    "MODEL_ROLLED_BACK",
+    "MODEL_TRAINED",
+    "MONITOR_ALERT",
+    "PREDICTIONS_LOGGED",
+    "RAW_INGESTED",
+    "RECORDS_APPENDED",
+    "SCORES_READY",
+    "SCORES_REQUESTED",
+    "SOURCE_AVAILABLE",
+    "STAGE_FAILED",
+    "Event",
+]
 
 
 def _utcnow() -> datetime:

@@ -43,7 +43,8 @@ def check_metadata(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
     from gristmill.backends.sql.database import SqlDatabase
-    from gristmill.backends.sql.migrations.runner import VERSION_TABLE, at_head, head_revision
+    from gristmill.backends.sql.migrations.runner import at_head
+    from gristmill.backends.sql.schema_version import VERSION_TABLE, head_revision
 
     url = settings.metadata_url()
     if settings.metadata.backend == "sqlite":

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from gristmill.core.events import (
+from gristmill.core.event_types import (
     FEATURES_GENERATED,
     MODEL_EVALUATED,
     MODEL_TRAINED,
@@ -18,7 +18,7 @@ from gristmill.core.events import (
     SOURCE_AVAILABLE,
 )
 from gristmill.errors import NotFoundError
-from gristmill.stores.metadata import MetadataStore, Run, StageExecution
+from gristmill.stores.metadata import MetadataReader, Run, StageExecution
 from gristmill.stores.reports import LEADERBOARD_KIND, Report
 from gristmill.stores.run_status import RunView, view_run
 
@@ -42,7 +42,7 @@ RUN_SCAN = 50  # how many of the newest runs are searched for the newest leaderb
 
 
 def run_view(
-    metadata: MetadataStore,
+    metadata: MetadataReader,
     run: Run,
     *,
     now: datetime,
@@ -94,7 +94,7 @@ def _alive(host: Any, pid: Any) -> bool | None:
     return True
 
 
-def run_leaderboards(store: MetadataStore, run: Run) -> list[Report]:
+def run_leaderboards(store: MetadataReader, run: Run) -> list[Report]:
     """The leaderboard reports of ``run``, oldest first: those its recorded outputs name
     (``model.evaluated`` of its stage executions, or of the command that recorded it), else
     those of the newest ``LEADERBOARD_SCAN`` leaderboards whose run it is."""
@@ -113,7 +113,7 @@ def run_leaderboards(store: MetadataStore, run: Run) -> list[Report]:
     return [r for r in reversed(recent) if r.run_id == run.run_id]
 
 
-def newest_leaderboard(store: MetadataStore) -> tuple[Run | None, Report] | None:
+def newest_leaderboard(store: MetadataReader) -> tuple[Run | None, Report] | None:
     """The leaderboard of the newest run that evaluated (among the ``RUN_SCAN`` newest),
     else the newest leaderboard recorded; ``None`` when there is none."""
     for run in store.runs.list_runs(limit=RUN_SCAN):

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from gristmill.bus.port import EventBus
 from gristmill.config.settings import Settings
 from gristmill.core.imports import import_object
-from gristmill.errors import ConfigError, UnknownBackendError
-from gristmill.execution.port import Executor, RestartableWorkers
+from gristmill.errors import BackendError, ConfigError, UnknownBackendError
 from gristmill.features.stores import FeatureStores
-from gristmill.stores.artifacts import ArtifactStore
-from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
-from gristmill.stores.metadata import MetadataStore
-from gristmill.stores.raw import RawStore
-from gristmill.stores.scores import ScoreStore
+from gristmill.stores.metadata import MetadataReader, MetadataStore
+
+if TYPE_CHECKING:  # the ports a verb that only reads (``ls``, ``show``) does not load
+    from gristmill.bus.port import EventBus
+    from gristmill.execution.port import Executor, RestartableWorkers
+    from gristmill.stores.artifacts import ArtifactStore
+    from gristmill.stores.features import OfflineFeatureStore, OnlineFeatureStore
+    from gristmill.stores.raw import RawStore
+    from gristmill.stores.scores import ScoreStore
+
+logger = logging.getLogger(__name__)
 
 # backend name -> (module, class, extra that provides its driver)
 BUS_BACKENDS: dict[str, tuple[str, str, str | None]] = {
@@ -152,7 +157,7 @@ class Services:
         if executor is None:
             return True  # its workers start when it is first used
         if executor.capabilities.restartable:
-            cast(RestartableWorkers, executor).restart_workers()
+            cast("RestartableWorkers", executor).restart_workers()
             return True
         return not executor.capabilities.separate_processes  # inline: this process
 
@@ -192,6 +197,40 @@ def open_stores(settings: Settings) -> Iterator[FeatureStores]:
         )
     finally:
         metadata.close()
+
+
+@contextmanager
+def open_metadata_reader(settings: Settings) -> Iterator[MetadataReader]:
+    """The read side of the metadata store, open for the block (``ls``, ``show``).
+
+    A SQLite store at the newest revision is read through the standard library's sqlite3
+    (``SqliteMetadataReader``, ADR 28), so reading imports no SQLAlchemy; any other — on
+    PostgreSQL, a file not made yet, tables to migrate — through the store itself, opened
+    as every command opens it (creating or migrating first).
+    """
+    if settings.metadata.backend == "sqlite":
+        from gristmill.backends.sqlite.metadata_reader import SqliteMetadataReader, sqlite_path
+
+        path = sqlite_path(settings.metadata_url())
+        if path is not None:
+            reader = SqliteMetadataReader(path)
+            try:
+                reader.open()
+            except BackendError as exc:
+                logger.debug("reading the metadata store through the store: %s", exc)
+            else:
+                try:
+                    yield reader
+                finally:
+                    reader.close()
+                return
+    make_home(settings)
+    store = build_metadata(settings)
+    store.open()
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @asynccontextmanager

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from gristmill.errors import NotFoundError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -74,22 +76,34 @@ def unlabelled_line(name: str, label: dict[str, Any]) -> str | None:
     )
 
 
-class FeatureSetCatalog(Protocol):
+class FeatureSetReader(Protocol):
+    """Reading the feature set manifests."""
+
+    def get_feature_set(self, feature_set_id: str) -> FeatureSet: ...
+
+    def find_feature_set(self, feature_set_id: str) -> FeatureSet | None: ...
+
+    def list_feature_sets(self, *, name: str | None = None, limit: int = 100) -> list[FeatureSet]:
+        """Newest first."""
+        ...
+
+
+def missing_feature_set(feature_set_id: str) -> NotFoundError:
+    """What ``get_feature_set`` raises when no feature set has ``feature_set_id``."""
+    return NotFoundError(
+        f"no feature set with id {feature_set_id!r}; "
+        "list feature sets with `gristmill ls feature-sets`"
+    )
+
+
+class FeatureSetCatalog(FeatureSetReader, Protocol):
     """Feature set manifests, kept in the metadata store."""
 
     def add_feature_set(self, feature_set: FeatureSet) -> FeatureSet:
         """Record it; if the id exists, return the recorded one instead (idempotent)."""
         ...
 
-    def get_feature_set(self, feature_set_id: str) -> FeatureSet: ...
-
-    def find_feature_set(self, feature_set_id: str) -> FeatureSet | None: ...
-
     def latest_feature_set(self, name: str) -> FeatureSet | None: ...
-
-    def list_feature_sets(self, *, name: str | None = None, limit: int = 100) -> list[FeatureSet]:
-        """Newest first."""
-        ...
 
 
 class OfflineFeatureStore(Protocol):

@@ -1,4 +1,4 @@
-"""Lineage traversal over the ``LineageStore`` port: a node's ancestors and descendants;
+"""Lineage traversal over the ``LineageReader`` port: a node's ancestors and descendants;
 and the one id a file has as a lineage node.
 
 The traversal asks the port for one node's parents or children at a time, so it works on
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from gristmill.core.urls import mask_url
-from gristmill.stores.metadata import LineageEdge, LineageStore
+from gristmill.stores.metadata import LineageEdge, LineageReader
 
 FILE_KIND = "file"
 """The lineage kind of an input file (its id is ``file_node`` of its URL)."""
@@ -70,7 +70,7 @@ class LineageGraph(NamedTuple):
     descendants: list[LineageEdge]
 
 
-def lineage_graph(store: LineageStore, node_id: str, *, depth: int = 10) -> LineageGraph:
+def lineage_graph(store: LineageReader, node_id: str, *, depth: int = 10) -> LineageGraph:
     """The edges leading to ``node_id`` (ancestors) and away from it (descendants).
 
     ``depth`` is the most hops followed in each direction (1: direct parents and children

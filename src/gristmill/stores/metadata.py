@@ -12,6 +12,13 @@ All ports here are synchronous (stores are called from stage handlers, which run
 threads). Every method returns domain objects, never driver rows. ``get_*`` raises
 ``NotFoundError``; ``find_*`` returns ``None``. One SQL adapter (SQLite, PostgreSQL)
 implements them all; ``gristmill.testing.metadata_contract`` is the suite each backend passes.
+
+The read side (what ``ls``, ``show`` and ``lineage`` query) is a port of its own,
+``MetadataReader``: each role's reads (``RunReader`` …) are the part of its store port that
+changes nothing, so every ``MetadataStore`` is a ``MetadataReader``, and a reader needs no
+writer's machinery (ADR 28: a read-only SQLite reader on the standard library answers
+``ls`` and ``show`` without loading SQLAlchemy). ``gristmill.testing.metadata_reader_contract``
+is the suite each reader passes.
 """
 
 from __future__ import annotations
@@ -19,20 +26,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from gristmill.stores.dead_letters import DeadLetterStore
-from gristmill.stores.drift import DriftStore
-from gristmill.stores.features import FeatureSetCatalog
-from gristmill.stores.feedback import FeedbackStore
-from gristmill.stores.fencing import Fence
-from gristmill.stores.models import CandidateStore, ModelRegistry, SplitStore
-from gristmill.stores.raw import BatchCatalog
-from gristmill.stores.reports import ReportStore
-from gristmill.stores.schedules import ScheduleStore
-from gristmill.stores.scores import ScoreJobStore
-from gristmill.stores.serving_stats import ServingStatsStore
-from gristmill.stores.specs import SpecStore
+from gristmill.errors import NotFoundError
+
+if TYPE_CHECKING:  # annotations only: reading runs loads no other role's port (nor the spec)
+    from gristmill.stores.dead_letters import DeadLetterStore
+    from gristmill.stores.drift import DriftStore
+    from gristmill.stores.features import FeatureSetCatalog, FeatureSetReader
+    from gristmill.stores.feedback import FeedbackStore
+    from gristmill.stores.fencing import Fence
+    from gristmill.stores.models import (
+        CandidateReader,
+        CandidateStore,
+        ModelRegistry,
+        SplitReader,
+        SplitStore,
+    )
+    from gristmill.stores.raw import BatchCatalog, BatchReader
+    from gristmill.stores.reports import ReportReader, ReportStore
+    from gristmill.stores.schedules import ScheduleStore
+    from gristmill.stores.scores import ScoreJobStore
+    from gristmill.stores.serving_stats import ServingStatsStore
+    from gristmill.stores.specs import SpecReader, SpecStore
 
 RunStatus = Literal["running", "succeeded", "failed", "partial"]
 ExecutionStatus = Literal["running", "succeeded", "failed", "skipped"]
@@ -109,13 +125,7 @@ class AuditEntry:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class RunStore(Protocol):
-    def start_run(self, run: Run) -> None:
-        """Record a new run; ``ConflictError`` if the id exists."""
-        ...
-
-    def finish_run(self, run_id: str, status: RunStatus, summary: dict[str, Any]) -> Run: ...
-
+class RunReader(Protocol):
     def get_run(self, run_id: str) -> Run: ...
 
     def find_run(self, run_id: str) -> Run | None: ...
@@ -125,7 +135,31 @@ class RunStore(Protocol):
         ...
 
 
-class ExecutionStore(Protocol):
+def missing_run(run_id: str) -> NotFoundError:
+    """What ``get_run`` raises when no run has ``run_id`` (every backend says the same)."""
+    return NotFoundError(f"no run with id {run_id!r}; list runs with `gristmill ls runs`")
+
+
+class RunStore(RunReader, Protocol):
+    def start_run(self, run: Run) -> None:
+        """Record a new run; ``ConflictError`` if the id exists."""
+        ...
+
+    def finish_run(self, run_id: str, status: RunStatus, summary: dict[str, Any]) -> Run: ...
+
+
+class ExecutionReader(Protocol):
+    def list_executions(self, run_id: str) -> list[StageExecution]:
+        """A run's executions, oldest first."""
+        ...
+
+    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
+        """The executions of each of ``run_ids`` (oldest first), read at once: every id is a
+        key, a run without executions has an empty list."""
+        ...
+
+
+class ExecutionStore(ExecutionReader, Protocol):
     """Stage executions, and the leases that let one consumer at a time run a piece of work.
 
     A key (``stage`` + ``idempotency_key``) is *held* while an execution of it is ``running``
@@ -191,15 +225,6 @@ class ExecutionStore(Protocol):
         """The newest execution of ``stage`` with that key, if any."""
         ...
 
-    def list_executions(self, run_id: str) -> list[StageExecution]:
-        """A run's executions, oldest first."""
-        ...
-
-    def list_executions_of_runs(self, run_ids: Sequence[str]) -> dict[str, list[StageExecution]]:
-        """The executions of each of ``run_ids`` (oldest first), read at once: every id is a
-        key, a run without executions has an empty list."""
-        ...
-
     def list_stale_executions(self, expired_before: datetime) -> list[StageExecution]:
         """``running`` executions whose lease expired before ``expired_before`` (or that
         have none and started before it), oldest first."""
@@ -214,19 +239,23 @@ class ExecutionStore(Protocol):
         ...
 
 
-class LineageStore(Protocol):
+class LineageReader(Protocol):
+    def parents(self, node_id: str) -> list[LineageEdge]:
+        """Edges into ``node_id``, oldest first."""
+        ...
+
+    def children(self, node_id: str) -> list[LineageEdge]:
+        """Edges out of ``node_id``, oldest first."""
+        ...
+
+
+class LineageStore(LineageReader, Protocol):
     def add_edges(self, edges: Sequence[LineageEdge]) -> None:
         """Record edges; an edge already recorded is ignored (idempotent)."""
         ...
 
-    def parents(self, node_id: str) -> list[LineageEdge]: ...
 
-    def children(self, node_id: str) -> list[LineageEdge]: ...
-
-
-class AuditLog(Protocol):
-    def append(self, entry: AuditEntry) -> None: ...
-
+class AuditReader(Protocol):
     def list_entries(
         self, *, subject: str | None = None, action: str | None = None, limit: int = 100
     ) -> list[AuditEntry]:
@@ -235,7 +264,54 @@ class AuditLog(Protocol):
         ...
 
 
-class MetadataStore(Protocol):
+class AuditLog(AuditReader, Protocol):
+    def append(self, entry: AuditEntry) -> None: ...
+
+
+class MetadataReader(Protocol):
+    """The read side of the metadata store: each role's reads as an attribute, what the
+    inspecting verbs (``ls``, ``show``, ``lineage``) query. It writes nothing, ever.
+
+    ``open`` connects (and may refuse a store it cannot read, with ``BackendError``);
+    ``close`` releases the connection.
+    """
+
+    @property
+    def runs(self) -> RunReader: ...
+
+    @property
+    def executions(self) -> ExecutionReader: ...
+
+    @property
+    def lineage(self) -> LineageReader: ...
+
+    @property
+    def audit(self) -> AuditReader: ...
+
+    @property
+    def batches(self) -> BatchReader: ...
+
+    @property
+    def reports(self) -> ReportReader: ...
+
+    @property
+    def feature_sets(self) -> FeatureSetReader: ...
+
+    @property
+    def splits(self) -> SplitReader: ...
+
+    @property
+    def candidates(self) -> CandidateReader: ...
+
+    @property
+    def specs(self) -> SpecReader: ...
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MetadataStore(MetadataReader, Protocol):
     """The metadata store: one object exposing each role port as an attribute.
 
     ``open`` connects and applies migrations; ``close`` releases connections.

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from gristmill.core.names import NAME_PATTERN
-from gristmill.errors import ConfigError
+from gristmill.errors import ConfigError, NotFoundError
 from gristmill.stores.rollback_rules import RollbackRule, rule_problem
 
 CandidateStatus = Literal["trained", "failed"]
@@ -74,21 +74,27 @@ class Candidate:
     run_id: str | None = None
 
 
-class SplitStore(Protocol):
-    def add_split(self, split: Split) -> Split:
-        """Record it; if the id exists, return the recorded one (idempotent)."""
-        ...
-
+class SplitReader(Protocol):
     def get_split(self, split_id: str) -> Split: ...
 
     def find_split(self, split_id: str) -> Split | None: ...
 
 
-class CandidateStore(Protocol):
-    def save_candidate(self, candidate: Candidate) -> None:
-        """Insert or replace the candidate with this id (a retry or an evaluation updates it)."""
+def missing_split(split_id: str) -> NotFoundError:
+    """What ``get_split`` raises when no split has ``split_id``."""
+    return NotFoundError(
+        f"no split with id {split_id!r}; each candidate names the split it saw: "
+        "list candidates with `gristmill ls candidates`"
+    )
+
+
+class SplitStore(SplitReader, Protocol):
+    def add_split(self, split: Split) -> Split:
+        """Record it; if the id exists, return the recorded one (idempotent)."""
         ...
 
+
+class CandidateReader(Protocol):
     def get_candidate(self, candidate_id: str) -> Candidate: ...
 
     def find_candidate(self, candidate_id: str) -> Candidate | None: ...
@@ -100,6 +106,19 @@ class CandidateStore(Protocol):
         feature_set_id: str | None = None,
         limit: int = 100,
     ) -> list[Candidate]: ...
+
+
+def missing_candidate(candidate_id: str) -> NotFoundError:
+    """What ``get_candidate`` raises when no candidate has ``candidate_id``."""
+    return NotFoundError(
+        f"no candidate with id {candidate_id!r}; list candidates with `gristmill ls candidates`"
+    )
+
+
+class CandidateStore(CandidateReader, Protocol):
+    def save_candidate(self, candidate: Candidate) -> None:
+        """Insert or replace the candidate with this id (a retry or an evaluation updates it)."""
+        ...
 
 
 @dataclass(frozen=True)

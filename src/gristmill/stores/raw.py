@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gristmill.errors import NotFoundError
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -44,22 +46,33 @@ class RawBatch:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class BatchCatalog(Protocol):
+class BatchReader(Protocol):
+    """Reading the raw batches' manifest."""
+
+    def get_batch(self, batch_id: str) -> RawBatch: ...
+
+    def list_batches(self, *, source: str | None = None, limit: int = 100) -> list[RawBatch]:
+        """Newest first."""
+        ...
+
+
+def missing_batch(batch_id: str) -> NotFoundError:
+    """What ``get_batch`` raises when no batch has ``batch_id``."""
+    return NotFoundError(
+        f"no raw batch with id {batch_id!r}; list batches with `gristmill ls batches`"
+    )
+
+
+class BatchCatalog(BatchReader, Protocol):
     """The raw batches' manifest, kept in the metadata store."""
 
     def add_batch(self, batch: RawBatch) -> RawBatch:
         """Record ``batch``; if ``(source, content_digest)`` exists, return that one instead."""
         ...
 
-    def get_batch(self, batch_id: str) -> RawBatch: ...
-
     def find_batch_by_digest(self, source: str, content_digest: str) -> RawBatch | None: ...
 
     def latest_batch(self, source: str) -> RawBatch | None: ...
-
-    def list_batches(self, *, source: str | None = None, limit: int = 100) -> list[RawBatch]:
-        """Newest first."""
-        ...
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from gristmill.errors import NotFoundError
+
 ReportStatus = Literal["passed", "warned", "failed"]
 LEADERBOARD_KIND = "leaderboard"
 """The kind of an evaluation's leaderboard report (``lb_…``)."""
@@ -28,7 +30,22 @@ class Report:
     run_id: str | None = None
 
 
-class ReportStore(Protocol):
+class ReportReader(Protocol):
+    def get_report(self, report_id: str) -> Report: ...
+
+    def list_reports(
+        self, *, subject: str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[Report]: ...
+
+
+def missing_report(report_id: str) -> NotFoundError:
+    """What ``get_report`` raises when no report has ``report_id``."""
+    return NotFoundError(
+        f"no report with id {report_id!r}; list reports with `gristmill ls reports`"
+    )
+
+
+class ReportStore(ReportReader, Protocol):
     def add_report(self, report: Report) -> None:
         """Record it; the same id again with the same content is a no-op.
 
@@ -38,9 +55,3 @@ class ReportStore(Protocol):
         under an existing id is a ``ConflictError``.
         """
         ...
-
-    def get_report(self, report_id: str) -> Report: ...
-
-    def list_reports(
-        self, *, subject: str | None = None, kind: str | None = None, limit: int = 100
-    ) -> list[Report]: ...

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from gristmill.core.events import DATA_ANOMALOUS, STAGE_FAILED
+from gristmill.core.event_types import DATA_ANOMALOUS, STAGE_FAILED
 from gristmill.stores.metadata import Run, RunStatus, StageExecution
 
 ExecutionState = Literal["running", "retrying", "stale", "succeeded", "failed", "skipped"]

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gristmill.errors import NotFoundError
+
 if TYPE_CHECKING:  # the spec models (pydantic, YAML) load with the first spec read or kept
     from gristmill.config.spec import PipelineSpec
 
@@ -31,17 +33,27 @@ class StoredSpec:
     folder: str | None = None
 
 
-class SpecStore(Protocol):
-    def add_spec(self, spec: StoredSpec) -> StoredSpec:
-        """Record it; if its digest is recorded already, return the recorded one (the first
-        ``created_at`` and ``folder`` are kept). Idempotent and race-safe."""
-        ...
-
+class SpecReader(Protocol):
     def get_spec(self, digest: str) -> StoredSpec:
         """``NotFoundError`` naming the digest if it is not recorded."""
         ...
 
     def find_spec(self, digest: str) -> StoredSpec | None: ...
+
+
+def missing_spec(digest: str) -> NotFoundError:
+    """What ``get_spec`` raises when no spec has ``digest``."""
+    return NotFoundError(
+        f"no pipeline spec with digest {digest!r} in the metadata store; a run or "
+        "queued work records its spec, so run it again with --spec FILE"
+    )
+
+
+class SpecStore(SpecReader, Protocol):
+    def add_spec(self, spec: StoredSpec) -> StoredSpec:
+        """Record it; if its digest is recorded already, return the recorded one (the first
+        ``created_at`` and ``folder`` are kept). Idempotent and race-safe."""
+        ...
 
     def specs_naming(self, source: str, *, limit: int = 20) -> list[StoredSpec]:
         """The recorded specs that hold a source named ``source``, newest first."""

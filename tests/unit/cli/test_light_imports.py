@@ -79,3 +79,19 @@ def test_help_still_lists_every_verb(tmp_path: Path) -> None:
     printed, _ = modules_imported("--help", cwd=tmp_path)
     listed = {line.split()[0] for line in printed.splitlines() if line.startswith("  ")}
     assert set(VERBS) <= listed, set(VERBS) - listed
+
+
+def test_the_verb_table_names_what_each_module_registers() -> None:
+    from gristmill.cli import app
+
+    registered: dict[str, str] = {}
+    for module in dict.fromkeys(app.VERBS.values()):
+        registered.update(dict.fromkeys(app.verbs_of(module), module))
+    assert registered == app.VERBS
+    assert set(app.VERBS) == set(VERBS)
+
+
+def test_running_a_verb_imports_no_other_verbs_module(tmp_path: Path) -> None:
+    _, modules = modules_imported("ls", "--help", cwd=tmp_path)
+    others = {f"gristmill.cli.{m}" for m in ("running", "training", "registry", "scoring")}
+    assert others.isdisjoint(modules)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.server.metrics import Metrics
 from gristmill.server.stats_flush import StatsFlusher
 from gristmill.server.stats_windows import StatsWindows, replica_id, steady_clock

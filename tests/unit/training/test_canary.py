@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.stores.models import TrafficPolicy
 from gristmill.stores.serving_stats import ServingWindow, window_start
 from gristmill.testing.metadata_records import make_candidate, run_together

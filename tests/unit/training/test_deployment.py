@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.errors import ConfigError, ConflictError, NotFoundError
 from gristmill.stores.models import effective_policy
 from gristmill.testing.metadata_records import make_candidate

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gristmill.backends.sql import SqlMetadataStore
+from gristmill.backends.sql.metadata import SqlMetadataStore
 from gristmill.config.rollback import RollbackSpec
 from gristmill.core.events import MODEL_ROLLED_BACK, MONITOR_ALERT
 from gristmill.stores.models import TrafficPolicy

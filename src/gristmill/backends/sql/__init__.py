@@ -1,5 +1,6 @@
-"""SQL adapters (SQLite, PostgreSQL through SQLAlchemy Core): the metadata store."""
+"""SQL adapters (SQLite, PostgreSQL through SQLAlchemy Core): the metadata store,
+``metadata.SqlMetadataStore``.
 
-from gristmill.backends.sql.metadata import SqlMetadataStore
-
-__all__ = ["SqlMetadataStore"]
+Nothing is imported here: each adapter module imports SQLAlchemy itself, so the modules
+that need none (``schema_version``) load without it.
+"""

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import raw_batches as batches
-from gristmill.errors import ConflictError, NotFoundError
-from gristmill.stores.raw import RawBatch
+from gristmill.errors import ConflictError
+from gristmill.stores.raw import RawBatch, missing_batch
 
 _NEWEST_FIRST = (batches.c.created_at.desc(), batches.c.batch_id.desc())
 
@@ -41,9 +41,7 @@ class SqlBatchCatalog:
         with self._db.read() as connection:
             batch = self._first(connection, batches.c.batch_id == batch_id)
         if batch is None:
-            raise NotFoundError(
-                f"no raw batch with id {batch_id!r}; list batches with `gristmill ls batches`"
-            )
+            raise missing_batch(batch_id)
         return batch
 
     def find_batch_by_digest(self, source: str, content_digest: str) -> RawBatch | None:

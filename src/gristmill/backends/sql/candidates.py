@@ -7,8 +7,7 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import candidates
-from gristmill.errors import NotFoundError
-from gristmill.stores.models import Candidate
+from gristmill.stores.models import Candidate, missing_candidate
 
 _NEWEST_FIRST = (candidates.c.started_at.desc(), candidates.c.candidate_id.desc())
 
@@ -30,10 +29,7 @@ class SqlCandidateStore:
     def get_candidate(self, candidate_id: str) -> Candidate:
         candidate = self.find_candidate(candidate_id)
         if candidate is None:
-            raise NotFoundError(
-                f"no candidate with id {candidate_id!r}; "
-                "list candidates with `gristmill ls candidates`"
-            )
+            raise missing_candidate(candidate_id)
         return candidate
 
     def find_candidate(self, candidate_id: str) -> Candidate | None:

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import feature_sets
-from gristmill.errors import BackendError, NotFoundError
-from gristmill.stores.features import FeatureSet
+from gristmill.errors import BackendError
+from gristmill.stores.features import FeatureSet, missing_feature_set
 
 _NEWEST_FIRST = (feature_sets.c.created_at.desc(), feature_sets.c.feature_set_id.desc())
 
@@ -40,10 +40,7 @@ class SqlFeatureSetCatalog:
     def get_feature_set(self, feature_set_id: str) -> FeatureSet:
         feature_set = self.find_feature_set(feature_set_id)
         if feature_set is None:
-            raise NotFoundError(
-                f"no feature set with id {feature_set_id!r}; "
-                "list feature sets with `gristmill ls feature-sets`"
-            )
+            raise missing_feature_set(feature_set_id)
         return feature_set
 
     def find_feature_set(self, feature_set_id: str) -> FeatureSet | None:

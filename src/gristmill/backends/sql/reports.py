@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import reports
-from gristmill.errors import ConflictError, NotFoundError
-from gristmill.stores.reports import Report
+from gristmill.errors import ConflictError
+from gristmill.stores.reports import Report, missing_report
 
 
 class SqlReportStore:
@@ -40,9 +40,7 @@ class SqlReportStore:
         with self._db.read() as connection:
             report = self._select(connection, report_id)
         if report is None:
-            raise NotFoundError(
-                f"no report with id {report_id!r}; list reports with `gristmill ls reports`"
-            )
+            raise missing_report(report_id)
         return report
 
     def list_reports(

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import runs
-from gristmill.errors import ConflictError, NotFoundError
-from gristmill.stores.metadata import Run, RunStatus
+from gristmill.errors import ConflictError
+from gristmill.stores.metadata import Run, RunStatus, missing_run
 
 
 class SqlRunStore:
@@ -38,13 +38,13 @@ class SqlRunStore:
             connection.execute(update)
             run = self._select(connection, run_id)
         if run is None:
-            raise _not_found(run_id)
+            raise missing_run(run_id)
         return run
 
     def get_run(self, run_id: str) -> Run:
         run = self.find_run(run_id)
         if run is None:
-            raise _not_found(run_id)
+            raise missing_run(run_id)
         return run
 
     def find_run(self, run_id: str) -> Run | None:
@@ -61,7 +61,3 @@ class SqlRunStore:
     def _select(connection: sa.Connection, run_id: str) -> Run | None:
         row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
         return None if row is None else to_object(Run, row)
-
-
-def _not_found(run_id: str) -> NotFoundError:
-    return NotFoundError(f"no run with id {run_id!r}; list runs with `gristmill ls runs`")

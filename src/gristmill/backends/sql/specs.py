@@ -8,7 +8,7 @@ from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import pipeline_spec_sources, pipeline_specs
 from gristmill.errors import NotFoundError
-from gristmill.stores.specs import StoredSpec
+from gristmill.stores.specs import StoredSpec, missing_spec
 
 
 class SqlSpecStore:
@@ -35,10 +35,7 @@ class SqlSpecStore:
     def get_spec(self, digest: str) -> StoredSpec:
         spec = self.find_spec(digest)
         if spec is None:
-            raise NotFoundError(
-                f"no pipeline spec with digest {digest!r} in the metadata store; a run or "
-                "queued work records its spec, so run it again with --spec FILE"
-            )
+            raise missing_spec(digest)
         return spec
 
     def find_spec(self, digest: str) -> StoredSpec | None:

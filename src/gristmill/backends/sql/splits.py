@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from gristmill.backends.sql.database import SqlDatabase
 from gristmill.backends.sql.rows import to_object, to_values
 from gristmill.backends.sql.tables import splits
-from gristmill.errors import BackendError, NotFoundError
-from gristmill.stores.models import Split
+from gristmill.errors import BackendError
+from gristmill.stores.models import Split, missing_split
 
 
 class SqlSplitStore:
@@ -34,10 +34,7 @@ class SqlSplitStore:
     def get_split(self, split_id: str) -> Split:
         split = self.find_split(split_id)
         if split is None:
-            raise NotFoundError(
-                f"no split with id {split_id!r}; each candidate names the split it saw: "
-                "list candidates with `gristmill ls candidates`"
-            )
+            raise missing_split(split_id)
         return split
 
     def find_split(self, split_id: str) -> Split | None:

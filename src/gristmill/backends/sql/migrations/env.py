@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from gristmill.backends.sql.migrations.runner import VERSION_TABLE
+from gristmill.backends.sql.schema_version import VERSION_TABLE
 
 _config = context.config
 context.configure(

@@ -11,40 +11,14 @@ migration scripts takes longer than a ``gristmill ls`` has to answer.
 
 from __future__ import annotations
 
-import functools
-import re
 import zlib
-from pathlib import Path
 
 import sqlalchemy as sa
 
+from gristmill.backends.sql.schema_version import VERSION_TABLE, head_revision
 from gristmill.errors import BackendError
 
-# Own version table, so another Alembic-managed app in the same schema does not collide.
-VERSION_TABLE = "gristmill_metadata_version"
 SCRIPT_LOCATION = "gristmill.backends.sql:migrations"
-VERSIONS = Path(__file__).parent / "versions"
-_ASSIGNED = r"^{name}\s*(?::[^=\n]*)?=\s*(?:None|[\"'](\w+)[\"'])\s*$"
-
-
-@functools.cache
-def head_revision() -> str | None:
-    """The newest revision of the migration scripts (the one no other script revises), read
-    from their text as Alembic reads their ``revision`` and ``down_revision``; ``None``
-    unless there is exactly one."""
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in VERSIONS.glob("v*.py"):
-        text = path.read_text(encoding="utf-8")
-        revision = re.search(_ASSIGNED.format(name="revision"), text, re.MULTILINE)
-        down = re.search(_ASSIGNED.format(name="down_revision"), text, re.MULTILINE)
-        if revision is None or revision.group(1) is None or down is None:
-            return None  # a form this reading does not know: let Alembic decide
-        revisions.add(revision.group(1))
-        if down.group(1) is not None:
-            revised.add(down.group(1))
-    heads = revisions - revised
-    return heads.pop() if len(heads) == 1 else None
 
 
 def at_head(connection: sa.Connection, schema: str | None) -> bool:
