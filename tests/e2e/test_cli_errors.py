@@ -204,3 +204,26 @@ def test_a_verb_given_something_wrong_says_so_on_stderr_and_exits_non_zero(
     assert "Traceback" not in err + out and "unexpected" not in err
     if verb != "doctor":  # (its report, on stdout, marks each backend ✓ or ✗)
         assert "error" not in out.lower()  # the failure is not on stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("drift", "nosuch"), "no model named 'nosuch' in the registry"),
+        (("drift", "nosuch", "--version", "99"), "no model named 'nosuch' in the registry"),
+        (("feedback", "labels.csv", "--model", "nosuch"), "no model named 'nosuch'"),
+        (("monitor", "nosuch", "--chart", "."), "--chart . is a folder"),
+        (("monitor", "nosuch", "--chart", "x.gif"), "'.gif' is not a picture format"),
+    ],
+)
+def test_unknown_models_and_unusable_charts_are_named(
+    args: tuple[str, ...],
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "labels.csv").write_text("request_id,actual\nr1,1\n")
+    code, out, err = gm_here(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code in (1, 2) and not out, (code, out, err)
+    assert said in " ".join(err.split()) and "Traceback" not in err and "unexpected" not in err

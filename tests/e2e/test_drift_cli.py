@@ -4,18 +4,31 @@ or JSON; it reads the metadata store alone (no learning library, no pyarrow)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from gristmill.config.settings import load_settings
+from gristmill.config.spec import parse_spec
+from gristmill.monitoring.profile import DriftReference, profiled
+from gristmill.monitoring.reference import record_reference
 from gristmill.runtime.wiring import open_services
 from gristmill.stages.monitoring import MonitoringStage
 from gristmill.testing.cli import modules_imported, run_cli_here
-from gristmill.testing.prediction_logs import CHURN, customers, register_with_reference, write_log
+from gristmill.testing.prediction_logs import (
+    CHURN,
+    CHURN_INPUTS,
+    customers,
+    manifest_of,
+    register_with_reference,
+    write_log,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SINCE = "5000d"  # the windows are of 2024
@@ -73,11 +86,78 @@ def test_json_holds_every_figure(
 def test_nothing_to_show_and_a_bad_duration_are_said_plainly(
     home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = drift(home, monkeypatch, capsys, "churn", "--version", "2")
-    assert code == 0 and "no drift windows of churn/2 in the last 1d" in out
+    code, out, _ = drift(home, monkeypatch, capsys, "churn")
+    assert code == 0 and "no drift windows of churn in the last 1d" in out
     assert "gristmill worker --stage monitoring" in out
     code, out, err = drift(home, monkeypatch, capsys, "churn", "--since", "soon")
     assert code != 0 and "--since" in err and "Traceback" not in err + out
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("nosuch",), "no model named 'nosuch' in the registry (registered: churn"),
+        (("churn", "--version", "99"), "no version 99 of model 'churn'"),
+    ],
+)
+def test_an_unknown_model_or_version_is_an_error(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    said: str,
+) -> None:
+    code, out, err = drift(home, monkeypatch, capsys, *args)
+    assert code == 1 and not out, out
+    assert said in " ".join(err.split()) and "gristmill models" in err
+
+
+def test_identifiers_and_ignored_columns_are_shown_as_such(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = dataclasses.replace(
+        manifest_of("shop", 1, {"customer": "string", **CHURN_INPUTS}, classes=["no", "yes"]),
+        entity="customer",
+    )
+    columns, prediction = customers(2000, seed=1)
+    columns = {"customer": np.array([f"c{i}" for i in range(2000)], dtype=object), **columns}
+    spec = parse_spec(
+        {
+            "name": "shop",
+            "sources": {"customers": {"format": "csv", "path": "customers.csv"}},
+            "monitor": {"drift": {"min_rows": 100, "columns": {"plan": {"ignore": True}}}},
+        }
+    )
+
+    async def fill() -> None:
+        settings = load_settings(overrides={"home": str(tmp_path / ".gristmill")})
+        async with open_services(settings) as services:
+            stores = services.feature_stores()
+            version = register_with_reference(stores, manifest)
+            inputs = pa.table({name: pa.array(values) for name, values in columns.items()})
+            made, skipped = profiled(
+                inputs, pa.array(prediction), classes=["no", "yes"], entity="customer"
+            )
+            ref = DriftReference("shop", 1, 2000, "a test's rows", made, skipped)
+            record_reference(stores, version, ref)  # the newest: the one the stage reads
+            new_ids = np.array([f"n{i}" for i in range(2000)], dtype=object)
+            served = {**columns, "customer": new_ids}
+            MonitoringStage(stores, spec).handle(
+                write_log(tmp_path, manifest, served, prediction, T0, name="a")
+            )
+
+    asyncio.run(fill())
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, err = drift(tmp_path, monkeypatch, capsys, "shop", "--since", SINCE)
+    assert code == 0, err
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ ")}
+    assert "not judged (identifier)" in rows["customer"] and "entity key" in rows["customer"]
+    assert "not judged (ignored by the spec)" in rows["plan"]
+    assert "stable" in rows["age"] and "stable" in rows["prediction"]
+    code, out, _ = drift(tmp_path, monkeypatch, capsys, "shop", "--since", SINCE, "--json")
+    [window] = json.loads(out)
+    assert window["skipped"] == {"customer": "an identifier: the entity key"}
+    assert [c["column"] for c in window["columns"] if c["ignored"]] == ["plan"]
 
 
 def test_drift_reads_the_metadata_store_alone(home: Path) -> None:

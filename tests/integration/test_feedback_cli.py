@@ -11,9 +11,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from gristmill.backends.sqlite.bus import SqliteBus
+from gristmill.config.settings import load_settings
 from gristmill.core.events import FEEDBACK_RECEIVED, Event
+from gristmill.runtime.wiring import open_stores
 from gristmill.stages.feedback import outcomes_of
 from gristmill.testing.cli import run_cli_here
+from gristmill.testing.metadata_records import make_candidate
 
 
 def _sent(home: Path) -> list[Event]:
@@ -30,6 +33,15 @@ def _sent(home: Path) -> list[Event]:
             await bus.close()
 
     return asyncio.run(read())
+
+
+def _register(home: Path, model: str) -> None:
+    """``model``/1 in ``home``'s registry (a candidate never trained: only its name counts)."""
+    settings = load_settings(overrides={"home": str(home)})
+    with open_stores(settings) as stores:
+        stores.metadata.candidates.save_candidate(make_candidate("mc_1", split_id="none"))
+        candidate = stores.metadata.candidates.get_candidate("mc_1")
+        stores.metadata.registry.register_version(model, candidate)
 
 
 def _gm(tmp_path: Path, monkeypatch: Any, capsys: Any, *args: str) -> tuple[int, str, str]:
@@ -63,6 +75,12 @@ def test_entities_from_parquet_need_the_model(
     pq.write_table(table, tmp_path / "churned.parquet")
     code, _, err = _gm(tmp_path, monkeypatch, capsys, "feedback", "churned.parquet")
     assert code == 1 and "give the model" in err
+    code, _, err = _gm(
+        tmp_path, monkeypatch, capsys, "feedback", "churned.parquet", "--model", "churn"
+    )
+    assert code == 1 and "no model named 'churn' in the registry" in " ".join(err.split())
+    assert "gristmill models" in err and not _sent(tmp_path / "home")
+    _register(tmp_path / "home", "churn")
     code, _, err = _gm(
         tmp_path, monkeypatch, capsys, "feedback", "churned.parquet", "--model", "churn"
     )

@@ -123,6 +123,48 @@ def test_monitor_draws_the_last_day_of_one_version(
 
 
 @pytest.mark.parametrize(
+    ("name", "starts"),
+    [("churn.svg", b"<?xml"), ("churn.pdf", b"%PDF"), ("churn.jpg", b"\xff\xd8\xff")],
+)
+def test_the_charts_suffix_names_its_format(
+    home: Path,
+    name: str,
+    starts: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    chart = home / "charts" / name
+    code, _, err = _gm(
+        home, "monitor", "churn", "--chart", str(chart), monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0, err
+    assert chart.read_bytes().startswith(starts)
+
+
+@pytest.mark.parametrize(
+    ("chart", "said"),
+    [
+        (".", "is a folder; give the chart's file name, e.g."),
+        ("churn.gif", "'.gif' is not a picture format a chart is written in; end the name with"),
+    ],
+)
+def test_a_chart_into_a_folder_or_an_unknown_format_is_refused(
+    home: Path,
+    chart: str,
+    said: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = _gm(
+        home, "monitor", "churn", "--chart", chart, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2 and out == "", out  # a wrong option, as a usage error
+    assert said in " ".join(err.split()) and "--chart" in err
+    assert "unexpected" not in err and "Traceback" not in err
+    assert not (home / "churn.gif").exists()
+
+
+@pytest.mark.parametrize(
     ("args", "said"),
     [
         (("fish",), "no model named 'fish' in the registry (registered: churn)"),

@@ -613,3 +613,29 @@ async def test_the_openapi_document_describes_every_endpoint(trained: Any) -> No
     ] == {"$ref": "#/components/schemas/ReloadResponse"}
     infer = paths["/v2/models/{name}/versions/{version}/infer"]["post"]
     assert [p["name"] for p in infer["parameters"]] == ["name", "version"]
+
+
+async def test_feedback_naming_an_unknown_model_is_refused_and_blank_budgets_too(
+    trained: Any,
+) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        outcome = {"request_id": "r1", "actual": "Adelie"}
+        unknown = await client.post("/v1/feedback", json={"model": "nosuch", "outcomes": [outcome]})
+        assert unknown.status_code == 404, unknown.text
+        assert "no model named 'nosuch' in the registry" in unknown.json()["error"]
+        assert "birds" in unknown.json()["error"]  # what is registered
+        known = await client.post("/v1/feedback", json={"model": "birds", "outcomes": [outcome]})
+        assert known.status_code == 202, known.text
+        anonymous = await client.post("/v1/feedback", json={"outcomes": [outcome]})
+        assert anonymous.status_code == 202, anonymous.text
+
+        for blank in (" ", "", "\t"):
+            answer = await client.post(
+                "/v1/models/birds/predict",
+                json={"rows": _rows(1)},
+                headers={"x-gristmill-latency-budget-ms": blank},
+            )
+            assert answer.status_code == 400, (blank, answer.text)
+            assert answer.json()["field"] == "x-gristmill-latency-budget-ms"
+            assert "x-gristmill-latency-budget-ms" in answer.json()["error"]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import opened_metadata, settings_from
 
 
 def feedback(
@@ -46,6 +46,11 @@ def feedback(
 
     settings = settings_from(ctx)
     events = feedback_events(file, model, per_event=per_message)
+    if model is not None:
+        from gristmill.runtime.serving_views import check_model
+
+        with opened_metadata(ctx) as metadata:
+            check_model(metadata.registry, model)  # NotFoundError naming it: exit 1
 
     async def publish() -> None:
         settings.home.mkdir(parents=True, exist_ok=True)  # the embedded bus's folder

@@ -121,6 +121,11 @@ def columns_table(view: WindowDrift) -> Table:
             _number(column.chi2_pvalue),
             _verdict(column),
         )
+    from gristmill.monitoring.reference_report import IDENTIFIER
+
+    for name, why in view.skipped.items():
+        verdict = "not judged (identifier)" if why.startswith(IDENTIFIER) else "not monitored"
+        table.add_row(name, "-", *["-"] * 8, styled((f"{verdict}: {why}", "dim")))
     return table
 
 
@@ -140,7 +145,13 @@ def _crossing(column: ColumnDrift) -> str:
 def _verdict(column: ColumnDrift) -> Text | str:
     if column.drifted:
         return styled(("drifted", "red"))
-    return "stable" if column.judged else styled(("not judged (too few rows)", "dim"))
+    if column.judged:
+        return "stable"
+    if column.ignored:
+        return styled(("not judged (ignored by the spec)", "dim"))
+    if column.identifier:
+        return styled(("not judged (identifier)", "dim"))
+    return styled(("not judged (too few rows)", "dim"))
 
 
 def _number(value: float | None) -> str:

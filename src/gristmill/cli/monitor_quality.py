@@ -19,6 +19,8 @@ from gristmill.evaluation.cbpe import figures
 from gristmill.stores.feedback import FeedbackCounts, QualityWindow
 from gristmill.stores.metadata import MetadataStore
 
+FEW_LABELLED = 30
+"""Figures measured on fewer labelled rows than this are marked as rough (``*``)."""
 CLASSIFIER_FIGURES = ("accuracy", "f1", "roc_auc")
 REGRESSOR_FIGURES = ("rmse", "mae", "mape")
 HEADERS = {"accuracy": "acc", "roc_auc": "auc"}
@@ -69,10 +71,10 @@ def read_quality(
     return LiveQuality(model, rows, counts, metadata.feedback.counts().waiting)
 
 
-def _number(value: float | None, signed: bool = False) -> str:
+def _number(value: float | None, signed: bool = False, *, rough: bool = False) -> str:
     if value is None:
         return "-"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
+    return (f"{value:+.3f}" if signed else f"{value:.3f}") + ("*" if rough else "")
 
 
 def _window(row: QualityRow) -> str:
@@ -101,6 +103,7 @@ def quality_table(quality: LiveQuality) -> Table:
         table.add_column("est err", justify="right", no_wrap=True)
     for row in quality.rows:
         window = row.window
+        rough = 0 < window.labelled < FEW_LABELLED
         labelled = f"{window.labelled}"
         if window.predictions:
             labelled += f" ({window.labelled / window.predictions:.0%})"
@@ -113,7 +116,7 @@ def quality_table(quality: LiveQuality) -> Table:
             labelled,
             str(window.late),
             str(window.duplicates),
-            *(_number(window.metrics.get(name)) for name in shown),
+            *(_number(window.metrics.get(name), rough=rough) for name in shown),
         ]
         if classifier:
             cells += [_number(row.estimated.get(name)) for name in shown]
@@ -125,7 +128,8 @@ def quality_table(quality: LiveQuality) -> Table:
         f"predictions, {counts.waiting} waiting; of every model, {quality.waiting_anywhere} "
         "waiting (an unknown request id, or a prediction not logged yet). acc: accuracy, auc: "
         "ROC AUC; est: estimated without labels from every logged prediction's probabilities "
-        "(CBPE); est err: the estimated accuracy of the labelled rows minus their real one."
+        "(CBPE); est err: the estimated accuracy of the labelled rows minus their real one. "
+        f"*: measured on fewer than {FEW_LABELLED} labelled rows (see labelled), a rough figure."
     )
     table.caption_justify = "left"
     return table

@@ -52,7 +52,7 @@ def monitor(
         typer.Option(
             metavar="PATH",
             help="Also draw the last day (requests, server errors, p50/p99 latency per "
-            "minute and version) as a PNG into PATH.",
+            "minute and version) into the file PATH: .png (or no suffix), .svg, .pdf, .jpg.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
@@ -76,6 +76,10 @@ def monitor(
     """
     from gristmill.runtime.serving_views import serving_report
 
+    if chart is not None:
+        from gristmill.runtime.serving_chart import chart_format
+
+        chart_format(chart)  # a folder or an unknown suffix: said before anything is read
     until = datetime.now(UTC)
     with opened_metadata(ctx) as store:
         report = serving_report(store, model, version, until=until)

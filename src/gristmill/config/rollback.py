@@ -7,7 +7,7 @@
         max_miss_rate: 0.05      # latency budget misses per request above 5 %
         max_error_rate: 0.01     # server errors (5xx) per request above 1 %
         max_quality_drop: 0.05   # live quality this far below the offline metric
-        quality_metric: accuracy # (default: evaluate.metric)
+        quality_metric: accuracy # (default: evaluate.metric when live quality has it)
         on_drift: true           # a drift alert of the version
         min_requests: 100        # judged on no fewer requests (the minimum window)
         window: 5m               # over the last 5 minutes of the current policy revision
@@ -29,6 +29,17 @@ from gristmill.config.features import parse_duration
 
 DEFAULT_WINDOW_SECONDS = 300.0
 DEFAULT_COOLDOWN_SECONDS = 1800.0
+QUALITY_METRICS = ("accuracy", "f1", "roc_auc", "rmse", "mae", "mape")
+"""The figures live quality measures (classifiers' first, then regressors'): what
+``quality_metric`` may name, and — without one — the order the first both the window and
+the version's evaluation have is taken in."""
+
+
+def quality_metric_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a ``quality_metric``, or ``None``."""
+    if isinstance(value, str) and value in QUALITY_METRICS:
+        return None
+    return f"{value!r} is not a metric live quality measures; one of: {', '.join(QUALITY_METRICS)}"
 
 
 class RollbackSpec(BaseModel):
@@ -50,7 +61,10 @@ class RollbackSpec(BaseModel):
         "(in the metric's units).",
     )
     quality_metric: str | None = Field(
-        None, min_length=1, description="The metric of max_quality_drop (default: evaluate.metric)."
+        None,
+        description="The metric of max_quality_drop: one of "
+        f"{', '.join(QUALITY_METRICS)} (default: evaluate.metric when it is one of them, else "
+        "the first of them the version's window and evaluation both have).",
     )
     on_drift: bool = Field(False, description="A drift alert of the version demotes it.")
     min_requests: int = Field(
@@ -76,6 +90,14 @@ class RollbackSpec(BaseModel):
         if value in (0, "0", 0.0):
             return 0.0
         return parse_duration(value)
+
+    @field_validator("quality_metric")
+    @classmethod
+    def _quality_metric(cls, value: str | None) -> str | None:
+        problem = None if value is None else quality_metric_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("webhook")
     @classmethod

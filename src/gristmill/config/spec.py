@@ -171,7 +171,15 @@ class DeploySpec(_Section):
 
 
 class ServeSpec(_Section):
-    latency_budget_ms: float | None = Field(None, gt=0)
+    """How the prediction servers answer the versions this spec's runs train."""
+
+    latency_budget_ms: float | None = Field(
+        None,
+        gt=0,
+        description="Each request's latency budget for these versions, in milliseconds (a "
+        "request's x-gristmill-latency-budget-ms header overrides it; it overrides the "
+        "server's serve.latency_budget_ms setting).",
+    )
 
 
 class PipelineSpec(_Section):
@@ -258,9 +266,10 @@ class PipelineSpec(_Section):
         return self.score.model or (self.deploy.model if self.deploy else None) or self.name
 
     def skipped_sections(self) -> list[str]:
-        """Sections present in this spec whose stages are not built yet (``monitor`` is
-        the monitoring stage's, its ``rollback`` the deployment stage's)."""
-        return ["serve"] if self.serve is not None else []
+        """Sections present in this spec whose stages are not built yet (none now:
+        ``monitor`` is the monitoring stage's, its ``rollback`` the deployment stage's,
+        ``serve`` the prediction servers')."""
+        return []
 
 
 DEFAULT_SPLIT = SplitSpec(strategy="shuffled", test_size=0.25, seed=0)

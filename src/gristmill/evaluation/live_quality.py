@@ -3,7 +3,9 @@ with the same evaluators as offline evaluation (``evaluation.registry``).
 
 Classifiers get accuracy, F1 and ROC AUC (from the logged probabilities; F1 and ROC AUC of
 the positive class — the second of the version's classes — for two classes, macro means
-for more); regressors and forecasters RMSE, MAE and MAPE. Labels are compared as text
+for more: F1's over the classes the window's labelled rows hold, as actual or predicted —
+scikit-learn's default — so a class no row of the window has does not count as an F1 of
+0); regressors and forecasters RMSE, MAE and MAPE. Labels are compared as text
 (``core.feedback.label_text``: ``1``, ``1.0`` and ``"1"`` are one class). An actual value
 the version cannot be measured on — a class it does not know, a value that is not a number
 for a regressor — is counted as ``unusable`` and left out. A figure the rows cannot give
@@ -92,11 +94,21 @@ def _classified(
         if name == "roc_auc" and proba is None:
             metrics[name] = None
             continue
+        if name == "f1" and len(names) > 2:
+            metrics[name] = _macro_f1(y_true, y_pred)
+            continue
         metrics[name] = _one(
             "classification", name, y_true, y_pred, proba if name == "roc_auc" else None, order
         )
     predicted = [names[k] for k in y_pred]
     return Measured(metrics, len(kept), unusable, predicted, proba)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """The macro F1 over the classes present (in ``y_true`` or ``y_pred``)."""
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
 
 
 def _regressed(predictions: Sequence[Any], actuals: Sequence[Any]) -> Measured:

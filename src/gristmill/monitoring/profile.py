@@ -11,7 +11,11 @@ window never has to see the training rows again:
   text (Arrow's cast: ``true``, ``1``), and their counts; at most ``MAX_CATEGORIES``.
 
 A column of another kind (times, free text with more distinct values than that) is not
-monitored; ``skipped`` says why. Columns are named as in the prediction log's ``inputs``;
+monitored, nor is an **identifier** — the entity key of the version's feature set, or a
+text or integer column whose values are (nearly) all distinct in the training rows (at
+least ``IDENTIFIER_SHARE`` of ``IDENTIFIER_ROWS`` or more): new ids in every window would
+read as drift in each one. ``skipped`` says why (an identifier's reason starts with
+``IDENTIFIER``). Columns are named as in the prediction log's ``inputs``;
 the prediction is ``prediction`` (an input of that name is then ``inputs.prediction``).
 """
 
@@ -27,9 +31,12 @@ import pyarrow.compute as pc
 from gristmill.errors import DataError
 from gristmill.features.validation.drift import BINS, KS_BINS, bin_counts, quantile_edges
 from gristmill.features.validation.profiles import MAX_CATEGORIES, json_value, sorted_numbers
+from gristmill.monitoring.reference_report import IDENTIFIER
 
 FORMAT = "gristmill.drift_reference/1"
 PREDICTION = "prediction"
+IDENTIFIER_SHARE = 0.95
+IDENTIFIER_ROWS = 20
 
 ColumnKind = Literal["numeric", "categorical"]
 Source = Literal["inputs", "prediction"]
@@ -137,16 +144,25 @@ def column_reference(
 
 
 def profiled(
-    inputs: pa.Table, predicted: pa.Array | None, *, classes: list[Any] | None = None
+    inputs: pa.Table,
+    predicted: pa.Array | None,
+    *,
+    classes: list[Any] | None = None,
+    entity: str | None = None,
 ) -> tuple[tuple[ColumnReference, ...], dict[str, str]]:
     """The reference of every column of ``inputs`` and of the ``predicted`` values (a
-    category of ``classes`` when given), and why the others are not monitored."""
+    category of ``classes`` when given), and why the others are not monitored (``entity``
+    and other identifiers among them)."""
     made: list[ColumnReference] = []
     skipped: dict[str, str] = {}
-    wanted: list[tuple[str, Any, Source, str, list[Any] | None]] = [
-        (f"inputs.{n}" if n == PREDICTION else n, inputs.column(n), "inputs", n, None)
-        for n in inputs.column_names
-    ]
+    wanted: list[tuple[str, Any, Source, str, list[Any] | None]] = []
+    for n in inputs.column_names:
+        name = f"inputs.{n}" if n == PREDICTION else n
+        why = identifier(inputs.column(n), entity=n == entity)
+        if why is not None:
+            skipped[name] = why
+        else:
+            wanted.append((name, inputs.column(n), "inputs", n, None))
     if predicted is not None:
         wanted.append((PREDICTION, predicted, "prediction", PREDICTION, classes))
     for name, values, source, where, categories in wanted:
@@ -158,6 +174,37 @@ def profiled(
         else:
             made.append(made_or_why)
     return tuple(made), skipped
+
+
+def identifier(column: pa.ChunkedArray | pa.Array, *, entity: bool = False) -> str | None:
+    """Why ``column`` (training rows of an input) is an identifier, or ``None``: the entity
+    key, or text or integers (nearly) all distinct (see the module docstring)."""
+    if entity:
+        return f"{IDENTIFIER}: the entity key"
+    data_type = column.type
+    if pa.types.is_dictionary(data_type):
+        data_type = data_type.value_type
+    textual = pa.types.is_string(data_type) or pa.types.is_large_string(data_type)
+    if not (textual or pa.types.is_integer(data_type)):
+        return None  # measurements (floats) are all distinct by nature
+    present = len(column) - column.null_count
+    if present < IDENTIFIER_ROWS:
+        return None
+    distinct = len(pc.unique(column.drop_null() if column.null_count else column))
+    if distinct < IDENTIFIER_SHARE * present:
+        return None
+    return f"{IDENTIFIER}: {distinct} distinct values in {present} rows"
+
+
+def looks_like_identifier(column: ColumnReference) -> bool:
+    """Whether a categorical input's reference (one made before identifiers were told
+    apart) is an identifier's: (nearly) one category per row."""
+    return (
+        column.kind == "categorical"
+        and column.source == "inputs"
+        and column.rows >= IDENTIFIER_ROWS
+        and len(column.categories) >= IDENTIFIER_SHARE * column.rows
+    )
 
 
 def as_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:

@@ -39,6 +39,7 @@ from gristmill.errors import (
 from gristmill.features.rows import without_row_id
 from gristmill.features.stores import FeatureStores
 from gristmill.monitoring.profile import PREDICTION, DriftReference, from_body, profiled, to_body
+from gristmill.monitoring.reference_report import REFERENCE_KIND
 from gristmill.servables import storage
 from gristmill.servables.port import Servable, ServableManifest
 from gristmill.stores.models import ModelVersion
@@ -46,7 +47,6 @@ from gristmill.stores.reports import Report
 
 logger = logging.getLogger(__name__)
 
-REFERENCE_KIND = "drift_reference"
 SAMPLE_KIND = "drift_sample"
 MEDIA_TYPE = "application/vnd.gristmill.drift-reference+json"
 PARQUET = "application/vnd.apache.parquet"
@@ -106,7 +106,9 @@ def build_reference(
     inputs = rows.select(names)
     sample = _sample(inputs, SAMPLE_ROWS, SEED)
     predicted = predictions(servable, sample)
-    columns, skipped = profiled(inputs, predicted, classes=_classes(manifest, predicted))
+    columns, skipped = profiled(
+        inputs, predicted, classes=_classes(manifest, predicted), entity=manifest.entity
+    )
     sample_digest = stores.artifacts.put(
         _parquet(sample.append_column(PREDICTION, predicted)), kind=SAMPLE_KIND, media_type=PARQUET
     ).digest

@@ -5,8 +5,10 @@ the implementation preparation and segregation use): PSI on the decile bins or c
 (a category the reference never had is one more bin, empty in the reference), chi-square
 on the same counts, KS from the KS bins (numbers only). The column's rule
 (``config.monitoring.DriftSpec.for_column``) picks the one that decides (``method``) and its
-threshold; a column with fewer than ``min_rows`` present values in the window, or one the
-spec says to ``ignore``, is not judged (``judged: false``) and never drifts.
+threshold; a column with fewer than ``min_rows`` present values in the window, one the
+spec says to ``ignore`` (``ignored: true``), or an identifier a reference made before
+identifiers were skipped still holds (``identifier: true``, ``profile.looks_like_identifier``)
+is not judged (``judged: false``) and never drifts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from gristmill.features.validation.drift import (
     psi_result,
 )
 from gristmill.features.validation.profiles import json_value
-from gristmill.monitoring.profile import ColumnReference, DriftReference
+from gristmill.monitoring.profile import ColumnReference, DriftReference, looks_like_identifier
 from gristmill.monitoring.window_counts import Counts, Tally
 
 
@@ -69,8 +71,11 @@ def column_result(column: ColumnReference, tally: Tally, rule: ColumnRule) -> di
         figures["chi2"], figures["chi2_pvalue"] = chi2_test(reference, current)
     method = _method(rule.method, column.kind)
     verdict = _verdict(method, figures, rule) if present else None
-    judge = present >= rule.min_rows and not rule.ignore and verdict is not None
+    identifier = looks_like_identifier(column)
+    judge = present >= rule.min_rows and not rule.ignore and not identifier and verdict is not None
     figures |= {
+        "ignored": rule.ignore,
+        "identifier": identifier,
         "method": method,
         "statistic": None if verdict is None else verdict.statistic,
         "p_value": None if verdict is None else verdict.p_value,

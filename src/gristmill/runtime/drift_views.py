@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gristmill.monitoring.reference_report import skipped_columns
+from gristmill.runtime.serving_views import check_model
 from gristmill.stores.drift import DriftAlert, DriftWindow
 from gristmill.stores.metadata import MetadataStore
 
@@ -30,6 +32,10 @@ class ColumnDrift:
     threshold: float
     judged: bool
     drifted: bool
+    ignored: bool = False
+    """The spec says so (``monitor.drift.columns.<name>.ignore``)."""
+    identifier: bool = False
+    """An identifier (a reference made before they were skipped holds it)."""
     psi: float | None = None
     ks_pvalue: float | None = None
     chi2_pvalue: float | None = None
@@ -44,7 +50,8 @@ class ColumnDrift:
 @dataclass(frozen=True)
 class WindowDrift:
     """A version's drift window: ``rows`` logged rows from ``files`` files, its columns,
-    and the alerts it raised."""
+    the alerts it raised, and the version's inputs not monitored at all (``skipped``: why,
+    from its reference — identifiers, free text, times)."""
 
     model: str
     version: int
@@ -54,6 +61,7 @@ class WindowDrift:
     files: int
     columns: list[ColumnDrift]
     alerts: list[DriftAlert] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def drifted(self) -> list[str]:
@@ -69,7 +77,12 @@ def drift_windows(
     window_seconds: int | None = None,
 ) -> list[WindowDrift]:
     """The drift windows of ``model`` (one version, one window length) that end after
-    ``since``, oldest first (then by version), each with the alerts raised in it."""
+    ``since``, oldest first (then by version), each with the alerts raised in it.
+    ``NotFoundError`` (with what to run) for a model not registered or a version it does
+    not have."""
+    check_model(metadata.registry, model)
+    if version is not None:
+        metadata.registry.get_version(model, version)  # NotFoundError naming both
     windows = metadata.drift.list_windows(
         model, version, since=since, window_seconds=window_seconds
     )
@@ -79,12 +92,14 @@ def drift_windows(
         for alert in metadata.drift.list_alerts(model, version, since=earliest):
             key = (alert.version, alert.window_seconds, alert.window_start)
             alerts.setdefault(key, []).append(alert)
+    skipped = {v: skipped_columns(metadata, model, v) for v in {w.version for w in windows}}
     return [
-        _view(w, alerts.get((w.version, w.window_seconds, w.window_start), [])) for w in windows
+        _view(w, alerts.get((w.version, w.window_seconds, w.window_start), []), skipped[w.version])
+        for w in windows
     ]
 
 
-def _view(window: DriftWindow, alerts: list[DriftAlert]) -> WindowDrift:
+def _view(window: DriftWindow, alerts: list[DriftAlert], skipped: dict[str, str]) -> WindowDrift:
     return WindowDrift(
         model=window.model,
         version=window.version,
@@ -94,4 +109,5 @@ def _view(window: DriftWindow, alerts: list[DriftAlert]) -> WindowDrift:
         files=window.files,
         columns=[ColumnDrift.of(name, result) for name, result in window.results.items()],
         alerts=alerts,
+        skipped=skipped,
     )

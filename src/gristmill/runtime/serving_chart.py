@@ -1,5 +1,6 @@
-"""A model's last day of serving as a picture (PNG): requests, server errors and latency
-percentiles per minute, a line per version.
+"""A model's last day of serving as a picture: requests, server errors and latency
+percentiles per minute, a line per version. The file's suffix names the format (``.png``,
+``.svg``, ``.pdf``, ``.jpg``; none: PNG); ``chart_format`` refuses another, and a folder.
 
 Drawn with matplotlib's object API on the Agg canvas (no display, no pyplot state), which
 is imported when a chart is drawn: ``gristmill monitor`` without ``--chart`` never loads it.
@@ -11,20 +12,43 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gristmill.errors import ConfigError
 from gristmill.runtime.serving_views import HISTORY, ServingReport
 
 MARGINS = {"left": 0.08, "right": 0.84, "bottom": 0.07, "top": 0.94, "hspace": 0.25}
+FORMATS = {"": "png", ".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpg", ".jpeg": "jpg"}
+
+
+def chart_format(path: Path | str, *, option: str = "--chart") -> str:
+    """The format a chart written to ``path`` takes, by its suffix; ``ConfigError`` naming
+    ``option`` for a folder or a suffix no format has."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(
+            f"{option} {target} is a folder; give the chart's file name, e.g. "
+            f"{target / 'serving.png'}"
+        )
+    chosen = FORMATS.get(target.suffix.lower())
+    if chosen is None:
+        known = ", ".join(s for s in FORMATS if s)
+        raise ConfigError(
+            f"{option} {target}: {target.suffix!r} is not a picture format a chart is written "
+            f"in; end the name with one of {known}"
+        )
+    return chosen
 
 
 def draw_serving_chart(report: ServingReport, path: Path | str) -> Path:
-    """Draw ``report``'s per-minute figures into ``path`` (PNG; its folder is created,
-    a file there replaced): three panels sharing the time axis (UTC) — requests per minute,
-    server errors per minute, and p50 (solid) / p99 (dashed) latency in milliseconds."""
+    """Draw ``report``'s per-minute figures into ``path`` (in the format of its suffix,
+    ``chart_format``; its folder is created, a file there replaced): three panels sharing
+    the time axis (UTC) — requests per minute, server errors per minute, and p50 (solid) /
+    p99 (dashed) latency in milliseconds."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
     target = Path(path)
+    kind = chart_format(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(11, 8))
     FigureCanvasAgg(figure)
@@ -58,7 +82,7 @@ def draw_serving_chart(report: ServingReport, path: Path | str) -> Path:
     figure.suptitle(
         f"{report.model}: serving over the last day, to {report.until:%Y-%m-%d %H:%M} UTC"
     )
-    figure.savefig(target, format="png", dpi=100)
+    figure.savefig(target, format=kind, dpi=100)
     return target
 
 

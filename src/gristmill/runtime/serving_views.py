@@ -50,7 +50,7 @@ def serving_report(
     served in the last day or is live now. ``NotFoundError`` (with what to run instead) for
     a model that is not registered or a version it does not have."""
     registry = metadata.registry
-    _check_model(registry, model)
+    check_model(registry, model)
     if version is not None:
         registry.get_version(model, version)  # NotFoundError naming both, with the hint
     windows = metadata.serving_stats.list_windows(model, version, since=until - HISTORY)
@@ -74,7 +74,9 @@ def serving_report(
     return ServingReport(model, until, tuple(versions), revision)
 
 
-def _check_model(registry: ModelRegistry, model: str) -> None:
+def check_model(registry: ModelRegistry, model: str) -> None:
+    """``NotFoundError`` naming ``model``, the models registered (or the closest one) and
+    what to run, when it is not registered."""
     if registry.list_versions(model, limit=1):
         return
     known = sorted({v.model for v in registry.list_versions(limit=10_000)})

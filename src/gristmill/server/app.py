@@ -115,7 +115,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     publish: list[Publish] = []  # the bus's, once the lifespan opened it
     jobs = score_jobs.ScoreJobs(settings)
     routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
-    routes += feedback.routes(serve, publish)
+    routes += feedback.routes(serve, publish, models)
     routes += service_routes(models, settings, routes)
     routes += policy_routes(models, settings, publish)
 

@@ -1,10 +1,13 @@
 """Latency budgets: "better wrong than late".
 
-Each prediction request may have a latency budget: ``serve.latency_budget_ms`` (none by
-default), or the request's ``x-gristmill-latency-budget-ms`` header (any protocol; ``0``
-turns it off for that request). When the version that should answer has not answered
-within the budget, counted from the request's start, and its traffic policy names a next
-version (a canary's primary, then the fallback chain), that next version answers instead:
+Each prediction request may have a latency budget: the request's
+``x-gristmill-latency-budget-ms`` header (any protocol; ``0`` turns it off for that
+request), else the version's own — ``serve.latency_budget_ms`` of the pipeline spec whose
+run trained it (``spec_budget_ms``, read when the version is loaded) — else the server's
+``serve.latency_budget_ms`` setting (none by default). When the version that should answer
+has not answered within the budget, counted from the request's start, and its traffic
+policy names a next version (a canary's primary, then the fallback chain), that next
+version answers instead:
 the answer names it (``x-gristmill-model-version``) and says it was a fallback
 (``x-gristmill-fallback: true``; the native API's ``fallback`` field), and the miss is
 counted against the version that missed (``gristmill_latency_budget_misses_total``, and
@@ -23,6 +26,7 @@ of many rows run in threads; a one-row ONNX call runs inline and takes microseco
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +34,9 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from gristmill.errors import DataError
+from gristmill.errors import DataError, GristmillError
 from gristmill.servables.port import Servable
+from gristmill.stores.metadata import MetadataStore
 
 BUDGET_HEADER = "x-gristmill-latency-budget-ms"
 """The request header that sets (or, with 0, turns off) the request's latency budget."""
@@ -40,6 +45,7 @@ FALLBACK_HEADER = "x-gristmill-fallback"
 """The answer header present (``true``) when a version other than the chosen one answered."""
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 class BudgetMissedError(Exception):
@@ -65,6 +71,24 @@ def request_budget(request: Request, default_ms: float | None) -> float | None:
             column=BUDGET_HEADER,
         )
     return milliseconds / 1000.0 or None
+
+
+def spec_budget_ms(metadata: MetadataStore, model: str, version: int) -> float | None:
+    """``serve.latency_budget_ms`` of the spec of the run that trained ``model``/``version``;
+    ``None`` when it has none, or the run or its spec cannot be found (logged)."""
+    from gristmill.stages.specs import spec_of_run
+
+    try:
+        registered = metadata.registry.get_version(model, version)
+        candidate = metadata.candidates.find_candidate(registered.candidate_id)
+        run = metadata.runs.find_run(candidate.run_id) if candidate and candidate.run_id else None
+        spec = None if run is None else spec_of_run(metadata, run)
+    except GristmillError as exc:
+        logger.warning("%s/%s: its spec's latency budget cannot be read (%s)", model, version, exc)
+        return None
+    if spec is None or spec.serve is None:
+        return None
+    return spec.serve.latency_budget_ms
 
 
 class Budgets:

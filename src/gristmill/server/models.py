@@ -47,7 +47,7 @@ from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import CHAMPION, load_servable, resolve_version
 from gristmill.servables.port import Predictions, Servable, ServableManifest
 from gristmill.server.batching import MicroBatcher
-from gristmill.server.budget import BudgetMissedError, Budgets
+from gristmill.server.budget import BudgetMissedError, Budgets, spec_budget_ms
 from gristmill.server.cache import PredictionCache
 from gristmill.server.http import NotReadyError, TooLargeError, status_of
 from gristmill.server.metrics import Metrics, QuietMetrics
@@ -99,6 +99,7 @@ class RegistryModels:
         self._routes: dict[str, Route | None] = {}  # None: no policy, @champion answers
         self._aliases: dict[tuple[str, str], int] = {}
         self._loaded: dict[Key, Servable] = {}
+        self._budgets: dict[Key, float | None] = {}  # each version's spec's latency budget
         self._pinned: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self._ready = False
@@ -134,7 +135,14 @@ class RegistryModels:
                 chosen, fallbacks, missing = route.choose(key)
                 if missing is not None:  # the version the policy picked is not loaded
                     self.metrics.fell_back(model, missing, route.revision)
-                return Served(chosen, model, fallbacks, route.shadows, revision=route.revision)
+                return Served(
+                    chosen,
+                    model,
+                    fallbacks,
+                    route.shadows,
+                    revision=route.revision,
+                    model_budget_ms=self._budgets.get((model, chosen.manifest.version)),
+                )
         if version is not None:
             held = (model, version)
             asked = f"{model}/{version}"
@@ -151,7 +159,7 @@ class RegistryModels:
             servable = await self._load(held)
             if version is not None:
                 self._pinned.add(held)  # named by number: kept while the process runs
-        return Served(servable, asked)
+        return Served(servable, asked, model_budget_ms=self._budgets.get(held))
 
     async def _load(self, key: Key) -> Servable:
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -161,6 +169,9 @@ class RegistryModels:
                 model, number = key
                 try:
                     servable = await asyncio.to_thread(load_servable, self.stores, model, number)
+                    self._budgets[key] = await asyncio.to_thread(
+                        spec_budget_ms, self.stores.metadata, model, number
+                    )
                 except BaseException:
                     if self._locks.get(key) is lock and key not in self._loaded:
                         del self._locks[key]  # no lock kept for what does not load

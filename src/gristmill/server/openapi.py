@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
 from gristmill import __version__
+from gristmill.config.rollback import QUALITY_METRICS
 
 E = TypeVar("E")
 
@@ -134,7 +135,7 @@ ROLLBACK_RULE = {
         "max_miss_rate": SHARE,
         "max_error_rate": SHARE,
         "max_quality_drop": {"type": ["number", "null"], "exclusiveMinimum": 0},
-        "quality_metric": {"type": ["string", "null"], "minLength": 1},
+        "quality_metric": {"enum": [*QUALITY_METRICS, None]},
         "on_drift": {"type": "boolean"},
         "min_requests": {"type": "integer", "minimum": 1},
         "window_minutes": {"type": "number", "exclusiveMinimum": 0},

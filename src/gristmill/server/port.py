@@ -60,6 +60,9 @@ class Served:
     """The revision of the traffic policy that chose it (0: named by version or alias)."""
     budget: float | None = None
     """The request's latency budget in seconds (``server.budget``; ``None``: none)."""
+    model_budget_ms: float | None = None
+    """The version's own default budget, in milliseconds: ``serve.latency_budget_ms`` of the
+    spec of the run that trained it (``None``: none; the server's setting applies)."""
 
     @property
     def manifest(self) -> ServableManifest:

@@ -8,7 +8,9 @@ again. A background task (``run``) takes the lists every ``flush_seconds`` (or s
 they hold ``flush_rows`` requests), writes them in a worker thread as Parquet, one file per
 model version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``,
 one row per scored row, built column by column: ``log_tables``), and announces each
-written file on the bus as ``predictions.logged`` (its absolute ``path``). A row holds
+written file on the bus as ``predictions.logged`` (its absolute ``path``) through an
+outbox (``log_outbox``): a file written while the bus is away is announced once it is back,
+on a later flush or, after a restart, by the next server on the folder. A row holds
 the request id, protocol, time, latency, its place in the request, the input columns (an
 entity request's keys, with its rows' ``status`` and scored ``features`` beside), the
 prediction and the probabilities, and ``shadow`` (a shadow version's answer). What
@@ -35,13 +37,17 @@ from typing import Any
 import numpy as np
 
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
+from gristmill.core.outages import OutageLog
 from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.log_outbox import SCAN_EVERY, LogOutbox
 from gristmill.server.log_tables import GroupKey, Record, grouped, table
 from gristmill.server.port import NumericColumns
 
 logger = logging.getLogger(__name__)
 
 Publish = Callable[[list[Event]], Awaitable[None]]
+ANNOUNCE_CHUNK = 500
+"""At most this many files announced in one publication (a backlog after an outage)."""
 
 
 class PredictionLog:
@@ -66,6 +72,10 @@ class PredictionLog:
         self._count = 0
         self._wake = asyncio.Event()
         self.written = 0
+        self.outbox = LogOutbox(folder)
+        self._unannounced: list[Event] = []  # written, their markers kept, not yet on the bus
+        self._scanned = -SCAN_EVERY  # monotonic time of the last scan of the outbox
+        self._outage = OutageLog()
 
     def record(
         self,
@@ -99,52 +109,93 @@ class PredictionLog:
             self._wake.set()
 
     async def run(self) -> None:
-        """Write what was recorded, every ``flush_seconds``, until cancelled (then once more)."""
+        """Write what was recorded, every ``flush_seconds`` (and announce what an earlier
+        server left unannounced, at once), until cancelled (then once more)."""
         try:
             while True:
+                await self.flush()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
                 self._wake.clear()
-                await self.flush()
         finally:
             await asyncio.shield(self.flush())
 
     async def flush(self) -> None:
-        """Write and announce what is pending now."""
+        """Write what is pending now, and announce it with every file not announced yet."""
         pending, self._pending = self._pending, {}
         names, self._names = self._names, {}
         count, self._count = self._count, 0
-        if not count:
-            return
-        try:
-            files = await asyncio.to_thread(self._write, pending, names)
-        except Exception:  # the log must never take the server down
-            logger.exception("could not write %d prediction record(s); dropped", count)
-            return
-        self.written += count
-        if self.publish is None:
-            return
-        events = [
-            Event(
-                type=PREDICTIONS_LOGGED,
-                key=model,
-                payload={
-                    "model": model,
-                    "version": version,
-                    "path": str(path.resolve()),  # absolute: read from another cwd
-                    "records": n,
-                },
+        events: list[Event] = []
+        if count:
+            try:
+                events = await asyncio.to_thread(self._write, pending, names)
+            except Exception:  # the log must never take the server down
+                logger.exception("could not write %d prediction record(s); dropped", count)
+            else:
+                self.written += count
+        if self.publish is not None:
+            await self._announce(self.publish, events)
+
+    async def _announce(self, publish: Publish, events: list[Event]) -> None:
+        """Publish ``events`` after those still waiting (this server's, and — at start and
+        every ``SCAN_EVERY`` — those other servers left in the outbox), removing the markers
+        of what the bus took. An outage is logged without flooding: once, then reminders."""
+        if time.monotonic() - self._scanned >= SCAN_EVERY:
+            self._scanned = time.monotonic()
+            known = {event.id for event in self._unannounced}
+            try:
+                found = await asyncio.to_thread(self.outbox.waiting, known)
+            except Exception:
+                logger.exception("could not read the log's outbox %s", self.outbox.folder)
+                found = []
+            if found:
+                logger.warning(
+                    "announcing %d prediction log file(s) an earlier server left unannounced",
+                    len(found),
+                )
+            self._unannounced += found
+        waiting, self._unannounced = [*self._unannounced, *events], []
+        for start in range(0, len(waiting), ANNOUNCE_CHUNK):
+            chunk = waiting[start : start + ANNOUNCE_CHUNK]
+            try:
+                await publish(chunk)
+            except Exception as exc:
+                self._unannounced = waiting[start:]
+                self._failed(exc)
+                return
+            try:
+                await asyncio.to_thread(self.outbox.done, chunk)
+            except OSError as exc:  # announced again later: consumers count a file once
+                logger.warning("could not remove announced files' markers: %s", exc)
+        lasted = self._outage.recovered()
+        if lasted is not None:
+            logger.warning(
+                "announced %d prediction log file(s) kept while the bus was away (%.0fs)",
+                len(waiting),
+                lasted,
             )
-            for model, version, path, n in files
-        ]
-        try:
-            await self.publish(events)
-        except Exception:
-            logger.exception("could not announce %d prediction log file(s)", len(events))
+
+    def _failed(self, exc: Exception) -> None:
+        said = self._outage.failed()
+        if said == "started":
+            logger.warning(
+                "could not announce %d prediction log file(s) (%s); they are kept in %s and "
+                "announced when the bus is back",
+                len(self._unannounced),
+                exc,
+                self.outbox.folder,
+            )
+        elif said == "still":
+            logger.warning(
+                "still cannot announce %d prediction log file(s) after %.0fs: %s",
+                len(self._unannounced),
+                self._outage.lasted,
+                exc,
+            )
 
     def _write(
         self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
-    ) -> list[tuple[str, int, Path, int]]:
+    ) -> list[Event]:
         try:
             return self._written(pending, names)
         finally:
@@ -152,11 +203,13 @@ class PredictionLog:
 
     def _written(
         self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
-    ) -> list[tuple[str, int, Path, int]]:
+    ) -> list[Event]:
+        """Write the groups' files, each after its marker (when the log announces) and under
+        a temporary name until complete; their ``predictions.logged`` events."""
         import pyarrow.parquet as pq
 
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        written = []
+        written: list[Event] = []
         groups: dict[GroupKey, list[Record]] = {}
         for key, records in pending.items():
             if key is None:
@@ -176,10 +229,30 @@ class PredictionLog:
             folder = self.folder / model / str(version)
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{stamp}-{os.getpid()}-{time.monotonic_ns()}.parquet"
-            # dictionaries for text only (ids, classes): numbers are written plain, which
-            # writes ~3x faster and smaller than a dictionary tried and dropped (ADR 25)
-            pq.write_table(rows, path, use_dictionary=_text_paths(rows.schema))
-            written.append((model, version, path, len(records)))
+            event = Event(
+                type=PREDICTIONS_LOGGED,
+                key=model,
+                payload={
+                    "model": model,
+                    "version": version,
+                    "path": str(path.resolve()),  # absolute: read from another cwd
+                    "records": len(records),
+                },
+            )
+            announced = self.publish is not None
+            if announced:
+                self.outbox.keep(event)
+            partial = path.with_name(f".{path.name}.tmp")
+            try:
+                # dictionaries for text only (ids, classes): numbers are written plain,
+                # ~3x faster and smaller than a dictionary tried and dropped (ADR 25)
+                pq.write_table(rows, partial, use_dictionary=_text_paths(rows.schema))
+                os.replace(partial, path)
+            except BaseException:
+                if announced:
+                    self.outbox.done([event])
+                raise
+            written.append(event)
         return written
 
 

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from gristmill.bus.port import EventBus
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_ROLLED_BACK
+from gristmill.core.outages import OutageLog
+from gristmill.errors import BackendError
 
 if TYPE_CHECKING:  # gc imports this module without the server's dependencies
     from gristmill.server.models import RegistryModels
@@ -95,9 +97,12 @@ async def poll(models: RegistryModels, seconds: float) -> None:
 async def listen(models: RegistryModels, bus: EventBus, consumer: str | None = None) -> None:
     """Refresh the model each ``model.deployed`` and ``model.rolled_back`` names, until
     cancelled. One reader takes the topics in turn (a bus client is not read by two
-    coroutines at once), waiting up to half a second on each."""
+    coroutines at once), waiting up to half a second on each. A bus that is away is tried
+    again every second and said without flooding, as the workers do (``OutageLog``): its
+    first failure, reminders ever further apart, and its end."""
     consumer = consumer or consumer_name()
     group = group_name(consumer)
+    outages = OutageLog()
     while True:
         for topic in TOPICS:
             try:
@@ -107,6 +112,34 @@ async def listen(models: RegistryModels, bus: EventBus, consumer: str | None = N
                     await bus.ack(delivery)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("could not read %s from the bus; polling goes on", topic)
+            except Exception as exc:
+                _failed(outages, topic, exc)
                 await asyncio.sleep(1.0)
+            else:
+                lasted = outages.recovered(topic)
+                if lasted is not None:
+                    logger.warning(
+                        "reading promotions from the bus again, after %.0fs without", lasted
+                    )
+
+
+def _failed(outages: OutageLog, topic: str, exc: Exception) -> None:
+    """Say a failed read once per outage, then as reminders; a failure that is not an
+    outage (a bug) with its traceback, as often as an outage line would be."""
+    said = outages.failed(topic)
+    trace = not isinstance(exc, BackendError)
+    if said == "started":
+        logger.warning(
+            "could not read %s from the bus (%s); polling the registry goes on, and the bus is "
+            "tried again every second",
+            topic,
+            exc,
+            exc_info=trace,
+        )
+    elif said == "still":
+        logger.warning(
+            "still cannot read promotions from the bus after %.0fs: %s",
+            outages.lasted,
+            exc,
+            exc_info=trace,
+        )

@@ -56,8 +56,9 @@ def request_key(request: Request, payload: object = None) -> str | None:
 
 
 def with_budget(served: Served, request: Request, default_ms: float | None) -> Served:
-    """``served`` with the request's latency budget (its header, else ``default_ms``)."""
-    served.budget = request_budget(request, default_ms)
+    """``served`` with the request's latency budget: its header, else the version's spec's
+    (``Served.model_budget_ms``), else ``default_ms`` (the server's setting)."""
+    served.budget = request_budget(request, served.model_budget_ms or default_ms)
     return served
 
 

@@ -29,8 +29,10 @@ revision — and every write runs under the execution's fence, so a redelivered
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from gristmill.config.rollback import QUALITY_METRICS
 from gristmill.config.spec import DeploySpec, PipelineSpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
@@ -70,11 +72,16 @@ def withheld(section: DeploySpec | None, gate: dict[str, Any], best: str | None)
 
 def spec_rollback_rule(spec: PipelineSpec) -> RollbackRule | None:
     """The rollback rule of the spec's ``monitor.rollback`` (``None``: it has none, and the
-    policy keeps the rule it had)."""
+    policy keeps the rule it had). A quality drop without ``quality_metric`` is judged on
+    ``evaluate.metric`` when live quality measures it (else the first live metric the
+    window and the version's evaluation both have)."""
     monitor = spec.monitor
     if monitor is None or monitor.rollback is None:
         return None
-    return rule_from_spec(monitor.rollback)
+    rule = rule_from_spec(monitor.rollback)
+    metric = spec.evaluate.metric if spec.evaluate is not None else None
+    unnamed = rule.max_quality_drop is not None and rule.quality_metric is None
+    return replace(rule, quality_metric=metric) if unnamed and metric in QUALITY_METRICS else rule
 
 
 class DeploymentStage:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from gristmill.config.monitoring import DEFAULT_QUALITY_WINDOW
+from gristmill.config.rollback import QUALITY_METRICS
 from gristmill.config.spec import PipelineSpec
 from gristmill.errors import GristmillError, NotFoundError
 from gristmill.evaluation.cbpe import Calibration, figures, tally
@@ -129,7 +130,7 @@ def measure_windows(
 
 
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
-QUALITY_ORDER = ("accuracy", "f1", "roc_auc", "rmse", "mae", "mape")
+QUALITY_ORDER = QUALITY_METRICS
 
 
 def quality_demotions(metadata: MetadataStore, windows: Iterable[QualityWindow]) -> list[Any]:

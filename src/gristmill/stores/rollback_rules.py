@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from gristmill.config.rollback import quality_metric_problem
+
 DEFAULT_MIN_REQUESTS = 100
 DEFAULT_WINDOW_MINUTES = 5.0
 DEFAULT_COOLDOWN_MINUTES = 30.0
@@ -39,8 +41,9 @@ class RollbackRule:
     max_error_rate: float | None = None
     max_quality_drop: float | None = None
     quality_metric: str | None = None
-    """The offline metric live quality is compared with (``None``: the spec's
-    ``evaluate.metric``)."""
+    """The metric live quality is compared with the version's offline figure on (one of
+    ``QUALITY_METRICS``); ``None``: the first of them both have. The deployment stage sets
+    the spec's ``evaluate.metric`` here when the spec names none and live quality has it."""
     on_drift: bool = False
     min_requests: int = DEFAULT_MIN_REQUESTS
     window_minutes: float = DEFAULT_WINDOW_MINUTES
@@ -84,10 +87,11 @@ def rule_problem(rule: RollbackRule) -> tuple[str, str] | None:
     drop = rule.max_quality_drop
     if drop is not None and (not _number(drop) or not 0 < drop < math.inf):
         return "max_quality_drop", f"max_quality_drop must be a number above 0, got {drop!r}"
-    if rule.quality_metric is not None and (
-        not isinstance(rule.quality_metric, str) or not rule.quality_metric
-    ):
-        return "quality_metric", f"quality_metric must name a metric, got {rule.quality_metric!r}"
+    metric_problem = (
+        None if rule.quality_metric is None else quality_metric_problem(rule.quality_metric)
+    )
+    if metric_problem is not None:
+        return "quality_metric", f"quality_metric: {metric_problem}"
     if not _flag(rule.on_drift):
         return "on_drift", f"on_drift must be true or false, got {rule.on_drift!r}"
     requests = rule.min_requests

@@ -37,9 +37,11 @@ async def train_and_register(
     metric: str,
     split: dict[str, Any] | None = None,
     train: dict[str, Any] | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> dict[str, ModelVersion]:
     """Run ingestion → preparation → training → evaluation, then register every trained
-    candidate as a version of ``<model>_<candidate name>`` (``@champion``)."""
+    candidate as a version of ``<model>_<candidate name>`` (``@champion``); ``sections``
+    are more top-level sections of the spec (``serve``, ``monitor``)."""
     spec = parse_spec(
         {
             "name": model,
@@ -48,6 +50,7 @@ async def train_and_register(
             "split": split or {"strategy": "random", "test_size": 0.3, "seed": 7},
             "train": {"candidates": candidates, **(train or {})},
             "evaluate": {"metric": metric},
+            **(sections or {}),
         }
     )
     report = await run_pipeline(spec, services, timeout=280)

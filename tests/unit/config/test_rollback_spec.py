@@ -16,13 +16,15 @@ from gristmill.stages.deployment import spec_rollback_rule
 from gristmill.stores.rollback_rules import RollbackRule
 
 
-def _spec(monitor: dict[str, Any] | None) -> PipelineSpec:
+def _spec(monitor: dict[str, Any] | None, metric: str | None = None) -> PipelineSpec:
     body: dict[str, Any] = {
         "name": "churn",
         "sources": {"customers": {"format": "csv", "path": "customers.csv"}},
     }
     if monitor is not None:
         body["monitor"] = monitor
+    if metric is not None:
+        body["evaluate"] = {"metric": metric}
     return parse_spec(body)
 
 
@@ -41,6 +43,13 @@ def test_durations_and_defaults() -> None:
         ({"max_miss_rate": 0.1, "webhook": "hooks.example"}, "webhook", "http(s) URL"),
         ({"max_miss_rate": 0.1, "max_latency": 1}, "max_latency", "Extra inputs"),
         ({"min_requests": 10}, "", "needs at least one of"),
+        (
+            {"max_quality_drop": 0.1, "quality_metric": "nosuch"},
+            "quality_metric",
+            "'nosuch' is not a metric live quality measures; one of: accuracy, f1, roc_auc, "
+            "rmse, mae, mape",
+        ),
+        ({"max_quality_drop": 0.1, "quality_metric": ""}, "quality_metric", "one of: accuracy"),
     ],
 )
 def test_wrong_values_are_refused_naming_the_key(
@@ -60,3 +69,34 @@ def test_the_deployment_stage_takes_the_rule_when_there_is_one() -> None:
     spec = _spec({"rollback": {"max_miss_rate": 0.05, "window": 90}})
     assert spec_rollback_rule(spec) == RollbackRule(max_miss_rate=0.05, window_minutes=1.5)
     assert spec.skipped_sections() == []  # the deployment stage reads it: not skipped
+
+
+@pytest.mark.parametrize(
+    ("evaluate", "given", "judged_on"),
+    [
+        ("f1", None, "f1"),  # evaluate.metric, which live quality measures
+        ("rmse", None, "rmse"),
+        ("log_loss", None, None),  # not measured live: the first both have (accuracy, ...)
+        (None, None, None),
+        ("f1", "accuracy", "accuracy"),  # named: that one
+    ],
+)
+def test_the_quality_metric_defaults_to_evaluate_metric_when_live_quality_has_it(
+    evaluate: str | None, given: str | None, judged_on: str | None
+) -> None:
+    rollback: dict[str, Any] = {"max_quality_drop": 0.05}
+    if given is not None:
+        rollback["quality_metric"] = given
+    rule = spec_rollback_rule(_spec({"rollback": rollback}, evaluate))
+    assert rule is not None and rule.quality_metric == judged_on
+
+
+def test_the_registry_and_the_admin_api_refuse_an_unknown_quality_metric() -> None:
+    from gristmill.stores.rollback_rules import rule_problem
+
+    field, said = rule_problem(RollbackRule(max_quality_drop=0.1, quality_metric="nosuch")) or (
+        "",
+        "",
+    )
+    assert field == "quality_metric" and "one of: accuracy, f1, roc_auc" in said
+    assert rule_problem(RollbackRule(max_quality_drop=0.1, quality_metric="roc_auc")) is None

@@ -46,6 +46,17 @@ def test_multiclass_figures_are_macro_means(rng: np.random.Generator) -> None:
     )
 
 
+def test_multiclass_f1_averages_the_classes_the_window_holds() -> None:
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    proba = [[0.8, 0.1, 0.1]]
+    one = measure("classification", classes, ["Adelie"], proba, ["Adelie"])
+    assert (one.rows, one.metrics["f1"], one.metrics["accuracy"]) == (1, 1.0, 1.0)
+    predicted, actual = ["Adelie", "Gentoo", "Adelie"], ["Adelie", "Gentoo", "Gentoo"]
+    few = measure("classification", classes, predicted, proba * 3, actual)
+    assert few.metrics["f1"] == pytest.approx(skm.f1_score(actual, predicted, average="macro"))
+    assert few.metrics["f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)  # Chinstrap left out
+
+
 def test_unknown_classes_are_unusable_and_a_missing_class_has_no_auc() -> None:
     measured = measure(
         "classification",

@@ -6,13 +6,20 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from scipy import stats
 
 from gristmill.config.monitoring import DriftSpec, MonitorSpec
 from gristmill.errors import DataError
 from gristmill.features.validation.drift import KS_BINS, numeric_drift
-from gristmill.monitoring.profile import DriftReference, from_body, to_body
+from gristmill.monitoring.profile import (
+    DriftReference,
+    column_reference,
+    from_body,
+    profiled,
+    to_body,
+)
 from gristmill.monitoring.verdicts import drifted, judged
 from gristmill.monitoring.window_counts import added, count_log
 from gristmill.testing.prediction_logs import CHURN_INPUTS, log_table, manifest_of, reference_of
@@ -158,6 +165,7 @@ def test_min_rows_methods_and_column_rules_decide_the_verdict(reference: DriftRe
     assert drifted(results) == ["age"]
     assert (results["age"]["method"], results["age"]["threshold"]) == ("ks", 0.01)
     assert results["plan"]["psi"] > 0.2 and not results["plan"]["judged"]
+    assert results["plan"]["ignored"] and not results["age"]["ignored"]
     assert results["prediction"]["threshold"] == 5.0
     # KS does not apply to categories: chi-square answers; auto is preparation's rule
     assert judged(window, reference, DriftSpec(method="ks"))["plan"]["method"] == "chi2"
@@ -175,3 +183,33 @@ def test_the_monitor_section_reads_its_window_and_refuses_what_it_cannot_use() -
     for bad in ({"window": "soon"}, {"webhook": "ftp://x"}, {"drift": {"threshold": 0.2}}):
         with pytest.raises(ValueError):
             MonitorSpec.model_validate(bad)
+
+
+def test_identifiers_are_not_monitored_and_old_references_holding_one_are_not_judged() -> None:
+    rows = 300
+    rng = np.random.default_rng(0)
+    inputs = pa.table(
+        {
+            "customer": [f"c{i:04d}" for i in range(rows)],  # the entity key
+            "order_no": np.arange(rows) * 7,  # all distinct: an identifier
+            "ticket": [f"t{i}" for i in range(rows)],  # text, all distinct
+            "age": rng.normal(40, 10, rows),  # all distinct too, but a measurement
+            "visits": rng.integers(0, 20, rows),
+            "plan": rng.choice(["basic", "pro"], rows),
+        }
+    )
+    made, skipped = profiled(inputs, None, entity="customer")
+    assert [c.name for c in made] == ["age", "visits", "plan"]
+    assert skipped == {
+        "customer": "an identifier: the entity key",
+        "order_no": f"an identifier: {rows} distinct values in {rows} rows",
+        "ticket": f"an identifier: {rows} distinct values in {rows} rows",
+    }
+    # a reference made before identifiers were skipped holds one: counted, never judged
+    ticket = column_reference("ticket", inputs.column("ticket"))
+    assert not isinstance(ticket, str)
+    reference = DriftReference("m", 1, rows, "old", (ticket,), digest="sha256:old")
+    window = {"rows": 600, "columns": {"ticket": {"counts": [0] * rows, "new": 600, "missing": 0}}}
+    result = judged(window, reference, DriftSpec(min_rows=100))["ticket"]
+    assert result["identifier"] and not result["judged"] and not result["drifted"]
+    assert result["psi"] > 1  # it would have drifted

@@ -38,7 +38,7 @@ from gristmill.servables.columns import all_finite, numbers, text_values
 from gristmill.servables.loading import parse_ref
 from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.servables.storage import to_body
-from gristmill.server.budget import BUDGET_HEADER, request_budget
+from gristmill.server.budget import BUDGET_HEADER
 from gristmill.server.http import (
     JSONResponse,
     TooLargeError,
@@ -52,7 +52,7 @@ from gristmill.server.http import (
 from gristmill.server.models import RegistryModels
 from gristmill.server.openapi import documented, header, operation, parameter
 from gristmill.server.port import NumericColumns, Served
-from gristmill.server.routing import answer_headers, request_key
+from gristmill.server.routing import answer_headers, request_key, with_budget
 
 PROTOCOL = "native"
 PREDICT = "Score rows, columns or entities with a model version"
@@ -110,7 +110,7 @@ def routes(models: RegistryModels) -> list[Route]:
             check_token(request, token)
             payload = await json_of(request, settings.max_body_bytes, blocks=True, lists=LISTS)
             served = await find(request, request_key(request, payload))
-            served.budget = request_budget(request, settings.latency_budget_ms)
+            with_budget(served, request, settings.latency_budget_ms)
             return await scored(request, rid, served, payload)
         except Exception as exc:  # counted, whatever its status, then answered
             models.failed(served, status_of(exc), perf_counter() - started)
