@@ -313,21 +313,26 @@ async def test_admin_policy_changes_under_load_fail_no_request(two_versions: Set
             await asyncio.sleep(0.3)  # traffic under this policy
             return stored
 
-        try:
-            await asyncio.sleep(0.2)
-            canary = await put({"primary": 1, "canary": 2, "canary_share": 0.3, "reason": "try"})
+        async def answered(count: int) -> list[int]:
+            """The versions of the next ``count`` answers (waited for, however busy the
+            machine is)."""
             start = len(seen)
-            await asyncio.sleep(0.5)
-            assert {1, 2} <= set(seen[start:])
+            for _ in range(300):
+                if len(seen) >= start + count:
+                    break
+                await asyncio.sleep(0.1)
+            return seen[start : start + count]
+
+        try:
+            await answered(8)
+            canary = await put({"primary": 1, "canary": 2, "canary_share": 0.3, "reason": "try"})
+            assert {1, 2} <= set(await answered(60))  # no 2 in 60 at 30%: p < 1e-9
             promoted = await put({"primary": 2, "fallback": [1], "reason": "good"})
             assert promoted["revision"] == canary["revision"] + 1
-            start = len(seen)
-            await asyncio.sleep(0.3)
-            assert set(seen[start + 8 :]) == {2}  # requests in flight may finish on 1
+            # requests in flight when the policy changed may finish on 1
+            assert set((await answered(38))[8:]) == {2}
             await put({"primary": 1, "reason": "roll back"})
-            start = len(seen)
-            await asyncio.sleep(0.3)
-            assert set(seen[start + 8 :]) == {1}
+            assert set((await answered(38))[8:]) == {1}
         finally:
             stop.set()
             await asyncio.gather(*senders)

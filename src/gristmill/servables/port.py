@@ -143,6 +143,11 @@ class NumericColumns(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self.names)
 
+    @property
+    def rows(self) -> int:
+        """The number of rows (``len`` is the number of columns, as for any mapping)."""
+        return int(self.block.shape[1])
+
     def __contains__(self, name: object) -> bool:
         return name in self.names
 

@@ -36,6 +36,7 @@ from starlette.requests import Request
 
 from gristmill.errors import DataError, GristmillError
 from gristmill.servables.port import Servable
+from gristmill.server.headers import header
 from gristmill.stores.metadata import MetadataStore
 
 BUDGET_HEADER = "x-gristmill-latency-budget-ms"
@@ -57,7 +58,7 @@ def request_budget(request: Request, default_ms: float | None) -> float | None:
     """The request's latency budget in seconds (``None``: none), from its header or the
     server's setting; a header that is not a number of milliseconds ≥ 0 is the client's
     error, naming the header."""
-    given = request.headers.get(BUDGET_HEADER)
+    given = header(request, BUDGET_HEADER)
     if given is None:
         return None if not default_ms else default_ms / 1000.0
     try:

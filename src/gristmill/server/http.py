@@ -33,6 +33,7 @@ from gristmill.errors import (
     NotFoundError,
 )
 from gristmill.server import json_numbers
+from gristmill.server.headers import header
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def error_response(exc: BaseException, request_id: str = "") -> JSONResponse:
 
 def request_id(request: Request) -> str:
     """The client's ``X-Request-ID`` (kept when it is short and printable), else a new one."""
-    given = request.headers.get(REQUEST_ID)
+    given = header(request, REQUEST_ID)
     if given and len(given) <= 128 and given.isprintable():
         return given
     return new_request_id()

@@ -45,7 +45,7 @@ from gristmill.config.settings import ServeSettings
 from gristmill.errors import DataError, NotFoundError
 from gristmill.features.stores import FeatureStores
 from gristmill.servables.loading import CHAMPION, load_servable, resolve_version
-from gristmill.servables.port import Predictions, Servable, ServableManifest
+from gristmill.servables.port import NumericColumns, Predictions, Servable, ServableManifest
 from gristmill.server.batching import MicroBatcher
 from gristmill.server.budget import BudgetMissedError, Budgets, spec_budget_ms
 from gristmill.server.cache import PredictionCache
@@ -459,7 +459,9 @@ class RegistryModels:
 
     def _rows(self, columns: Mapping[str, Any]) -> int:
         rows = 0
-        for values in columns.values():
+        if type(columns) is NumericColumns:
+            rows = columns.rows  # no column made to ask its length
+        for values in () if rows else columns.values():
             rows = len(values) if hasattr(values, "__len__") else 1
             break
         if rows > self.settings.max_rows:

@@ -28,6 +28,7 @@ from starlette.requests import Request
 
 from gristmill.servables.port import Servable
 from gristmill.server.budget import FALLBACK_HEADER, request_budget
+from gristmill.server.headers import header
 from gristmill.server.http import NotReadyError
 from gristmill.server.port import Served
 from gristmill.stores.models import TrafficPolicy
@@ -45,7 +46,7 @@ _SCALE = float(1 << 64)
 def request_key(request: Request, payload: object = None) -> str | None:
     """The key that makes a canary pick sticky: the ``x-gristmill-key`` header, else the
     first entity of a native body's ``entities``; ``None`` (a random pick) without either."""
-    given = request.headers.get(KEY_HEADER)
+    given = header(request, KEY_HEADER)
     if given:
         return given
     if isinstance(payload, dict):
