@@ -773,3 +773,18 @@ def test_a_large_json_tensor_is_read_as_a_block_and_still_refuses_odd_values(
         refused = _post(server, url, changed)
         assert refused.status_code == 400, (odd, refused.text)
         assert name in refused.json()["error"] and words in refused.json()["error"], refused.text
+
+
+def test_a_body_nested_too_deeply_is_a_400_in_every_protocol(server: Running) -> None:
+    """``[`` 200,000 deep: neither orjson (its limit) nor the fallback that reads NaN
+    (Python's recursive scanner) may make it a 500; the server goes on serving."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    for path in ("/v2/models/penguins_logreg/infer", "/invocations?model=penguins_logreg"):
+        for body in (b'{"inputs":' + deep + b"}", b'{"inputs": [NaN, ' + deep + b"]}"):
+            answer = _post(server, path, body, {"Content-Type": "application/json"})
+            assert answer.status_code == 400, (path, answer.text[:300])
+            said = answer.json().get("error") or answer.json()["message"]
+            assert "nested too deeply" in said, said
+    servable = _servable(server, "penguins_logreg")
+    good = _oip_payload(servable, _rows(server, "penguins_logreg", 2))
+    assert _post(server, "/v2/models/penguins_logreg/infer", good).status_code == 200
