@@ -741,3 +741,46 @@ async def test_compressed_bodies_are_read_in_every_protocol_and_bombs_refused(
             assert "once decompressed" in said
             broken = await client.post(path, content=gzip.compress(body)[:-12], headers=headers)
             assert broken.status_code == 400, (path, broken.text)
+
+
+async def test_unload_lets_go_of_a_version_on_every_route_so_it_is_read_again(
+    trained: Any,
+) -> None:
+    """A model answered per its traffic policy: unloading it by name, or its version by
+    number, drops the version from the policy's route too, so the next request reads the
+    registry again — and refuses an artifact altered in the meantime."""
+    settings, made = trained
+    version = made["forest"]  # penguins_forest/1
+    model, ref = version.model, version.ref
+    predict = f"/v1/models/{model}/predict"
+    async with _serving(settings) as client:
+        put = await client.put(f"/admin/policies/{model}", json={"primary": 1, "reason": "t"})
+        assert put.status_code == 200, put.text
+        for name in (model, ref):
+            assert (await client.post(predict, json={"rows": _rows(1)})).status_code == 200
+            assert ref in _loaded(await client.get("/v1/models"))
+            unloaded = await client.post("/admin/unload", json={"ref": name})
+            assert unloaded.status_code == 200, unloaded.text
+            assert unloaded.json()["unloaded"] == [ref], name
+            assert ref not in _loaded(await client.get("/v1/models")), name
+        assert (await client.post(predict, json={"rows": _rows(1)})).status_code == 200
+        with open_stores(settings) as stores:
+            digest = recorded(stores, version)
+        assert digest is not None
+        unloaded = await client.post("/admin/unload", json={"ref": ref})
+        assert unloaded.json()["unloaded"] == [ref]
+        manifest = Path(settings.artifacts_url()) / "servable" / digest.removeprefix("sha256:")
+        kept = manifest.read_bytes()
+        manifest.write_bytes(kept.replace(b'"onnx"', b'"native"', 1))
+        try:
+            for method, path in (
+                ("POST", predict),
+                ("GET", f"/v2/models/{model}/ready"),
+                ("POST", f"/v1/models/{model}/versions/1/predict"),
+            ):
+                answer = await client.request(method, path, json={"rows": _rows(1)})
+                assert answer.status_code == 503, (path, answer.text)
+            ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+            assert ok.status_code == 200
+        finally:
+            manifest.write_bytes(kept)
