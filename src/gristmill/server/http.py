@@ -93,8 +93,10 @@ class RequestError(DataError):
     answered with ``status`` (400 by default, 413 for too much, 415 for a content type no
     route reads). ``field`` names what was wrong (an input tensor, a column, a JSON key)."""
 
-    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
-        super().__init__(message, column=field)
+    def __init__(
+        self, message: str, *, status: int = 400, field: str | None = None, row: int | None = None
+    ) -> None:
+        super().__init__(message, column=field, row=row)
         self.status = status
 
 
