@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gristmill.errors import ConfigError, DataError
-from gristmill.servables.columns import MISSING_TEXT, numbers, texts
+from gristmill.servables.columns import MISSING_TEXT, all_finite, numbers, texts
 from gristmill.servables.loading import parse_ref
 from gristmill.servables.parity import compare, describe
 from gristmill.servables.port import Parity, Predictions
@@ -95,3 +96,14 @@ def test_parity_says_held_out_rows_and_blanked_copies_apart() -> None:
         "171 test rows of split s plus 31 blanked copies of one of them (one column missing "
         "in each), classes equal"
     )
+
+
+def test_a_huge_finite_number_is_taken_without_a_warning() -> None:
+    """1.5e308 squared overflows: the check that all is finite must not warn of it (the
+    server's log) nor refuse the value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert numbers([1.5e308, 1.0], "a", False).tolist() == [1.5e308, 1.0]
+        assert numbers(np.array([1.5e308, -1.5e308]), "a", False).tolist() == [1.5e308, -1.5e308]
+        assert not all_finite(np.array([1.0, np.inf])) and not all_finite(np.array([np.nan]))
+        all_finite(np.array([[1.5e308, 2.0]]))  # False (callers look again), quietly
