@@ -227,3 +227,23 @@ def test_unknown_models_and_unusable_charts_are_named(
     code, out, err = gm_here(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert code in (1, 2) and not out, (code, out, err)
     assert said in " ".join(err.split()) and "Traceback" not in err and "unexpected" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("serve", "--workers", "0"), "error: --workers 0 is no number of server processes"),
+        (("serve", "--port", "99999"), "error: --port 99999 is not a port"),
+    ],
+)
+def test_serve_refuses_unusable_numbers_in_its_own_words(
+    args: tuple[str, ...],
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One ``error: …`` line as every verb says it, not click's ``Error: Invalid value``."""
+    code, out, err = gm_here(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code in (1, 2) and not out, (code, out, err)
+    assert err.strip().startswith(said), err

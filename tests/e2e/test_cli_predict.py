@@ -36,6 +36,10 @@ def where(tmp_path_factory: pytest.TempPathFactory) -> Path:
     penguins.head(8).to_parquet(folder / "new.parquet", index=False)
     penguins.head(3).to_json(folder / "new.jsonl", orient="records", lines=True)
     penguins.drop(columns=["island"]).head(3).to_csv(folder / "no_island.csv", index=False)
+    for name, row in (("abc_row2.csv", 2), ("abc_row0.csv", 0)):  # Arrow guesses text at 0
+        bad = penguins.drop(columns=["species"]).head(5).astype({"bill_length_mm": object})
+        bad.loc[row, "bill_length_mm"] = "abc"
+        bad.to_csv(folder / name, index=False)
     (folder / "birds.yaml").write_text(SPEC)
     summary = gm("run", "birds.yaml", cwd=folder)
     candidate = found(r"(mc_\w{24})", summary)
@@ -96,6 +100,12 @@ def test_compile_shows_the_manifest(cli: Cli) -> None:
         (("predict", "birds", "absent.csv"), "no file absent.csv"),
         (("predict", "birds/x", "new.csv"), "a model version is <model>/<number>"),
         (("predict", "birds", "new.csv", "-o", "nowhere/x.csv"), "folder nowhere does not exist"),
+        (
+            ("predict", "birds", "abc_row2.csv"),
+            "CSV column 'bill_length_mm' takes numbers (an empty field for a missing value); "
+            "row 2 (line 4) holds 'abc'",
+        ),
+        (("predict", "birds", "abc_row0.csv"), "row 0 (line 2) holds 'abc'"),
     ],
 )
 def test_wrong_inputs_get_one_clear_line(cli: Cli, args: tuple[str, ...], message: str) -> None:

@@ -5,7 +5,9 @@ input a 4xx naming the field, promotion picked up, metrics and the prediction lo
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -639,3 +641,146 @@ async def test_feedback_naming_an_unknown_model_is_refused_and_blank_budgets_too
             assert answer.status_code == 400, (blank, answer.text)
             assert answer.json()["field"] == "x-gristmill-latency-budget-ms"
             assert "x-gristmill-latency-budget-ms" in answer.json()["error"]
+
+
+DEEP = b"[" * 200_000 + b"]" * 200_000
+
+
+async def test_a_body_nested_too_deeply_is_a_400_and_the_server_goes_on(trained: Any) -> None:
+    settings, _ = trained
+    async with _serving(settings) as client:
+        for body in (b'{"rows":' + DEEP + b"}", b'{"rows": [NaN, ' + DEEP + b"]}"):
+            answer = await client.post(
+                "/v1/models/birds/predict",
+                content=body,
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 400, answer.text[:300]
+            assert "nested too deeply" in answer.json()["error"]
+        ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+        assert ok.status_code == 200, ok.text
+
+
+def _literal(body: dict[str, Any], literal: bytes) -> bytes:
+    """``body`` as JSON with its ``"@@"`` value written as ``literal`` (not JSON itself)."""
+    return json.dumps(body).encode().replace(b'"@@"', literal)
+
+
+async def test_nan_and_infinities_in_a_native_body_are_named_by_column_and_row(
+    trained: Any,
+) -> None:
+    """As in the Open Inference Protocol and MLflow's: NaN is a missing value (imputed
+    here), an infinity a 400 naming the column and the row, in rows and columns alike,
+    small bodies and large ones (read by json_numbers first)."""
+    settings, _ = trained
+    async with _serving(_tuned(settings, max_rows=1000)) as client:
+        rows = _rows(2)
+        rows[1]["bill_length_mm"] = "@@"
+        columns = {k: [r[k] for r in rows] for k in rows[0]}
+        many = _rows(340)  # numbers first, written long: a large body of mostly numbers
+        large: dict[str, list[Any]] = {
+            name: [(r[name] or 40.0) + 1e-9 for r in many] for name in NUMBERS
+        }
+        large |= {name: [r[name] for r in many] for name in ("island", "sex", "year")}
+        large["bill_length_mm"][300] = "@@"
+        cases = (
+            ({"rows": rows}, 1, 2),
+            ({"columns": columns}, 1, 2),
+            ({"columns": large}, 300, 340),
+        )
+        for body, row, count in cases:
+            for literal in (b"Infinity", b"-Infinity", b"1e400"):
+                data = _literal(body, literal)
+                answer = await client.post(
+                    "/v1/models/birds/predict",
+                    content=data,
+                    headers={"content-type": "application/json"},
+                )
+                assert answer.status_code == 400, (literal, answer.text)
+                error = answer.json()
+                assert error["field"] == "bill_length_mm" and error["row"] == row, error
+                assert "finite" in error["error"], error
+            answer = await client.post(
+                "/v1/models/birds/predict",
+                content=_literal(body, b"NaN"),
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 200, answer.text  # missing: the model imputes it
+            assert len(answer.json()["predictions"]) == count
+
+
+async def test_compressed_bodies_are_read_in_every_protocol_and_bombs_refused(
+    trained: Any,
+) -> None:
+    settings, _ = trained
+    async with _serving(_tuned(settings, max_body_bytes=100_000)) as client:
+        native = json.dumps({"rows": _rows(2)}).encode()
+        mlflow = json.dumps({"dataframe_records": _rows(2)}).encode()
+        for path, body in (
+            ("/v1/models/birds/predict", native),
+            ("/invocations?model=birds", mlflow),
+        ):
+            for encoding, packed in (
+                ("gzip", gzip.compress(body)),
+                ("deflate", zlib.compress(body)),
+                ("identity", body),
+            ):
+                headers = {"content-type": "application/json", "content-encoding": encoding}
+                answer = await client.post(path, content=packed, headers=headers)
+                assert answer.status_code == 200, (path, encoding, answer.text)
+            headers = {"content-type": "application/json", "content-encoding": "br"}
+            answer = await client.post(path, content=body, headers=headers)
+            assert answer.status_code == 415, (path, answer.text)
+            said = answer.json().get("error") or answer.json()["message"]
+            assert "Content-Encoding 'br'" in said
+            bomb = gzip.compress(b'{"rows": [' + b" " * 40_000_000 + b"]}")
+            headers = {"content-type": "application/json", "content-encoding": "gzip"}
+            answer = await client.post(path, content=bomb, headers=headers)
+            assert answer.status_code == 413, (path, answer.text)
+            said = answer.json().get("error") or answer.json()["message"]
+            assert "once decompressed" in said
+            broken = await client.post(path, content=gzip.compress(body)[:-12], headers=headers)
+            assert broken.status_code == 400, (path, broken.text)
+
+
+async def test_unload_lets_go_of_a_version_on_every_route_so_it_is_read_again(
+    trained: Any,
+) -> None:
+    """A model answered per its traffic policy: unloading it by name, or its version by
+    number, drops the version from the policy's route too, so the next request reads the
+    registry again — and refuses an artifact altered in the meantime."""
+    settings, made = trained
+    version = made["forest"]  # penguins_forest/1
+    model, ref = version.model, version.ref
+    predict = f"/v1/models/{model}/predict"
+    async with _serving(settings) as client:
+        put = await client.put(f"/admin/policies/{model}", json={"primary": 1, "reason": "t"})
+        assert put.status_code == 200, put.text
+        for name in (model, ref):
+            assert (await client.post(predict, json={"rows": _rows(1)})).status_code == 200
+            assert ref in _loaded(await client.get("/v1/models"))
+            unloaded = await client.post("/admin/unload", json={"ref": name})
+            assert unloaded.status_code == 200, unloaded.text
+            assert unloaded.json()["unloaded"] == [ref], name
+            assert ref not in _loaded(await client.get("/v1/models")), name
+        assert (await client.post(predict, json={"rows": _rows(1)})).status_code == 200
+        with open_stores(settings) as stores:
+            digest = recorded(stores, version)
+        assert digest is not None
+        unloaded = await client.post("/admin/unload", json={"ref": ref})
+        assert unloaded.json()["unloaded"] == [ref]
+        manifest = Path(settings.artifacts_url()) / "servable" / digest.removeprefix("sha256:")
+        kept = manifest.read_bytes()
+        manifest.write_bytes(kept.replace(b'"onnx"', b'"native"', 1))
+        try:
+            for method, path in (
+                ("POST", predict),
+                ("GET", f"/v2/models/{model}/ready"),
+                ("POST", f"/v1/models/{model}/versions/1/predict"),
+            ):
+                answer = await client.request(method, path, json={"rows": _rows(1)})
+                assert answer.status_code == 503, (path, answer.text)
+            ok = await client.post("/v1/models/birds/predict", json={"rows": _rows(1)})
+            assert ok.status_code == 200
+        finally:
+            manifest.write_bytes(kept)

@@ -676,7 +676,7 @@ def test_bad_mlflow_requests_are_answered_as_mlflow_does(server: Running) -> Non
     header = ",".join(c.name for c in servable.manifest.inputs)
     bad_csv = f"{header}\n" + ",".join("x" for _ in servable.manifest.inputs) + "\n"
     # pyarrow converts columns on several threads: any numeric column may be the one named
-    refused(bad_csv.encode(), 400, "CSV column '", "invalid value 'x'", kind="text/csv")
+    refused(bad_csv.encode(), 400, "CSV column '", "row 0 (line 2) holds 'x'", kind="text/csv")
     refused(b"island,sex\nDream,male\n", 400, "column 'bill_length_mm' is missing", kind="text/csv")
     refused(b"a=1", 415, "application/json, text/csv", kind="application/x-www-form-urlencoded")
     refused({"dataframe_records": records}, 404, "nope", model="nope")
@@ -773,3 +773,42 @@ def test_a_large_json_tensor_is_read_as_a_block_and_still_refuses_odd_values(
         refused = _post(server, url, changed)
         assert refused.status_code == 400, (odd, refused.text)
         assert name in refused.json()["error"] and words in refused.json()["error"], refused.text
+
+
+def test_a_body_nested_too_deeply_is_a_400_in_every_protocol(server: Running) -> None:
+    """``[`` 200,000 deep: neither orjson (its limit) nor the fallback that reads NaN
+    (Python's recursive scanner) may make it a 500; the server goes on serving."""
+    deep = b"[" * 200_000 + b"]" * 200_000
+    for path in ("/v2/models/penguins_logreg/infer", "/invocations?model=penguins_logreg"):
+        for body in (b'{"inputs":' + deep + b"}", b'{"inputs": [NaN, ' + deep + b"]}"):
+            answer = _post(server, path, body, {"Content-Type": "application/json"})
+            assert answer.status_code == 400, (path, answer.text[:300])
+            said = answer.json().get("error") or answer.json()["message"]
+            assert "nested too deeply" in said, said
+    servable = _servable(server, "penguins_logreg")
+    good = _oip_payload(servable, _rows(server, "penguins_logreg", 2))
+    assert _post(server, "/v2/models/penguins_logreg/infer", good).status_code == 200
+
+
+def test_a_value_of_the_wrong_kind_in_a_json_tensor_is_named_by_its_element(
+    server: Running,
+) -> None:
+    servable = _servable(server, "penguins_logreg")
+    url = "/v2/models/penguins_logreg/infer"
+    for count in (3, 300):  # small bodies read by orjson, large ones by json_numbers
+        rows = pd.concat([_rows(server, "penguins_logreg", 150)] * 2).head(count)
+        for name, odd, words in (
+            ("bill_length_mm", True, "its data must be numbers"),
+            ("bill_length_mm", "41.2", "its data must be numbers"),
+            ("bill_length_mm", {"a": 1}, "its data must be numbers"),
+            ("island", 5, "its data must be strings"),
+            ("island", True, "its data must be strings"),
+        ):
+            body = _oip_payload(servable, rows)
+            tensor = next(t for t in body["inputs"] if t["name"] == name)
+            tensor["data"][1] = odd
+            answer = _post(server, url, body)
+            assert answer.status_code == 400, (count, name, odd, answer.text)
+            said = answer.json()["error"]
+            assert f"input {name!r}" in said and words in said, said
+            assert f"element 1 is {orjson.dumps(odd).decode()}" in said, said

@@ -64,8 +64,9 @@ def predict(
     """
     if output is not None:
         check_output_folder(output)
-    columns, rows = _read(file)
+    _format(file)
     servable = _servable(ctx, model, force=False)
+    columns, rows = _read(file, servable.manifest)
     answer = servable.predict(columns)
     table = _answers(servable.manifest, answer, rows)
     if output is not None:
@@ -140,25 +141,49 @@ def _servable(ctx: typer.Context, model: str, *, force: bool) -> Servable:
         return load_servable(stores, name, which)
 
 
-def _read(file: Path) -> tuple[dict[str, np.ndarray], int]:
-    """The file's columns as arrays (no pandas), and its row count."""
-    import pyarrow as pa
-    import pyarrow.csv
-    import pyarrow.json
-    import pyarrow.parquet
-
+def _format(file: Path) -> str:
+    """``csv``, ``parquet`` or ``json`` by the file's suffix; ``ConfigError`` when it is
+    none of them or there is no such file."""
     kind = FORMATS.get(file.suffix.lower())
     if kind is None:
         raise ConfigError(f"cannot tell the format of {file}: name it .csv, .parquet or .jsonl")
     if not file.is_file():
         raise ConfigError(f"no file {file}")
-    readers = {"csv": pa.csv.read_csv, "parquet": pa.parquet.read_table, "json": pa.json.read_json}
+    return kind
+
+
+def _read(file: Path, manifest: ServableManifest) -> tuple[dict[str, np.ndarray], int]:
+    """The file's columns as arrays (no pandas), and its row count. A CSV file's input
+    columns are read as the manifest types them (``servables.csv_columns``): a field of
+    the wrong kind is named by column and row."""
+    import pyarrow as pa
+    import pyarrow.csv
+    import pyarrow.json
+    import pyarrow.parquet
+
+    kind = _format(file)
     try:
-        table = readers[kind](str(file))
+        if kind == "csv":
+            table = _csv(file, manifest)
+        else:
+            table = (pa.parquet.read_table if kind == "parquet" else pa.json.read_json)(str(file))
+    except DataError as exc:
+        raise DataError(f"{file}: {exc}", file=str(file), row=exc.row, column=exc.column) from exc
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"cannot read {file} as {kind}: {exc}", file=str(file)) from exc
     columns = {name: table.column(name).to_numpy() for name in table.column_names}
     return columns, table.num_rows
+
+
+def _csv(file: Path, manifest: ServableManifest) -> Any:
+    import csv
+
+    from gristmill.servables.csv_columns import read_csv
+
+    data = file.read_bytes().lstrip(b"\xef\xbb\xbf")
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip("\r")
+    header = next(csv.reader([first]), [])
+    return read_csv(data, manifest.inputs, header)
 
 
 def _answers(manifest: ServableManifest, answer: Predictions, rows: int) -> dict[str, list[Any]]:

@@ -25,7 +25,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (serve.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (serve.port).")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Server processes (serve.workers).")
+        int | None, typer.Option(help="Server processes, 1 or more (serve.workers).")
     ] = None,
     model: Annotated[
         list[str] | None,
@@ -64,6 +64,8 @@ def serve(
         overrides["models"] = list(model)
     if port is not None and not 0 <= port <= MAX_PORT:
         raise ConfigError(f"--port {port} is not a port: give a number from 0 to {MAX_PORT}")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} is no number of server processes: give 1 or more")
     try:
         serve_settings = ServeSettings.model_validate({**settings.serve.model_dump(), **overrides})
     except ValidationError as exc:

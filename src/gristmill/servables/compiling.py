@@ -30,7 +30,13 @@ from gristmill.servables.parity import (
     describe,
     held_out_rows,
 )
-from gristmill.servables.port import OutputKind, Predictions, Servable, ServableManifest
+from gristmill.servables.port import (
+    OutputKind,
+    Parity,
+    Predictions,
+    Servable,
+    ServableManifest,
+)
 from gristmill.servables.schema import blanked, columns, features_nullable, nullable, raw_types
 from gristmill.servables.unconvertible import NotConvertible
 from gristmill.stores.models import Candidate, ModelVersion
@@ -70,19 +76,40 @@ def compile_version(stores: FeatureStores, version: ModelVersion, *, threads: in
         graphs = _graphs(scorer)
     except NotConvertible as exc:
         why = str(exc)
-    read = set(graphs.inputs) if graphs else {c.name for c in base.inputs}
+    read = set(graphs.inputs) if graphs else _read_columns(scorer, base)
     gaps = blanked(rows, [c.name for c in base.inputs if c.nullable and c.name in read])
-    if len(gaps):  # missing values must be answered alike too
+    if len(gaps):
         rows = pd.concat([rows, gaps], ignore_index=True)
-        rows_from += f" and {len(gaps)} of them with one column blanked"
-    reference = native_predictions(scorer, rows, base.output == "probabilities")
+    checked = Checked(rows, rows_from, len(gaps))
+    reference = native_predictions(scorer, checked.rows, base.output == "probabilities")
     if graphs is not None:
         decode = getattr(scorer.learner, "encoded_classes", None) is not None
-        kept = _try_onnx(stores, version, base, graphs, rows, reference, rows_from, threads, decode)
+        kept = _try_onnx(stores, version, base, graphs, checked, reference, threads, decode)
         if isinstance(kept, Compiled):
             return kept
         why = kept
-    return _native(stores, version, base, scorer, rows, reference, rows_from, why)
+    return _native(stores, version, base, scorer, checked, reference, why, read)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The rows a servable is checked on: held-out rows, then ``blanked`` copies of the
+    first with one column missing each (missing values must be answered alike too)."""
+
+    rows: pd.DataFrame
+    rows_from: str
+    blanked: int
+
+
+def _read_columns(scorer: Scorer, base: ServableManifest) -> set[str]:
+    """The raw columns the kept features are computed from (those the ONNX form would ask
+    for), or every input when a step cannot say what it reads."""
+    try:
+        from gristmill.servables.onnx_graphs import read_columns
+
+        return set(read_columns(scorer))
+    except (ImportError, NotConvertible):
+        return {c.name for c in base.inputs}
 
 
 def _graphs(scorer: Scorer) -> OnnxGraphs:
@@ -157,9 +184,8 @@ def _try_onnx(
     version: ModelVersion,
     base: ServableManifest,
     graphs: OnnxGraphs,
-    rows: pd.DataFrame,
+    checked: Checked,
     reference: Predictions,
-    rows_from: str,
     threads: int,
     decode: bool,
 ) -> Compiled | str:
@@ -184,10 +210,10 @@ def _try_onnx(
         return f"ONNX Runtime cannot run the graph: {str(exc).splitlines()[0][:300]}"
     tolerance = FLOAT32_TOLERANCE if graphs.float32 else DOUBLE_TOLERANCE
     try:
-        answered = servable.predict(_columns(rows, inputs))
+        answered = servable.predict(_columns(checked.rows, inputs))
     except GristmillError as exc:
         return f"the ONNX graph failed on the held-out rows: {exc}"
-    parity = compare(reference, answered, task=base.task, tolerance=tolerance, rows_from=rows_from)
+    parity = _compared(reference, answered, base.task, tolerance, checked)
     if not parity.passed:
         return f"its ONNX graph did not match the native scorer ({describe(parity)})"
     manifest = replace(manifest, parity=parity)
@@ -207,23 +233,47 @@ def _native(
     version: ModelVersion,
     base: ServableManifest,
     scorer: Scorer,
-    rows: pd.DataFrame,
+    checked: Checked,
     reference: Predictions,
-    rows_from: str,
     why: str,
+    read: set[str],
 ) -> Compiled:
+    """The native servable, asking for the ``read`` columns alone when it answers the
+    checked rows as its scorer does with them (else for every input)."""
     manifest = replace(base, kind="native", reason=f"{why}; {NATIVE_COST}")
-    servable = NativeServable(manifest, scorer)
-    answered = servable.predict(_columns(rows, manifest.inputs))
-    parity = compare(
-        reference, answered, task=base.task, tolerance=DOUBLE_TOLERANCE, rows_from=rows_from
-    )
+    narrowed = replace(manifest, inputs=tuple(c for c in base.inputs if c.name in read))
+    parity = None
+    if narrowed.inputs != manifest.inputs:
+        try:
+            parity = _native_parity(narrowed, scorer, checked, reference)
+        except GristmillError as exc:
+            logger.info("%s: its pipeline reads more than its features need (%s)", version.ref, exc)
+    if parity is not None and parity.passed:
+        manifest = narrowed
+    else:
+        parity = _native_parity(manifest, scorer, checked, reference)
     if not parity.passed:
         logger.warning("%s: the native servable differs from its scorer: %s", version.ref, parity)
     manifest = replace(manifest, parity=parity)
     digest = storage.put_servable(stores, version, storage.to_body(manifest))
     manifest = replace(manifest, digest=digest)
     return Compiled(manifest, NativeServable(manifest, scorer))
+
+
+def _native_parity(
+    manifest: ServableManifest, scorer: Scorer, checked: Checked, reference: Predictions
+) -> Parity:
+    answered = NativeServable(manifest, scorer).predict(_columns(checked.rows, manifest.inputs))
+    return _compared(reference, answered, manifest.task, DOUBLE_TOLERANCE, checked)
+
+
+def _compared(
+    reference: Predictions, answered: Predictions, task: str, tolerance: float, checked: Checked
+) -> Parity:
+    parity = compare(
+        reference, answered, task=task, tolerance=tolerance, rows_from=checked.rows_from
+    )
+    return replace(parity, blanked=checked.blanked)
 
 
 def _columns(rows: pd.DataFrame, inputs: Any) -> dict[str, Any]:

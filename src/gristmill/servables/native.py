@@ -8,6 +8,13 @@ built without copying them (``copy=False``); the pipeline and learner run on it 
 features are computed once for both values and probabilities). That frame is the one
 piece of pandas per request; it is why a native servable is slower than an ONNX one, and
 the manifest's ``reason`` says so.
+
+The inputs are the raw columns the kept features are computed from, as the ONNX form of
+the same pipeline asks for (``compiling``): a column the pipeline carries but no feature
+reads (the entity key, a timestamp) is not asked for, and is handed to the pipeline as
+missing. A row the learner answers with NaN (a custom estimator's arithmetic on a gap the
+compile-time check did not see) is a ``DataError`` naming the row and its missing
+columns, never an answer: its class would be made up.
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ class NativeServable:
         self._manifest = manifest
         self._scorer = scorer
         self._proba = manifest.output == "probabilities"
+        pipeline = scorer.pipeline
+        asked = {c.name for c in manifest.inputs}
+        carried = () if pipeline is None else pipeline.inputs
+        self._unread = tuple(c for c in carried if c not in asked)  # given as missing
 
     @property
     def manifest(self) -> ServableManifest:
@@ -48,20 +59,21 @@ class NativeServable:
         return self._scorer
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Predictions:
-        frame = _frame(columns, self._manifest.inputs)
+        frame = _frame(columns, self._manifest.inputs, self._unread)
         if len(frame) == 0:
             return empty_predictions(self._manifest)
         features = _guarded(lambda: self._scorer.features(frame))
-        return self._answer(features, len(frame))
+        return self._answer(features, frame)
 
     def predict_features(self, columns: Mapping[str, np.ndarray]) -> Predictions:
         frame = _frame(columns, self._manifest.features)
         if len(frame) == 0:
             return empty_predictions(self._manifest)
-        return self._answer(frame, len(frame))
+        return self._answer(frame, frame)
 
-    def _answer(self, features: pd.DataFrame, rows: int) -> Predictions:
+    def _answer(self, features: pd.DataFrame, given: pd.DataFrame) -> Predictions:
         learner = self._scorer.learner
+        rows = len(given)
         values = _guarded(lambda: learner.predict(features)).to_numpy()
         probabilities = (
             # a frame's block is column-major: answers are written row by row (orjson
@@ -72,6 +84,7 @@ class NativeServable:
             if self._proba
             else None
         )
+        _answered(values, probabilities, features.index, given, self._manifest)
         if len(features) == rows:
             return Predictions(values, probabilities)
         # A filter step rejected some rows: they keep their place, without a prediction.
@@ -87,8 +100,44 @@ class NativeServable:
         return Predictions(full, proba, rejected)
 
 
-def _frame(columns: Mapping[str, Any], needed: Sequence[InputColumn]) -> pd.DataFrame:
-    """One frame of the needed columns, typed, without copying them."""
+def _answered(
+    values: np.ndarray,
+    probabilities: np.ndarray | None,
+    positions: pd.Index,
+    given: pd.DataFrame,
+    manifest: ServableManifest,
+) -> None:
+    """``DataError`` for the first row answered with NaN (a class or probabilities made of
+    a gap), naming the row and the columns missing in it."""
+    gaps = pd.isna(values) if values.dtype.kind in "fcO" else np.zeros(len(values), dtype=bool)
+    if probabilities is not None and probabilities.size:
+        gaps = gaps | np.isnan(probabilities).any(axis=1)
+    if not gaps.any():
+        return
+    row = int(positions[int(np.argmax(gaps))])
+    asked = {c.name for c in (*manifest.inputs, *manifest.features)}
+    missing = [str(name) for name, gap in given.iloc[row].isna().items() if gap and name in asked]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        raise DataError(
+            f"row {row} cannot be scored: {manifest.ref} answers it with no number (NaN) "
+            f"because column(s) {names} are missing there, which it cannot do without; "
+            "send a value",
+            column=missing[0],
+            row=row,
+        )
+    raise DataError(
+        f"row {row} cannot be scored: {manifest.ref} answers it with no number (NaN); "
+        "check its values are in the range the model was trained on",
+        row=row,
+    )
+
+
+def _frame(
+    columns: Mapping[str, Any], needed: Sequence[InputColumn], unread: Sequence[str] = ()
+) -> pd.DataFrame:
+    """One frame of the needed columns, typed, without copying them; the pipeline's
+    ``unread`` inputs (no feature reads them) as missing."""
     arrays: dict[str, np.ndarray] = {}
     rows = -1
     for spec in needed:
@@ -106,7 +155,10 @@ def _frame(columns: Mapping[str, Any], needed: Sequence[InputColumn]) -> pd.Data
             rows = len(array)
         same_length(spec.name, len(array), rows)
         arrays[spec.name] = array
-    return pd.DataFrame(arrays, copy=False, index=pd.RangeIndex(max(rows, 0)))
+    rows = max(rows, 0)
+    for name in unread:
+        arrays[name] = np.full(rows, None, dtype=object)
+    return pd.DataFrame(arrays, copy=False, index=pd.RangeIndex(rows))
 
 
 def _guarded(action: Any) -> Any:

@@ -92,6 +92,20 @@ def _joined_graph(
     return joined(b, b.block(cols), learner)
 
 
+def read_columns(scorer: Scorer) -> frozenset[str]:
+    """The raw columns ``scorer``'s kept features are computed from, planned backwards
+    through its steps as the joined graph is (whatever the learner): the inputs a native
+    servable of the same pipeline asks for. ``NotConvertible`` when a step cannot say what
+    it reads (a custom step, a filter: anything may be read)."""
+    needed = set(scorer.feature_names)
+    pipeline = scorer.pipeline
+    for step in () if pipeline is None else reversed(pipeline.steps):
+        made = produces(step)
+        wanted = [column for column in made if column in needed]
+        needed = (needed - set(made)) | {source for column in wanted for source in made[column]}
+    return frozenset(needed)
+
+
 def _plan(pipeline: FittedFeaturePipeline | None, features: list[str]) -> list[list[str]]:
     """Per step, the outputs of it some later step or kept feature needs."""
     if pipeline is None:

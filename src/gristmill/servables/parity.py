@@ -15,6 +15,7 @@ compared absolutely, numbers (regression, forecasts) relative to their size abov
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -103,9 +104,22 @@ def compare(
     return Parity(rows, classes_equal, diff, tolerance, bool(passed), rows_from, RULE)
 
 
+OLD_BLANKED = re.compile(r" and (\d+) of them with one column blanked$")
+"""How servables compiled before ``Parity.blanked`` said how many rows were blanked copies."""
+
+
 def describe(parity: Parity) -> str:
-    """One line: rows, classes, largest difference and tolerance, verdict."""
-    parts = [f"{parity.rows} {parity.rows_from}"]
+    """One line: rows (held-out ones, and blanked copies), classes, largest difference and
+    tolerance, verdict."""
+    rows_from, blanked = parity.rows_from, parity.blanked
+    old = OLD_BLANKED.search(rows_from)
+    if old is not None and not blanked:
+        rows_from, blanked = rows_from[: old.start()], int(old.group(1))
+    held = f"{parity.rows - blanked} {rows_from}"
+    if blanked:
+        held += f" plus {blanked} blanked cop{'y' if blanked == 1 else 'ies'} of one of them"
+        held += " (one column missing in each)"
+    parts = [held]
     if parity.classes_equal is not None:
         parts.append("classes equal" if parity.classes_equal else "classes DIFFER")
     if parity.max_abs_diff is not None:

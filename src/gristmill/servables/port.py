@@ -50,7 +50,9 @@ class Parity:
 
     ``rows_from`` says where the rows came from (the split's test rows, or a sample of the
     raw batch when those cannot be found again); ``rule`` how values were compared
-    (probabilities absolutely, numbers relative to their size above 1).
+    (probabilities absolutely, numbers relative to their size above 1). ``blanked`` of the
+    ``rows`` are copies of the first held-out row with one column missing each (so
+    ``rows - blanked`` are held-out rows).
     """
 
     rows: int
@@ -60,6 +62,7 @@ class Parity:
     passed: bool
     rows_from: str = ""
     rule: str = ""
+    blanked: int = 0
 
 
 @dataclass(frozen=True)

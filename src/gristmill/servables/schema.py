@@ -3,9 +3,11 @@
 Types come from the dtypes the fitted pipeline recorded for its inputs (the ingested
 schema). Whether a column may be missing is *asked of the model itself*: one held-out row
 with that column blanked is scored natively; if the pipeline and learner refuse it (no
-imputation before a learner that takes no NaN, a bucketing learned without gaps), the
-column is not nullable, and both kinds of servable refuse a missing value there with an
-error naming it, where an ONNX graph would otherwise compute a silent NaN.
+imputation before a learner that takes no NaN, a bucketing learned without gaps), or
+answer it with NaN (a custom estimator whose arithmetic lets the gap through: its class
+would be made up), the column is not nullable, and both kinds of servable refuse a missing
+value there with an error naming it, where an ONNX graph would otherwise compute a silent
+NaN.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 
+from gristmill.learners import FittedLearner
 from gristmill.servables.port import ColumnType, InputColumn
 from gristmill.training.bundle import Scorer
 
@@ -51,7 +54,7 @@ def nullable(scorer: Scorer, rows: pd.DataFrame, names: Iterable[str]) -> dict[s
             continue
         blank = sample.copy()
         blank[name] = None
-        found[name] = _scores(scorer.predict, blank)
+        found[name] = _scores(scorer.learner, scorer.features, blank)
     return found
 
 
@@ -74,16 +77,23 @@ def features_nullable(scorer: Scorer, features: pd.DataFrame) -> dict[str, bool]
     for name in scorer.feature_names:
         blank = sample.copy()
         blank[name] = float("nan")
-        found[name] = _scores(scorer.learner.predict, blank)
+        found[name] = _scores(scorer.learner, lambda frame: frame, blank)
     return found
 
 
-def _scores(predict: Callable[[pd.DataFrame], object], frame: pd.DataFrame) -> bool:
+def _scores(
+    learner: FittedLearner, features: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame
+) -> bool:
+    """Whether ``learner`` answers ``frame`` (its ``features``): without raising, and with
+    no NaN among its predictions and probabilities."""
     try:
-        predict(frame)
+        computed = features(frame)
+        answers = [learner.predict(computed)]
+        if "proba" in learner.capabilities:
+            answers.append(learner.predict_proba(computed))
     except Exception:  # any refusal (the learner's own ValueError too) means: not nullable
         return False
-    return True
+    return not any(bool(pd.isna(answer).to_numpy().any()) for answer in answers)
 
 
 def columns(

@@ -233,7 +233,7 @@ def service_routes(
             check_token(request, settings.serve.token)
             ref = _unload_ref(await json_of(request, settings.serve.max_body_bytes))
             name, which = parse_ref(ref)
-            unloaded = models.unload(name, which)
+            unloaded = models.unload(name, which, alone="@" not in ref and "/" not in ref)
         except Exception as exc:
             return error_response(exc, rid)
         loaded = [m.ref for m in models.list()]

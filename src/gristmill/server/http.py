@@ -13,10 +13,12 @@ the request id to look for in the server's log: no traceback reaches a client.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import secrets
-from typing import Any
+import zlib
+from typing import Any, NoReturn
 
 import orjson
 from starlette.requests import Request
@@ -92,8 +94,10 @@ class RequestError(DataError):
     answered with ``status`` (400 by default, 413 for too much, 415 for a content type no
     route reads). ``field`` names what was wrong (an input tensor, a column, a JSON key)."""
 
-    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
-        super().__init__(message, column=field)
+    def __init__(
+        self, message: str, *, status: int = 400, field: str | None = None, row: int | None = None
+    ) -> None:
+        super().__init__(message, column=field, row=row)
         self.status = status
 
 
@@ -180,12 +184,21 @@ def request_id(request: Request) -> str:
 
 
 async def body_of(request: Request, limit: int) -> bytes:
-    """The request body, refused with ``TooLargeError`` as soon as it passes ``limit``."""
+    """The request body, decompressed as its ``Content-Encoding`` says (gzip, deflate; any
+    other is a 415), refused with ``TooLargeError`` as soon as it passes ``limit`` as sent,
+    or once decompressed (a small body that inflates to gigabytes is never held whole)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLargeError(
             f"the request body has {declared} bytes, more than the server takes ({limit}; "
             "serve.max_body_bytes); send fewer rows per request"
+        )
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise RequestError(
+            f"Content-Encoding {encoding!r} is not read here; send gzip, deflate or none",
+            status=415,
+            field="Content-Encoding",
         )
     chunks = []
     size = 0
@@ -197,25 +210,87 @@ async def body_of(request: Request, limit: int) -> bytes:
                 "serve.max_body_bytes); send fewer rows per request"
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body if encoding in ("", "identity") else inflated(body, encoding, limit)
+
+
+ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+"""The ``Content-Encoding``s a request body may come in (every protocol)."""
+
+
+def inflated(body: bytes, encoding: str, limit: int) -> bytes:
+    """``body`` decompressed (``gzip`` or ``deflate``); ``RequestError`` when it is not
+    what it says, ``TooLargeError`` as soon as it passes ``limit`` bytes."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
+    try:
+        data = inflater.decompress(body, limit)
+    except zlib.error as exc:
+        raise RequestError(f"the {encoding} body cannot be decompressed: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise TooLargeError(
+            f"the request body is larger than {limit} bytes once decompressed (the server's "
+            "serve.max_body_bytes); send fewer rows per request"
+        )
+    if not inflater.eof:
+        raise RequestError(f"the {encoding} body ends before its compressed data does")
+    return data
 
 
 async def json_of(
     request: Request, limit: int, *, blocks: bool = False, lists: frozenset[str] = frozenset()
 ) -> Any:
-    """The request body parsed as JSON; ``UnsupportedMediaError`` for another content type,
-    ``DataError`` saying where the JSON is malformed. With ``blocks``, a large body's long
-    arrays of numbers come as float64 arrays (``json_numbers``), but under ``lists``."""
+    """The request body parsed as JSON (``parsed``); ``UnsupportedMediaError`` for another
+    content type, ``RequestError`` saying where the JSON is malformed. With ``blocks``, a
+    large body's long arrays of numbers come as float64 arrays (``json_numbers``), but
+    under ``lists``."""
     kind = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaError(
             f"content type {kind!r} is not read here; send JSON (Content-Type: application/json)"
         )
-    body = await body_of(request, limit)
+    return parsed(await body_of(request, limit), blocks=blocks, lists=lists)
+
+
+DEPTH = 1024
+"""How deeply arrays and objects may nest in a request body (orjson's own limit)."""
+
+
+def parsed(
+    body: bytes,
+    what: str = "the request body",
+    *,
+    blocks: bool = False,
+    lists: frozenset[str] = frozenset(),
+) -> Any:
+    """``body`` as JSON, the same for every protocol; ``RequestError`` (400) saying where
+    the JSON broke. The literals ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON, but
+    what Python's and tritonclient's encoders write) and numbers too large for a double
+    (``1e400``) are read too, so the protocols name the column and row holding them (NaN
+    is a missing value, an infinity is refused). A body nested deeper than ``DEPTH``
+    levels is refused as such, never parsed by recursion. With ``blocks``, a large body's
+    long arrays of numbers come as float64 arrays (``json_numbers``), but under ``lists``."""
+    if not body:
+        raise RequestError(f"{what} is empty; send a JSON object")
     try:
         return json_numbers.loads(body, lists=lists) if blocks else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise DataError(f"the request body is not valid JSON: {exc}") from exc
+        problem = exc
+    if problem.msg.startswith("depth limit"):
+        _too_deep(what)
+    try:  # NaN, Infinity, 1e400: read by Python's parser, whose C scanner recurses
+        return json.loads(body)
+    except RecursionError:
+        _too_deep(what)
+    except ValueError:
+        pass
+    raise RequestError(f"{what} is not valid JSON: {problem}") from None
+
+
+def _too_deep(what: str) -> NoReturn:
+    raise RequestError(
+        f"{what} is nested too deeply: arrays and objects more than {DEPTH} levels inside "
+        "one another; send rows or columns of plain values"
+    )
 
 
 def prediction_token(settings: ServeSettings) -> str | None:

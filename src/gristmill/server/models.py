@@ -328,30 +328,46 @@ class RegistryModels:
         self._let_go()
         return switched
 
-    def unload(self, model: str, which: int | str) -> builtins.list[str]:
-        """Let go of the version ``which`` (a number or an alias) names, if it is loaded:
-        the next request naming it loads it again (and reads the alias again). Requests
-        that already hold it finish on it. Returns the refs (``model/N``) let go."""
+    def unload(self, model: str, which: int | str, *, alone: bool = False) -> builtins.list[str]:
+        """Let go of the version ``which`` (a number or an alias) names, if it is loaded;
+        ``alone``: the model was named alone, so the versions that answer it (its traffic
+        policy's primary and canary, else its ``@champion``). The version leaves every
+        route to it — the aliases on it, the model's policy route, the version by number —
+        so the next request naming it in any way loads it again from the registry (which
+        checks its digests again). Requests that already hold it finish on it. Returns the
+        refs (``model/N``) let go."""
+        numbers: set[int] = set()
         if isinstance(which, int):
-            numbers = {which}
-        else:
-            number = self._aliases.pop((model, which), None)
-            numbers = set() if number is None else {number}
+            numbers.add(which)
+        elif (model, which) in self._aliases:
+            numbers.add(self._aliases[(model, which)])
+        route = self._routes.get(model)
+        if alone and route is not None:
+            policy = route.policy
+            numbers |= {n for n in (policy.primary, policy.canary) if n is not None}
         gone: builtins.list[str] = []
         for number in sorted(numbers):
-            key = (model, number)
-            self._pinned.discard(key)
-            servable = self._loaded.pop(key, None)
-            self._locks.pop(key, None)
-            if servable is None:
-                continue
-            self.batcher.forget(servable)
-            # the other aliases on this version are read again on next use
-            for alias_key in [k for k, v in self._aliases.items() if k[0] == model and v == number]:
-                del self._aliases[alias_key]
-            gone.append(f"{model}/{number}")
-            logger.info("unloaded %s/%d", model, number)
+            if self._drop(model, number):
+                gone.append(f"{model}/{number}")
+                logger.info("unloaded %s/%d", model, number)
         return gone
+
+    def _drop(self, model: str, number: int) -> bool:
+        """``model``/``number`` out of every table and route; whether it was loaded."""
+        key = (model, number)
+        self._pinned.discard(key)
+        self._budgets.pop(key, None)
+        self._locks.pop(key, None)
+        for alias_key in [k for k, v in self._aliases.items() if k[0] == model and v == number]:
+            del self._aliases[alias_key]  # read again on next use
+        route = self._routes.get(model)
+        if route is not None and number in route.policy.versions():
+            del self._routes[model]  # the policy is read, its versions loaded, on next use
+        servable = self._loaded.pop(key, None)
+        if servable is None:
+            return False
+        self.batcher.forget(servable)
+        return True
 
     def _let_go(self) -> None:
         kept = {(m, v) for (m, _), v in self._aliases.items()} | self._pinned

@@ -101,7 +101,7 @@ class DirectoryModels(RegistryModels):
     async def refresh(self, model: str | None = None) -> builtins.list[str]:
         return []  # a package never changes while it runs
 
-    def unload(self, model: str, which: int | str) -> builtins.list[str]:
+    def unload(self, model: str, which: int | str, *, alone: bool = False) -> builtins.list[str]:
         return []  # its one version stays: there is nothing to load it again from
 
     async def predict_entities(

@@ -169,8 +169,10 @@ def test_tables_to_typed_columns() -> None:
     assert columns["city"].tolist() == ["Lyon", None]
     assert columns["visits"][0] == 3 and np.isnan(columns["visits"][1])
     assert columns["member"][0] == 1.0
-    with pytest.raises(RequestError, match=r"CSV column 'income': .*'rich'"):
-        from_csv(b"city,income,visits,member\nLyon,rich,1,true\n", manifest)
+    with pytest.raises(DataError, match=r"CSV column 'income' takes numbers.*row 1 \(line 3\)"):
+        from_csv(b"city,income,visits,member\nLyon,1.5,1,true\nLyon,rich,1,true\n", manifest)
+    with pytest.raises(DataError, match=r"CSV column 'member' takes true or false.*row 0 holds"):
+        from_csv(b'city,income,visits,member\n"Lyon",1.5,1,maybe\n', manifest)  # quoted: no line
     with pytest.raises(RequestError, match=r"column 'member' is missing.*: extra"):
         from_records([{"city": "a", "income": 1, "visits": 1, "extra": 1}], manifest, "r")
     with pytest.raises(DataError, match=r"column 'income' takes numbers.*row 1 holds 'lots'"):

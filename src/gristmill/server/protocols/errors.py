@@ -8,17 +8,16 @@ names the request id to look for in the server's log.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
-from gristmill.server import json_numbers
 from gristmill.server.http import (
     RequestError,
     error_headers,
     message_of,
+    parsed,
     status_of,
 )
 
@@ -47,17 +46,8 @@ def json_response(
 
 
 def load_json(body: bytes, what: str = "the request body", *, blocks: bool = False) -> Any:
-    """``body`` parsed; ``RequestError`` saying where the JSON broke. The literals ``NaN``
-    and ``Infinity`` (not JSON, but written by Python's encoders) are read too. With
-    ``blocks``, a large body's long arrays of numbers come as float64 arrays
-    (``json_numbers``)."""
-    if not body:
-        raise RequestError(f"{what} is empty; send a JSON object")
-    try:
-        return json_numbers.loads(body) if blocks else orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        problem = exc
-    try:  # NaN, Infinity: not JSON, but what Python's and tritonclient's encoders write
-        return json.loads(body)
-    except ValueError:
-        raise RequestError(f"{what} is not valid JSON: {problem}") from None
+    """``body`` parsed as every protocol parses JSON (``server.http.parsed``: NaN and
+    infinities read, so that the column and row holding one are named; a body nested too
+    deeply refused); ``RequestError`` saying where the JSON broke. With ``blocks``, a large
+    body's long arrays of numbers come as float64 arrays (``json_numbers``)."""
+    return parsed(body, what, blocks=blocks)

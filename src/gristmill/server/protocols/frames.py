@@ -14,27 +14,17 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from gristmill.servables import InputColumn, ServableManifest
 from gristmill.servables.columns import numbers, text_values
+from gristmill.servables.csv_columns import read_csv
 from gristmill.server.protocols.errors import RequestError
 
 Columns = dict[str, np.ndarray]
-
-ARROW = {
-    "float64": pa.float64(),
-    "int64": pa.float64(),  # a gap in an integer column stays a NaN
-    "bool": pa.bool_(),
-    "string": pa.string(),
-    "datetime": pa.string(),
-}
 
 
 def typed(values: Any, column: InputColumn) -> np.ndarray:
@@ -132,26 +122,8 @@ def from_csv(body: bytes, manifest: ServableManifest) -> Columns:
             field=twice,
         )
     _present(header, manifest)
-    types = {c.name: ARROW[c.type] for c in manifest.inputs}
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(text),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                include_columns=[c.name for c in manifest.inputs],
-                strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise RequestError(_csv_problem(str(exc), header)) from None
+    table = read_csv(text, manifest.inputs, header, only=True)
     return {c.name: typed(table.column(c.name).to_numpy(), c) for c in manifest.inputs}
-
-
-def _csv_problem(message: str, header: Sequence[str]) -> str:
-    found = re.search(r"In CSV column #(\d+): (.*)", message)
-    if found and int(found.group(1)) < len(header):
-        return f"CSV column {header[int(found.group(1))]!r}: {found.group(2)}"
-    return f"the CSV body cannot be read: {message}"
 
 
 def _present(given: Iterable[str], manifest: ServableManifest) -> None:

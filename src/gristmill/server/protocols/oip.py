@@ -23,7 +23,6 @@ large once decompressed), 415, 503 (not ready; a version that cannot be loaded) 
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from time import perf_counter
 from typing import Any, NoReturn
@@ -229,28 +228,7 @@ class _OpenInference:
                 "binary tensor extension",
                 status=415,
             )
-        body = await body_of(request, self.max_bytes)
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding in ("", "identity"):
-            return body
-        if encoding not in ("gzip", "deflate"):
-            raise RequestError(
-                f"Content-Encoding {encoding!r} is not read here; send gzip, deflate or none",
-                status=415,
-            )
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
-        try:
-            data = inflater.decompress(body, self.max_bytes)
-        except zlib.error as exc:
-            raise RequestError(f"the {encoding} body cannot be decompressed: {exc}") from None
-        if not inflater.eof and not inflater.unconsumed_tail:
-            raise RequestError(f"the {encoding} body ends before its compressed data does")
-        if inflater.unconsumed_tail:
-            raise RequestError(
-                f"the request body is larger than {self.max_bytes} bytes once decompressed",
-                status=413,
-            )
-        return data
+        return await body_of(request, self.max_bytes)  # decompressed, as every route
 
     def _metadata(self, manifest: ServableManifest) -> dict[str, Any]:
         versions = {m.version for m in self.models.list() if m.model == manifest.model} | {

@@ -15,11 +15,12 @@ missing the same way); a column declared not nullable refuses it later, in the s
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
 import numpy as np
+import orjson
 
 from gristmill.servables import InputColumn, Predictions, ServableManifest
 from gristmill.servables.columns import all_finite
@@ -231,15 +232,37 @@ def _numbers(array: np.ndarray, tensor: Tensor, column: InputColumn) -> np.ndarr
 
 
 def _not_numbers(tensor: Tensor) -> NoReturn:
-    raise RequestError(
-        f"input {tensor.name!r} is {tensor.datatype}; its data must be numbers (null for "
-        "a missing value)",
-        field=tensor.name,
-    )
+    _refused(tensor, "numbers (null for a missing value)", _number_or_none)
 
 
 def _number_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _refused(tensor: Tensor, wanted: str, accepted: Callable[[Any], bool]) -> NoReturn:
+    """``RequestError``: ``tensor``'s data must be ``wanted``, naming the first element
+    that is not (its index in the flat data, as ``element 1 is inf`` of an infinity)."""
+    message = f"input {tensor.name!r} is {tensor.datatype}; its data must be {wanted}"
+    index = _first_refused(tensor.data, accepted)
+    if index is None:
+        raise RequestError(message, field=tensor.name)
+    value = _flat(tensor.data)[index]
+    shown = orjson.dumps(value, default=repr).decode()
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise RequestError(f"{message}; element {index} is {shown}", field=tensor.name, row=index)
+
+
+def _first_refused(data: Any, accepted: Callable[[Any], bool]) -> int | None:
+    if type(data) is not list:
+        return None  # read as a block of numbers (json_numbers), or a lone value
+    return next((i for i, value in enumerate(_flat(data)) if not accepted(value)), None)
+
+
+def _flat(data: list[Any]) -> list[Any]:
+    """JSON data nested as its shape (``[[1], [2]]``), flat."""
+    if list not in set(map(type, data)):
+        return data
+    return [item for value in data for item in (_flat(value) if type(value) is list else [value])]
 
 
 def _integral(numbers: np.ndarray, tensor: Tensor) -> None:
@@ -281,22 +304,26 @@ def _bools(array: np.ndarray, tensor: Tensor) -> np.ndarray:
         return np.array([np.nan if v is None else float(v) for v in array.flat])
     if array.size == 0:
         return np.zeros(0, dtype=bool)
-    raise RequestError(
-        f"input {tensor.name!r} is BOOL; its data must be true or false", field=tensor.name
-    )
+    _refused(tensor, "true or false", lambda v: v is None or isinstance(v, bool))
 
 
 def _texts(array: np.ndarray, tensor: Tensor) -> np.ndarray:
-    if array.dtype.kind == "U":
+    # numpy writes ["Dream", 5] as two texts: the JSON values' kinds are looked at first
+    textual = type(tensor.data) is not list or set(map(type, _flat(tensor.data))) <= TEXT_KINDS
+    if array.dtype.kind == "U" and textual:
         return _blank_missing(array.astype(object))
     if array.size == 0:
         return np.empty(0, dtype=object)
-    if array.dtype.kind == "O" and all(v is None or isinstance(v, str) for v in array.flat):
+    if array.dtype.kind == "O" and all(_text_or_none(v) for v in array.flat):
         return _blank_missing(array)
-    raise RequestError(
-        f"input {tensor.name!r} is BYTES; its data must be strings (null for a missing value)",
-        field=tensor.name,
-    )
+    _refused(tensor, "strings (null for a missing value)", _text_or_none)
+
+
+TEXT_KINDS = frozenset({str, type(None)})
+
+
+def _text_or_none(value: Any) -> bool:
+    return type(value) in TEXT_KINDS
 
 
 def _blank_missing(texts: np.ndarray) -> np.ndarray:
