@@ -26,20 +26,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gristmill.config.features import parse_duration
+from gristmill.core.quality_metrics import QUALITY_METRICS, quality_metric_problem
 
 DEFAULT_WINDOW_SECONDS = 300.0
 DEFAULT_COOLDOWN_SECONDS = 1800.0
-QUALITY_METRICS = ("accuracy", "f1", "roc_auc", "rmse", "mae", "mape")
-"""The figures live quality measures (classifiers' first, then regressors'): what
-``quality_metric`` may name, and — without one — the order the first both the window and
-the version's evaluation have is taken in."""
-
-
-def quality_metric_problem(value: object) -> str | None:
-    """What is wrong with ``value`` as a ``quality_metric``, or ``None``."""
-    if isinstance(value, str) and value in QUALITY_METRICS:
-        return None
-    return f"{value!r} is not a metric live quality measures; one of: {', '.join(QUALITY_METRICS)}"
+__all__ = [
+    "DEFAULT_COOLDOWN_SECONDS",
+    "DEFAULT_WINDOW_SECONDS",
+    "QUALITY_METRICS",
+    "RollbackSpec",
+    "quality_metric_problem",
+]
 
 
 class RollbackSpec(BaseModel):

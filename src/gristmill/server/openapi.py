@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.schemas import SchemaGenerator
 
 from gristmill import __version__
-from gristmill.config.rollback import QUALITY_METRICS
+from gristmill.core.quality_metrics import QUALITY_METRICS
 
 E = TypeVar("E")
 

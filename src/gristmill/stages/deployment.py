@@ -32,10 +32,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from gristmill.config.rollback import QUALITY_METRICS
 from gristmill.config.spec import DeploySpec, PipelineSpec
 from gristmill.core.events import MODEL_DEPLOYED, MODEL_EVALUATED, Event
 from gristmill.core.ids import digest_json
+from gristmill.core.quality_metrics import QUALITY_METRICS
 from gristmill.features.stores import FeatureStores
 from gristmill.monitoring.reference import reference_at_registration
 from gristmill.servables.loading import compile_for_serving

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from gristmill.config.monitoring import DEFAULT_QUALITY_WINDOW
-from gristmill.config.rollback import QUALITY_METRICS
 from gristmill.config.spec import PipelineSpec
+from gristmill.core.quality_metrics import QUALITY_METRICS
 from gristmill.errors import GristmillError, NotFoundError
 from gristmill.evaluation.cbpe import Calibration, figures, tally
 from gristmill.evaluation.live_quality import measure

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from gristmill.config.rollback import quality_metric_problem
+from gristmill.core.quality_metrics import quality_metric_problem
 
 DEFAULT_MIN_REQUESTS = 100
 DEFAULT_WINDOW_MINUTES = 5.0
