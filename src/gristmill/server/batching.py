@@ -1,7 +1,8 @@
 """Adaptive micro-batching: concurrent one-row requests to one servable scored in one call.
 
 A one-row request that is the only request the server is handling (``in_flight``, counted
-by ``http.InFlight``) is scored at once: nothing could join it. Otherwise it joins its
+by ``http.InFlight``), while requests have been coming alone (the last call held one row),
+is scored at once: nothing could join it. Otherwise it joins its
 servable's queue and waits for its answer. The queue is scored on the event loop's next
 turn, so every request that arrived in the same turn shares the
 call, and an idle server adds no wait. Only when the previous call held more than one row
@@ -61,8 +62,14 @@ class MicroBatcher:
         if queue is None or queue.servable is not servable:
             queue = self._queues[id(servable)] = _Queue(servable)
         future: asyncio.Future[Predictions] = loop.create_future()
-        if self.in_flight is not None and self.in_flight <= 1 and not queue.items:
-            queue.last_size = 1  # alone: scored now, no turn of the loop to wait for
+        if (
+            self.in_flight is not None
+            and self.in_flight <= 1
+            and queue.last_size <= 1
+            and not queue.items
+        ):  # alone, and requests have been coming alone: scored now, no turn to wait for
+            # (under load a request may find itself alone for a moment; scoring it at
+            # once would split the batches that keep a busy server's calls few)
             self._called(servable, 1)
             _settle(servable, columns, future)
             return future

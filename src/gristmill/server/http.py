@@ -187,13 +187,13 @@ async def body_of(request: Request, limit: int) -> bytes:
     """The request body, decompressed as its ``Content-Encoding`` says (gzip, deflate; any
     other is a 415), refused with ``TooLargeError`` as soon as it passes ``limit`` as sent,
     or once decompressed (a small body that inflates to gigabytes is never held whole)."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLargeError(
             f"the request body has {declared} bytes, more than the server takes ({limit}; "
             "serve.max_body_bytes); send fewer rows per request"
         )
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    encoding = (header(request, "content-encoding") or "").strip().lower()
     if encoding not in ENCODINGS:
         raise RequestError(
             f"Content-Encoding {encoding!r} is not read here; send gzip, deflate or none",
@@ -243,7 +243,7 @@ async def json_of(
     content type, ``RequestError`` saying where the JSON is malformed. With ``blocks``, a
     large body's long arrays of numbers come as float64 arrays (``json_numbers``), but
     under ``lists``."""
-    kind = request.headers.get("content-type", "application/json").split(";", 1)[0].strip()
+    kind = (header(request, "content-type") or "application/json").split(";", 1)[0].strip()
     if kind and kind != "application/json" and not kind.endswith("+json"):
         raise UnsupportedMediaError(
             f"content type {kind!r} is not read here; send JSON (Content-Type: application/json)"
