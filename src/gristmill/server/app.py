@@ -38,6 +38,7 @@ from gristmill.runtime.wiring import open_services
 from gristmill.servables.loading import parse_ref
 from gristmill.server import canary_judge, feedback, policies, reload, rollback_judge
 from gristmill.server import jobs as score_jobs
+from gristmill.server.hot_path import PredictionFirst, prediction_routes
 from gristmill.server.http import (
     InFlight,
     JSONResponse,
@@ -114,7 +115,8 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
     models = _logged(models or RegistryModels(serve, log=log), log)
     publish: list[Publish] = []  # the bus's, once the lifespan opened it
     jobs = score_jobs.ScoreJobs(settings)
-    routes: list[BaseRoute] = [*protocol_routes(models), *score_jobs.routes(jobs)]
+    protocols = protocol_routes(models)
+    routes: list[BaseRoute] = [*protocols, *score_jobs.routes(jobs)]
     routes += feedback.routes(serve, publish, models)
     routes += service_routes(models, settings, routes)
     routes += policy_routes(models, settings, publish)
@@ -168,7 +170,9 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                 await jobs.close()  # the jobs this server runs end before its stores close
                 await reload.leave(services.bus)  # no consumer group left behind
 
-    return Starlette(
+    return PredictionFirst(
+        hot=prediction_routes(protocols),
+        counter=models.batcher,
         routes=routes,
         middleware=[Middleware(InFlight, counter=models.batcher)],
         lifespan=lifespan,

@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import zlib
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import orjson
@@ -59,7 +60,8 @@ class InFlight:
     def __init__(self, app: ASGIApp, counter: Any) -> None:
         self.app = app
         self.counter = counter
-        counter.in_flight = 0
+        if not counter.in_flight:  # built after requests began (PredictionFirst counts too)
+            counter.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,6 +138,24 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=JSON_OPTIONS)
+
+    def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
+        """Starlette's headers with less work per answer: the body's length and type, then
+        ``headers`` (Starlette's own way when ``headers`` set either of those)."""
+        if self.media_type != JSON_TYPE or (
+            headers is not None and not _PLAIN.isdisjoint(map(str.lower, headers))
+        ):
+            super().init_headers(headers)
+            return
+        raw = [(b"content-length", b"%d" % len(self.body)), _JSON_HEADER]
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
+JSON_TYPE = "application/json"
+_JSON_HEADER = (b"content-type", JSON_TYPE.encode())
+_PLAIN = frozenset({"content-length", "content-type"})
 
 
 def message_of(exc: BaseException, request_id: str) -> str:

@@ -46,6 +46,9 @@ LOG_LEVEL_VARIABLE = "_GRISTMILL_SERVE_LOG_LEVEL"
 FACTORY = "gristmill.server.supervisor:worker_app"
 """What uvicorn imports in each worker: a function, so the app is built there."""
 
+COALESCING = "gristmill.server.coalescing:CoalescingHttpToolsProtocol"
+"""uvicorn's httptools protocol, an answer's head and body sent in one write."""
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -94,7 +97,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": serve.port,
         "workers": serve.workers,
         "loop": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        "http": "httptools" if importlib.util.find_spec("httptools") else "h11",
+        "http": COALESCING if importlib.util.find_spec("httptools") else "h11",
         "access_log": False,
         "log_level": "warning",
         "timeout_graceful_shutdown": 10,
