@@ -142,9 +142,7 @@ class JSONResponse(Response):
     def init_headers(self, headers: Mapping[str, str] | None = None) -> None:
         """Starlette's headers with less work per answer: the body's length and type, then
         ``headers`` (Starlette's own way when ``headers`` set either of those)."""
-        if self.media_type != JSON_TYPE or (
-            headers is not None and not _PLAIN.isdisjoint(map(str.lower, headers))
-        ):
+        if self.media_type != JSON_TYPE or (headers and any(map(headers.__contains__, _PLAIN))):
             super().init_headers(headers)
             return
         raw = [(b"content-length", b"%d" % len(self.body)), _JSON_HEADER]
@@ -155,7 +153,7 @@ class JSONResponse(Response):
 
 JSON_TYPE = "application/json"
 _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
-_PLAIN = frozenset({"content-length", "content-type"})
+_PLAIN = ("content-length", "content-type", "Content-Length", "Content-Type")
 
 
 def message_of(exc: BaseException, request_id: str) -> str:

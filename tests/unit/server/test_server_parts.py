@@ -378,3 +378,19 @@ async def test_the_log_writes_numbers_plain_and_text_with_a_dictionary(tmp_path:
     }
     assert not any("DICTIONARY" in e for e in encodings["inputs.x"])
     assert any("DICTIONARY" in e for e in encodings["request_id"])
+
+
+def test_json_answers_carry_length_type_and_the_given_headers() -> None:
+    from starlette.responses import Response
+
+    from gristmill.server.http import JSONResponse
+
+    headers = {"x-request-id": "r-1", "X-Gristmill-Model-Version": "3"}
+    answer = JSONResponse({"predictions": [1]}, headers=headers)
+    starlette = Response(answer.body, media_type="application/json", headers=headers)
+    assert sorted(answer.raw_headers) == sorted(starlette.raw_headers)
+    assert (b"content-length", b"%d" % len(b'{"predictions":[1]}')) in answer.raw_headers
+    typed = JSONResponse({}, headers={"Content-Type": "application/problem+json"})
+    assert [v for k, v in typed.raw_headers if k == b"content-type"] == [
+        b"application/problem+json"
+    ]
