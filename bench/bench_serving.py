@@ -769,33 +769,27 @@ NOTES = """## Method
   absolute figures are low and noisy; the ratios of servers measured in the same run are
   what to read. For a quiet machine, re-run `python bench/bench_serving.py`.
 
-## Where gristmill serve's time went (py-spy, 2026-12-03, an earlier build: i9-serve 11728fc)
+## Where gristmill serve's time went (py-spy, 2026-12-04, after ADR 33)
 
-This profile predates the prediction log's float blocks (ADR 15, amended): numeric requests
-now hand the log one float block (`NumericColumns`), records are filed by version when they
-are made and joined 256 at a time, and written records are freed in the writer thread, so
-the log's share below (7% of one-row requests, 30% of 1,000-row ones) is much smaller in
-today's server; the rest of the picture (uvicorn/Starlette, the micro-batcher, decoding
-the body) is unchanged. Re-profile with `py-spy record --pid` before acting on it.
+py-spy 0.4 `record --pid --gil --threads` on the one-worker server (logistic regression,
+default settings: metrics, serving figures and the prediction log on) while wrk loaded it
+for 10 s at 2 kHz; shares of the samples in which a thread held the GIL, by the module of
+the innermost frame. The machine was shared (load 1-3), which inflates the system calls.
 
-py-spy 0.4.3 `record --pid` on the one-worker server while wrk sent the logistic
-regression's bodies at 8 connections (10 s at 200 Hz; shares of samples; `--gil` counts only
-the thread holding the GIL, which is what limits one process). One row, `--gil`:
-
-- uvicorn and Starlette (parsing, middleware, routing, writing the answer): ~45%;
-- the micro-batcher (`MicroBatcher._flush/_run`): 22% — joining the batch's columns
-  (`_joined`) 6%, the servable 13% (ONNX Runtime's `Session.run` 5%, `numbers()` with its
-  NaN check 6%), settling the futures 3%;
-- reading and decoding the body (`json_of`) 6%, `_from_rows` 4%;
-- the prediction log, written in a thread but holding the GIL (`log_tables.table`:
-  list comprehensions per record, `pa.array` of Python lists): 7%;
-- the request id, a ULID per request (`python-ulid`): 5%.
-
-1,000 rows sent as `rows` (all threads): the prediction log 30% (`log_tables._column` builds
-each input column from the request's JSON lists, value by value, to `pa.array`), decoding the
-body 25% (orjson of ~500 KB, as the bare endpoint), `_from_rows` 15% (row by row, as the
-bare endpoint), the servable 10% (ONNX Runtime 4%). Sent as `columns`, `_from_rows` goes
-and the log reads lists of the same length; that is why the columns line is faster.
+- One row, one connection: uvicorn's HTTP parsing and cycle 25 %, the socket `send` of the
+  answer 14 % (one per answer since ADR 33; it was two, the head's alone 12 %), asyncio and
+  uvloop's loop 9 %, Starlette's `Request`/`Response` 7 %; ours: the native protocol
+  (parse, the numeric block, the answer body) 16 %, the body reader and headers 9 %,
+  routing to a version and scoring 5 %, the micro-batcher 1 %, ONNX Runtime 1 %; the
+  prediction log's writer thread 3 %.
+- One row, eight connections: the socket `send` alone 62 % (on loopback the sender's
+  `send` runs the receiver's TCP path and wakes wrk, with the GIL held: uvloop does not
+  release it), uvicorn 8 %, ours ~15 % in all, the prediction log's writer 4 %.
+- 1,000 rows sent as `rows`: reading the rows into one float64 block (`_numeric_rows`,
+  20,000 cells) 43 % and decoding the ~500 KB body (orjson) 22 % — the same two steps
+  the bare endpoint takes, which is why `rows` cannot reach 2x bare — then uvicorn 17 %
+  and the log's writer 7 %. Sent as `columns`, simdjson reads each column straight into a
+  float64 array and the rows step goes.
 """
 
 
