@@ -45,19 +45,19 @@ class _Section(BaseModel):
 
 
 def _subset_size(value: Any) -> Any:
-    """A subset's size: a share (a number between 0 and 1) or a count (a whole number ≥ 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value  # pydantic names the type that is wrong
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a count of rows must be at least 1; got {value}")
+    """A subset's size: a share (a number between 0 and 1) or a count (a whole number ≥ 1);
+    anything else (0, 1.5, a negative count, text, true) is refused in one sentence that
+    says both forms."""
+    if value is None:
+        return None
+    share = isinstance(value, float) and 0 < value < 1
+    count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if share or count:
         return value
-    if not 0 < value < 1:
-        raise ValueError(
-            f"{value!r} is neither a share (between 0 and 1, e.g. 0.25) nor a count of rows "
-            "(a whole number, e.g. 104)"
-        )
-    return value
+    raise ValueError(
+        f"{value!r} is neither a share of the rows (a number between 0 and 1, e.g. 0.25) "
+        "nor a count of rows (a whole number of at least 1, e.g. 104)"
+    )
 
 
 class SplitSpec(_Section):
@@ -78,7 +78,7 @@ class SplitSpec(_Section):
         None, description="the custom strategy's function, as an import path (pkg.mod:split)"
     )
 
-    @field_validator("test_size", "validation_size")
+    @field_validator("test_size", "validation_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
         return _subset_size(value)
