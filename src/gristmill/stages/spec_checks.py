@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec, chosen_split, training_target
 from gristmill.errors import ConfigError, MissingExtraError, SpecError
@@ -17,6 +18,7 @@ from gristmill.evaluation import evaluator_names, metric_tasks
 from gristmill.features.fitting import check_series_split
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
+from gristmill.learners.base import Task
 from gristmill.learners.registry import (
     ALGORITHMS,
     FORECASTERS,
@@ -131,11 +133,11 @@ def _check_fits_task(
         return  # the algorithm itself is reported by _check_candidate
     if tasks is None or task in tasks:
         return
+    doing = ", ".join(algorithms_for(cast(Task, task)))
     raise ConfigError(
         f"train.candidates[{index}].algorithm: candidate {candidate.name!r}: "
         f"{candidate.algorithm!r} does {' and '.join(tasks)}, not {task} — this is a {task} "
-        f"task ({why}); algorithms for {task}: {', '.join(algorithms_for(task))} (or an "
-        "estimator's import path)"
+        f"task ({why}); algorithms for {task}: {doing} (or an estimator's import path)"
     )
 
 
