@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import settings_from, stop_if_nothing_yet
 
 if TYPE_CHECKING:  # settings, the bus and the stores are imported when a verb runs
     from gristmill.config.settings import Settings
@@ -64,6 +64,8 @@ def ls(
         gristmill dead-letters ls
         gristmill dead-letters ls --limit 5
     """
+    if settings_from(ctx).bus.backend == "sqlite":  # dead letters live in the home too
+        stop_if_nothing_yet(ctx, listing=True)
     letters = _collected(settings_from(ctx))[:limit]
     if not letters:
         console.print("no dead letters")
@@ -96,6 +98,9 @@ def show(
     import asyncio
 
     from gristmill.cli.ids import resolve_dead_letter
+
+    if settings_from(ctx).bus.backend == "sqlite":
+        stop_if_nothing_yet(ctx, listing=False)
     from gristmill.runtime.dead_letters import collect
     from gristmill.runtime.wiring import open_services
 

@@ -15,7 +15,7 @@ from gristmill.cli.announce import announce
 from gristmill.cli.console import console
 from gristmill.cli.deployment_history import POLICY_SET, history_rows, history_table
 from gristmill.cli.registry import compile_servable
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import opened_metadata, stop_if_nothing_yet
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, NotFoundError
 
@@ -258,6 +258,7 @@ def deployments_command(
         gristmill deployments --history --limit 50       every model's changes
         gristmill deployments --json
     """
+    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
     from gristmill.training.canary import canary_progress
     from gristmill.training.rollback import readings
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console, err_console, print_error, styled
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import settings_from, stop_if_nothing_yet
 from gristmill.errors import ConfigError
 from gristmill.stores.features import VectorLookup, unlabelled_line
 from gristmill.stores.raw import RawBatch
@@ -212,6 +212,7 @@ def lookup(
         gristmill lookup penguins_v1 p0001 p0002
         gristmill lookup penguins_v1 p0001 --model birds@champion
     """
+    stop_if_nothing_yet(ctx, listing=False)
     import asyncio
 
     from gristmill.cli.ids import resolve_prefixed

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import read_metadata
+from gristmill.cli.settings import read_metadata, stop_if_nothing_yet
 from gristmill.cli.tables import print_json, table, when
 from gristmill.errors import NotFoundError
 from gristmill.stores.reports import LEADERBOARD_KIND
@@ -48,6 +48,7 @@ def ls(
         gristmill ls feature-sets
         gristmill ls reports --json
     """
+    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
     from gristmill.cli.runs import list_runs, stale_window
 
     with read_metadata(ctx) as store:
@@ -239,6 +240,7 @@ def show(
         gristmill show fs_3fa9           # for every kind of id
         gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from gristmill.cli.runs import print_run, stale_window
     from gristmill.cli.summary import print_leaderboard_report
 
@@ -319,6 +321,7 @@ def lineage(
         gristmill lineage penguins         # a source: its files and batches
         gristmill lineage data/new.csv     # a file: its batches, the jobs that scored it
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from rich.text import Text
     from rich.tree import Tree
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.console import console, styled
+from gristmill.cli.settings import stop_if_nothing_yet
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # read when the verb runs (`--help` stays fast)
@@ -49,6 +50,7 @@ def drift_command(
         gristmill drift churn --version 3 --since 2w
         gristmill drift churn --json
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from gristmill.cli.settings import opened_metadata
     from gristmill.config.features import parse_duration
     from gristmill.runtime.drift_views import drift_windows

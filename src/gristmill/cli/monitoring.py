@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import opened_metadata, stop_if_nothing_yet
 
 if TYPE_CHECKING:  # imported when the verb runs (`--help` stays fast)
     from gristmill.runtime.serving_views import ServingReport, VersionServing
@@ -74,6 +74,7 @@ def monitor(
         gristmill monitor churn --chart churn.png        and a chart of the last day
         gristmill monitor churn --json                   for scripts
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from gristmill.runtime.serving_views import serving_report
 
     if chart is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console, err_console, print_error
-from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.cli.settings import opened_metadata, settings_from, stop_if_nothing_yet
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError, NotFoundError
 from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
@@ -344,6 +344,7 @@ def models(
         gristmill models churn             the versions of churn, with @champion, @previous …
         gristmill models churn --json
     """
+    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
     with opened_metadata(ctx) as store:
         versions = store.registry.list_versions(name, limit=limit)
         aliases: dict[tuple[str, int], list[str]] = {}

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from gristmill.cli.console import console, err_console
+from gristmill.errors import NotFoundError
+
 if TYPE_CHECKING:  # loaded when a verb runs, not when the CLI starts (`--help` stays fast)
     from gristmill.config.settings import Settings
     from gristmill.stores.metadata import MetadataReader, MetadataStore
@@ -48,3 +51,31 @@ def read_metadata(ctx: typer.Context) -> Iterator[MetadataReader]:
 
     with open_metadata_reader(settings_from(ctx)) as reader:
         yield reader
+
+
+NOTHING_YET = (
+    "nothing here yet: no gristmill stores in {home} (nothing has run with this home); "
+    "start with `gristmill run SPEC` (e.g. gristmill run examples/penguins/pipeline.yaml) "
+    "or `gristmill ingest FILE`"
+)
+
+
+def stop_if_nothing_yet(ctx: typer.Context, *, listing: bool, as_json: bool = False) -> None:
+    """For a read-only verb, before it opens a store: when nothing ever ran with this home
+    (no embedded metadata file), say so and stop, creating nothing on disk. A listing says
+    it on stdout and exits 0 (``[]`` on stdout with ``--json``, the sentence on stderr); a
+    verb naming an object raises ``NotFoundError`` (exit 1)."""
+    from gristmill.runtime.wiring import stores_made
+
+    settings = settings_from(ctx)
+    if stores_made(settings):
+        return
+    text = NOTHING_YET.format(home=settings.home)
+    if not listing:
+        raise NotFoundError(text)
+    if as_json:
+        console.print("[]", highlight=False)
+        err_console.print(text, highlight=False, soft_wrap=True)
+    else:
+        console.print(text, highlight=False, soft_wrap=True)
+    raise typer.Exit(0)
