@@ -131,7 +131,8 @@ DEFAULT_CANARY_SHARE = 0.1
 
 class DeploySpec(_Section):
     """How a model reaches production. The evaluation gate reads ``model`` and the margins:
-    the best candidate must beat the champion by at least both of them. The deployment stage
+    the best candidate must beat the champion by at least both of them, measured on a test
+    subset of at least ``min_test_rows`` rows (default 30). The deployment stage
     reads ``policy`` and ``canary``: ``gated`` deploys the gate's winner, ``always`` the best
     candidate whatever the gate says, ``manual`` nothing; with ``canary`` (or ``policy:
     canary``) the winner starts as a canary at that share beside the champion instead of
@@ -161,6 +162,12 @@ class DeploySpec(_Section):
     )
     canary_minutes: float | None = Field(
         None, gt=0, description="Minutes a canary must run without errors to be promoted."
+    )
+    min_test_rows: int = Field(
+        30,
+        ge=1,
+        description="Least rows in the test subset for the gate to pass a candidate: a metric "
+        "measured on fewer is noise, so such a run promotes nothing by itself.",
     )
 
     def canary_share(self) -> float | None:
