@@ -13,7 +13,12 @@ from rich.table import Table
 from gristmill.cli.console import console, err_console, print_error, styled
 from gristmill.cli.settings import settings_from, stop_if_nothing_yet
 from gristmill.errors import ConfigError
-from gristmill.stores.features import VectorLookup, unlabelled_line
+from gristmill.stores.features import (
+    VectorLookup,
+    series_gaps_line,
+    series_gaps_of,
+    unlabelled_line,
+)
 from gristmill.stores.raw import RawBatch
 
 if TYPE_CHECKING:  # imported by the verbs that run them: `gristmill --help` stays fast
@@ -153,9 +158,13 @@ def prepare_command(
                 soft_wrap=True,
             )
         label = item.feature_set.label_outcome if item.feature_set else None
-        line = unlabelled_line(item.name, label) if label else None
-        if line:
-            console.print(line, style="yellow", highlight=False, soft_wrap=True)
+        gaps = series_gaps_of(item.feature_set) if item.feature_set else None
+        for line in (
+            unlabelled_line(item.name, label) if label else None,
+            series_gaps_line(item.name, gaps) if gaps else None,
+        ):
+            if line:
+                console.print(line, style="yellow", highlight=False, soft_wrap=True)
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
             err_console.print(

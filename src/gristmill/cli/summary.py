@@ -252,13 +252,17 @@ def print_run_summary(report: RunReport) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
-        from gristmill.stores.features import unlabelled_line
+        from gristmill.stores.features import series_gaps_line, unlabelled_line
 
         for event in generated:
-            label = event.payload.get("label")
-            line = unlabelled_line(str(event.payload.get("name")), label) if label else None
-            if line:
-                console.print(line, style="yellow", highlight=False, soft_wrap=True)
+            name, label = str(event.payload.get("name")), event.payload.get("label")
+            gaps = event.payload.get("series_gaps")
+            for line in (
+                unlabelled_line(name, label) if label else None,
+                series_gaps_line(name, gaps) if gaps else None,
+            ):
+                if line:
+                    console.print(line, style="yellow", highlight=False, soft_wrap=True)
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]

@@ -238,7 +238,13 @@ class FittedFeaturePipeline:
         """Whether the label's past values are an input (a series step reads the label)."""
         return self.label is not None and self.label in self.inputs
 
-    def transform(self, frame: pd.DataFrame, *, keep_added: bool = False) -> pd.DataFrame:
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        *,
+        keep_added: bool = False,
+        gaps: dict[str, int] | None = None,
+    ) -> pd.DataFrame:
         """Features of every row ``frame`` has (a filtered-out row is absent), on its index.
 
         Columns: entity, timestamp (their values as given, in their dtype at fit), the
@@ -246,6 +252,8 @@ class FittedFeaturePipeline:
         Numeric features are float64, so a batch whose integer column has gaps and a
         request without them agree. Series steps compute from ``frame``'s rows alone.
         ``keep_added``: rows ``fill_gaps`` added are kept (on negative index labels).
+        ``gaps``, when given, adds up per column a lag or rolling step makes how many rows it
+        left without a value (the first rows of each series), right after that step.
         ``DataError`` for a missing input column or a value of the wrong type.
         """
         _check_frame(frame, "transform")
@@ -261,6 +269,10 @@ class FittedFeaturePipeline:
             data, label = apply_step(step, data, label, self.label, fit=False)
             if len(data) == 0:
                 break
+            if gaps is not None:
+                for name in getattr(step, "produced", ()):
+                    if name in data.columns:
+                        gaps[name] = gaps.get(name, 0) + int(data[name].isna().sum())
         if not keep_added and len(data) and data.index.min() < 0:
             data = data[data.index >= 0]
         rows = data.index

@@ -30,6 +30,7 @@ from gristmill.features.prepare import (
 from gristmill.features.stores import FeatureStores
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver, run_spec_resolver
+from gristmill.stores.features import series_gaps_of
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
 from gristmill.training.task import preset_task
@@ -208,6 +209,7 @@ def _announcement(prepared: Prepared) -> Announcement:
             "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
             **({"online_warning": prepared.online_warning} if prepared.online_warning else {}),
             **({"label": fs.label_outcome} if fs.label_outcome else {}),
+            **({"series_gaps": gaps} if (gaps := series_gaps_of(fs)) else {}),
         },
         key=fs.name,
     )
