@@ -10,6 +10,7 @@ from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 
 if TYPE_CHECKING:  # settings, the bus and the stores are imported when a verb runs
     from gristmill.config.settings import Settings
@@ -81,7 +82,7 @@ def ls(
             letter.error if len(letter.error) <= 60 else letter.error[:59] + "…",
             letter.replayed_as or "",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @app.command("show")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from gristmill.cli.console import console, err_console, print_error, styled
 from gristmill.cli.settings import settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError
 from gristmill.stores.features import (
     VectorLookup,
@@ -149,7 +150,7 @@ def prepare_command(
 
     results, waiting, to_ingest = asyncio.run(go())
     if results:
-        console.print(_prepared_table(results))
+        print_table(_prepared_table(results), console)
     for item in results:
         if item.online_warning:
             console.print(

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from gristmill.cli.console import console, styled
 from gristmill.cli.settings import stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # read when the verb runs (`--help` stays fast)
@@ -74,9 +75,9 @@ def drift_command(
             highlight=False,
         )
         return
-    console.print(windows_table(views))
+    print_table(windows_table(views), console)
     for newest in newest_per_version(views):
-        console.print(columns_table(newest))
+        print_table(columns_table(newest), console)
 
 
 def windows_table(views: list[WindowDrift]) -> Table:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gristmill.cli.console import console, err_console, print_error
 from gristmill.cli.settings import opened_metadata, settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError, NotFoundError
 from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
@@ -361,7 +362,7 @@ def models(
         rows = [{**asdict(v), "aliases": aliases.get((v.model, v.version), [])} for v in versions]
         console.print_json(json.dumps(rows, default=str))
     elif versions:
-        console.print(_versions_table(versions, aliases, names))
+        print_table(_versions_table(versions, aliases, names), console)
     else:
         console.print(
             "no models registered yet; promote a trained candidate with `gristmill promote "

@@ -10,6 +10,7 @@ import typer
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 
 if TYPE_CHECKING:
     from gristmill.runtime.schedule_views import ScheduleView
@@ -64,7 +65,7 @@ def _print_table(views: list[ScheduleView]) -> None:
             "never" if last is None else f"{_time(last.tick_at)} {_outcome(last)}",
             _fired(view),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _does(view: ScheduleView) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.console import console, err_console, styled
-from gristmill.cli.tables import overflow_of
+from gristmill.cli.tables import overflow_of, print_table
 from gristmill.core.event_types import (
     DATA_ANOMALOUS,
     FEATURES_GENERATED,
@@ -83,7 +83,7 @@ def print_leaderboard(
         table.add_row(
             *cells, *((other or "-",) if any(others) else ()), str(row.get("candidate_id"))
         )
-    console.print(table)
+    print_table(table, console)
     for failed in payload.get("failed", []):
         error = str(failed.get("error"))
         evaluation = failed.get("stage") == "evaluation" or error.startswith("evaluation: ")
@@ -145,7 +145,7 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
         for name, path in drawn.items():
             pictures.add_row(candidate, name, str(path))
     if pictures.row_count:
-        console.print(pictures)
+        print_table(pictures, console)
     curves = body.get("curves", {})
     names = list(dict.fromkeys(name for drawn in curves.values() for name in drawn))
     if names:
@@ -217,7 +217,7 @@ def print_run_summary(report: RunReport) -> None:
                 str(p.get("bad_rows", 0)) + (" (quarantined)" if p.get("quarantine") else ""),
                 note,
             )
-        console.print(table)
+        print_table(table, console)
     generated = report.of_type(FEATURES_GENERATED)
     if generated:
         table = Table(title="feature sets", title_justify="left")
@@ -240,7 +240,7 @@ def print_run_summary(report: RunReport) -> None:
                 (f"{warnings} warning(s)" if warnings else "passed")
                 + ("" if p.get("created") else " (known)"),
             )
-        console.print(table)
+        print_table(table, console)
         for event in generated:
             if event.payload.get("online_warning"):
                 console.print(
@@ -377,7 +377,7 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
         if subset in manifest.sizes:
             rows = manifest.sizes[subset]
             table.add_row(subset, f"{rows:,}", f"{rows / total:.0%}")
-    console.print(table)
+    print_table(table, console)
     for warning in result.warnings:
         console.print(
             styled(
