@@ -259,7 +259,9 @@ def deployments_command(
         gristmill deployments --history --limit 50       every model's changes
         gristmill deployments --json
     """
-    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
+    stop_if_nothing_yet(
+        ctx, listing=model is None, as_json=as_json, missing=f"no model named {model!r}"
+    )
     from gristmill.training.canary import canary_progress
     from gristmill.training.rollback import readings
 

@@ -222,7 +222,7 @@ def lookup(
         gristmill lookup penguins_v1 p0001 p0002
         gristmill lookup penguins_v1 p0001 --model birds@champion
     """
-    stop_if_nothing_yet(ctx, listing=False)
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no feature set named {view!r}")
     import asyncio
 
     from gristmill.cli.ids import resolve_prefixed

@@ -51,7 +51,7 @@ def drift_command(
         gristmill drift churn --version 3 --since 2w
         gristmill drift churn --json
     """
-    stop_if_nothing_yet(ctx, listing=False)
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no model named {model!r} in the registry")
     from gristmill.cli.settings import opened_metadata
     from gristmill.config.features import parse_duration
     from gristmill.runtime.drift_views import drift_windows

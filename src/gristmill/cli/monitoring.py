@@ -75,13 +75,13 @@ def monitor(
         gristmill monitor churn --chart churn.png        and a chart of the last day
         gristmill monitor churn --json                   for scripts
     """
-    stop_if_nothing_yet(ctx, listing=False)
     from gristmill.runtime.serving_views import serving_report
 
     if chart is not None:
         from gristmill.runtime.serving_chart import chart_format
 
         chart_format(chart)  # a folder or an unknown suffix: said before anything is read
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no model named {model!r} in the registry")
     until = datetime.now(UTC)
     with opened_metadata(ctx) as store:
         report = serving_report(store, model, version, until=until)

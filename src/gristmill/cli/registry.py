@@ -345,7 +345,9 @@ def models(
         gristmill models churn             the versions of churn, with @champion, @previous …
         gristmill models churn --json
     """
-    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
+    stop_if_nothing_yet(
+        ctx, listing=name is None, as_json=as_json, missing=f"no model named {name!r}"
+    )
     with opened_metadata(ctx) as store:
         versions = store.registry.list_versions(name, limit=limit)
         aliases: dict[tuple[str, int], list[str]] = {}

@@ -204,11 +204,7 @@ def print_run_summary(report: RunReport) -> None:
             )
         for event in ingested:
             p = event.payload
-            note = (
-                "new"
-                if p.get("created", True)
-                else "same bytes, read the same way, as an earlier batch"
-            )
+            note = "new" if p.get("created", True) else "same bytes and options as before"
             table.add_row(
                 str(p.get("source")),
                 str(p.get("batch_id")),
