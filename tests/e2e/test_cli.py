@@ -66,7 +66,7 @@ def test_run_example_then_inspect(example: Path) -> None:
 def test_second_run_recognises_the_same_bytes(example: Path) -> None:
     gm("run", "pipeline.yaml", cwd=example, check=True)
     again = gm("run", "pipeline.yaml", cwd=example, check=True).stdout
-    assert "same bytes as an earlier batch" in again
+    assert "same bytes and options as before" in again
     assert "new" not in [cell.strip() for cell in again.split("│")]
 
 

@@ -127,3 +127,10 @@ def test_lookup_of_a_set_without_an_online_view_says_how_to_keep_one(tmp_path: P
     run_cli("run", "p.yaml", cwd=tmp_path, check=True)
     found = json.loads(run_cli("lookup", "people_v1", "a1", cwd=tmp_path, check=True).stdout)
     assert found["entities"]["a1"]["status"] == "found"
+
+
+def test_ingest_reads_a_tsv_path_with_a_tab(tmp_path: Path, gm: Cli) -> None:
+    (tmp_path / "sales.tsv").write_text("shop\tamount\na\t1\n")
+    code, _, err = gm("ingest", "sales.tsv")  # before: cannot tell the format of 'sales.tsv'
+    assert code == 0, err
+    assert _schema(gm, "sales") == [("shop", "string"), ("amount", "int64")]

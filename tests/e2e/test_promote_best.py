@@ -79,3 +79,24 @@ def test_promote_best_refuses_what_is_not_a_run(cli: Cli) -> None:
     code, _, err = cli("promote")
     assert code == 2
     assert "gristmill promote --best" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["--best"], 1, "no run has evaluated candidates yet"),
+        (["--best", "mc_0123"], 2, "is a candidate; with --best name a run"),
+        (["--best", "01ZZZZZZZZ"], 1, "01ZZZZZZZZ"),
+        ([], 2, "name the candidate to promote"),
+    ],
+)
+def test_promote_json_prints_one_object_even_for_an_error(
+    cli: Cli, args: list[str], code: int, error: str
+) -> None:
+    # before: nothing on stdout, the error on stderr only — a script's json.loads failed
+    exit_code, out, err = cli("promote", *args, "--json")
+    assert exit_code == code
+    answer = json.loads(out)
+    assert answer["promoted"] is False and error in answer["error"]
+    assert answer["error_type"] in ("NotFoundError", "ConfigError")
+    assert error in err

@@ -32,7 +32,7 @@ def test_schedules_show_what_each_does_when_and_its_last_tick(
         assert code == 0, err
         return out
 
-    assert "no schedules" in gm("schedules")
+    assert "nothing here yet" in gm("schedules")  # no stores yet: nothing was created
     write_csv(tmp_path / "numbers.csv", numbers_table(20))
     (tmp_path / "pipeline.yaml").write_text(SPEC)
     gm("ingest", "numbers", "--queue")  # records the spec, and so its schedules

@@ -78,16 +78,18 @@ async def run(services: Services, spec: Any) -> RunReport:
 
 
 def baseline() -> tuple[float, float]:
-    """The task by hand: the seeded permutation the random split documents, steps fitted on
-    the training rows (weighed or not), the model on the weighed ones."""
+    """The task by hand: the seeded permutation the random split documents, the steps and
+    the model fitted on the weighed training rows only (a row without a label is fitted on
+    by nothing)."""
     frame = load_penguins()
     heavy = frame["body_mass_g"].gt(4200).where(frame["body_mass_g"].notna())
     order = np.random.default_rng(7).permutation(len(frame))
     test_count = round(0.3 * len(frame))
     train_rows = np.sort(order[: len(frame) - test_count])
     test_rows = np.sort(order[len(frame) - test_count :])
-    numbers = SimpleImputer(strategy="median").fit(frame.loc[train_rows, NUMBERS])
-    sex = SimpleImputer(strategy="most_frequent").fit(frame.loc[train_rows, ["sex"]])
+    labelled_train = train_rows[heavy[train_rows].notna().to_numpy()]
+    numbers = SimpleImputer(strategy="median").fit(frame.loc[labelled_train, NUMBERS])
+    sex = SimpleImputer(strategy="most_frequent").fit(frame.loc[labelled_train, ["sex"]])
     kinds = ["species", "island", "sex"]
 
     def imputed(rows: np.ndarray) -> pd.DataFrame:
@@ -97,14 +99,13 @@ def baseline() -> tuple[float, float]:
         return part
 
     encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
-    encoder.fit(imputed(train_rows)[kinds])
-    scaler = StandardScaler().fit(imputed(train_rows)[NUMBERS])
+    encoder.fit(imputed(labelled_train)[kinds])
+    scaler = StandardScaler().fit(imputed(labelled_train)[NUMBERS])
 
     def features(rows: np.ndarray) -> np.ndarray:
         part = imputed(rows)
         return np.hstack([scaler.transform(part[NUMBERS]), encoder.transform(part[kinds])])
 
-    labelled_train = train_rows[heavy[train_rows].notna().to_numpy()]
     labelled_test = test_rows[heavy[test_rows].notna().to_numpy()]
     y_train = heavy[labelled_train].astype(bool)
     y_test = heavy[labelled_test].astype(bool)

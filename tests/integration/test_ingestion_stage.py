@@ -254,3 +254,33 @@ def test_an_empty_file_in_a_folder_does_not_block_the_next_ones(
     spec = SourceSpec(name="landing", format="folder", path=str(landing), pattern="*.csv")
     (written,) = ingest(spec, raw, metadata)
     assert written.batch.row_count == 5 and written.batch.origin.endswith("2.csv")
+
+
+def test_the_same_file_read_with_other_options_is_a_new_batch(
+    tmp_path: Path, raw: ParquetRawStore, metadata: SqlMetadataStore
+) -> None:
+    path = tmp_path / "sales.csv"
+    path.write_text("shop;amount\na;1\nb;2\n")
+    whole = SourceSpec(name="sales", format="csv", path=str(path), on_schema_change="allow")
+    (first,) = ingest(whole, raw, metadata)
+    assert first.created and [c["name"] for c in first.batch.schema] == ["shop;amount"]
+    # Before: "already ingested", the one-column batch read with ',' came back.
+    split = whole.model_copy(update={"delimiter": ";"})
+    (second,) = ingest(split, raw, metadata)
+    assert second.created and second.batch.batch_id != first.batch.batch_id
+    assert [c["name"] for c in second.batch.schema] == ["shop", "amount"]
+    (again,) = ingest(split, raw, metadata)  # the same options again: idempotent
+    assert not again.created and again.batch.batch_id == second.batch.batch_id
+    named = whole.model_copy(update={"delimiter": ";", "names": ["s", "n"]})
+    (third,) = ingest(named, raw, metadata)
+    assert third.created and third.batch.row_count == 3
+
+
+def test_a_tsv_file_is_read_with_a_tab(
+    tmp_path: Path, raw: ParquetRawStore, metadata: SqlMetadataStore
+) -> None:
+    path = tmp_path / "sales.tsv"
+    path.write_text("shop\tamount\na\t1\nb\t2\n")
+    (written,) = ingest(SourceSpec(name="sales", format="csv", path=str(path)), raw, metadata)
+    assert [c["name"] for c in written.batch.schema] == ["shop", "amount"]
+    assert raw.read(written.batch.batch_id).column("amount").to_pylist() == [1, 2]

@@ -87,3 +87,33 @@ async def test_a_joined_set_records_and_shows_its_joined_schema(
     assert "weather (temp)" in shown.output
     as_json = CliRunner().invoke(app, [*home, "show", set_id, "--json"])
     assert json.loads(as_json.output)["selection"]["joined"] == joined
+
+
+async def test_a_join_is_prepared_once_per_run(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gristmill.stages.preparation as preparation
+
+    calls: list[str] = []
+    real = preparation.prepare
+
+    def counted(name: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(preparation, "prepare", counted)
+    found = {}
+    for name in ("users", "orders", "visits"):
+        (tmp_path / f"{name}.csv").write_text(
+            f"user_id,ts,{name}_n\n1,2024-01-01,1\n2,2024-01-02,2\n"
+        )
+        found[name] = {"format": "csv", "path": str(tmp_path / f"{name}.csv")}
+    section = {"from": list(found), "join": {"on": "user_id", "timestamp": "ts"}}
+    spec = parse_spec({"name": "shop", "sources": found, "features": {"j": section}})
+    for _ in range(3):  # the inputs' events race each other differently each time
+        calls.clear()
+        report = await run_pipeline(spec, services, actor="tester", timeout=120)
+        assert report.run.status == "succeeded", report.run.summary
+        # before: once per input whose event found every input there (up to 3 times)
+        assert calls == ["j"], (_, calls)
+        assert len(report.of_type(FEATURES_GENERATED)) == 1

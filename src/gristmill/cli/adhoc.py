@@ -14,7 +14,13 @@ if TYPE_CHECKING:  # the spec models are imported when the verb runs (`--help` s
     from gristmill.config.sources import SourceSpec
     from gristmill.config.spec import PipelineSpec
 
-EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+}
 
 
 def _name_of(path: Path) -> str:

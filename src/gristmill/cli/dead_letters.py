@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 
 if TYPE_CHECKING:  # settings, the bus and the stores are imported when a verb runs
     from gristmill.config.settings import Settings
@@ -64,6 +65,8 @@ def ls(
         gristmill dead-letters ls
         gristmill dead-letters ls --limit 5
     """
+    if settings_from(ctx).bus.backend == "sqlite":  # dead letters live in the home too
+        stop_if_nothing_yet(ctx, listing=True)
     letters = _collected(settings_from(ctx))[:limit]
     if not letters:
         console.print("no dead letters")
@@ -79,7 +82,7 @@ def ls(
             letter.error if len(letter.error) <= 60 else letter.error[:59] + "…",
             letter.replayed_as or "",
         )
-    console.print(table)
+    print_table(table, console)
 
 
 @app.command("show")
@@ -96,6 +99,9 @@ def show(
     import asyncio
 
     from gristmill.cli.ids import resolve_dead_letter
+
+    if settings_from(ctx).bus.backend == "sqlite":
+        stop_if_nothing_yet(ctx, listing=False)
     from gristmill.runtime.dead_letters import collect
     from gristmill.runtime.wiring import open_services
 

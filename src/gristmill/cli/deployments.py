@@ -15,7 +15,8 @@ from gristmill.cli.announce import announce
 from gristmill.cli.console import console
 from gristmill.cli.deployment_history import POLICY_SET, history_rows, history_table
 from gristmill.cli.registry import compile_servable
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import opened_metadata, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, NotFoundError
 
@@ -258,6 +259,9 @@ def deployments_command(
         gristmill deployments --history --limit 50       every model's changes
         gristmill deployments --json
     """
+    stop_if_nothing_yet(
+        ctx, listing=model is None, as_json=as_json, missing=f"no model named {model!r}"
+    )
     from gristmill.training.canary import canary_progress
     from gristmill.training.rollback import readings
 
@@ -283,7 +287,7 @@ def deployments_command(
         ]
         console.print_json(json.dumps(rows, default=str))
     elif policies:
-        console.print(_table(policies))
+        print_table(_table(policies), console)
         for found in progress.values():
             console.print(_progress_line(found), highlight=False)
         for policy in policies:
@@ -326,7 +330,7 @@ def _print_history(store: MetadataStore, model: str | None, limit: int, *, as_js
     if as_json:
         console.print_json(json.dumps(history_rows(entries), default=str))
     elif entries:
-        console.print(history_table(entries, one_model=model is not None))
+        print_table(history_table(entries, one_model=model is not None), console)
     else:
         which = f"of {model} " if model is not None else ""
         console.print(

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from gristmill.cli.console import console, print_error
 from gristmill.cli.settings import settings_from
+from gristmill.cli.tables import print_table
 from gristmill.core.urls import mask_url
 from gristmill.errors import GristmillError
 
@@ -98,7 +99,7 @@ def doctor(
             mask_url(url),
             Text(f"✓ {message}", style="green") if ok else Text(f"✗ {message}", style="red"),
         )
-    console.print(table)
+    print_table(table, console)
     source = ctx.find_root().obj["config"] or (
         DEFAULT_CONFIG_FILE if Path(DEFAULT_CONFIG_FILE).is_file() else "none (defaults)"
     )
@@ -109,7 +110,7 @@ def doctor(
         if key.endswith("token") and value:
             shown = "****"  # a bearer token is a secret
         resolved.add_row(key, shown)
-    console.print(resolved)
+    print_table(resolved, console)
     extras = [
         f"{name} {'✓' if importlib.util.find_spec(module) else '✗'}"
         for name, module in EXTRAS.items()

@@ -11,9 +11,15 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console, err_console, print_error, styled
-from gristmill.cli.settings import settings_from
+from gristmill.cli.settings import settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError
-from gristmill.stores.features import VectorLookup, unlabelled_line
+from gristmill.stores.features import (
+    VectorLookup,
+    series_gaps_line,
+    series_gaps_of,
+    unlabelled_line,
+)
 from gristmill.stores.raw import RawBatch
 
 if TYPE_CHECKING:  # imported by the verbs that run them: `gristmill --help` stays fast
@@ -144,7 +150,7 @@ def prepare_command(
 
     results, waiting, to_ingest = asyncio.run(go())
     if results:
-        console.print(_prepared_table(results))
+        print_table(_prepared_table(results), console)
     for item in results:
         if item.online_warning:
             console.print(
@@ -153,9 +159,13 @@ def prepare_command(
                 soft_wrap=True,
             )
         label = item.feature_set.label_outcome if item.feature_set else None
-        line = unlabelled_line(item.name, label) if label else None
-        if line:
-            console.print(line, style="yellow", highlight=False, soft_wrap=True)
+        gaps = series_gaps_of(item.feature_set) if item.feature_set else None
+        for line in (
+            unlabelled_line(item.name, label) if label else None,
+            series_gaps_line(item.name, gaps) if gaps else None,
+        ):
+            if line:
+                console.print(line, style="yellow", highlight=False, soft_wrap=True)
         if item.stopped:
             failed = [r.report_id for r in item.reports if r.status == "failed"]
             err_console.print(
@@ -212,6 +222,7 @@ def lookup(
         gristmill lookup penguins_v1 p0001 p0002
         gristmill lookup penguins_v1 p0001 --model birds@champion
     """
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no feature set named {view!r}")
     import asyncio
 
     from gristmill.cli.ids import resolve_prefixed

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import read_metadata
-from gristmill.cli.tables import print_json, table, when
+from gristmill.cli.settings import read_metadata, stop_if_nothing_yet
+from gristmill.cli.tables import print_json, print_table, table, when
 from gristmill.errors import NotFoundError
 from gristmill.stores.reports import LEADERBOARD_KIND
 
@@ -48,6 +48,7 @@ def ls(
         gristmill ls feature-sets
         gristmill ls reports --json
     """
+    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
     from gristmill.cli.runs import list_runs, stale_window
 
     with read_metadata(ctx) as store:
@@ -116,7 +117,7 @@ def ls(
     if as_json:
         print_json(rows)
     elif rows:
-        console.print(shown)
+        print_table(shown, console)
     elif source:
         console.print(f"no batches of source {source!r}; `gristmill ls batches` lists them all")
     else:
@@ -144,7 +145,7 @@ def _print_joined(joined: list[dict[str, Any]]) -> None:
         if column.get("column"):
             origin += f" ({column['column']})"
         shown.add_row(str(column.get("name")), str(column.get("type")), origin)
-    console.print(shown)
+    print_table(shown, console)
 
 
 def _print_feature_set(record: dict[str, Any]) -> None:
@@ -156,7 +157,7 @@ def _print_feature_set(record: dict[str, Any]) -> None:
     for column in record["columns"]:
         score = scores.get(column["name"])
         shown.add_row(column["name"], column["type"], "" if score is None else f"{score:.4g}")
-    console.print(shown)
+    print_table(shown, console)
     console.print(
         f"  selection: {selection.get('method', 'all')} kept {len(selection.get('kept', []))} "
         f"of {len(scores) or len(selection.get('kept', []))} candidate features"
@@ -190,7 +191,7 @@ def _print_report(record: dict[str, Any]) -> None:
         shown = table("column", "kind", "message", title="anomalies", title_justify="left")
         for a in anomalies:
             shown.add_row(str(a.get("column")), str(a.get("kind")), str(a.get("message")))
-        console.print(shown)
+        print_table(shown, console)
     stats = body.get("statistics", {}).get("columns", [])
     shown = table(
         "column",
@@ -213,7 +214,7 @@ def _print_report(record: dict[str, Any]) -> None:
             _fmt(col.get("max")),
             str(col.get("distinct", "")),
         )
-    console.print(shown)
+    print_table(shown, console)
 
 
 def _fmt(value: Any) -> str:
@@ -239,6 +240,7 @@ def show(
         gristmill show fs_3fa9           # for every kind of id
         gristmill show lb_5e10           # a leaderboard: ranking, gate, pictures
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from gristmill.cli.runs import print_run, stale_window
     from gristmill.cli.summary import print_leaderboard_report
 
@@ -278,7 +280,7 @@ def show(
         shown = table("column", "type", "nullable", title="schema", title_justify="left")
         for col in record["schema"]:
             shown.add_row(str(col.get("name")), str(col.get("type")), str(col.get("nullable")))
-        console.print(shown)
+        print_table(shown, console)
     elif kind == "run":
         print_run(record)
 
@@ -319,6 +321,7 @@ def lineage(
         gristmill lineage penguins         # a source: its files and batches
         gristmill lineage data/new.csv     # a file: its batches, the jobs that scored it
     """
+    stop_if_nothing_yet(ctx, listing=False)
     from rich.text import Text
     from rich.tree import Tree
 

@@ -23,6 +23,7 @@ from gristmill.cli.summary import (
     print_leaderboard,
     print_split,
 )
+from gristmill.cli.tables import print_table
 from gristmill.config.settings import Settings
 from gristmill.config.spec import CandidateSpec, PipelineSpec, load_spec, training_target
 from gristmill.core.events import MODEL_TRAINED, Event
@@ -211,7 +212,7 @@ def train_and_show(
     settings = _executor_settings(ctx, executor)
     with quiet_unless_verbose("gristmill.training"):
         result, fresh, run_id = asyncio.run(_train(settings, pipeline, spec, feature_set))
-    console.print(candidates_table(result.candidates, fresh))
+    print_table(candidates_table(result.candidates, fresh), console)
     sizes = " · ".join(f"{k} {v:,}" for k, v in result.split.manifest.sizes.items())
     console.print(
         f"{len(result.trained)} of {len(result.candidates)} trained ({result.task}) on "

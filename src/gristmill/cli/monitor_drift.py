@@ -18,6 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.console import console, styled
+from gristmill.cli.settings import stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError
 
 if TYPE_CHECKING:  # read when the verb runs (`--help` stays fast)
@@ -49,6 +51,7 @@ def drift_command(
         gristmill drift churn --version 3 --since 2w
         gristmill drift churn --json
     """
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no model named {model!r} in the registry")
     from gristmill.cli.settings import opened_metadata
     from gristmill.config.features import parse_duration
     from gristmill.runtime.drift_views import drift_windows
@@ -72,9 +75,9 @@ def drift_command(
             highlight=False,
         )
         return
-    console.print(windows_table(views))
+    print_table(windows_table(views), console)
     for newest in newest_per_version(views):
-        console.print(columns_table(newest))
+        print_table(columns_table(newest), console)
 
 
 def windows_table(views: list[WindowDrift]) -> Table:

@@ -17,7 +17,8 @@ import typer
 from rich.table import Table
 
 from gristmill.cli.console import console
-from gristmill.cli.settings import opened_metadata
+from gristmill.cli.settings import opened_metadata, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 
 if TYPE_CHECKING:  # imported when the verb runs (`--help` stays fast)
     from gristmill.runtime.serving_views import ServingReport, VersionServing
@@ -80,6 +81,7 @@ def monitor(
         from gristmill.runtime.serving_chart import chart_format
 
         chart_format(chart)  # a folder or an unknown suffix: said before anything is read
+    stop_if_nothing_yet(ctx, listing=False, missing=f"no model named {model!r} in the registry")
     until = datetime.now(UTC)
     with opened_metadata(ctx) as store:
         report = serving_report(store, model, version, until=until)
@@ -103,9 +105,9 @@ def drift_section(
     views = drift_windows(store, model, version, since=until - timedelta(days=1))
     if not quiet:
         if views:
-            console.print(windows_table(views))
+            print_table(windows_table(views), console)
             for newest in newest_per_version(views):
-                console.print(columns_table(newest))
+                print_table(columns_table(newest), console)
         else:
             console.print(
                 f"{model}: no drift windows in the last day — the monitoring stage counts the "
@@ -147,7 +149,7 @@ def quality_section(
         ],
     }
     if not quiet:
-        console.print(quality_table(quality))
+        print_table(quality_table(quality), console)
     return section
 
 
@@ -173,7 +175,7 @@ def serving_section(report: ServingReport, chart: Path | None, *, quiet: bool) -
             soft_wrap=True,
         )
     for served in report.versions:
-        console.print(_table(report.model, served))
+        print_table(_table(report.model, served), console)
     if report.versions:
         console.print(SERVING_NOTE, style="dim", highlight=False)
     if "chart" in section:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from gristmill.cli.console import console, err_console
-from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.cli.console import console, err_console, print_error
+from gristmill.cli.settings import opened_metadata, settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.core.actor import current_actor
 from gristmill.errors import ConfigError, GristmillError, NotFoundError
 from gristmill.stores.models import CHAMPION, PREVIOUS, Candidate, ModelVersion
@@ -107,13 +108,32 @@ def promote_command(
         gristmill models churn                         its versions and aliases
     """
     out = err_console if as_json else console
+    try:
+        answer = _promoted(ctx, target, best, model, alias, out)
+    except GristmillError as exc:
+        if not as_json:
+            raise
+        # a script reads one object whatever happened: here, the error
+        error = {"promoted": False, "error": str(exc), "error_type": type(exc).__name__}
+        console.print_json(json.dumps(error))
+        print_error(str(exc))
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+    if as_json:
+        console.print_json(json.dumps(answer))
+    if not answer["promoted"]:
+        out.print(f"nothing promoted: {answer['reason']}", highlight=False, soft_wrap=True)
+        raise typer.Exit(GATE_REFUSED)
+
+
+def _promoted(
+    ctx: typer.Context, target: str | None, best: bool, model: str | None, alias: str, out: Any
+) -> dict[str, Any]:
+    """What ``promote`` did (or, with ``best``, why the gate promoted nothing), as the
+    object ``--json`` prints; ``GristmillError`` for a wrong target."""
     if best:
         chosen = _gate_winner(ctx, target)
         if not chosen["promoted"]:
-            if as_json:
-                console.print_json(json.dumps(chosen))
-            out.print(f"nothing promoted: {chosen['reason']}", highlight=False, soft_wrap=True)
-            raise typer.Exit(GATE_REFUSED)
+            return chosen
         candidate_id = str(chosen["candidate_id"])
         model = model or str(chosen["model"])
     elif target is None:
@@ -124,8 +144,7 @@ def promote_command(
     else:
         candidate_id, chosen = target, {}
     done = _promote(ctx, candidate_id, model, alias, out)
-    if as_json:
-        console.print_json(json.dumps({**chosen, "promoted": True, **done}))
+    return {**chosen, "promoted": True, **done}
 
 
 def _gate_winner(ctx: typer.Context, run: str | None) -> dict[str, Any]:
@@ -326,6 +345,9 @@ def models(
         gristmill models churn             the versions of churn, with @champion, @previous …
         gristmill models churn --json
     """
+    stop_if_nothing_yet(
+        ctx, listing=name is None, as_json=as_json, missing=f"no model named {name!r}"
+    )
     with opened_metadata(ctx) as store:
         versions = store.registry.list_versions(name, limit=limit)
         aliases: dict[tuple[str, int], list[str]] = {}
@@ -342,7 +364,7 @@ def models(
         rows = [{**asdict(v), "aliases": aliases.get((v.model, v.version), [])} for v in versions]
         console.print_json(json.dumps(rows, default=str))
     elif versions:
-        console.print(_versions_table(versions, aliases, names))
+        print_table(_versions_table(versions, aliases, names), console)
     else:
         console.print(
             "no models registered yet; promote a trained candidate with `gristmill promote "

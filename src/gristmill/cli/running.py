@@ -199,7 +199,8 @@ def ingest(
     delimiter: Annotated[
         str | None,
         typer.Option(
-            help=r"For a CSV path: the field separator (default ','); '\t' or tab: a tab."
+            help=r"For a CSV path: the field separator (default ',', a tab for .tsv); "
+            r"'\t' or tab: a tab."
         ),
     ] = None,
     columns: Annotated[

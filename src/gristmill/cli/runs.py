@@ -14,7 +14,7 @@ from rich.table import Table
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
 from gristmill.cli.summary import leaderboard_payload, print_leaderboard
-from gristmill.cli.tables import table, when
+from gristmill.cli.tables import print_table, table, when
 from gristmill.runtime.run_views import run_leaderboards, run_view
 from gristmill.stores.metadata import MetadataReader, Run
 from gristmill.stores.run_status import (
@@ -114,7 +114,7 @@ def print_run(record: dict[str, Any]) -> None:
             str(e["error"] or ""),
         )
     if record["executions"]:
-        console.print(shown)
+        print_table(shown, console)
     for line in footer(record):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     for board in record["leaderboards"]:

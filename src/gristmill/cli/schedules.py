@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gristmill.cli.console import console
+from gristmill.cli.settings import stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 
 if TYPE_CHECKING:
     from gristmill.runtime.schedule_views import ScheduleView
@@ -26,6 +28,7 @@ def schedules_command(
     scores the newest input. `gristmill worker --all` (or `--stage scheduler`) fires them,
     each tick once however many workers run. Times are UTC.
     """
+    stop_if_nothing_yet(ctx, listing=True, as_json=as_json)
     from datetime import UTC
 
     from gristmill.cli.runs import stale_window
@@ -62,7 +65,7 @@ def _print_table(views: list[ScheduleView]) -> None:
             "never" if last is None else f"{_time(last.tick_at)} {_outcome(last)}",
             _fired(view),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _does(view: ScheduleView) -> str:

@@ -20,7 +20,8 @@ from rich.text import Text
 
 from gristmill.cli.console import console
 from gristmill.cli.scoring import MODEL_HELP, check_output_folder
-from gristmill.cli.settings import opened_metadata, settings_from
+from gristmill.cli.settings import opened_metadata, settings_from, stop_if_nothing_yet
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError
 from gristmill.stores.scores import INPUT_FORMS, ScoreJob, job_summary
 
@@ -222,6 +223,7 @@ def jobs_command(
         gristmill jobs
         gristmill jobs 01J9Z3...
     """
+    stop_if_nothing_yet(ctx, listing=job_id is None, as_json=as_json)
     from gristmill.cli.runs import stale_window
     from gristmill.runtime.job_views import shown_summary, view_job, view_jobs
 
@@ -258,7 +260,7 @@ def jobs_command(
             str(job.bad_rows),
             job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    console.print(table)
+    print_table(table, console)
     for view in views:
         if view.status == "stopped":
             console.print(

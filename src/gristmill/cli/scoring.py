@@ -16,6 +16,7 @@ from rich.table import Table
 
 from gristmill.cli.console import console
 from gristmill.cli.settings import settings_from
+from gristmill.cli.tables import print_table
 from gristmill.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # numpy and the servables are imported when a verb runs
@@ -75,7 +76,7 @@ def predict(
     elif as_json:
         console.print_json(json.dumps(_records(table), default=str))
     else:
-        console.print(_shown(table, limit))
+        print_table(_shown(table, limit), console)
     console.print(_scored_by(servable.manifest, rows), style="dim", highlight=False)
 
 
@@ -108,7 +109,7 @@ def compile_command(
         return
     for line in describe(manifest):
         console.print(line, highlight=False)
-    console.print(_inputs(manifest))
+    print_table(_inputs(manifest), console)
 
 
 def describe(manifest: ServableManifest) -> list[str]:

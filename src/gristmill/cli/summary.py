@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gristmill.cli.console import console, err_console, styled
-from gristmill.cli.tables import overflow_of
+from gristmill.cli.tables import overflow_of, print_table
 from gristmill.core.event_types import (
     DATA_ANOMALOUS,
     FEATURES_GENERATED,
@@ -83,7 +83,7 @@ def print_leaderboard(
         table.add_row(
             *cells, *((other or "-",) if any(others) else ()), str(row.get("candidate_id"))
         )
-    console.print(table)
+    print_table(table, console)
     for failed in payload.get("failed", []):
         error = str(failed.get("error"))
         evaluation = failed.get("stage") == "evaluation" or error.startswith("evaluation: ")
@@ -145,7 +145,7 @@ def print_leaderboard_report(report: dict[str, Any]) -> None:
         for name, path in drawn.items():
             pictures.add_row(candidate, name, str(path))
     if pictures.row_count:
-        console.print(pictures)
+        print_table(pictures, console)
     curves = body.get("curves", {})
     names = list(dict.fromkeys(name for drawn in curves.values() for name in drawn))
     if names:
@@ -204,7 +204,7 @@ def print_run_summary(report: RunReport) -> None:
             )
         for event in ingested:
             p = event.payload
-            note = "new" if p.get("created", True) else "same bytes as an earlier batch"
+            note = "new" if p.get("created", True) else "same bytes and options as before"
             table.add_row(
                 str(p.get("source")),
                 str(p.get("batch_id")),
@@ -213,7 +213,7 @@ def print_run_summary(report: RunReport) -> None:
                 str(p.get("bad_rows", 0)) + (" (quarantined)" if p.get("quarantine") else ""),
                 note,
             )
-        console.print(table)
+        print_table(table, console)
     generated = report.of_type(FEATURES_GENERATED)
     if generated:
         table = Table(title="feature sets", title_justify="left")
@@ -236,7 +236,7 @@ def print_run_summary(report: RunReport) -> None:
                 (f"{warnings} warning(s)" if warnings else "passed")
                 + ("" if p.get("created") else " (known)"),
             )
-        console.print(table)
+        print_table(table, console)
         for event in generated:
             if event.payload.get("online_warning"):
                 console.print(
@@ -248,13 +248,17 @@ def print_run_summary(report: RunReport) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
-        from gristmill.stores.features import unlabelled_line
+        from gristmill.stores.features import series_gaps_line, unlabelled_line
 
         for event in generated:
-            label = event.payload.get("label")
-            line = unlabelled_line(str(event.payload.get("name")), label) if label else None
-            if line:
-                console.print(line, style="yellow", highlight=False, soft_wrap=True)
+            name, label = str(event.payload.get("name")), event.payload.get("label")
+            gaps = event.payload.get("series_gaps")
+            for line in (
+                unlabelled_line(name, label) if label else None,
+                series_gaps_line(name, gaps) if gaps else None,
+            ):
+                if line:
+                    console.print(line, style="yellow", highlight=False, soft_wrap=True)
     for event in report.of_type(DATA_ANOMALOUS):
         p = event.payload
         report_id = (p.get("reports") or ["?"])[0]
@@ -369,7 +373,7 @@ def print_split(result: SplitResult, feature_set: FeatureSet) -> None:
         if subset in manifest.sizes:
             rows = manifest.sizes[subset]
             table.add_row(subset, f"{rows:,}", f"{rows / total:.0%}")
-    console.print(table)
+    print_table(table, console)
     for warning in result.warnings:
         console.print(
             styled(

@@ -20,7 +20,10 @@ class SourceSpec(BaseModel):
 
     ``columns`` declares expected column types; values that do not parse as declared are bad
     rows, handled by ``on_bad_rows``. Without it, types are inferred from the data.
-    ``names`` reads a CSV file without a header row: its first line is data.
+    ``names`` reads a CSV file without a header row: its first line is data. ``delimiter``
+    defaults to a tab for a ``.tsv`` file and to a comma otherwise. How a file is read
+    (``delimiter``, ``names``, ``columns``) is part of its batch's identity: the same bytes
+    read with other options are another batch.
 
     ``stream`` marks a source that also takes records appended one message at a time
     (``gristmill send``, ``records.appended`` events) besides what is read from its ``path``
@@ -44,7 +47,10 @@ class SourceSpec(BaseModel):
         description="CSV without a header row: its columns' names, in order (its first line "
         "is data, as with pandas' names= or DuckDB's names with header=false).",
     )
-    delimiter: str = ","
+    delimiter: str | None = Field(
+        None,
+        description="CSV field separator (default: a tab for a `.tsv` file, else a comma).",
+    )
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     on_schema_change: Literal["fail", "allow"] = "fail"
     partition_rows: int = Field(500_000, gt=0, description="Rows per Parquet part file.")
@@ -64,7 +70,9 @@ class SourceSpec(BaseModel):
 
     @field_validator("delimiter")
     @classmethod
-    def _one_character(cls, value: str) -> str:
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if len(value) != 1 or value in '"\r\n':
             raise ValueError(
                 f"the delimiter must be one character other than a quote or a line break, "

@@ -45,19 +45,19 @@ class _Section(BaseModel):
 
 
 def _subset_size(value: Any) -> Any:
-    """A subset's size: a share (a number between 0 and 1) or a count (a whole number ≥ 1)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return value  # pydantic names the type that is wrong
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError(f"a count of rows must be at least 1; got {value}")
+    """A subset's size: a share (a number between 0 and 1) or a count (a whole number ≥ 1);
+    anything else (0, 1.5, a negative count, text, true) is refused in one sentence that
+    says both forms."""
+    if value is None:
+        return None
+    share = isinstance(value, float) and 0 < value < 1
+    count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if share or count:
         return value
-    if not 0 < value < 1:
-        raise ValueError(
-            f"{value!r} is neither a share (between 0 and 1, e.g. 0.25) nor a count of rows "
-            "(a whole number, e.g. 104)"
-        )
-    return value
+    raise ValueError(
+        f"{value!r} is neither a share of the rows (a number between 0 and 1, e.g. 0.25) "
+        "nor a count of rows (a whole number of at least 1, e.g. 104)"
+    )
 
 
 class SplitSpec(_Section):
@@ -78,7 +78,7 @@ class SplitSpec(_Section):
         None, description="the custom strategy's function, as an import path (pkg.mod:split)"
     )
 
-    @field_validator("test_size", "validation_size")
+    @field_validator("test_size", "validation_size", mode="before")
     @classmethod
     def _size(cls, value: Any) -> Any:
         return _subset_size(value)
@@ -131,7 +131,8 @@ DEFAULT_CANARY_SHARE = 0.1
 
 class DeploySpec(_Section):
     """How a model reaches production. The evaluation gate reads ``model`` and the margins:
-    the best candidate must beat the champion by at least both of them. The deployment stage
+    the best candidate must beat the champion by at least both of them, measured on a test
+    subset of at least ``min_test_rows`` rows (default 30). The deployment stage
     reads ``policy`` and ``canary``: ``gated`` deploys the gate's winner, ``always`` the best
     candidate whatever the gate says, ``manual`` nothing; with ``canary`` (or ``policy:
     canary``) the winner starts as a canary at that share beside the champion instead of
@@ -161,6 +162,12 @@ class DeploySpec(_Section):
     )
     canary_minutes: float | None = Field(
         None, gt=0, description="Minutes a canary must run without errors to be promoted."
+    )
+    min_test_rows: int = Field(
+        30,
+        ge=1,
+        description="Least rows in the test subset for the gate to pass a candidate: a metric "
+        "measured on fewer is noise, so such a run promotes nothing by itself.",
     )
 
     def canary_share(self) -> float | None:

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gristmill.config.features import FeatureSetSpec
 from gristmill.core.tasks import TaskChoice, label_task
@@ -110,10 +111,11 @@ def fit_features(
             f"feature set {name!r} cannot be fitted on {rows.num_rows} row(s): {exc}"
         ) from exc
     parts = None
+    gaps: dict[str, int] | None = {} if pipeline.reads_rows else None
     if plan is not None and pipeline.reads_rows and plan.subsets:
-        features, parts = _by_subset(fitted, table, plan.subsets)
+        features, parts = _by_subset(fitted, table, plan.subsets, gaps)
     else:
-        features = transform_keyed(fitted, table)
+        features = transform_keyed(fitted, table, gaps)
     features = name_added_rows(features)
     if features.num_rows == 0:
         raise DataError(f"feature set {name!r}: every row was filtered out; check its filters")
@@ -122,7 +124,7 @@ def fit_features(
         fitted_on = {"subset": "all", "rows": rows.num_rows, "key": keys}
     else:
         fitted_on = {**plan.record(features, parts), "key": keys}
-    return fitted, features, {**fitted_on, **labels}
+    return fitted, features, {**fitted_on, **labels, **_series_gaps(gaps, features)}
 
 
 def check_series_split(name: str, strategy: str) -> None:
@@ -138,8 +140,32 @@ def check_series_split(name: str, strategy: str) -> None:
     )
 
 
+def _series_gaps(gaps: dict[str, int] | None, features: pa.Table) -> dict[str, Any]:
+    """``{"series_gaps": …}`` for ``fitted_on``: per column a lag or window made, the rows it
+    had no value for (``made``: the first rows of each series, and rows after a gap) and how
+    many of them the feature set still holds missing (``missing``: none once a later step
+    imputed them; a column selection dropped is left out)."""
+    made = {name: count for name, count in (gaps or {}).items() if count}
+    if not made:
+        return {}
+    missing = {
+        name: features.column(name).null_count
+        + (
+            int(pc.sum(pc.is_nan(features.column(name))).as_py() or 0)
+            if pa.types.is_floating(features.column(name).type)
+            else 0
+        )
+        for name in made
+        if name in features.column_names
+    }
+    return {"series_gaps": {"made": made, "missing": missing}}
+
+
 def _by_subset(
-    fitted: FittedFeaturePipeline, table: pa.Table, subsets: Mapping[str, Any]
+    fitted: FittedFeaturePipeline,
+    table: pa.Table,
+    subsets: Mapping[str, Any],
+    gaps: dict[str, int] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
     """The features of each subset computed from its own rows, one subset after another
     (in subset order), and each subset's positions among them."""
@@ -147,11 +173,11 @@ def _by_subset(
     for subset, positions in subsets.items():
         if len(positions) == 0:
             continue
-        frame = keyed_frame(fitted, table.take(pa.array(positions, pa.int64())))
+        frame = keyed_frame(fitted, table.take(pa.array(positions, pa.int64())), gaps)
         frames.append(frame)
         parts[subset] = np.arange(start, start + len(frame), dtype=np.int64)
         start += len(frame)
-    joined = pd.concat(frames, ignore_index=True) if frames else keyed_frame(fitted, table)
+    joined = pd.concat(frames, ignore_index=True) if frames else keyed_frame(fitted, table, gaps)
     return keyed_table(joined), parts
 
 

@@ -100,6 +100,9 @@ class FeaturePipeline:
     def fit(self, frame: pd.DataFrame, *, task: TaskChoice | None = None) -> FittedFeaturePipeline:
         """Fit every step in order on ``frame`` (each on what the previous one left), then select.
 
+        Rows without a label are fitted on by no step and by no selection: they are left
+        out once the last series step has run (it may fill the label), before the others.
+
         Label-based selection scores for ``task``, the task training uses; without it, for
         the task the label's type and cardinality give (``core.tasks``, training's rule).
         ``EmptyInputError`` for no rows; ``DataError`` for a missing role column, a step
@@ -117,6 +120,12 @@ class FeaturePipeline:
         if label is not None and any(step.reads_label(self.label) for step in self.steps):
             inputs[str(self.label)] = str(label.dtype)  # its past values are an input
         fitted: list[FeatureStep] = []
+        # Rows without a label are fitted on by no step: they leave once the last series
+        # step (which may fill the label, and reads the rows around each row) has run;
+        # the steps after it work row by row, so the other rows' values do not change.
+        last_series = max((i for i, s in enumerate(self.steps) if s.reads_rows), default=-1)
+        if last_series < 0:
+            data, label = _labelled(data, label, self.label, len(frame))
         for index, template in enumerate(self.steps):
             step = clone(template)
             try:
@@ -126,6 +135,8 @@ class FeaturePipeline:
             fitted.append(step)
             if len(data) == 0:
                 raise DataError(f"steps[{index}] ({step.display_name}) left no row to fit on")
+            if index == last_series:
+                data, label = _labelled(data, label, self.label, len(frame))
         features = data.drop(columns=[r for r in roles if r in data.columns])
         if self.label in features.columns:
             raise DataError(f"a step made a column named like the label {self.label!r}")
@@ -180,6 +191,26 @@ class FeaturePipeline:
             raise ConfigError(f"{where}: {exc}") from exc
 
 
+def _labelled(
+    data: pd.DataFrame, label: pd.Series | None, name: str | None, given: int
+) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The rows of ``data`` that have a label (all of them without one); ``DataError``
+    when none has."""
+    if label is None:
+        return data, label
+    known = label.reindex(data.index).notna()
+    if bool(known.all()):
+        return data, label
+    if not bool(known.any()):
+        raise DataError(
+            f"none of the {given:,} rows has a label {name!r}: there is nothing to fit on; "
+            "check the label column (or its expr)",
+            column=name,
+        )
+    kept = label.reindex(data.index)[known.to_numpy()]
+    return data[known.to_numpy()], kept.infer_objects()  # a label with gaps was object
+
+
 @dataclass(frozen=True)
 class FittedFeaturePipeline:
     """Fitted steps and selection; computes the same features for a batch and for one row.
@@ -207,7 +238,13 @@ class FittedFeaturePipeline:
         """Whether the label's past values are an input (a series step reads the label)."""
         return self.label is not None and self.label in self.inputs
 
-    def transform(self, frame: pd.DataFrame, *, keep_added: bool = False) -> pd.DataFrame:
+    def transform(
+        self,
+        frame: pd.DataFrame,
+        *,
+        keep_added: bool = False,
+        gaps: dict[str, int] | None = None,
+    ) -> pd.DataFrame:
         """Features of every row ``frame`` has (a filtered-out row is absent), on its index.
 
         Columns: entity, timestamp (their values as given, in their dtype at fit), the
@@ -215,6 +252,8 @@ class FittedFeaturePipeline:
         Numeric features are float64, so a batch whose integer column has gaps and a
         request without them agree. Series steps compute from ``frame``'s rows alone.
         ``keep_added``: rows ``fill_gaps`` added are kept (on negative index labels).
+        ``gaps``, when given, adds up per column a lag or rolling step makes how many rows it
+        left without a value (the first rows of each series), right after that step.
         ``DataError`` for a missing input column or a value of the wrong type.
         """
         _check_frame(frame, "transform")
@@ -230,6 +269,10 @@ class FittedFeaturePipeline:
             data, label = apply_step(step, data, label, self.label, fit=False)
             if len(data) == 0:
                 break
+            if gaps is not None:
+                for name in getattr(step, "produced", ()):
+                    if name in data.columns:
+                        gaps[name] = gaps.get(name, 0) + int(data[name].isna().sum())
         if not keep_added and len(data) and data.index.min() < 0:
             data = data[data.index >= 0]
         rows = data.index

@@ -86,10 +86,13 @@ def without_row_id(table: pa.Table) -> pa.Table:
     return table.drop_columns([ROW_ID]) if ROW_ID in table.column_names else table
 
 
-def transform_keyed(fitted: FittedFeaturePipeline, table: pa.Table) -> pa.Table:
+def transform_keyed(
+    fitted: FittedFeaturePipeline, table: pa.Table, gaps: dict[str, int] | None = None
+) -> pa.Table:
     """``fitted.transform_table`` that keeps each surviving row's ``_row_id`` (first column),
-    and the rows a step added (their id null: ``name_added_rows`` names them)."""
-    return keyed_table(keyed_frame(fitted, table))
+    and the rows a step added (their id null: ``name_added_rows`` names them); ``gaps`` as
+    ``FittedFeaturePipeline.transform`` takes it."""
+    return keyed_table(keyed_frame(fitted, table, gaps))
 
 
 def keyed_table(frame: Any) -> pa.Table:
@@ -101,11 +104,13 @@ def keyed_table(frame: Any) -> pa.Table:
     return table.set_column(table.schema.get_field_index(ROW_ID), ROW_ID, ids)
 
 
-def keyed_frame(fitted: FittedFeaturePipeline, table: pa.Table) -> Any:
+def keyed_frame(
+    fitted: FittedFeaturePipeline, table: pa.Table, gaps: dict[str, int] | None = None
+) -> Any:
     """``transform_keyed`` as a pandas DataFrame (on a fresh index)."""
     frame = table.to_pandas()
     ids = frame.pop(ROW_ID) if ROW_ID in frame.columns else None
-    result = fitted.transform(frame, keep_added=True)
+    result = fitted.transform(frame, keep_added=True, gaps=gaps)
     if ids is not None:
         named = ids.reindex(result.index).astype(object)
         result.insert(0, ROW_ID, named.where(named.notna(), None).to_numpy())

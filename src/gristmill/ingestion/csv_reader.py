@@ -40,7 +40,7 @@ def read_csv(
     if file.size == 0:
         raise EmptyInputError(f"{file.url} is empty; give it a header line and rows", file=file.url)
     if spec.names:
-        refuse_a_header(file, spec.names, spec.delimiter)
+        refuse_a_header(file, spec.names, _delimiter(spec))
     try:
         if file.size > stream_above and spec.on_bad_rows == "fail":
             return _streamed(file, spec, content_digest)
@@ -177,7 +177,7 @@ def _parse(
                 use_threads=threads, block_size=_BLOCK_BYTES, column_names=spec.names
             ),
             parse_options=csv.ParseOptions(
-                delimiter=spec.delimiter, invalid_row_handler=skip, newlines_in_values=multiline
+                delimiter=_delimiter(spec), invalid_row_handler=skip, newlines_in_values=multiline
             ),
             convert_options=_convert_options(types),
         ),
@@ -190,7 +190,12 @@ def _header_lines(spec: SourceSpec) -> int:
 
 
 def _refuse_stray_quote(file: InputFile, spec: SourceSpec, columns: int | None) -> None:
-    refuse_stray_quote(file, spec.delimiter, columns, header=spec.names is None)
+    refuse_stray_quote(file, _delimiter(spec), columns, header=spec.names is None)
+
+
+def _delimiter(spec: SourceSpec) -> str:
+    """The source's delimiter (``readers.read_file`` sets it from the file's extension)."""
+    return spec.delimiter or ","
 
 
 def refuse_a_header(file: InputFile, names: list[str], delimiter: str) -> None:
@@ -257,7 +262,7 @@ def _streamed(file: InputFile, spec: SourceSpec, content_digest: str) -> Extract
                 file.source(),
                 read_options=csv.ReadOptions(block_size=_BLOCK_BYTES, column_names=spec.names),
                 parse_options=csv.ParseOptions(
-                    delimiter=spec.delimiter,
+                    delimiter=_delimiter(spec),
                     invalid_row_handler=fail,
                     newlines_in_values=_multiline(file),
                 ),

@@ -1,7 +1,9 @@
 """``ingest``: read a source and write one raw batch per new input, with lineage.
 
 The CLI, notebooks and ``IngestionStage`` call it. It is idempotent by content: an input whose
-bytes (files) or result (SQL) are already a batch of the source is not written again.
+bytes (files) or result (SQL) are already a batch of the source is not written again — unless
+it is parsed otherwise (another delimiter, ``names`` or declared ``columns``): how a file is
+read is part of its batch's identity (``readers.batch_digest``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from gristmill.errors import ConfigError, DataError, EmptyInputError
 from gristmill.ingestion.bad_rows import bad_rows_error, quarantine_table
 from gristmill.ingestion.extract import STREAM_ABOVE_BYTES, Extract
 from gristmill.ingestion.files import digest_file
-from gristmill.ingestion.readers import input_files, read_file
+from gristmill.ingestion.readers import batch_digest, input_files, read_file
 from gristmill.ingestion.sql_reader import read_sql
 from gristmill.stores.lineage import FILE_KIND, file_node
 from gristmill.stores.metadata import LineageEdge, MetadataStore
@@ -62,7 +64,7 @@ def ingest(
         return [_write(source, extract, raw, metadata, run_id=run_id, progress=progress)]
     written = []
     for item in input_files(source, file):
-        digest = digest_file(item)
+        digest = batch_digest(source, item, digest_file(item))
         known = metadata.batches.find_batch_by_digest(source.name, digest)
         if known is not None:
             if source.format != "folder" or file is not None:

@@ -199,6 +199,18 @@ def open_stores(settings: Settings) -> Iterator[FeatureStores]:
         metadata.close()
 
 
+def stores_made(settings: Settings) -> bool:
+    """Whether the stores may hold anything: ``False`` only when the metadata store is an
+    embedded SQLite file that does not exist yet (nothing ever ran with this home), so a
+    read-only verb can say so without creating it."""
+    if settings.metadata.backend != "sqlite":
+        return True
+    from gristmill.backends.sqlite.metadata_reader import sqlite_path
+
+    path = sqlite_path(settings.metadata_url())
+    return path is None or path.exists()
+
+
 @contextmanager
 def open_metadata_reader(settings: Settings) -> Iterator[MetadataReader]:
     """The read side of the metadata store, open for the block (``ls``, ``show``).

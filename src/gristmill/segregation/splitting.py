@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gristmill.config.spec import SplitSpec
 from gristmill.core.ids import digest_bytes, digest_json
@@ -114,6 +115,7 @@ def _plan(
             f"{spec.validation_size} leave no rows to train on; keep their sum below 1"
         )
     _check_columns(table, spec, label)
+    _check_counts(table, spec)
     function, name = _custom_function(strategy, custom)
     return Plan(
         strategy=strategy,
@@ -124,6 +126,25 @@ def _plan(
         label=label,
         custom=function,
         custom_name=name,
+    )
+
+
+def _check_counts(table: pa.Table, spec: SplitSpec) -> None:
+    """``ConfigError`` naming ``split.test_size`` (or ``validation_size``) when counts of rows
+    (or of groups, for ``group``) leave none to train on."""
+    counts = [s for s in (spec.test_size, spec.validation_size) if isinstance(s, int)]
+    if not counts:
+        return
+    units, kind = table.num_rows, "rows"
+    if spec.strategy == "group" and spec.column in table.column_names:
+        units, kind = len(pc.unique(table.column(spec.column))), "groups"
+    if sum(counts) < units:
+        return
+    key = "split.test_size" if isinstance(spec.test_size, int) else "split.validation_size"
+    given = " + ".join(str(c) for c in counts)
+    raise ConfigError(
+        f"{key}: {given} {kind} leave none of the {units} {kind} to train on; give a count "
+        f"below {units} or a share of the {kind} (a number between 0 and 1, e.g. 0.25)"
     )
 
 

@@ -5,6 +5,10 @@ digest; ``stages.specs`` resolves it), or else from the spec the worker was star
 or else from the one stored spec naming the source; when none applies the event fails. A
 feature set from several sources *waits*: it is computed once every source has a batch —
 within a run, a batch ingested by that run; outside a run, the source's latest batch.
+Within a run it is computed *once*, by the event of the input whose ingestion ended last
+(``_maker``): the events of the other inputs leave it to that one, and wait for its handler
+if it is running (it may have looked before the others were recorded and found one
+missing; then the one that waited makes it).
 Validation that says stop announces ``data.anomalous``; otherwise ``features.generated``
 announces the set. The set training uses is fitted on the
 training subset of its split only (``training.splits``), and its label-based selection
@@ -14,6 +18,8 @@ scores for the task training uses (``training.task.preset_task``).
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from gristmill.config.features import FeatureSetSpec
@@ -30,6 +36,8 @@ from gristmill.features.prepare import (
 from gristmill.features.stores import FeatureStores
 from gristmill.stages.base import STAGE_FAILED, Announcement, StageOutcome
 from gristmill.stages.specs import SpecResolver, run_spec_resolver
+from gristmill.stores.features import series_gaps_of
+from gristmill.stores.metadata import StageExecution
 from gristmill.stores.raw import RawBatch
 from gristmill.training.splits import split_for
 from gristmill.training.task import preset_task
@@ -37,6 +45,9 @@ from gristmill.training.task import preset_task
 __all__ = ["PreparationStage", "SpecResolver", "run_spec_resolver"]
 
 logger = logging.getLogger(__name__)
+
+MAKER_POLL = 0.1
+"""Seconds between looks at the preparation of a join's last input while it runs."""
 
 
 class PreparationStage:
@@ -75,6 +86,11 @@ class PreparationStage:
                 continue
             run = self.stores.metadata.runs.find_run(event.correlation_id)
             run_id = run.run_id if run else None
+            if run_id and len(feature_set.from_) > 1:
+                other = self._left_to(event, name, feature_set.from_, run_id)
+                if other:
+                    notes.append(f"{name}: {other}")
+                    continue
             try:
                 fit_for = split_for(spec, name, self.stores, run_id) if spec else None
                 prepared = prepare(
@@ -148,6 +164,57 @@ class PreparationStage:
                     found[source] = latest
         return found
 
+    def _left_to(self, event: Event, name: str, sources: list[str], run_id: str) -> str:
+        """Why this event leaves run ``run_id``'s join ``name`` to another ('' when it
+        makes it): the join is made once, by the event of the input ingested last."""
+        maker = self._maker(run_id, sources)
+        if maker is None or maker[0] == event.id:
+            return ""
+        maker_event, maker_source = maker
+        ended = self._ended(run_id, maker_event)
+        if ended is None:
+            return f"made by the event of {maker_source} (the input ingested last)"
+        if any(_answers(output, name) for e in ended for output in e.outputs):
+            return f"made by the event of {maker_source} (the input ingested last)"
+        return ""  # that one looked before every input was recorded: this one makes it
+
+    def _maker(self, run_id: str, sources: list[str]) -> tuple[str, str] | None:
+        """``(raw.ingested event id, source)`` of the input of ``sources`` whose ingestion in
+        run ``run_id`` ended last (by end time, then execution id)."""
+        last: tuple[Any, str, str, str] | None = None
+        for execution in self.stores.metadata.executions.list_executions(run_id):
+            if execution.status not in ("succeeded", "skipped"):
+                continue
+            for output in execution.outputs:
+                payload: dict[str, Any] = output.get("payload", {})
+                source = str(payload.get("source"))
+                if output.get("type") != RAW_INGESTED or source not in sources:
+                    continue
+                order = (execution.finished_at, execution.execution_id, str(output.get("id")))
+                if last is None or order > last[:3]:
+                    last = (*order, source)
+        return None if last is None else (last[2], last[3])
+
+    def _ended(self, run_id: str, event_id: str) -> list[StageExecution] | None:
+        """The ended preparations of ``event_id``; ``None`` while it was not taken yet (it
+        will find every input: leave the join to it). While it runs under a live lease,
+        wait for it."""
+        while True:
+            mine = [
+                e
+                for e in self.stores.metadata.executions.list_executions(run_id)
+                if e.stage == self.name and e.input_event_id == event_id
+            ]
+            if not mine:
+                return None
+            now = datetime.now(UTC)
+            if not any(
+                e.status == "running" and e.lease_expires_at and e.lease_expires_at > now
+                for e in mine
+            ):
+                return [e for e in mine if e.status != "running"]
+            time.sleep(MAKER_POLL)
+
     def _ingested_in_run(self, run_id: str) -> dict[str, str] | None:
         """Source → batch id of what run ``run_id`` ingested; ``None`` if it is no run."""
         metadata = self.stores.metadata
@@ -162,6 +229,15 @@ class PreparationStage:
                     payload: dict[str, Any] = output.get("payload", {})
                     ingested[str(payload.get("source"))] = str(payload.get("batch_id"))
         return ingested
+
+
+def _answers(output: dict[str, Any], name: str) -> bool:
+    """Whether a recorded output event of a preparation is the outcome of feature set
+    ``name`` (computed, stopped by validation, or failed)."""
+    payload: dict[str, Any] = output.get("payload", {})
+    if output.get("type") == FEATURES_GENERATED:
+        return payload.get("name") == name
+    return payload.get("feature_set") == name
 
 
 def _failure(name: str, exc: Exception) -> Announcement:
@@ -208,6 +284,7 @@ def _announcement(prepared: Prepared) -> Announcement:
             "warnings": sum(len(r.body.get("anomalies", [])) for r in prepared.reports),
             **({"online_warning": prepared.online_warning} if prepared.online_warning else {}),
             **({"label": fs.label_outcome} if fs.label_outcome else {}),
+            **({"series_gaps": gaps} if (gaps := series_gaps_of(fs)) else {}),
         },
         key=fs.name,
     )

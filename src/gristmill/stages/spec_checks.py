@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 from gristmill.config.spec import CandidateSpec, PipelineSpec, chosen_split, training_target
 from gristmill.errors import ConfigError, MissingExtraError, SpecError
@@ -17,9 +18,11 @@ from gristmill.evaluation import evaluator_names, metric_tasks
 from gristmill.features.fitting import check_series_split
 from gristmill.features.pipeline import FeaturePipeline
 from gristmill.learners import learner_names, make_learner
+from gristmill.learners.base import Task
 from gristmill.learners.registry import (
     ALGORITHMS,
     FORECASTERS,
+    algorithms_for,
     check_algorithm_path,
     estimator_tasks,
     parameter_names,
@@ -33,7 +36,8 @@ def preflight(spec: PipelineSpec) -> None:
     classes algorithm import paths name and the names of their parameters (``params`` and
     ``tune.space``), a custom split's import path, metric names, custom evaluators'
     import paths, and whether the metrics fit the task when the spec alone tells the task
-    (``train.task``, the algorithms, a set without a label). Every problem is reported at
+    (``train.task``, the algorithms, a set without a label), and so whether each
+    candidate's algorithm does that task. Every problem is reported at
     once: one is raised as it is (a ``ConfigError`` naming its key path, a
     ``MissingExtraError``), several as one ``SpecError`` listing each by key path. A
     candidate whose parameter *values* are wrong is left to fail alone, recorded with its
@@ -47,8 +51,11 @@ def preflight(spec: PipelineSpec) -> None:
     checks.append(partial(_check_series_split, spec))
     checks.append(partial(_check_metric_names, spec))
     task = spec.train.task if spec.train else None
+    known = _known_tasks(spec)
+    decided = known if known is not None and known[2] else None
     for index, candidate in enumerate(spec.train.candidates if spec.train else []):
         checks.append(partial(_check_candidate, candidate, task))
+        checks.append(partial(_check_fits_task, candidate, index, decided))
         checks.append(partial(_check_parameters, candidate, index, task))
     for check in checks:
         try:
@@ -109,6 +116,29 @@ def _check_candidate(candidate: CandidateSpec, task: str | None) -> None:
         raise MissingExtraError(f"train.candidates.{candidate.name}: {exc}") from exc
     except ConfigError:
         pass  # the candidate fails alone, recorded with its error, when it trains
+
+
+def _check_fits_task(
+    candidate: CandidateSpec, index: int, decided: tuple[str, str, bool] | None
+) -> None:
+    """An algorithm that cannot do the task the spec decides (``train.task``, a forecaster,
+    a set without a label) is refused by its key path, naming the task and the algorithms
+    that do it; when the label decides the task, training tells (the candidate fails)."""
+    if decided is None:
+        return
+    task, why, _ = decided
+    try:
+        tasks = estimator_tasks(candidate.algorithm)
+    except (ConfigError, MissingExtraError):
+        return  # the algorithm itself is reported by _check_candidate
+    if tasks is None or task in tasks:
+        return
+    doing = ", ".join(algorithms_for(cast(Task, task)))
+    raise ConfigError(
+        f"train.candidates[{index}].algorithm: candidate {candidate.name!r}: "
+        f"{candidate.algorithm!r} does {' and '.join(tasks)}, not {task} — this is a {task} "
+        f"task ({why}); algorithms for {task}: {doing} (or an estimator's import path)"
+    )
 
 
 def _check_parameters(candidate: CandidateSpec, index: int, task: str | None) -> None:

@@ -63,6 +63,38 @@ class FeatureSet:
         return dict(label) if isinstance(label, dict) else None
 
 
+def series_gaps_of(feature_set: FeatureSet) -> dict[str, Any] | None:
+    """What preparation recorded of the rows lags and rolling windows had no value for
+    (``selection.fitted_on.series_gaps``: ``made`` and ``missing`` per column), if any."""
+    fitted_on = feature_set.selection.get("fitted_on") or {}
+    gaps = fitted_on.get("series_gaps") if isinstance(fitted_on, dict) else None
+    return dict(gaps) if isinstance(gaps, dict) else None
+
+
+def series_gaps_line(name: str, gaps: dict[str, Any]) -> str | None:
+    """The sentence a summary gives for the rows lags and rolling windows left without a
+    value (the first rows of each series), or ``None`` when there are none."""
+    made: dict[str, int] = dict(gaps.get("made") or {})
+    if not made:
+        return None
+    missing: dict[str, int] = dict(gaps.get("missing") or {})
+    counts = ", ".join(f"{column} {count:,}" for column, count in made.items())
+    left = sum(missing.values())
+    if left:
+        fate = (
+            f"{left:,} value(s) are left missing in the set ("
+            + ", ".join(f"{c} {n:,}" for c, n in missing.items() if n)
+            + "): impute them (an impute step after the lags) or use an algorithm that "
+            "takes missing values"
+        )
+    else:
+        fate = "all imputed by later steps" if missing else "not kept by the selection"
+    return (
+        f"{name}: lags/rolling windows have no value for the first rows of each series "
+        f"(rows: {counts}); {fate}"
+    )
+
+
 def unlabelled_line(name: str, label: dict[str, Any]) -> str | None:
     """The sentence a summary gives for rows without a label, or ``None`` when there are
     none (``label``: a feature set's ``label_outcome``)."""

@@ -210,7 +210,31 @@ def gate(
     if champion is not None and best is not None and champion.candidate_id != best.candidate_id:
         section = (spec.features or {}).get(result.feature_set.name)
         measured = measure_champion(champion, result, stores, metric, section)
-    return decide(model, metric, best, champion, measured, margins)
+    decision = decide(model, metric, best, champion, measured, margins)
+    sizes = result.split.manifest.sizes
+    test_rows = int(sizes.get("test", result.split.test.num_rows))
+    return enough_rows(decision, test_rows, deploy.min_test_rows if deploy else MIN_TEST_ROWS)
+
+
+MIN_TEST_ROWS = 30
+"""``deploy.min_test_rows`` by default: fewer test rows pass no candidate automatically."""
+
+
+def enough_rows(decision: dict[str, Any], test_rows: int, minimum: int) -> dict[str, Any]:
+    """``decision`` with the test subset's size; a pass on fewer than ``minimum`` test rows
+    is turned into a refusal saying why and how to lower the bar or promote by hand."""
+    decision = {**decision, "test_rows": test_rows, "min_test_rows": minimum}
+    if not decision.get("passed") or test_rows >= minimum:
+        return decision
+    who = decision.get("candidate", "the best candidate")
+    reason = (
+        f"{who} is not promoted automatically: the test subset has {test_rows} rows, fewer "
+        f"than deploy.min_test_rows ({minimum}), so its {decision.get('metric')} is too noisy "
+        f"to decide on; split more rows into test, lower deploy.min_test_rows (e.g. "
+        f"min_test_rows: {max(1, test_rows)}) to let the gate decide, or promote it by hand: "
+        f"gristmill promote {decision.get('candidate_id', 'MC_ID')}"
+    )
+    return {**decision, "passed": False, "reason": reason, "gate_reason": decision["reason"]}
 
 
 def measure_champion(

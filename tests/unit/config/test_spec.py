@@ -107,11 +107,13 @@ def test_test_size_is_a_share_or_a_count(size: float | int, expected: float | in
 @pytest.mark.parametrize(
     ("size", "message"),
     [
-        (1.0, "neither a share (between 0 and 1, e.g. 0.25) nor a count of rows"),
-        (1.5, "neither a share"),
-        (0, "a count of rows must be at least 1; got 0"),
-        (-3, "a count of rows must be at least 1"),
-        ("a lot", "split.test_size"),
+        (1.0, "neither a share of the rows (a number between 0 and 1, e.g. 0.25) nor a count"),
+        (1.5, "1.5 is neither a share"),
+        (0, "0 is neither a share of the rows"),
+        (-3, "nor a count of rows (a whole number of at least 1, e.g. 104)"),
+        # before: two lines, "split.test_size.int: Input should be a valid integer …"
+        ("a lot", "'a lot' is neither a share of the rows (a number between 0 and 1"),
+        (True, "True is neither a share"),  # before: accepted as a count of 1
     ],
 )
 def test_a_test_size_that_is_neither_is_refused_by_key(size: object, message: str) -> None:

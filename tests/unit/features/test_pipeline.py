@@ -313,3 +313,50 @@ def test_feature_set_ids_follow_the_definition_and_the_inputs() -> None:
     assert first not in others and len(others) == 6
     assert definition_digest(spec) == definition_digest(make_spec())
     assert definition_digest(spec).startswith("sha256:")
+
+
+def test_rows_without_a_label_are_fitted_on_by_no_step() -> None:
+    spec = FeatureSetSpec.model_validate(
+        {
+            "from": ["s"],
+            "label": "y",
+            "steps": [
+                {"impute": {"columns": ["x"], "strategy": "mean"}},
+                {"standardize": {"columns": ["z"]}},
+            ],
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "x": [1.0, 3.0, None, 1000.0, 2000.0],
+            "z": [0.0, 2.0, 4.0, 500.0, -500.0],
+            "y": [0, 1, 1, None, None],  # the last two have no label
+        }
+    )
+    fitted = FeaturePipeline.from_spec(spec).fit(frame)
+    learned = [step["learned"] for step in fitted.describe()["steps"]]
+    # before: the mean 751 and the scaler's mean 1.2 were learned from every row
+    assert learned[0]["fill"] == {"x": 2.0}
+    assert learned[1]["mean"] == {"z": 2.0}
+    assert fitted.rows == (5, 3)
+    out = fitted.transform(frame)  # every row is still computed
+    assert len(out) == 5 and out["x"].tolist()[2] == 2.0
+
+
+def test_a_label_filled_by_a_series_step_keeps_its_rows_in_the_fit() -> None:
+    spec = FeatureSetSpec.model_validate(
+        {
+            "from": ["s"],
+            "label": "y",
+            "steps": [
+                {"fill_gaps": {"columns": ["y"], "method": "ffill"}},
+                {"impute": {"columns": ["x"], "strategy": "mean"}},
+            ],
+        }
+    )
+    frame = pd.DataFrame({"x": [1.0, 3.0, 5.0, None], "y": [None, 1.0, None, 2.0]})
+    fitted = FeaturePipeline.from_spec(spec).fit(frame)
+    # the first row has no label even after the fill; the third was filled: it counts
+    assert fitted.describe()["steps"][1]["learned"]["fill"] == {"x": 4.0}
+    with pytest.raises(DataError, match="none of the 2 rows has a label 'y'"):
+        FeaturePipeline.from_spec(spec).fit(frame.head(2).assign(y=[None, None]))

@@ -125,8 +125,41 @@ def test_a_metric_is_left_to_the_label_when_the_spec_does_not_tell_the_task() ->
     preflight(spec(features=STEPS, train=train(FOREST), evaluate={"metric": "rmse"}))  # type: ignore[arg-type]
 
 
-def test_parameters_of_an_algorithm_that_does_not_do_the_task_are_left_alone() -> None:
+def test_an_algorithm_that_does_not_do_the_task_is_refused_not_its_parameters() -> None:
     linear = {"name": "lin", "algorithm": "linear_regression", "params": {"fit_intercept": True}}
-    section = train(linear, task="classification")
-    # the algorithm does not do the task: training says so; no parameter is "unknown"
-    preflight(spec(features=STEPS, train=section, evaluate={"metric": "f1"}))  # type: ignore[arg-type]
+    section = train(FOREST, linear, task="classification")
+    # before: passed, and the candidate failed alone once the data had been ingested
+    with pytest.raises(ConfigError) as info:
+        preflight(spec(features=STEPS, train=section, evaluate={"metric": "f1"}))  # type: ignore[arg-type]
+    assert not isinstance(info.value, SpecError)  # one problem: no parameter is "unknown"
+    assert str(info.value) == (
+        "train.candidates[1].algorithm: candidate 'lin': 'linear_regression' does regression, "
+        "not classification — this is a classification task (set by train.task); algorithms "
+        "for classification: decision_tree, gradient_boosting, lightgbm, logistic_regression, "
+        "random_forest, xgboost (or an estimator's import path)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "features", "task"),
+    [
+        (train({"name": "l", "algorithm": "logistic_regression"}, task="regression"), STEPS,
+         "regression"),
+        (train({"name": "a", "algorithm": "arima"}, {"name": "l", "algorithm": "kmeans"}), STEPS,
+         "forecasting"),
+        (train({"name": "l", "algorithm": "linear_regression"}), {"f": {"from": ["s"]}},
+         "clustering"),
+    ],
+)  # fmt: skip
+def test_an_algorithm_of_another_task_is_refused_by_key(
+    section: dict[str, object], features: dict[str, object], task: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        preflight(spec(features=features, train=section, evaluate={"metric": "rmse"}))  # type: ignore[arg-type]
+    assert ".algorithm: candidate 'l': " in str(info.value)
+    assert f"this is a {task} task" in str(info.value)
+
+
+def test_an_algorithm_is_left_to_the_label_when_the_spec_does_not_tell_the_task() -> None:
+    linear = {"name": "lin", "algorithm": "linear_regression"}
+    preflight(spec(features=STEPS, train=train(FOREST, linear), evaluate={"metric": "rmse"}))  # type: ignore[arg-type]

@@ -96,6 +96,20 @@ def test_sizes_must_leave_rows_to_train_on(wine: pa.Table) -> None:
         split(wine, spec)
 
 
+def test_a_count_of_rows_must_leave_rows_to_train_on(wine: pa.Table) -> None:
+    # before: the whole table went to test, with an "empty train subset" warning
+    spec = SplitSpec(strategy="random", test_size=wine.num_rows)
+    with pytest.raises(ConfigError) as caught:
+        split(wine, spec)
+    assert str(caught.value) == (
+        f"split.test_size: {wine.num_rows} rows leave none of the {wine.num_rows} rows to "
+        f"train on; give a count below {wine.num_rows} or a share of the rows (a number "
+        "between 0 and 1, e.g. 0.25)"
+    )
+    fits = split(wine, SplitSpec(strategy="random", test_size=wine.num_rows - 1, seed=0))
+    assert fits.manifest.sizes["train"] == 1
+
+
 def test_a_seed_out_of_range_and_an_empty_table_are_refused(wine: pa.Table) -> None:
     with pytest.raises(ConfigError, match=r"split.seed -1 is out of range; use 0 to 4294967295"):
         split(wine, SplitSpec(strategy="random", seed=-1))

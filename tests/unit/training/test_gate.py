@@ -11,7 +11,7 @@ from gristmill.config.spec import parse_spec
 from gristmill.errors import SpecError
 from gristmill.stores.models import ModelVersion
 from gristmill.testing.metadata_records import at, make_candidate
-from gristmill.training.gate import Margins, Measured, compare, decide, model_name
+from gristmill.training.gate import Margins, Measured, compare, decide, enough_rows, model_name
 
 
 def champion(candidate_id: str = "c-old", version: int = 3) -> ModelVersion:
@@ -220,3 +220,19 @@ def test_the_model_is_named_by_deploy_model_else_the_spec_name() -> None:
 def test_bad_deploy_settings_are_named(deploy: dict[str, Any], path: str) -> None:
     with pytest.raises(SpecError, match=path):
         parse_spec(spec(**deploy))
+
+
+def test_a_pass_on_too_few_test_rows_is_no_promotion() -> None:
+    passed = decide("churn", "roc_auc", best(0.9), None, None, Margins())
+    assert passed["passed"] is True
+    # before: a candidate measured on 12 test rows was deployed automatically
+    small = enough_rows(passed, 12, 30)
+    assert small["passed"] is False and (small["test_rows"], small["min_test_rows"]) == (12, 30)
+    assert "the test subset has 12 rows, fewer than deploy.min_test_rows (30)" in small["reason"]
+    assert "lower deploy.min_test_rows (e.g. min_test_rows: 12)" in small["reason"]
+    assert small["gate_reason"] == passed["reason"]
+    assert enough_rows(passed, 12, 12)["passed"] is True  # lowered: the gate decides
+    refused = decide(
+        "churn", "roc_auc", best(0.7), champion(), Measured(0.8, "rescored"), Margins()
+    )
+    assert enough_rows(refused, 5, 30)["reason"] == refused["reason"]  # its own reason stands

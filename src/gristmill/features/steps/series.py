@@ -18,6 +18,9 @@ nothing crosses a split in either direction (ADR 27).
 * ``rolling`` adds ``<column>_rolling<window>_<stat>``: a statistic of the ``window`` rows
   *before* each row (the row itself excluded), once ``min_periods`` of them are known.
 
+The first rows of each series have no lag or window value: they are missing, and counted
+(``FittedFeaturePipeline.transform(gaps=…)``; preparation records and reports the counts).
+
 So a lag or a window never reads its own row nor a later one, and may read the label
 (``features.pipeline`` hands the label to the series steps that name it, and to no other
 step).
@@ -140,6 +143,11 @@ class Lag(SeriesStep):
                 f"of at least 1 (a lag reads the past only); got {self.periods!r}"
             )
 
+    @property
+    def produced(self) -> list[str]:
+        """The columns the step adds (missing for each series' first ``p`` rows)."""
+        return [f"{column}_lag{period}" for column in self.columns for period in self.periods]
+
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         self._require(frame, self.read_columns)
         ordered = self._ordered(frame)
@@ -204,6 +212,15 @@ class Rolling(SeriesStep):
     def _check_data(self, frame: pd.DataFrame) -> None:
         for column in self.columns:
             self._numbers(frame, column, "takes numbers")
+
+    @property
+    def produced(self) -> list[str]:
+        """The columns the step adds (missing until ``min_periods`` earlier rows are known)."""
+        return [
+            f"{column}_rolling{self.window}_{stat}"
+            for column in self.columns
+            for stat in self.stats
+        ]
 
     def _transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         self._require(frame, self.read_columns)
