@@ -65,9 +65,9 @@ def _all_of_length(values: list[Any], rows: int) -> bool:
         return False
 
 
-def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = False) -> pa.Table:
-    """The rows of ``records`` (see the module docstring); with ``blocks``, every record's
-    inputs is the block of ``NumericColumns`` of ``names``, joined as blocks."""
+def table(names: tuple[str, ...], records: Sequence[Record]) -> pa.Table:
+    """The rows of ``records`` (see the module docstring). Numeric requests are usually
+    kept as columns instead (``log_columns``), which make the same table."""
     count = len(records)
     answers = list(map(itemgetter(6), records))
     counts = np.fromiter(map(len, map(attrgetter("values"), answers)), np.int64, count=count)
@@ -80,7 +80,7 @@ def table(names: tuple[str, ...], records: Sequence[Record], *, blocks: bool = F
         return values if rows == count else np.repeat(values, counts)
 
     places = np.arange(rows) - np.repeat(np.cumsum(counts) - counts, counts)
-    inputs = _blocks(records) if blocks else _inputs(names, records)
+    inputs = _inputs(names, records)
     columns: dict[str, Any] = {
         "request_id": pa.array(repeated(0, object), pa.string()),
         "protocol": pa.array(repeated(1, object), pa.string()),
@@ -117,13 +117,6 @@ def _entity_columns(records: Sequence[Record], rows: int) -> dict[str, pa.Array]
         return {"status": status}
     values = _fields(names, [k.features for k in entity])
     return {"status": status, "features": pa.StructArray.from_arrays(values, names=list(names))}
-
-
-def _blocks(records: Sequence[Record]) -> list[pa.Array]:
-    """One Arrow column per input name from each record's block (names by rows), joined
-    at once: no Python loop per name."""
-    joined = np.ascontiguousarray(_concatenated(list(map(itemgetter(5), records)), axis=1))
-    return [pa.array(row) for row in joined]
 
 
 def _inputs(names: tuple[str, ...], records: Sequence[Record]) -> list[pa.Array]:

@@ -1,13 +1,15 @@
 """The prediction log: answered requests written off the request path, in batches.
 
-``record`` is all a request pays: a sampling draw and one tuple appended to a list, holding
-*references* to the request's arrays and the answer's (nothing is converted or copied). A
-request whose inputs came as one numeric block (``NumericColumns``) goes to the list of its
-version and input names, so a write joins those blocks at once without sorting records
-again. A background task (``run``) takes the lists every ``flush_seconds`` (or sooner when
-they hold ``flush_rows`` requests), writes them in a worker thread as Parquet, one file per
-model version and input columns (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``,
-one row per scored row, built column by column: ``log_tables``), and announces each
+``record`` is all a request pays: a sampling draw, then, for a request whose inputs came as
+one numeric block (``NumericColumns``, the usual request of a numeric model), its block, id,
+time, latency and answer copied into the columns of its version and input names
+(``log_columns``: nothing of the request is kept, so the write has no per-request objects to
+gather or free); any other request is one tuple appended to a list, holding *references* to
+its arrays and the answer's. A background task (``run``) takes them every ``flush_seconds``
+(or sooner when they hold ``flush_rows`` requests), writes them in a worker thread as
+Parquet, one file per model version and input columns
+(``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``, one row per scored row, built
+column by column: ``log_tables``), and announces each
 written file on the bus as ``predictions.logged`` (its absolute ``path``) through an
 outbox (``log_outbox``): a file written while the bus is away is announced once it is back,
 on a later flush or, after a restart, by the next server on the folder. A row holds
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -34,11 +37,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.core.outages import OutageLog
 from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.log_columns import BlockColumns
 from gristmill.server.log_outbox import SCAN_EVERY, LogOutbox
 from gristmill.server.log_tables import GroupKey, Record, grouped, table
 from gristmill.server.port import NumericColumns
@@ -67,8 +69,8 @@ class PredictionLog:
         self.flush_seconds = flush_seconds
         self.flush_rows = flush_rows
         self.publish = publish
-        self._pending: dict[Any, list[Record]] = {}
-        self._names: dict[Any, tuple[str, ...]] = {}  # the input names of each block list
+        self._pending: dict[Any, list[Record]] = {}  # records kept the general way
+        self._blocks: dict[Any, BlockColumns] = {}  # numeric requests, as columns
         self._count = 0
         self._wake = asyncio.Event()
         self.written = 0
@@ -92,18 +94,23 @@ class PredictionLog:
         a shadow version scored it beside the answer (never returned)."""
         if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
             return
-        kept: Mapping[str, Any] | np.ndarray = columns
-        key = None
         if type(columns) is NumericColumns:
-            # filed by identity (a dict lookup, not a hash of the manifest or the names); only
-            # the block is kept, not the columns made of it
-            key, kept = (id(manifest), id(columns.names)), columns.block
-        pending = self._pending.get(key)
+            # filed by identity (a dict lookup, not a hash of the manifest or the names) and
+            # copied into columns: nothing of the request is kept (log_columns)
+            key = (id(manifest), id(columns.names))
+            kept = self._blocks.get(key)
+            if kept is None or kept.manifest is not manifest:
+                kept = self._blocks[key] = BlockColumns(manifest, columns.names)
+            if kept.add(request_id, protocol, seconds, columns.block, answer, shadow):
+                self._count += 1
+                if self._count >= self.flush_rows:
+                    self._wake.set()
+                return
+        pending = self._pending.get(None)
         if pending is None:
-            pending = self._pending[key] = []
-            if key is not None:
-                self._names[key] = columns.names  # type: ignore[attr-defined]
-        pending.append((request_id, protocol, manifest, time.time(), seconds, kept, answer, shadow))
+            pending = self._pending[None] = []
+        record = (request_id, protocol, manifest, time.time(), seconds, columns, answer, shadow)
+        pending.append(record)
         self._count += 1
         if self._count >= self.flush_rows:
             self._wake.set()
@@ -123,12 +130,12 @@ class PredictionLog:
     async def flush(self) -> None:
         """Write what is pending now, and announce it with every file not announced yet."""
         pending, self._pending = self._pending, {}
-        names, self._names = self._names, {}
+        blocks, self._blocks = self._blocks, {}
         count, self._count = self._count, 0
         events: list[Event] = []
         if count:
             try:
-                events = await asyncio.to_thread(self._write, pending, names)
+                events = await asyncio.to_thread(self._write, pending, blocks)
             except Exception:  # the log must never take the server down
                 logger.exception("could not write %d prediction record(s); dropped", count)
             else:
@@ -194,15 +201,15 @@ class PredictionLog:
             )
 
     def _write(
-        self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
+        self, pending: dict[Any, list[Record]], blocks: dict[Any, BlockColumns]
     ) -> list[Event]:
         try:
-            return self._written(pending, names)
+            return self._written(pending, blocks)
         finally:
             _let_go(pending)
 
     def _written(
-        self, pending: dict[Any, list[Record]], names: dict[Any, tuple[str, ...]]
+        self, pending: dict[Any, list[Record]], blocks: dict[Any, BlockColumns]
     ) -> list[Event]:
         """Write the groups' files, each after its marker (when the log announces) and under
         a temporary name until complete; their ``predictions.logged`` events."""
@@ -211,20 +218,22 @@ class PredictionLog:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         written: list[Event] = []
         groups: dict[GroupKey, list[Record]] = {}
-        for key, records in pending.items():
-            if key is None:
-                groups.update(grouped(records))
-            else:  # one version's requests whose inputs were blocks of the same names
-                manifest = records[0][2]
-                same = (manifest.model, manifest.version, names[key], True)
-                groups.setdefault(same, []).extend(records)
-        for (model, version, inputs, blocks), records in groups.items():
+        for records in pending.values():
+            groups.update(grouped(records))
+        made: list[tuple[str, int, int, Callable[[], Any]]] = [
+            (model, version, len(records), functools.partial(table, inputs, records))
+            for (model, version, inputs, _), records in groups.items()
+        ]
+        made += [
+            (b.manifest.model, b.manifest.version, b.requests, b.table)
+            for b in blocks.values()
+            if b.requests
+        ]
+        for model, version, count, make in made:
             try:
-                rows = table(inputs, records, blocks=blocks)
+                rows = make()
             except Exception:  # one odd group must not cost the others their records
-                logger.exception(
-                    "could not log %d prediction(s) of %s/%s", len(records), model, version
-                )
+                logger.exception("could not log %d prediction(s) of %s/%s", count, model, version)
                 continue
             folder = self.folder / model / str(version)
             folder.mkdir(parents=True, exist_ok=True)
@@ -236,7 +245,7 @@ class PredictionLog:
                     "model": model,
                     "version": version,
                     "path": str(path.resolve()),  # absolute: read from another cwd
-                    "records": len(records),
+                    "records": count,
                 },
             )
             announced = self.publish is not None
