@@ -63,7 +63,9 @@ train:
 """
 
 
-def project(folder: Path, *, step: str = "standardize", algorithm: str = "kmeans") -> Path:
+def project(
+    folder: Path, *, step: str = "standardize", algorithm: str = "logistic_regression"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data.csv").write_text(DATA)
     (folder / "gm_custom_steps.py").write_text(STEPS)
