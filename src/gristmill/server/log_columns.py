@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Sequence
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,9 @@ import pyarrow as pa
 from gristmill.servables.port import Predictions, ServableManifest
 
 _NUMERIC = frozenset("biuf")
+_VALUES = attrgetter("values")
+_PROBABILITIES = attrgetter("probabilities")
+_REJECTED = attrgetter("rejected")
 
 
 class BlockColumns:
@@ -71,38 +77,70 @@ class BlockColumns:
         self, request_id: str, protocol: str, seconds: float, block: np.ndarray,
         answer: Predictions, shadow: bool,
     ) -> bool:  # fmt: skip
-        """Keep one request (``block``: its inputs, ``[columns, rows]``); ``False`` when it
-        does not fit these columns (nothing is kept then)."""
-        values, probabilities = answer.values, answer.probabilities
-        count = block.shape[1]
-        if answer.rejected is not None or len(values) != count:
+        """Keep one request answered now (``block``: its inputs, ``[columns, rows]``);
+        ``False`` when it does not fit these columns (nothing is kept then)."""
+        at, latency = np.array([time.time()]), np.array([seconds])
+        return self.add_many((request_id,), (protocol,), at, latency, (block,), (answer,), shadow)
+
+    def add_many(
+        self,
+        request_ids: Sequence[str],
+        protocols: Sequence[str],
+        at: np.ndarray,
+        seconds: np.ndarray,
+        blocks: Sequence[np.ndarray],
+        answers: Sequence[Predictions],
+        shadow: bool,
+    ) -> bool:
+        """Keep requests (``at``: when each was answered, wall-clock seconds; ``blocks``:
+        their inputs, ``[columns, rows]`` each), all or none: ``False`` when one does not
+        fit these columns (nothing is kept then). One ``concatenate`` per column kind, not
+        numpy calls per request."""
+        values = list(map(_VALUES, answers))
+        counts = list(map(len, values))
+        if not all(map(is_, map(_REJECTED, answers), repeat(None))):
             return False
-        start, end = self.rows, self.rows + count
+        probabilities = list(map(_PROBABILITIES, answers))
+        with_probabilities = probabilities[0] is not None
         if self.requests == 0:
-            self._first(values, probabilities)
-        if (probabilities is None) != (self._probabilities is None):
+            self._first(values[0], probabilities[0])
+        if with_probabilities != (self._probabilities is not None):
+            return False
+        start = self.rows
+        end = start + sum(counts)
+        try:
+            block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+            joined = values[0] if len(values) == 1 else np.concatenate(values)
+            if with_probabilities:
+                kept = probabilities[0] if len(values) == 1 else np.concatenate(probabilities)
+        except (ValueError, TypeError):  # a request without probabilities, or other ones
+            return False
+        if block.shape != (len(self.names), end - start):  # a request not answered row by row
             return False
         numeric = self._values is not None
-        if numeric != (values.dtype.kind in _NUMERIC):
+        if numeric != (joined.dtype.kind in _NUMERIC):
             return False
-        if probabilities is not None and probabilities.shape[1] != self._probabilities.shape[1]:  # type: ignore[union-attr]
+        if with_probabilities:
+            if kept.shape != (end - start, self._probabilities.shape[1]):  # type: ignore[union-attr]
+                return False
+        elif not all(map(is_, probabilities, repeat(None))):
             return False
         if end > self._inputs.shape[1]:
             self._grow(end)
         self._inputs[:, start:end] = block
         if numeric:
-            self._values[start:end] = values  # type: ignore[index]
+            self._values[start:end] = joined  # type: ignore[index]
         else:
-            self._parts.append(values)  # type: ignore[union-attr]
-        if probabilities is not None:
-            self._probabilities[start:end] = probabilities  # type: ignore[index]
-        self.ids.append(request_id)
-        self.protocols.append(protocol)
-        self.at.append(time.time())
-        self.seconds.append(seconds)
-        self.counts.append(count)
-        self.shadow.append(shadow)
-        self.requests += 1
+            self._parts.append(joined)  # type: ignore[union-attr]
+        if with_probabilities:
+            self._probabilities[start:end] = kept  # type: ignore[index]
+        self.ids += request_ids
+        self.protocols += protocols
+        self.at.frombytes(np.asarray(at, dtype=np.float64).tobytes())
+        self.seconds.frombytes(np.asarray(seconds, dtype=np.float64).tobytes())
+        self.counts.extend(counts)
+        self.shadow += bytes([shadow]) * len(counts)
+        self.requests += len(counts)
         self.rows = end
         return True
 

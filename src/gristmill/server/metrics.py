@@ -7,9 +7,11 @@ model or a missing token, under empty model labels), latency (a histogram in sec
 scored, batch sizes (rows per call of the model: a micro-batch's size, 1 for a one-row
 request scored alone, a request's rows otherwise; a cache hit is no call), cache hits,
 fallbacks (requests the version passed on to the next of its traffic policy's fallback
-chain), latency budget misses and shadow scorings (done, failed, dropped). Updating one
-costs a dict lookup and a few additions on the event loop's thread (no lock, no label object
-per call): cheaper than a general client library on the request path. The latency min/max
+chain), latency budget misses and shadow scorings (done, failed, dropped). Answered requests
+are added in bulk (``add``, from the server's tally, ADR 34: one histogram count for a few
+hundred requests), the rest one by one (a dict lookup and a few additions on the event
+loop's thread, no lock, no label object per call): cheaper than a general client library on
+the request path. Reading (``render``) first folds what the tally holds. The latency min/max
 gauges cost the request path nothing more: they are read, when rendered, from ``windows``
 (the lowest and highest latency of this minute and the one before), and left out when there
 are none (serving stats off: ``serve.stats_flush_seconds = 0``). Each server process keeps
@@ -17,16 +19,17 @@ its own figures, so a scrape of a multi-worker server sees the worker that answe
 ``process`` (its pid) is a label, so their series never mix. The same figures (but shadows'
 and batch sizes) also go to ``windows`` (``StatsWindows``, when given), per minute and per
 the traffic policy ``revision`` that sent the request (0: it named the version), to be
-recorded in the metadata store where they sum over replicas.
-"""
+recorded in the metadata store where they sum over replicas."""
 
 from __future__ import annotations
 
+import operator
 import os
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gristmill.server.stats_windows import StatsWindows
+from gristmill.server.stats_windows import Answers, StatsWindows
 from gristmill.stores.serving_stats import LATENCY_BUCKETS
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -47,6 +50,11 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
         self.count += 1
+
+    def add(self, answers: Answers) -> None:
+        self.counts = list(map(operator.add, self.counts, answers.buckets))
+        self.total += answers.latency_sum
+        self.count += answers.requests
 
     def lines(self, name: str, labels: str) -> list[str]:
         out = []
@@ -86,6 +94,9 @@ class Metrics:
         self._series: dict[tuple[str, str], _Series] = {}
         self._process = str(os.getpid())
         self.windows = windows
+        self.before_read: Callable[[], None] = _nothing
+        """Called before the figures are read: what counts requests in bulk (``tally``)
+        folds what it holds."""
 
     def _of(self, model: str, version: int | str) -> _Series:
         key = (model, str(version))
@@ -97,12 +108,20 @@ class Metrics:
     def answered(
         self, model: str, version: int, rows: int, seconds: float, revision: int = 0
     ) -> None:
+        """One request answered, now, in ``seconds``, with ``rows`` rows."""
+        self.add(model, version, revision, None, Answers.of(rows, (seconds,)))
+
+    def add(
+        self, model: str, version: int, revision: int, minute: int | None, answers: Answers
+    ) -> None:
+        """Requests answered (in ``minute`` of ``windows``, ``StatsWindows.minute_of``;
+        ``None``: this one)."""
         series = self._of(model, version)
-        series.requests += 1
-        series.rows += rows
-        series.latency.observe(seconds)
+        series.requests += answers.requests
+        series.rows += answers.rows
+        series.latency.add(answers)
         if self.windows is not None:
-            self.windows.answered(model, version, rows, seconds, revision)
+            self.windows.add(model, version, revision, minute, answers)
 
     def failed(
         self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
@@ -153,6 +172,7 @@ class Metrics:
         self._of(model, version).shadow_dropped += 1
 
     def render(self) -> str:
+        self.before_read()
         heads = {
             "requests": (
                 "counter",
@@ -229,6 +249,10 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def _nothing() -> None:
+    return
+
+
 class QuietMetrics(Metrics):
     """Counts nothing (``serve.metrics = false``): ``/metrics`` answers no series, and no
     serving figures are recorded. For measuring what counting costs, or for a server whose
@@ -239,6 +263,11 @@ class QuietMetrics(Metrics):
 
     def answered(
         self, model: str, version: int, rows: int, seconds: float, revision: int = 0
+    ) -> None:
+        return
+
+    def add(
+        self, model: str, version: int, revision: int, minute: int | None, answers: Answers
     ) -> None:
         return
 

@@ -56,6 +56,7 @@ from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.routing import Route
 from gristmill.server.shadow import Scored, ShadowScorer
 from gristmill.server.stats_windows import StatsWindows
+from gristmill.server.tally import AnswerTally
 from gristmill.stores.models import TrafficPolicy
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class RegistryModels:
             else:
                 metrics = Metrics(StatsWindows() if settings.stats_flush_seconds > 0 else None)
         self.metrics = metrics
-        self.log = log
+        self.tally = AnswerTally(metrics, log)
         self.cache = PredictionCache(settings.cache_size, settings.cache_ttl)
         self.batcher = MicroBatcher(
             settings.max_batch_size, settings.max_batch_wait_ms / 1000.0, self.metrics.batched
@@ -103,6 +104,15 @@ class RegistryModels:
         self._pinned: set[Key] = set()
         self._locks: dict[Key, asyncio.Lock] = {}
         self._ready = False
+
+    @property
+    def log(self) -> PredictionLog | None:
+        """Where answered requests are logged (``None``: nowhere)."""
+        return self.tally.log
+
+    @log.setter
+    def log(self, log: PredictionLog | None) -> None:
+        self.tally.log = log
 
     def attach(self, stores: FeatureStores) -> None:
         """Serve from these (opened) stores."""
@@ -394,10 +404,12 @@ class RegistryModels:
 
         answer = await self._down_chain(served, started, attempt)
         manifest = served.answering
-        seconds = perf_counter() - started
-        self.metrics.answered(manifest.model, manifest.version, rows, seconds, served.revision)
-        if self.log is not None:
-            self.log.record(request_id, protocol, manifest, seconds, columns, answer)
+        tally = self.tally
+        if not tally.idle:
+            tally.answered(
+                manifest, served.revision, rows, started, perf_counter() - started, request_id,
+                protocol, columns, answer,
+            )  # fmt: skip
         for shadow in served.shadows:
             job = functools.partial(_shadow_rows, shadow, columns)
             self.shadows.submit(shadow, protocol, request_id, job)
@@ -543,12 +555,12 @@ class RegistryModels:
 
         answer, status, inputs = await self._down_chain(served, started, attempt)
         manifest = served.answering
-        seconds = perf_counter() - started
-        self.metrics.answered(
-            manifest.model, manifest.version, len(entities), seconds, served.revision
-        )
-        if self.log is not None:
-            self.log.record(request_id, protocol, manifest, seconds, inputs, answer)
+        tally = self.tally
+        if not tally.idle:
+            tally.answered(
+                manifest, served.revision, len(entities), started, perf_counter() - started,
+                request_id, protocol, inputs, answer,
+            )  # fmt: skip
         for shadow in served.shadows:
             job = functools.partial(self._shadow_entities, shadow, entities, given)
             self.shadows.submit(shadow, protocol, request_id, job)

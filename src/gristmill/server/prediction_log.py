@@ -1,23 +1,23 @@
 """The prediction log: answered requests written off the request path, in batches.
 
-``record`` is all a request pays: a sampling draw, then, for a request whose inputs came as
-one numeric block (``NumericColumns``, the usual request of a numeric model), its block, id,
-time, latency and answer copied into the columns of its version and input names
-(``log_columns``: nothing of the request is kept, so the write has no per-request objects to
-gather or free); any other request is one tuple appended to a list, holding *references* to
-its arrays and the answer's. A background task (``run``) takes them every ``flush_seconds``
-(or sooner when they hold ``flush_rows`` requests), writes them in a worker thread as
-Parquet, one file per model version and input columns
+A served request reaches the log through the server's tally (``tally``, ADR 34), which hands
+over answered requests in bulk (``record_many``; ``record`` for one): a sampling draw, then,
+for requests whose inputs came as numeric blocks (``NumericColumns``, the usual request of a
+numeric model), their blocks, ids, times, latencies and answers copied into the columns of
+their version and input names (``log_columns``: nothing of the requests is kept, so the
+write has no per-request objects to gather or free); any other request is one tuple appended
+to a list, holding *references* to its arrays and the answer's. A background task (``run``)
+takes them every ``flush_seconds`` (or sooner when they hold ``flush_rows`` requests),
+writes them in a worker thread as Parquet, one file per model version and input columns
 (``<folder>/<model>/<version>/<time>-<pid>-<n>.parquet``, one row per scored row, built
-column by column: ``log_tables``), and announces each
-written file on the bus as ``predictions.logged`` (its absolute ``path``) through an
-outbox (``log_outbox``): a file written while the bus is away is announced once it is back,
-on a later flush or, after a restart, by the next server on the folder. A row holds
-the request id, protocol, time, latency, its place in the request, the input columns (an
-entity request's keys, with its rows' ``status`` and scored ``features`` beside), the
-prediction and the probabilities, and ``shadow`` (a shadow version's answer). What
-cannot be written is logged and dropped: the log never fails or slows
-a request.
+column by column: ``log_tables``), and announces each written file on the bus as
+``predictions.logged`` (its absolute ``path``) through an outbox (``log_outbox``): a file
+written while the bus is away is announced once it is back, on a later flush or, after a
+restart, by the next server on the folder. A row holds the request id, protocol, time,
+latency, its place in the request, the input columns (an entity request's keys, with its
+rows' ``status`` and scored ``features`` beside), the prediction and the probabilities, and
+``shadow`` (a shadow version's answer). What cannot be written is logged and dropped: the
+log never fails or slows a request.
 
 Records are kept between writes, so a full garbage collection would walk them *and* every
 object the libraries made at start-up; the server freezes those (``gc.freeze``) once it is
@@ -33,9 +33,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, is_
 from pathlib import Path
+from time import perf_counter
 from typing import Any
+
+import numpy as np
 
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.core.outages import OutageLog
@@ -50,6 +55,24 @@ logger = logging.getLogger(__name__)
 Publish = Callable[[list[Event]], Awaitable[None]]
 ANNOUNCE_CHUNK = 500
 """At most this many files announced in one publication (a backlog after an outage)."""
+
+
+def _nothing() -> None:
+    return
+
+
+_BLOCK = attrgetter("block")
+_NAMES = attrgetter("names")
+
+
+def _blocks_of(names: tuple[str, ...], inputs: Sequence[Any]) -> bool:
+    """Whether every one of ``inputs`` is a numeric block of the columns ``names`` (the
+    very tuple: a request's plan names its columns once)."""
+    if len(inputs) == 1:
+        return True
+    if set(map(type, inputs)) != {NumericColumns}:
+        return False
+    return all(map(is_, map(_NAMES, inputs), repeat(names)))
 
 
 class PredictionLog:
@@ -78,6 +101,9 @@ class PredictionLog:
         self._unannounced: list[Event] = []  # written, their markers kept, not yet on the bus
         self._scanned = -SCAN_EVERY  # monotonic time of the last scan of the outbox
         self._outage = OutageLog()
+        self.before_write: Callable[[], None] = _nothing
+        """Called before a write: what keeps requests to record in bulk (``tally``) hands
+        them over."""
 
     def record(
         self,
@@ -90,28 +116,72 @@ class PredictionLog:
         *,
         shadow: bool = False,
     ) -> None:
-        """Keep one answered request for the next write (if the sample draws it); ``shadow``:
-        a shadow version scored it beside the answer (never returned)."""
-        if self.sample < 1.0 and (self.sample <= 0.0 or random.random() >= self.sample):
-            return
-        if type(columns) is NumericColumns:
+        """Keep one request answered now (if the sample draws it); ``shadow``: a shadow
+        version scored it beside the answer (never returned)."""
+        self.record_many(
+            manifest, (request_id,), (protocol,), np.array([perf_counter()]),
+            np.array([seconds]), (columns,), (answer,), shadow=shadow,
+        )  # fmt: skip
+
+    def record_many(
+        self,
+        manifest: ServableManifest,
+        request_ids: Sequence[str],
+        protocols: Sequence[str],
+        ended: np.ndarray,
+        seconds: np.ndarray,
+        inputs: Sequence[Mapping[str, Any]],
+        answers: Sequence[Predictions],
+        *,
+        shadow: bool = False,
+    ) -> None:
+        """Keep requests ``manifest``'s version answered (those the sample draws) for the
+        next write: their ids, protocols, ends (``perf_counter`` times), latencies, inputs
+        and answers, in the same order."""
+        if self.sample < 1.0:
+            if self.sample <= 0.0:
+                return
+            drawn = [random.random() < self.sample for _ in request_ids]
+            if not any(drawn):
+                return
+            request_ids = list(compress(request_ids, drawn))
+            protocols = list(compress(protocols, drawn))
+            inputs = list(compress(inputs, drawn))
+            answers = list(compress(answers, drawn))
+            ended, seconds = ended[drawn], seconds[drawn]
+        at = ended + (time.time() - perf_counter())  # wall-clock times
+        first = inputs[0]
+        if type(first) is NumericColumns and _blocks_of(first.names, inputs):
             # filed by identity (a dict lookup, not a hash of the manifest or the names) and
-            # copied into columns: nothing of the request is kept (log_columns)
-            key = (id(manifest), id(columns.names))
+            # copied into columns: nothing of the requests is kept (log_columns)
+            key = (id(manifest), id(first.names))
             kept = self._blocks.get(key)
             if kept is None or kept.manifest is not manifest:
-                kept = self._blocks[key] = BlockColumns(manifest, columns.names)
-            if kept.add(request_id, protocol, seconds, columns.block, answer, shadow):
-                self._count += 1
-                if self._count >= self.flush_rows:
-                    self._wake.set()
+                kept = self._blocks[key] = BlockColumns(manifest, first.names)
+            blocks = list(map(_BLOCK, inputs))
+            if kept.add_many(request_ids, protocols, at, seconds, blocks, answers, shadow):
+                self._counted(len(blocks))
+                return
+            if len(blocks) > 1:  # one odd answer: each request on its own
+                for i, (request_id, columns) in enumerate(zip(request_ids, inputs, strict=True)):
+                    self.record_many(
+                        manifest, (request_id,), (protocols[i],), ended[i : i + 1],
+                        seconds[i : i + 1], (columns,), (answers[i],), shadow=shadow,
+                    )  # fmt: skip
                 return
         pending = self._pending.get(None)
         if pending is None:
             pending = self._pending[None] = []
-        record = (request_id, protocol, manifest, time.time(), seconds, columns, answer, shadow)
-        pending.append(record)
-        self._count += 1
+        pending += [
+            (request_id, protocol, manifest, when, latency, columns, answer, shadow)
+            for request_id, protocol, when, latency, columns, answer in zip(
+                request_ids, protocols, at.tolist(), seconds.tolist(), inputs, answers, strict=True
+            )
+        ]
+        self._counted(len(request_ids))
+
+    def _counted(self, count: int) -> None:
+        self._count += count
         if self._count >= self.flush_rows:
             self._wake.set()
 
@@ -129,6 +199,7 @@ class PredictionLog:
 
     async def flush(self) -> None:
         """Write what is pending now, and announce it with every file not announced yet."""
+        self.before_write()
         pending, self._pending = self._pending, {}
         blocks, self._blocks = self._blocks, {}
         count, self._count = self._count, 0

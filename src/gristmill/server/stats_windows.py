@@ -13,14 +13,18 @@ is lost or counted twice.
 
 from __future__ import annotations
 
+import operator
 import os
 import secrets
 import socket
 import time
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import perf_counter
+
+import numpy as np
 
 from gristmill.stores.serving_stats import LATENCY_BUCKETS, ServingWindow
 
@@ -69,6 +73,48 @@ class _Window:
         if self.latency_max is None or seconds > self.latency_max:
             self.latency_max = seconds
 
+    def add(self, answers: Answers) -> None:
+        self.requests += answers.requests
+        self.rows += answers.rows
+        self.latency_sum += answers.latency_sum
+        if self.latency_min is None or answers.latency_min < self.latency_min:
+            self.latency_min = answers.latency_min
+        if self.latency_max is None or answers.latency_max > self.latency_max:
+            self.latency_max = answers.latency_max
+        self.buckets = list(map(operator.add, self.buckets, answers.buckets))
+
+
+@dataclass(slots=True)
+class Answers:
+    """Answered requests of one version (in one minute): what they add to its figures."""
+
+    requests: int
+    rows: int
+    latency_sum: float
+    latency_min: float
+    latency_max: float
+    buckets: list[int]
+    """Requests per ``LATENCY_BUCKETS`` bound (the lowest bound not below their latency),
+    and above the last one."""
+
+    @classmethod
+    def of(cls, rows: int, seconds: Sequence[float]) -> Answers:
+        """Requests of ``rows`` rows in all, answered in ``seconds`` each."""
+        if len(seconds) == 1:
+            buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+            buckets[bisect_left(LATENCY_BUCKETS, seconds[0])] = 1
+        else:
+            places = np.searchsorted(_BOUNDS, seconds)  # as bisect_left
+            buckets = np.bincount(places, minlength=len(LATENCY_BUCKETS) + 1).tolist()
+        return cls(len(seconds), rows, sum(seconds), min(seconds), max(seconds), buckets)
+
+
+_BOUNDS = np.asarray(LATENCY_BUCKETS)
+
+
+def _nothing() -> None:
+    return
+
 
 Pending = list[tuple[WindowKey, int, ServingWindow]]
 """Copies of changed windows: key, the change count copied, the window's totals."""
@@ -83,11 +129,18 @@ class StatsWindows:
         self.replica = replica or replica_id()
         self._clock = clock or steady_clock()
         self._windows: dict[WindowKey, _Window] = {}
+        self.before_read: Callable[[], None] = _nothing
+        """Called before the windows are read (``pending``, ``latency_range``): what counts
+        requests in bulk (``tally``) folds what it holds."""
 
-    def _of(self, model: str, version: int | str, revision: int) -> _Window | None:
+    def _of(
+        self, model: str, version: int | str, revision: int, minute: int | None = None
+    ) -> _Window | None:
         if not model or (isinstance(version, str) and not version.isdigit()):
             return None  # a request that failed before a version was found
-        key = (model, int(version), int(self._clock() // 60), revision)
+        if minute is None:
+            minute = int(self._clock() // 60)
+        key = (model, int(version), minute, revision)
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = _Window()
@@ -97,10 +150,21 @@ class StatsWindows:
     def answered(
         self, model: str, version: int, rows: int, seconds: float, revision: int = 0
     ) -> None:
-        window = self._of(model, version, revision)
+        """One request answered, now, in ``seconds``, with ``rows`` rows."""
+        self.add(model, version, revision, None, Answers.of(rows, (seconds,)))
+
+    def add(
+        self, model: str, version: int, revision: int, minute: int | None, answers: Answers
+    ) -> None:
+        """Requests answered in ``minute`` (``minute_of``; ``None``: this one)."""
+        window = self._of(model, version, revision, minute)
         if window is not None:
-            window.timed(seconds)
-            window.rows += rows
+            window.add(answers)
+
+    def minute_of(self, ended: float) -> int:
+        """The minute (of ``window_start``) of a request that ended at ``ended``, a
+        ``perf_counter`` time."""
+        return int((ended + self._clock() - perf_counter()) // 60)
 
     def failed(
         self, model: str, version: int | str, seconds: float, status: int, revision: int = 0
@@ -137,6 +201,7 @@ class StatsWindows:
 
     def pending(self) -> Pending:
         """Copies of the windows changed since they were last recorded."""
+        self.before_read()
         now = datetime.now(UTC)
         copies: Pending = []
         for key, window in self._windows.items():
@@ -181,6 +246,7 @@ class StatsWindows:
         """The lowest and highest latency (seconds) per ``(model, version)`` of the requests
         this process timed in this minute and the one before (a version without any there
         is left out): a sliding window of one to two minutes, as Micrometer's ``_max``."""
+        self.before_read()
         current = int(self._clock() // 60)
         ranges: dict[tuple[str, int], tuple[float, float]] = {}
         for (model, version, minute, _), window in self._windows.items():

@@ -122,3 +122,22 @@ async def test_the_log_writes_kept_columns_and_general_records_alike(tmp_path: P
         ("kept", 0, 3.0, 0),
         ("kept", 1, 4.0, 1),
     ]
+
+
+def test_many_requests_are_kept_all_or_none() -> None:
+    manifest = _manifest((0, 1))
+    kept = BlockColumns(manifest, NAMES)
+    requests = _requests((0, 1), 40)
+    ids, protocols, seconds, blocks, answers, _ = zip(*requests, strict=True)
+    at = np.full(len(ids), 1.7e9)
+    latency = np.asarray(seconds)
+    odd = list(answers)
+    odd[17] = Predictions(odd[17].values, None)  # one answer without probabilities
+    assert not kept.add_many(ids, protocols, at, latency, blocks, odd, False)
+    assert (kept.requests, kept.rows) == (0, 0)
+    assert kept.add_many(ids, protocols, at, latency, blocks, answers, False)
+    one_by_one = BlockColumns(manifest, NAMES)
+    for rid, protocol, took, block, answer, _ in requests:
+        assert one_by_one.add(rid, protocol, took, block, answer, False)
+    made, expected = kept.table(), one_by_one.table()
+    assert made.drop_columns(["at"]).equals(expected.drop_columns(["at"]))
