@@ -22,7 +22,7 @@ import time
 from array import array
 from collections.abc import Sequence
 from itertools import repeat
-from operator import attrgetter, is_
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -31,9 +31,6 @@ import pyarrow as pa
 from gristmill.servables.port import Predictions, ServableManifest
 
 _NUMERIC = frozenset("biuf")
-_VALUES = attrgetter("values")
-_PROBABILITIES = attrgetter("probabilities")
-_REJECTED = attrgetter("rejected")
 
 
 class BlockColumns:
@@ -79,8 +76,13 @@ class BlockColumns:
     ) -> bool:  # fmt: skip
         """Keep one request answered now (``block``: its inputs, ``[columns, rows]``);
         ``False`` when it does not fit these columns (nothing is kept then)."""
+        if answer.rejected is not None:
+            return False
         at, latency = np.array([time.time()]), np.array([seconds])
-        return self.add_many((request_id,), (protocol,), at, latency, (block,), (answer,), shadow)
+        values, probabilities = (answer.values,), (answer.probabilities,)
+        return self.add_many(
+            (request_id,), (protocol,), at, latency, (block,), values, probabilities, shadow
+        )
 
     def add_many(
         self,
@@ -89,18 +91,16 @@ class BlockColumns:
         at: np.ndarray,
         seconds: np.ndarray,
         blocks: Sequence[np.ndarray],
-        answers: Sequence[Predictions],
+        values: Sequence[np.ndarray],
+        probabilities: Sequence[np.ndarray | None],
         shadow: bool,
     ) -> bool:
         """Keep requests (``at``: when each was answered, wall-clock seconds; ``blocks``:
-        their inputs, ``[columns, rows]`` each), all or none: ``False`` when one does not
-        fit these columns (nothing is kept then). One ``concatenate`` per column kind, not
-        numpy calls per request."""
-        values = list(map(_VALUES, answers))
+        their inputs, ``[columns, rows]`` each; ``values`` and ``probabilities``: their
+        answers', without rejected rows), all or none: ``False`` when one does not fit these
+        columns (nothing is kept then). One ``concatenate`` per column kind, not numpy calls
+        per request."""
         counts = list(map(len, values))
-        if not all(map(is_, map(_REJECTED, answers), repeat(None))):
-            return False
-        probabilities = list(map(_PROBABILITIES, answers))
         with_probabilities = probabilities[0] is not None
         if self.requests == 0:
             self._first(values[0], probabilities[0])
@@ -112,7 +112,8 @@ class BlockColumns:
             block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
             joined = values[0] if len(values) == 1 else np.concatenate(values)
             if with_probabilities:
-                kept = probabilities[0] if len(values) == 1 else np.concatenate(probabilities)
+                given: Any = probabilities
+                kept = given[0] if len(given) == 1 else np.concatenate(given)
         except (ValueError, TypeError):  # a request without probabilities, or other ones
             return False
         if block.shape != (len(self.names), end - start):  # a request not answered row by row

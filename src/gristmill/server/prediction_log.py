@@ -38,7 +38,7 @@ from itertools import compress, repeat
 from operator import attrgetter, is_
 from pathlib import Path
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from gristmill.server.log_tables import GroupKey, Record, grouped, table
 from gristmill.server.port import NumericColumns
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Publish = Callable[[list[Event]], Awaitable[None]]
 ANNOUNCE_CHUNK = 500
@@ -63,6 +64,13 @@ def _nothing() -> None:
 
 _BLOCK = attrgetter("block")
 _NAMES = attrgetter("names")
+_VALUES = attrgetter("values")
+_PROBABILITIES = attrgetter("probabilities")
+_REJECTED = attrgetter("rejected")
+
+
+def _picked(values: Sequence[T], drawn: list[bool]) -> list[T]:
+    return list(compress(values, drawn))
 
 
 def _blocks_of(names: tuple[str, ...], inputs: Sequence[Any]) -> bool:
@@ -138,29 +146,23 @@ class PredictionLog:
         """Keep requests ``manifest``'s version answered (those the sample draws) for the
         next write: their ids, protocols, ends (``perf_counter`` times), latencies, inputs
         and answers, in the same order."""
-        if self.sample < 1.0:
-            if self.sample <= 0.0:
-                return
-            drawn = [random.random() < self.sample for _ in request_ids]
+        drawn = self._draw(len(request_ids))
+        if drawn is not None:
             if not any(drawn):
                 return
-            request_ids = list(compress(request_ids, drawn))
-            protocols = list(compress(protocols, drawn))
-            inputs = list(compress(inputs, drawn))
-            answers = list(compress(answers, drawn))
+            request_ids, protocols = _picked(request_ids, drawn), _picked(protocols, drawn)
+            inputs, answers = _picked(inputs, drawn), _picked(answers, drawn)
             ended, seconds = ended[drawn], seconds[drawn]
-        at = ended + (time.time() - perf_counter())  # wall-clock times
         first = inputs[0]
-        if type(first) is NumericColumns and _blocks_of(first.names, inputs):
-            # filed by identity (a dict lookup, not a hash of the manifest or the names) and
-            # copied into columns: nothing of the requests is kept (log_columns)
-            key = (id(manifest), id(first.names))
-            kept = self._blocks.get(key)
-            if kept is None or kept.manifest is not manifest:
-                kept = self._blocks[key] = BlockColumns(manifest, first.names)
+        if (
+            type(first) is NumericColumns
+            and _blocks_of(first.names, inputs)
+            and all(map(is_, map(_REJECTED, answers), repeat(None)))
+        ):
+            values, probabilities = list(map(_VALUES, answers)), list(map(_PROBABILITIES, answers))
             blocks = list(map(_BLOCK, inputs))
-            if kept.add_many(request_ids, protocols, at, seconds, blocks, answers, shadow):
-                self._counted(len(blocks))
+            parts = (request_ids, protocols, ended, seconds, blocks, values, probabilities)
+            if self._kept_as_blocks(manifest, first.names, *parts, shadow):
                 return
             if len(blocks) > 1:  # one odd answer: each request on its own
                 for i, (request_id, columns) in enumerate(zip(request_ids, inputs, strict=True)):
@@ -169,6 +171,7 @@ class PredictionLog:
                         seconds[i : i + 1], (columns,), (answers[i],), shadow=shadow,
                     )  # fmt: skip
                 return
+        at = ended + (time.time() - perf_counter())  # wall-clock times
         pending = self._pending.get(None)
         if pending is None:
             pending = self._pending[None] = []
@@ -179,6 +182,73 @@ class PredictionLog:
             )
         ]
         self._counted(len(request_ids))
+
+    def record_blocks(
+        self,
+        manifest: ServableManifest,
+        names: tuple[str, ...],
+        request_ids: Sequence[str],
+        protocols: Sequence[str],
+        ended: np.ndarray,
+        seconds: np.ndarray,
+        blocks: Sequence[np.ndarray],
+        values: Sequence[np.ndarray],
+        probabilities: Sequence[np.ndarray | None],
+    ) -> None:
+        """``record_many`` for numeric requests given by their parts — each one's inputs as
+        one block of the columns ``names`` (``NumericColumns.block``), its answer's values
+        and probabilities (no rejected rows) — so that whoever keeps them until then need
+        not keep the objects around them (``tally``)."""
+        drawn = self._draw(len(request_ids))
+        if drawn is not None:
+            if not any(drawn):
+                return
+            request_ids, protocols = _picked(request_ids, drawn), _picked(protocols, drawn)
+            blocks, values = _picked(blocks, drawn), _picked(values, drawn)
+            probabilities = _picked(probabilities, drawn)
+            ended, seconds = ended[drawn], seconds[drawn]
+        parts = (request_ids, protocols, ended, seconds, blocks, values, probabilities)
+        if self._kept_as_blocks(manifest, names, *parts, False):
+            return
+        inputs = [NumericColumns(names, block) for block in blocks]
+        answers = list(map(Predictions, values, probabilities))
+        self.record_many(manifest, request_ids, protocols, ended, seconds, inputs, answers)
+
+    def _draw(self, count: int) -> list[bool] | None:
+        """Which of ``count`` requests the sample draws (``None``: every one)."""
+        if self.sample >= 1.0:
+            return None
+        if self.sample <= 0.0:
+            return [False] * count
+        return [random.random() < self.sample for _ in range(count)]
+
+    def _kept_as_blocks(
+        self,
+        manifest: ServableManifest,
+        names: tuple[str, ...],
+        request_ids: Sequence[str],
+        protocols: Sequence[str],
+        ended: np.ndarray,
+        seconds: np.ndarray,
+        blocks: Sequence[np.ndarray],
+        values: Sequence[np.ndarray],
+        probabilities: Sequence[np.ndarray | None],
+        shadow: bool,
+    ) -> bool:
+        """Requests copied into the columns of their version and input names, filed by
+        identity (a dict lookup, not a hash of the manifest or the names): nothing of them
+        is kept (``log_columns``); ``False`` (nothing kept) when one does not fit."""
+        key = (id(manifest), id(names))
+        kept = self._blocks.get(key)
+        if kept is None or kept.manifest is not manifest:
+            kept = self._blocks[key] = BlockColumns(manifest, names)
+        at = ended + (time.time() - perf_counter())  # wall-clock times
+        if not kept.add_many(
+            request_ids, protocols, at, seconds, blocks, values, probabilities, shadow
+        ):
+            return False
+        self._counted(len(blocks))
+        return True
 
     def _counted(self, count: int) -> None:
         self._count += count

@@ -131,11 +131,13 @@ def test_many_requests_are_kept_all_or_none() -> None:
     ids, protocols, seconds, blocks, answers, _ = zip(*requests, strict=True)
     at = np.full(len(ids), 1.7e9)
     latency = np.asarray(seconds)
-    odd = list(answers)
-    odd[17] = Predictions(odd[17].values, None)  # one answer without probabilities
-    assert not kept.add_many(ids, protocols, at, latency, blocks, odd, False)
+    values = [answer.values for answer in answers]
+    probabilities = [answer.probabilities for answer in answers]
+    odd = list(probabilities)
+    odd[17] = None  # one answer without probabilities
+    assert not kept.add_many(ids, protocols, at, latency, blocks, values, odd, False)
     assert (kept.requests, kept.rows) == (0, 0)
-    assert kept.add_many(ids, protocols, at, latency, blocks, answers, False)
+    assert kept.add_many(ids, protocols, at, latency, blocks, values, probabilities, False)
     one_by_one = BlockColumns(manifest, NAMES)
     for rid, protocol, took, block, answer, _ in requests:
         assert one_by_one.add(rid, protocol, took, block, answer, False)

@@ -7,6 +7,7 @@ figures as counting one request at a time, and a fold that fails never fails a r
 from __future__ import annotations
 
 import time
+import weakref
 from pathlib import Path
 from time import perf_counter
 
@@ -162,11 +163,36 @@ async def test_the_log_gets_every_row_with_its_own_id_and_time(tmp_path: Path) -
 
 
 def test_a_fold_that_fails_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(Metrics):
+        def add(self, *args: object) -> None:
+            raise RuntimeError("a bug in counting")
+
+    metrics = Broken(StatsWindows("host-1-aa"))
+    tally = AnswerTally(metrics)
+    manifest = _manifest()
+    for index in range(FOLD_EVERY + 1):  # the 256th answer folds: it must not raise
+        _answer(tally, manifest, index)
+    assert "could not count or log 256 answered request(s)" in caplog.text
+    assert len(tally) == 1  # what came after is kept, and counted when it can be
+    metrics.add = Metrics.add.__get__(metrics)  # type: ignore[method-assign]
+    assert _series(metrics, "gristmill_requests_total") == {'model_version="1"': 1}
+
+
+def test_a_numeric_request_keeps_only_its_arrays_until_the_fold() -> None:
+    """Its own objects go when it is answered (as with monitoring off): nothing kept is an
+    object the garbage collector tracks, so keeping answers never makes it run more."""
     tally, metrics, _ = _tally()
     manifest = _manifest()
-    columns, _ = _request(0)
-    tally.answered(manifest, 0, 1, perf_counter(), "late", "r0", "native", columns, None)  # type: ignore[arg-type]
-    tally.fold()  # does not raise
-    assert "could not count or log 1 answered request" in caplog.text
-    _answer(tally, manifest, 1)
-    assert _series(metrics, "gristmill_requests_total") == {'model_version="1"': 1}
+    columns, answer = _request(1)
+    seen = weakref.ref(answer)
+    tally.answered(manifest, 0, 1, perf_counter(), 0.001, "r1", "native", columns, answer)
+    del answer
+    assert seen() is None
+    odd_columns, odd = _request(2, 2)
+    odd = Predictions(odd.values, odd.probabilities, np.array([True, False]))
+    kept = weakref.ref(odd)
+    tally.answered(manifest, 0, 2, perf_counter(), 0.001, "r2", "native", odd_columns, odd)
+    del odd
+    assert kept() is not None  # a request with rejected rows is kept whole, for the log
+    assert _series(metrics, "gristmill_requests_total") == {'model_version="1"': 2}
+    assert kept() is None
