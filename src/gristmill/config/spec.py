@@ -308,6 +308,18 @@ def _describe(error: Any) -> str:
         return "unknown key (check its spelling, or see docs/spec.md for the keys allowed here)"
     if kind == "missing":
         return "required key is missing"
+    bounds = {
+        "greater_than": ("gt", "greater than"),
+        "greater_than_equal": ("ge", "at least"),
+        "less_than": ("lt", "less than"),
+        "less_than_equal": ("le", "at most"),
+    }
+    if kind in bounds:
+        key, words = bounds[kind]
+        return f"{error['input']!r} is out of range: give a number {words} {ctx.get(key)}"
+    if kind in ("int_parsing", "float_parsing", "int_type", "float_type"):
+        whole = kind.startswith("int")
+        return f"{error['input']!r} is not a {'whole ' if whole else ''}number"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 

@@ -103,6 +103,8 @@ def parse_feedback(payload: Any, *, what: str = "the feedback") -> FeedbackBody:
         error = exc.errors()[0]
         field = _path(error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not field and message.startswith("outcomes["):  # an entity without a model
+            field = "model"
         if field.endswith(".actual") and error["loc"][-1] != "actual":  # no branch of the union
             message = "must be a number, text or true/false (not null, a list or an object)"
         elif field.endswith(".entity") and error["loc"][-1] != "entity":

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -169,6 +170,7 @@ def create_app(settings: Settings, models: RegistryModels | None = None) -> Star
                     await flusher.stop()  # the last figures, before the stores close
                 await jobs.close()  # the jobs this server runs end before its stores close
                 await reload.leave(services.bus)  # no consumer group left behind
+                logger.info("stopped serving (process %d)", os.getpid())
 
     return PredictionFirst(
         hot=prediction_routes(protocols),

@@ -101,8 +101,8 @@ class ScoreJobs:
         return job
 
     async def _run(self, job: ScoreJob) -> None:
+        from gristmill.core.webhooks import notify
         from gristmill.stages.score_jobs import ready_payload, run_score_job
-        from gristmill.stages.scoring import notify
         from gristmill.stores.scores import job_summary
 
         services = self._opened()

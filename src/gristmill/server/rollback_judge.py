@@ -54,7 +54,7 @@ async def judge(models: RegistryModels, publish: Publish | None) -> list[Demotio
 
 
 async def _post(url: str, demotion: Demotion) -> None:
-    from gristmill.stages.scoring import notify  # the stage's module: imported when needed
+    from gristmill.core.webhooks import notify
 
     try:
         accepted = await asyncio.to_thread(

@@ -10,8 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gristmill.core.webhooks import notify
 from gristmill.stages.base import Announcement
-from gristmill.stages.scoring import notify
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.rollback_rules import RollbackRule
 from gristmill.training.rollback import demote

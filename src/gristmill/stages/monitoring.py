@@ -39,6 +39,7 @@ from gristmill.config.monitoring import DEFAULT_MONITOR, MonitorSpec
 from gristmill.config.spec import PipelineSpec
 from gristmill.core.events import MONITOR_ALERT, PREDICTIONS_LOGGED, Event
 from gristmill.core.ids import digest_json
+from gristmill.core.webhooks import notify
 from gristmill.errors import (
     ConfigError,
     ConflictError,
@@ -55,7 +56,6 @@ from gristmill.monitoring.verdicts import drifted, judged
 from gristmill.monitoring.window_counts import Counts, added, count_log
 from gristmill.stages.base import Announcement, StageOutcome
 from gristmill.stages.demotions import demoted
-from gristmill.stages.scoring import notify
 from gristmill.stages.specs import spec_of_run
 from gristmill.stores.drift import DriftAlert, DriftWindow, TakenFile
 from gristmill.stores.fencing import current_fence

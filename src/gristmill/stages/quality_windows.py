@@ -1,8 +1,9 @@
 """What the live quality stages share: each version's set-up, and measuring windows again.
 
 A version's **set-up** (``Setups.of``): its task (from the registry), its window length —
-the ``monitor.quality_window`` of the spec of the run that trained it, else of the worker's
-``--spec``, else ``DEFAULT_QUALITY_WINDOW`` (one hour) — and the calibration of its
+the ``monitor.quality_window`` of the worker's ``--spec`` when it names the version's
+model, else of the spec of the run that trained it, else ``DEFAULT_QUALITY_WINDOW`` (one
+hour): the same order as the drift windows' (``stages.monitoring``) — and the calibration of its
 probabilities from its evaluation's reliability curve (``evaluation.cbpe.Calibration``).
 Read once per version and process: a version never changes.
 
@@ -37,6 +38,7 @@ from gristmill.stores.feedback import FeedbackStore, Labelled, QualityWindow, Wi
 from gristmill.stores.metadata import MetadataStore
 from gristmill.stores.models import ModelVersion
 from gristmill.stores.reports import LEADERBOARD_KIND
+from gristmill.training.gate import model_name
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +77,8 @@ class Setups:
             logger.warning("%s/%s is not in the registry; not measured", model, version)
             return VersionSetup("", int(self._window(None)))
         candidate = self.metadata.candidates.find_candidate(registered.candidate_id)
-        spec = self._spec_of(candidate.run_id if candidate else None)
+        spec = self.spec if self.spec is not None and model_name(self.spec) == model else None
+        spec = spec or self._spec_of(candidate.run_id if candidate else None)
         calibration = self._calibration(registered, candidate.split_id if candidate else None)
         return VersionSetup(registered.task, int(self._window(spec)), calibration)
 

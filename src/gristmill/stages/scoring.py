@@ -18,11 +18,7 @@ so ``gristmill worker --all`` runs them at the cost of a spec lookup per batch.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +33,7 @@ from gristmill.core.events import (
     Event,
 )
 from gristmill.core.ids import digest_json
+from gristmill.core.webhooks import notify
 from gristmill.errors import PERMANENT_ERRORS, ConfigError, NotFoundError
 from gristmill.execution.port import Executor
 from gristmill.features.stores import FeatureStores
@@ -120,28 +117,6 @@ class ScoringStage:
             [Announcement(SCORES_READY, ready_payload(done), key=name)],
             summary=f"{done.rows} row(s) scored, {done.bad_rows} bad, in {done.location}",
         )
-
-
-def notify(url: str, body: dict[str, Any], *, attempts: int = 3, timeout: float = 5.0) -> bool:
-    """POST ``body`` as JSON to ``url``, up to ``attempts`` times (0.5 s, 1 s, … apart);
-    ``True`` once it answered 2xx. A webhook that stays down is logged, not raised."""
-    data = json.dumps(body, default=str).encode()
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url, data=data, method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                if 200 <= answer.status < 300:
-                    return True
-        except (urllib.error.URLError, OSError) as exc:
-            error = str(exc)
-        else:
-            error = f"HTTP {answer.status}"
-        log.warning("webhook %s failed (attempt %d of %d): %s", url, attempt, attempts, error)
-        if attempt < attempts:
-            time.sleep(0.5 * 2 ** (attempt - 1))
-    return False
 
 
 class _ScoreNew(ABC):

@@ -37,7 +37,7 @@ and the rule's webhook, if any, to POST the alert to (``events``, ``alert``). Th
         announcements = [Announcement(kind, body, key=policy.model)
                          for kind, body in demotion.events()]
         if demotion.webhook:
-            notify(demotion.webhook, demotion.alert())      # stages.scoring.notify
+            notify(demotion.webhook, demotion.alert())      # core.webhooks.notify
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ ROLLBACK_JUDGE = "gristmill rollback judge"
 Role = Literal["primary", "canary"]
 AUDIT_LOOKBACK = 200
 """Policy changes of a model read, newest first, for its cool-down."""
+
+_HELD: set[tuple[str, int, datetime]] = set()
+"""Versions held back by a cool-down (model, version, the rollback that began it) this
+process has said so of: the warning once, not at every judgement."""
 
 
 def rule_from_spec(spec: RollbackSpec) -> RollbackRule:
@@ -276,14 +280,18 @@ def demote(
     cooldown = rule.cooldown_minutes if rule is not None else DEFAULT_COOLDOWN_MINUTES
     last = _last_rollback(metadata, policy.model)
     if last is not None and now - last < timedelta(minutes=cooldown):
-        logger.debug(
+        held = (policy.model, version, last)
+        log = logger.debug if held in _HELD else logger.warning  # once per cool-down
+        _HELD.add(held)
+        log(
             "%s crossed its rollback rule (%s) but %s was rolled back automatically at %s, "
-            "within its cool-down of %g min: not demoted",
+            "within its cool-down of %g min: not demoted before %s",
             where,
             reason,
             policy.model,
-            last.isoformat(),
+            last.isoformat(timespec="seconds"),
             cooldown,
+            (last + timedelta(minutes=cooldown)).isoformat(timespec="seconds"),
         )
         return None
     if role == "primary" and not policy.fallback:

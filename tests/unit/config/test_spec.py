@@ -47,7 +47,7 @@ def test_wrong_format_names_key_path_and_choices() -> None:
         (
             {"deploy": {"canary_requests": 0}},
             "deploy.canary_requests",
-            "greater than or equal to 1",
+            "give a number at least 1",
         ),
         ({"deploy": {"policy": "yolo"}}, "deploy.policy", "'yolo' is not one of"),
     ],

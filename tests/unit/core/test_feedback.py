@@ -53,7 +53,7 @@ def test_request_ids_and_entities_are_accepted() -> None:
         ({"model": "m", "outcomes": [{"entity": "c", "at": "2026-12-01T10:00:00", "actual": 1}]},
          "outcomes[0]", "time zone"),
         ({"outcomes": [{"request_id": "a", "actual": 1}, {"entity": "c", "actual": 1}]},
-         "", "give the model"),
+         "model", "give the model"),
         ({"outcomes": [{"request_id": "a", "actual": 1, "label": 2}]}, "outcomes[0].label",
          "unknown field"),
         ({"model": "no spaces", "outcomes": [{"request_id": "a", "actual": 1}]}, "model", "match"),

@@ -3,6 +3,7 @@ them, policies stored as deployments store them, demotions made once."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -180,7 +181,9 @@ def test_a_primary_with_nothing_to_roll_back_to_is_not_judged(store: SqlMetadata
     assert _policy(store).revision == alone.revision
 
 
-def test_no_rollback_within_the_cooldown_of_the_last_one(store: SqlMetadataStore) -> None:
+def test_no_rollback_within_the_cooldown_of_the_last_one(
+    store: SqlMetadataStore, caplog: pytest.LogCaptureFixture
+) -> None:
     rule = replace(RULE, cooldown_minutes=30)
     _live(store, rule)
     _served(store, requests=100, budget_misses=100)
@@ -190,7 +193,12 @@ def test_no_rollback_within_the_cooldown_of_the_last_one(store: SqlMetadataStore
     assert _policy(store).fallback == (1,)
     now = datetime.now(UTC)
     _served(store, version=3, requests=100, budget_misses=100)
-    assert judge_rollbacks(store, now=now) == []
+    with caplog.at_level(logging.DEBUG, logger="gristmill.training.rollback"):
+        assert judge_rollbacks(store, now=now) == []
+        assert judge_rollbacks(store, now=now) == []  # judged again after the next flush
+    held = [r for r in caplog.records if "within its cool-down" in r.getMessage()]
+    assert [r.levelno for r in held] == [logging.WARNING, logging.DEBUG]  # said once
+    assert "not demoted before" in held[0].getMessage()
     later = first.at + timedelta(minutes=31)
     _served(store, version=3, at=later, requests=100, budget_misses=100)
     [second] = judge_rollbacks(store, now=later)
