@@ -21,8 +21,10 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Sequence
-from itertools import repeat
+from dataclasses import dataclass
+from itertools import compress, repeat
 from operator import is_
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,45 @@ import pyarrow as pa
 from gristmill.servables.port import Predictions, ServableManifest
 
 _NUMERIC = frozenset("biuf")
+
+
+@dataclass(frozen=True)
+class NumericAnswers:
+    """Numeric requests of one version, by their parts, in the order they were answered:
+    ids, protocols, ends (``perf_counter`` times) and latencies, each one's inputs as one
+    block (``NumericColumns.block``, ``[columns, rows]``), its answer's values and
+    probabilities (no rejected rows)."""
+
+    request_ids: Sequence[str]
+    protocols: Sequence[str]
+    ended: np.ndarray
+    seconds: np.ndarray
+    blocks: Sequence[np.ndarray]
+    values: Sequence[np.ndarray]
+    probabilities: Sequence[np.ndarray | None]
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def picked(self, drawn: Sequence[bool]) -> NumericAnswers:
+        """Those ``drawn`` marks."""
+        return NumericAnswers(
+            list(compress(self.request_ids, drawn)),
+            list(compress(self.protocols, drawn)),
+            self.ended[list(drawn)],
+            self.seconds[list(drawn)],
+            list(compress(self.blocks, drawn)),
+            list(compress(self.values, drawn)),
+            list(compress(self.probabilities, drawn)),
+        )
+
+    def one(self, i: int) -> NumericAnswers:
+        """The ``i``-th request alone."""
+        return NumericAnswers(
+            (self.request_ids[i],), (self.protocols[i],), self.ended[i : i + 1],
+            self.seconds[i : i + 1], (self.blocks[i],), (self.values[i],),
+            (self.probabilities[i],),
+        )  # fmt: skip
 
 
 class BlockColumns:
@@ -78,28 +119,18 @@ class BlockColumns:
         ``False`` when it does not fit these columns (nothing is kept then)."""
         if answer.rejected is not None:
             return False
-        at, latency = np.array([time.time()]), np.array([seconds])
-        values, probabilities = (answer.values,), (answer.probabilities,)
-        return self.add_many(
-            (request_id,), (protocol,), at, latency, (block,), values, probabilities, shadow
-        )
+        now = perf_counter()
+        answers = NumericAnswers(
+            (request_id,), (protocol,), np.array([now]), np.array([seconds]), (block,),
+            (answer.values,), (answer.probabilities,),
+        )  # fmt: skip
+        return self.add_many(answers, time.time() - now, shadow)
 
-    def add_many(
-        self,
-        request_ids: Sequence[str],
-        protocols: Sequence[str],
-        at: np.ndarray,
-        seconds: np.ndarray,
-        blocks: Sequence[np.ndarray],
-        values: Sequence[np.ndarray],
-        probabilities: Sequence[np.ndarray | None],
-        shadow: bool,
-    ) -> bool:
-        """Keep requests (``at``: when each was answered, wall-clock seconds; ``blocks``:
-        their inputs, ``[columns, rows]`` each; ``values`` and ``probabilities``: their
-        answers', without rejected rows), all or none: ``False`` when one does not fit these
-        columns (nothing is kept then). One ``concatenate`` per column kind, not numpy calls
-        per request."""
+    def add_many(self, answers: NumericAnswers, offset: float, shadow: bool) -> bool:
+        """Keep ``answers`` (their wall-clock times: their ends plus ``offset``), all or
+        none: ``False`` when one does not fit these columns (nothing is kept then). One
+        ``concatenate`` per column kind, not numpy calls per request."""
+        blocks, values, probabilities = answers.blocks, answers.values, answers.probabilities
         counts = list(map(len, values))
         with_probabilities = probabilities[0] is not None
         if self.requests == 0:
@@ -135,10 +166,11 @@ class BlockColumns:
             self._parts.append(joined)  # type: ignore[union-attr]
         if with_probabilities:
             self._probabilities[start:end] = kept  # type: ignore[index]
-        self.ids += request_ids
-        self.protocols += protocols
+        self.ids += answers.request_ids
+        self.protocols += answers.protocols
+        at = answers.ended + offset
         self.at.frombytes(np.asarray(at, dtype=np.float64).tobytes())
-        self.seconds.frombytes(np.asarray(seconds, dtype=np.float64).tobytes())
+        self.seconds.frombytes(np.asarray(answers.seconds, dtype=np.float64).tobytes())
         self.counts.extend(counts)
         self.shadow += bytes([shadow]) * len(counts)
         self.requests += len(counts)

@@ -45,7 +45,7 @@ import numpy as np
 from gristmill.core.events import PREDICTIONS_LOGGED, Event
 from gristmill.core.outages import OutageLog
 from gristmill.servables.port import Predictions, ServableManifest
-from gristmill.server.log_columns import BlockColumns
+from gristmill.server.log_columns import BlockColumns, NumericAnswers
 from gristmill.server.log_outbox import SCAN_EVERY, LogOutbox
 from gristmill.server.log_tables import GroupKey, Record, grouped, table
 from gristmill.server.port import NumericColumns
@@ -159,60 +159,63 @@ class PredictionLog:
             and _blocks_of(first.names, inputs)
             and all(map(is_, map(_REJECTED, answers), repeat(None)))
         ):
-            values, probabilities = list(map(_VALUES, answers)), list(map(_PROBABILITIES, answers))
-            blocks = list(map(_BLOCK, inputs))
-            parts = (request_ids, protocols, ended, seconds, blocks, values, probabilities)
-            if self._kept_as_blocks(manifest, first.names, *parts, shadow):
+            numeric = NumericAnswers(
+                request_ids, protocols, ended, seconds, list(map(_BLOCK, inputs)),
+                list(map(_VALUES, answers)), list(map(_PROBABILITIES, answers)),
+            )  # fmt: skip
+            if self._kept_as_blocks(manifest, first.names, numeric, shadow):
                 return
-            if len(blocks) > 1:  # one odd answer: each request on its own
+            if len(numeric) > 1:  # one odd answer: each request on its own
                 for i, (request_id, columns) in enumerate(zip(request_ids, inputs, strict=True)):
                     self.record_many(
                         manifest, (request_id,), (protocols[i],), ended[i : i + 1],
                         seconds[i : i + 1], (columns,), (answers[i],), shadow=shadow,
                     )  # fmt: skip
                 return
-        at = ended + (time.time() - perf_counter())  # wall-clock times
+        general = NumericAnswers(request_ids, protocols, ended, seconds, (), (), ())
+        self._pending_records(manifest, general, inputs, answers, shadow)
+
+    def _pending_records(
+        self,
+        manifest: ServableManifest,
+        answered: NumericAnswers,
+        inputs: Sequence[Mapping[str, Any]],
+        answers: Sequence[Predictions],
+        shadow: bool,
+    ) -> None:
+        """Requests kept the general way (``log_tables``): ``answered`` gives their ids,
+        protocols and times."""
+        at = answered.ended + (time.time() - perf_counter())  # wall-clock times
         pending = self._pending.get(None)
         if pending is None:
             pending = self._pending[None] = []
+        ids, protocols, seconds = answered.request_ids, answered.protocols, answered.seconds
+        rows = zip(ids, protocols, at.tolist(), seconds.tolist(), inputs, answers, strict=True)
         pending += [
             (request_id, protocol, manifest, when, latency, columns, answer, shadow)
-            for request_id, protocol, when, latency, columns, answer in zip(
-                request_ids, protocols, at.tolist(), seconds.tolist(), inputs, answers, strict=True
-            )
+            for request_id, protocol, when, latency, columns, answer in rows
         ]
-        self._counted(len(request_ids))
+        self._counted(len(answers))
 
     def record_blocks(
-        self,
-        manifest: ServableManifest,
-        names: tuple[str, ...],
-        request_ids: Sequence[str],
-        protocols: Sequence[str],
-        ended: np.ndarray,
-        seconds: np.ndarray,
-        blocks: Sequence[np.ndarray],
-        values: Sequence[np.ndarray],
-        probabilities: Sequence[np.ndarray | None],
+        self, manifest: ServableManifest, names: tuple[str, ...], answers: NumericAnswers
     ) -> None:
-        """``record_many`` for numeric requests given by their parts — each one's inputs as
-        one block of the columns ``names`` (``NumericColumns.block``), its answer's values
-        and probabilities (no rejected rows) — so that whoever keeps them until then need
-        not keep the objects around them (``tally``)."""
-        drawn = self._draw(len(request_ids))
+        """``record_many`` for numeric requests of the input columns ``names`` given by
+        their parts, so that whoever keeps them until then need not keep the objects around
+        them (``tally``)."""
+        drawn = self._draw(len(answers))
         if drawn is not None:
             if not any(drawn):
                 return
-            request_ids, protocols = _picked(request_ids, drawn), _picked(protocols, drawn)
-            blocks, values = _picked(blocks, drawn), _picked(values, drawn)
-            probabilities = _picked(probabilities, drawn)
-            ended, seconds = ended[drawn], seconds[drawn]
-        parts = (request_ids, protocols, ended, seconds, blocks, values, probabilities)
-        if self._kept_as_blocks(manifest, names, *parts, False):
+            answers = answers.picked(drawn)
+        if self._kept_as_blocks(manifest, names, answers, False):
             return
-        inputs = [NumericColumns(names, block) for block in blocks]
-        answers = list(map(Predictions, values, probabilities))
-        self.record_many(manifest, request_ids, protocols, ended, seconds, inputs, answers)
+        for i in range(len(answers)):  # one odd answer: each request on its own
+            one = answers.one(i)
+            if not self._kept_as_blocks(manifest, names, one, False):
+                inputs = [NumericColumns(names, block) for block in one.blocks]
+                whole = list(map(Predictions, one.values, one.probabilities))
+                self._pending_records(manifest, one, inputs, whole, False)
 
     def _draw(self, count: int) -> list[bool] | None:
         """Which of ``count`` requests the sample draws (``None``: every one)."""
@@ -226,28 +229,19 @@ class PredictionLog:
         self,
         manifest: ServableManifest,
         names: tuple[str, ...],
-        request_ids: Sequence[str],
-        protocols: Sequence[str],
-        ended: np.ndarray,
-        seconds: np.ndarray,
-        blocks: Sequence[np.ndarray],
-        values: Sequence[np.ndarray],
-        probabilities: Sequence[np.ndarray | None],
+        answers: NumericAnswers,
         shadow: bool,
     ) -> bool:
-        """Requests copied into the columns of their version and input names, filed by
+        """``answers`` copied into the columns of their version and input names, filed by
         identity (a dict lookup, not a hash of the manifest or the names): nothing of them
         is kept (``log_columns``); ``False`` (nothing kept) when one does not fit."""
         key = (id(manifest), id(names))
         kept = self._blocks.get(key)
         if kept is None or kept.manifest is not manifest:
             kept = self._blocks[key] = BlockColumns(manifest, names)
-        at = ended + (time.time() - perf_counter())  # wall-clock times
-        if not kept.add_many(
-            request_ids, protocols, at, seconds, blocks, values, probabilities, shadow
-        ):
+        if not kept.add_many(answers, time.time() - perf_counter(), shadow):
             return False
-        self._counted(len(blocks))
+        self._counted(len(answers))
         return True
 
     def _counted(self, count: int) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gristmill.servables.port import Predictions, ServableManifest
+from gristmill.server.log_columns import NumericAnswers
 from gristmill.server.metrics import Metrics, QuietMetrics
 from gristmill.server.port import NumericColumns
 from gristmill.server.prediction_log import PredictionLog
@@ -183,10 +184,11 @@ def _log(log: PredictionLog, manifest: ServableManifest, kept: _Kept) -> None:
     ended = np.frombuffer(kept.started, dtype=np.float64) + seconds
     names = kept.names[0]
     if not kept.whole and names is not None and kept.names.count(names) == len(kept):
-        log.record_blocks(
-            manifest, names, kept.ids, kept.protocols, ended, seconds, kept.blocks,  # type: ignore[arg-type]
+        answers = NumericAnswers(
+            kept.ids, kept.protocols, ended, seconds, kept.blocks,  # type: ignore[arg-type]
             kept.values, kept.probabilities,  # type: ignore[arg-type]
         )  # fmt: skip
+        log.record_blocks(manifest, names, answers)
         return
     for i in range(len(kept)):  # requests of several kinds: each on its own
         if i in kept.whole:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from gristmill.servables.port import InputColumn, Predictions, ServableManifest
-from gristmill.server.log_columns import BlockColumns
+from gristmill.server.log_columns import BlockColumns, NumericAnswers
 from gristmill.server.log_tables import table
 from gristmill.server.port import NumericColumns
 from gristmill.server.prediction_log import PredictionLog
@@ -135,9 +135,11 @@ def test_many_requests_are_kept_all_or_none() -> None:
     probabilities = [answer.probabilities for answer in answers]
     odd = list(probabilities)
     odd[17] = None  # one answer without probabilities
-    assert not kept.add_many(ids, protocols, at, latency, blocks, values, odd, False)
+    broken = NumericAnswers(ids, protocols, at, latency, blocks, values, odd)
+    assert not kept.add_many(broken, 0.0, False)
     assert (kept.requests, kept.rows) == (0, 0)
-    assert kept.add_many(ids, protocols, at, latency, blocks, values, probabilities, False)
+    whole = NumericAnswers(ids, protocols, at, latency, blocks, values, probabilities)
+    assert kept.add_many(whole, 0.0, False)
     one_by_one = BlockColumns(manifest, NAMES)
     for rid, protocol, took, block, answer, _ in requests:
         assert one_by_one.add(rid, protocol, took, block, answer, False)

@@ -15,31 +15,20 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from gristmill.servables.port import InputColumn, Predictions, ServableManifest
+from gristmill.servables.port import Predictions, ServableManifest
 from gristmill.server.metrics import Metrics
 from gristmill.server.port import NumericColumns
 from gristmill.server.prediction_log import PredictionLog
 from gristmill.server.stats_windows import StatsWindows
 from gristmill.server.tally import FOLD_EVERY, AnswerTally
+from gristmill.testing.prediction_logs import manifest_of
 
 NAMES = ("f0", "f1")
 MINUTE = 29_000_000  # minutes since the epoch
 
 
 def _manifest(version: int = 1) -> ServableManifest:
-    return ServableManifest(
-        model="m",
-        version=version,
-        kind="onnx",
-        reason="converted",
-        digest="sha256:abc",
-        bundle="b",
-        pipeline=None,
-        task="classification",
-        output="class",
-        inputs=tuple(InputColumn(n, "float64") for n in NAMES),
-        classes=(0, 1),
-    )
+    return manifest_of("m", version, dict.fromkeys(NAMES, "float64"), classes=(0, 1))
 
 
 def _request(index: int, rows: int = 1) -> tuple[NumericColumns, Predictions]:
