@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TypeVar
 
 from gristmill.backends.deadletter import dead_letter, lease_expired, over_budget, undecodable
@@ -108,7 +108,7 @@ class SqliteBus:
         self.ack_wait = ack_wait
         self._conn: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
-        self._published: asyncio.Condition | None = None
+        self._sleepers: set[asyncio.Future[None]] | None = None  # woken by a publish
         self._acks: deque[tuple[str, str, str, int]] = deque()
 
     def __repr__(self) -> str:
@@ -118,7 +118,7 @@ class SqliteBus:
         if self._thread is not None:
             return
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="gristmill-sqlite-bus")
-        self._published = asyncio.Condition()
+        self._sleepers = set()
         try:
             self._conn = await self._run(self._connect)
         except BaseException:
@@ -237,17 +237,26 @@ class SqliteBus:
         return got
 
     async def _notify(self) -> None:
-        if self._published is not None:
-            async with self._published:
-                self._published.notify_all()
+        for sleeper in self._sleepers or ():
+            if not sleeper.done():
+                sleeper.set_result(None)
 
     async def _sleep(self, seconds: float) -> None:
-        """Sleep, but wake early when this instance publishes or nacks."""
-        if self._published is None:
+        """Sleep, but wake early when this instance publishes or nacks. A plain future and a
+        timer, no lock: a consumer cancelled while it sleeps ends at once (a condition's
+        ``wait`` under ``wait_for`` could hang there on Python 3.11, its cancellation
+        racing the timeout while it took the lock back)."""
+        if self._sleepers is None:
             return
-        async with self._published:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._published.wait(), seconds)
+        loop = asyncio.get_running_loop()
+        sleeper: asyncio.Future[None] = loop.create_future()
+        self._sleepers.add(sleeper)
+        timer = loop.call_later(seconds, _wake, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleepers.discard(sleeper)
 
     # -- the SQLite thread side ---------------------------------------------------------------
 
@@ -364,3 +373,8 @@ def _transaction(conn: sqlite3.Connection, *, durable: bool) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _wake(sleeper: asyncio.Future[None]) -> None:
+    if not sleeper.done():
+        sleeper.set_result(None)
